@@ -1,0 +1,1 @@
+//! The sosw essentials as executables: see `src/bin/`.

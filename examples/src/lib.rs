@@ -1,0 +1,1 @@
+//! Example sosw workers, jobs and configs.

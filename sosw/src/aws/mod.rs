@@ -1,0 +1,3 @@
+//! AWS adapters of the ports.
+
+pub mod dynamodb;

@@ -1,0 +1,1 @@
+//! Embedded adapters for local mode. (Being written.)

@@ -1,0 +1,141 @@
+//! The one error type of the `sosw` crate.
+//!
+//! Every variant says what went wrong in words a user can act on. SDK and SQLite errors are mapped at the
+//! adapter edge and keep their source; conditional-check failures never arrive here, they are domain
+//! outcomes (see [`crate::store::ClaimOutcome`] and friends).
+
+use std::error::Error as StdError;
+
+/// A boxed error source kept for `Error::source()` chains.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The result type of the `sosw` crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `sosw`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A config document is invalid. `path` is the dotted key path (`task_config.labourers.x.arn`).
+    #[error("invalid config `{document}` at `{path}`: {message}")]
+    Config {
+        /// The config document (`sosw_orchestrator_config`, a file name, ...).
+        document: String,
+        /// Dotted path of the offending key, or `.` for the document itself.
+        path: String,
+        /// What is wrong and, where possible, what would be right.
+        message: String,
+    },
+
+    /// A value given to sosw (a task, a payload, a job) is invalid.
+    #[error("invalid {what}: {message}")]
+    Invalid {
+        /// What was being validated (`task id`, `task payload`, ...).
+        what: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A stored item could not be decoded into a task (a row written by something else, or corrupted).
+    #[error("cannot decode {what} from the {table} table: {message}")]
+    Decode {
+        /// What was being decoded (`task`, `config row`, ...).
+        what: &'static str,
+        /// The table or store it came from.
+        table: String,
+        /// What is wrong, naming the attribute where known.
+        message: String,
+    },
+
+    /// A labourer named in a task or job is not configured.
+    #[error(
+        "unknown labourer `{0}`: add it under `task_config.labourers` in the essential's config"
+    )]
+    UnknownLabourer(String),
+
+    /// The backing store failed. `retryable` says whether the same call may succeed later
+    /// (throttling, timeouts, transaction conflicts).
+    #[error("{store} {operation} failed: {source}")]
+    Store {
+        /// Which store (`DynamoDB`, `SQLite`).
+        store: &'static str,
+        /// The operation that failed (`claim`, `enqueue`, ...).
+        operation: &'static str,
+        /// Whether retrying the same call later can succeed.
+        retryable: bool,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A feature that is named in the docs or config but not built yet.
+    #[error("{0} is not implemented in this version of sosw")]
+    NotImplemented(&'static str),
+
+    /// File-system I/O failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whether the operation may succeed when retried later (the Lambda diagnostic `Retryable`).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Store {
+                retryable: true,
+                ..
+            }
+        )
+    }
+
+    /// Shorthand for an [`Error::Invalid`].
+    pub fn invalid(what: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            what,
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for an [`Error::Store`].
+    pub fn store(
+        store: &'static str,
+        operation: &'static str,
+        retryable: bool,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Store {
+            store,
+            operation,
+            retryable,
+            source: source.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_retryable_store_errors_are_retryable() {
+        assert!(Error::store("SQLite", "claim", true, "busy").is_retryable());
+        assert!(!Error::store("SQLite", "claim", false, "corrupt").is_retryable());
+        assert!(!Error::invalid("task id", "empty").is_retryable());
+    }
+
+    #[test]
+    fn unknown_labourer_message_says_what_to_do() {
+        let msg = Error::UnknownLabourer("w1".into()).to_string();
+        assert!(
+            msg.contains("`w1`") && msg.contains("task_config.labourers"),
+            "{msg}"
+        );
+    }
+}

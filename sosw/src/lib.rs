@@ -1,0 +1,23 @@
+//! # sosw: Serverless Orchestrator of Serverless Workers
+//!
+//! The Rust successor of the orchestration layer of Python sosw 0.7. It reads and writes the same
+//! DynamoDB tables, config rows and worker payloads, so a deployment can switch one essential at a time.
+//!
+//! * [`task`]: tasks, labourers and the greenfield state encoding.
+//! * [`config`]: typed configuration with sosw 0.7's layering.
+//! * [`store`]: the `TaskStore` port, split by capability.
+//! * [`aws`]: the DynamoDB adapters; [`embedded`]: the SQLite adapter for local mode.
+//! * [`testing`] (feature `test-util`): the conformance suite every store passes.
+#![forbid(unsafe_code)]
+
+pub mod aws;
+pub mod clock;
+pub mod config;
+pub mod embedded;
+pub mod error;
+pub mod store;
+pub mod task;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
+
+pub use error::{Error, Result};

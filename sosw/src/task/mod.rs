@@ -1,0 +1,12 @@
+//! Tasks, labourers and the greenfield state encoding.
+
+pub mod greenfield;
+mod labourer;
+mod model;
+
+pub use greenfield::{Markers, TaskState};
+pub use labourer::{
+    ComparisonOperator, DEFAULT_MAX_ATTEMPTS, HealthMetric, Labourer, MetricDimension, MetricQuery,
+    RetryPolicy, Statistic,
+};
+pub use model::{MAX_TASK_ID_LEN, Task, TaskId, json_kind};

@@ -1,0 +1,1 @@
+//! The conformance suite every `TaskStore` passes. (Being written.)
