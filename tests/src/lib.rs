@@ -1,1 +1,65 @@
-//! Integration tests of sosw: see `tests/`.
+//! Shared helpers of the integration tests: emulator endpoints and clients.
+//!
+//! Emulator-backed tests read their endpoint from the environment (`make test` starts the emulators and
+//! sets it). When it is unset they are skipped with a message, unless `SOSW_REQUIRE_EMULATORS=1`
+//! (set by `make test` and CI), in which case they fail: a CI run can never silently skip them.
+
+use aws_sdk_dynamodb::Client as DynamoClient;
+
+/// Environment variable with the DynamoDB Local endpoint, e.g. `http://127.0.0.1:8000`.
+pub const DYNAMODB_ENDPOINT_VAR: &str = "SOSW_DYNAMODB_ENDPOINT";
+
+/// Environment variable that turns a missing emulator from a skip into a failure.
+pub const REQUIRE_VAR: &str = "SOSW_REQUIRE_EMULATORS";
+
+/// The endpoint in `var`, or `None` (after printing why) when the test should be skipped.
+///
+/// # Panics
+/// When the endpoint is unset and `SOSW_REQUIRE_EMULATORS=1`: the test run must not pass without it.
+pub fn emulator_endpoint(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            let required = std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "{var} is not set but {REQUIRE_VAR}=1: start the emulators with `make test`"
+            );
+            eprintln!("skipped: {var} is not set (run `make test` to start the emulators)");
+            None
+        }
+    }
+}
+
+/// A DynamoDB client for DynamoDB Local at `endpoint`, with fake credentials and retries suited to tests.
+pub async fn dynamodb_client_at(endpoint: &str) -> DynamoClient {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .test_credentials()
+        .load()
+        .await;
+    DynamoClient::new(&config)
+}
+
+/// A DynamoDB Local client, or `None` when the test is to be skipped (see [`emulator_endpoint`]).
+pub async fn dynamodb_client() -> Option<DynamoClient> {
+    let endpoint = emulator_endpoint(DYNAMODB_ENDPOINT_VAR)?;
+    Some(dynamodb_client_at(&endpoint).await)
+}
+
+/// A table-name prefix unique to one test: `t<random>_`.
+pub fn unique_prefix() -> String {
+    format!("t{}_", uuid_like())
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{:x}{:x}{n}", std::process::id(), nanos)
+}

@@ -25,6 +25,9 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::task::{Markers, Task, TaskId, greenfield};
 
+mod tables;
+pub use tables::TableNames;
+
 /// How [`TaskQueue::enqueue`] treats task ids that may already exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnqueueMode {
@@ -230,7 +233,9 @@ pub trait TaskArchive: Send + Sync {
         closed_at: i64,
     ) -> Result<MoveOutcome>;
 
-    /// Up to `limit` closed tasks of `labourer_id` with `status`, newest `closed_at` first.
+    /// Up to `limit` closed tasks of `labourer_id` with `status`, newest `closed_at` first. For the
+    /// duration estimate: only `task_id`, `labourer_id`, `greenfield`, `attempts`, `completed_at` and
+    /// `closed_at` are guaranteed (sosw 0.7's closed-table index projects no more).
     async fn closed_sample(
         &self,
         labourer_id: &str,
