@@ -86,7 +86,8 @@ impl DynamoTaskStore {
     /// One `BatchGetItem` request body looking for `tasks` in all three tables, keys only.
     fn existence_request(&self, tasks: &[&Task]) -> Result<HashMap<String, KeysAndAttributes>> {
         let t = self.tables();
-        let by_id = |task: &&Task| HashMap::from([("task_id".to_owned(), s(task.task_id.as_str()))]);
+        let by_id =
+            |task: &&Task| HashMap::from([("task_id".to_owned(), s(task.task_id.as_str()))]);
         let retry_key = |task: &&Task| {
             HashMap::from([
                 ("labourer_id".to_owned(), s(task.labourer_id.as_str())),

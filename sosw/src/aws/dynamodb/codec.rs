@@ -153,16 +153,19 @@ mod tests {
         let task = item_to_task(python_row(), "sosw_tasks").expect("decodes");
         let item = task_to_item(&task, "sosw_tasks").expect("encodes");
         assert_eq!(
-            item.get("payload").and_then(|v| v.as_s().ok()).map(|p| {
-                serde_json::from_str::<Value>(p).expect("payload is JSON text")
-            }),
+            item.get("payload")
+                .and_then(|v| v.as_s().ok())
+                .map(|p| { serde_json::from_str::<Value>(p).expect("payload is JSON text") }),
             Some(json!({"a": 1, "nested": {"b": [1, 2]}}))
         );
         assert_eq!(item.get("greenfield"), Some(&n_str("1731557660")));
         assert_eq!(item.get("attempts"), Some(&n_str("1")));
         assert_eq!(item.get("created_at"), Some(&n_str("1700000000.123456")));
         assert_eq!(item.get("result_status"), Some(&s("ok")));
-        assert!(!item.contains_key("closed_at"), "absent options are omitted");
+        assert!(
+            !item.contains_key("closed_at"),
+            "absent options are omitted"
+        );
     }
 
     #[test]

@@ -90,7 +90,9 @@ fn delete_item(operation: &'static str, key: Item, from: &Side<'_>) -> Result<De
             .set_expression_attribute_names(p.names_opt())
             .set_expression_attribute_values(p.values_opt());
     }
-    delete.build().map_err(|e| build_error(operation, from.table, e))
+    delete
+        .build()
+        .map_err(|e| build_error(operation, from.table, e))
 }
 
 /// The live row still is as `task` was read: same greenfield, same completion mark.

@@ -90,7 +90,11 @@ fn page_limit(remaining: usize) -> i32 {
 }
 
 /// Up to `limit` items, following pages until enough are found or the results end.
-pub(crate) async fn collect(client: &Client, spec: &QuerySpec<'_>, limit: usize) -> Result<Vec<Item>> {
+pub(crate) async fn collect(
+    client: &Client,
+    spec: &QuerySpec<'_>,
+    limit: usize,
+) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     let mut start: Option<Item> = None;
     while items.len() < limit {

@@ -29,12 +29,7 @@ impl DynamoTaskStore {
         .filter(NOT_COMPLETED)
     }
 
-    async fn queue_end(
-        &self,
-        labourer_id: &str,
-        now: i64,
-        newest: bool,
-    ) -> Result<Option<i64>> {
+    async fn queue_end(&self, labourer_id: &str, now: i64, newest: bool) -> Result<Option<i64>> {
         let mut spec = self.queued_spec("queue head", labourer_id, now);
         if newest {
             spec = spec.descending();
@@ -126,6 +121,9 @@ mod tests {
             Task::new("a", "w", json!({}), 3000, 0.0),
         ];
         let msg = validate_all(&tasks).expect_err("duplicate").to_string();
-        assert!(msg.contains("`a`") && msg.contains("more than once"), "{msg}");
+        assert!(
+            msg.contains("`a`") && msg.contains("more than once"),
+            "{msg}"
+        );
     }
 }

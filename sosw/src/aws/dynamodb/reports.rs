@@ -4,6 +4,8 @@
 //! task to exist and not be completed, and `ReturnValuesOnConditionCheckFailure=ALL_OLD` tells a missing
 //! task from a completed one without another read.
 
+use std::ops::ControlFlow;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -28,16 +30,14 @@ enum Found {
     Queued,
 }
 
-/// What one conditional update found.
-enum Attempt {
-    Done(ReportOutcome),
-    /// The condition failed because the task is in the other shape.
-    Retry(Found),
-}
+/// What one conditional update found: an outcome, or that the task is in the other shape.
+type Attempt = ControlFlow<ReportOutcome, Found>;
 
 impl DynamoTaskStore {
     /// One conditional update of a live task. `set` adds the caller's `SET` clauses; the condition
     /// always requires the task to exist and not be completed, plus `extra_condition`.
+    ///
+    /// `Ok(row after)` when written; `Err(row before)` when the condition failed (`None`: no row).
     async fn report_update(
         &self,
         operation: &'static str,
@@ -100,16 +100,16 @@ impl DynamoTaskStore {
             .await?;
         let table = &self.tables().tasks;
         match result {
-            Ok(new) => Ok(Attempt::Done(ReportOutcome::Recorded(item_to_task(
+            Ok(new) => Ok(ControlFlow::Break(ReportOutcome::Recorded(item_to_task(
                 new, table,
             )?))),
-            Err(None) => Ok(Attempt::Done(ReportOutcome::NotFound)),
+            Err(None) => Ok(ControlFlow::Break(ReportOutcome::NotFound)),
             Err(Some(old)) if is_completed(&old) => {
-                Ok(Attempt::Done(ReportOutcome::AlreadyCompleted))
+                Ok(ControlFlow::Break(ReportOutcome::AlreadyCompleted))
             }
             Err(Some(old)) => {
                 let task = item_to_task(old, table)?;
-                Ok(Attempt::Retry(if task.greenfield < now {
+                Ok(ControlFlow::Continue(if task.greenfield < now {
                     Found::Queued
                 } else {
                     Found::Invoked
@@ -153,10 +153,10 @@ impl TaskReports for DynamoTaskStore {
         let mut found = Found::Invoked;
         for _ in 0..MAX_COMPLETE_ROUNDS {
             match self.complete_as(task_id, report, now, found).await? {
-                Attempt::Done(outcome) => return Ok(outcome),
-                Attempt::Retry(next) if next != found => found = next,
+                ControlFlow::Break(outcome) => return Ok(outcome),
+                ControlFlow::Continue(next) if next != found => found = next,
                 // Same shape but the condition failed: the row has no usable greenfield.
-                Attempt::Retry(_) => {
+                ControlFlow::Continue(_) => {
                     return Err(decode_error(
                         &self.tables().tasks,
                         Some(task_id.as_str()),
@@ -169,9 +169,7 @@ impl TaskReports for DynamoTaskStore {
             "complete",
             &self.tables().tasks,
             true,
-            format!(
-                "task `{task_id}` kept moving between queued and invoked; report again later"
-            ),
+            format!("task `{task_id}` kept moving between queued and invoked; report again later"),
         ))
     }
 

@@ -11,7 +11,9 @@ use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsInput, TransactWriteItemsOutput,
 };
-use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemInput, UpdateItemOutput};
+use aws_sdk_dynamodb::operation::update_item::{
+    UpdateItemError, UpdateItemInput, UpdateItemOutput,
+};
 use aws_sdk_dynamodb::types::error::{
     ConditionalCheckFailedException, TransactionCanceledException,
 };
@@ -197,7 +199,11 @@ async fn unprocessed_items_are_resent_until_written() {
 
     let reqs = seen.all();
     let sizes: Vec<usize> = reqs.iter().map(|r| batch_items(r).len()).collect();
-    assert_eq!(sizes, [25, 5, 5], "the 5 leftovers are resent before the next batch");
+    assert_eq!(
+        sizes,
+        [25, 5, 5],
+        "the 5 leftovers are resent before the next batch"
+    );
     assert_eq!(batch_items(&reqs[1]), batch_items(&reqs[0])[20..].to_vec());
     assert_eq!(report.write_requests, 3);
     assert_eq!(report.written, 30);
@@ -306,7 +312,9 @@ async fn report_attribute_names_are_all_escaped() {
         rec.push(req);
         let mut row = queued_item("t1");
         row.insert("completed_at".into(), n(NOW));
-        UpdateItemOutput::builder().set_attributes(Some(row)).build()
+        UpdateItemOutput::builder()
+            .set_attributes(Some(row))
+            .build()
     });
     let st = store(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]));
     let report: TaskReport = serde_json::from_value(json!({
@@ -319,7 +327,10 @@ async fn report_attribute_names_are_all_escaped() {
         .complete(&TaskId::new("t1").expect("id"), &report, NOW)
         .await;
 
-    assert!(matches!(outcome, Ok(ReportOutcome::Recorded(_))), "{outcome:?}");
+    assert!(
+        matches!(outcome, Ok(ReportOutcome::Recorded(_))),
+        "{outcome:?}"
+    );
     let req = &seen.all()[0];
     let update = req.update_expression().expect("an update");
     for raw in ["stat_", "result_", "completed_at", "greenfield"] {
@@ -327,7 +338,10 @@ async fn report_attribute_names_are_all_escaped() {
     }
     let names = req.expression_attribute_names().expect("names");
     for name in ["stat_a.b", "stat_size", "result_status", "completed_at"] {
-        assert!(names.values().any(|v| v == name), "{name} missing from {names:?}");
+        assert!(
+            names.values().any(|v| v == name),
+            "{name} missing from {names:?}"
+        );
     }
     let condition = resolve(
         req.condition_expression().expect("a condition"),
@@ -341,7 +355,8 @@ async fn report_attribute_names_are_all_escaped() {
         )
     );
     assert_eq!(
-        req.return_values_on_condition_check_failure().map(|r| r.as_str()),
+        req.return_values_on_condition_check_failure()
+            .map(|r| r.as_str()),
         Some("ALL_OLD")
     );
 }
@@ -404,7 +419,11 @@ async fn next_queued_reads_on_while_the_filter_leaves_pages_short() {
     assert_eq!(ids, ["a", "b"]);
     let reqs = seen.all();
     assert_eq!(reqs.len(), 2);
-    assert_eq!(reqs[0].scan_index_forward(), Some(true), "lowest greenfield first");
+    assert_eq!(
+        reqs[0].scan_index_forward(),
+        Some(true),
+        "lowest greenfield first"
+    );
     assert_eq!(
         reqs[0].filter_expression(),
         Some("attribute_not_exists(completed_at)")

@@ -96,8 +96,14 @@ impl TaskArchive for DynamoTaskStore {
             table: &t.tasks,
             condition: Some(unchanged(task)),
         };
-        self.transact_move("archive", row(&closed, &t.closed)?, to, live_key(task), from)
-            .await
+        self.transact_move(
+            "archive",
+            row(&closed, &t.closed)?,
+            to,
+            live_key(task),
+            from,
+        )
+        .await
     }
 
     async fn closed_sample(

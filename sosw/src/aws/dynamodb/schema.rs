@@ -176,9 +176,11 @@ async fn wait_active(client: &Client, table: &str) -> Result<()> {
             .as_ref()
             .is_some_and(|d| d.table_status == Some(TableStatus::Active));
         let indexes_active = desc.as_ref().is_some_and(|d| {
-            d.global_secondary_indexes()
-                .iter()
-                .all(|g| g.index_status.as_ref().is_none_or(|s| *s == IndexStatus::Active))
+            d.global_secondary_indexes().iter().all(|g| {
+                g.index_status
+                    .as_ref()
+                    .is_none_or(|s| *s == IndexStatus::Active)
+            })
         });
         if table_active && indexes_active {
             return Ok(());

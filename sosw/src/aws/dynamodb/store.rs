@@ -42,11 +42,7 @@ impl BatchRetry {
         let ceiling = exp.min(self.max_delay);
         let half = ceiling / 2;
         let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let jitter = if nanos == 0 {
-            0
-        } else {
-            random_u64() % nanos
-        };
+        let jitter = if nanos == 0 { 0 } else { random_u64() % nanos };
         half + Duration::from_nanos(jitter)
     }
 }
