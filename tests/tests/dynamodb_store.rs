@@ -91,23 +91,29 @@ async fn eight_concurrent_claimers_claim_each_of_1000_tasks_exactly_once() {
             let mut won = Vec::new();
             for task_id in &ids {
                 if let ClaimOutcome::Claimed(t) = store.claim(task_id, NOW).await.expect("claim") {
-                    assert_eq!(t.attempts, 0, "the pre-claim row comes back");
-                    won.push(t.task_id);
+                    won.push(t);
                 }
             }
             won
         });
     }
     let mut wins: HashMap<TaskId, usize> = HashMap::new();
+    let mut pre_claim_attempts = HashSet::new();
     while let Some(won) = claimers.join_next().await {
-        for task_id in won.expect("claimer finished") {
-            *wins.entry(task_id).or_default() += 1;
+        for task in won.expect("claimer finished") {
+            pre_claim_attempts.insert(task.attempts);
+            *wins.entry(task.task_id).or_default() += 1;
         }
     }
 
+    let doubles = wins.values().filter(|c| **c > 1).count();
+    assert_eq!(doubles, 0, "tasks claimed more than once");
     assert_eq!(wins.len(), 1000, "every task claimed");
-    let doubles: Vec<_> = wins.iter().filter(|(_, c)| **c > 1).collect();
-    assert!(doubles.is_empty(), "claimed more than once: {doubles:?}");
+    assert_eq!(
+        pre_claim_attempts,
+        HashSet::from([0]),
+        "each claim returned the pre-claim row"
+    );
     let sample = store
         .get_task(&ids[500])
         .await
