@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The project's one test command (`make test`, `.ci/run`): installs and starts the emulators the tests
+# need, runs the format check, clippy and every test of the workspace, and stops what it started.
+# Exits non-zero on any failure.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+started=()
+cleanup() {
+  for s in "${started[@]}"; do bash "scripts/$s.sh" stop || true; done
+}
+trap cleanup EXIT
+
+step() { printf '\n==> %s\n' "$*"; }
+t0=$(date +%s)
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "DynamoDB Local (install if missing, start)"
+bash scripts/dynamodb-local.sh install
+endpoint_line="$(bash scripts/dynamodb-local.sh start)"
+started+=(dynamodb-local)
+export "${endpoint_line?}"
+echo "$endpoint_line"
+
+# Emulator-backed tests fail instead of skipping when their emulator is missing.
+export SOSW_REQUIRE_EMULATORS=1
+
+step "cargo clippy (all targets, -D warnings)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "cargo test (workspace, DynamoDB Local at $SOSW_DYNAMODB_ENDPOINT)"
+cargo test --workspace --all-features 2>&1 | tee target/test-output.log
+# `tee` hides cargo's exit status; pipefail brings it back.
+
+step "summary"
+# One line per test binary that ran emulator-backed tests, so the DynamoDB run is visible in the log.
+grep -E '^\s+Running .*dynamodb' target/test-output.log || true
+awk '/Running .*dynamodb/{name=$2} /^test result:/{ if (name) { print "  " name ": " $0; name="" } }' \
+  target/test-output.log
+passed=$(grep -Eo '[0-9]+ passed' target/test-output.log | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' target/test-output.log | awk '{s+=$1} END {print s+0}')
+echo "wall time: $(( $(date +%s) - t0 )) s"
+echo "total: ${passed} passed, ${failed} failed"

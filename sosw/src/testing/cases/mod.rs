@@ -1,0 +1,22 @@
+//! One async function per behaviour of the store port. Each takes the store under test, runs against
+//! ids of its own and panics with a message naming the broken behaviour.
+//!
+//! Every case has the shape `pub async fn case<S: TaskStore + 'static>(store: Arc<S>)`, so
+//! [`task_store_conformance!`](crate::task_store_conformance) can call them all the same way.
+
+mod archive;
+mod claims;
+mod enqueue;
+mod lifecycle;
+mod queue;
+mod reports;
+mod retries;
+mod support;
+
+pub use archive::*;
+pub use claims::*;
+pub use enqueue::*;
+pub use lifecycle::*;
+pub use queue::*;
+pub use reports::*;
+pub use retries::*;
