@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use super::DynamoTaskStore;
-use super::codec::{Item, n, s, task_to_item};
+use super::codec::{Item, n, s};
 use super::errors::{build_error, is_retryable_cancellation, sdk_error, store_error};
 use super::expr::Placeholders;
 use crate::error::Result;
@@ -130,9 +130,4 @@ pub(crate) fn retry_key(task: &Task) -> Item {
         ("labourer_id".to_owned(), s(task.labourer_id.as_str())),
         ("task_id".to_owned(), s(task.task_id.as_str())),
     ])
-}
-
-/// The row to write into `table`, from a copy of the task.
-pub(crate) fn row(task: &Task, table: &str) -> Result<Item> {
-    task_to_item(task, table)
 }

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::DynamoTaskStore;
-use super::codec::{items_to_tasks, n, s};
-use super::moves::{Side, live_key, retry_key, row, task_id_exists, unchanged};
+use super::codec::{items_to_tasks, n, s, task_to_item};
+use super::moves::{Side, live_key, retry_key, task_id_exists, unchanged};
 use super::query::{self, QuerySpec};
 use crate::error::Result;
 use crate::store::{ClosedStatus, MoveOutcome, TaskArchive, TaskRetries};
@@ -55,6 +55,10 @@ impl TaskArchive for DynamoTaskStore {
         markers: &Markers,
         limit: usize,
     ) -> Result<Vec<Task>> {
+        if markers.expired < markers.start {
+            // An empty window; DynamoDB rejects BETWEEN with bounds in the wrong order.
+            return Ok(Vec::new());
+        }
         let spec = self
             .greenfield_query(
                 "list expired",
@@ -66,10 +70,6 @@ impl TaskArchive for DynamoTaskStore {
                 ],
             )
             .filter("attribute_not_exists(completed_at)");
-        if markers.expired < markers.start {
-            // An empty window; DynamoDB rejects BETWEEN with bounds in the wrong order.
-            return Ok(Vec::new());
-        }
         let items = query::collect(self.client(), &spec, limit).await?;
         items_to_tasks(items, &self.tables().tasks)
     }
@@ -98,7 +98,7 @@ impl TaskArchive for DynamoTaskStore {
         };
         self.transact_move(
             "archive",
-            row(&closed, &t.closed)?,
+            task_to_item(&closed, &t.closed)?,
             to,
             live_key(task),
             from,
@@ -148,7 +148,7 @@ impl TaskRetries for DynamoTaskStore {
         };
         self.transact_move(
             "move to retry",
-            row(&waiting, &t.retry)?,
+            task_to_item(&waiting, &t.retry)?,
             to,
             live_key(task),
             from,
@@ -187,7 +187,7 @@ impl TaskRetries for DynamoTaskStore {
         };
         self.transact_move(
             "return to queue",
-            row(&queued, &t.tasks)?,
+            task_to_item(&queued, &t.tasks)?,
             to,
             retry_key(task),
             from,
