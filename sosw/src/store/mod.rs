@@ -52,6 +52,10 @@ pub struct EnqueueReport {
 
 /// The result of a claim (sosw 0.7's conditional `mark_task_invoked`).
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per call and matched at once; boxing would add an allocation and change the API"
+)]
 pub enum ClaimOutcome {
     /// This caller now owns the invocation. Holds the task as it was *before* the claim (queued
     /// greenfield, attempts not yet incremented): exactly what the worker payload carries.
@@ -91,6 +95,10 @@ impl TaskReport {
 
 /// The result of a completion or failure report.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per call and matched at once; boxing would add an allocation and change the API"
+)]
 pub enum ReportOutcome {
     /// The report was recorded. Holds the row as it is now.
     Recorded(Task),
