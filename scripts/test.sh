@@ -25,20 +25,26 @@ started+=(dynamodb-local)
 export "${endpoint_line?}"
 echo "$endpoint_line"
 
+step "moto server for S3, SNS and Lambda (install if missing, start)"
+moto_line="$(bash scripts/moto.sh start)"
+started+=(moto)
+export "${moto_line?}"
+echo "$moto_line"
+
 # Emulator-backed tests fail instead of skipping when their emulator is missing.
 export SOSW_REQUIRE_EMULATORS=1
 
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "cargo test (workspace, DynamoDB Local at $SOSW_DYNAMODB_ENDPOINT)"
+step "cargo test (workspace; DynamoDB Local at $SOSW_DYNAMODB_ENDPOINT, moto at $SOSW_MOTO_ENDPOINT)"
 cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 # `tee` hides cargo's exit status; pipefail brings it back.
 
 step "summary"
 # One line per test binary that ran emulator-backed tests, so the DynamoDB run is visible in the log.
-grep -E '^\s+Running .*dynamodb' target/test-output.log || true
-awk '/Running .*dynamodb/{name=$2} /^test result:/{ if (name) { print "  " name ": " $0; name="" } }' \
+grep -E '^\s+Running .*(dynamodb|moto)' target/test-output.log || true
+awk '/Running .*(dynamodb|moto)/{name=$2} /^test result:/{ if (name) { print "  " name ": " $0; name="" } }' \
   target/test-output.log
 passed=$(grep -Eo '[0-9]+ passed' target/test-output.log | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' target/test-output.log | awk '{s+=$1} END {print s+0}')

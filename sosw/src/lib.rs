@@ -15,6 +15,8 @@ pub mod clock;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod invoke;
+pub mod notify;
 pub mod store;
 pub mod task;
 #[cfg(any(test, feature = "test-util"))]

@@ -9,6 +9,9 @@ use aws_sdk_dynamodb::Client as DynamoClient;
 /// Environment variable with the DynamoDB Local endpoint, e.g. `http://127.0.0.1:8000`.
 pub const DYNAMODB_ENDPOINT_VAR: &str = "SOSW_DYNAMODB_ENDPOINT";
 
+/// Environment variable with the moto server endpoint (S3, SNS, Lambda), e.g. `http://127.0.0.1:5000`.
+pub const MOTO_ENDPOINT_VAR: &str = "SOSW_MOTO_ENDPOINT";
+
 /// Environment variable that turns a missing emulator from a skip into a failure.
 pub const REQUIRE_VAR: &str = "SOSW_REQUIRE_EMULATORS";
 
@@ -46,6 +49,20 @@ pub async fn dynamodb_client_at(endpoint: &str) -> DynamoClient {
 pub async fn dynamodb_client() -> Option<DynamoClient> {
     let endpoint = emulator_endpoint(DYNAMODB_ENDPOINT_VAR)?;
     Some(dynamodb_client_at(&endpoint).await)
+}
+
+/// AWS SDK config for the moto server (S3, SNS, Lambda), or `None` when the test is to be skipped.
+/// S3 clients built from it need `force_path_style(true)`.
+pub async fn moto_config() -> Option<aws_config::SdkConfig> {
+    let endpoint = emulator_endpoint(MOTO_ENDPOINT_VAR)?;
+    Some(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .test_credentials()
+            .load()
+            .await,
+    )
 }
 
 /// A table-name prefix unique to one test: `t<random>_`.

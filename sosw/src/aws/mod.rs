@@ -1,3 +1,4 @@
 //! AWS adapters of the ports.
 
+pub mod config_source;
 pub mod dynamodb;

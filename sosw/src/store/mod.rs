@@ -25,7 +25,9 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::task::{Markers, Task, TaskId, greenfield};
 
+mod jobs;
 mod tables;
+pub use jobs::{CreateJobOutcome, JobCounts, JobRecord, JobStatus, JobStore};
 pub use tables::TableNames;
 
 /// How [`TaskQueue::enqueue`] treats task ids that may already exist.

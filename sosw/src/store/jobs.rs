@@ -1,0 +1,191 @@
+//! Job records: every job the scheduler accepted, with its progress and who asked for it.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::Result;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Accepted; tasks are being created.
+    Requested,
+    /// At least one batch of tasks is in the queue.
+    Running,
+    /// Every task closed, all completed.
+    Finished,
+    /// Every task closed, at least one dead.
+    FinishedWithFailures,
+}
+
+impl JobStatus {
+    /// Whether the job is over.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobStatus::Finished | JobStatus::FinishedWithFailures)
+    }
+}
+
+/// Counter increments applied to a job as its tasks close.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCounts {
+    /// Tasks closed as completed.
+    pub completed: u64,
+    /// Failure reports received (a task may fail, retry, then complete).
+    pub failed: u64,
+    /// Tasks closed as dead.
+    pub dead: u64,
+}
+
+impl JobCounts {
+    /// Whether every counter is zero.
+    pub fn is_zero(&self) -> bool {
+        *self == JobCounts::default()
+    }
+}
+
+/// One job's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job id: given in the payload, or a stable hash of the job (see `sosw::job`).
+    pub job_id: String,
+    /// The labourer the job's tasks run on.
+    pub labourer_id: String,
+    /// Where the job is.
+    pub status: JobStatus,
+    /// How many tasks the job chunked into; `None` until chunking has finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// How many tasks (in chunk order) are known to be in the store: the resume point of a scheduler.
+    #[serde(default)]
+    pub enqueued: u64,
+    /// Counters, updated atomically as tasks close.
+    #[serde(flatten)]
+    pub counts: JobCounts,
+    /// When the job was accepted (Unix seconds).
+    pub created_at: i64,
+    /// When its first tasks were queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    /// When its last task closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
+    /// Everyone who submitted this job (notified once each when it finishes), in submission order,
+    /// without repeats.
+    #[serde(default)]
+    pub requesters: Vec<String>,
+    /// The job as submitted (JSON).
+    #[serde(default)]
+    pub job: Value,
+}
+
+impl JobRecord {
+    /// Whether every task of the job is closed (completed or dead).
+    pub fn all_tasks_closed(&self) -> bool {
+        self.total
+            .is_some_and(|t| self.counts.completed.saturating_add(self.counts.dead) >= t)
+    }
+
+    /// The final status a job with these counts gets.
+    pub fn final_status(&self) -> JobStatus {
+        if self.counts.dead > 0 {
+            JobStatus::FinishedWithFailures
+        } else {
+            JobStatus::Finished
+        }
+    }
+}
+
+/// The result of [`JobStore::create_job`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateJobOutcome {
+    /// A new record was written.
+    Created,
+    /// A job with this id exists already (resubmission or resume): here it is, unchanged.
+    Exists(Box<JobRecord>),
+}
+
+/// Job records (a table `sosw_jobs` on DynamoDB, hash key `job_id`; this project adds it).
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Writes `record` unless a job with its id exists (conditional put).
+    async fn create_job(&self, record: &JobRecord) -> Result<CreateJobOutcome>;
+
+    /// The job with this id, if any.
+    async fn get_job(&self, job_id: &str) -> Result<Option<JobRecord>>;
+
+    /// Adds `requester` to the job's requesters unless present. Returns the record after the change, or
+    /// `None` if the job does not exist.
+    async fn add_requester(&self, job_id: &str, requester: &str) -> Result<Option<JobRecord>>;
+
+    /// Records enqueue progress: `enqueued` only ever grows (a smaller value is ignored), `total` is set
+    /// once chunking has finished, and the first call moves a `requested` job to `running` with
+    /// `started_at = now`.
+    async fn record_progress(
+        &self,
+        job_id: &str,
+        enqueued: u64,
+        total: Option<u64>,
+        now: i64,
+    ) -> Result<()>;
+
+    /// Adds `delta` to the job's counters atomically. Returns the record after the change, or `None` if
+    /// the job does not exist (tasks of jobs created by sosw 0.7 have none).
+    async fn add_outcomes(&self, job_id: &str, delta: JobCounts) -> Result<Option<JobRecord>>;
+
+    /// Moves an unfinished job to `status` (a finished one) with `finished_at = now`. Conditional: of any
+    /// number of concurrent callers exactly one gets `true`, so the finish notification goes out once.
+    async fn finish_job(&self, job_id: &str, status: JobStatus, now: i64) -> Result<bool>;
+
+    /// Up to `limit` jobs, newest `created_at` first.
+    async fn list_jobs(&self, limit: usize) -> Result<Vec<JobRecord>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(total: Option<u64>, completed: u64, dead: u64) -> JobRecord {
+        JobRecord {
+            job_id: "j".into(),
+            labourer_id: "w".into(),
+            status: JobStatus::Running,
+            total,
+            enqueued: 0,
+            counts: JobCounts {
+                completed,
+                failed: 0,
+                dead,
+            },
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+            requesters: vec![],
+            job: Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_job_is_closed_when_completed_plus_dead_reach_the_total() {
+        assert!(
+            !record(None, 5, 0).all_tasks_closed(),
+            "total unknown while chunking"
+        );
+        assert!(!record(Some(3), 1, 1).all_tasks_closed());
+        assert!(record(Some(3), 2, 1).all_tasks_closed());
+        assert_eq!(
+            record(Some(3), 2, 1).final_status(),
+            JobStatus::FinishedWithFailures
+        );
+        assert_eq!(record(Some(3), 3, 0).final_status(), JobStatus::Finished);
+    }
+
+    #[test]
+    fn record_serialises_counters_flat() {
+        let v = serde_json::to_value(record(Some(2), 1, 0)).expect("serialises");
+        assert_eq!(v["completed"], 1);
+        assert_eq!(v["status"], "running");
+        assert!(JobStatus::Finished.is_finished() && !JobStatus::Running.is_finished());
+    }
+}
