@@ -4,6 +4,7 @@
 //! DynamoDB tables, config rows and worker payloads, so a deployment can switch one essential at a time.
 //!
 //! * [`task`]: tasks, labourers and the greenfield state encoding.
+//! * [`job`]: job payloads, chunking into tasks and date periods.
 //! * [`config`]: typed configuration with sosw 0.7's layering.
 //! * [`store`]: the `TaskStore` port, split by capability.
 //! * [`aws`]: the DynamoDB adapters; [`embedded`]: the SQLite adapter for local mode.
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod job;
 pub mod store;
 pub mod task;
 #[cfg(any(test, feature = "test-util"))]
