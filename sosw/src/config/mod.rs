@@ -28,7 +28,7 @@ pub use orchestrator::{InvocationCoefficients, OrchestratorConfig};
 pub use parse::parse_config;
 pub use processor::ProcessorConfig;
 pub use scavenger::{ScavengerConfig, SnsConfig};
-pub use scheduler::{ChunkableAttr, JobSchema, SchedulerConfig, SiblingsConfig};
+pub use scheduler::{SchedulerConfig, SiblingsConfig};
 pub use source::{
     ConfigSource, ESSENTIAL_CONFIG_NAME, FileConfigSource, StaticConfigSource,
     load_essential_config,

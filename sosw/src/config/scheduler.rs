@@ -1,15 +1,23 @@
 //! The scheduler's config (`sosw_scheduler_config`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde::de::IgnoredAny;
 
 use super::processor::{ProcessorConfig, essential_config_deserialize};
 use super::task::TaskConfig;
 use crate::error::{Error, Result};
+use crate::job::JobSchema;
+
+/// Default [`SchedulerConfig::enqueue_batch_size`].
+pub const DEFAULT_ENQUEUE_BATCH_SIZE: usize = 500;
+
+/// Default [`SchedulerConfig::max_task_payload_bytes`]: 200 KiB, half of DynamoDB's item limit.
+pub const DEFAULT_MAX_TASK_PAYLOAD_BYTES: usize = 200 * 1024;
+
+/// Default [`SchedulerConfig::spool_min_tasks`].
+pub const DEFAULT_SPOOL_MIN_TASKS: usize = 1000;
 
 /// The scheduler's config: sosw 0.7's Scheduler keys plus the [`ProcessorConfig`] root keys.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -21,20 +29,45 @@ pub struct SchedulerConfig {
     /// Key prefix of the queue files in the bucket (`s3_prefix`; default `sosw/scheduler`).
     pub s3_prefix: String,
 
-    /// Queue file name; the request id is inserted before the extension (`queue_file`; default
-    /// `tasks_queue.txt`).
+    /// Queue (spool) file name; a key-safe form of the job id is inserted before the extension
+    /// (`queue_file`; default `tasks_queue.txt`, so a job's spool is
+    /// `<s3_prefix>/tasks_queue_<job>.txt`). sosw 0.7 inserted the Lambda request id.
     pub queue_file: String,
 
-    /// Bucket of the queue files (`queue_bucket`). Default none: required when the queue is spooled to
-    /// S3. sosw 0.7 defaulted to the placeholder `autotest-bucket`.
+    /// Bucket of the queue files and of task payloads too large for the task table (`queue_bucket`).
+    /// Default none: without it nothing is spooled and an oversized payload is an error. sosw 0.7
+    /// defaulted to the placeholder `autotest-bucket`.
     pub queue_bucket: Option<String>,
 
     /// Seconds before the Lambda timeout at which the scheduler stops writing tasks and hands the rest
     /// on (`shutdown_period`; default 60).
     pub shutdown_period: u64,
 
-    /// Rows taken from the queue file at a time (`rows_to_process`; default 50).
+    /// sosw 0.7's rows taken from the queue file at a time (`rows_to_process`; default 50). Accepted
+    /// and unused: tasks are written [`SchedulerConfig::enqueue_batch_size`] at a time.
     pub rows_to_process: u32,
+
+    /// Tasks handed to the store per enqueue call, and between two job progress records
+    /// (`enqueue_batch_size`, new; default 500, at least 1). DynamoDB writes them 25 per
+    /// `BatchWriteItem`; a crash re-checks at most one such batch.
+    #[serde(deserialize_with = "at_least_one")]
+    pub enqueue_batch_size: usize,
+
+    /// Task writes per second at most, for tables with provisioned capacity (`max_writes_per_second`,
+    /// new; default none: as fast as the store takes them). sosw 0.7 paced by the table's provisioned
+    /// write capacity instead.
+    #[serde(deserialize_with = "positive_rate")]
+    pub max_writes_per_second: Option<f64>,
+
+    /// The largest task payload kept in the task row, in bytes of compact JSON
+    /// (`max_task_payload_bytes`, new; default 204800, 200 KiB). A bigger one is stored in
+    /// `queue_bucket` and the task carries a pointer (see `sosw::blob::payload_ref`).
+    pub max_task_payload_bytes: usize,
+
+    /// Jobs of more tasks than this are spooled to `queue_bucket` (`spool_min_tasks`, new; default
+    /// 1000). Smaller jobs are written straight from memory and, if cut short, resumed by chunking the
+    /// recorded job again.
+    pub spool_min_tasks: usize,
 
     /// The job schema for jobs without `job_schema_name` (`job_schema`; default no chunkable
     /// attributes). See [`SchedulerConfig::job_schema_for`].
@@ -43,11 +76,14 @@ pub struct SchedulerConfig {
     /// Named job schemas, selected by a job's `job_schema_name` (`job_schema_variants`; default none).
     pub job_schema_variants: BTreeMap<String, JobSchema>,
 
-    /// Seconds of overhead per task write, subtracted from the write pacing
-    /// (`task_operational_overhead_for_ddb`; default 0.03).
+    /// sosw 0.7's seconds of overhead per task write, subtracted from its write pacing
+    /// (`task_operational_overhead_for_ddb`; default 0.03). Accepted and unused: pacing by
+    /// [`SchedulerConfig::max_writes_per_second`] measures the real time writes take.
     pub task_operational_overhead_for_ddb: f64,
 
-    /// Extra `period` patterns, as regular expressions (`custom_period_patterns`; default none).
+    /// sosw 0.7's extra `period` patterns, as regular expressions (`custom_period_patterns`; default
+    /// none). Accepted and unused: custom periods are registered in code with their handler
+    /// ([`crate::job::PeriodRegistry::register`]), not found by method name.
     pub custom_period_patterns: Vec<String>,
 
     /// The siblings manager's config (`siblings_config`).
@@ -67,6 +103,10 @@ impl Default for SchedulerConfig {
             queue_bucket: None,
             shutdown_period: 60,
             rows_to_process: 50,
+            enqueue_batch_size: DEFAULT_ENQUEUE_BATCH_SIZE,
+            max_writes_per_second: None,
+            max_task_payload_bytes: DEFAULT_MAX_TASK_PAYLOAD_BYTES,
+            spool_min_tasks: DEFAULT_SPOOL_MIN_TASKS,
             job_schema: JobSchema::default(),
             job_schema_variants: BTreeMap::new(),
             task_operational_overhead_for_ddb: 0.03,
@@ -112,75 +152,23 @@ impl SchedulerConfig {
     }
 }
 
-/// How jobs are chunked into tasks (sosw 0.7's `job_schema`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct JobSchema {
-    /// The attributes to chunk by, outermost first (`chunkable_attrs`; default none). Each is
-    /// `[name, {}]` as in sosw 0.7, or just the name.
-    pub chunkable_attrs: Vec<ChunkableAttr>,
+/// A count that must be at least 1.
+fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if n == 0 {
+        return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(n)
 }
 
-impl JobSchema {
-    /// The chunkable attribute names, in order.
-    pub fn attr_names(&self) -> Vec<&str> {
-        self.chunkable_attrs
-            .iter()
-            .map(|a| a.name.as_str())
-            .collect()
-    }
-}
-
-/// One chunkable attribute: a singular name (`section`; jobs use the plural, `sections`) and sosw 0.7's
-/// options object, which nothing reads.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChunkableAttr {
-    /// Singular attribute name. Must not end in `s`: the plural is the name plus `s`.
-    pub name: String,
-    /// The second element of sosw 0.7's `[name, {}]` pair, kept as given.
-    pub options: Map<String, Value>,
-}
-
-impl ChunkableAttr {
-    fn new<E: de::Error>(name: String, options: Map<String, Value>) -> Result<Self, E> {
-        if name.is_empty() || name.ends_with('s') {
-            return Err(E::custom(format!(
-                "a chunkable attribute is a non-empty singular name not ending in `s` (jobs use \
-                 the name plus `s`), found `{name}`"
-            )));
-        }
-        Ok(ChunkableAttr { name, options })
-    }
-}
-
-impl<'de> Deserialize<'de> for ChunkableAttr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ChunkableAttrVisitor)
-    }
-}
-
-struct ChunkableAttrVisitor;
-
-impl<'de> Visitor<'de> for ChunkableAttrVisitor {
-    type Value = ChunkableAttr;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an attribute name or a [name, {}] pair")
-    }
-
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<ChunkableAttr, E> {
-        ChunkableAttr::new(name.to_string(), Map::new())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ChunkableAttr, A::Error> {
-        let name: String = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
-        let options: Option<Map<String, Value>> = seq.next_element()?;
-        if seq.next_element::<IgnoredAny>()?.is_some() {
-            return Err(de::Error::invalid_length(3, &self));
-        }
-        ChunkableAttr::new(name, options.unwrap_or_default())
+/// An optional rate that must be a positive finite number.
+fn positive_rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let rate = Option::<f64>::deserialize(d)?;
+    match rate {
+        Some(r) if !(r.is_finite() && r > 0.0) => Err(serde::de::Error::custom(format!(
+            "must be a positive number of writes per second, found {r}"
+        ))),
+        other => Ok(other),
     }
 }
 
@@ -222,7 +210,11 @@ mod tests {
         assert_eq!(config.queue_bucket, None);
         assert_eq!(config.shutdown_period, 60);
         assert_eq!(config.rows_to_process, 50);
-        assert!(config.job_schema.chunkable_attrs.is_empty());
+        assert!(config.job_schema.is_empty());
+        assert_eq!(config.enqueue_batch_size, 500);
+        assert_eq!(config.max_writes_per_second, None);
+        assert_eq!(config.max_task_payload_bytes, 200 * 1024);
+        assert_eq!(config.spool_min_tasks, 1000);
         assert!(config.job_schema_variants.is_empty());
         assert_eq!(config.task_operational_overhead_for_ddb, 0.03);
         assert!(config.custom_period_patterns.is_empty());
@@ -269,8 +261,9 @@ mod tests {
             ["section", "store", "product"]
         );
         assert_eq!(
-            config.job_schema.chunkable_attrs[0].options["note"],
-            json!(1)
+            serde_json::to_value(&config.job_schema).expect("serializes"),
+            json!({"chunkable_attrs": [["section", {}], ["store", {}], ["product", {}]]}),
+            "written back in sosw 0.7's shape; the options object is ignored, as in sosw 0.7"
         );
     }
 
@@ -317,6 +310,35 @@ mod tests {
                 .attr_names(),
             ["variant"]
         );
+    }
+
+    #[test]
+    fn job_schema_errors_name_the_key_path() {
+        let (path, message) =
+            config_error(json!({"job_schema": {"chunkable_attrs": ["word", "word"]}}));
+        assert_eq!(path, "job_schema.chunkable_attrs[1]");
+        assert!(message.contains("listed twice"), "{message}");
+        let (path, message) =
+            config_error(json!({"job_schema_variants": {"x": {"chunkable_attr": []}}}));
+        assert_eq!(path, "job_schema_variants.x.chunkable_attr");
+        assert!(message.contains("`chunkable_attrs`"), "{message}");
+    }
+
+    #[test]
+    fn write_settings_reject_zero_batches_and_non_positive_rates() {
+        let config = parse(json!({"enqueue_batch_size": 100, "max_writes_per_second": 12.5}))
+            .expect("valid write settings");
+        assert_eq!(config.enqueue_batch_size, 100);
+        assert_eq!(config.max_writes_per_second, Some(12.5));
+        assert_eq!(
+            config_error(json!({"enqueue_batch_size": 0})).0,
+            "enqueue_batch_size"
+        );
+        for rate in [json!(0), json!(-1.0)] {
+            let (path, message) = config_error(json!({"max_writes_per_second": rate}));
+            assert_eq!(path, "max_writes_per_second");
+            assert!(message.contains("positive"), "{message}");
+        }
     }
 
     #[test]
