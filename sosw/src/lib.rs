@@ -6,16 +6,20 @@
 //! * [`task`]: tasks, labourers and the greenfield state encoding.
 //! * [`job`]: job payloads, chunking into tasks and date periods.
 //! * [`config`]: typed configuration with sosw 0.7's layering.
+//! * [`essentials`]: the essentials' logic over the ports (the scheduler).
 //! * [`store`]: the `TaskStore` port, split by capability.
-//! * [`aws`]: the DynamoDB adapters; [`embedded`]: the SQLite adapter for local mode.
+//! * [`blob`]: the `BlobStore` port (spool files, large payloads) and its directory adapter.
+//! * [`aws`]: the DynamoDB and S3 adapters; [`embedded`]: the SQLite adapter for local mode.
 //! * [`testing`] (feature `test-util`): the conformance suite every store passes.
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod blob;
 pub mod clock;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod essentials;
 pub mod invoke;
 pub mod job;
 pub mod notify;

@@ -2,3 +2,4 @@
 
 pub mod config_source;
 pub mod dynamodb;
+pub mod s3;

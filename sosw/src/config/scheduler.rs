@@ -189,7 +189,7 @@ pub struct SiblingsConfig {
 mod tests {
     use super::*;
     use crate::config::parse_config;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn parse(value: Value) -> Result<SchedulerConfig> {
         parse_config("sosw_scheduler_config", value)

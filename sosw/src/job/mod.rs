@@ -39,7 +39,9 @@ mod period;
 mod properties;
 mod schema;
 
+pub(crate) use chunking::truthy;
 pub use chunking::{Chunker, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_TASKS, MAX_BATCH, TaskPayload};
+pub(crate) use payload::object_or_json_string;
 pub use payload::{DERIVED_JOB_ID_HEX_LEN, Job, JobIdOrigin, MAX_JOB_ID_LEN, derive_job_id};
 pub use period::{MAX_PERIOD_DAYS, PeriodFn, PeriodRegistry};
 pub use schema::{JobSchema, MAX_CHUNKABLE_ATTRS};

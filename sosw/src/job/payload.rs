@@ -189,7 +189,8 @@ fn check_hash_depth(depth: usize) -> Result<()> {
 }
 
 /// An object given directly or as a JSON string (sosw 0.7 `json.loads` non-dict events and jobs once).
-fn object_or_json_string(value: &Value, path: &str) -> Result<Map<String, Value>> {
+/// `path` names the value in the error (`event`, `job`).
+pub(crate) fn object_or_json_string(value: &Value, path: &str) -> Result<Map<String, Value>> {
     let parsed;
     let value = match value {
         Value::String(text) => {
