@@ -18,6 +18,9 @@ t0=$(date +%s)
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "cfn-lint on every CloudFormation template"
+bash scripts/cfn-lint.sh
+
 step "DynamoDB Local (install if missing, start)"
 bash scripts/dynamodb-local.sh install
 endpoint_line="$(bash scripts/dynamodb-local.sh start)"

@@ -1,5 +1,6 @@
-//! The `TaskStore` conformance suite against `DynamoTaskStore` on DynamoDB Local: every case on tables of
-//! its own. Skipped without `SOSW_DYNAMODB_ENDPOINT` (failing instead when `SOSW_REQUIRE_EMULATORS=1`).
+//! The `TaskStore` and `JobStore` conformance suites against `DynamoTaskStore` on DynamoDB Local: every
+//! case on tables of its own. Skipped without `SOSW_DYNAMODB_ENDPOINT` (failing instead when
+//! `SOSW_REQUIRE_EMULATORS=1`).
 
 mod dynamodb_local {
     use std::sync::Arc;
@@ -19,4 +20,5 @@ mod dynamodb_local {
     }
 
     sosw::task_store_conformance!(store());
+    sosw::job_store_conformance!(store());
 }

@@ -14,13 +14,18 @@
 //! * **archive and retry moves**: one `TransactWriteItems` each, conditional on the source row being
 //!   unchanged (sosw 0.7 bug B8); closed rows keep their payload as JSON text (bug B9).
 //!
-//! [`create_tables`] and [`delete_tables`] manage the three tables for tests and local tooling.
+//! It also implements [`crate::store::JobStore`] over a fourth table, `sosw_jobs` (hash key `job_id`),
+//! new in this implementation: counters by `ADD`, the finish by a condition on the status (see the
+//! `jobs` module for the item and every request).
+//!
+//! [`create_tables`] and [`delete_tables`] manage the four tables for tests and local tooling.
 
 mod batch;
 mod claims;
 mod codec;
 mod errors;
 mod expr;
+mod jobs;
 mod moves;
 mod query;
 mod queue;

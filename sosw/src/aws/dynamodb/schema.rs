@@ -1,5 +1,5 @@
-//! Creating and deleting sosw 0.7's three task tables (for tests, local tooling and docs; production
-//! deployments use the CloudFormation templates).
+//! Creating and deleting sosw 0.7's three task tables and this implementation's job table (for tests,
+//! local tooling and docs; production deployments use the CloudFormation templates).
 
 use std::time::{Duration, Instant};
 
@@ -39,27 +39,29 @@ fn projection_all() -> Projection {
         .build()
 }
 
-/// Creates the live, closed and retry tables with sosw 0.7's keys and indexes, on-demand billing, and
-/// waits until they are ACTIVE. Tables that already exist are left as they are.
+/// Creates the live, closed and retry tables with sosw 0.7's keys and indexes, and the jobs table, with
+/// on-demand billing, and waits until they are ACTIVE. Tables that already exist are left as they are.
 ///
 /// * live: hash `task_id`; GSI `(labourer_id S, greenfield N)`, projection ALL;
 /// * closed: hash `task_id`; GSI `(labourer_id_task_status S, closed_at N)`, projection INCLUDE
 ///   `completed_at`, `greenfield`, `attempts`;
 /// * retry: hash `labourer_id`, range `task_id`; LSI `(labourer_id, desired_launch_time N)`, projection
-///   ALL.
+///   ALL;
+/// * jobs: hash `job_id` (no index: jobs are read by id, and listed by a scan).
 pub async fn create_tables(client: &Client, tables: &TableNames) -> Result<()> {
     create_live(client, tables).await?;
     create_closed(client, tables).await?;
     create_retry(client, tables).await?;
-    for table in [&tables.tasks, &tables.closed, &tables.retry] {
+    create_jobs(client, tables).await?;
+    for table in [&tables.tasks, &tables.closed, &tables.retry, &tables.jobs] {
         wait_active(client, table).await?;
     }
     Ok(())
 }
 
-/// Deletes the three tables. Tables that do not exist are fine.
+/// Deletes the four tables. Tables that do not exist are fine.
 pub async fn delete_tables(client: &Client, tables: &TableNames) -> Result<()> {
-    for table in [&tables.tasks, &tables.closed, &tables.retry] {
+    for table in [&tables.tasks, &tables.closed, &tables.retry, &tables.jobs] {
         match client.delete_table().table_name(table).send().await {
             Ok(_) => {}
             Err(e)
@@ -142,6 +144,19 @@ async fn create_retry(client: &Client, t: &TableNames) -> Result<()> {
     };
     let request = build().map_err(|e| build_error("create table", &t.retry, e))?;
     send_create(request, &t.retry).await
+}
+
+async fn create_jobs(client: &Client, t: &TableNames) -> Result<()> {
+    let build = || -> BuildResult<_> {
+        Ok(client
+            .create_table()
+            .table_name(&t.jobs)
+            .attribute_definitions(attr("job_id", ScalarAttributeType::S)?)
+            .key_schema(key("job_id", KeyType::Hash)?)
+            .billing_mode(BillingMode::PayPerRequest))
+    };
+    let request = build().map_err(|e| build_error("create table", &t.jobs, e))?;
+    send_create(request, &t.jobs).await
 }
 
 async fn send_create(
