@@ -387,6 +387,7 @@ impl Scheduler {
         deadline: DateTime<Utc>,
     ) -> Result<SchedulerReport> {
         if record.total.is_some_and(|total| record.enqueued >= total) {
+            self.clear_spool(&record.job_id).await;
             return Ok(idle_report(
                 &record,
                 submission,
@@ -706,6 +707,22 @@ impl Scheduler {
                 "job record",
                 format!("job `{}` holds no job object to resume from", record.job_id),
             )),
+        }
+    }
+
+    /// Deletes what a run that died after its last batch left of a finished job's spool. Best effort: a
+    /// leftover file of a job whose tasks are all written harms nothing.
+    async fn clear_spool(&self, job_id: &str) {
+        let Some(blobs) = &self.blobs else {
+            return;
+        };
+        let Ok(keys) = self.spool_keys(job_id) else {
+            return;
+        };
+        for key in [&keys.locked, &keys.remote] {
+            if let Err(error) = blobs.delete(key).await {
+                tracing::warn!(job_id, key, %error, "could not delete a leftover spool file");
+            }
         }
     }
 
