@@ -128,7 +128,10 @@ async fn kill_everywhere_and_resume(kind: Kind, spooled: bool) {
         rig.clock.set_secs(T0);
         rig.faulty.arm(trigger);
         let killed = rig.scheduler.run(&job, rig.deadline()).await;
-        assert!(killed.is_err(), "{trigger:?}: the run dies");
+        // Dying at the very last call (deleting the locked spool) is after the job is written: that
+        // run reports success and leaves the file for the next submission to delete.
+        let last_call = trigger == Trigger::CrashAt(calls.len());
+        assert!(killed.is_err() != last_call, "{trigger:?}: {killed:?}");
         rig.faulty.heal();
         // After the dead run's Lambda deadline, so its lease on the spool has run out.
         rig.clock.set_secs(T0 + 1000);

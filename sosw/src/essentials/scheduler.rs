@@ -39,7 +39,10 @@
 //!
 //! With a blob store, a job of more than [`SchedulerConfig::spool_min_tasks`] tasks is spooled: its rows
 //! go to `locked_<queue file>` first, which also tells other runs that this one holds the job until its
-//! deadline. See [`spool`](self#the-spool-protocol) below and the `spool` module's docs for the keys.
+//! deadline; see the protocol below. For `s3_prefix` `sosw/scheduler`, `queue_file` `tasks_queue.txt`
+//! and job `j1` the keys are `sosw/scheduler/tasks_queue_j1.txt` (remote) and
+//! `sosw/scheduler/locked_tasks_queue_j1.txt` (locked). The file is JSON lines: a [`SpoolHeader`], then
+//! one row per task as sosw 0.7's queue file had them (`labourer_id` plus the payload keys).
 //!
 //! # The spool protocol
 //!
@@ -58,6 +61,42 @@
 //! * Keys that are task columns (`task_id`, `greenfield`, `attempts`, `created_at`) cannot be job keys
 //!   (sosw 0.7 raised on them at write time); `requester` is never carried into tasks.
 //! * A derived job id of a job with a `period` includes the day, so a daily job runs daily.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use chrono::{TimeDelta, Utc};
+//! use serde_json::json;
+//! use sosw::config::{SchedulerConfig, parse_config};
+//! use sosw::embedded::SqliteTaskStore;
+//! use sosw::essentials::scheduler::{JobOutcome, Scheduler};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> sosw::Result<()> {
+//! let config: SchedulerConfig = parse_config(
+//!     "sosw_scheduler_config",
+//!     json!({
+//!         "task_config": {"labourers": {"worker": {}}},
+//!         "job_schema": {"chunkable_attrs": [["section", {}]]},
+//!     }),
+//! )?;
+//! let store = Arc::new(SqliteTaskStore::in_memory()?);
+//! let scheduler = Scheduler::new(config, store);
+//! let job = json!({
+//!     "job": {"lambda_name": "worker", "isolate_sections": true, "sections": ["a", "b", "c"]},
+//!     "requester": "docs",
+//! });
+//! let deadline = Utc::now() + TimeDelta::minutes(15);
+//! let report = scheduler.run(&job, deadline).await?;
+//! assert_eq!((report.outcome, report.written), (JobOutcome::Enqueued, 3));
+//! // The same job again: the same id, nothing written, the requester recorded.
+//! let again = scheduler.run(&job, deadline).await?;
+//! assert_eq!((again.job_id, again.outcome), (report.job_id, JobOutcome::AlreadyEnqueued));
+//! # Ok(())
+//! # }
+//! ```
 
 mod rows;
 mod spool;
@@ -537,8 +576,12 @@ impl Scheduler {
         let spooled = self.blobs.as_ref().zip(lock.as_ref());
         match result {
             Ok(Stop::Done) => {
-                if let Some((blobs, keys)) = spooled {
-                    blobs.delete(&keys.locked).await?;
+                if let Some((blobs, keys)) = spooled
+                    && let Err(error) = blobs.delete(&keys.locked).await
+                {
+                    // Every task is written: the run succeeded. The leftover is deleted when the job
+                    // is submitted again, and blocks nobody (the job is fully enqueued).
+                    tracing::warn!(job_id = work.job_id, %error, "could not delete the locked spool");
                 }
                 if work.total == 0 {
                     // No task will ever close to finish it.

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::rows::{payload_size, task_payload};
 use super::{Scheduler, Work};
 use crate::blob::{payload_key, store_payload};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::job::TaskPayload;
 use crate::store::{EnqueueMode, EnqueueReport};
 use crate::task::greenfield::queued_sequence;
@@ -69,8 +69,15 @@ impl Scheduler {
             }
             let batch = work.rows_from(progress.cursor, batch_size);
             if batch.is_empty() {
-                // The rows end before `total`: the caller checked this cannot happen; stop rather than spin.
-                break;
+                // Spools and re-chunked jobs are checked against `total` when read, so this is a bug;
+                // an error keeps the job resumable instead of calling it done.
+                return Err(Error::invalid(
+                    "job",
+                    format!(
+                        "job `{}` has no row for task {} of {}",
+                        work.job_id, progress.cursor, work.total
+                    ),
+                ));
             }
             let written = self.write_batch(work, batch, mode, progress).await?;
             progress.cursor += batch.len() as u64;
