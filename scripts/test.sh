@@ -38,6 +38,7 @@ step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo test (workspace; DynamoDB Local at $SOSW_DYNAMODB_ENDPOINT, moto at $SOSW_MOTO_ENDPOINT)"
+mkdir -p target
 cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 # `tee` hides cargo's exit status; pipefail brings it back.
 

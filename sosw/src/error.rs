@@ -36,6 +36,16 @@ pub enum Error {
         message: String,
     },
 
+    /// A scheduler job is invalid. `path` is the dotted key path of the offending value inside the job
+    /// (`sections.s1.stores`, `period`), `event` or `job` for the envelope, or `.` for the job itself.
+    #[error("invalid job at `{path}`: {message}")]
+    InvalidJob {
+        /// Dotted key path of the offending value; array elements as `key[3]`.
+        path: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+
     /// A stored item could not be decoded into a task (a row written by something else, or corrupted).
     #[error("cannot decode {what} from the {table} table: {message}")]
     Decode {
@@ -137,6 +147,14 @@ impl Error {
         }
     }
 
+    /// Shorthand for an [`Error::InvalidJob`].
+    pub fn invalid_job(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidJob {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
     /// Shorthand for an [`Error::Store`].
     pub fn store(
         store: &'static str,
@@ -164,6 +182,16 @@ mod tests {
         assert!(!Error::invalid("task id", "empty").is_retryable());
         assert!(Error::service("SNS", "Publish", true, "throttled").is_retryable());
         assert!(!Error::service("Lambda", "Invoke", false, "no such function").is_retryable());
+    }
+
+    #[test]
+    fn invalid_job_message_names_the_key_path() {
+        let msg = Error::invalid_job("sections.s1.stores", "expected an object").to_string();
+        assert_eq!(
+            msg,
+            "invalid job at `sections.s1.stores`: expected an object"
+        );
+        assert!(!Error::invalid_job(".", "x").is_retryable());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! DynamoDB tables, config rows and worker payloads, so a deployment can switch one essential at a time.
 //!
 //! * [`task`]: tasks, labourers and the greenfield state encoding.
+//! * [`job`]: job payloads, chunking into tasks and date periods.
 //! * [`config`]: typed configuration with sosw 0.7's layering.
 //! * [`store`]: the `TaskStore` port, split by capability.
 //! * [`aws`]: the DynamoDB adapters; [`embedded`]: the SQLite adapter for local mode.
@@ -21,6 +22,7 @@ pub mod embedded;
 pub mod error;
 pub mod essentials;
 pub mod invoke;
+pub mod job;
 pub mod notify;
 pub mod processor;
 pub mod siblings;

@@ -134,6 +134,8 @@ impl TaskConfig {
             closed_status_index: self.sosw_closed_tasks_labourer_status_index.clone(),
             retry: prefixed(&self.sosw_retry_tasks_table),
             retry_launch_index: self.sosw_retry_tasks_greenfield_index.clone(),
+            // sosw 0.7 has no job table, hence no config key for its name.
+            jobs: prefixed(&TableNames::default().jobs),
         }
     }
 

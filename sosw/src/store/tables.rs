@@ -19,6 +19,14 @@ pub struct TableNames {
     pub retry: String,
     /// LSI of `retry`: range `desired_launch_time` (`labourer_id_greenfield`; the name is sosw 0.7's).
     pub retry_launch_index: String,
+    /// Job records (`sosw_jobs`, new in this implementation: sosw 0.7 has no job table), hash key
+    /// `job_id`. Defaults to `sosw_jobs` when absent from a serialised value.
+    #[serde(default = "default_jobs_table")]
+    pub jobs: String,
+}
+
+fn default_jobs_table() -> String {
+    "sosw_jobs".into()
 }
 
 impl Default for TableNames {
@@ -30,6 +38,7 @@ impl Default for TableNames {
             closed_status_index: "labourer_task_status_with_time".into(),
             retry: "sosw_retry_tasks".into(),
             retry_launch_index: "labourer_id_greenfield".into(),
+            jobs: default_jobs_table(),
         }
     }
 }
@@ -42,6 +51,7 @@ impl TableNames {
             tasks: format!("{prefix}{}", d.tasks),
             closed: format!("{prefix}{}", d.closed),
             retry: format!("{prefix}{}", d.retry),
+            jobs: format!("{prefix}{}", d.jobs),
             ..d
         }
     }
@@ -57,6 +67,17 @@ mod tests {
         assert_eq!(t.tasks, "autotest_sosw_tasks");
         assert_eq!(t.closed, "autotest_sosw_closed_tasks");
         assert_eq!(t.retry, "autotest_sosw_retry_tasks");
+        assert_eq!(t.jobs, "autotest_sosw_jobs");
         assert_eq!(t.tasks_greenfield_index, "sosw_tasks_greenfield");
+    }
+
+    #[test]
+    fn names_serialised_before_the_jobs_table_read_with_its_default() {
+        let mut value = serde_json::to_value(TableNames::default()).expect("serialises");
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("jobs");
+        }
+        let names: TableNames = serde_json::from_value(value).expect("deserialises");
+        assert_eq!(names.jobs, "sosw_jobs");
     }
 }

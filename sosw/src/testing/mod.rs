@@ -6,7 +6,12 @@
 //! tables) does not leak one run into the next. Times are explicit `now` values around 1,700,000,000.
 //!
 //! [`task_store_conformance!`](crate::task_store_conformance) turns every case into a test of its own,
-//! for the store its setup expression builds:
+//! for the store its setup expression builds. The job record cases have a macro of their own,
+//! [`job_store_conformance!`](crate::job_store_conformance): [`JobStore`](crate::store::JobStore) is a
+//! port of its own, so a task store that keeps no job records still runs the task suite, and a job store
+//! is tested without being a task store. A store that is both invokes both macros.
+//!
+//! The SQLite store, for instance, runs the task suite like this:
 //!
 //! ```
 //! use std::sync::Arc;
@@ -81,7 +86,45 @@ macro_rules! task_store_conformance {
     };
 }
 
-/// The expansion of [`task_store_conformance!`]: one test per listed case.
+/// Generates one `#[tokio::test]` per job record case (multi-threaded runtime, 4 workers), each named
+/// after its case in [`crate::testing::cases`], for the [`JobStore`](crate::store::JobStore) built by
+/// `$setup`.
+///
+/// Works exactly as [`task_store_conformance!`](crate::task_store_conformance), with
+/// `S: JobStore + 'static`; its test names differ from the task cases', so both macros can be invoked in
+/// one module:
+///
+/// ```
+/// mod sqlite_jobs {
+///     use std::sync::Arc;
+///     sosw::job_store_conformance!(async {
+///         Some(Arc::new(sosw::embedded::SqliteTaskStore::in_memory().expect("store")))
+///     });
+/// }
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! job_store_conformance {
+    ($setup:expr $(,)?) => {
+        $crate::__task_store_conformance_tests! {
+            setup = $setup;
+            create_job_writes_once_and_keeps_the_original,
+            create_job_refuses_an_empty_job_id,
+            every_job_field_round_trips,
+            add_requester_appends_each_requester_once_in_order,
+            concurrent_requesters_are_each_listed_once,
+            record_progress_grows_enqueued_and_starts_the_job_once,
+            add_outcomes_adds_to_the_counters,
+            concurrent_outcomes_lose_no_increment,
+            finish_job_finishes_an_unfinished_job_once,
+            concurrent_finishers_finish_a_job_once,
+            list_jobs_is_newest_first_within_limit,
+        }
+    };
+}
+
+/// The expansion of [`task_store_conformance!`] and [`job_store_conformance!`]: one test per listed
+/// case.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __task_store_conformance_tests {

@@ -1,1 +1,41 @@
-//! DynamoDB adapters with sosw 0.7's table schema. (Being written.)
+//! DynamoDB adapters with sosw 0.7's table schema.
+//!
+//! [`DynamoTaskStore`] implements every capability of [`crate::store::TaskStore`] over sosw 0.7's
+//! `sosw_tasks`, `sosw_closed_tasks` and `sosw_retry_tasks` tables, reading and writing the same rows as
+//! Python sosw 0.7, with the request shapes that carry its guarantees:
+//!
+//! * **claim**: one `UpdateItem` `SET greenfield = :g, attempts = if_not_exists(attempts, :zero) + :one`
+//!   on the condition that the task exists, `greenfield < :now` and it has no `completed_at`; a failed
+//!   condition is [`crate::store::ClaimOutcome::AlreadyClaimed`];
+//! * **queue reads**: queries of the `(labourer_id, greenfield)` index, every one paginated to the end;
+//! * **enqueue**: `BatchWriteItem` in batches of 25, unprocessed items resent with backoff
+//!   ([`BatchRetry`]);
+//! * **reports**: conditional updates that never create a row for a task that is gone (sosw 0.7 bug B10);
+//! * **archive and retry moves**: one `TransactWriteItems` each, conditional on the source row being
+//!   unchanged (sosw 0.7 bug B8); closed rows keep their payload as JSON text (bug B9).
+//!
+//! It also implements [`crate::store::JobStore`] over a fourth table, `sosw_jobs` (hash key `job_id`),
+//! new in this implementation: counters by `ADD`, the finish by a condition on the status (see the
+//! `jobs` module for the item and every request).
+//!
+//! [`create_tables`] and [`delete_tables`] manage the four tables for tests and local tooling.
+
+mod batch;
+mod claims;
+mod codec;
+mod errors;
+mod expr;
+mod jobs;
+mod moves;
+mod query;
+mod queue;
+mod reports;
+mod scavenge;
+mod schema;
+mod store;
+
+#[cfg(test)]
+mod request_shapes;
+
+pub use schema::{create_tables, delete_tables};
+pub use store::{BatchRetry, DynamoTaskStore};

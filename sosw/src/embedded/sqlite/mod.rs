@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 
 mod archive;
 mod claims;
+mod jobs;
 mod queue;
 mod rows;
 mod schema;

@@ -2,11 +2,14 @@
 //! ids of its own and panics with a message naming the broken behaviour.
 //!
 //! Every case has the shape `pub async fn case<S: TaskStore + 'static>(store: Arc<S>)`, so
-//! [`task_store_conformance!`](crate::task_store_conformance) can call them all the same way.
+//! [`task_store_conformance!`](crate::task_store_conformance) can call them all the same way. The job
+//! record cases in [`jobs`] have the same shape with `S: JobStore` and are run by
+//! [`job_store_conformance!`](crate::job_store_conformance).
 
 mod archive;
 mod claims;
 mod enqueue;
+mod jobs;
 mod lifecycle;
 mod queue;
 mod reports;
@@ -16,6 +19,7 @@ mod support;
 pub use archive::*;
 pub use claims::*;
 pub use enqueue::*;
+pub use jobs::*;
 pub use lifecycle::*;
 pub use queue::*;
 pub use reports::*;

@@ -1,0 +1,24 @@
+//! The `TaskStore` and `JobStore` conformance suites against `DynamoTaskStore` on DynamoDB Local: every
+//! case on tables of its own. Skipped without `SOSW_DYNAMODB_ENDPOINT` (failing instead when
+//! `SOSW_REQUIRE_EMULATORS=1`).
+
+mod dynamodb_local {
+    use std::sync::Arc;
+
+    use sosw::aws::dynamodb::{DynamoTaskStore, create_tables};
+    use sosw::store::TableNames;
+    use sosw_integration_tests::{dynamodb_client, unique_prefix};
+
+    /// A store on freshly created, uniquely prefixed tables, or `None` to skip.
+    async fn store() -> Option<Arc<DynamoTaskStore>> {
+        let client = dynamodb_client().await?;
+        let tables = TableNames::with_prefix(&unique_prefix());
+        create_tables(&client, &tables)
+            .await
+            .expect("tables created on DynamoDB Local");
+        Some(Arc::new(DynamoTaskStore::new(client, tables)))
+    }
+
+    sosw::task_store_conformance!(store());
+    sosw::job_store_conformance!(store());
+}
