@@ -8,9 +8,8 @@ use serde_json::{Value, json};
 use sosw::essentials::scavenger::LabourerReport;
 use sosw::notify::SEPARATOR;
 use sosw::processor::ProcessorService;
-use sosw::store::{TaskLookup, TaskQueue, TaskRetries};
 use sosw::task::{Jitter, RetryPolicy};
-use worker_support::{DEAD_TOPIC, Harness, NOW, event};
+use worker_support::{Backend, DEAD_TOPIC, Harness, NOW, event, on_every_store};
 
 /// duration 60 + cooldown 30: a task expires 90 s after its invocation. Timeout (max_duration) 45 s.
 fn settings(retry: Value, max_attempts: u32) -> Value {
@@ -22,9 +21,10 @@ fn settings(retry: Value, max_attempts: u32) -> Value {
 
 const WINDOW: i64 = 90;
 
-#[tokio::test]
-async fn linear_retries_wait_the_worker_timeout_times_the_attempts() {
-    let h = Harness::new(settings(json!({"policy": "linear"}), 3));
+async fn linear_retries_wait_the_worker_timeout_times_the_attempts(backend: Backend) {
+    let Some(h) = Harness::on(backend, settings(json!({"policy": "linear"}), 3)).await else {
+        return;
+    };
     let task = &h.enqueue("lin", 1, None).await[0];
     h.claim(&task.task_id).await;
     h.clock.advance_secs(WINDOW);
@@ -57,15 +57,19 @@ async fn linear_retries_wait_the_worker_timeout_times_the_attempts() {
     );
 }
 
-#[tokio::test]
-async fn exponential_retries_draw_full_jitter_from_the_seeded_generator() {
+async fn exponential_retries_draw_full_jitter_from_the_seeded_generator(backend: Backend) {
     let retry = json!({"policy": "exponential", "base_secs": 20, "cap_secs": 1000});
-    let h = Harness::new(settings(retry, 3));
+    let Some(h) = Harness::on(backend, settings(retry, 3)).await else {
+        return;
+    };
     let tasks = h.enqueue("exp", 3, None).await;
+    // One second apart, so that expiry order (by greenfield) is the order of `tasks`.
     for t in &tasks {
         h.claim(&t.task_id).await;
+        h.clock.advance_secs(1);
     }
     h.clock.advance_secs(WINDOW);
+    let run_at = NOW + 3 + WINDOW;
     let report = h.scavenger(1234).run().await;
     assert_eq!(report.labourers["w1"].scheduled_for_retry, 3);
 
@@ -75,8 +79,7 @@ async fn exponential_retries_draw_full_jitter_from_the_seeded_generator() {
     };
     let mut jitter = Jitter::seeded(1234);
     for t in &tasks {
-        // Expired tasks are taken in greenfield then task id order: the order of `tasks` here.
-        let expected = NOW + WINDOW + policy.delay_secs(1, 45, &mut jitter) as i64;
+        let expected = run_at + policy.delay_secs(1, 45, &mut jitter) as i64;
         let retry = h
             .store
             .get_retry_task("w1", &t.task_id)
@@ -84,24 +87,26 @@ async fn exponential_retries_draw_full_jitter_from_the_seeded_generator() {
             .expect("lookup")
             .expect("waiting for retry");
         assert_eq!(retry.desired_launch_time, Some(expected), "{}", t.task_id);
-        assert!((NOW + WINDOW..=NOW + WINDOW + 20).contains(&expected));
+        assert!((run_at..=run_at + 20).contains(&expected));
     }
 }
 
-#[tokio::test]
-async fn after_max_attempts_expired_tasks_are_dead_with_one_batched_alert() {
-    let h = Harness::new(settings(json!({"policy": "linear"}), 1));
+async fn after_max_attempts_expired_tasks_are_dead_with_one_batched_alert(backend: Backend) {
+    let Some(h) = Harness::on(backend, settings(json!({"policy": "linear"}), 1)).await else {
+        return;
+    };
     let tasks = h.enqueue("dead", 2, None).await;
-    for t in &tasks {
-        h.claim(&t.task_id).await;
-    }
-    h.clock.advance_secs(WINDOW - 1);
+    // One second apart, so that expiry order (by greenfield) is the order of `tasks`.
+    h.claim(&tasks[0].task_id).await;
+    h.clock.advance_secs(1);
+    h.claim(&tasks[1].task_id).await;
+    h.clock.advance_secs(WINDOW - 2);
     assert_eq!(
         h.scavenger(0).run().await.labourers["w1"],
         LabourerReport::default(),
-        "still running one second before expiry"
+        "still running one second before the first expires"
     );
-    h.clock.advance_secs(1);
+    h.clock.advance_secs(2);
     let report = h.scavenger(0).run().await;
     assert_eq!(report.labourers["w1"].dead, 2);
     for t in &tasks {
@@ -112,7 +117,7 @@ async fn after_max_attempts_expired_tasks_are_dead_with_one_batched_alert() {
             .expect("lookup")
             .expect("archived dead");
         assert_eq!(closed.extra["labourer_id_task_status"], json!("w1_0"));
-        assert_eq!(closed.closed_at, Some(NOW + WINDOW));
+        assert_eq!(closed.closed_at, Some(NOW + 1 + WINDOW));
         assert_eq!(closed.completed_at, None);
     }
     let sent = h.notes.sent();
@@ -130,9 +135,10 @@ async fn after_max_attempts_expired_tasks_are_dead_with_one_batched_alert() {
     assert_eq!(h.notes.sent().len(), 1, "nothing is closed twice");
 }
 
-#[tokio::test]
-async fn due_retries_return_ahead_of_the_queue_within_the_limit() {
-    let mut h = Harness::new(settings(json!({"policy": "linear"}), 3));
+async fn due_retries_return_ahead_of_the_queue_within_the_limit(backend: Backend) {
+    let Some(mut h) = Harness::on(backend, settings(json!({"policy": "linear"}), 3)).await else {
+        return;
+    };
     h.retry_tasks_limit = 2;
     let tasks = h.enqueue("req", 5, None).await;
     for t in &tasks[..3] {
@@ -171,9 +177,10 @@ async fn due_retries_return_ahead_of_the_queue_within_the_limit() {
     );
 }
 
-#[tokio::test]
-async fn the_scavenger_handler_runs_from_a_scheduled_event() {
-    let h = Harness::new(settings(json!({"policy": "linear"}), 3));
+async fn the_scavenger_handler_runs_from_a_scheduled_event(backend: Backend) {
+    let Some(h) = Harness::on(backend, settings(json!({"policy": "linear"}), 3)).await else {
+        return;
+    };
     let task = &h.enqueue("handler", 1, None).await[0];
     h.claim(&task.task_id).await;
     h.clock.advance_secs(WINDOW);
@@ -200,3 +207,11 @@ async fn the_scavenger_handler_runs_from_a_scheduled_event() {
             .is_none()
     );
 }
+
+on_every_store!(
+    linear_retries_wait_the_worker_timeout_times_the_attempts,
+    exponential_retries_draw_full_jitter_from_the_seeded_generator,
+    after_max_attempts_expired_tasks_are_dead_with_one_batched_alert,
+    due_retries_return_ahead_of_the_queue_within_the_limit,
+    the_scavenger_handler_runs_from_a_scheduled_event,
+);

@@ -15,10 +15,10 @@ use sosw::essentials::worker_assistant::AssistantRequest;
 use sosw::notify::SEPARATOR;
 use sosw::notify::jobs::JOB_FINISHED_SUBJECT;
 use sosw::processor::Stats;
-use sosw::store::{JobStatus, JobStore};
+use sosw::store::JobStatus;
 use sosw_integration_tests::{moto_config, unique_prefix};
 use worker_support::Harness;
-use worker_support::jobs::{MemoryJobs, running_job};
+use worker_support::jobs::running_job;
 use worker_support::moto::SnsInbox;
 
 async fn topic(sns: &SnsClient, name: &str) -> String {
@@ -76,13 +76,13 @@ async fn a_finished_job_reaches_each_of_two_requester_topics_exactly_once() {
     let inbox = SnsInbox::start().await;
     inbox.subscribe(&sns, &team_a).await;
     inbox.subscribe(&sns, &team_b).await;
-    let jobs = Arc::new(MemoryJobs::default());
+    let h = Harness::new(json!({"max_attempts": 3}))
+        .with_notifier(Arc::new(SnsNotifier::new(&sdk)))
+        .with_jobs();
+    let jobs = h.job_store.clone();
     jobs.create_job(&running_job("moto-job", "w1", 2, &[&team_a, &team_b]))
         .await
         .expect("job");
-    let h = Harness::new(json!({"max_attempts": 3}))
-        .with_notifier(Arc::new(SnsNotifier::new(&sdk)))
-        .with_jobs(jobs.clone());
     let tasks = h.enqueue("moto-job", 2, Some("moto-job")).await;
     let assistant = h.assistant(0);
     for t in &tasks {

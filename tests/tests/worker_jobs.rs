@@ -13,8 +13,8 @@ use sosw::notify::jobs::JOB_FINISHED_SUBJECT;
 use sosw::processor::Stats;
 use sosw::store::{JobCounts, JobStatus, JobStore};
 use sosw::worker::{WorkError, WorkerContext, worker_fn};
-use worker_support::jobs::{MemoryJobs, running_job};
-use worker_support::{DEAD_TOPIC, Harness, NOW, event};
+use worker_support::jobs::running_job;
+use worker_support::{Backend, DEAD_TOPIC, Harness, NOW, event, on_every_store};
 
 const TEAM_A: &str = "arn:aws:sns:us-east-1:123456789012:team-a";
 const TEAM_B: &str = "arn:aws:sns:us-east-1:123456789012:team-b";
@@ -23,17 +23,20 @@ fn settings() -> Value {
     json!({"duration": 60, "cooldown": 30, "max_attempts": 2, "retry": {"policy": "linear"}})
 }
 
+/// A harness on `backend` keeping job counters in the store's own job records, with job `job_id`
+/// running; `None` to skip.
 async fn harness_with_job(
+    backend: Backend,
     job_id: &str,
     total: u64,
     requesters: &[&str],
-) -> (Harness, Arc<MemoryJobs>) {
-    let jobs = Arc::new(MemoryJobs::default());
+) -> Option<(Harness, Arc<dyn JobStore>)> {
+    let h = Harness::on(backend, settings()).await?.with_jobs();
+    let jobs = h.job_store.clone();
     jobs.create_job(&running_job(job_id, "w1", total, requesters))
         .await
         .expect("job created");
-    let h = Harness::new(settings()).with_jobs(jobs.clone());
-    (h, jobs)
+    Some((h, jobs))
 }
 
 fn job_messages(sent: &[Notification]) -> Vec<&Notification> {
@@ -46,9 +49,10 @@ async fn ok(_p: Value, _ctx: WorkerContext) -> Result<Value, WorkError> {
     Ok(Value::Null)
 }
 
-#[tokio::test]
-async fn a_job_ends_finished_and_each_of_two_requesters_hears_once() {
-    let (h, jobs) = harness_with_job("job-1", 3, &[TEAM_A, TEAM_B]).await;
+async fn a_job_ends_finished_and_each_of_two_requesters_hears_once(backend: Backend) {
+    let Some((h, jobs)) = harness_with_job(backend, "job-1", 3, &[TEAM_A, TEAM_B]).await else {
+        return;
+    };
     let tasks = h.enqueue("job-1", 3, Some("job-1")).await;
     let runner = h.runner(worker_fn(ok), 1);
     let mut payloads = Vec::new();
@@ -100,9 +104,10 @@ async fn a_job_ends_finished_and_each_of_two_requesters_hears_once() {
     }
 }
 
-#[tokio::test]
-async fn a_job_with_a_dead_task_finishes_with_failures_and_counts_every_outcome() {
-    let (h, jobs) = harness_with_job("job-2", 2, &[TEAM_A, "alice"]).await;
+async fn a_job_with_a_dead_task_finishes_with_failures_and_counts_every_outcome(backend: Backend) {
+    let Some((h, jobs)) = harness_with_job(backend, "job-2", 2, &[TEAM_A, "alice"]).await else {
+        return;
+    };
     let tasks = h.enqueue("job-2", 2, Some("job-2")).await;
     let a = h.assistant(1);
     h.claim(&tasks[0].task_id).await;
@@ -153,9 +158,10 @@ async fn a_job_with_a_dead_task_finishes_with_failures_and_counts_every_outcome(
     assert_eq!(messages[1].attributes["requester"], "alice");
 }
 
-#[tokio::test]
-async fn the_scavenger_finishes_a_job_whose_last_task_expires_for_good() {
-    let (h, jobs) = harness_with_job("job-3", 1, &[TEAM_B]).await;
+async fn the_scavenger_finishes_a_job_whose_last_task_expires_for_good(backend: Backend) {
+    let Some((h, jobs)) = harness_with_job(backend, "job-3", 1, &[TEAM_B]).await else {
+        return;
+    };
     let task = &h.enqueue("job-3", 1, Some("job-3")).await[0];
     for _ in 0..2 {
         h.claim(&task.task_id).await;
@@ -184,9 +190,10 @@ async fn the_scavenger_finishes_a_job_whose_last_task_expires_for_good() {
     );
 }
 
-#[tokio::test]
-async fn racing_last_reports_finish_the_job_once() {
-    let (h, jobs) = harness_with_job("job-4", 2, &[TEAM_A, TEAM_B]).await;
+async fn racing_last_reports_finish_the_job_once(backend: Backend) {
+    let Some((h, jobs)) = harness_with_job(backend, "job-4", 2, &[TEAM_A, TEAM_B]).await else {
+        return;
+    };
     let tasks = h.enqueue("job-4", 2, Some("job-4")).await;
     for t in &tasks {
         h.claim(&t.task_id).await;
@@ -208,9 +215,10 @@ async fn racing_last_reports_finish_the_job_once() {
     assert_eq!(job_messages(&h.notes.sent()).len(), 2, "one per requester");
 }
 
-#[tokio::test]
-async fn tasks_without_a_job_record_close_normally() {
-    let (h, jobs) = harness_with_job("job-5", 1, &[TEAM_A]).await;
+async fn tasks_without_a_job_record_close_normally(backend: Backend) {
+    let Some((h, jobs)) = harness_with_job(backend, "job-5", 1, &[TEAM_A]).await else {
+        return;
+    };
     let task = &h.enqueue("no-job", 1, Some("job-unknown")).await[0];
     let claimed = h.claim(&task.task_id).await;
     h.runner(worker_fn(ok), 1)
@@ -221,3 +229,11 @@ async fn tasks_without_a_job_record_close_normally() {
     assert_eq!(record.counts, JobCounts::default());
     assert!(h.notes.sent().is_empty());
 }
+
+on_every_store!(
+    a_job_ends_finished_and_each_of_two_requesters_hears_once,
+    a_job_with_a_dead_task_finishes_with_failures_and_counts_every_outcome,
+    the_scavenger_finishes_a_job_whose_last_task_expires_for_good,
+    racing_last_reports_finish_the_job_once,
+    tasks_without_a_job_record_close_normally,
+);

@@ -12,10 +12,9 @@ use serde_json::{Value, json};
 use sosw::Result;
 use sosw::essentials::worker_assistant::{AssistantOutcome, AssistantRequest};
 use sosw::processor::{ProcessorService, Stats};
-use sosw::store::{TaskLookup, TaskRetries};
 use sosw::task::{Jitter, RetryPolicy};
 use sosw::worker::{Reporter, WorkError, WorkerContext, WorkerRunner, worker_fn};
-use worker_support::{DEAD_TOPIC, Harness, NOW, event};
+use worker_support::{Backend, DEAD_TOPIC, Harness, NOW, event, on_every_store};
 
 #[derive(Deserialize)]
 struct Words {
@@ -49,9 +48,10 @@ fn labourer(max_attempts: u32) -> Value {
     })
 }
 
-#[tokio::test]
-async fn a_completed_task_is_archived_at_once_with_its_stats_and_result() {
-    let h = Harness::new(labourer(3));
+async fn a_completed_task_is_archived_at_once_with_its_stats_and_result(backend: Backend) {
+    let Some(h) = Harness::on(backend, labourer(3)).await else {
+        return;
+    };
     let task = &h.enqueue("done", 1, None).await[0];
     let claimed = h.claim(&task.task_id).await;
     h.clock.advance_secs(5);
@@ -85,9 +85,10 @@ async fn a_completed_task_is_archived_at_once_with_its_stats_and_result() {
     assert_eq!(runner.lifetime_stats().get("total_tasks_succeeded"), 1);
 }
 
-#[tokio::test]
-async fn with_archive_completed_off_the_scavenger_archives_the_completed_task() {
-    let mut h = Harness::new(labourer(3));
+async fn with_archive_completed_off_the_scavenger_archives_the_completed_task(backend: Backend) {
+    let Some(mut h) = Harness::on(backend, labourer(3)).await else {
+        return;
+    };
     h.assistant_extra = json!({"archive_completed": false});
     let task = &h.enqueue("later", 1, None).await[0];
     let claimed = h.claim(&task.task_id).await;
@@ -116,9 +117,12 @@ async fn with_archive_completed_off_the_scavenger_archives_the_completed_task() 
     assert_eq!(closed.closed_at, Some(NOW + 60));
 }
 
-#[tokio::test]
-async fn a_retryable_failure_goes_to_retry_at_once_with_the_seeded_exponential_delay() {
-    let h = Harness::new(labourer(3));
+async fn a_retryable_failure_goes_to_retry_at_once_with_the_seeded_exponential_delay(
+    backend: Backend,
+) {
+    let Some(h) = Harness::on(backend, labourer(3)).await else {
+        return;
+    };
     let task = &h.enqueue("flaky", 1, None).await[0];
     let claimed = h.claim(&task.task_id).await;
     let err = h
@@ -159,9 +163,10 @@ async fn a_retryable_failure_goes_to_retry_at_once_with_the_seeded_exponential_d
     );
 }
 
-#[tokio::test]
-async fn a_retried_task_comes_back_ahead_of_the_queue_head_and_completes() {
-    let h = Harness::new(labourer(3));
+async fn a_retried_task_comes_back_ahead_of_the_queue_head_and_completes(backend: Backend) {
+    let Some(h) = Harness::on(backend, labourer(3)).await else {
+        return;
+    };
     let tasks = h.enqueue("again", 3, None).await;
     let first = h.claim(&tasks[0].task_id).await;
     h.runner(worker_fn(failing(true)), 3)
@@ -201,9 +206,10 @@ async fn a_retried_task_comes_back_ahead_of_the_queue_head_and_completes() {
     assert_eq!(closed.extra["labourer_id_task_status"], json!("w1_1"));
 }
 
-#[tokio::test]
-async fn a_retryable_failure_on_the_last_attempt_is_dead_with_an_alert() {
-    let h = Harness::new(labourer(1));
+async fn a_retryable_failure_on_the_last_attempt_is_dead_with_an_alert(backend: Backend) {
+    let Some(h) = Harness::on(backend, labourer(1)).await else {
+        return;
+    };
     let task = &h.enqueue("last", 1, None).await[0];
     let claimed = h.claim(&task.task_id).await;
     h.runner(worker_fn(failing(true)), 1)
@@ -228,9 +234,10 @@ async fn a_retryable_failure_on_the_last_attempt_is_dead_with_an_alert() {
     );
 }
 
-#[tokio::test]
-async fn a_non_retryable_failure_is_dead_at_once_with_its_reason() {
-    let h = Harness::new(labourer(3));
+async fn a_non_retryable_failure_is_dead_at_once_with_its_reason(backend: Backend) {
+    let Some(h) = Harness::on(backend, labourer(3)).await else {
+        return;
+    };
     let task = &h.enqueue("hopeless", 1, None).await[0];
     let claimed = h.claim(&task.task_id).await;
     let err = h
@@ -255,9 +262,10 @@ async fn a_non_retryable_failure_is_dead_at_once_with_its_reason() {
     assert_eq!(h.notes.sent().len(), 1);
 }
 
-#[tokio::test]
-async fn a_payload_that_does_not_fit_the_worker_is_a_non_retryable_death() {
-    let h = Harness::new(labourer(3));
+async fn a_payload_that_does_not_fit_the_worker_is_a_non_retryable_death(backend: Backend) {
+    let Some(h) = Harness::on(backend, labourer(3)).await else {
+        return;
+    };
     let task = &h.enqueue("misfit", 1, None).await[0];
     let claimed = h.claim(&task.task_id).await;
     let mut payload = claimed.worker_payload();
@@ -280,9 +288,10 @@ async fn a_payload_that_does_not_fit_the_worker_is_a_non_retryable_death() {
     assert_eq!(closed.extra["labourer_id_task_status"], json!("w1_0"));
 }
 
-#[tokio::test]
-async fn duplicate_and_late_reports_change_nothing() {
-    let h = Harness::new(labourer(3));
+async fn duplicate_and_late_reports_change_nothing(backend: Backend) {
+    let Some(h) = Harness::on(backend, labourer(3)).await else {
+        return;
+    };
     let service = ProcessorService::new(h.assistant(1), "sosw_worker_assistant");
     let tasks = h.enqueue("dup", 2, None).await;
     let id = &tasks[0].task_id;
@@ -314,7 +323,9 @@ async fn duplicate_and_late_reports_change_nothing() {
     );
 
     // With archiving off, a second completion of a completed task is a duplicate.
-    let mut h2 = Harness::new(labourer(3));
+    let Some(mut h2) = Harness::on(backend, labourer(3)).await else {
+        return;
+    };
     h2.assistant_extra = json!({"archive_completed": false});
     let t = &h2.enqueue("dup2", 1, None).await[0];
     h2.claim(&t.task_id).await;
@@ -334,9 +345,10 @@ async fn duplicate_and_late_reports_change_nothing() {
     assert!(h.notes.sent().is_empty() && h2.notes.sent().is_empty());
 }
 
-#[tokio::test]
-async fn a_completion_for_a_task_waiting_for_retry_changes_nothing() {
-    let h = Harness::new(labourer(3));
+async fn a_completion_for_a_task_waiting_for_retry_changes_nothing(backend: Backend) {
+    let Some(h) = Harness::on(backend, labourer(3)).await else {
+        return;
+    };
     let task = &h.enqueue("waiting", 1, None).await[0];
     h.claim(&task.task_id).await;
     let a = h.assistant(5);
@@ -380,9 +392,12 @@ async fn a_completion_for_a_task_waiting_for_retry_changes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn a_failure_report_about_an_older_invocation_is_recorded_but_moves_nothing() {
-    let h = Harness::new(labourer(3));
+async fn a_failure_report_about_an_older_invocation_is_recorded_but_moves_nothing(
+    backend: Backend,
+) {
+    let Some(h) = Harness::on(backend, labourer(3)).await else {
+        return;
+    };
     let task = &h.enqueue("stale", 1, None).await[0];
     h.claim(&task.task_id).await; // attempt 1 (its report is lost)
     h.clock.advance_secs(100); // expired: window is 90 s
@@ -415,9 +430,10 @@ async fn a_failure_report_about_an_older_invocation_is_recorded_but_moves_nothin
     );
 }
 
-#[tokio::test]
-async fn possibly_duplicate_is_set_when_the_store_shows_the_task_closed() {
-    let h = Harness::new(labourer(3));
+async fn possibly_duplicate_is_set_when_the_store_shows_the_task_closed(backend: Backend) {
+    let Some(h) = Harness::on(backend, labourer(3)).await else {
+        return;
+    };
     let task = &h.enqueue("again", 1, None).await[0];
     let claimed = h.claim(&task.task_id).await;
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -469,9 +485,12 @@ impl Reporter for Unreachable {
     }
 }
 
-#[tokio::test]
-async fn a_report_that_cannot_be_delivered_fails_the_invocation_and_keeps_the_task() {
-    let h = Harness::new(labourer(3));
+async fn a_report_that_cannot_be_delivered_fails_the_invocation_and_keeps_the_task(
+    backend: Backend,
+) {
+    let Some(h) = Harness::on(backend, labourer(3)).await else {
+        return;
+    };
     let task = &h.enqueue("lost", 1, None).await[0];
     let claimed = h.claim(&task.task_id).await;
     let runner = WorkerRunner::new(worker_fn(count_words), Arc::new(Unreachable));
@@ -509,3 +528,18 @@ async fn malformed_task_fields_are_non_retryable_errors() {
         assert!(!err.is_retryable(), "{err}");
     }
 }
+
+on_every_store!(
+    a_completed_task_is_archived_at_once_with_its_stats_and_result,
+    with_archive_completed_off_the_scavenger_archives_the_completed_task,
+    a_retryable_failure_goes_to_retry_at_once_with_the_seeded_exponential_delay,
+    a_retried_task_comes_back_ahead_of_the_queue_head_and_completes,
+    a_retryable_failure_on_the_last_attempt_is_dead_with_an_alert,
+    a_non_retryable_failure_is_dead_at_once_with_its_reason,
+    a_payload_that_does_not_fit_the_worker_is_a_non_retryable_death,
+    duplicate_and_late_reports_change_nothing,
+    a_completion_for_a_task_waiting_for_retry_changes_nothing,
+    a_failure_report_about_an_older_invocation_is_recorded_but_moves_nothing,
+    possibly_duplicate_is_set_when_the_store_shows_the_task_closed,
+    a_report_that_cannot_be_delivered_fails_the_invocation_and_keeps_the_task,
+);

@@ -7,16 +7,20 @@ mod worker_support;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sosw::processor::ProcessorService;
-use sosw::store::{EnqueueMode, TaskLookup, TaskQueue};
+use sosw::store::EnqueueMode;
 use sosw::task::{Task, TaskId};
 use sosw::worker::{WorkError, WorkerContext, worker_fn};
-use worker_support::{Harness, NOW, event, fixture};
+use worker_support::{Backend, Harness, NOW, event, fixture, on_every_store};
 
 const LABOURER: &str = "sosw_tutorial_pull_tweeter_hashtags";
 
 /// The fixture's task, queued as a sosw 0.7 scheduler would have created it, and claimed.
-async fn harness_with_fixture_task() -> (Harness, TaskId) {
-    let mut h = Harness::new(json!({"max_attempts": 3, "retry": {"policy": "linear"}}));
+async fn harness_with_fixture_task(backend: Backend) -> Option<(Harness, TaskId)> {
+    let mut h = Harness::on(
+        backend,
+        json!({"max_attempts": 3, "retry": {"policy": "linear"}}),
+    )
+    .await?;
     h.labourer = LABOURER.to_string();
     let payload = fixture("sosw07/worker_payload.json");
     let id = TaskId::new(payload["task_id"].as_str().expect("fixture task_id")).expect("valid id");
@@ -32,7 +36,7 @@ async fn harness_with_fixture_task() -> (Harness, TaskId) {
         .await
         .expect("enqueued");
     h.claim(&id).await;
-    (h, id)
+    Some((h, id))
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,9 +46,10 @@ struct Hashtags {
     period: String,
 }
 
-#[tokio::test]
-async fn a_sosw_07_worker_payload_reaches_a_rust_worker_unchanged() {
-    let (h, id) = harness_with_fixture_task().await;
+async fn a_sosw_07_worker_payload_reaches_a_rust_worker_unchanged(backend: Backend) {
+    let Some((h, id)) = harness_with_fixture_task(backend).await else {
+        return;
+    };
     let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
     let record = seen.clone();
     let runner = h.runner(
@@ -81,9 +86,10 @@ async fn a_sosw_07_worker_payload_reaches_a_rust_worker_unchanged() {
     assert_eq!(closed.extra["result_words_counted"], json!(2));
 }
 
-#[tokio::test]
-async fn a_sosw_07_completion_call_is_accepted_unchanged() {
-    let (h, id) = harness_with_fixture_task().await;
+async fn a_sosw_07_completion_call_is_accepted_unchanged(backend: Backend) {
+    let Some((h, id)) = harness_with_fixture_task(backend).await else {
+        return;
+    };
     let service = ProcessorService::new(h.assistant(1), "sosw_worker_assistant");
     let reply = service
         .handle(event(fixture(
@@ -111,9 +117,10 @@ async fn a_sosw_07_completion_call_is_accepted_unchanged() {
     }
 }
 
-#[tokio::test]
-async fn a_sosw_07_failure_call_is_recorded_and_retried() {
-    let (h, id) = harness_with_fixture_task().await;
+async fn a_sosw_07_failure_call_is_recorded_and_retried(backend: Backend) {
+    let Some((h, id)) = harness_with_fixture_task(backend).await else {
+        return;
+    };
     let service = ProcessorService::new(h.assistant(1), "sosw_worker_assistant");
     let reply = service
         .handle(event(fixture("sosw07/assistant_mark_task_as_failed.json")))
@@ -135,9 +142,10 @@ async fn a_sosw_07_failure_call_is_recorded_and_retried() {
     );
 }
 
-#[tokio::test]
-async fn the_plural_actions_with_json_string_stats_are_accepted_unchanged() {
-    let (h, id) = harness_with_fixture_task().await;
+async fn the_plural_actions_with_json_string_stats_are_accepted_unchanged(backend: Backend) {
+    let Some((h, id)) = harness_with_fixture_task(backend).await else {
+        return;
+    };
     let service = ProcessorService::new(h.assistant(1), "sosw_worker_assistant");
     let reply = service
         .handle(event(fixture(
@@ -156,9 +164,10 @@ async fn the_plural_actions_with_json_string_stats_are_accepted_unchanged() {
     assert_eq!(closed.extra["result_words_counted"], json!(2));
 }
 
-#[tokio::test]
-async fn a_malformed_call_is_a_clear_non_retryable_error() {
-    let (h, id) = harness_with_fixture_task().await;
+async fn a_malformed_call_is_a_clear_non_retryable_error(backend: Backend) {
+    let Some((h, id)) = harness_with_fixture_task(backend).await else {
+        return;
+    };
     let service = ProcessorService::new(h.assistant(1), "sosw_worker_assistant");
     let mut call: Value = fixture("sosw07/assistant_mark_task_as_completed.json");
     call["stats"] = json!([1, 2]);
@@ -175,3 +184,11 @@ async fn a_malformed_call_is_a_clear_non_retryable_error() {
         .expect("untouched");
     assert_eq!(live.completed_at, None);
 }
+
+on_every_store!(
+    a_sosw_07_worker_payload_reaches_a_rust_worker_unchanged,
+    a_sosw_07_completion_call_is_accepted_unchanged,
+    a_sosw_07_failure_call_is_recorded_and_retried,
+    the_plural_actions_with_json_string_stats_are_accepted_unchanged,
+    a_malformed_call_is_a_clear_non_retryable_error,
+);

@@ -12,8 +12,9 @@ pub enum ReportTo {
     /// Invoke the worker assistant Lambda (sosw 0.7's way, the default).
     #[default]
     WorkerAssistant,
-    /// Run the worker assistant's logic in-process against the task store (local mode, or workers
-    /// that may write the tables themselves). Needs a store: see [`crate::worker::run_with`].
+    /// Run the worker assistant's logic in-process against the task store: the DynamoDB tables in
+    /// [`crate::worker::run`], any store through [`crate::worker::run_with`] and
+    /// [`crate::worker::StoreReporter`] (local mode).
     Store,
 }
 

@@ -6,11 +6,17 @@ use chrono::{DateTime, TimeZone, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Map, Value, json};
 
+use super::StoreReporter;
 use super::{Reporter, TaskMeta, WorkError, Worker, WorkerConfig, WorkerContext, result_entries};
 use crate::aws::assistant::LambdaAssistantReporter;
 use crate::aws::config_source::DynamoConfigSource;
+use crate::aws::dynamodb::DynamoTaskStore;
+use crate::aws::sns::SnsNotifier;
+use crate::config::WorkerAssistantConfig;
 use crate::error::{Error, Result};
-use crate::essentials::worker_assistant::AssistantRequest;
+use crate::essentials::worker_assistant::{
+    AssistantRequest, FUNCTION_NAME as ASSISTANT_FUNCTION_NAME, WorkerAssistant,
+};
 use crate::processor::{HandlerError, LifetimeStats, Stats, function_name_or, load_config};
 use crate::task::{TaskId, json_kind};
 
@@ -284,10 +290,14 @@ fn number(fields: &Map<String, Value>, key: &str) -> Result<Option<f64>> {
 
 /// Runs `worker` as this Lambda function, as sosw 0.7's Worker does: reads the function's config
 /// (`<AWS_LAMBDA_FUNCTION_NAME>_config` from the DynamoDB `config` table, with
-/// `sosw_essential_config` under it) once, then reports to the worker assistant Lambda it names.
+/// `sosw_essential_config` under it) once per container, then reports where it says:
+/// * `report_to: "worker_assistant"` (default): invokes the Lambda named by
+///   `sosw_worker_assistant_lambda` ([`LambdaAssistantReporter`]);
+/// * `report_to: "store"`: runs the worker assistant's logic in-process on the DynamoDB tables, with
+///   the worker assistant's own config (`sosw_worker_assistant_config`), SNS for its notifications
+///   and the job records in the same store. The worker then needs the assistant's table permissions.
 ///
-/// `report_to: "store"` needs a task store built by the caller: use [`run_with`] with a
-/// [`super::StoreReporter`].
+/// For any other store (SQLite in local mode) or reporter, use [`run_with`].
 pub async fn run<W: Worker + 'static>(worker: W) -> Result<(), lambda_runtime::Error> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let function = function_name_or("sosw_worker");
@@ -299,18 +309,25 @@ pub async fn run<W: Worker + 'static>(worker: W) -> Result<(), lambda_runtime::E
             &config.sosw_worker_assistant_lambda,
             config.report_invocation,
         )),
-        super::ReportTo::Store => {
-            return Err(Error::Config {
-                document: format!("{function}_config"),
-                path: "report_to".to_string(),
-                message: "`store` needs a task store: start the worker with \
-                          `sosw::worker::run_with(worker, Arc::new(StoreReporter::new(..)), config)`"
-                    .to_string(),
-            }
-            .into());
-        }
+        super::ReportTo::Store => Arc::new(store_reporter(&sdk, &source).await?),
     };
     run_with(worker, reporter, &config).await
+}
+
+/// A [`StoreReporter`] over the DynamoDB tables named in the worker assistant's config.
+async fn store_reporter(
+    sdk: &aws_config::SdkConfig,
+    source: &DynamoConfigSource,
+) -> Result<StoreReporter> {
+    let config: WorkerAssistantConfig =
+        load_config(source, ASSISTANT_FUNCTION_NAME, json!({}), None).await?;
+    let store = Arc::new(DynamoTaskStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        config.task_config.table_names(),
+    ));
+    let assistant = WorkerAssistant::new(config, store.clone(), Arc::new(SnsNotifier::new(sdk)))
+        .with_jobs(store);
+    Ok(StoreReporter::new(Arc::new(assistant)))
 }
 
 /// Runs `worker` as this Lambda function with `reporter` and `config`.

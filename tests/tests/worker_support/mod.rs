@@ -8,17 +8,45 @@
 pub mod jobs;
 pub mod moto;
 
+/// Turns each listed `async fn case(backend: Backend)` of the calling test file into two tests, one
+/// per store: `sqlite::case` and `dynamodb::case` (skipped without DynamoDB Local, see
+/// [`sosw_integration_tests::emulator_endpoint`]).
+#[allow(unused_macros, reason = "not every test file runs on both stores")]
+macro_rules! on_every_store {
+    ($($case:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(crate::worker_support::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(crate::worker_support::Backend::DynamoDb).await;
+                }
+            )+
+        }
+    };
+}
+#[allow(unused_imports, reason = "not every test file runs on both stores")]
+pub(crate) use on_every_store;
+
 use std::sync::Arc;
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
+use sosw::aws::dynamodb::{DynamoTaskStore, create_tables};
 use sosw::clock::{Clock, ManualClock};
 use sosw::config::{ScavengerConfig, WorkerAssistantConfig, parse_config};
 use sosw::embedded::SqliteTaskStore;
 use sosw::essentials::scavenger::Scavenger;
 use sosw::essentials::worker_assistant::WorkerAssistant;
 use sosw::notify::{MemoryNotifier, Notifier};
-use sosw::store::{ClaimOutcome, EnqueueMode, JobStore, TaskClaims, TaskQueue, TaskStore};
+use sosw::store::{ClaimOutcome, EnqueueMode, JobStore, TableNames, TaskStore};
 use sosw::task::{Jitter, Task, TaskId};
 use sosw::worker::{StoreReporter, Worker, WorkerRunner};
 
@@ -28,9 +56,21 @@ pub const NOW: i64 = 1_700_000_000;
 /// The dead-task topic the configs name.
 pub const DEAD_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:sosw_dead_tasks";
 
-/// One labourer on an in-memory SQLite store, a manual clock and a recording notifier.
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An in-memory SQLite store.
+    Sqlite,
+    /// DynamoDB Local, on tables of the test's own.
+    DynamoDb,
+}
+
+/// One labourer on a store, a manual clock and a recording notifier.
 pub struct Harness {
-    pub store: Arc<SqliteTaskStore>,
+    /// The task store.
+    pub store: Arc<dyn TaskStore>,
+    /// The same store's job records.
+    pub job_store: Arc<dyn JobStore>,
     pub clock: Arc<ManualClock>,
     pub notes: Arc<MemoryNotifier>,
     pub notifier: Arc<dyn Notifier>,
@@ -46,11 +86,38 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// A harness whose labourer has `settings` (duration, cooldown, max_attempts, retry, ...).
+    /// A harness on an in-memory SQLite store whose labourer has `settings` (duration, cooldown,
+    /// max_attempts, retry, ...).
     pub fn new(settings: Value) -> Self {
+        let store = Arc::new(SqliteTaskStore::in_memory().expect("in-memory SQLite store"));
+        Self::with_store(store.clone(), store, settings)
+    }
+
+    /// A harness on `backend`, or `None` when the test is to be skipped (no DynamoDB Local).
+    pub async fn on(backend: Backend, settings: Value) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => Some(Self::new(settings)),
+            Backend::DynamoDb => {
+                let client = sosw_integration_tests::dynamodb_client().await?;
+                let tables = TableNames::with_prefix(&sosw_integration_tests::unique_prefix());
+                create_tables(&client, &tables)
+                    .await
+                    .expect("tables created on DynamoDB Local");
+                let store = Arc::new(DynamoTaskStore::new(client, tables));
+                Some(Self::with_store(store.clone(), store, settings))
+            }
+        }
+    }
+
+    fn with_store(
+        store: Arc<dyn TaskStore>,
+        job_store: Arc<dyn JobStore>,
+        settings: Value,
+    ) -> Self {
         let notes = Arc::new(MemoryNotifier::default());
         Harness {
-            store: Arc::new(SqliteTaskStore::in_memory().expect("in-memory SQLite store")),
+            store,
+            job_store,
             clock: Arc::new(ManualClock::at_secs(NOW)),
             notifier: notes.clone(),
             notes,
@@ -69,9 +136,9 @@ impl Harness {
         self
     }
 
-    /// Keeps job counters in `jobs`.
-    pub fn with_jobs(mut self, jobs: Arc<dyn JobStore>) -> Self {
-        self.jobs = Some(jobs);
+    /// Keeps job counters in the store's job records.
+    pub fn with_jobs(mut self) -> Self {
+        self.jobs = Some(self.job_store.clone());
         self
     }
 
@@ -172,11 +239,6 @@ impl Harness {
             ClaimOutcome::Claimed(task) => task,
             other => panic!("expected to claim {task_id}, got {other:?}"),
         }
-    }
-
-    /// The store as the trait object the essentials hold.
-    pub fn dyn_store(&self) -> Arc<dyn TaskStore> {
-        self.store.clone()
     }
 }
 
