@@ -543,3 +543,40 @@ on_every_store!(
     possibly_duplicate_is_set_when_the_store_shows_the_task_closed,
     a_report_that_cannot_be_delivered_fails_the_invocation_and_keeps_the_task,
 );
+
+#[tokio::test]
+async fn a_failure_for_a_labourer_the_assistant_does_not_know_still_retries_the_task() {
+    let h = Harness::new(labourer(3));
+    let mut task = sosw::task::Task::new("stray-1", "unlisted", json!({}), 2000, NOW as f64);
+    task.attempts = 0;
+    h.store
+        .enqueue(&[task], sosw::store::EnqueueMode::Fresh)
+        .await
+        .expect("enqueued");
+    let id = sosw::task::TaskId::new("stray-1").expect("id");
+    h.claim(&id).await;
+    let reply = h
+        .assistant(9)
+        .handle(
+            &AssistantRequest::failed(id.clone(), true),
+            &mut Stats::new(),
+        )
+        .await
+        .expect("handled with default retry settings");
+    let AssistantOutcome::RetryScheduled {
+        desired_launch_time,
+    } = reply.outcome
+    else {
+        panic!("expected a retry, got {reply:?}");
+    };
+    let default_window = RetryPolicy::default().max_delay_secs(1, 900) as i64;
+    assert!((NOW..=NOW + default_window).contains(&desired_launch_time));
+    assert!(
+        h.store
+            .get_retry_task("unlisted", &id)
+            .await
+            .expect("lookup")
+            .is_some(),
+        "the task is kept, not dropped"
+    );
+}
