@@ -9,6 +9,10 @@
 //! * [`store`]: the `TaskStore` port, split by capability.
 //! * [`aws`]: the DynamoDB adapters; [`embedded`]: the SQLite adapter for local mode.
 //! * [`testing`] (feature `test-util`): the conformance suite every store passes.
+//! * [`worker`]: the `Worker` trait for labourers and its reporting; [`processor`]: what every sosw
+//!   Lambda shares (config, stats, diagnostics).
+//! * [`essentials`]: the worker assistant and the scavenger; [`notify`]: alerts and job messages;
+//!   [`siblings`]: continuations of a function before its deadline.
 #![forbid(unsafe_code)]
 
 pub mod aws;
@@ -16,12 +20,16 @@ pub mod clock;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod essentials;
 pub mod invoke;
 pub mod job;
 pub mod notify;
+pub mod processor;
+pub mod siblings;
 pub mod store;
 pub mod task;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod worker;
 
 pub use error::{Error, Result};

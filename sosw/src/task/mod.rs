@@ -3,6 +3,7 @@
 pub mod greenfield;
 mod labourer;
 mod model;
+pub mod retry;
 
 pub use greenfield::{Markers, TaskState};
 pub use labourer::{
@@ -10,3 +11,4 @@ pub use labourer::{
     RetryPolicy, Statistic,
 };
 pub use model::{MAX_TASK_ID_LEN, Task, TaskId, json_kind};
+pub use retry::Jitter;
