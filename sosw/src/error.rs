@@ -68,6 +68,21 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A call to an AWS service other than the task store failed (Lambda `GetFunctionConfiguration`,
+    /// CloudWatch `GetMetricStatistics`, ...). `retryable` as for [`Error::Store`].
+    #[error("{service} {operation} failed: {source}")]
+    Service {
+        /// Which service (`Lambda`, `CloudWatch`).
+        service: &'static str,
+        /// The operation that failed.
+        operation: &'static str,
+        /// Whether retrying the same call later can succeed.
+        retryable: bool,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+
     /// A feature that is named in the docs or config but not built yet.
     #[error("{0} is not implemented in this version of sosw")]
     NotImplemented(&'static str),
@@ -89,6 +104,9 @@ impl Error {
         matches!(
             self,
             Error::Store {
+                retryable: true,
+                ..
+            } | Error::Service {
                 retryable: true,
                 ..
             }

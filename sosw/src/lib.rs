@@ -13,8 +13,10 @@
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod ecology;
 pub mod embedded;
 pub mod error;
+pub mod essentials;
 pub mod invoke;
 pub mod notify;
 pub mod store;

@@ -7,6 +7,6 @@ mod model;
 pub use greenfield::{Markers, TaskState};
 pub use labourer::{
     ComparisonOperator, DEFAULT_MAX_ATTEMPTS, HealthMetric, Labourer, MetricDimension, MetricQuery,
-    RetryPolicy, Statistic,
+    RateLimit, RetryPolicy, Statistic,
 };
 pub use model::{MAX_TASK_ID_LEN, Task, TaskId, json_kind};
