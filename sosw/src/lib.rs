@@ -18,6 +18,7 @@
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod ecology;
 pub mod embedded;
 pub mod error;
 pub mod essentials;

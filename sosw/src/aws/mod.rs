@@ -1,8 +1,10 @@
 //! AWS adapters of the ports.
 
 pub mod assistant;
+pub mod cloudwatch;
 pub mod config_source;
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod lambda;
 mod sdk_errors;
 pub mod sns;

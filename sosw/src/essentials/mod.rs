@@ -1,4 +1,6 @@
-//! The essentials: logic over the ports, one module per function (`sosw_<name>`).
+//! The essentials: the logic of sosw's Lambda functions (`sosw_<name>`), over ports, callable from
+//! tests and local runs.
 
+pub mod orchestrator;
 pub mod scavenger;
 pub mod worker_assistant;
