@@ -78,6 +78,22 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A call to an AWS service other than the task store failed (SNS `Publish`, Lambda `Invoke`,
+    /// EventBridge `ListRules`, ...), or it answered with a failure (a function error, an unexpected
+    /// status). `retryable` says whether the same call may succeed later.
+    #[error("{service} {operation} failed: {source}")]
+    Service {
+        /// The service (`SNS`, `Lambda`, `EventBridge`).
+        service: &'static str,
+        /// The operation (`Publish`, `Invoke`, ...).
+        operation: &'static str,
+        /// Whether retrying the same call later can succeed.
+        retryable: bool,
+        /// The underlying error, or a description of the failed answer.
+        #[source]
+        source: BoxError,
+    },
+
     /// A feature that is named in the docs or config but not built yet.
     #[error("{0} is not implemented in this version of sosw")]
     NotImplemented(&'static str),
@@ -101,6 +117,9 @@ impl Error {
             Error::Store {
                 retryable: true,
                 ..
+            } | Error::Service {
+                retryable: true,
+                ..
             }
         )
     }
@@ -110,6 +129,21 @@ impl Error {
         Error::Invalid {
             what,
             message: message.into(),
+        }
+    }
+
+    /// Shorthand for an [`Error::Service`].
+    pub fn service(
+        service: &'static str,
+        operation: &'static str,
+        retryable: bool,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Service {
+            service,
+            operation,
+            retryable,
+            source: source.into(),
         }
     }
 
@@ -146,6 +180,8 @@ mod tests {
         assert!(Error::store("SQLite", "claim", true, "busy").is_retryable());
         assert!(!Error::store("SQLite", "claim", false, "corrupt").is_retryable());
         assert!(!Error::invalid("task id", "empty").is_retryable());
+        assert!(Error::service("SNS", "Publish", true, "throttled").is_retryable());
+        assert!(!Error::service("Lambda", "Invoke", false, "no such function").is_retryable());
     }
 
     #[test]

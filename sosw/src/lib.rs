@@ -6,26 +6,33 @@
 //! * [`task`]: tasks, labourers and the greenfield state encoding.
 //! * [`job`]: job payloads, chunking into tasks and date periods.
 //! * [`config`]: typed configuration with sosw 0.7's layering.
-//! * [`essentials`]: the essentials' logic over the ports (the scheduler).
 //! * [`store`]: the `TaskStore` port, split by capability.
 //! * [`blob`]: the `BlobStore` port (spool files, large payloads) and its directory adapter.
 //! * [`aws`]: the DynamoDB and S3 adapters; [`embedded`]: the SQLite adapter for local mode.
 //! * [`testing`] (feature `test-util`): the conformance suite every store passes.
+//! * [`worker`]: the `Worker` trait for labourers and its reporting; [`processor`]: what every sosw
+//!   Lambda shares (config, stats, diagnostics).
+//! * [`essentials`]: the scheduler, orchestrator, worker assistant and scavenger; [`notify`]: alerts and job messages;
+//!   [`siblings`]: continuations of a function before its deadline.
 #![forbid(unsafe_code)]
 
 pub mod aws;
 pub mod blob;
 pub mod clock;
 pub mod config;
+pub mod ecology;
 pub mod embedded;
 pub mod error;
 pub mod essentials;
 pub mod invoke;
 pub mod job;
 pub mod notify;
+pub mod processor;
+pub mod siblings;
 pub mod store;
 pub mod task;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod worker;
 
 pub use error::{Error, Result};

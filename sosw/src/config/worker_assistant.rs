@@ -3,21 +3,44 @@
 use serde::Deserialize;
 
 use super::processor::{ProcessorConfig, essential_config_deserialize};
+use super::scavenger::SnsConfig;
 use super::task::TaskConfig;
 
 /// The worker assistant's config: `task_config` plus the [`ProcessorConfig`] root keys.
 ///
 /// sosw 0.7's WorkerAssistant wrote to the root `dynamo_db_config.table_name`; it is accepted when it
 /// agrees with `task_config.dynamo_db_config` (see [`ProcessorConfig::dynamo_db_config`]).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct WorkerAssistantConfig {
     /// The task manager's config (`task_config`; default [`TaskConfig::default`]).
     pub task_config: TaskConfig,
 
+    /// Whether a completion report moves the task to the closed table at once
+    /// (`archive_completed`, new here; default `true`). With `false` the task stays in `sosw_tasks`
+    /// with `completed_at` until the scavenger archives it, as in sosw 0.7. The default closes the task
+    /// in the same invocation that records it: the row leaves the queue's index at once, and a job's
+    /// last task finishes the job without waiting up to a minute for the scavenger.
+    pub archive_completed: bool,
+
+    /// Where dead-task alerts and job-finished messages for requesters that are not topic ARNs go
+    /// (`sns_config`, new here for the worker assistant; default none: they are logged).
+    pub sns_config: SnsConfig,
+
     /// The root keys every essential accepts.
     #[serde(skip)]
     pub processor: ProcessorConfig,
+}
+
+impl Default for WorkerAssistantConfig {
+    fn default() -> Self {
+        WorkerAssistantConfig {
+            task_config: TaskConfig::default(),
+            archive_completed: true,
+            sns_config: SnsConfig::default(),
+            processor: ProcessorConfig::default(),
+        }
+    }
 }
 
 essential_config_deserialize!(

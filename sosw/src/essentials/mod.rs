@@ -1,4 +1,7 @@
-//! The essentials: the logic of sosw's Lambda functions over the ports, callable from a test with
-//! embedded adapters. The executables in the `essentials` crate are thin `main`s around them.
+//! The essentials: the logic of sosw's Lambda functions (`sosw_<name>`), over ports, callable from
+//! tests and local runs.
 
+pub mod orchestrator;
+pub mod scavenger;
 pub mod scheduler;
+pub mod worker_assistant;

@@ -1,6 +1,12 @@
 //! The `Notifier` port: dead-task alerts and job-finished messages.
 //!
-//! Adapters: SNS ([`crate::aws`]) and a log/file adapter for local mode.
+//! * [`NotificationQueue`]: sosw 0.7's SnsManager: messages are queued per recipient, subject and
+//!   attributes, joined, and sent on [`NotificationQueue::commit`], which every essential calls at the
+//!   end of its run. Dropping a queue with messages in it logs them as an error instead of sending them
+//!   (sosw 0.7 relied on `__del__` to send, bug B19).
+//! * Adapters: SNS ([`crate::aws::sns::SnsNotifier`]); [`LogNotifier`], [`FileNotifier`] and
+//!   [`MemoryNotifier`] for local mode and tests.
+//! * [`jobs`]: job counters after a task closes, and the job-finished message to every requester.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +14,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+
+pub mod jobs;
+mod local;
+mod queue;
+
+pub use local::{FileNotifier, LogNotifier, MemoryNotifier};
+pub use queue::{MAX_MESSAGE_BYTES, NotificationQueue, SEPARATOR};
 
 /// One message to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -69,6 +69,11 @@ pub struct Labourer {
     /// jitter (`{"policy": "exponential", "base_secs": 30, "cap_secs": 3600}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
+
+    /// At most this many invocations per period, counted by each orchestrator (new in this
+    /// implementation; default no limit). `{"tasks": 100, "period_secs": 60}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -94,6 +99,7 @@ impl Labourer {
             average_duration: None,
             health: None,
             retry: None,
+            rate_limit: None,
         }
     }
 
@@ -133,6 +139,40 @@ impl Labourer {
     /// The retry policy, defaulted.
     pub fn retry_policy(&self) -> RetryPolicy {
         self.retry.clone().unwrap_or_default()
+    }
+}
+
+/// A labourer's invocation rate limit: at most `tasks` invocations in any `period_secs` seconds.
+///
+/// Each orchestrator counts its own invocations (in memory, across the runs of one container), so `n`
+/// orchestrators running at once may invoke up to `n` times the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawRateLimit")]
+pub struct RateLimit {
+    /// Invocations allowed per period.
+    pub tasks: u32,
+    /// The period in seconds; at least 1.
+    pub period_secs: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    tasks: u32,
+    period_secs: u64,
+}
+
+impl TryFrom<RawRateLimit> for RateLimit {
+    type Error = String;
+
+    fn try_from(raw: RawRateLimit) -> Result<Self, Self::Error> {
+        if raw.period_secs == 0 {
+            return Err("`period_secs` of a rate limit must be at least 1".into());
+        }
+        Ok(RateLimit {
+            tasks: raw.tasks,
+            period_secs: raw.period_secs,
+        })
     }
 }
 
@@ -348,6 +388,26 @@ mod tests {
         let paused: Labourer =
             serde_json::from_value(json!({"max_simultaneous_invocations": 0})).expect("parses");
         assert!(paused.is_paused());
+    }
+
+    #[test]
+    fn rate_limits_parse_and_a_zero_period_is_rejected() {
+        let lab: Labourer =
+            serde_json::from_value(json!({"rate_limit": {"tasks": 5, "period_secs": 60}}))
+                .expect("parses");
+        assert_eq!(
+            lab.rate_limit,
+            Some(RateLimit {
+                tasks: 5,
+                period_secs: 60
+            })
+        );
+        let err = serde_json::from_value::<Labourer>(
+            json!({"rate_limit": {"tasks": 5, "period_secs": 0}}),
+        )
+        .expect_err("zero period");
+        assert!(err.to_string().contains("period_secs"), "{err}");
+        assert_eq!(Labourer::new("x").rate_limit, None);
     }
 
     #[test]

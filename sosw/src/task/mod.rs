@@ -3,10 +3,12 @@
 pub mod greenfield;
 mod labourer;
 mod model;
+pub mod retry;
 
 pub use greenfield::{Markers, TaskState};
 pub use labourer::{
     ComparisonOperator, DEFAULT_MAX_ATTEMPTS, HealthMetric, Labourer, MetricDimension, MetricQuery,
-    RetryPolicy, Statistic,
+    RateLimit, RetryPolicy, Statistic,
 };
 pub use model::{MAX_TASK_ID_LEN, Task, TaskId, json_kind};
+pub use retry::Jitter;

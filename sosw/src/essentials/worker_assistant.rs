@@ -1,0 +1,653 @@
+//! `sosw_worker_assistant`: closes tasks on the workers' reports.
+//!
+//! The contract is sosw 0.7's: `{"action": "mark_task_as_completed" | "mark_task_as_failed",
+//! "task_id": "...", "stats": {...}, "result": {...}}`, where `stats` and `result` may also be JSON
+//! strings, and `actions: ["..."]` (a one-element list) may stand for `action`. Their entries land on
+//! the task as `stat_<k>` and `result_<k>`. This version also reads two optional keys a Python
+//! WorkerAssistant ignores: `retryable` (bool, default `true`) and `attempt` (the invocation the report
+//! is about, `attempts + 1` of the worker payload).
+//!
+//! What a report does:
+//! * **completed**: `completed_at = now`, conditionally (a report for a task that is already completed,
+//!   archived, waiting for retry or unknown changes nothing: no orphan rows, bug B10); then, with
+//!   `archive_completed` (the default), the task moves to the closed table as `<labourer>_1` at once.
+//! * **failed**: `failed_attempts += 1` and the report's attributes; then, unlike sosw 0.7 (which let
+//!   the task expire first), at once:
+//!   * `retryable` and fewer than `max_attempts` invocations: to the retry table with the labourer's
+//!     retry delay;
+//!   * `retryable` with `max_attempts` used up, or not `retryable`: dead, archived as `<labourer>_0`
+//!     with the report's `result_*` (the worker's error) kept in the row, and a dead-task alert;
+//!   * a report about an older invocation (`attempt` given and not the task's latest), or for a task
+//!     already back in the queue, is recorded only: the task is already on its way again.
+//! * Job counters follow each task that closes ([`crate::notify::jobs`]); a job's last task finishes it
+//!   and sends the job-finished message to every requester.
+//!
+//! A malformed report is a `NonRetryable` error naming what is wrong; store failures are `Retryable`
+//! (Lambda runs the event again; every step above is conditional, so a repeat changes nothing twice).
+//! A notification that cannot be sent is logged and returned in the outcome, not raised: the task
+//! changes are done, and running the event again could not resend it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::WorkerAssistantConfig;
+use crate::error::{Error, Result};
+use crate::notify::jobs::{self, JobProgress};
+use crate::notify::{NotificationQueue, Notifier};
+use crate::processor::{Processor, Stats};
+use crate::store::{
+    ClosedStatus, JobCounts, JobStore, MoveOutcome, ReportOutcome, TaskReport, TaskStore,
+};
+use crate::task::retry::desired_launch_time;
+use crate::task::{Jitter, Labourer, Markers, Task, TaskId, TaskState, json_kind};
+
+/// The function name (and config document prefix) of the worker assistant.
+pub const FUNCTION_NAME: &str = "sosw_worker_assistant";
+
+/// Subject of dead-task alerts (sosw 0.7's).
+pub const DEAD_TASK_SUBJECT: &str = "``sosw`` Dead Task";
+
+/// The alert body for a dead task (sosw 0.7's text).
+pub fn dead_task_message(task_id: &TaskId) -> String {
+    format!("Closing dead task: {task_id} ")
+}
+
+/// What a worker reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssistantAction {
+    /// The task is done.
+    MarkTaskAsCompleted,
+    /// The task failed this time.
+    MarkTaskAsFailed,
+}
+
+impl AssistantAction {
+    const NAMES: &'static str = "`mark_task_as_completed`, `mark_task_as_failed`";
+
+    fn parse(name: &str) -> Result<Self> {
+        match name {
+            "mark_task_as_completed" => Ok(AssistantAction::MarkTaskAsCompleted),
+            "mark_task_as_failed" => Ok(AssistantAction::MarkTaskAsFailed),
+            other => Err(invalid(format!(
+                "unsupported action `{other}`; supported: {}",
+                Self::NAMES
+            ))),
+        }
+    }
+}
+
+/// One report from a worker: sosw 0.7's `{action, task_id, stats, result}` plus optional `retryable`
+/// and `attempt`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssistantRequest {
+    /// What happened.
+    pub action: AssistantAction,
+    /// The task it happened to.
+    pub task_id: TaskId,
+    /// Written as `stat_<k>`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stats: BTreeMap<String, Value>,
+    /// Written as `result_<k>`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub result: BTreeMap<String, Value>,
+    /// For a failure: whether running the task again may succeed (absent means `true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
+    /// The invocation this report is about (1 for the first), if the worker knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::invalid("worker assistant request", message)
+}
+
+impl AssistantRequest {
+    /// A completion report.
+    pub fn completed(task_id: TaskId) -> Self {
+        AssistantRequest {
+            action: AssistantAction::MarkTaskAsCompleted,
+            task_id,
+            stats: BTreeMap::new(),
+            result: BTreeMap::new(),
+            retryable: None,
+            attempt: None,
+        }
+    }
+
+    /// A failure report.
+    pub fn failed(task_id: TaskId, retryable: bool) -> Self {
+        AssistantRequest {
+            action: AssistantAction::MarkTaskAsFailed,
+            retryable: Some(retryable),
+            ..AssistantRequest::completed(task_id)
+        }
+    }
+
+    /// Reads a report as sosw 0.7's WorkerAssistant accepts it (see the module docs). Anything
+    /// malformed is an [`Error::Invalid`] naming the key.
+    pub fn from_event(event: &Value) -> Result<Self> {
+        let Value::Object(map) = event else {
+            return Err(invalid(format!(
+                "expected a JSON object like {{\"action\": ..., \"task_id\": ...}}, got {}",
+                json_kind(event)
+            )));
+        };
+        Ok(AssistantRequest {
+            action: action_of(map)?,
+            task_id: task_id_of(map)?,
+            stats: object_of(map, "stats")?,
+            result: object_of(map, "result")?,
+            retryable: optional(map, "retryable", Value::as_bool, "a boolean")?,
+            attempt: optional(
+                map,
+                "attempt",
+                |v| v.as_u64().and_then(|n| u32::try_from(n).ok()),
+                "a positive integer",
+            )?,
+        })
+    }
+
+    /// The report as the worker assistant's event.
+    pub fn to_event(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|_| Value::Null)
+    }
+
+    /// Whether a failure may be retried (`retryable`, default `true`).
+    pub fn is_retryable(&self) -> bool {
+        self.retryable.unwrap_or(true)
+    }
+
+    /// The `stat_*` / `result_*` attributes it writes.
+    pub fn task_report(&self) -> TaskReport {
+        TaskReport {
+            stats: self.stats.clone(),
+            result: self.result.clone(),
+        }
+    }
+}
+
+fn action_of(map: &Map<String, Value>) -> Result<AssistantAction> {
+    let single = match map.get("action") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(other) => {
+            return Err(invalid(format!(
+                "`action` must be a string, got {}",
+                json_kind(other)
+            )));
+        }
+    };
+    let listed = match map.get("actions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(list)) => match list.as_slice() {
+            [Value::String(s)] => Some(s.as_str()),
+            _ => {
+                return Err(invalid(
+                    "`actions` must be a list of exactly one action name",
+                ));
+            }
+        },
+        Some(other) => {
+            return Err(invalid(format!(
+                "`actions` must be a list of one action name, got {}",
+                json_kind(other)
+            )));
+        }
+    };
+    match (single, listed) {
+        (Some(a), Some(b)) if a != b => Err(invalid(format!(
+            "`action` is `{a}` but `actions` is [`{b}`]; send one of them"
+        ))),
+        (Some(name), _) | (None, Some(name)) => AssistantAction::parse(name),
+        (None, None) => Err(invalid(format!(
+            "missing `action`; supported: {}",
+            AssistantAction::NAMES
+        ))),
+    }
+}
+
+fn task_id_of(map: &Map<String, Value>) -> Result<TaskId> {
+    match map.get("task_id") {
+        Some(Value::String(id)) => TaskId::new(id.clone()),
+        None | Some(Value::Null) => Err(invalid("missing `task_id`")),
+        Some(other) => Err(invalid(format!(
+            "`task_id` must be a string, got {}",
+            json_kind(other)
+        ))),
+    }
+}
+
+/// `stats` / `result`: an object, a JSON string holding one, or absent/null/empty string for none.
+fn object_of(map: &Map<String, Value>, key: &str) -> Result<BTreeMap<String, Value>> {
+    let value = match map.get(key) {
+        None | Some(Value::Null) => return Ok(BTreeMap::new()),
+        Some(Value::String(text)) if text.trim().is_empty() => return Ok(BTreeMap::new()),
+        Some(Value::String(text)) => serde_json::from_str::<Value>(text)
+            .map_err(|e| invalid(format!("`{key}` is a string but not JSON: {e}")))?,
+        Some(other) => other.clone(),
+    };
+    match value {
+        Value::Object(object) => Ok(object.into_iter().collect()),
+        Value::Null => Ok(BTreeMap::new()),
+        other => Err(invalid(format!(
+            "`{key}` must be an object (or a JSON string of one), got {}",
+            json_kind(&other)
+        ))),
+    }
+}
+
+fn optional<T>(
+    map: &Map<String, Value>,
+    key: &str,
+    read: impl Fn(&Value) -> Option<T>,
+    expected: &str,
+) -> Result<Option<T>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => read(value)
+            .map(Some)
+            .ok_or_else(|| invalid(format!("`{key}` must be {expected}, got {value}"))),
+    }
+}
+
+/// What a report did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AssistantOutcome {
+    /// Completion recorded; `archived` says whether the task also moved to the closed table now.
+    Completed {
+        /// Moved to the closed table in this call.
+        archived: bool,
+    },
+    /// Failure recorded; the task waits in the retry table until `desired_launch_time`.
+    RetryScheduled {
+        /// When it goes back to the queue (Unix seconds).
+        desired_launch_time: i64,
+    },
+    /// Failure recorded; the task is dead (archived as `<labourer>_0`).
+    Dead,
+    /// Failure recorded only: the report was about an older invocation, or the task was already
+    /// queued again, or another essential moved it in the meantime.
+    FailureRecorded,
+    /// The task was already reported completed: nothing changed.
+    Duplicate,
+    /// No live task with this id (archived, waiting for retry, unknown): nothing changed.
+    NotFound,
+}
+
+/// The outcome of one report, with what happened to its job and its notifications.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssistantReply {
+    /// The task's id.
+    pub task_id: TaskId,
+    /// What happened to the task.
+    #[serde(flatten)]
+    pub outcome: AssistantOutcome,
+    /// Whether this report finished the task's job.
+    #[serde(default)]
+    pub job_finished: bool,
+    /// Why queued notifications could not all be sent (they are in the log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_error: Option<String>,
+}
+
+/// The worker assistant over a task store, an optional job store and a notifier.
+pub struct WorkerAssistant {
+    config: WorkerAssistantConfig,
+    store: Arc<dyn TaskStore>,
+    jobs: Option<Arc<dyn JobStore>>,
+    notifier: Arc<dyn Notifier>,
+    clock: Arc<dyn Clock>,
+    jitter: Mutex<Jitter>,
+}
+
+impl std::fmt::Debug for WorkerAssistant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerAssistant")
+            .field("config", &self.config)
+            .field("jobs", &self.jobs.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-task context of one report: the row as the store returned it and the labourer's settings.
+struct Closing<'a> {
+    task: &'a Task,
+    now: i64,
+    queue: &'a mut NotificationQueue,
+    stats: &'a mut Stats,
+}
+
+impl WorkerAssistant {
+    /// An assistant with the system clock, jitter from entropy and no job store.
+    pub fn new(
+        config: WorkerAssistantConfig,
+        store: Arc<dyn TaskStore>,
+        notifier: Arc<dyn Notifier>,
+    ) -> Self {
+        WorkerAssistant {
+            config,
+            store,
+            jobs: None,
+            notifier,
+            clock: Arc::new(SystemClock),
+            jitter: Mutex::new(Jitter::from_entropy()),
+        }
+    }
+
+    /// Keeps job counters in `jobs` and sends job-finished messages.
+    pub fn with_jobs(mut self, jobs: Arc<dyn JobStore>) -> Self {
+        self.jobs = Some(jobs);
+        self
+    }
+
+    /// Uses `clock` for "now".
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses `jitter` for retry delays (seed it in tests).
+    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = Mutex::new(jitter);
+        self
+    }
+
+    /// The task store reports go to.
+    pub fn store(&self) -> &Arc<dyn TaskStore> {
+        &self.store
+    }
+
+    /// The config.
+    pub fn config(&self) -> &WorkerAssistantConfig {
+        &self.config
+    }
+
+    /// Handles one report, counting what it did in `stats`, and sends the notifications it caused.
+    pub async fn handle(
+        &self,
+        request: &AssistantRequest,
+        stats: &mut Stats,
+    ) -> Result<AssistantReply> {
+        let mut queue = NotificationQueue::new(
+            self.notifier.clone(),
+            self.config.sns_config.recipient.clone(),
+        );
+        let result = self.apply(request, &mut queue, stats).await;
+        // Whatever happened, what was queued goes out now (never on drop, B19).
+        let notify_error = match queue.commit().await {
+            Ok(_) => None,
+            Err(err) => {
+                tracing::error!(task_id = %request.task_id, error = %err, "notification failed");
+                Some(err.to_string())
+            }
+        };
+        let (outcome, job_finished) = result?;
+        tracing::info!(task_id = %request.task_id, action = ?request.action, outcome = ?outcome,
+            job_finished, "report handled");
+        Ok(AssistantReply {
+            task_id: request.task_id.clone(),
+            outcome,
+            job_finished,
+            notify_error,
+        })
+    }
+
+    async fn apply(
+        &self,
+        request: &AssistantRequest,
+        queue: &mut NotificationQueue,
+        stats: &mut Stats,
+    ) -> Result<(AssistantOutcome, bool)> {
+        let now = self.clock.now_secs();
+        let report = request.task_report();
+        let recorded = match request.action {
+            AssistantAction::MarkTaskAsCompleted => {
+                self.store.complete(&request.task_id, &report, now).await?
+            }
+            AssistantAction::MarkTaskAsFailed => {
+                self.store
+                    .record_failure(&request.task_id, &report, now)
+                    .await?
+            }
+        };
+        let task = match recorded {
+            ReportOutcome::Recorded(task) => task,
+            ReportOutcome::AlreadyCompleted => {
+                stats.inc("duplicate_reports");
+                return Ok((AssistantOutcome::Duplicate, false));
+            }
+            ReportOutcome::NotFound => {
+                stats.inc("late_reports");
+                return Ok((AssistantOutcome::NotFound, false));
+            }
+        };
+        let mut closing = Closing {
+            task: &task,
+            now,
+            queue,
+            stats,
+        };
+        match request.action {
+            AssistantAction::MarkTaskAsCompleted => self.after_completion(&mut closing).await,
+            AssistantAction::MarkTaskAsFailed => self.after_failure(request, &mut closing).await,
+        }
+    }
+
+    async fn after_completion(&self, c: &mut Closing<'_>) -> Result<(AssistantOutcome, bool)> {
+        c.stats.inc("marked_as_completed");
+        let mut archived = false;
+        if self.config.archive_completed {
+            archived = self
+                .store
+                .archive(c.task, ClosedStatus::Completed, c.now)
+                .await?
+                == MoveOutcome::Moved;
+            c.stats.add("archived_tasks", u64::from(archived));
+        }
+        let delta = JobCounts {
+            completed: 1,
+            ..JobCounts::default()
+        };
+        let finished = self.count(c, delta).await?;
+        Ok((AssistantOutcome::Completed { archived }, finished))
+    }
+
+    async fn after_failure(
+        &self,
+        request: &AssistantRequest,
+        c: &mut Closing<'_>,
+    ) -> Result<(AssistantOutcome, bool)> {
+        c.stats.inc("marked_as_failed");
+        let failed = JobCounts {
+            failed: 1,
+            ..JobCounts::default()
+        };
+        let labourer = self.labourer_of(c.task);
+        let stale = request.attempt.is_some_and(|a| a != c.task.attempts);
+        let queued = Markers::for_labourer(c.now, &labourer).state(c.task.greenfield, false)
+            == TaskState::Queued;
+        if stale || queued {
+            c.stats.inc("failures_recorded_only");
+            let finished = self.count(c, failed).await?;
+            return Ok((AssistantOutcome::FailureRecorded, finished));
+        }
+        let max_attempts = labourer.effective_max_attempts(self.config.task_config.max_attempts);
+        if !request.is_retryable() || c.task.attempts >= max_attempts {
+            return self.declare_dead(c, failed).await;
+        }
+        let launch = {
+            let mut jitter = self.jitter.lock().unwrap_or_else(|p| p.into_inner());
+            desired_launch_time(&labourer, c.task.attempts, c.now, &mut jitter)
+        };
+        let outcome = match self.store.move_to_retry(c.task, launch).await? {
+            MoveOutcome::Moved => {
+                c.stats.inc("scheduled_for_retry_later_tasks");
+                AssistantOutcome::RetryScheduled {
+                    desired_launch_time: launch,
+                }
+            }
+            MoveOutcome::Conflict => AssistantOutcome::FailureRecorded,
+        };
+        let finished = self.count(c, failed).await?;
+        Ok((outcome, finished))
+    }
+
+    async fn declare_dead(
+        &self,
+        c: &mut Closing<'_>,
+        failed: JobCounts,
+    ) -> Result<(AssistantOutcome, bool)> {
+        let moved = self
+            .store
+            .archive(c.task, ClosedStatus::Dead, c.now)
+            .await?;
+        if moved == MoveOutcome::Conflict {
+            let finished = self.count(c, failed).await?;
+            return Ok((AssistantOutcome::FailureRecorded, finished));
+        }
+        c.stats.inc("closed_dead_tasks");
+        c.queue.send(
+            None,
+            DEAD_TASK_SUBJECT,
+            dead_task_message(&c.task.task_id),
+            BTreeMap::new(),
+        );
+        let delta = JobCounts { dead: 1, ..failed };
+        let finished = self.count(c, delta).await?;
+        Ok((AssistantOutcome::Dead, finished))
+    }
+
+    /// Job counters for the task's job, if it has one and a job store is configured.
+    async fn count(&self, c: &mut Closing<'_>, delta: JobCounts) -> Result<bool> {
+        let (Some(jobs), Some(job_id)) = (&self.jobs, &c.task.job_id) else {
+            return Ok(false);
+        };
+        let progress = jobs::record_outcome(jobs.as_ref(), c.queue, job_id, delta, c.now).await?;
+        Ok(matches!(progress, JobProgress::Finished(_)))
+    }
+
+    /// The task's labourer; one missing from the config gets the task config's defaults (its failure
+    /// is already recorded, so refusing here would only make Lambda repeat the report).
+    fn labourer_of(&self, task: &Task) -> Labourer {
+        let task_config = &self.config.task_config;
+        task_config.labourer(&task.labourer_id).unwrap_or_else(|_| {
+            tracing::warn!(labourer = %task.labourer_id, task_id = %task.task_id,
+                "labourer not configured for the worker assistant: default retry settings");
+            let mut labourer = Labourer::new(task.labourer_id.clone());
+            labourer.max_attempts = Some(task_config.max_attempts);
+            labourer
+        })
+    }
+}
+
+#[async_trait]
+impl Processor for WorkerAssistant {
+    type Event = Value;
+    type Output = AssistantReply;
+
+    async fn process(&self, event: Value, stats: &mut Stats) -> Result<AssistantReply> {
+        let request = AssistantRequest::from_event(&event)?;
+        self.handle(&request, stats).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sosw_07_reports_parse_in_every_accepted_shape() {
+        let r = AssistantRequest::from_event(&json!({
+            "action": "mark_task_as_completed", "task_id": "t1",
+            "stats": {"total_calls": 3}, "result": "{\"rows\": 5}"
+        }))
+        .expect("parses");
+        assert_eq!(r.action, AssistantAction::MarkTaskAsCompleted);
+        assert_eq!(r.stats["total_calls"], json!(3));
+        assert_eq!(r.result["rows"], json!(5));
+        assert!(r.is_retryable(), "absent retryable means retryable");
+        let r = AssistantRequest::from_event(&json!({
+            "actions": ["mark_task_as_failed"], "task_id": "t1", "stats": "", "result": null
+        }))
+        .expect("plural actions");
+        assert_eq!(r.action, AssistantAction::MarkTaskAsFailed);
+        assert!(r.stats.is_empty() && r.result.is_empty());
+    }
+
+    #[test]
+    fn malformed_reports_are_errors_naming_the_key() {
+        let cases = [
+            (json!([1]), "JSON object"),
+            (json!({"task_id": "t"}), "missing `action`"),
+            (
+                json!({"action": "mark_task_as_done", "task_id": "t"}),
+                "unsupported action",
+            ),
+            (json!({"action": 5, "task_id": "t"}), "`action` must be"),
+            (
+                json!({"actions": ["a", "b"], "task_id": "t"}),
+                "exactly one",
+            ),
+            (
+                json!({"action": "mark_task_as_failed", "actions": ["mark_task_as_completed"], "task_id": "t"}),
+                "send one of them",
+            ),
+            (
+                json!({"action": "mark_task_as_failed"}),
+                "missing `task_id`",
+            ),
+            (
+                json!({"action": "mark_task_as_failed", "task_id": 7}),
+                "`task_id` must be",
+            ),
+            (
+                json!({"action": "mark_task_as_failed", "task_id": ""}),
+                "empty",
+            ),
+            (
+                json!({"action": "mark_task_as_failed", "task_id": "t", "stats": [1]}),
+                "`stats` must be",
+            ),
+            (
+                json!({"action": "mark_task_as_failed", "task_id": "t", "result": "{oops"}),
+                "not JSON",
+            ),
+            (
+                json!({"action": "mark_task_as_failed", "task_id": "t", "retryable": "no"}),
+                "`retryable`",
+            ),
+            (
+                json!({"action": "mark_task_as_failed", "task_id": "t", "attempt": -1}),
+                "`attempt`",
+            ),
+        ];
+        for (event, needle) in cases {
+            let err = AssistantRequest::from_event(&event).expect_err("malformed");
+            assert!(!err.is_retryable());
+            assert!(err.to_string().contains(needle), "{event}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_request_round_trips_through_its_event() {
+        let mut r = AssistantRequest::failed(TaskId::new("t9").expect("id"), false);
+        r.result.insert("error".into(), json!("boom"));
+        r.attempt = Some(2);
+        let event = r.to_event();
+        assert_eq!(event["action"], "mark_task_as_failed");
+        assert!(
+            event.get("stats").is_none(),
+            "empty maps are left out, as in sosw 0.7"
+        );
+        assert_eq!(AssistantRequest::from_event(&event).expect("parses"), r);
+    }
+}

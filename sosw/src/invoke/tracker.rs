@@ -1,0 +1,61 @@
+//! Counts the background work an invoker started, so local runs and tests can wait for it to finish.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+
+/// Shared count of running background jobs, with a wake-up when it drops to zero.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Tracker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    running: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held by one background job; dropping it (normally, or while a handler panics) ends the job.
+#[derive(Debug)]
+pub(crate) struct JobGuard {
+    inner: Arc<Inner>,
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        if self.inner.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.idle.notify_waiters();
+        }
+    }
+}
+
+impl Tracker {
+    /// Starts counting one job until the guard is dropped.
+    pub(crate) fn start(&self) -> JobGuard {
+        self.inner.running.fetch_add(1, Ordering::AcqRel);
+        JobGuard {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+
+    /// Jobs running now.
+    pub(crate) fn running(&self) -> usize {
+        self.inner.running.load(Ordering::Acquire)
+    }
+
+    /// Waits until no job runs.
+    pub(crate) async fn wait_idle(&self) {
+        loop {
+            let notified = self.inner.idle.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a job ending in between still wakes us.
+            notified.as_mut().enable();
+            if self.running() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
