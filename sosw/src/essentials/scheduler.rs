@@ -99,6 +99,7 @@
 //! ```
 
 mod rows;
+mod sibling;
 mod spool;
 mod submission;
 mod writer;
@@ -115,6 +116,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use sibling::SiblingContinuation;
 pub use spool::{SPOOL_FORMAT, SpoolHeader};
 pub use submission::{
     CONTINUATION_KEY, DEFAULT_REQUESTER, REQUESTER_KEY, continuation_payload, scheduled_job_id,
@@ -134,7 +136,8 @@ use crate::store::{
 use crate::task::TaskId;
 
 /// Starts another run of the scheduler with a payload: on Lambda an asynchronous invocation of the
-/// scheduler function itself (sosw 0.7's `SiblingsManager.spawn_sibling`).
+/// scheduler function itself (sosw 0.7's `SiblingsManager.spawn_sibling`; see
+/// [`SiblingContinuation`]), locally [`LocalContinuation`].
 #[async_trait]
 pub trait Continuation: Send + Sync + fmt::Debug {
     /// Starts a run with `payload` as its event. An error means no run was started.
@@ -259,7 +262,9 @@ pub struct SchedulerReport {
 }
 
 /// The scheduler: the task queue and job records, and optionally a blob store (spool, large payloads)
-/// and a [`Continuation`].
+/// and a [`Continuation`]. Cloning is cheap apart from the config, so a Lambda handler can clone one
+/// built at start-up to give an invocation its own [`SiblingContinuation`].
+#[derive(Clone)]
 pub struct Scheduler {
     config: SchedulerConfig,
     tasks: Arc<dyn TaskQueue>,
