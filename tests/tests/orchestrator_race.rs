@@ -1,5 +1,5 @@
 //! Four orchestrators racing over one store of 10,000 queued tasks invoke every task exactly once per
-//! attempt, counted by the workers. SQLite here; the DynamoDB store joins when it lands in main.
+//! attempt, counted by the workers: on SQLite, and on DynamoDB Local when its endpoint is set.
 
 mod orchestrator_support;
 
@@ -8,14 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sosw::aws::dynamodb::{DynamoTaskStore, create_tables};
 use sosw::clock::{Clock, SystemClock};
-use sosw::embedded::SqliteTaskStore;
 use sosw::essentials::orchestrator::OrchestratorReport;
 use sosw::invoke::Invoker;
-use sosw::store::{TaskArchive, TaskQueue};
+use sosw::store::{EnqueueMode, TableNames, TaskQueue, TaskStore};
 
 use orchestrator_support::{
-    Deliveries, RejectingFirst, completing_workers, config, continuous, orchestrator, sqlite_with,
+    Deliveries, RejectingFirst, completing_workers, config, continuous, orchestrator, queued,
+    sqlite_with,
 };
 
 const TASKS: u64 = 10_000;
@@ -23,7 +24,10 @@ const ORCHESTRATORS: usize = 4;
 
 /// Runs four orchestrators at once until the queue is empty (each run ends when it finds nothing
 /// left to start); returns their reports.
-async fn race(store: Arc<SqliteTaskStore>, invoker: Arc<dyn Invoker>) -> Vec<OrchestratorReport> {
+async fn race<S: TaskStore + 'static>(
+    store: Arc<S>,
+    invoker: Arc<dyn Invoker>,
+) -> Vec<OrchestratorReport> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut reports = Vec::new();
     // A run may end while a rival still holds tasks it will release; a few rounds of runs drain those.
@@ -68,9 +72,9 @@ async fn join_runs(
 }
 
 /// Every task completed in the store, after exactly one claim that stood.
-async fn assert_all_completed_once(store: &SqliteTaskStore) {
+async fn assert_all_completed_once<S: TaskStore>(store: &S) {
     let completed = store
-        .list_completed("w", i64::MAX, TASKS as usize + 1)
+        .list_completed("w", SystemClock.now_secs(), TASKS as usize + 1)
         .await
         .expect("list completed");
     assert_eq!(completed.len() as u64, TASKS, "every task completed");
@@ -85,9 +89,8 @@ async fn assert_all_completed_once(store: &SqliteTaskStore) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn four_orchestrators_invoke_every_task_exactly_once() {
-    let store = sqlite_with("w", TASKS).await;
+/// Races the orchestrators over `store` (already holding the tasks) and checks the outcome.
+async fn four_orchestrators_over<S: TaskStore + 'static>(store: Arc<S>) {
     let deliveries = Arc::new(Deliveries::default());
     let workers = Arc::new(completing_workers(
         "w",
@@ -119,7 +122,29 @@ async fn four_orchestrators_invoke_every_task_exactly_once() {
         "race: {TASKS} tasks, {} runs, {skipped} claims lost to a rival",
         reports.len()
     );
-    assert_all_completed_once(&store).await;
+    assert_all_completed_once(store.as_ref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_orchestrators_invoke_every_task_exactly_once() {
+    four_orchestrators_over(sqlite_with("w", TASKS).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_orchestrators_invoke_every_task_exactly_once_on_dynamodb_local() {
+    let Some(client) = sosw_integration_tests::dynamodb_client().await else {
+        return;
+    };
+    let tables = TableNames::with_prefix(&sosw_integration_tests::unique_prefix());
+    create_tables(&client, &tables).await.expect("tables");
+    let store = Arc::new(DynamoTaskStore::new(client, tables));
+    for chunk in queued("w", 0, TASKS).chunks(1000) {
+        store
+            .enqueue(chunk, EnqueueMode::Fresh)
+            .await
+            .expect("enqueue");
+    }
+    four_orchestrators_over(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -161,5 +186,5 @@ async fn rejected_invocations_are_released_and_invoked_again_exactly_once() {
         .sum();
     assert_eq!(released, refused, "each refusal released its claim");
     // The released tasks were claimed again with their attempts restored: one standing claim each.
-    assert_all_completed_once(&store).await;
+    assert_all_completed_once(store.as_ref()).await;
 }

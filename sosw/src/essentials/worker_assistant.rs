@@ -156,7 +156,7 @@ impl AssistantRequest {
 
     /// The report as the worker assistant's event.
     pub fn to_event(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_else(|_| Value::Null)
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
     /// Whether a failure may be retried (`retryable`, default `true`).
