@@ -521,6 +521,37 @@ async fn an_invocation_outside_sosw_runs_without_a_report() {
 }
 
 #[tokio::test]
+async fn a_payload_stored_in_the_blob_store_reaches_the_worker_resolved() {
+    let dir = std::env::temp_dir().join(format!("sosw-payload-ref-{}", std::process::id()));
+    let blobs = Arc::new(sosw::blob::DirBlobStore::new(&dir).expect("a blob directory"));
+    let pointer =
+        sosw::blob::store_payload(blobs.as_ref(), "big/1.json", &json!({"words": ["a", "b"]}))
+            .await
+            .expect("stored");
+    let runner = WorkerRunner::new(worker_fn(count_words), Arc::new(Unreachable)).with_blobs(blobs);
+    let out = runner
+        .handle(event(pointer))
+        .await
+        .expect("resolved and run");
+    assert_eq!(out, json!({"count": 2}));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_payload_pointer_without_a_blob_store_is_a_clear_non_retryable_error() {
+    let runner = WorkerRunner::new(worker_fn(count_words), Arc::new(Unreachable));
+    let err = runner
+        .handle(event(sosw::blob::payload_ref("big/2.json")))
+        .await
+        .expect_err("cannot be resolved");
+    assert!(!err.is_retryable(), "{err}");
+    assert!(
+        err.message().contains("payload_bucket") && err.message().contains("big/2.json"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn malformed_task_fields_are_non_retryable_errors() {
     let runner = WorkerRunner::new(worker_fn(count_words), Arc::new(Unreachable));
     for bad in [json!("text"), json!({"task_id": 12, "words": []})] {

@@ -35,6 +35,12 @@ pub struct WorkerConfig {
     /// Where reports go (`report_to`, new here; default `worker_assistant`).
     pub report_to: ReportTo,
 
+    /// The S3 bucket where the scheduler stores task payloads too large for a task row (`queue_bucket`
+    /// of the scheduler's config; default none). A payload that arrives as a pointer
+    /// (`{"sosw_payload_ref": "<key>"}`) is fetched from it before the worker sees it; without a bucket
+    /// such a payload fails the task as non-retryable, naming this key.
+    pub payload_bucket: Option<String>,
+
     /// Every other key: the worker's own settings. sosw 0.7's `init_clients` and
     /// `meta_handler_config` land here too and are not read by sosw.
     #[serde(flatten)]
@@ -47,6 +53,7 @@ impl Default for WorkerConfig {
             sosw_worker_assistant_lambda: "sosw_worker_assistant".to_string(),
             report_invocation: ReportInvocation::default(),
             report_to: ReportTo::default(),
+            payload_bucket: None,
             custom: Map::new(),
         }
     }

@@ -11,7 +11,9 @@ use super::{Reporter, TaskMeta, WorkError, Worker, WorkerConfig, WorkerContext, 
 use crate::aws::assistant::LambdaAssistantReporter;
 use crate::aws::config_source::DynamoConfigSource;
 use crate::aws::dynamodb::DynamoTaskStore;
+use crate::aws::s3::S3BlobStore;
 use crate::aws::sns::SnsNotifier;
+use crate::blob::{BlobStore, payload_ref_key, resolve_payload};
 use crate::config::WorkerAssistantConfig;
 use crate::error::{Error, Result};
 use crate::essentials::worker_assistant::{
@@ -33,6 +35,7 @@ const TASK_KEYS: [&str; 5] = [
 pub struct WorkerRunner<W> {
     worker: W,
     reporter: Arc<dyn Reporter>,
+    blobs: Option<Arc<dyn BlobStore>>,
     config: Arc<Map<String, Value>>,
     lifetime: Mutex<LifetimeStats>,
 }
@@ -49,6 +52,7 @@ impl<W: Worker> WorkerRunner<W> {
         WorkerRunner {
             worker,
             reporter,
+            blobs: None,
             config: Arc::new(Map::new()),
             lifetime: Mutex::new(LifetimeStats::default()),
         }
@@ -57,6 +61,13 @@ impl<W: Worker> WorkerRunner<W> {
     /// Gives the worker its own config keys ([`WorkerContext::config`]).
     pub fn with_config(mut self, config: &WorkerConfig) -> Self {
         self.config = Arc::new(config.custom.clone());
+        self
+    }
+
+    /// Where payloads stored by the scheduler as pointers (`{"sosw_payload_ref": "<key>"}`) are fetched
+    /// from before the worker sees them.
+    pub fn with_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blobs = Some(blobs);
         self
     }
 
@@ -86,6 +97,7 @@ impl<W: Worker> WorkerRunner<W> {
         deadline: Option<DateTime<Utc>>,
         request_id: &str,
     ) -> Result<Value, HandlerError> {
+        let payload = self.resolve(payload).await?;
         let (meta, body) = split_payload(payload).map_err(HandlerError::from)?;
         let ctx = self.context(meta, deadline, request_id).await;
         let outcome = self.work(body, ctx.clone()).await;
@@ -100,6 +112,23 @@ impl<W: Worker> WorkerRunner<W> {
                 HandlerError::non_retryable(message)
             }
         })
+    }
+
+    /// The payload itself, or the one a pointer refers to.
+    async fn resolve(&self, payload: Value) -> Result<Value, HandlerError> {
+        match (&self.blobs, payload_ref_key(&payload)) {
+            (_, None) => Ok(payload),
+            (Some(blobs), Some(_)) => resolve_payload(blobs.as_ref(), payload)
+                .await
+                .map_err(HandlerError::from),
+            (None, Some(key)) => Err(HandlerError::from(Error::invalid(
+                "task payload",
+                format!(
+                    "it is stored in the blob store at `{key}`, but this worker has no \
+                     `payload_bucket` configured to fetch it from"
+                ),
+            ))),
+        }
     }
 
     async fn context(
@@ -311,7 +340,12 @@ pub async fn run<W: Worker + 'static>(worker: W) -> Result<(), lambda_runtime::E
         )),
         super::ReportTo::Store => Arc::new(store_reporter(&sdk, &source).await?),
     };
-    run_with(worker, reporter, &config).await
+    let mut runner = WorkerRunner::new(worker, reporter).with_config(&config);
+    if let Some(bucket) = &config.payload_bucket {
+        let s3 = aws_sdk_s3::Client::new(&sdk);
+        runner = runner.with_blobs(Arc::new(S3BlobStore::new(s3, bucket)));
+    }
+    serve(runner).await
 }
 
 /// A [`StoreReporter`] over the DynamoDB tables named in the worker assistant's config.
@@ -336,7 +370,11 @@ pub async fn run_with<W: Worker + 'static>(
     reporter: Arc<dyn Reporter>,
     config: &WorkerConfig,
 ) -> Result<(), lambda_runtime::Error> {
-    let runner = WorkerRunner::new(worker, reporter).with_config(config);
+    serve(WorkerRunner::new(worker, reporter).with_config(config)).await
+}
+
+/// The Lambda loop over one runner.
+async fn serve<W: Worker + 'static>(runner: WorkerRunner<W>) -> Result<(), lambda_runtime::Error> {
     let runner = &runner;
     lambda_runtime::run(service_fn(move |event| runner.handle(event))).await
 }
