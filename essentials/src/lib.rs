@@ -1,1 +1,48 @@
-//! The sosw essentials as executables: see `src/bin/`.
+//! # The sosw essentials as AWS Lambda functions
+//!
+//! Four binaries, one per essential, each a `bootstrap` for the `provided.al2023` runtime:
+//!
+//! | binary | essential | handler |
+//! |---|---|---|
+//! | `sosw_scheduler` | [`sosw::essentials::scheduler`] | [`SchedulerHandler`] |
+//! | `sosw_orchestrator` | [`sosw::essentials::orchestrator`] | [`OrchestratorHandler`] |
+//! | `sosw_scavenger` | [`sosw::essentials::scavenger`] | [`sosw::processor::serve`] |
+//! | `sosw_worker_assistant` | [`sosw::essentials::worker_assistant`] | [`sosw::processor::serve`] |
+//!
+//! Each `main` does, once per container: [`init_tracing`] (JSON lines for CloudWatch), [`Settings`]
+//! from the environment, the SDK config and clients ([`aws::Clients`]), the function's config rows
+//! (`<function>_config` over `sosw_essential_config` in the config table), the essential; then it
+//! answers invocations with `lambda_runtime` until the container stops. An error reaches Lambda as a
+//! diagnostic whose `errorType` is `Retryable` (the same event may succeed later: a throttled table)
+//! or `NonRetryable` (it never will: a malformed event), from [`sosw::Error::is_retryable`].
+//!
+//! ## Environment
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `SOSW_CONFIG_TABLE` | `config` | DynamoDB table of the config rows (hash key `env`, range key `config_name`) |
+//! | `SOSW_CONFIG_ENV` | `production` | `env` of the rows read |
+//! | `SOSW_CONFIG_NAME` | the function's name | the row read is `<name>_config` |
+//! | `SOSW_S3_FORCE_PATH_STYLE` | `false` | path-style S3 addressing (emulators) for the scheduler's spool |
+//! | `AWS_LAMBDA_FUNCTION_NAME` | set by Lambda; else the essential's name | the function (siblings, logs, config row) |
+//! | `RUST_LOG` | `AWS_LAMBDA_LOG_LEVEL`, else `info` | log filter (`info`, `sosw=debug,info`, ...) |
+//! | `AWS_REGION`, `AWS_ENDPOINT_URL`, ... | set by Lambda | the AWS SDK's own settings |
+//!
+//! Table names, the SNS topic and the scheduler's bucket are in the config rows (`task_config`,
+//! `sns_config`, `queue_bucket`), as in sosw 0.7.
+//!
+//! ## Testing
+//!
+//! Handlers are plain methods over ports: a test builds the essential over the SQLite store and
+//! in-process adapters and calls the handler with `LambdaEvent::new(payload, Context::default())`
+//! (see `tests/handlers.rs`). A context without a deadline gets [`handlers::NO_DEADLINE_BUDGET`].
+#![forbid(unsafe_code)]
+
+pub mod aws;
+pub mod handlers;
+pub mod logging;
+pub mod settings;
+
+pub use handlers::{OrchestratorHandler, SchedulerHandler};
+pub use logging::init_tracing;
+pub use settings::Settings;

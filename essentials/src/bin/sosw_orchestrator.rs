@@ -1,0 +1,14 @@
+//! `sosw_orchestrator` on Lambda: invokes queued tasks as fast as each labourer's health allows.
+
+use lambda_runtime::service_fn;
+use sosw_essentials::settings::ORCHESTRATOR_FUNCTION;
+use sosw_essentials::{Settings, aws, init_tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let settings = Settings::from_env(ORCHESTRATOR_FUNCTION)?;
+    let clients = aws::Clients::new(aws::sdk_config().await);
+    let handler = aws::load_orchestrator(&clients, &settings).await?;
+    lambda_runtime::run(service_fn(|event| handler.handle(event))).await
+}

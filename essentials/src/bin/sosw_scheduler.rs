@@ -1,0 +1,14 @@
+//! `sosw_scheduler` on Lambda: turns jobs into queued tasks.
+
+use lambda_runtime::service_fn;
+use sosw_essentials::settings::SCHEDULER_FUNCTION;
+use sosw_essentials::{Settings, aws, init_tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let settings = Settings::from_env(SCHEDULER_FUNCTION)?;
+    let clients = aws::Clients::new(aws::sdk_config().await);
+    let handler = aws::load_scheduler(&clients, &settings).await?;
+    lambda_runtime::run(service_fn(|event| handler.handle(event))).await
+}

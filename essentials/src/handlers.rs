@@ -1,0 +1,193 @@
+//! The Lambda handlers of the two essentials that need the invocation's deadline, which a
+//! [`sosw::processor::Processor`] does not see: the scheduler (it hands the rest of a job on before the
+//! deadline) and the orchestrator (it refills slots until the deadline). The worker assistant and the
+//! scavenger run as processors ([`sosw::processor::serve`]).
+//!
+//! Each handler is a plain `LambdaEvent<Value> -> Result<Value, HandlerError>` method: call it from a
+//! test with `LambdaEvent::new(payload, Context::default())`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use lambda_runtime::{Context, LambdaEvent};
+use serde::Serialize;
+use serde_json::Value;
+use sosw::clock::{Clock, SystemClock};
+use sosw::essentials::orchestrator::Orchestrator;
+use sosw::essentials::scheduler::{Scheduler, SiblingContinuation};
+use sosw::processor::HandlerError;
+use sosw::siblings::SiblingsManager;
+
+/// The time an invocation gets when its context carries no deadline (a direct call, a test):
+/// 15 minutes, Lambda's longest timeout.
+pub const NO_DEADLINE_BUDGET: Duration = Duration::from_secs(15 * 60);
+
+/// The invocation's deadline from its context, or `now` + [`NO_DEADLINE_BUDGET`] when the context has
+/// none (`deadline` 0, as in `Context::default()`).
+pub fn deadline_of(context: &Context, now: DateTime<Utc>) -> DateTime<Utc> {
+    let given = i64::try_from(context.deadline)
+        .ok()
+        .filter(|millis| *millis > 0)
+        .and_then(|millis| Utc.timestamp_millis_opt(millis).single());
+    given.unwrap_or_else(|| {
+        now + chrono::Duration::from_std(NO_DEADLINE_BUDGET).unwrap_or(chrono::Duration::MAX)
+    })
+}
+
+/// A result as the JSON Lambda returns.
+fn to_output<T: Serialize>(function: &str, output: &T) -> Result<Value, HandlerError> {
+    serde_json::to_value(output).map_err(|err| {
+        HandlerError::non_retryable(format!("{function}: cannot encode the result: {err}"))
+    })
+}
+
+/// Logs a failed invocation before it becomes the Lambda diagnostic.
+fn failed(function: &str, context: &Context, err: sosw::Error) -> HandlerError {
+    let err = HandlerError::from(err);
+    tracing::error!(function, request_id = %context.request_id, retryable = err.is_retryable(),
+        error = %err.message(), "invocation failed");
+    err
+}
+
+/// The scheduler's handler: one job (or continuation) per event, written until the deadline.
+#[derive(Debug)]
+pub struct SchedulerHandler {
+    scheduler: Scheduler,
+    siblings: Option<Arc<SiblingsManager>>,
+    clock: Arc<dyn Clock>,
+    name: String,
+}
+
+impl SchedulerHandler {
+    /// A handler running `scheduler`, named `name` in logs, with no siblings: a job cut short by the
+    /// deadline is continued by submitting it again.
+    pub fn new(scheduler: Scheduler, name: impl Into<String>) -> Self {
+        SchedulerHandler {
+            scheduler,
+            siblings: None,
+            clock: Arc::new(SystemClock),
+            name: name.into(),
+        }
+    }
+
+    /// Hands a job cut short on to a sibling invocation through `siblings` (sosw 0.7's
+    /// `spawn_sibling`), as the continuation of each invocation's own event.
+    pub fn with_siblings(mut self, siblings: Arc<SiblingsManager>) -> Self {
+        self.siblings = Some(siblings);
+        self
+    }
+
+    /// Reads "now" from `clock` (for the fallback deadline).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The scheduler it runs.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// Handles one event: its [`sosw::essentials::scheduler::SchedulerReport`] as JSON.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
+        let (payload, context) = event.into_parts();
+        let deadline = deadline_of(&context, self.clock.now());
+        let scheduler = match &self.siblings {
+            None => self.scheduler.clone(),
+            // The continuation carries this event's sibling generation, so it is built per event.
+            Some(siblings) => {
+                self.scheduler
+                    .clone()
+                    .with_continuation(Arc::new(SiblingContinuation::new(
+                        Arc::clone(siblings),
+                        payload.clone(),
+                        context.invoked_function_arn.clone(),
+                        false,
+                    )))
+            }
+        };
+        let report = scheduler
+            .run(&payload, deadline)
+            .await
+            .map_err(|err| failed(&self.name, &context, err))?;
+        tracing::info!(function = %self.name, request_id = %context.request_id,
+            job_id = %report.job_id, written = report.written, outcome = ?report.outcome,
+            "invocation done");
+        to_output(&self.name, &report)
+    }
+}
+
+/// The orchestrator's handler: one run per event (the schedule's event is not read).
+#[derive(Debug)]
+pub struct OrchestratorHandler {
+    orchestrator: Orchestrator,
+    clock: Arc<dyn Clock>,
+    name: String,
+}
+
+impl OrchestratorHandler {
+    /// A handler running `orchestrator`, named `name` in logs.
+    pub fn new(orchestrator: Orchestrator, name: impl Into<String>) -> Self {
+        OrchestratorHandler {
+            orchestrator,
+            clock: Arc::new(SystemClock),
+            name: name.into(),
+        }
+    }
+
+    /// Reads "now" from `clock` (for the fallback deadline).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The orchestrator it runs.
+    pub fn orchestrator(&self) -> &Orchestrator {
+        &self.orchestrator
+    }
+
+    /// Handles one event: the run's [`sosw::essentials::orchestrator::OrchestratorReport`] as JSON.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
+        let context = event.context;
+        let deadline = deadline_of(&context, self.clock.now());
+        let report = self
+            .orchestrator
+            .run(deadline)
+            .await
+            .map_err(|err| failed(&self.name, &context, err))?;
+        to_output(&self.name, &report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_context_deadline_is_used_as_given() {
+        let now = Utc
+            .timestamp_opt(1_700_000_000, 0)
+            .single()
+            .unwrap_or_default();
+        let mut context = Context::default();
+        context.deadline = 1_700_000_060_500;
+        assert_eq!(
+            deadline_of(&context, now).timestamp_millis(),
+            1_700_000_060_500
+        );
+    }
+
+    #[test]
+    fn a_context_without_deadline_gets_lambdas_longest_timeout() {
+        let now = Utc
+            .timestamp_opt(1_700_000_000, 0)
+            .single()
+            .unwrap_or_default();
+        let deadline = deadline_of(&Context::default(), now);
+        assert_eq!((deadline - now).num_seconds(), 900);
+        let mut huge = Context::default();
+        huge.deadline = u64::MAX;
+        assert_eq!((deadline_of(&huge, now) - now).num_seconds(), 900);
+    }
+}
