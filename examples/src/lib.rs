@@ -1,1 +1,6 @@
 //! Example sosw workers, jobs and configs.
+//!
+//! * [`hashtags`]: the tutorial labourers (a reliable one and a flaky one) that `sosw local run`
+//!   registers in-process and that ship as Lambda functions.
+
+pub mod hashtags;
