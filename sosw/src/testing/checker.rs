@@ -198,6 +198,13 @@ impl FinalState {
         self.add(task.task_id.as_str(), place);
     }
 
+    /// Adds every place found in `other`.
+    pub fn merge(&mut self, other: FinalState) {
+        for (id, places) in other.places {
+            self.places.entry(id).or_default().extend(places);
+        }
+    }
+
     /// The places of `task_id`.
     pub fn places(&self, task_id: &str) -> &[Place] {
         self.places.get(task_id).map(Vec::as_slice).unwrap_or(&[])
