@@ -53,6 +53,10 @@ pub struct Setup {
     pub scavenge_every: i64,
     /// Most steps before the run gives up.
     pub max_steps: u64,
+    /// Every this many steps, the essentials "die" at a seeded store call of the step (1-30 calls
+    /// in): that call and every later one of the step fail, as if the processes were killed between
+    /// two steps of their work; the next step starts healed (restarted). `None`: no crashes.
+    pub crash_every: Option<u64>,
 }
 
 impl Setup {
@@ -69,6 +73,7 @@ impl Setup {
             step_secs: 5,
             scavenge_every: 60,
             max_steps: 20_000,
+            crash_every: None,
         }
     }
 }
@@ -207,6 +212,8 @@ pub struct RunFigures {
     pub scavenger_retries: u64,
     /// Dead tasks the scavenger declared.
     pub scavenger_dead: u64,
+    /// Steps in which the essentials were killed.
+    pub crashes: u64,
     /// Claims per orchestrator.
     pub claims_per_orchestrator: Vec<u64>,
     /// Most claims in one step, per labourer.
@@ -224,6 +231,7 @@ pub struct Rig<S: TaskStore + 'static> {
     assistant: WorkerAssistant,
     scavenger: Scavenger,
     orchestrators: Vec<Arc<Orchestrator>>,
+    dice: Dice,
     submitted: Vec<(String, TaskId)>,
 }
 
@@ -249,6 +257,7 @@ impl<S: TaskStore + 'static> Rig<S> {
     ) -> Self {
         let clock = Arc::new(ManualClock::at_secs(T0));
         let metrics = metrics(clock.clone());
+        let setup_seed = setup.seed;
         let store =
             Arc::new(FaultyStore::new(store, setup.seed).with_throttling(setup.store_throttle));
         let log = Arc::new(DeliveryLog::default());
@@ -311,6 +320,7 @@ impl<S: TaskStore + 'static> Rig<S> {
             assistant,
             scavenger,
             orchestrators,
+            dice: Dice::new(setup_seed),
             submitted: Vec::new(),
         }
     }
@@ -346,6 +356,14 @@ impl<S: TaskStore + 'static> Rig<S> {
         let mut last_scavenge = T0;
         while figures.steps < self.setup.max_steps {
             figures.steps += 1;
+            let crash = self
+                .setup
+                .crash_every
+                .is_some_and(|every| figures.steps % every == 0);
+            if crash {
+                let at = 1 + self.dice.below(30, "crash", "step", figures.steps);
+                self.store.crash_at(at);
+            }
             self.orchestrate(&mut figures).await;
             self.report(&mut figures).await;
             let now = self.clock.now_secs();
@@ -358,6 +376,10 @@ impl<S: TaskStore + 'static> Rig<S> {
                 if self.workers.pending() == 0 && self.finished().await {
                     break;
                 }
+            }
+            if crash {
+                figures.crashes += u64::from(self.store.has_crashed());
+                self.store.heal();
             }
             self.clock.advance_secs(self.setup.step_secs);
         }
@@ -409,7 +431,7 @@ impl<S: TaskStore + 'static> Rig<S> {
                         delivered = true;
                         break;
                     }
-                    Err(e) if e.is_retryable() => {}
+                    Err(e) if e.is_retryable() || self.store.has_crashed() => {}
                     Err(e) => panic!("a well-formed report is refused: {e}"),
                 }
             }

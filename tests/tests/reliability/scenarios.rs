@@ -160,6 +160,31 @@ async fn throttling_everywhere(kind: Kind) {
     );
 }
 
+async fn essentials_killed_mid_step(kind: Kind) {
+    let tasks = size(1_000, 10_000);
+    let setup = Setup {
+        // One step in five, every essential dies at a seeded store call (claims made and not
+        // invoked, completions recorded and not archived, retries half moved), on top of the fault mix.
+        crash_every: Some(5),
+        worker: WorkerFaults {
+            fail_rate: 0.1,
+            timeout_rate: 0.0,
+            lost_report_rate: 0.0,
+        },
+        invoke: InvokeFaults {
+            duplicate_rate: 0.05,
+            ..InvokeFaults::default()
+        },
+        orchestrators: 2,
+        ..Setup::one_labourer(44, 400)
+    };
+    let Some(outcome) = run(kind, setup, tasks).await else {
+        return;
+    };
+    assert_all_closed(&outcome, tasks);
+    assert!(outcome.figures.crashes > 2, "{:?}", outcome.figures);
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),+ $(,)?) => {
         mod sqlite {
@@ -185,4 +210,5 @@ on_both_stores!(
     four_orchestrators_race,
     worker_failures_lost_reports_and_duplicates,
     throttling_everywhere,
+    essentials_killed_mid_step,
 );

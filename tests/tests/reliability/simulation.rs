@@ -139,6 +139,7 @@ async fn simulated_labourers_finish_every_task_with_the_real_essentials() {
         step_secs: STEP_SECS,
         scavenge_every: 60,
         max_steps: 1_000_000,
+        crash_every: None,
     };
     let started = std::time::Instant::now();
     let store = SqliteTaskStore::in_memory().expect("SQLite in memory");
