@@ -1,9 +1,14 @@
 # sosw for Rust: the commands the README and CI use.
-.PHONY: test check fmt clippy unit demo emulators-start emulators-stop
+.PHONY: test check fmt clippy unit demo emulators-start emulators-stop reliability
 
 ## Everything CI runs: installs and starts DynamoDB Local, then fmt check, clippy and every test.
 test:
 	bash scripts/test.sh
+
+## The reliability suite at full size (release build, DynamoDB Local started and stopped): the queue
+## checker's scenarios, 1,200,000 hostile inputs and the 1,000,000-task simulation. See docs/reliability.md.
+reliability:
+	bash scripts/reliability.sh
 
 ## fmt + clippy only (no emulators).
 check: fmt clippy

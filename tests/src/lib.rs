@@ -6,6 +6,8 @@
 
 use aws_sdk_dynamodb::Client as DynamoClient;
 
+pub mod unprocessed;
+
 /// Environment variable with the DynamoDB Local endpoint, e.g. `http://127.0.0.1:8000`.
 pub const DYNAMODB_ENDPOINT_VAR: &str = "SOSW_DYNAMODB_ENDPOINT";
 
@@ -43,6 +45,24 @@ pub async fn dynamodb_client_at(endpoint: &str) -> DynamoClient {
         .load()
         .await;
     DynamoClient::new(&config)
+}
+
+/// A DynamoDB Local client whose batch writes come back partly unprocessed at `rate` (see
+/// [`unprocessed::UnprocessedItems`]), with a handle on the interceptor's count; `None` when the test
+/// is to be skipped.
+pub async fn dynamodb_client_with_unprocessed_items(
+    rate: f64,
+    seed: u64,
+) -> Option<(DynamoClient, unprocessed::UnprocessedItems)> {
+    let endpoint = emulator_endpoint(DYNAMODB_ENDPOINT_VAR)?;
+    let base = dynamodb_client_at(&endpoint).await;
+    let interceptor = unprocessed::UnprocessedItems::new(rate, seed);
+    let config = base
+        .config()
+        .to_builder()
+        .interceptor(interceptor.clone())
+        .build();
+    Some((DynamoClient::from_conf(config), interceptor))
 }
 
 /// A DynamoDB Local client, or `None` when the test is to be skipped (see [`emulator_endpoint`]).

@@ -24,6 +24,8 @@
 //! ```
 
 pub mod cases;
+pub mod checker;
+pub mod faults;
 mod guarded;
 
 pub use guarded::Guarded;

@@ -39,3 +39,14 @@ mod request_shapes;
 
 pub use schema::{create_tables, delete_tables};
 pub use store::{BatchRetry, DynamoTaskStore};
+
+/// Decodes a raw item of `table` into a task, exactly as every read of [`DynamoTaskStore`] does: for
+/// tools holding raw items (a scan, an export) and for the hostile-input tests. An item that is not a
+/// task is an [`Error::Decode`](crate::Error::Decode) naming the table, the task id where known and the
+/// offending attribute.
+pub fn decode_task(
+    item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    table: &str,
+) -> crate::Result<crate::task::Task> {
+    codec::item_to_task(item, table)
+}
