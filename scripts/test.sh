@@ -45,6 +45,9 @@ mkdir -p target
 cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 # `tee` hides cargo's exit status; pipefail brings it back.
 
+step "packaging: staged bundles are tested before promotion (debug bundles, no release build)"
+bash scripts/package-selftest.sh
+
 step "summary"
 # One line per test binary that ran emulator-backed tests, so the DynamoDB run is visible in the log.
 grep -E '^\s+Running .*(dynamodb|moto)' target/test-output.log || true
