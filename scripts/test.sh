@@ -20,6 +20,7 @@ cargo fmt --all -- --check
 
 step "cfn-lint on every CloudFormation template"
 bash scripts/cfn-lint.sh
+bash scripts/check-template-wildcards.sh
 
 step "DynamoDB Local (install if missing, start)"
 bash scripts/dynamodb-local.sh install
