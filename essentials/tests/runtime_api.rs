@@ -209,6 +209,13 @@ async fn start_server(
     Ok((address, received))
 }
 
+/// What a process did: its answers, the time from its start to the first, and its stdout lines.
+struct Run {
+    posted: Vec<Posted>,
+    cold_start: Duration,
+    stdout: Vec<String>,
+}
+
 /// Runs binary `exe` as function `function` against a server handing out `events`, until it has
 /// posted `events.len()` answers; returns them and the time from process start to the first.
 async fn run_binary(
@@ -216,6 +223,16 @@ async fn run_binary(
     function: &str,
     events: Vec<Value>,
 ) -> Result<(Vec<Posted>, Duration), Box<dyn std::error::Error>> {
+    let run = run_process(exe, function, events).await?;
+    Ok((run.posted, run.cold_start))
+}
+
+/// [`run_binary`], keeping what the process printed.
+async fn run_process(
+    exe: &str,
+    function: &str,
+    events: Vec<Value>,
+) -> Result<Run, Box<dyn std::error::Error>> {
     let expected = events.len();
     let (address, mut received) = start_server(function, events).await?;
     let started = Instant::now();
@@ -231,6 +248,7 @@ async fn run_binary(
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("RUST_LOG", "warn")
         .env_remove("AWS_PROFILE")
+        .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
     let mut posted = Vec::new();
@@ -248,9 +266,16 @@ async fn run_binary(
     })
     .await;
     child.start_kill()?;
-    let _ = child.wait().await;
+    let output = child.wait_with_output().await?;
     outcome?;
-    Ok((posted, first.unwrap_or_default()))
+    Ok(Run {
+        posted,
+        cold_start: first.unwrap_or_default(),
+        stdout: String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect(),
+    })
 }
 
 #[tokio::test]
@@ -305,6 +330,8 @@ struct BundleCase {
     answer: &'static str,
     /// A JSON pointer into the answer and the value it must find there.
     check: (&'static str, Value),
+    /// Whether the answer comes with an EMF metrics line for this function on stdout.
+    emf: bool,
 }
 
 fn bundle_cases() -> Vec<BundleCase> {
@@ -313,6 +340,8 @@ fn bundle_cases() -> Vec<BundleCase> {
         event,
         answer,
         check: (key, value),
+        // The essentials that answer with a report print its metrics.
+        emf: answer == "response" && function_is_essential(function),
     };
     vec![
         case(
@@ -358,6 +387,23 @@ fn bundle_cases() -> Vec<BundleCase> {
             json!("Retryable"),
         ),
     ]
+}
+
+fn function_is_essential(function: &str) -> bool {
+    !function.starts_with("sosw_tutorial_")
+}
+
+/// Whether `stdout` has an EMF line of `function`: `_aws.CloudWatchMetrics` with a namespace, and the
+/// `function` dimension set to it.
+fn has_emf_line(stdout: &[String], function: &str) -> bool {
+    stdout
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .any(|doc| {
+            doc["function"] == function
+                && doc["_aws"]["CloudWatchMetrics"][0]["Namespace"].is_string()
+                && doc["_aws"]["Timestamp"].is_i64()
+        })
 }
 
 /// `(function, bootstrap)` of every bundle to run: under `SOSW_BUNDLE_DIR`, else this test's own
@@ -412,16 +458,18 @@ async fn bundles_answer_an_invocation() -> TestResult {
             continue;
         };
         let exe = bootstrap.to_string_lossy().into_owned();
-        let (posted, cold_start) = match run_binary(&exe, &function, vec![case.event.clone()]).await
-        {
-            Ok(result) => result,
+        let run = match run_process(&exe, &function, vec![case.event.clone()]).await {
+            Ok(run) => run,
             Err(err) => {
                 failures.push(format!("{function}: did not answer: {err}"));
                 continue;
             }
         };
-        let [(path, body)] = posted.as_slice() else {
-            failures.push(format!("{function}: expected one answer, got {posted:?}"));
+        let [(path, body)] = run.posted.as_slice() else {
+            failures.push(format!(
+                "{function}: expected one answer, got {:?}",
+                run.posted
+            ));
             continue;
         };
         let (key, want) = &case.check;
@@ -432,7 +480,14 @@ async fn bundles_answer_an_invocation() -> TestResult {
             ));
             continue;
         }
-        println!("cold start {function}: {} ms", cold_start.as_millis());
+        if case.emf && !has_emf_line(&run.stdout, &function) {
+            failures.push(format!(
+                "{function}: no EMF metrics line on stdout: {:?}",
+                run.stdout
+            ));
+            continue;
+        }
+        println!("cold start {function}: {} ms", run.cold_start.as_millis());
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     Ok(())
