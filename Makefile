@@ -1,5 +1,5 @@
 # sosw for Rust: the commands the README and CI use.
-.PHONY: test check fmt clippy unit demo emulators-start emulators-stop reliability
+.PHONY: test check fmt clippy unit demo emulators-start emulators-stop reliability package
 
 ## Everything CI runs: installs and starts DynamoDB Local, then fmt check, clippy and every test.
 test:
@@ -32,3 +32,8 @@ emulators-start:
 
 emulators-stop:
 	bash scripts/dynamodb-local.sh stop
+
+## Lambda bundles of the essentials and example workers (release, x86_64): build, test, promote
+## dist/current (see docs/deploy.md). Not part of `make test`.
+package:
+	bash scripts/package.sh

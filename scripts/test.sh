@@ -20,6 +20,7 @@ cargo fmt --all -- --check
 
 step "cfn-lint on every CloudFormation template"
 bash scripts/cfn-lint.sh
+bash scripts/check-template-wildcards.sh
 
 step "DynamoDB Local (install if missing, start)"
 bash scripts/dynamodb-local.sh install
@@ -44,6 +45,9 @@ step "cargo test (workspace; DynamoDB Local at $SOSW_DYNAMODB_ENDPOINT, moto at 
 mkdir -p target
 cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 # `tee` hides cargo's exit status; pipefail brings it back.
+
+step "packaging: staged bundles are tested before promotion (debug bundles, no release build)"
+bash scripts/package-selftest.sh
 
 step "summary"
 # One line per test binary that ran emulator-backed tests, so the DynamoDB run is visible in the log.

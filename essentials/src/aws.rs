@@ -30,6 +30,7 @@ use sosw::essentials::worker_assistant::WorkerAssistant;
 use sosw::siblings::SiblingsManager;
 
 use crate::handlers::{OrchestratorHandler, SchedulerHandler};
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 
 /// The SDK config of this container: region, credentials and endpoints from the environment
@@ -142,7 +143,9 @@ pub fn build_scheduler(
         let client = S3BlobStore::client(&clients.sdk, settings.s3_force_path_style);
         scheduler = scheduler.with_blob_store(Arc::new(S3BlobStore::new(client, bucket)));
     }
-    SchedulerHandler::new(scheduler, &settings.function_name).with_siblings(Arc::new(siblings))
+    SchedulerHandler::new(scheduler, &settings.function_name)
+        .with_siblings(Arc::new(siblings))
+        .with_metrics(Metrics::from_settings(settings))
 }
 
 /// Reads the scheduler's config and builds its handler.
@@ -167,15 +170,22 @@ pub fn build_orchestrator(
         DEFAULT_CONFIG_TTL,
         clock.clone(),
     );
+    let store = task_store(clients, &config.task_config);
     let orchestrator = Orchestrator::new(
-        task_store(clients, &config.task_config),
+        store.clone(),
         Arc::new(LambdaInvoker::from_sdk_config(&clients.sdk)),
         Arc::new(CloudWatchMetrics::from_sdk_config(&clients.sdk)),
         feed,
         clock,
     )
     .with_worker_timeouts(Arc::new(FunctionTimeouts::from_sdk_config(&clients.sdk)));
-    OrchestratorHandler::new(orchestrator, &settings.function_name)
+    let handler = OrchestratorHandler::new(orchestrator, &settings.function_name)
+        .with_metrics(Metrics::from_settings(settings));
+    if settings.metrics_queue_lengths {
+        handler.with_queue_lengths(store)
+    } else {
+        handler
+    }
 }
 
 /// Reads the orchestrator's config and builds its handler.

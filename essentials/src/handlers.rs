@@ -1,11 +1,12 @@
 //! The Lambda handlers of the two essentials that need the invocation's deadline, which a
 //! [`sosw::processor::Processor`] does not see: the scheduler (it hands the rest of a job on before the
 //! deadline) and the orchestrator (it refills slots until the deadline). The worker assistant and the
-//! scavenger run as processors ([`sosw::processor::serve`]).
+//! scavenger run as processors, wrapped in a [`MeteredService`] that prints their metrics.
 //!
 //! Each handler is a plain `LambdaEvent<Value> -> Result<Value, HandlerError>` method: call it from a
 //! test with `LambdaEvent::new(payload, Context::default())`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +17,11 @@ use serde_json::Value;
 use sosw::clock::{Clock, SystemClock};
 use sosw::essentials::orchestrator::Orchestrator;
 use sosw::essentials::scheduler::{Scheduler, SiblingContinuation};
-use sosw::processor::HandlerError;
+use sosw::processor::{HandlerError, Processor, ProcessorService};
 use sosw::siblings::SiblingsManager;
+use sosw::store::TaskQueue;
+
+use crate::metrics::{self, MetricSet, Metrics};
 
 /// The time an invocation gets when its context carries no deadline (a direct call, a test):
 /// 15 minutes, Lambda's longest timeout.
@@ -57,6 +61,7 @@ pub struct SchedulerHandler {
     siblings: Option<Arc<SiblingsManager>>,
     clock: Arc<dyn Clock>,
     name: String,
+    metrics: Metrics,
 }
 
 impl SchedulerHandler {
@@ -68,7 +73,14 @@ impl SchedulerHandler {
             siblings: None,
             clock: Arc::new(SystemClock),
             name: name.into(),
+            metrics: Metrics::off(),
         }
+    }
+
+    /// Prints each job's metrics through `metrics` (see [`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Hands a job cut short on to a sibling invocation through `siblings` (sosw 0.7's
@@ -114,16 +126,29 @@ impl SchedulerHandler {
         tracing::info!(function = %self.name, request_id = %context.request_id,
             job_id = %report.job_id, written = report.written, outcome = ?report.outcome,
             "invocation done");
+        let now = self.clock.now().timestamp_millis();
+        self.metrics.emit(&metrics::scheduler_metrics(&report), now);
         to_output(&self.name, &report)
     }
 }
 
 /// The orchestrator's handler: one run per event (the schedule's event is not read).
-#[derive(Debug)]
 pub struct OrchestratorHandler {
     orchestrator: Orchestrator,
     clock: Arc<dyn Clock>,
     name: String,
+    metrics: Metrics,
+    queue: Option<Arc<dyn TaskQueue>>,
+}
+
+impl std::fmt::Debug for OrchestratorHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrchestratorHandler")
+            .field("name", &self.name)
+            .field("metrics", &self.metrics)
+            .field("queue_lengths", &self.queue.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl OrchestratorHandler {
@@ -133,7 +158,21 @@ impl OrchestratorHandler {
             orchestrator,
             clock: Arc::new(SystemClock),
             name: name.into(),
+            metrics: Metrics::off(),
+            queue: None,
         }
+    }
+
+    /// Prints each run's metrics through `metrics` (see [`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Counts each reported labourer's queue in `queue` after a run, for the `queue_length` metric.
+    pub fn with_queue_lengths(mut self, queue: Arc<dyn TaskQueue>) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     /// Reads "now" from `clock` (for the fallback deadline).
@@ -156,7 +195,88 @@ impl OrchestratorHandler {
             .run(deadline)
             .await
             .map_err(|err| failed(&self.name, &context, err))?;
+        if self.metrics.is_on() {
+            let now = self.clock.now();
+            let lengths = self
+                .queue_lengths(report.labourers.keys(), now.timestamp())
+                .await;
+            let sets = metrics::orchestrator_metrics(&report, &lengths);
+            self.metrics.emit(&sets, now.timestamp_millis());
+        }
         to_output(&self.name, &report)
+    }
+
+    /// The queue length of each labourer that could be counted (a failed count is logged and left
+    /// out: metrics never fail a run).
+    async fn queue_lengths<'a>(
+        &self,
+        labourers: impl Iterator<Item = &'a String>,
+        now: i64,
+    ) -> BTreeMap<String, u64> {
+        let mut lengths = BTreeMap::new();
+        let Some(queue) = &self.queue else {
+            return lengths;
+        };
+        for labourer in labourers {
+            match queue.queue_length(labourer, now).await {
+                Ok(length) => {
+                    lengths.insert(labourer.clone(), length);
+                }
+                Err(err) => tracing::warn!(labourer = %labourer, error = %err,
+                    "queue length not counted for the metrics"),
+            }
+        }
+        lengths
+    }
+}
+
+/// A [`Processor`] as a Lambda handler that also prints metrics from each answer: the scavenger and
+/// the worker assistant on Lambda.
+pub struct MeteredService<P> {
+    service: ProcessorService<P>,
+    metrics: Metrics,
+    measure: fn(&Value) -> Vec<MetricSet>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<P> std::fmt::Debug for MeteredService<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteredService")
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Processor> MeteredService<P> {
+    /// `service`, printing `measure(answer)` through `metrics` after each successful invocation
+    /// (e.g. [`metrics::scavenger_output_metrics`]).
+    pub fn new(
+        service: ProcessorService<P>,
+        metrics: Metrics,
+        measure: fn(&Value) -> Vec<MetricSet>,
+    ) -> Self {
+        MeteredService {
+            service,
+            metrics,
+            measure,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The wrapped service.
+    pub fn service(&self) -> &ProcessorService<P> {
+        &self.service
+    }
+
+    /// Handles one event as [`ProcessorService::handle`] does, then prints its metrics.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
+        let output = self.service.handle(event).await?;
+        if self.metrics.is_on() {
+            let sets = (self.measure)(&output);
+            self.metrics
+                .emit(&sets, self.clock.now().timestamp_millis());
+        }
+        Ok(output)
     }
 }
 

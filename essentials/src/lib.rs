@@ -6,8 +6,8 @@
 //! |---|---|---|
 //! | `sosw_scheduler` | [`sosw::essentials::scheduler`] | [`SchedulerHandler`] |
 //! | `sosw_orchestrator` | [`sosw::essentials::orchestrator`] | [`OrchestratorHandler`] |
-//! | `sosw_scavenger` | [`sosw::essentials::scavenger`] | [`sosw::processor::serve`] |
-//! | `sosw_worker_assistant` | [`sosw::essentials::worker_assistant`] | [`sosw::processor::serve`] |
+//! | `sosw_scavenger` | [`sosw::essentials::scavenger`] | [`MeteredService`] |
+//! | `sosw_worker_assistant` | [`sosw::essentials::worker_assistant`] | [`MeteredService`] |
 //!
 //! Each `main` does, once per container: [`init_tracing`] (JSON lines for CloudWatch), [`Settings`]
 //! from the environment, the SDK config and clients ([`aws::Clients`]), the function's config rows
@@ -24,6 +24,9 @@
 //! | `SOSW_CONFIG_ENV` | `production` | `env` of the rows read |
 //! | `SOSW_CONFIG_NAME` | the function's name | the row read is `<name>_config` |
 //! | `SOSW_S3_FORCE_PATH_STYLE` | `false` | path-style S3 addressing (emulators) for the scheduler's spool |
+//! | `SOSW_METRICS` | `true` | print CloudWatch EMF metric lines (see [`metrics`]) |
+//! | `SOSW_METRICS_NAMESPACE` | `sosw` | the metrics' CloudWatch namespace |
+//! | `SOSW_METRICS_QUEUE_LENGTHS` | `true` | the orchestrator counts each labourer's queue for `queue_length` |
 //! | `AWS_LAMBDA_FUNCTION_NAME` | set by Lambda; else the essential's name | the function (siblings, logs, config row) |
 //! | `RUST_LOG` | `AWS_LAMBDA_LOG_LEVEL`, else `info` | log filter (`info`, `sosw=debug,info`, ...) |
 //! | `AWS_REGION`, `AWS_ENDPOINT_URL`, ... | set by Lambda | the AWS SDK's own settings |
@@ -41,8 +44,9 @@
 pub mod aws;
 pub mod handlers;
 pub mod logging;
+pub mod metrics;
 pub mod settings;
 
-pub use handlers::{OrchestratorHandler, SchedulerHandler};
+pub use handlers::{MeteredService, OrchestratorHandler, SchedulerHandler};
 pub use logging::init_tracing;
 pub use settings::Settings;

@@ -31,6 +31,16 @@ pub const CONFIG_NAME_VAR: &str = "SOSW_CONFIG_NAME";
 /// (default `false`, what AWS wants).
 pub const S3_FORCE_PATH_STYLE_VAR: &str = "SOSW_S3_FORCE_PATH_STYLE";
 
+/// `false` turns the EMF metric lines off (default `true`).
+pub const METRICS_VAR: &str = "SOSW_METRICS";
+
+/// The CloudWatch namespace of the metrics (default [`crate::metrics::DEFAULT_NAMESPACE`]).
+pub const METRICS_NAMESPACE_VAR: &str = "SOSW_METRICS_NAMESPACE";
+
+/// `false` stops the orchestrator counting each labourer's queue for the `queue_length` metric
+/// (default `true`; on DynamoDB the count reads the whole queue).
+pub const METRICS_QUEUE_LENGTHS_VAR: &str = "SOSW_METRICS_QUEUE_LENGTHS";
+
 /// An essential's settings from the environment. Every default is stated on its field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -46,6 +56,12 @@ pub struct Settings {
     pub config_env: String,
     /// S3 path-style addressing: `SOSW_S3_FORCE_PATH_STYLE`, else `false`.
     pub s3_force_path_style: bool,
+    /// EMF metric lines on stdout: `SOSW_METRICS`, else `true`.
+    pub metrics_enabled: bool,
+    /// The metrics' namespace: `SOSW_METRICS_NAMESPACE`, else `sosw`.
+    pub metrics_namespace: String,
+    /// The orchestrator's `queue_length` metric: `SOSW_METRICS_QUEUE_LENGTHS`, else `true`.
+    pub metrics_queue_lengths: bool,
 }
 
 impl Settings {
@@ -63,16 +79,21 @@ impl Settings {
                 .map(|value| value.trim().to_string())
                 .filter(|value| !value.is_empty())
         };
+        let flag = |name: &str, default: bool| match read(name) {
+            None => Ok(default),
+            Some(value) => parse_bool(name, &value),
+        };
         let function_name = read(FUNCTION_NAME_VAR).unwrap_or_else(|| essential.to_string());
         Ok(Settings {
             config_name: read(CONFIG_NAME_VAR).unwrap_or_else(|| function_name.clone()),
             function_name,
             config_table: read(CONFIG_TABLE_VAR).unwrap_or_else(|| DEFAULT_CONFIG_TABLE.into()),
             config_env: read(CONFIG_ENV_VAR).unwrap_or_else(|| DEFAULT_CONFIG_ENV.into()),
-            s3_force_path_style: match read(S3_FORCE_PATH_STYLE_VAR) {
-                None => false,
-                Some(value) => parse_bool(S3_FORCE_PATH_STYLE_VAR, &value)?,
-            },
+            s3_force_path_style: flag(S3_FORCE_PATH_STYLE_VAR, false)?,
+            metrics_enabled: flag(METRICS_VAR, true)?,
+            metrics_namespace: read(METRICS_NAMESPACE_VAR)
+                .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.into()),
+            metrics_queue_lengths: flag(METRICS_QUEUE_LENGTHS_VAR, true)?,
         })
     }
 }
@@ -111,6 +132,22 @@ mod tests {
             ("config", "production")
         );
         assert!(!s.s3_force_path_style);
+        assert!(s.metrics_enabled && s.metrics_queue_lengths);
+        assert_eq!(s.metrics_namespace, "sosw");
+        Ok(())
+    }
+
+    #[test]
+    fn metrics_can_be_renamed_or_turned_off() -> Result<()> {
+        let s = settings(&[
+            (METRICS_VAR, "false"),
+            (METRICS_NAMESPACE_VAR, "team/sosw"),
+            (METRICS_QUEUE_LENGTHS_VAR, "no"),
+        ])?;
+        assert!(!s.metrics_enabled && !s.metrics_queue_lengths);
+        assert_eq!(s.metrics_namespace, "team/sosw");
+        let err = settings(&[(METRICS_VAR, "sometimes")]).expect_err("not a bool");
+        assert!(err.to_string().contains(METRICS_VAR), "{err}");
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use sosw::config::{
 };
 use sosw::ecology::FixedMetrics;
 use sosw::embedded::SqliteTaskStore;
-use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator};
+use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings, RunMode};
 use sosw::essentials::scavenger::Scavenger;
 use sosw::essentials::scheduler::Scheduler;
 use sosw::essentials::worker_assistant::WorkerAssistant;
@@ -21,6 +21,7 @@ use sosw::notify::MemoryNotifier;
 use sosw::processor::{HandlerError, ProcessorService};
 use sosw::store::{EnqueueMode, TaskLookup, TaskQueue, TaskReport, TaskReports};
 use sosw::task::{Task, TaskId};
+use sosw_essentials::metrics::Metrics;
 use sosw_essentials::settings::{
     ORCHESTRATOR_FUNCTION, SCAVENGER_FUNCTION, SCHEDULER_FUNCTION, WORKER_ASSISTANT_FUNCTION,
 };
@@ -118,6 +119,21 @@ async fn a_malformed_report_is_a_non_retryable_diagnostic_and_changes_nothing() 
     Ok(())
 }
 
+/// An orchestrator over `store` invoking through `invoker`, with fixed (healthy) metrics.
+fn orchestrator_over(
+    store: Arc<SqliteTaskStore>,
+    invoker: &InProcessInvoker,
+    config: OrchestratorConfig,
+) -> Orchestrator {
+    Orchestrator::new(
+        store,
+        Arc::new(invoker.clone()),
+        Arc::new(FixedMetrics::new()),
+        ConfigFeed::fixed(config),
+        Arc::new(SystemClock),
+    )
+}
+
 #[tokio::test]
 async fn the_orchestrator_invokes_queued_tasks_through_an_in_process_invoker() -> TestResult {
     let store = store_with_tasks(2).await?;
@@ -139,13 +155,7 @@ async fn the_orchestrator_invokes_queued_tasks_through_an_in_process_invoker() -
         }),
     );
     let config: OrchestratorConfig = config("sosw_orchestrator_config", json!({}))?;
-    let orchestrator = Orchestrator::new(
-        store.clone(),
-        Arc::new(invoker.clone()),
-        Arc::new(FixedMetrics::new()),
-        ConfigFeed::fixed(config),
-        Arc::new(SystemClock),
-    );
+    let orchestrator = orchestrator_over(store.clone(), &invoker, config);
     let handler = OrchestratorHandler::new(orchestrator, ORCHESTRATOR_FUNCTION);
     // Default (continuous) settings: an idle queue ends the run long before the fallback deadline.
     let report =
@@ -248,5 +258,77 @@ async fn a_job_for_an_unknown_labourer_is_non_retryable() -> TestResult {
         store.queue_length("nobody", SystemClock.now_secs()).await?,
         0
     );
+    Ok(())
+}
+
+/// The EMF lines `lines` captured, parsed.
+fn emf_lines(
+    lines: &std::sync::Mutex<Vec<String>>,
+) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
+    let lines = lines.lock().map_err(|_| "poisoned")?.clone();
+    Ok(lines
+        .iter()
+        .map(|line| serde_json::from_str(line))
+        .collect::<Result<_, _>>()?)
+}
+
+#[tokio::test]
+async fn the_orchestrator_prints_queue_length_and_invocations_as_emf() -> TestResult {
+    let store = store_with_tasks(5).await?;
+    // A labourer limited to 2 slots whose worker never reports: 2 invoked, 3 left in the queue.
+    let config: OrchestratorConfig = parse_config(
+        "sosw_orchestrator_config",
+        json!({"task_config": {"labourers": {"w": {"max_simultaneous_invocations": 2}}}}),
+    )?;
+    let invoker = InProcessInvoker::new().register("w", handler_fn(|_: Value| async {}));
+    let orchestrator = orchestrator_over(store.clone(), &invoker, config)
+        // One round, as sosw 0.7: a continuous run would wait for free slots until its deadline.
+        .with_settings(OrchestratorSettings {
+            mode: RunMode::SinglePass,
+            ..OrchestratorSettings::default()
+        });
+    let (metrics, lines) = Metrics::in_memory("sosw-test", ORCHESTRATOR_FUNCTION);
+    let handler = OrchestratorHandler::new(orchestrator, ORCHESTRATOR_FUNCTION)
+        .with_metrics(metrics)
+        .with_queue_lengths(store.clone());
+    let report =
+        tokio::time::timeout(Duration::from_secs(60), handler.handle(event(json!({})))).await??;
+    tokio::time::timeout(Duration::from_secs(30), invoker.wait_idle()).await?;
+    let docs = emf_lines(&lines)?;
+    let w = docs
+        .iter()
+        .find(|d| d["labourer_id"] == "w")
+        .ok_or("no line for labourer w")?;
+    assert_eq!(w["function"], ORCHESTRATOR_FUNCTION);
+    assert_eq!(w["_aws"]["CloudWatchMetrics"][0]["Namespace"], "sosw-test");
+    assert_eq!(
+        w["invoked"],
+        report["labourers"]["w"]["invoked"].as_f64().unwrap_or(-1.0)
+    );
+    assert_eq!(w["invoked"], 2.0, "{w}");
+    assert_eq!(w["queue_length"], 3.0, "{w}");
+    assert!(w["eco_status"].is_number(), "{w}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_scheduler_prints_the_tasks_it_wrote_as_emf() -> TestResult {
+    let store = Arc::new(SqliteTaskStore::in_memory()?);
+    let (metrics, lines) = Metrics::in_memory("sosw", SCHEDULER_FUNCTION);
+    let handler = scheduler_handler(store)?.with_metrics(metrics);
+    handler.handle(event(small_job())).await?;
+    let docs = emf_lines(&lines)?;
+    let [doc] = docs.as_slice() else {
+        return Err(format!("one line expected: {docs:?}").into());
+    };
+    assert_eq!(
+        doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["function", "labourer_id"]])
+    );
+    assert_eq!(
+        (doc["labourer_id"].as_str(), doc["tasks_written"].as_f64()),
+        (Some("w"), Some(3.0))
+    );
+    assert_eq!(doc["job_tasks"], 3.0);
     Ok(())
 }

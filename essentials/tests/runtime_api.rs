@@ -1,6 +1,10 @@
 //! The binaries as real processes against a small Lambda Runtime API server (the endpoints a Lambda
 //! container's runtime talks to), which also answers the config table's `GetItem` with "no row":
 //! start to first answered invocation, success and error diagnostics.
+//!
+//! `bundles_answer_an_invocation` runs every `bootstrap` under `SOSW_BUNDLE_DIR`
+//! (`<dir>/<function>/bootstrap`, the unzipped Lambda bundles `scripts/package.sh` staged) and prints
+//! each one's cold start; without the variable it runs the essentials built for this test the same way.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -205,6 +209,13 @@ async fn start_server(
     Ok((address, received))
 }
 
+/// What a process did: its answers, the time from its start to the first, and its stdout lines.
+struct Run {
+    posted: Vec<Posted>,
+    cold_start: Duration,
+    stdout: Vec<String>,
+}
+
 /// Runs binary `exe` as function `function` against a server handing out `events`, until it has
 /// posted `events.len()` answers; returns them and the time from process start to the first.
 async fn run_binary(
@@ -212,6 +223,16 @@ async fn run_binary(
     function: &str,
     events: Vec<Value>,
 ) -> Result<(Vec<Posted>, Duration), Box<dyn std::error::Error>> {
+    let run = run_process(exe, function, events).await?;
+    Ok((run.posted, run.cold_start))
+}
+
+/// [`run_binary`], keeping what the process printed.
+async fn run_process(
+    exe: &str,
+    function: &str,
+    events: Vec<Value>,
+) -> Result<Run, Box<dyn std::error::Error>> {
     let expected = events.len();
     let (address, mut received) = start_server(function, events).await?;
     let started = Instant::now();
@@ -227,6 +248,7 @@ async fn run_binary(
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("RUST_LOG", "warn")
         .env_remove("AWS_PROFILE")
+        .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
     let mut posted = Vec::new();
@@ -244,9 +266,16 @@ async fn run_binary(
     })
     .await;
     child.start_kill()?;
-    let _ = child.wait().await;
+    let output = child.wait_with_output().await?;
     outcome?;
-    Ok((posted, first.unwrap_or_default()))
+    Ok(Run {
+        posted,
+        cold_start: first.unwrap_or_default(),
+        stdout: String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect(),
+    })
 }
 
 #[tokio::test]
@@ -290,5 +319,176 @@ async fn the_worker_assistant_binary_reports_a_malformed_event_as_non_retryable(
         posted[0]
     );
     println!("sosw_worker_assistant: process start to first answered invocation: {cold_start:?}");
+    Ok(())
+}
+
+/// What a bundle must answer to its first event.
+struct BundleCase {
+    function: &'static str,
+    event: Value,
+    /// `response` or `error`.
+    answer: &'static str,
+    /// A JSON pointer into the answer and the value it must find there.
+    check: (&'static str, Value),
+    /// Whether the answer comes with an EMF metrics line for this function on stdout.
+    emf: bool,
+}
+
+fn bundle_cases() -> Vec<BundleCase> {
+    let case = |function, event, answer, key, value| BundleCase {
+        function,
+        event,
+        answer,
+        check: (key, value),
+        // The essentials that answer with a report print its metrics.
+        emf: answer == "response" && function_is_essential(function),
+    };
+    vec![
+        case(
+            "sosw_scheduler",
+            json!({"job": "not a job"}),
+            "error",
+            "/errorType",
+            json!("NonRetryable"),
+        ),
+        case(
+            "sosw_orchestrator",
+            json!({"source": "aws.events"}),
+            "response",
+            "/labourers",
+            json!({}),
+        ),
+        case(
+            "sosw_scavenger",
+            json!({"source": "aws.events"}),
+            "response",
+            "/labourers",
+            json!({}),
+        ),
+        case(
+            "sosw_worker_assistant",
+            json!({"task_id": "t1"}),
+            "error",
+            "/errorType",
+            json!("NonRetryable"),
+        ),
+        case(
+            "sosw_tutorial_pull_tweeter_hashtags",
+            json!({"date_list": ["2026-11-01"], "topics": ["cars"], "words": ["rust"]}),
+            "response",
+            "/counts/0/word",
+            json!("rust"),
+        ),
+        case(
+            "sosw_tutorial_flaky_hashtags",
+            json!({"words": ["racing"]}),
+            "error",
+            "/errorType",
+            json!("Retryable"),
+        ),
+    ]
+}
+
+fn function_is_essential(function: &str) -> bool {
+    !function.starts_with("sosw_tutorial_")
+}
+
+/// Whether `stdout` has an EMF line of `function`: `_aws.CloudWatchMetrics` with a namespace, and the
+/// `function` dimension set to it.
+fn has_emf_line(stdout: &[String], function: &str) -> bool {
+    stdout
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .any(|doc| {
+            doc["function"] == function
+                && doc["_aws"]["CloudWatchMetrics"][0]["Namespace"].is_string()
+                && doc["_aws"]["Timestamp"].is_i64()
+        })
+}
+
+/// `(function, bootstrap)` of every bundle to run: under `SOSW_BUNDLE_DIR`, else this test's own
+/// essentials.
+fn bundles() -> Result<Vec<(String, std::path::PathBuf)>, Box<dyn std::error::Error>> {
+    let Some(dir) = std::env::var_os("SOSW_BUNDLE_DIR") else {
+        return Ok([
+            ("sosw_scheduler", env!("CARGO_BIN_EXE_sosw_scheduler")),
+            ("sosw_orchestrator", env!("CARGO_BIN_EXE_sosw_orchestrator")),
+            ("sosw_scavenger", env!("CARGO_BIN_EXE_sosw_scavenger")),
+            (
+                "sosw_worker_assistant",
+                env!("CARGO_BIN_EXE_sosw_worker_assistant"),
+            ),
+        ]
+        .into_iter()
+        .map(|(f, exe)| (f.to_string(), exe.into()))
+        .collect());
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        let bootstrap = path.join("bootstrap");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if bootstrap.is_file() {
+            found.push((name.to_string(), bootstrap));
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        return Err(format!(
+            "no <function>/bootstrap under SOSW_BUNDLE_DIR={}",
+            dir.display()
+        )
+        .into());
+    }
+    Ok(found)
+}
+
+#[tokio::test]
+async fn bundles_answer_an_invocation() -> TestResult {
+    let cases = bundle_cases();
+    let mut failures = Vec::new();
+    for (function, bootstrap) in bundles()? {
+        let Some(case) = cases.iter().find(|c| c.function == function) else {
+            failures.push(format!(
+                "{function}: no test case for this bundle; add one to bundle_cases()"
+            ));
+            continue;
+        };
+        let exe = bootstrap.to_string_lossy().into_owned();
+        let run = match run_process(&exe, &function, vec![case.event.clone()]).await {
+            Ok(run) => run,
+            Err(err) => {
+                failures.push(format!("{function}: did not answer: {err}"));
+                continue;
+            }
+        };
+        let [(path, body)] = run.posted.as_slice() else {
+            failures.push(format!(
+                "{function}: expected one answer, got {:?}",
+                run.posted
+            ));
+            continue;
+        };
+        let (key, want) = &case.check;
+        if !path.ends_with(&format!("/{}", case.answer)) || body.pointer(key) != Some(want) {
+            failures.push(format!(
+                "{function}: expected {} with {key} = {want}, got {path}: {body}",
+                case.answer
+            ));
+            continue;
+        }
+        if case.emf && !has_emf_line(&run.stdout, &function) {
+            failures.push(format!(
+                "{function}: no EMF metrics line on stdout: {:?}",
+                run.stdout
+            ));
+            continue;
+        }
+        println!("cold start {function}: {} ms", run.cold_start.as_millis());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     Ok(())
 }

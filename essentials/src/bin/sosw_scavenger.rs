@@ -1,7 +1,10 @@
 //! `sosw_scavenger` on Lambda: archives, retries or buries what the workers left behind.
 
+use lambda_runtime::service_fn;
+use sosw::processor::ProcessorService;
+use sosw_essentials::metrics::{Metrics, scavenger_output_metrics};
 use sosw_essentials::settings::SCAVENGER_FUNCTION;
-use sosw_essentials::{Settings, aws, init_tracing};
+use sosw_essentials::{MeteredService, Settings, aws, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -9,5 +12,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = Settings::from_env(SCAVENGER_FUNCTION)?;
     let clients = aws::Clients::new(aws::sdk_config().await);
     let scavenger = aws::load_scavenger(&clients, &settings).await?;
-    sosw::processor::serve(scavenger).await
+    let service = MeteredService::new(
+        ProcessorService::new(scavenger, &settings.function_name),
+        Metrics::from_settings(&settings),
+        scavenger_output_metrics,
+    );
+    lambda_runtime::run(service_fn(|event| service.handle(event))).await
 }

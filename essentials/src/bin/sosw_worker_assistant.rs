@@ -1,7 +1,10 @@
 //! `sosw_worker_assistant` on Lambda: closes tasks on their workers' reports.
 
+use lambda_runtime::service_fn;
+use sosw::processor::ProcessorService;
+use sosw_essentials::metrics::{Metrics, assistant_output_metrics};
 use sosw_essentials::settings::WORKER_ASSISTANT_FUNCTION;
-use sosw_essentials::{Settings, aws, init_tracing};
+use sosw_essentials::{MeteredService, Settings, aws, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -9,5 +12,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = Settings::from_env(WORKER_ASSISTANT_FUNCTION)?;
     let clients = aws::Clients::new(aws::sdk_config().await);
     let assistant = aws::load_worker_assistant(&clients, &settings).await?;
-    sosw::processor::serve(assistant).await
+    let service = MeteredService::new(
+        ProcessorService::new(assistant, &settings.function_name),
+        Metrics::from_settings(&settings),
+        assistant_output_metrics,
+    );
+    lambda_runtime::run(service_fn(|event| service.handle(event))).await
 }
