@@ -318,8 +318,9 @@ fn number(fields: &Map<String, Value>, key: &str) -> Result<Option<f64>> {
 }
 
 /// Runs `worker` as this Lambda function, as sosw 0.7's Worker does: reads the function's config
-/// (`<AWS_LAMBDA_FUNCTION_NAME>_config` from the DynamoDB `config` table, with
-/// `sosw_essential_config` under it) once per container, then reports where it says:
+/// (`<AWS_LAMBDA_FUNCTION_NAME>_config` from the DynamoDB `config` table, or the table named by
+/// `SOSW_CONFIG_TABLE`, rows of env `production` or `SOSW_CONFIG_ENV`, with `sosw_essential_config`
+/// under it) once per container, then reports where it says:
 /// * `report_to: "worker_assistant"` (default): invokes the Lambda named by
 ///   `sosw_worker_assistant_lambda` ([`LambdaAssistantReporter`]);
 /// * `report_to: "store"`: runs the worker assistant's logic in-process on the DynamoDB tables, with
@@ -330,7 +331,14 @@ fn number(fields: &Map<String, Value>, key: &str) -> Result<Option<f64>> {
 pub async fn run<W: Worker + 'static>(worker: W) -> Result<(), lambda_runtime::Error> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let function = function_name_or("sosw_worker");
-    let source = DynamoConfigSource::new(aws_sdk_dynamodb::Client::new(&sdk));
+    let mut source = DynamoConfigSource::new(aws_sdk_dynamodb::Client::new(&sdk));
+    // The same switches as the essentials' binaries, so one stack parameter names the table for all.
+    if let Some(table) = non_empty_env("SOSW_CONFIG_TABLE") {
+        source = source.with_table(table);
+    }
+    if let Some(env) = non_empty_env("SOSW_CONFIG_ENV") {
+        source = source.with_env(env);
+    }
     let config: WorkerConfig = load_config(&source, &function, json!({}), None).await?;
     let reporter: Arc<dyn Reporter> = match config.report_to {
         super::ReportTo::WorkerAssistant => Arc::new(LambdaAssistantReporter::new(
@@ -346,6 +354,11 @@ pub async fn run<W: Worker + 'static>(worker: W) -> Result<(), lambda_runtime::E
         runner = runner.with_blobs(Arc::new(S3BlobStore::new(s3, bucket)));
     }
     serve(runner).await
+}
+
+/// The value of environment variable `name`, if set and not empty.
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// A [`StoreReporter`] over the DynamoDB tables named in the worker assistant's config.
