@@ -3,7 +3,7 @@
 //!
 //! Every case has the shape `pub async fn case<S: TaskStore + 'static>(store: Arc<S>)`, so
 //! [`task_store_conformance!`](crate::task_store_conformance) can call them all the same way. The job
-//! record cases in [`jobs`] have the same shape with `S: JobStore` and are run by
+//! record cases in the `jobs` module have the same shape with `S: JobStore` and are run by
 //! [`job_store_conformance!`](crate::job_store_conformance).
 
 mod archive;
