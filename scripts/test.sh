@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's one test command (`make test`, `.ci/run`): installs and starts the emulators the tests
-# need, runs the format check, clippy and every test of the workspace, and stops what it started.
+# need, runs the format check, clippy, rustdoc and every test of the workspace, and stops what it started.
 # Exits non-zero on any failure.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,6 +40,9 @@ export SOSW_REQUIRE_EMULATORS=1
 
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "cargo doc (workspace, no dependencies, -D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
 
 step "cargo test (workspace; DynamoDB Local at $SOSW_DYNAMODB_ENDPOINT, moto at $SOSW_MOTO_ENDPOINT)"
 mkdir -p target
