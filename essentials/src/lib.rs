@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod cli;
 pub mod handlers;
 pub mod logging;
 pub mod settings;
