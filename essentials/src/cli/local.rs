@@ -9,6 +9,7 @@ use serde_json::Value;
 use sosw::essentials::scheduler::{JobOutcome, SchedulerReport};
 use sosw::local::{LocalConfigs, LocalRunner};
 use sosw::notify::LogNotifier;
+use sosw::store::JobStore;
 
 use super::defaults::worker_registry;
 use super::output::Progress;
@@ -40,7 +41,20 @@ pub async fn run(global: &Global, args: RunArgs) -> CliResult {
     println!("state: {}", global.state.display());
 
     let mut job_ids = Vec::new();
+    if let Some(event) = &event {
+        let report = runner.submit(event).await?;
+        let finished = runner
+            .store()
+            .get_job(&report.job_id)
+            .await?
+            .is_some_and(|job| job.status.is_finished());
+        print_submitted(&report, finished, &global.state);
+        job_ids.push(report.job_id);
+    }
     for job in runner.unfinished_jobs().await? {
+        if job_ids.contains(&job.job_id) {
+            continue;
+        }
         runner.resume_scheduling(&job).await?;
         println!(
             "continuing job {} of an earlier run: {}/{} tasks closed",
@@ -49,13 +63,6 @@ pub async fn run(global: &Global, args: RunArgs) -> CliResult {
             job.total.unwrap_or(job.enqueued)
         );
         job_ids.push(job.job_id);
-    }
-    if let Some(event) = &event {
-        let report = runner.submit(event).await?;
-        print_submitted(&report, &global.state);
-        if !job_ids.contains(&report.job_id) {
-            job_ids.push(report.job_id);
-        }
     }
     if job_ids.is_empty() {
         println!(
@@ -84,11 +91,18 @@ pub async fn run(global: &Global, args: RunArgs) -> CliResult {
     }
 }
 
-fn print_submitted(report: &SchedulerReport, state: &Path) {
+fn print_submitted(report: &SchedulerReport, finished: bool, state: &Path) {
     match report.outcome {
-        JobOutcome::AlreadyEnqueued => println!(
-            "job {} ({} tasks of {}) is in `{}` already: sosw schedules a job once per day. \
+        JobOutcome::AlreadyEnqueued if finished => println!(
+            "job {} ({} tasks of {}) ran in `{}` already: sosw runs a job once per day. \
              Pass --fresh to start over.",
+            report.job_id,
+            report.total,
+            report.labourer_id,
+            state.display()
+        ),
+        JobOutcome::AlreadyEnqueued => println!(
+            "job {} ({} tasks of {}) is in `{}` from an earlier run: continuing it",
             report.job_id,
             report.total,
             report.labourer_id,
