@@ -11,6 +11,11 @@ use sosw::embedded::SqliteTaskStore;
 use sosw::essentials::scheduler::job_task_ids;
 use sosw::store::{JobStatus, JobStore, TaskLookup};
 
+/// moto's Lambda without Docker: an IAM role and a function, shared with the integration tests.
+#[allow(dead_code, reason = "only `moto_function` is used here")]
+#[path = "../../tests/tests/orchestrator_support/moto.rs"]
+mod moto;
+
 const HASHTAGS: &str = "sosw_tutorial_pull_tweeter_hashtags";
 const FLAKY: &str = "sosw_tutorial_flaky_hashtags";
 
@@ -496,6 +501,42 @@ async fn job_and_queue_read_dynamodb_with_aws() {
         .expect("row");
     assert_eq!(row.split_whitespace().nth(1), Some("36"), "{queue}");
     let _ = sosw::aws::dynamodb::delete_tables(&client, &tables).await;
+}
+
+/// `submit --aws` checks the job against the config, then invokes the scheduler function (moto's Lambda
+/// answers an `Event` invocation with 202; it accepts one for any name, so the refusal path is not
+/// exercised here).
+#[tokio::test]
+async fn submit_with_aws_invokes_the_scheduler_function() {
+    let Some((_, function)) = moto::moto_function(60).await else {
+        return;
+    };
+    let endpoint = std::env::var(sosw_integration_tests::MOTO_ENDPOINT_VAR).expect("endpoint");
+    let output = sosw(&["submit", "examples/jobs/hashtags.json", "--aws"])
+        .args([
+            "--config",
+            "examples/configs/local",
+            "--scheduler-function",
+            &function,
+        ])
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "fake")
+        .env("AWS_SECRET_ACCESS_KEY", "fake")
+        .output()
+        .expect("sosw runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("submitted to `{function}`")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("36 tasks"), "{stdout}");
 }
 
 /// The user guide: every JSON block read by the real parsers, every default in the config reference
