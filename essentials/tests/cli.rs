@@ -70,12 +70,29 @@ fn sosw(args: &[&str]) -> Command {
     command
 }
 
+/// `sosw <args> --aws` against the emulator at `endpoint`, with fake credentials.
+fn sosw_on_aws(args: &[&str], endpoint: &str) -> Command {
+    let mut command = sosw(args);
+    command
+        .arg("--aws")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "fake")
+        .env("AWS_SECRET_ACCESS_KEY", "fake");
+    command
+}
+
 fn run(args: &[&str]) -> (i32, String, String) {
+    outcome(sosw(args))
+}
+
+/// Exit status, stdout and stderr of `command`.
+fn outcome(mut command: Command) -> (i32, String, String) {
     let Output {
         status,
         stdout,
         stderr,
-    } = sosw(args).output().expect("sosw runs");
+    } = command.output().expect("sosw runs");
     (
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&stdout).into_owned(),
@@ -473,19 +490,9 @@ async fn job_and_queue_read_dynamodb_with_aws() {
         .expect("scheduled");
 
     let aws = |args: &[&str]| {
-        let output = sosw(args)
-            .args(["--aws", "--config", text(&dir.0)])
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "fake")
-            .env("AWS_SECRET_ACCESS_KEY", "fake")
-            .output()
-            .expect("sosw runs");
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        let mut command = sosw_on_aws(args, &endpoint);
+        command.args(["--config", text(&dir.0)]);
+        outcome(command)
     };
     let (code, job_out, stderr) = aws(&["job", &report.job_id]);
     assert_eq!(code, 0, "{stderr}");
@@ -512,26 +519,15 @@ async fn submit_with_aws_invokes_the_scheduler_function() {
         return;
     };
     let endpoint = std::env::var(sosw_integration_tests::MOTO_ENDPOINT_VAR).expect("endpoint");
-    let output = sosw(&["submit", "examples/jobs/hashtags.json", "--aws"])
-        .args([
-            "--config",
-            "examples/configs/local",
-            "--scheduler-function",
-            &function,
-        ])
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "fake")
-        .env("AWS_SECRET_ACCESS_KEY", "fake")
-        .output()
-        .expect("sosw runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut command = sosw_on_aws(&["submit", "examples/jobs/hashtags.json"], &endpoint);
+    command.args([
+        "--config",
+        "examples/configs/local",
+        "--scheduler-function",
+        &function,
+    ]);
+    let (code, stdout, stderr) = outcome(command);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!("submitted to `{function}`")),
         "{stdout}"
