@@ -439,6 +439,15 @@ fn bad_input_gets_an_error_that_says_what_to_do() {
     let (code, _, stderr) = run(&["local", "run"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("--resume"), "{stderr}");
+    let (code, _, stderr) = run(&[
+        "local",
+        "run",
+        "--resume",
+        "--state",
+        "no-such-state.sqlite",
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no state file"), "{stderr}");
     let (code, _, stderr) = run(&["queue", "--state", "no-such-state.sqlite"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("sosw local run"), "{stderr}");

@@ -31,6 +31,13 @@ pub async fn run(global: &Global, args: RunArgs) -> CliResult {
             global.state.display()
         )));
     }
+    if args.job.is_none() && !global.state.exists() {
+        return Err(CliError::new(format!(
+            "there is no state file `{}` to resume: pass the --state of the interrupted run, or a job \
+             file to start one",
+            global.state.display()
+        )));
+    }
     let event = args.job.as_deref().map(read_job).transpose()?;
     let configs = load_configs(global).await?;
     if args.fresh {

@@ -74,12 +74,13 @@ pub struct Global {
     /// Progress as plain lines even on a terminal.
     #[arg(long, global = true, env = "SOSW_PLAIN")]
     pub plain: bool,
-    /// Diagnostics on stderr: `off`, `warn`, `info`, `debug`, or a filter like `sosw=debug`.
+    /// Diagnostics on stderr: `off`, `error`, `warn` (adds every worker failure), `info`, `debug`, or a
+    /// filter like `sosw=debug`.
     #[arg(
         long,
         global = true,
         env = "SOSW_LOG",
-        default_value = "warn",
+        default_value = "error",
         value_name = "FILTER"
     )]
     pub log: String,
@@ -233,7 +234,7 @@ pub async fn run(cli: Cli) -> CliResult {
 /// Human-readable logs on stderr, filtered by `--log`.
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
