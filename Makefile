@@ -23,9 +23,9 @@ clippy:
 unit:
 	cargo test --workspace --all-features
 
-## The embedded demo: a job's tasks through their whole life on SQLite.
+## The README's first command: the tutorial job through every essential on SQLite (state: sosw-local.sqlite).
 demo:
-	cargo run --release -p sosw-examples --bin lifecycle-demo
+	cargo run --release --bin sosw -- local run examples/jobs/hashtags.json
 
 emulators-start:
 	bash scripts/dynamodb-local.sh start

@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod cli;
 pub mod handlers;
 pub mod logging;
 pub mod metrics;

@@ -12,6 +12,7 @@
 //! * [`testing`] (feature `test-util`): the conformance suite every store passes.
 //! * [`worker`]: the `Worker` trait for labourers and its reporting; [`processor`]: what every sosw
 //!   Lambda shares (config, stats, diagnostics).
+//! * [`local`]: every essential on one machine over SQLite (`sosw local run`).
 //! * [`essentials`]: the scheduler, orchestrator, worker assistant and scavenger; [`notify`]: alerts and job messages;
 //!   [`siblings`]: continuations of a function before its deadline.
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod error;
 pub mod essentials;
 pub mod invoke;
 pub mod job;
+pub mod local;
 pub mod notify;
 pub mod processor;
 pub mod siblings;

@@ -98,6 +98,7 @@
 //! # }
 //! ```
 
+mod plan;
 mod rows;
 mod sibling;
 mod spool;
@@ -116,6 +117,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use plan::{JobPlan, PlannedTask};
 pub use sibling::SiblingContinuation;
 pub use spool::{SPOOL_FORMAT, SpoolHeader};
 pub use submission::{

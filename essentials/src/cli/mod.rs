@@ -1,0 +1,243 @@
+//! The `sosw` command line.
+//!
+//! * `sosw local run <job.json>`: every essential on this machine over the embedded SQLite store
+//!   until the job is finished ([`sosw::local`]).
+//! * Operations, against the state file or AWS (`--aws`): `plan`, `submit`, `job`, `queue`,
+//!   `config check`.
+//!
+//! Every global flag has an environment twin (`SOSW_...`). Exit status: 0 success, 1 error, 2 bad
+//! usage, 3 a job finished with dead tasks.
+
+mod defaults;
+mod local;
+mod ops;
+mod output;
+mod stores;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+pub use defaults::{builtin_config_source, worker_registry};
+
+/// Exit status of a job that finished with dead tasks.
+pub const EXIT_DEAD_TASKS: u8 = 3;
+
+/// sosw: the Serverless Orchestrator of Serverless Workers, on this machine or on AWS.
+///
+/// Start with `sosw local run examples/jobs/hashtags.json`: it schedules the tutorial job and runs it
+/// to the end over the state file, with no AWS account.
+#[derive(Debug, Parser)]
+#[command(name = "sosw", version)]
+pub struct Cli {
+    /// Settings every subcommand shares.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings every subcommand shares, each with an environment twin.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The state file of local mode: the embedded SQLite store, created if missing.
+    #[arg(
+        long,
+        global = true,
+        env = "SOSW_STATE",
+        default_value = "sosw-local.sqlite",
+        value_name = "FILE"
+    )]
+    pub state: PathBuf,
+    /// A directory of config documents (`sosw_essential_config.json`, `sosw_local_config.json`, ...).
+    /// Default: the built-in local configs, a copy of examples/configs/local (with --aws: the
+    /// DynamoDB config table, see SOSW_CONFIG_TABLE and SOSW_CONFIG_ENV).
+    #[arg(long, global = true, env = "SOSW_CONFIG_DIR", value_name = "DIR")]
+    pub config: Option<PathBuf>,
+    /// Work against AWS (the DynamoDB tables, the scheduler Lambda) instead of the state file. Region,
+    /// credentials and endpoints come from the usual AWS variables.
+    #[arg(long, global = true, env = "SOSW_AWS")]
+    pub aws: bool,
+    /// The scheduler function `submit --aws` invokes.
+    #[arg(
+        long,
+        global = true,
+        env = "SOSW_SCHEDULER_FUNCTION",
+        default_value = "sosw_scheduler",
+        value_name = "NAME"
+    )]
+    pub scheduler_function: String,
+    /// Progress as plain lines even on a terminal.
+    #[arg(long, global = true, env = "SOSW_PLAIN")]
+    pub plain: bool,
+    /// Diagnostics on stderr: `off`, `error`, `warn` (adds every worker failure), `info`, `debug`, or a
+    /// filter like `sosw=debug`.
+    #[arg(
+        long,
+        global = true,
+        env = "SOSW_LOG",
+        default_value = "error",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run sosw on this machine, over the state file.
+    #[command(subcommand)]
+    Local(LocalCommand),
+    /// Print the tasks a job would become, one JSON object per line. Writes nothing.
+    Plan(PlanArgs),
+    /// Submit a job: schedule it into the state file, or with --aws invoke the scheduler Lambda.
+    Submit(JobFileArgs),
+    /// Show the status and progress of one job.
+    Job(JobArgs),
+    /// Show, per labourer: queued, running, expired, completed, retry, dead and eco status.
+    Queue,
+    /// Work with config documents.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `sosw local ...`.
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Schedule a job, then run the orchestrator, the workers, the worker assistant and the scavenger
+    /// until it is finished; print a summary.
+    Run(RunArgs),
+    /// List the workers compiled into this program (for `sosw_local_config.workers`).
+    Workers,
+}
+
+/// `sosw local run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job file (sosw 0.7's scheduler event), e.g. examples/jobs/hashtags.json. Optional with
+    /// --resume.
+    pub job: Option<PathBuf>,
+    /// Continue the unfinished jobs of the state file (after a crash, a kill or Ctrl-C).
+    #[arg(long)]
+    pub resume: bool,
+    /// Delete the state file first and start over.
+    #[arg(long, conflicts_with = "resume")]
+    pub fresh: bool,
+    /// Give up after this many seconds; the state is kept for --resume.
+    #[arg(long, env = "SOSW_TIMEOUT", value_name = "SECS")]
+    pub timeout: Option<u64>,
+}
+
+/// `sosw plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The job file.
+    pub job: PathBuf,
+    /// The day to chunk for (periods such as `last_2_days` count back from it). Default: today (UTC).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub today: Option<NaiveDate>,
+}
+
+/// A subcommand taking a job file.
+#[derive(Debug, Args)]
+pub struct JobFileArgs {
+    /// The job file.
+    pub job: PathBuf,
+}
+
+/// `sosw job`.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// The job's id (printed by `submit`, `plan` and `local run`).
+    pub job_id: String,
+}
+
+/// `sosw config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check every config document of a directory as the essentials and local mode read them.
+    Check {
+        /// The directory, e.g. examples/configs/local.
+        dir: PathBuf,
+    },
+}
+
+/// A failure of the command line: a message that says what to do next.
+#[derive(Debug)]
+pub struct CliError(String);
+
+impl CliError {
+    /// An error with `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError(message.into())
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<sosw::Error> for CliError {
+    fn from(err: sosw::Error) -> Self {
+        CliError(err.to_string())
+    }
+}
+
+/// The result of a subcommand.
+pub type CliResult<T = ExitCode> = std::result::Result<T, CliError>;
+
+/// Parses the arguments, runs the subcommand and returns the exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> CliResult {
+    let global = cli.global;
+    match cli.command {
+        Command::Local(LocalCommand::Run(args)) => local::run(&global, args).await,
+        Command::Local(LocalCommand::Workers) => local::workers(),
+        Command::Plan(args) => ops::plan(&global, args).await,
+        Command::Submit(args) => ops::submit(&global, args).await,
+        Command::Job(args) => ops::job(&global, args).await,
+        Command::Queue => ops::queue(&global).await,
+        Command::Config(ConfigCommand::Check { dir }) => ops::config_check(&dir).await,
+    }
+}
+
+/// Human-readable logs on stderr, filtered by `--log`.
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

@@ -1,0 +1,311 @@
+//! The operations: `plan`, `submit`, `job`, `queue`, `config check`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sosw::config::{OrchestratorConfig, SchedulerConfig, load_essential_config};
+use sosw::ecology::{EcologyManager, FixedMetrics, HealthCache, MetricsSource, STATUS_NAMES};
+use sosw::embedded::SqliteTaskStore;
+use sosw::essentials::scheduler::{JobPlan, Scheduler};
+use sosw::invoke::{InvokeOutcome, Invoker};
+use sosw::local::{LOCAL_CONFIG_NAME, LocalConfigs, schedule};
+use sosw::store::{ClosedStatus, JobRecord};
+use sosw::task::{Labourer, Markers};
+
+use super::defaults::worker_registry;
+use super::local::read_job;
+use super::stores::{Backend, backend, config_dir, config_source, open_state};
+use super::{CliError, CliResult, Global, JobArgs, JobFileArgs, PlanArgs};
+
+/// The scheduler's function name, whose document is `sosw_scheduler_config`.
+const SCHEDULER_FUNCTION: &str = "sosw_scheduler";
+
+/// Most closed or expired tasks counted per labourer and status by `sosw queue`.
+const COUNT_CAP: usize = 100_000;
+
+async fn scheduler_config(global: &Global) -> CliResult<SchedulerConfig> {
+    let source = config_source(global).await?;
+    Ok(load_essential_config(source.as_ref(), SCHEDULER_FUNCTION, json!({}), None).await?)
+}
+
+async fn orchestrator_config(global: &Global) -> CliResult<OrchestratorConfig> {
+    let source = config_source(global).await?;
+    Ok(load_essential_config(
+        source.as_ref(),
+        sosw::essentials::orchestrator::ORCHESTRATOR_FUNCTION,
+        json!({}),
+        None,
+    )
+    .await?)
+}
+
+/// The job's plan for `today`, checked as the scheduler checks it.
+async fn plan_of(global: &Global, job: &Path, today: chrono::NaiveDate) -> CliResult<JobPlan> {
+    let event = read_job(job)?;
+    let config = scheduler_config(global).await?;
+    // A plan reads no store; the scheduler only needs one to exist.
+    let scheduler = Scheduler::new(config, Arc::new(SqliteTaskStore::in_memory()?));
+    Ok(scheduler.plan(&event, today)?)
+}
+
+/// `sosw plan`.
+pub async fn plan(global: &Global, args: PlanArgs) -> CliResult {
+    let today = args.today.unwrap_or_else(|| Utc::now().date_naive());
+    let plan = plan_of(global, &args.job, today).await?;
+    for task in &plan.tasks {
+        let line = serde_json::to_string(task)
+            .map_err(|err| CliError::new(format!("cannot print a task: {err}")))?;
+        println!("{line}");
+    }
+    eprintln!(
+        "job {}: {} tasks of {} on {today} (dry run: nothing written)",
+        plan.job_id,
+        plan.tasks.len(),
+        plan.labourer_id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sosw submit`.
+pub async fn submit(global: &Global, args: JobFileArgs) -> CliResult {
+    let plan = plan_of(global, &args.job, Utc::now().date_naive()).await?;
+    let event = read_job(&args.job)?;
+    if global.aws {
+        let sdk = crate::aws::sdk_config().await;
+        let invoker = sosw::aws::lambda::LambdaInvoker::from_sdk_config(&sdk);
+        return match invoker.invoke(&global.scheduler_function, &event).await? {
+            InvokeOutcome::Accepted => {
+                println!(
+                    "job {} ({} tasks of {}) submitted to `{}`; follow it with `sosw job {} --aws`",
+                    plan.job_id,
+                    plan.tasks.len(),
+                    plan.labourer_id,
+                    global.scheduler_function,
+                    plan.job_id
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            InvokeOutcome::Rejected(why) | InvokeOutcome::Unknown(why) => {
+                Err(CliError::new(format!(
+                    "the scheduler function `{}` did not take the job: {why}; check the name \
+                 (--scheduler-function, SOSW_SCHEDULER_FUNCTION), the region and the credentials",
+                    global.scheduler_function
+                )))
+            }
+        };
+    }
+    let config = scheduler_config(global).await?;
+    let store = Arc::new(open_state(&global.state, true)?);
+    let scheduler = Scheduler::new(config, store).with_default_requester("sosw submit");
+    let report = schedule(&scheduler, &event).await?;
+    println!(
+        "job {}: {} tasks of {} in `{}` ({} written now); run them with `sosw local run --resume`",
+        report.job_id,
+        report.total,
+        report.labourer_id,
+        global.state.display(),
+        report.written
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sosw job`.
+pub async fn job(global: &Global, args: JobArgs) -> CliResult {
+    let config = orchestrator_config(global).await?;
+    let store = backend(global, &config.task_config, false).await?;
+    let Some(job) = store.jobs.get_job(&args.job_id).await? else {
+        return Err(unknown_job(&store, &args.job_id).await);
+    };
+    print_job(&job);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn unknown_job(store: &Backend, job_id: &str) -> CliError {
+    let recent: Vec<String> = match store.jobs.list_jobs(5).await {
+        Ok(jobs) => jobs.into_iter().map(|j| j.job_id).collect(),
+        Err(_) => Vec::new(),
+    };
+    let hint = if recent.is_empty() {
+        "it has no jobs".to_owned()
+    } else {
+        format!("its newest jobs: {}", recent.join(", "))
+    };
+    CliError::new(format!("no job `{job_id}` in {}; {hint}", store.name))
+}
+
+fn print_job(job: &JobRecord) {
+    let total = job
+        .total
+        .map_or_else(|| "unknown (still chunking)".to_owned(), |t| t.to_string());
+    let closed = job.counts.completed + job.counts.dead;
+    println!("job        {}", job.job_id);
+    println!("labourer   {}", job.labourer_id);
+    println!("status     {}", json!(job.status).as_str().unwrap_or("?"));
+    println!(
+        "tasks      {total} (enqueued {}, closed {closed})",
+        job.enqueued
+    );
+    println!(
+        "completed  {}\ndead       {}\nfailures   {}",
+        job.counts.completed, job.counts.dead, job.counts.failed
+    );
+    println!("created    {}", time(Some(job.created_at)));
+    println!("started    {}", time(job.started_at));
+    println!("finished   {}", time(job.finished_at));
+    println!("requesters {}", job.requesters.join(", "));
+}
+
+fn time(secs: Option<i64>) -> String {
+    secs.and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
+        .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
+}
+
+/// One labourer's row of `sosw queue`.
+struct QueueRow {
+    labourer: String,
+    counts: [u64; 6],
+    eco: String,
+}
+
+/// `sosw queue`.
+pub async fn queue(global: &Global) -> CliResult {
+    let config = orchestrator_config(global).await?;
+    let store = backend(global, &config.task_config, false).await?;
+    let metrics: Arc<dyn MetricsSource> = if global.aws {
+        let sdk = crate::aws::sdk_config().await;
+        Arc::new(sosw::aws::cloudwatch::CloudWatchMetrics::from_sdk_config(
+            &sdk,
+        ))
+    } else {
+        Arc::new(FixedMetrics::new())
+    };
+    let ecology = EcologyManager::new(
+        metrics,
+        config
+            .task_config
+            .ecology_config
+            .default_metric_values
+            .clone(),
+        Arc::new(sosw::clock::SystemClock),
+    );
+    let mut cache = HealthCache::new();
+    let now = Utc::now().timestamp();
+    let mut rows = Vec::new();
+    for labourer in config.task_config.labourers_resolved() {
+        let counts = queue_counts(&store, &labourer, now).await?;
+        let eco = match ecology.labourer_status(&labourer, &mut cache).await {
+            Ok(status) => format!(
+                "{status} {}",
+                STATUS_NAMES.get(usize::from(status)).unwrap_or(&"?")
+            ),
+            Err(err) => format!("unknown ({err})"),
+        };
+        rows.push(QueueRow {
+            labourer: labourer.id.clone(),
+            counts,
+            eco,
+        });
+    }
+    if rows.is_empty() {
+        println!("no labourers are configured: add them under `task_config.labourers`");
+    }
+    print_queue(&rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// queued, running, expired, completed, retry, dead.
+async fn queue_counts(store: &Backend, labourer: &Labourer, now: i64) -> CliResult<[u64; 6]> {
+    let tasks = &store.tasks;
+    let markers = Markers::for_labourer(now, labourer);
+    let id = labourer.id.as_str();
+    let queued = tasks.queue_length(id, now).await?;
+    let running = tasks.count_running(id, &markers).await?;
+    let expired = tasks.list_expired(id, &markers, COUNT_CAP).await?.len() as u64;
+    let completed_live = tasks.list_completed(id, now, COUNT_CAP).await?.len() as u64;
+    let closed = tasks
+        .closed_sample(id, ClosedStatus::Completed, COUNT_CAP)
+        .await?
+        .len() as u64;
+    let retry = tasks.retry_length(id).await?;
+    let dead = tasks
+        .closed_sample(id, ClosedStatus::Dead, COUNT_CAP)
+        .await?
+        .len() as u64;
+    Ok([
+        queued,
+        running,
+        expired,
+        completed_live + closed,
+        retry,
+        dead,
+    ])
+}
+
+fn print_queue(rows: &[QueueRow]) {
+    let width = rows
+        .iter()
+        .map(|r| r.labourer.len())
+        .chain([8])
+        .max()
+        .unwrap_or(8);
+    println!(
+        "{:<width$}  {:>7}  {:>7}  {:>7}  {:>9}  {:>5}  {:>5}  eco",
+        "labourer", "queued", "running", "expired", "completed", "retry", "dead"
+    );
+    for row in rows {
+        let [queued, running, expired, completed, retry, dead] = row.counts;
+        println!(
+            "{:<width$}  {queued:>7}  {running:>7}  {expired:>7}  {completed:>9}  {retry:>5}  {dead:>5}  {}",
+            row.labourer, row.eco
+        );
+    }
+}
+
+/// `sosw config check`.
+pub async fn config_check(dir: &Path) -> CliResult {
+    let source = config_dir(dir)?;
+    let configs = LocalConfigs::load(&source).await?;
+    let labourers = configs.orchestrator.task_config.labourers_resolved();
+    let registry = worker_registry();
+    let known: Vec<&str> = registry.names().collect();
+    let mut problems = Vec::new();
+    for (id, worker) in &configs.local.workers {
+        if !known.contains(&worker.worker.as_str()) {
+            problems.push(format!(
+                "{LOCAL_CONFIG_NAME}: `workers.{id}.worker` names `{}`, which is not registered \
+                 (known: {})",
+                worker.worker,
+                known.join(", ")
+            ));
+        }
+    }
+    for id in configs
+        .local
+        .workers
+        .keys()
+        .chain(configs.local.commands.keys())
+    {
+        if !labourers.iter().any(|l| &l.id == id) {
+            problems.push(format!(
+                "{LOCAL_CONFIG_NAME}: `{id}` is not a labourer of `task_config.labourers`"
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CliError::new(problems.join("\n")));
+    }
+    println!(
+        "{}: ok ({} labourers: {})",
+        dir.display(),
+        labourers.len(),
+        labourers
+            .iter()
+            .map(|l| l.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}

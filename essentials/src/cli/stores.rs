@@ -1,0 +1,90 @@
+//! Where a subcommand's config and tasks are: the state file or AWS.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sosw::config::{ConfigSource, FileConfigSource, TaskConfig};
+use sosw::embedded::SqliteTaskStore;
+use sosw::store::{JobStore, TaskStore};
+
+use super::defaults::builtin_config_source;
+use super::{CliError, CliResult, Global};
+use crate::aws::{Clients, config_source as table_config_source, sdk_config};
+use crate::settings::{ORCHESTRATOR_FUNCTION, Settings};
+
+/// The task and job store of a subcommand.
+pub struct Backend {
+    /// The tasks.
+    pub tasks: Arc<dyn TaskStore>,
+    /// The job records.
+    pub jobs: Arc<dyn JobStore>,
+    /// What it is, for messages: the state file or `AWS`.
+    pub name: String,
+}
+
+/// The config documents: `--config <dir>`, else the DynamoDB config table with `--aws`, else the
+/// built-in local configs.
+pub async fn config_source(global: &Global) -> CliResult<Arc<dyn ConfigSource>> {
+    if let Some(dir) = &global.config {
+        return Ok(Arc::new(config_dir(dir)?));
+    }
+    if global.aws {
+        let clients = Clients::new(sdk_config().await);
+        let settings = Settings::from_env(ORCHESTRATOR_FUNCTION)?;
+        return Ok(Arc::new(table_config_source(&clients, &settings)));
+    }
+    Ok(Arc::new(builtin_config_source()?))
+}
+
+/// A config directory that exists.
+pub fn config_dir(dir: &Path) -> CliResult<FileConfigSource> {
+    if !dir.is_dir() {
+        return Err(CliError::new(format!(
+            "the config directory `{}` does not exist; pass --config <dir> with the config documents \
+             (`sosw_essential_config.json`, ...), e.g. examples/configs/local",
+            dir.display()
+        )));
+    }
+    Ok(FileConfigSource::new(dir))
+}
+
+/// The store to read: the DynamoDB tables `task_config` names with `--aws`, else the state file, which
+/// must exist unless `create` is set.
+pub async fn backend(
+    global: &Global,
+    task_config: &TaskConfig,
+    create: bool,
+) -> CliResult<Backend> {
+    if global.aws {
+        let clients = Clients::new(sdk_config().await);
+        let store = crate::aws::task_store(&clients, task_config);
+        return Ok(Backend {
+            tasks: store.clone(),
+            jobs: store,
+            name: "AWS".into(),
+        });
+    }
+    let store = Arc::new(open_state(&global.state, create)?);
+    Ok(Backend {
+        tasks: store.clone(),
+        jobs: store,
+        name: global.state.display().to_string(),
+    })
+}
+
+/// Opens the state file; a missing one is created only when `create` is set.
+pub fn open_state(path: &Path, create: bool) -> CliResult<SqliteTaskStore> {
+    if !create && !path.exists() {
+        return Err(CliError::new(format!(
+            "there is no state file `{}`: run `sosw local run <job.json>` or `sosw submit <job.json>` \
+             first, or point --state (SOSW_STATE) at an existing one",
+            path.display()
+        )));
+    }
+    SqliteTaskStore::open(path).map_err(|err| {
+        CliError::new(format!(
+            "cannot open the state file `{}`: {err}; pass --state <file.sqlite> to use another",
+            path.display()
+        ))
+    })
+}

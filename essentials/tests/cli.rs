@@ -1,0 +1,725 @@
+//! The `sosw` binary as a user runs it: every subcommand's output, its exit status, and what it left in
+//! the store. Local runs use the tutorial job with short timings; the `--aws` variants of `job` and
+//! `queue` run against DynamoDB Local (skipped without `SOSW_DYNAMODB_ENDPOINT`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sosw::embedded::SqliteTaskStore;
+use sosw::essentials::scheduler::job_task_ids;
+use sosw::store::{JobStatus, JobStore, TaskLookup};
+
+/// moto's Lambda without Docker: an IAM role and a function, shared with the integration tests.
+#[allow(dead_code, reason = "only `moto_function` is used here")]
+#[path = "../../tests/tests/orchestrator_support/moto.rs"]
+mod moto;
+
+const HASHTAGS: &str = "sosw_tutorial_pull_tweeter_hashtags";
+const FLAKY: &str = "sosw_tutorial_flaky_hashtags";
+
+/// The workspace root: job and worker paths in the examples are relative to it.
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A directory of its own for one test, removed at the end.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sosw-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn write(&self, name: &str, value: &Value) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, serde_json::to_vec_pretty(value).expect("json")).expect("write");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `sosw <args>` in the workspace root, with no `SOSW_*` setting inherited.
+fn sosw(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sosw"));
+    command.args(args).current_dir(root());
+    for var in [
+        "SOSW_STATE",
+        "SOSW_CONFIG_DIR",
+        "SOSW_AWS",
+        "SOSW_LOG",
+        "SOSW_PLAIN",
+        "SOSW_TIMEOUT",
+        "SOSW_SCHEDULER_FUNCTION",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// `sosw <args> --aws` against the emulator at `endpoint`, with fake credentials.
+fn sosw_on_aws(args: &[&str], endpoint: &str) -> Command {
+    let mut command = sosw(args);
+    command
+        .arg("--aws")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "fake")
+        .env("AWS_SECRET_ACCESS_KEY", "fake");
+    command
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    outcome(sosw(args))
+}
+
+/// Exit status, stdout and stderr of `command`.
+fn outcome(mut command: Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("sosw runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+fn text(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// The summary line of `labourer`: tasks, completed, retried, dead, re-run.
+fn summary_line(stdout: &str, labourer: &str) -> [u64; 5] {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.split_whitespace().next() == Some(labourer))
+        .unwrap_or_else(|| panic!("no summary line for {labourer} in:\n{stdout}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().expect("a number"))
+        .collect();
+    numbers.try_into().expect("five columns")
+}
+
+/// The job id `local run` or `submit` printed.
+fn job_id(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("job "))
+        .and_then(|rest| rest.split([':', ' ']).next())
+        .unwrap_or_else(|| panic!("no job id in:\n{stdout}"))
+        .to_owned()
+}
+
+/// Checks in the store that every task of `job_id` is closed exactly once: one closed row, no live row,
+/// no retry row, and job counters that add up to the total. Returns the closed tasks' attempts.
+async fn assert_closed_exactly_once(state: &Path, job_id: &str) -> Vec<(String, u32, bool)> {
+    let store = SqliteTaskStore::open(state).expect("state file");
+    let job = store.get_job(job_id).await.expect("read").expect("job");
+    let total = job.total.expect("chunked");
+    assert_eq!(
+        job.counts.completed + job.counts.dead,
+        total,
+        "each task counted once: {job:?}"
+    );
+    let mut closed = Vec::new();
+    for id in job_task_ids(job_id, total) {
+        assert!(
+            store.get_task(&id).await.expect("read").is_none(),
+            "{id} is not live"
+        );
+        assert!(
+            store
+                .get_retry_task(&job.labourer_id, &id)
+                .await
+                .expect("read")
+                .is_none(),
+            "{id} is not waiting for retry"
+        );
+        let task = store
+            .get_closed_task(&id)
+            .await
+            .expect("read")
+            .unwrap_or_else(|| panic!("{id} is closed"));
+        closed.push((id.to_string(), task.attempts, task.completed_at.is_some()));
+    }
+    closed
+}
+
+#[tokio::test]
+async fn local_run_finishes_the_tutorial_job_on_the_built_in_configs() {
+    let dir = TempDir::new("run");
+    let state = dir.path("state.sqlite");
+    let (code, stdout, stderr) = run(&[
+        "local",
+        "run",
+        "examples/jobs/hashtags.json",
+        "--state",
+        text(&state),
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(summary_line(&stdout, HASHTAGS), [36, 36, 0, 0, 0]);
+    assert!(stdout.contains("tasks/s"), "{stdout}");
+    let id = job_id(&stdout);
+    let closed = assert_closed_exactly_once(&state, &id).await;
+    assert!(
+        closed
+            .iter()
+            .all(|(_, attempts, done)| *done && *attempts == 1)
+    );
+
+    // The same job again on the same day: nothing runs twice.
+    let (code, again, _) = run(&[
+        "local",
+        "run",
+        "examples/jobs/hashtags.json",
+        "--state",
+        text(&state),
+    ]);
+    assert_eq!(code, 0, "{again}");
+    assert!(again.contains("already"), "{again}");
+    assert!(again.contains("0 tasks closed in this run"), "{again}");
+}
+
+#[tokio::test]
+async fn the_flaky_job_retries_and_buries_the_racing_tasks() {
+    let dir = TempDir::new("flaky");
+    let state = dir.path("state.sqlite");
+    let (code, stdout, stderr) = run(&[
+        "local",
+        "run",
+        "examples/jobs/flaky_hashtags.json",
+        "--state",
+        text(&state),
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(
+        code, 3,
+        "dead tasks make exit status 3:\n{stdout}\n{stderr}"
+    );
+    let [tasks, completed, retried, dead, _] = summary_line(&stdout, FLAKY);
+    assert_eq!((tasks, completed, dead), (36, 34, 2), "{stdout}");
+    assert!(
+        retried > dead,
+        "some first attempts fail and succeed later: {stdout}"
+    );
+    let closed = assert_closed_exactly_once(&state, &job_id(&stdout)).await;
+    let store = SqliteTaskStore::open(&state).expect("state");
+    for (id, attempts, done) in closed.iter().filter(|(_, _, done)| !done) {
+        let task = store
+            .get_closed_task(&sosw::task::TaskId::new(id.as_str()).expect("id"))
+            .await
+            .expect("read")
+            .expect("closed");
+        assert_eq!(payload(&task.payload)["words"], json!(["racing"]), "{id}");
+        assert_eq!((*attempts, *done), (3, false), "dead after max_attempts");
+    }
+    let (code, queue, _) = run(&["queue", "--state", text(&state)]);
+    assert_eq!(code, 0);
+    let row: Vec<&str> = queue
+        .lines()
+        .find(|l| l.starts_with(FLAKY))
+        .expect("a row per labourer")
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[1..7], ["0", "0", "0", "34", "0", "2"], "{queue}");
+}
+
+/// A closed row's payload, which the store may keep as JSON text.
+fn payload(value: &Value) -> Value {
+    match value {
+        Value::String(text) => serde_json::from_str(text).expect("JSON text"),
+        other => other.clone(),
+    }
+}
+
+/// A config directory for the kill test: the tutorial labourer, slower work, short expiry.
+fn slow_configs(dir: &TempDir) -> PathBuf {
+    let configs = dir.path("configs");
+    std::fs::create_dir_all(&configs).expect("dir");
+    let labourer = json!({
+        "max_simultaneous_invocations": 3, "duration": 2, "cooldown": 1, "max_attempts": 3,
+        "retry": {"policy": "exponential", "base_secs": 1, "cap_secs": 1}
+    });
+    let write = |name: &str, value: Value| {
+        std::fs::write(configs.join(name), value.to_string()).expect("write");
+    };
+    write(
+        "sosw_essential_config.json",
+        json!({"task_config": {"labourers": {HASHTAGS: labourer}}}),
+    );
+    write(
+        "sosw_scheduler_config.json",
+        json!({"job_schema": {"chunkable_attrs": [["topic", {}], ["word", {}]]}}),
+    );
+    write(
+        "sosw_local_config.json",
+        json!({
+            "workers": {HASHTAGS: {"worker": HASHTAGS, "work_ms": 300}},
+            "poll_interval_ms": 50, "scavenge_interval_ms": 200
+        }),
+    );
+    configs
+}
+
+#[tokio::test]
+async fn a_run_killed_mid_way_resumes_and_closes_every_task_exactly_once() {
+    let dir = TempDir::new("kill");
+    let state = dir.path("state.sqlite");
+    let configs = slow_configs(&dir);
+    let args = ["--state", text(&state), "--config", text(&configs)];
+    let mut first = sosw(&[&["local", "run", "examples/jobs/hashtags.json"], &args[..]].concat())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sosw starts");
+
+    // Kill it with SIGKILL once some tasks, not all, are closed.
+    let started = Instant::now();
+    let closed_at_kill = loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let Ok(store) = SqliteTaskStore::open(&state) else {
+            continue;
+        };
+        let jobs = store.list_jobs(1).await.unwrap_or_default();
+        if let Some(job) = jobs.first()
+            && job.counts.completed >= 6
+        {
+            first.kill().expect("SIGKILL");
+            break job.counts.completed;
+        }
+    };
+    first.wait().expect("reaped");
+    assert!(closed_at_kill < 36, "killed mid-run, not after it");
+
+    let (code, stdout, stderr) =
+        run(&[&["local", "run", "--resume", "--timeout", "120"], &args[..]].concat());
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("continuing job"), "{stdout}");
+    let id = job_id(&stdout.replace("continuing job ", "job "));
+    let closed = assert_closed_exactly_once(&state, &id).await;
+    assert!(
+        closed.iter().all(|(_, _, done)| *done),
+        "every task completed"
+    );
+    // Only the tasks in flight at the kill (at most max_simultaneous_invocations) ran again, and the
+    // summary counts exactly those re-runs.
+    let reruns: u64 = closed.iter().map(|(_, a, _)| u64::from(a - 1)).sum();
+    assert!(reruns <= 3, "{reruns} re-runs for 3 slots");
+    let [tasks, completed, _, dead, rerun_column] = summary_line(&stdout, HASHTAGS);
+    assert_eq!(
+        (tasks, completed, dead, rerun_column),
+        (36, 36, 0, reruns),
+        "{stdout}"
+    );
+    let store = SqliteTaskStore::open(&state).expect("state");
+    let job = store.get_job(&id).await.expect("read").expect("job");
+    assert_eq!(job.status, JobStatus::Finished);
+}
+
+#[tokio::test]
+async fn plan_prints_one_task_per_line_for_the_pinned_day_and_writes_nothing() {
+    let dir = TempDir::new("plan");
+    let state = dir.path("never.sqlite");
+    let (code, stdout, stderr) = run(&[
+        "plan",
+        "examples/jobs/hashtags.json",
+        "--today",
+        "2026-11-16",
+        "--state",
+        text(&state),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let tasks: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(tasks.len(), 36);
+    assert_eq!(tasks[0]["labourer_id"], HASHTAGS);
+    assert_eq!(tasks[0]["payload"]["date_list"], json!(["2026-11-14"]));
+    assert_eq!(tasks[35]["payload"]["date_list"], json!(["2026-11-15"]));
+    assert_eq!(tasks[35]["payload"]["words"], json!(["musical"]));
+    let id = tasks[0]["task_id"].as_str().expect("id");
+    assert!(id.ends_with("-20261116-0000000"), "{id}");
+    assert!(stderr.contains("dry run"), "{stderr}");
+    assert!(!state.exists(), "plan writes nothing");
+}
+
+#[tokio::test]
+async fn submit_schedules_into_the_state_file_and_job_and_queue_show_it() {
+    let dir = TempDir::new("submit");
+    let state = dir.path("state.sqlite");
+    let (code, stdout, stderr) = run(&[
+        "submit",
+        "examples/jobs/hashtags.json",
+        "--state",
+        text(&state),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let id = job_id(&stdout);
+    assert!(stdout.contains("36 tasks"), "{stdout}");
+
+    let (code, job, _) = run(&["job", &id, "--state", text(&state)]);
+    assert_eq!(code, 0);
+    assert!(job.contains("status     running"), "{job}");
+    assert!(
+        job.contains("tasks      36 (enqueued 36, closed 0)"),
+        "{job}"
+    );
+    assert!(job.contains("requesters sosw submit"), "{job}");
+
+    let (code, queue, _) = run(&["queue", "--state", text(&state)]);
+    assert_eq!(code, 0);
+    let row = queue
+        .lines()
+        .find(|l| l.starts_with(HASHTAGS))
+        .expect("row");
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>()[1..],
+        ["36", "0", "0", "0", "0", "0", "4", "High"],
+        "{queue}"
+    );
+
+    let (code, _, missing) = run(&["job", "nope", "--state", text(&state)]);
+    assert_eq!(code, 1);
+    assert!(
+        missing.contains(&format!("its newest jobs: {id}")),
+        "{missing}"
+    );
+}
+
+#[tokio::test]
+async fn config_check_accepts_the_examples_and_names_a_misspelt_key() {
+    let (code, stdout, _) = run(&["config", "check", "examples/configs/local"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("ok (3 labourers"), "{stdout}");
+
+    let dir = TempDir::new("check");
+    dir.write(
+        "sosw_essential_config.json",
+        &json!({"task_config": {"labourers": {"w": {"max_attempt": 3}}}}),
+    );
+    let (code, _, stderr) = run(&["config", "check", text(&dir.0)]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("sosw_essential_config")
+            && stderr.contains("task_config.labourers.w.max_attempt")
+            && stderr.contains("`max_attempts`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_input_gets_an_error_that_says_what_to_do() {
+    let (code, _, stderr) = run(&["local", "run", "no/such/job.json"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("examples/jobs/hashtags.json"), "{stderr}");
+    let (code, _, stderr) = run(&["local", "run"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let (code, _, stderr) = run(&[
+        "local",
+        "run",
+        "--resume",
+        "--state",
+        "no-such-state.sqlite",
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no state file"), "{stderr}");
+    let (code, _, stderr) = run(&["queue", "--state", "no-such-state.sqlite"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("sosw local run"), "{stderr}");
+    let (code, workers, _) = run(&["local", "workers"]);
+    assert_eq!(code, 0);
+    assert_eq!(workers.lines().collect::<Vec<_>>(), [FLAKY, HASHTAGS]);
+    let (code, _, usage) = run(&["plan"]);
+    assert_eq!(code, 2, "clap's usage error");
+    assert!(usage.contains("<JOB>"), "{usage}");
+}
+
+/// `--aws` reads DynamoDB: the tutorial job scheduled into tables of this test's own on DynamoDB
+/// Local, then `job` and `queue` read it there.
+#[tokio::test]
+async fn job_and_queue_read_dynamodb_with_aws() {
+    let Some(endpoint) =
+        sosw_integration_tests::emulator_endpoint(sosw_integration_tests::DYNAMODB_ENDPOINT_VAR)
+    else {
+        return;
+    };
+    let client = sosw_integration_tests::dynamodb_client_at(&endpoint).await;
+    let prefix = sosw_integration_tests::unique_prefix();
+    let tables = sosw::store::TableNames::with_prefix(&prefix);
+    sosw::aws::dynamodb::create_tables(&client, &tables)
+        .await
+        .expect("tables");
+    let dir = TempDir::new("aws");
+    let task_config = json!({"table_prefix": prefix, "labourers": {HASHTAGS: {"max_simultaneous_invocations": 2}}});
+    dir.write(
+        "sosw_essential_config.json",
+        &json!({"task_config": task_config}),
+    );
+    let config: sosw::config::SchedulerConfig = sosw::config::parse_config(
+        "sosw_scheduler_config",
+        json!({"task_config": task_config, "job_schema": {"chunkable_attrs": [["topic", {}], ["word", {}]]}}),
+    )
+    .expect("config");
+    let store = std::sync::Arc::new(sosw::aws::dynamodb::DynamoTaskStore::new(
+        client.clone(),
+        tables.clone(),
+    ));
+    let job: Value = serde_json::from_slice(
+        &std::fs::read(root().join("examples/jobs/hashtags.json")).expect("job"),
+    )
+    .expect("json");
+    let report = sosw::essentials::scheduler::Scheduler::new(config, store)
+        .run(&job, chrono::Utc::now() + chrono::TimeDelta::minutes(5))
+        .await
+        .expect("scheduled");
+
+    let aws = |args: &[&str]| {
+        let mut command = sosw_on_aws(args, &endpoint);
+        command.args(["--config", text(&dir.0)]);
+        outcome(command)
+    };
+    let (code, job_out, stderr) = aws(&["job", &report.job_id]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        job_out.contains("tasks      36 (enqueued 36, closed 0)"),
+        "{job_out}"
+    );
+    let (code, queue, stderr) = aws(&["queue"]);
+    assert_eq!(code, 0, "{stderr}");
+    let row = queue
+        .lines()
+        .find(|l| l.starts_with(HASHTAGS))
+        .expect("row");
+    assert_eq!(row.split_whitespace().nth(1), Some("36"), "{queue}");
+    let _ = sosw::aws::dynamodb::delete_tables(&client, &tables).await;
+}
+
+/// `submit --aws` checks the job against the config, then invokes the scheduler function (moto's Lambda
+/// answers an `Event` invocation with 202; it accepts one for any name, so the refusal path is not
+/// exercised here).
+#[tokio::test]
+async fn submit_with_aws_invokes_the_scheduler_function() {
+    let Some((_, function)) = moto::moto_function(60).await else {
+        return;
+    };
+    let endpoint = std::env::var(sosw_integration_tests::MOTO_ENDPOINT_VAR).expect("endpoint");
+    let mut command = sosw_on_aws(&["submit", "examples/jobs/hashtags.json"], &endpoint);
+    command.args([
+        "--config",
+        "examples/configs/local",
+        "--scheduler-function",
+        &function,
+    ]);
+    let (code, stdout, stderr) = outcome(command);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("submitted to `{function}`")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("36 tasks"), "{stdout}");
+}
+
+/// The user guide: every JSON block read by the real parsers, every default in the config reference
+/// checked against the parser's, every command marked as tested run.
+mod guide {
+    use super::*;
+    use sosw::config::{
+        OrchestratorConfig, ScavengerConfig, SchedulerConfig, WorkerAssistantConfig, parse_config,
+    };
+    use sosw::local::LocalConfig;
+
+    fn guide() -> String {
+        std::fs::read_to_string(root().join("docs/guide.md")).expect("docs/guide.md")
+    }
+
+    /// `(marker, body)` of every fenced block of `language`, the marker being the HTML comment on
+    /// the line before the fence (empty if none).
+    fn blocks(text: &str, language: &str) -> Vec<(String, String)> {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut found = Vec::new();
+        let mut i = 0;
+        while i < lines.len() {
+            if lines[i].trim() == format!("```{language}") {
+                let marker = i
+                    .checked_sub(1)
+                    .and_then(|j| lines[j].strip_prefix("<!-- "))
+                    .and_then(|m| m.strip_suffix(" -->"))
+                    .unwrap_or_default()
+                    .to_owned();
+                let end = (i + 1..lines.len())
+                    .find(|&j| lines[j].trim() == "```")
+                    .expect("closed fence");
+                found.push((marker, lines[i + 1..end].join("\n")));
+                i = end;
+            }
+            i += 1;
+        }
+        found
+    }
+
+    fn same_as_default<T>(document: &str, value: Value) -> bool
+    where
+        T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let with: T = parse_config(document, value.clone())
+            .unwrap_or_else(|e| panic!("{document}: {value} is accepted: {e}"));
+        let without: T = parse_config(document, json!({})).expect("defaults");
+        with == without
+    }
+
+    fn nest(path: &str, leaf: Value) -> Value {
+        path.rsplit('.')
+            .fold(leaf, |inner, key| json!({ key: inner }))
+    }
+
+    #[tokio::test]
+    async fn every_json_block_reads_with_the_real_parsers() {
+        let text = guide();
+        let source = sosw_essentials::cli::builtin_config_source().expect("built-in configs");
+        let scheduler_config: SchedulerConfig =
+            sosw::config::load_essential_config(&source, "sosw_scheduler", json!({}), None)
+                .await
+                .expect("scheduler config");
+        let scheduler = sosw::essentials::scheduler::Scheduler::new(
+            scheduler_config,
+            std::sync::Arc::new(SqliteTaskStore::in_memory().expect("store")),
+        );
+        let json_blocks = blocks(&text, "json");
+        assert!(json_blocks.len() >= 4, "the guide shows configs and a job");
+        for (marker, body) in json_blocks {
+            let value: Value = serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("invalid JSON in the guide ({e}):\n{body}"));
+            match marker.as_str() {
+                "config: sosw_local_config" => {
+                    parse_config::<LocalConfig>("sosw_local_config", value).expect("local config");
+                }
+                "config: sosw_essential_config" => {
+                    parse_config::<OrchestratorConfig>("sosw_essential_config", value)
+                        .expect("essential config");
+                }
+                "job" => {
+                    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 16).expect("day");
+                    let plan = scheduler.plan(&value, today).expect("the job plans");
+                    assert_eq!(plan.tasks.len(), 4, "2 days x 2 words");
+                }
+                "job-payload" => {
+                    for key in ["task_id", "labourer_id", "attempts"] {
+                        assert!(value.get(key).is_some(), "the payload carries `{key}`");
+                    }
+                    let chunk: sosw_examples::hashtags::HashtagChunk =
+                        serde_json::from_value(value).expect("the tutorial worker reads it");
+                    assert_eq!(chunk.words, ["toyota"]);
+                }
+                other => panic!("a JSON block in the guide has no test marker: `{other}`"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_default_in_the_config_reference_is_the_parsers() {
+        let text = guide();
+        let mut document = String::new();
+        let mut checked = 0;
+        for line in text.lines() {
+            if let Some(heading) = line.strip_prefix("### ") {
+                document = heading.trim().to_owned();
+                continue;
+            }
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let [_, key, default, _, _] = cells.as_slice() else {
+                continue;
+            };
+            let (Some(key), Some(default)) = (
+                key.strip_prefix('`').and_then(|k| k.strip_suffix('`')),
+                default.strip_prefix('`').filter(|d| !d.starts_with('`')),
+            ) else {
+                continue;
+            };
+            let Some(Ok(default)) = default.split('`').next().map(serde_json::from_str::<Value>)
+            else {
+                continue;
+            };
+            if key.contains('<') {
+                continue;
+            }
+            let value = nest(key, default.clone());
+            let same = match document.as_str() {
+                "task_config" | "sosw_orchestrator_config" => {
+                    same_as_default::<OrchestratorConfig>(&document, value)
+                }
+                "sosw_scheduler_config" => same_as_default::<SchedulerConfig>(&document, value),
+                "sosw_scavenger_config" => same_as_default::<ScavengerConfig>(&document, value),
+                "sosw_worker_assistant_config" => {
+                    same_as_default::<WorkerAssistantConfig>(&document, value)
+                }
+                "sosw_local_config" => same_as_default::<LocalConfig>(&document, value),
+                _ => continue,
+            };
+            assert!(
+                same,
+                "{document}: `{key}` defaults to {default}, as the guide says"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 25, "only {checked} defaults checked");
+    }
+
+    #[test]
+    fn the_commands_marked_as_tested_run() {
+        let dir = TempDir::new("guide");
+        let state = dir.path("state.sqlite");
+        let text = guide();
+        let mut ran = 0;
+        for (marker, body) in blocks(&text, "sh") {
+            if marker != "tested" {
+                continue;
+            }
+            for line in body.lines() {
+                let (command, comment) = line.split_once('#').unwrap_or((line, ""));
+                let words: Vec<&str> = command.split_whitespace().collect();
+                let Some((&"sosw", args)) = words.split_first() else {
+                    panic!("a tested line runs sosw: {line}");
+                };
+                let output = sosw(args)
+                    .env("SOSW_STATE", &state)
+                    .output()
+                    .expect("sosw runs");
+                let expected = if comment.contains("exit 3") { 3 } else { 0 };
+                assert_eq!(
+                    output.status.code(),
+                    Some(expected),
+                    "{line}\n{}\n{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                ran += 1;
+            }
+        }
+        assert!(ran >= 7, "only {ran} commands ran");
+    }
+}
