@@ -1,5 +1,5 @@
 # sosw for Rust: the commands the README and CI use.
-.PHONY: test check fmt clippy unit demo emulators-start emulators-stop
+.PHONY: test check fmt clippy unit demo bench emulators-start emulators-stop
 
 ## Everything CI runs: installs and starts DynamoDB Local, then fmt check, clippy and every test.
 test:
@@ -21,6 +21,11 @@ unit:
 ## The embedded demo: a job's tasks through their whole life on SQLite.
 demo:
 	cargo run --release -p sosw-examples --bin lifecycle-demo
+
+## Side-by-side benchmarks with Python sosw 0.7.47 (release build; minutes, not part of `make test`).
+## Writes docs/performance.md and docs/performance.csv. Options: make bench BENCH_ARGS="--quick --reps 5"
+bench:
+	bash scripts/bench.sh $(BENCH_ARGS)
 
 emulators-start:
 	bash scripts/dynamodb-local.sh start
