@@ -38,7 +38,7 @@ impl Implementation {
 
     /// Repetition `rep`'s order: alternating who goes first.
     fn order(rep: usize) -> [Implementation; 2] {
-        if rep % 2 == 0 {
+        if rep.is_multiple_of(2) {
             [Implementation::Ours, Implementation::Python07]
         } else {
             [Implementation::Python07, Implementation::Ours]

@@ -162,10 +162,10 @@ impl Upstream {
                 self.connection = Some(BufReader::new(stream));
             }
             let connection = self.connection.as_mut()?;
-            if request.write_to(connection.get_mut()).await.is_ok() {
-                if let Some(answer) = read_message(connection).await {
-                    return Some(answer);
-                }
+            if request.write_to(connection.get_mut()).await.is_ok()
+                && let Some(answer) = read_message(connection).await
+            {
+                return Some(answer);
             }
             self.connection = None;
         }

@@ -149,22 +149,22 @@ async fn forward(
     state: &Mutex<State>,
 ) -> Option<Message> {
     let (method, path) = request.method_path();
-    if let Some(phase) = path.strip_prefix("/__bench/phase/") {
-        if method == "POST" {
-            lock(state).phase = phase.to_owned();
-            return Some(Message::response(200, &[], b"{}".to_vec()));
-        }
+    if let Some(phase) = path.strip_prefix("/__bench/phase/")
+        && method == "POST"
+    {
+        lock(state).phase = phase.to_owned();
+        return Some(Message::response(200, &[], b"{}".to_vec()));
     }
     let operation = request
         .header("x-amz-target")
         .and_then(|t| t.split('.').nth(1))
         .unwrap_or("")
         .to_owned();
-    if WRITES.contains(&operation.as_str()) || READS.contains(&operation.as_str()) {
-        if let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&request.body) {
-            body.insert("ReturnConsumedCapacity".into(), "INDEXES".into());
-            request.body = serde_json::to_vec(&body).ok()?;
-        }
+    if (WRITES.contains(&operation.as_str()) || READS.contains(&operation.as_str()))
+        && let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&request.body)
+    {
+        body.insert("ReturnConsumedCapacity".into(), "INDEXES".into());
+        request.body = serde_json::to_vec(&body).ok()?;
     }
     let answer = upstream.round_trip(&request).await?;
     let mut state = lock(state);
