@@ -322,7 +322,7 @@ depend on the machine at all.
 
 ```sh
 make bench                # full sizes: installs sosw 0.7.47, DynamoDB Local and moto, builds in release
-make bench BENCH_ARGS=--quick   # 10,000-task enqueue only, a 200-task lifecycle
+make bench BENCH_ARGS=--quick   # enqueue up to 10,000 tasks (not 100,000), a 200-task lifecycle
 ```
 
 `make bench` runs `scripts/bench.sh`, which installs Python sosw 0.7.47 from PyPI into an ignored
