@@ -1,5 +1,5 @@
 # sosw for Rust: the commands the README and CI use.
-.PHONY: test check fmt clippy unit demo emulators-start emulators-stop reliability package
+.PHONY: test check fmt clippy unit demo emulators-start emulators-stop reliability package bench
 
 ## Everything CI runs: installs and starts DynamoDB Local, then fmt check, clippy and every test.
 test:
@@ -26,6 +26,11 @@ unit:
 ## The README's first command: the tutorial job through every essential on SQLite (state: sosw-local.sqlite).
 demo:
 	cargo run --release --bin sosw -- local run examples/jobs/hashtags.json
+
+## Side-by-side benchmarks with Python sosw 0.7.47 (release build; minutes, not part of `make test`).
+## Writes docs/performance.md and docs/performance.csv. Options: make bench BENCH_ARGS="--quick --reps 5"
+bench:
+	bash scripts/bench.sh $(BENCH_ARGS)
 
 emulators-start:
 	bash scripts/dynamodb-local.sh start

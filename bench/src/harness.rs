@@ -1,0 +1,854 @@
+//! `sosw-bench run`: starts the counting proxy and the Invoke receiver, then runs every workload for
+//! both implementations, alternating which goes first, on fresh tables each time, and writes the
+//! report.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
+use sosw::store::{EnqueueMode, TableNames, TaskQueue};
+use sosw::task::{Task, TaskId};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::proxy::{Proxy, Tally};
+use crate::receiver::Receiver;
+use crate::report::{Sample, write_report};
+use crate::runtime_api::RuntimeApi;
+use crate::{Args, BenchResult, bench_error, sections_job};
+
+/// The two implementations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implementation {
+    /// This project.
+    Ours,
+    /// Python sosw 0.7.47 from PyPI.
+    Python07,
+}
+
+impl Implementation {
+    /// The name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Implementation::Ours => "sosw (Rust)",
+            Implementation::Python07 => "sosw 0.7.47",
+        }
+    }
+
+    /// Repetition `rep`'s order: alternating who goes first.
+    fn order(rep: usize) -> [Implementation; 2] {
+        if rep.is_multiple_of(2) {
+            [Implementation::Ours, Implementation::Python07]
+        } else {
+            [Implementation::Python07, Implementation::Ours]
+        }
+    }
+}
+
+/// The workload sizes of a run.
+#[derive(Debug, Clone)]
+struct Sizes {
+    /// Job sizes both schedulers run.
+    enqueue_both: Vec<u64>,
+    /// Larger job sizes only ours runs; sosw 0.7's figure is a computed lower bound (see
+    /// [`Bench::enqueue_ours_only`]).
+    enqueue_ours: Vec<u64>,
+    orchestrate: u64,
+    lifecycle: u64,
+    throughput: bool,
+}
+
+impl Sizes {
+    fn of(size: &str) -> Sizes {
+        match size {
+            "smoke" => Sizes {
+                enqueue_both: vec![50],
+                enqueue_ours: vec![],
+                orchestrate: 50,
+                lifecycle: 10,
+                throughput: false,
+            },
+            "quick" => Sizes {
+                enqueue_both: vec![1_000],
+                enqueue_ours: vec![10_000],
+                orchestrate: 10_000,
+                lifecycle: 200,
+                throughput: true,
+            },
+            _ => Sizes {
+                enqueue_both: vec![1_000],
+                enqueue_ours: vec![10_000, 100_000],
+                orchestrate: 10_000,
+                lifecycle: 500,
+                throughput: true,
+            },
+        }
+    }
+}
+
+/// What every workload shares: the emulators, the proxy, the receiver.
+struct Bench<'a> {
+    args: &'a Args,
+    dynamodb: String,
+    moto: String,
+    proxy: Proxy,
+    receiver: Receiver,
+    direct: aws_sdk_dynamodb::Client,
+    runs: usize,
+    samples: Vec<Sample>,
+    /// sosw 0.7's seconds per task in each enqueue run (for the computed lower bounds).
+    python_secs_per_task: Vec<f64>,
+}
+
+fn env_var(name: &str) -> BenchResult<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| {
+            format!("{name} is not set: run `make bench`, which starts the emulators").into()
+        })
+}
+
+/// Runs the workloads `args` selects and writes the report.
+pub async fn run(args: &Args) -> BenchResult<()> {
+    let dynamodb = env_var("SOSW_DYNAMODB_ENDPOINT")?;
+    let moto = env_var("SOSW_MOTO_ENDPOINT")?;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto)
+        .region(aws_config::Region::new("us-east-1"))
+        .test_credentials()
+        .load()
+        .await;
+    let s3 = sosw::aws::s3::S3BlobStore::new(
+        sosw::aws::s3::S3BlobStore::client(&sdk, true),
+        &args.bucket,
+    );
+    s3.create_bucket().await.map_err(bench_error)?;
+    let direct = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(&dynamodb)
+            .build(),
+    );
+    let mut bench = Bench {
+        args,
+        proxy: Proxy::start(&dynamodb).await?,
+        receiver: Receiver::start().await?,
+        dynamodb,
+        moto,
+        direct,
+        runs: 0,
+        samples: Vec::new(),
+        python_secs_per_task: Vec::new(),
+    };
+    let sizes = Sizes::of(&args.size);
+    let selected = |w: &str| args.only.is_empty() || args.only.iter().any(|o| o == w);
+    let mut failures = Vec::new();
+    if selected("enqueue") {
+        for tasks in &sizes.enqueue_both {
+            note(&mut failures, bench.enqueue(*tasks).await);
+        }
+        for tasks in &sizes.enqueue_ours {
+            note(&mut failures, bench.enqueue_ours_only(*tasks).await);
+        }
+    }
+    if selected("orchestrate") {
+        note(&mut failures, bench.orchestrate(sizes.orchestrate).await);
+    }
+    if selected("lifecycle") {
+        note(&mut failures, bench.lifecycle(sizes.lifecycle).await);
+    }
+    if selected("throughput") && sizes.throughput {
+        note(&mut failures, bench.throughput().await);
+    }
+    if selected("coldstart") {
+        note(&mut failures, bench.coldstart().await);
+    }
+    write_report(args, &bench.samples)?;
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "some workloads failed (the report has the others):\n{}",
+            failures.join("\n")
+        )
+        .into())
+    }
+}
+
+/// Keeps a workload's failure for the end, so the others still run and are reported.
+fn note(failures: &mut Vec<String>, outcome: BenchResult<()>) {
+    if let Err(e) = outcome {
+        eprintln!("sosw-bench: {e}");
+        failures.push(e.to_string());
+    }
+}
+
+impl Bench<'_> {
+    fn record(&mut self, workload: &str, metric: &str, imp: Implementation, value: f64) {
+        self.push(workload, metric, imp, value, false);
+    }
+
+    /// Records a figure that was computed, not measured (labelled so in the report).
+    fn computed(&mut self, workload: &str, metric: &str, imp: Implementation, value: f64) {
+        self.push(workload, metric, imp, value, true);
+    }
+
+    fn push(
+        &mut self,
+        workload: &str,
+        metric: &str,
+        imp: Implementation,
+        value: f64,
+        computed: bool,
+    ) {
+        let how = if computed { " (computed)" } else { "" };
+        println!("  {workload} | {metric} | {}{how}: {value:.4}", imp.name());
+        self.samples.push(Sample {
+            workload: workload.to_owned(),
+            metric: metric.to_owned(),
+            implementation: imp.name().to_owned(),
+            value,
+            computed,
+        });
+    }
+
+    /// Fresh tables for one run; returns their prefix and names.
+    async fn fresh_tables(&mut self) -> BenchResult<(String, TableNames)> {
+        self.runs += 1;
+        let prefix = format!("bench{}_{}_", std::process::id(), self.runs);
+        let tables = TableNames::with_prefix(&prefix);
+        create_tables(&self.direct, &tables)
+            .await
+            .map_err(bench_error)?;
+        Ok((prefix, tables))
+    }
+
+    async fn drop_tables(&self, tables: &TableNames) -> BenchResult<()> {
+        delete_tables(&self.direct, tables)
+            .await
+            .map_err(bench_error)
+    }
+
+    /// The process of `imp` for `workload`, talking to the proxy, the receiver and moto.
+    fn command(
+        &self,
+        imp: Implementation,
+        workload: &str,
+        extra: &[String],
+    ) -> BenchResult<Command> {
+        let mut command = match imp {
+            Implementation::Ours => {
+                let mut c = Command::new(std::env::current_exe()?);
+                c.arg("ours").arg(workload);
+                c
+            }
+            Implementation::Python07 => {
+                let mut c = Command::new(&self.args.python);
+                c.arg("bench/python/sosw07_driver.py").arg(workload);
+                c
+            }
+        };
+        command
+            .args(extra)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.proxy.url)
+            .env("AWS_ENDPOINT_URL_LAMBDA", &self.receiver.url)
+            .env("AWS_ENDPOINT_URL_S3", &self.moto)
+            .env("AWS_ENDPOINT_URL_SNS", &self.moto)
+            .env("AWS_ENDPOINT_URL_EVENTBRIDGE", &self.moto)
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", &self.moto)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("SOSW_S3_FORCE_PATH_STYLE", "true")
+            .env("BENCH_PROXY_CONTROL", &self.proxy.url)
+            .kill_on_drop(true);
+        Ok(command)
+    }
+
+    /// Runs `imp`'s `workload` to its end; returns the JSON line it printed.
+    async fn child(
+        &self,
+        imp: Implementation,
+        workload: &str,
+        extra: &[String],
+    ) -> BenchResult<Value> {
+        let output = self
+            .command(imp, workload, extra)?
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let last = stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        match serde_json::from_str::<Value>(last) {
+            Ok(value) if output.status.success() => Ok(value),
+            _ => {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                Err(format!(
+                    "{} {workload} failed ({}):\n{}",
+                    imp.name(),
+                    output.status,
+                    tail.join("\n")
+                )
+                .into())
+            }
+        }
+    }
+
+    fn run_args(&self, prefix: &str, tasks: u64) -> Vec<String> {
+        vec![
+            "--prefix".into(),
+            prefix.into(),
+            "--labourer".into(),
+            self.args.labourer.clone(),
+            "--tasks".into(),
+            tasks.to_string(),
+            "--bucket".into(),
+            self.args.bucket.clone(),
+        ]
+    }
+
+    async fn enqueue(&mut self, tasks: u64) -> BenchResult<()> {
+        let workload = format!("enqueue {tasks} tasks");
+        println!("{workload}");
+        for rep in 0..self.args.reps {
+            for imp in Implementation::order(rep) {
+                let (secs, tally) = self.enqueue_once(imp, tasks).await?;
+                let n = tasks as f64;
+                self.record(&workload, "wall time (s)", imp, secs);
+                self.record(&workload, "tasks per second", imp, n / secs);
+                self.record(
+                    &workload,
+                    "DynamoDB write requests per task",
+                    imp,
+                    tally.write_requests as f64 / n,
+                );
+                self.record(
+                    &workload,
+                    "DynamoDB requests per task (all)",
+                    imp,
+                    tally.requests as f64 / n,
+                );
+                self.record(
+                    &workload,
+                    "write units per task",
+                    imp,
+                    tally.write_units / n,
+                );
+                self.record(&workload, "read units per task", imp, tally.read_units / n);
+                if imp == Implementation::Python07 {
+                    self.python_secs_per_task.push(secs / n);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sizes sosw 0.7 cannot schedule here in reasonable time: before each task it reads the newest
+    /// queued greenfield with a Query that has no `Limit` (only the client-side `MaxItems: 1`), so each
+    /// read returns a page of up to 1 MB of the queue and the cost per task grows with the queue. Its
+    /// figure is then a lower bound computed from the smaller runs' fastest time per task.
+    async fn enqueue_ours_only(&mut self, tasks: u64) -> BenchResult<()> {
+        let workload = format!("enqueue {tasks} tasks");
+        println!("{workload}");
+        let n = tasks as f64;
+        for _ in 0..self.args.reps {
+            let (secs, tally) = self.enqueue_once(Implementation::Ours, tasks).await?;
+            let ours = Implementation::Ours;
+            self.record(&workload, "wall time (s)", ours, secs);
+            self.record(&workload, "tasks per second", ours, n / secs);
+            self.record(
+                &workload,
+                "DynamoDB write requests per task",
+                ours,
+                tally.write_requests as f64 / n,
+            );
+            self.record(
+                &workload,
+                "DynamoDB requests per task (all)",
+                ours,
+                tally.requests as f64 / n,
+            );
+            self.record(
+                &workload,
+                "write units per task",
+                ours,
+                tally.write_units / n,
+            );
+            self.record(&workload, "read units per task", ours, tally.read_units / n);
+        }
+        let fastest = self
+            .python_secs_per_task
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        if fastest.is_finite() {
+            let python = Implementation::Python07;
+            self.computed(&workload, "wall time (s)", python, fastest * n);
+            self.computed(&workload, "tasks per second", python, 1.0 / fastest);
+        }
+        Ok(())
+    }
+
+    async fn enqueue_once(&mut self, imp: Implementation, tasks: u64) -> BenchResult<(f64, Tally)> {
+        let (prefix, tables) = self.fresh_tables().await?;
+        self.proxy.take();
+        let out = self
+            .child(imp, "enqueue", &self.run_args(&prefix, tasks))
+            .await?;
+        let tally = self.proxy.take().remove("enqueue").unwrap_or_default();
+        self.drop_tables(&tables).await?;
+        Ok((out["secs"].as_f64().unwrap_or(f64::NAN), tally))
+    }
+
+    /// `count` queued tasks of the labourer, written straight to DynamoDB Local (not counted).
+    async fn seed(&self, tables: &TableNames, count: u64) -> BenchResult<()> {
+        let store = DynamoTaskStore::new(self.direct.clone(), tables.clone());
+        let now = chrono::Utc::now().timestamp() as f64;
+        let tasks: Vec<Task> = (0..count)
+            .map(|n| {
+                let id = TaskId::for_chunk("seeded", n);
+                Task::new(
+                    id.as_str(),
+                    &self.args.labourer,
+                    json!({"n": n}),
+                    2000 + 1000 * n as i64,
+                    now,
+                )
+            })
+            .collect();
+        for chunk in tasks.chunks(1000) {
+            store
+                .enqueue(chunk, EnqueueMode::Fresh)
+                .await
+                .map_err(bench_error)?;
+        }
+        Ok(())
+    }
+
+    async fn orchestrate(&mut self, tasks: u64) -> BenchResult<()> {
+        let workload = format!("orchestrate {tasks} queued tasks");
+        println!("{workload}");
+        for rep in 0..self.args.reps {
+            for imp in Implementation::order(rep) {
+                let (prefix, tables) = self.fresh_tables().await?;
+                self.seed(&tables, tasks).await?;
+                self.proxy.take();
+                self.receiver.take();
+                let out = self
+                    .child(imp, "orchestrate", &self.run_args(&prefix, tasks))
+                    .await?;
+                let tally = self.proxy.take().remove("orchestrate").unwrap_or_default();
+                let invoked = self.receiver.take();
+                self.drop_tables(&tables).await?;
+                if invoked != tasks {
+                    return Err(
+                        format!("{}: {invoked} of {tasks} tasks invoked", imp.name()).into(),
+                    );
+                }
+                let secs = out["secs"].as_f64().unwrap_or(f64::NAN);
+                self.record(&workload, "run time (s)", imp, secs);
+                self.record(
+                    &workload,
+                    "invocations per second",
+                    imp,
+                    invoked as f64 / secs,
+                );
+                self.record(
+                    &workload,
+                    "DynamoDB requests per invocation",
+                    imp,
+                    tally.requests as f64 / invoked as f64,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn lifecycle(&mut self, tasks: u64) -> BenchResult<()> {
+        let workload = format!("lifecycle of {tasks} tasks");
+        println!("{workload}");
+        for rep in 0..self.args.reps {
+            for imp in Implementation::order(rep) {
+                let (prefix, tables) = self.fresh_tables().await?;
+                self.proxy.take();
+                self.receiver.take();
+                let out = self
+                    .child(imp, "lifecycle", &self.run_args(&prefix, tasks))
+                    .await?;
+                let tallies = self.proxy.take();
+                if std::env::var_os("BENCH_VERBOSE").is_some() {
+                    println!("  {}: {}", imp.name(), serde_json::to_string(&tallies)?);
+                }
+                self.drop_tables(&tables).await?;
+                if out["completed"].as_u64() != Some(tasks) {
+                    return Err(format!(
+                        "{}: lifecycle completed {} of {tasks}",
+                        imp.name(),
+                        out["completed"]
+                    )
+                    .into());
+                }
+                let n = tasks as f64;
+                let mut total = Tally::default();
+                for phase in ["enqueue", "claim", "complete", "archive"] {
+                    let t = tallies.get(phase).cloned().unwrap_or_default();
+                    self.record(
+                        &workload,
+                        &format!("{phase}: write units per task"),
+                        imp,
+                        t.write_units / n,
+                    );
+                    self.record(
+                        &workload,
+                        &format!("{phase}: requests per task"),
+                        imp,
+                        t.requests as f64 / n,
+                    );
+                    total.requests += t.requests;
+                    total.write_units += t.write_units;
+                    total.read_units += t.read_units;
+                    total.transact_table_units += t.transact_table_units;
+                    total.write_requests += t.write_requests;
+                }
+                self.record(
+                    &workload,
+                    "total: write units per task (DynamoDB Local)",
+                    imp,
+                    total.write_units / n,
+                );
+                self.record(
+                    &workload,
+                    "total: write units per task (AWS pricing of transactions)",
+                    imp,
+                    total.aws_write_units() / n,
+                );
+                self.record(
+                    &workload,
+                    "total: read units per task",
+                    imp,
+                    total.read_units / n,
+                );
+                self.record(
+                    &workload,
+                    "total: DynamoDB requests per task",
+                    imp,
+                    total.requests as f64 / n,
+                );
+                self.record(
+                    &workload,
+                    "total: write requests per task",
+                    imp,
+                    total.write_requests as f64 / n,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Ours measured; sosw 0.7's figure follows from its design: one single pass per scheduled minute,
+    /// at most `max_simultaneous_invocations` invocations per pass.
+    async fn throughput(&mut self) -> BenchResult<()> {
+        let slots = 10;
+        let workload = format!("short tasks ({slots} slots, 1 s tasks)");
+        println!("{workload}");
+        for _ in 0..self.args.reps.min(2) {
+            let (prefix, tables) = self.fresh_tables().await?;
+            self.seed(&tables, 2_000).await?;
+            let mut extra = self.run_args(&prefix, 2_000);
+            extra.extend(["--slots".to_owned(), slots.to_string()]);
+            let out = self
+                .child(Implementation::Ours, "throughput", &extra)
+                .await?;
+            self.proxy.take();
+            self.drop_tables(&tables).await?;
+            let finished = out["finished"].as_f64().unwrap_or(f64::NAN);
+            self.record(
+                &workload,
+                "tasks finished per minute",
+                Implementation::Ours,
+                finished,
+            );
+            self.computed(
+                &workload,
+                "tasks finished per minute",
+                Implementation::Python07,
+                slots as f64,
+            );
+        }
+        Ok(())
+    }
+
+    async fn coldstart(&mut self) -> BenchResult<()> {
+        // The config rows name sosw 0.7's tables, which have no key for this implementation's job
+        // table: it keeps its default name here.
+        self.runs += 1;
+        let prefix = format!("bench{}_{}_", std::process::id(), self.runs);
+        let tables = TableNames {
+            jobs: TableNames::default().jobs,
+            ..TableNames::with_prefix(&prefix)
+        };
+        create_tables(&self.direct, &tables)
+            .await
+            .map_err(bench_error)?;
+        self.config_table(&prefix).await?;
+        let bins = if self.args.bins.is_empty() {
+            std::env::current_exe()?
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        } else {
+            self.args.bins.clone()
+        };
+        for essential in [
+            "sosw_orchestrator",
+            "sosw_scavenger",
+            "sosw_worker_assistant",
+            "sosw_scheduler",
+        ] {
+            let workload = format!("cold start: {essential}");
+            println!("{workload}");
+            for rep in 0..self.args.reps {
+                for imp in Implementation::order(rep) {
+                    let (ms, rss) = match imp {
+                        Implementation::Ours => self.cold_ours(&bins, essential).await?,
+                        Implementation::Python07 => self.cold_python(essential).await?,
+                    };
+                    self.record(&workload, "start to first answer (ms)", imp, ms);
+                    self.record(&workload, "peak RSS (MB)", imp, rss);
+                }
+            }
+        }
+        self.drop_tables(&tables).await?;
+        let _ = self
+            .direct
+            .delete_table()
+            .table_name(CONFIG_TABLE)
+            .send()
+            .await;
+        Ok(())
+    }
+
+    /// sosw 0.7's `config` table (a fixed name in sosw 0.7), with one row per essential naming the
+    /// benchmark's tables: both implementations read these same rows at start.
+    async fn config_table(&self, prefix: &str) -> BenchResult<()> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+            ScalarAttributeType,
+        };
+        let _ = self
+            .direct
+            .delete_table()
+            .table_name(CONFIG_TABLE)
+            .send()
+            .await;
+        let attr = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let key = |n: &str, t| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(t)
+                .build()
+        };
+        self.direct
+            .create_table()
+            .table_name(CONFIG_TABLE)
+            .attribute_definitions(attr("env").map_err(bench_error)?)
+            .attribute_definitions(attr("config_name").map_err(bench_error)?)
+            .key_schema(key("env", KeyType::Hash).map_err(bench_error)?)
+            .key_schema(key("config_name", KeyType::Range).map_err(bench_error)?)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .map_err(bench_error)?;
+        let task_config = json!({
+            "dynamo_db_config": {"table_name": format!("{prefix}sosw_tasks")},
+            "sosw_closed_tasks_table": format!("{prefix}sosw_closed_tasks"),
+            "sosw_retry_tasks_table": format!("{prefix}sosw_retry_tasks"),
+            "labourers": {
+                self.args.labourer.as_str(): {
+                    "arn": format!("arn:aws:lambda:us-east-1:000000000000:function:{}", self.args.labourer),
+                    "max_simultaneous_invocations": 10,
+                }
+            },
+        });
+        let schema = json!({"chunkable_attrs": [["section", {}]]});
+        let rows = [
+            (
+                "sosw_orchestrator_config",
+                json!({"task_config": task_config}),
+            ),
+            ("sosw_scavenger_config", json!({"task_config": task_config})),
+            // sosw 0.7's worker assistant reads the tasks table from its root `dynamo_db_config`.
+            (
+                "sosw_worker_assistant_config",
+                json!({"task_config": task_config,
+                       "dynamo_db_config": {"table_name": format!("{prefix}sosw_tasks")}}),
+            ),
+            (
+                "sosw_scheduler_config",
+                json!({"task_config": task_config, "queue_bucket": self.args.bucket,
+                       "job_schema": schema, "job_schema_variants": {"default": schema}}),
+            ),
+        ];
+        for (name, value) in rows {
+            self.direct
+                .put_item()
+                .table_name(CONFIG_TABLE)
+                .item("env", AttributeValue::S("production".into()))
+                .item("config_name", AttributeValue::S(name.into()))
+                .item("config_value", AttributeValue::S(value.to_string()))
+                .send()
+                .await
+                .map_err(bench_error)?;
+        }
+        Ok(())
+    }
+
+    fn cold_event(&self, essential: &str) -> Value {
+        match essential {
+            "sosw_worker_assistant" => {
+                json!({"action": "mark_task_as_completed", "task_id": "coldstart"})
+            }
+            "sosw_scheduler" => json!({"job": sections_job(&self.args.labourer, 1)}),
+            _ => json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+        }
+    }
+
+    /// Process start of a release essential to its first answer through the Runtime API.
+    async fn cold_ours(&self, bins: &str, essential: &str) -> BenchResult<(f64, f64)> {
+        let mut api = RuntimeApi::start(essential, self.cold_event(essential)).await?;
+        let mut command = Command::new(format!("{bins}/{essential}"));
+        self.cold_env(&mut command, essential);
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+            .env("RUST_LOG", "warn");
+        let started = Instant::now();
+        let mut child = command.stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
+        let answer = tokio::time::timeout(Duration::from_secs(60), api.answers.recv()).await;
+        let elapsed = started.elapsed();
+        let rss = peak_rss_mb(&child);
+        finish(&mut child).await;
+        match answer {
+            Ok(Some((path, _))) if path.ends_with("/response") => {
+                Ok((elapsed.as_secs_f64() * 1e3, rss))
+            }
+            Ok(Some((path, body))) => Err(format!(
+                "{essential} answered {path}: {}",
+                String::from_utf8_lossy(&body)
+            )
+            .into()),
+            _ => Err(format!("{essential} did not answer within 60 s").into()),
+        }
+    }
+
+    /// Process start of Python (import, handler, first call) to the driver's answer.
+    async fn cold_python(&self, essential: &str) -> BenchResult<(f64, f64)> {
+        let mut command = self.command(
+            Implementation::Python07,
+            "coldstart",
+            &[
+                "--essential".into(),
+                essential.into(),
+                "--labourer".into(),
+                self.args.labourer.clone(),
+            ],
+        )?;
+        self.cold_env(&mut command, essential);
+        let started = Instant::now();
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await;
+        let elapsed = started.elapsed();
+        let rss = peak_rss_mb(&child);
+        drop(child.stdin.take());
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), e.read_to_string(&mut stderr)).await;
+        }
+        finish(&mut child).await;
+        match line {
+            Ok(Ok(Some(_))) => Ok((elapsed.as_secs_f64() * 1e3, rss)),
+            _ => Err(format!("sosw 0.7 {essential} gave no answer: {stderr}").into()),
+        }
+    }
+
+    /// Both cold starts: the function's name, DynamoDB Local directly (no proxy), the config table.
+    fn cold_env(&self, command: &mut Command, essential: &str) {
+        command
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("AWS_LAMBDA_FUNCTION_NAME", essential)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.dynamodb)
+            .env("AWS_ENDPOINT_URL_LAMBDA", &self.receiver.url)
+            .env("AWS_ENDPOINT_URL_S3", &self.moto)
+            .env("AWS_ENDPOINT_URL_SNS", &self.moto)
+            .env("AWS_ENDPOINT_URL_EVENTBRIDGE", &self.moto)
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", &self.moto)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("SOSW_S3_FORCE_PATH_STYLE", "true")
+            .env("SOSW_CONFIG_TABLE", CONFIG_TABLE)
+            .env_remove("BENCH_PROXY_CONTROL")
+            .kill_on_drop(true);
+    }
+}
+
+/// sosw 0.7 reads its config rows from a table of this fixed name.
+const CONFIG_TABLE: &str = "config";
+
+/// The child's peak resident set (`VmHWM`), in MB, or NaN when it cannot be read.
+fn peak_rss_mb(child: &Child) -> f64 {
+    let Some(pid) = child.id() else {
+        return f64::NAN;
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|kb| kb.parse::<f64>().ok())
+                })
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+async fn finish(child: &mut Child) {
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}

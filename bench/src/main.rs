@@ -1,0 +1,161 @@
+//! `sosw-bench`: the same workloads, on the same emulators, for this implementation and Python sosw
+//! 0.7, side by side (`make bench`; see docs/performance.md for what it measures and how to read it).
+//!
+//! ```text
+//! sosw-bench run [--quick|--smoke] [--reps N] [--out DIR] [--only w1,w2] [--python PATH] [--bins DIR]
+//! sosw-bench ours <enqueue|orchestrate|lifecycle|throughput> --prefix P --labourer L --tasks N ...
+//! ```
+//!
+//! `run` needs `SOSW_DYNAMODB_ENDPOINT` (DynamoDB Local) and `SOSW_MOTO_ENDPOINT` (moto: S3 for both
+//! schedulers' queue files, SNS); `ours` is the child process `run` starts for this implementation.
+
+mod harness;
+mod http;
+mod ours;
+mod proxy;
+mod receiver;
+mod report;
+mod runtime_api;
+
+use std::process::ExitCode;
+
+use serde_json::{Value, json};
+
+/// Errors of the harness: reported, never a panic.
+pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The harness's result type.
+pub type BenchResult<T> = Result<T, BenchError>;
+
+/// Wraps any error as a [`BenchError`].
+pub fn bench_error(e: impl std::fmt::Display) -> BenchError {
+    e.to_string().into()
+}
+
+/// The arguments of both subcommands.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// `run` or `ours`.
+    pub command: String,
+    /// The workload (`ours`) or nothing.
+    pub workload: String,
+    /// Table prefix of this run.
+    pub prefix: String,
+    /// The labourer (worker function) name.
+    pub labourer: String,
+    /// Tasks in the job or the queue.
+    pub tasks: u64,
+    /// Slots of the labourer (throughput).
+    pub slots: u64,
+    /// The S3 bucket of the schedulers' queue files.
+    pub bucket: String,
+    /// Repetitions per workload and implementation.
+    pub reps: usize,
+    /// Sizes: `full`, `quick` or `smoke`.
+    pub size: String,
+    /// Where performance.md and performance.csv go (nothing written when empty).
+    pub out: String,
+    /// Workloads to run (all when empty).
+    pub only: Vec<String>,
+    /// The Python of the sosw 0.7 virtualenv.
+    pub python: String,
+    /// The directory of the release essentials binaries.
+    pub bins: String,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            command: String::new(),
+            workload: String::new(),
+            prefix: String::new(),
+            labourer: "bench_worker".into(),
+            tasks: 0,
+            slots: 10,
+            bucket: "sosw-bench".into(),
+            reps: 3,
+            size: "full".into(),
+            out: String::new(),
+            only: Vec::new(),
+            python: ".tools/sosw07-venv/bin/python".into(),
+            bins: String::new(),
+        }
+    }
+}
+
+fn parse_args(mut raw: impl Iterator<Item = String>) -> BenchResult<Args> {
+    let mut args = Args {
+        command: raw.next().ok_or("usage: sosw-bench run|ours ...")?,
+        ..Args::default()
+    };
+    if args.command == "ours" {
+        args.workload = raw.next().ok_or("ours: which workload?")?;
+    }
+    while let Some(flag) = raw.next() {
+        let mut value = || raw.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--prefix" => args.prefix = value()?,
+            "--labourer" => args.labourer = value()?,
+            "--tasks" => args.tasks = value()?.parse()?,
+            "--slots" => args.slots = value()?.parse()?,
+            "--bucket" => args.bucket = value()?,
+            "--reps" => args.reps = value()?.parse()?,
+            "--out" => args.out = value()?,
+            "--only" => args.only = value()?.split(',').map(str::to_owned).collect(),
+            "--python" => args.python = value()?,
+            "--bins" => args.bins = value()?,
+            "--quick" => args.size = "quick".into(),
+            "--smoke" => args.size = "smoke".into(),
+            other => return Err(format!("unknown argument `{other}`").into()),
+        }
+    }
+    Ok(args)
+}
+
+/// The job both schedulers get: `tasks` isolated sections, one task each.
+pub fn sections_job(labourer: &str, tasks: u64) -> Value {
+    let sections: Vec<String> = (0..tasks).map(|i| format!("s{i}")).collect();
+    json!({"lambda_name": labourer, "isolate_sections": true, "sections": sections})
+}
+
+/// Tells the counting proxy (`BENCH_PROXY_CONTROL`) which phase the next requests belong to.
+pub async fn phase(name: &str) {
+    let Ok(control) = std::env::var("BENCH_PROXY_CONTROL") else {
+        return;
+    };
+    let address = control.trim_start_matches("http://").to_owned();
+    let request = http::Message {
+        start: format!("POST /__bench/phase/{name} HTTP/1.1"),
+        headers: vec![("host".into(), address.clone())],
+        body: Vec::new(),
+    };
+    let mut upstream = http::Upstream::new(address);
+    let _ = upstream.round_trip(&request).await;
+}
+
+async fn ours(args: &Args) -> BenchResult<Value> {
+    match args.workload.as_str() {
+        "enqueue" => ours::enqueue(args).await,
+        "orchestrate" => ours::orchestrate(args).await,
+        "lifecycle" => ours::lifecycle(args).await,
+        "throughput" => ours::throughput(args).await,
+        other => Err(format!("unknown workload `{other}`").into()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let outcome = match parse_args(std::env::args().skip(1)) {
+        Ok(args) if args.command == "ours" => ours(&args).await.map(|v| println!("{v}")),
+        Ok(args) if args.command == "run" => harness::run(&args).await,
+        Ok(args) => Err(format!("unknown command `{}`: run or ours", args.command).into()),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sosw-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! A counting proxy in front of DynamoDB Local. Every request is forwarded unchanged except that
+//! data operations ask for `ReturnConsumedCapacity: INDEXES`, so the answer says how many capacity units
+//! the table and each index consumed; the answer goes back to the client byte for byte.
+//!
+//! Requests and units are tallied per *phase*; the process under measurement names the phase with
+//! `POST /__bench/phase/<name>` (so set-up requests are not counted).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use crate::http::{Message, Upstream};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Operations that write items.
+const WRITES: &[&str] = &[
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+];
+/// Operations that read items.
+const READS: &[&str] = &[
+    "GetItem",
+    "BatchGetItem",
+    "Query",
+    "Scan",
+    "TransactGetItems",
+];
+
+/// What one phase sent to DynamoDB.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tally {
+    /// Every request, control-plane ones (DescribeTable) included.
+    pub requests: u64,
+    /// Requests of the write operations.
+    pub write_requests: u64,
+    /// Requests of the read operations.
+    pub read_requests: u64,
+    /// Write capacity units DynamoDB Local reported (tables and indexes).
+    pub write_units: f64,
+    /// Read capacity units DynamoDB Local reported (tables and indexes).
+    pub read_units: f64,
+    /// Table units of `TransactWriteItems`: AWS charges them twice, DynamoDB Local once.
+    pub transact_table_units: f64,
+    /// Requests answered with an error (a failed condition costs a write unit on AWS, none here).
+    pub errors: u64,
+    /// Requests per operation.
+    pub operations: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Write units as AWS would charge them: DynamoDB Local's figure plus the second unit of every
+    /// transactional table write.
+    pub fn aws_write_units(&self) -> f64 {
+        self.write_units + self.transact_table_units
+    }
+
+    fn add(&mut self, operation: &str, answer: &Message) {
+        self.requests += 1;
+        *self.operations.entry(operation.to_owned()).or_default() += 1;
+        let is_write = WRITES.contains(&operation);
+        if is_write {
+            self.write_requests += 1;
+        } else if READS.contains(&operation) {
+            self.read_requests += 1;
+        }
+        if !answer.start.contains(" 200 ") {
+            self.errors += 1;
+            return;
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&answer.body) else {
+            return;
+        };
+        let consumed = match &body["ConsumedCapacity"] {
+            Value::Array(items) => items.clone(),
+            Value::Null => Vec::new(),
+            one => vec![one.clone()],
+        };
+        for c in consumed {
+            let units = c["CapacityUnits"].as_f64().unwrap_or(0.0);
+            if is_write {
+                self.write_units += units;
+                if operation == "TransactWriteItems" {
+                    self.transact_table_units +=
+                        c["Table"]["CapacityUnits"].as_f64().unwrap_or(0.0);
+                }
+            } else {
+                self.read_units += units;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    phase: String,
+    tallies: HashMap<String, Tally>,
+}
+
+/// The running proxy.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    /// Where clients send their DynamoDB requests.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Proxy {
+    /// Starts a proxy to DynamoDB Local at `upstream` (`http://host:port`) on a free loopback port.
+    pub async fn start(upstream: &str) -> std::io::Result<Proxy> {
+        let upstream = upstream
+            .trim_end_matches('/')
+            .trim_start_matches("http://")
+            .to_owned();
+        let state = Arc::new(Mutex::new(State {
+            phase: "idle".into(),
+            ..State::default()
+        }));
+        let shared = state.clone();
+        let url = crate::http::serve_with_upstream(upstream, move |request, mut upstream| {
+            let state = shared.clone();
+            async move {
+                let answer = forward(request, &mut upstream, &state).await;
+                (answer, upstream)
+            }
+        })
+        .await?;
+        Ok(Proxy { url, state })
+    }
+
+    /// The tallies so far, by phase, and a fresh start.
+    pub fn take(&self) -> HashMap<String, Tally> {
+        let mut state = lock(&self.state);
+        state.phase = "idle".into();
+        std::mem::take(&mut state.tallies)
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Answers one request: a phase change, or a forwarded DynamoDB call.
+async fn forward(
+    mut request: Message,
+    upstream: &mut Upstream,
+    state: &Mutex<State>,
+) -> Option<Message> {
+    let (method, path) = request.method_path();
+    if let Some(phase) = path.strip_prefix("/__bench/phase/")
+        && method == "POST"
+    {
+        lock(state).phase = phase.to_owned();
+        return Some(Message::response(200, &[], b"{}".to_vec()));
+    }
+    let operation = request
+        .header("x-amz-target")
+        .and_then(|t| t.split('.').nth(1))
+        .unwrap_or("")
+        .to_owned();
+    if (WRITES.contains(&operation.as_str()) || READS.contains(&operation.as_str()))
+        && let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&request.body)
+    {
+        body.insert("ReturnConsumedCapacity".into(), "INDEXES".into());
+        request.body = serde_json::to_vec(&body).ok()?;
+    }
+    let answer = upstream.round_trip(&request).await?;
+    let mut state = lock(state);
+    let phase = state.phase.clone();
+    state
+        .tallies
+        .entry(phase)
+        .or_default()
+        .add(&operation, &answer);
+    Some(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: serde_json::Value) -> Message {
+        Message::response(status, &[], body.to_string().into_bytes())
+    }
+
+    #[test]
+    fn transactions_count_their_table_units_again_for_aws() {
+        let mut t = Tally::default();
+        let consumed = serde_json::json!({"ConsumedCapacity": [
+            {"TableName": "a", "CapacityUnits": 2.0, "Table": {"CapacityUnits": 1.0}},
+            {"TableName": "b", "CapacityUnits": 3.0, "Table": {"CapacityUnits": 2.0}},
+        ]});
+        t.add("TransactWriteItems", &answer(200, consumed));
+        assert_eq!((t.requests, t.write_requests), (1, 1));
+        assert_eq!((t.write_units, t.aws_write_units()), (5.0, 8.0));
+    }
+
+    #[test]
+    fn reads_errors_and_control_plane_calls_are_told_apart() {
+        let mut t = Tally::default();
+        let one = serde_json::json!({"ConsumedCapacity": {"CapacityUnits": 0.5}});
+        t.add("Query", &answer(200, one));
+        t.add("UpdateItem", &answer(400, serde_json::json!({})));
+        t.add("DescribeTable", &answer(200, serde_json::json!({})));
+        assert_eq!(
+            (t.requests, t.read_requests, t.write_requests, t.errors),
+            (3, 1, 1, 1)
+        );
+        assert_eq!((t.read_units, t.write_units), (0.5, 0.0));
+    }
+}
