@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sosw::embedded::SqliteTaskStore;
 use sosw::essentials::scheduler::job_task_ids;
-use sosw::store::{JobStatus, JobStore, TaskLookup};
+use sosw::store::{JobStatus, JobStore, TaskArchive, TaskClaims, TaskLookup, TaskQueue};
 
 /// moto's Lambda without Docker: an IAM role and a function, shared with the integration tests.
 #[allow(dead_code, reason = "only `moto_function` is used here")]
@@ -235,15 +235,62 @@ async fn the_flaky_job_retries_and_buries_the_racing_tasks() {
         assert_eq!(payload(&task.payload)["words"], json!(["racing"]), "{id}");
         assert_eq!((*attempts, *done), (3, false), "dead after max_attempts");
     }
-    let (code, queue, _) = run(&["queue", "--state", text(&state)]);
-    assert_eq!(code, 0);
-    let row: Vec<&str> = queue
+    assert_eq!(queue_counts(&state, FLAKY), ["0", "0", "0", "34", "0", "2"]);
+
+    // `sosw redrive <labourer>`: both dead tasks back in the queue, the job reopened; a resumed run
+    // buries them again (racing always fails), each closed exactly once.
+    let (code, out, err) = run(&["redrive", FLAKY, "--state", text(&state)]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("redriven")).count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains("reopened  job") && out.contains("(2 task(s)"),
+        "{out}"
+    );
+    assert_eq!(queue_counts(&state, FLAKY), ["2", "0", "0", "34", "0", "0"]);
+    let job = job_id(&stdout);
+    let (_, shown, _) = run(&["job", &job, "--state", text(&state)]);
+    assert!(
+        shown.contains("running"),
+        "the job is running again: {shown}"
+    );
+    let (code, _, _) = run(&[
+        "local",
+        "run",
+        "--resume",
+        "--state",
+        text(&state),
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(code, 3, "the racing tasks die again");
+    let closed = assert_closed_exactly_once(&state, &job).await;
+    assert_eq!(closed.iter().filter(|(_, _, done)| !done).count(), 2);
+
+    let (code, _, err) = run(&["redrive", "no-such-task", "--state", text(&state)]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("`no-such-task` is not among the closed tasks"),
+        "{err}"
+    );
+}
+
+/// `sosw queue`'s counts for `labourer`: queued, running, expired, completed, retry, dead.
+fn queue_counts(state: &Path, labourer: &str) -> Vec<String> {
+    let (code, queue, err) = run(&["queue", "--state", text(state)]);
+    assert_eq!(code, 0, "{err}");
+    let row = queue
         .lines()
-        .find(|l| l.starts_with(FLAKY))
-        .expect("a row per labourer")
-        .split_whitespace()
-        .collect();
-    assert_eq!(row[1..7], ["0", "0", "0", "34", "0", "2"], "{queue}");
+        .find(|l| l.starts_with(labourer))
+        .unwrap_or_else(|| panic!("no row for {labourer}: {queue}"));
+    row.split_whitespace()
+        .skip(1)
+        .take(6)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A closed row's payload, which the store may keep as JSON text.
@@ -516,6 +563,24 @@ async fn job_and_queue_read_dynamodb_with_aws() {
         .find(|l| l.starts_with(HASHTAGS))
         .expect("row");
     assert_eq!(row.split_whitespace().nth(1), Some("36"), "{queue}");
+
+    // One task dies (claimed and archived as dead straight in the tables); `redrive --aws` brings it
+    // back to the queue on DynamoDB.
+    let tasks = sosw::aws::dynamodb::DynamoTaskStore::new(client.clone(), tables.clone());
+    let now = chrono::Utc::now().timestamp();
+    let first = tasks.next_queued(HASHTAGS, now, 1).await.expect("next");
+    let id = first[0].task_id.clone();
+    tasks.claim(&id, now - 9000).await.expect("claim");
+    let row = tasks.get_task(&id).await.expect("get").expect("live");
+    tasks
+        .archive(&row, sosw::store::ClosedStatus::Dead, now)
+        .await
+        .expect("archive");
+    let (code, out, stderr) = aws(&["redrive", HASHTAGS]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains(&format!("redriven  {id}")), "{out}");
+    let back = tasks.get_task(&id).await.expect("get").expect("live again");
+    assert_eq!(back.attempts, 0, "a fresh task");
     let _ = sosw::aws::dynamodb::delete_tables(&client, &tables).await;
 }
 

@@ -3,7 +3,7 @@
 //! * `sosw local run <job.json>`: every essential on this machine over the embedded SQLite store
 //!   until the job is finished ([`sosw::local`]).
 //! * Operations, against the state file or AWS (`--aws`): `plan`, `submit`, `job`, `queue`,
-//!   `config check`.
+//!   `redrive`, `config check`.
 //!
 //! Every global flag has an environment twin (`SOSW_...`). Exit status: 0 success, 1 error, 2 bad
 //! usage, 3 a job finished with dead tasks.
@@ -100,9 +100,23 @@ pub enum Command {
     Job(JobArgs),
     /// Show, per labourer: queued, running, expired, completed, retry, dead and eco status.
     Queue,
+    /// Send dead tasks back to the queue: every dead task of a labourer, or one task by id. Their jobs
+    /// reopen and finish again when the tasks close.
+    Redrive(RedriveArgs),
     /// Work with config documents.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// `sosw redrive`.
+#[derive(Debug, Args)]
+pub struct RedriveArgs {
+    /// A labourer id (every dead task of it) or a task id (that task), e.g.
+    /// sosw_tutorial_flaky_hashtags. `sosw queue` shows the dead count per labourer.
+    pub target: String,
+    /// At most this many tasks in one run.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub limit: usize,
 }
 
 /// `sosw local ...`.
@@ -227,6 +241,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Submit(args) => ops::submit(&global, args).await,
         Command::Job(args) => ops::job(&global, args).await,
         Command::Queue => ops::queue(&global).await,
+        Command::Redrive(args) => ops::redrive(&global, args).await,
         Command::Config(ConfigCommand::Check { dir }) => ops::config_check(&dir).await,
     }
 }

@@ -9,16 +9,17 @@ use serde_json::json;
 use sosw::config::{OrchestratorConfig, SchedulerConfig, load_essential_config};
 use sosw::ecology::{EcologyManager, FixedMetrics, HealthCache, MetricsSource, STATUS_NAMES};
 use sosw::embedded::SqliteTaskStore;
+use sosw::essentials::redrive::RedriveTarget;
 use sosw::essentials::scheduler::{JobPlan, Scheduler};
 use sosw::invoke::{InvokeOutcome, Invoker};
 use sosw::local::{LOCAL_CONFIG_NAME, LocalConfigs, schedule};
 use sosw::store::{ClosedStatus, JobRecord};
-use sosw::task::{Labourer, Markers};
+use sosw::task::{Labourer, Markers, TaskId};
 
 use super::defaults::worker_registry;
 use super::local::read_job;
 use super::stores::{Backend, backend, config_dir, config_source, open_state};
-use super::{CliError, CliResult, Global, JobArgs, JobFileArgs, PlanArgs};
+use super::{CliError, CliResult, Global, JobArgs, JobFileArgs, PlanArgs, RedriveArgs};
 
 /// The scheduler's function name, whose document is `sosw_scheduler_config`.
 const SCHEDULER_FUNCTION: &str = "sosw_scheduler";
@@ -120,6 +121,66 @@ pub async fn job(global: &Global, args: JobArgs) -> CliResult {
         return Err(unknown_job(&store, &args.job_id).await);
     };
     print_job(&job);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sosw redrive <labourer|task>`: dead tasks back to the queue, their jobs reopened.
+pub async fn redrive(global: &Global, args: RedriveArgs) -> CliResult {
+    let config = orchestrator_config(global).await?;
+    let store = backend(global, &config.task_config, false).await?;
+    let labourers: Vec<String> = config
+        .task_config
+        .labourers_resolved()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    let target = if labourers.contains(&args.target) {
+        RedriveTarget::Labourer(args.target.clone())
+    } else {
+        let id = TaskId::new(args.target.clone()).map_err(|err| {
+            CliError::new(format!(
+                "`{}` is neither a configured labourer ({}) nor a task id: {err}",
+                args.target,
+                labourers.join(", ")
+            ))
+        })?;
+        RedriveTarget::Task(id)
+    };
+    let now = Utc::now().timestamp();
+    let report = sosw::essentials::redrive::redrive(
+        store.tasks.as_ref(),
+        Some(store.jobs.as_ref()),
+        &target,
+        now,
+        args.limit,
+    )
+    .await
+    .map_err(|err| {
+        CliError::new(format!(
+            "{err}; `sosw queue` shows the dead tasks per labourer ({})",
+            store.name
+        ))
+    })?;
+    for id in &report.redriven {
+        println!("redriven  {id}");
+    }
+    for (job, n) in &report.jobs_reopened {
+        println!("reopened  job {job} ({n} task(s) back in its queue)");
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if report.conflicts > 0 {
+        println!(
+            "skipped   {} task(s) that changed while read (another redrive?)",
+            report.conflicts
+        );
+    }
+    println!(
+        "{} dead task(s) back in the queue of {}; `sosw local run --resume` (or the orchestrator on AWS) runs them",
+        report.redriven.len(),
+        store.name
+    );
     Ok(ExitCode::SUCCESS)
 }
 

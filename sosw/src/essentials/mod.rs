@@ -2,6 +2,7 @@
 //! tests and local runs.
 
 pub mod orchestrator;
+pub mod redrive;
 pub mod scavenger;
 pub mod scheduler;
 pub mod worker_assistant;

@@ -140,6 +140,17 @@ pub trait JobStore: Send + Sync {
 
     /// Up to `limit` jobs, newest `created_at` first.
     async fn list_jobs(&self, limit: usize) -> Result<Vec<JobRecord>>;
+
+    /// Takes `redriven` dead tasks back out of the job's `dead` counter and makes the job `running`
+    /// again without `finished_at` (`sosw redrive`), atomically; when the redriven tasks close, the job
+    /// finishes (and notifies) again. Returns the record after the change, or `None` if the job does not
+    /// exist. An error if the job counts fewer dead tasks than `redriven`.
+    async fn reopen_job(&self, job_id: &str, redriven: u64) -> Result<Option<JobRecord>> {
+        let _ = (job_id, redriven);
+        Err(crate::Error::NotImplemented(
+            "reopening a job (sosw redrive) is not supported by this job store",
+        ))
+    }
 }
 
 #[cfg(test)]

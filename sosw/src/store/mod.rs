@@ -252,6 +252,12 @@ pub trait TaskArchive: Send + Sync {
         status: ClosedStatus,
         limit: usize,
     ) -> Result<Vec<Task>>;
+
+    /// Moves the dead task `task` (as read from the closed table) back to the live table as a fresh
+    /// task, atomically: `greenfield` as given, `attempts` 0, without `completed_at`, `closed_at`,
+    /// `desired_launch_time` and the closed status key (`sosw redrive`). Conflict if the closed row is
+    /// gone or is not dead, or a live row with this id exists.
+    async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome>;
 }
 
 /// The retry table's operations.
@@ -273,6 +279,20 @@ pub trait TaskRetries: Send + Sync {
     /// How many tasks of `labourer_id` wait in the retry table (due or not).
     async fn retry_length(&self, labourer_id: &str) -> Result<u64>;
 }
+
+/// Turns a dead task's closed row into a fresh queued task with `greenfield` (what
+/// [`TaskArchive::redrive`] writes): no attempts, no completion, no closing marks.
+pub fn fresh_from_dead(task: &mut Task, greenfield: i64) {
+    task.greenfield = greenfield;
+    task.attempts = 0;
+    task.completed_at = None;
+    task.closed_at = None;
+    task.desired_launch_time = None;
+    task.extra.remove(CLOSED_STATUS_ATTRIBUTE);
+}
+
+/// The closed-table attribute holding `<labourer_id>_<status>` (sosw 0.7's status index key).
+pub const CLOSED_STATUS_ATTRIBUTE: &str = "labourer_id_task_status";
 
 /// Every capability: what a store adapter implements.
 pub trait TaskStore:

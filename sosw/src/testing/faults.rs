@@ -295,6 +295,10 @@ impl<S: TaskArchive> TaskArchive for FaultyStore<S> {
         self.enter("closed_sample")?;
         self.inner.closed_sample(labourer_id, status, limit).await
     }
+    async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
+        self.enter("redrive")?;
+        self.inner.redrive(task, greenfield).await
+    }
 }
 
 #[async_trait]

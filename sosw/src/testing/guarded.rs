@@ -127,6 +127,9 @@ impl<S: TaskArchive, G: Send + Sync> TaskArchive for Guarded<S, G> {
     ) -> Result<Vec<Task>> {
         self.store.closed_sample(labourer_id, status, limit).await
     }
+    async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
+        self.store.redrive(task, greenfield).await
+    }
 }
 
 #[async_trait]

@@ -64,6 +64,10 @@ pub(crate) const START_IF: &str = "#status = :requested";
 pub(crate) const FINISH: &str = "SET #status = :status, #finished = :now";
 pub(crate) const FINISH_IF: &str = "#status IN (:requested, :running)";
 
+/// A redrive: fewer dead, running again, not finished.
+pub(crate) const REOPEN: &str = "SET #status = :running ADD #dead :minus REMOVE #finished";
+pub(crate) const REOPEN_IF: &str = "attribute_exists(#id) AND #dead >= :redriven";
+
 /// An update written (`Ok`, the item after it) or refused by its condition (`Err`, the item before
 /// it, `None` when there is no item).
 type Written = std::result::Result<Item, Option<Item>>;
@@ -351,6 +355,44 @@ impl JobStore for DynamoTaskStore {
             ],
         };
         Ok(self.update_job(job_id, update).await?.is_ok())
+    }
+
+    async fn reopen_job(&self, job_id: &str, redriven: u64) -> Result<Option<JobRecord>> {
+        if job_id.is_empty() {
+            return Ok(None);
+        }
+        let minus = i64::try_from(redriven)
+            .map_err(|_| Error::invalid("job redrive", format!("{redriven} is too many tasks")))?;
+        let update = Update {
+            operation: "reopen job",
+            expression: REOPEN.to_owned(),
+            condition: REOPEN_IF,
+            names: &[
+                ("#id", "job_id"),
+                ("#status", "status"),
+                ("#dead", "dead"),
+                ("#finished", "finished_at"),
+            ],
+            values: vec![
+                (":running", status_attr(JobStatus::Running)),
+                (":minus", n(-minus)),
+                (":redriven", count(redriven)),
+            ],
+        };
+        match self.update_job(job_id, update).await? {
+            Ok(new) => self.decode(new).map(Some),
+            Err(None) => Ok(None),
+            Err(Some(old)) => {
+                let job = self.decode(old)?;
+                Err(Error::invalid(
+                    "job redrive",
+                    format!(
+                        "job `{job_id}` counts {} dead task(s), fewer than the {redriven} redriven",
+                        job.counts.dead
+                    ),
+                ))
+            }
+        }
     }
 
     async fn list_jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {

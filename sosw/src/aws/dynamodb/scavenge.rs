@@ -5,10 +5,13 @@ use serde_json::Value;
 
 use super::DynamoTaskStore;
 use super::codec::{items_to_tasks, n, s, task_to_item};
+use super::expr::Placeholders;
 use super::moves::{Side, live_key, retry_key, task_id_exists, unchanged};
 use super::query::{self, QuerySpec};
 use crate::error::Result;
-use crate::store::{ClosedStatus, MoveOutcome, TaskArchive, TaskRetries};
+use crate::store::{
+    CLOSED_STATUS_ATTRIBUTE, ClosedStatus, MoveOutcome, TaskArchive, TaskRetries, fresh_from_dead,
+};
 use crate::task::{Markers, Task};
 
 const COMPLETED: &str = "labourer_id = :lab AND greenfield >= :now";
@@ -128,6 +131,33 @@ impl TaskArchive for DynamoTaskStore {
                 .or_insert_with(|| s(labourer_id));
         }
         items_to_tasks(items, &t.closed)
+    }
+
+    async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
+        let t = self.tables();
+        let mut queued = task.clone();
+        fresh_from_dead(&mut queued, greenfield);
+        let to = Side {
+            table: &t.tasks,
+            condition: Some(task_id_exists(false)),
+        };
+        let mut p = Placeholders::default();
+        let is_dead = p.assign(
+            CLOSED_STATUS_ATTRIBUTE,
+            s(ClosedStatus::Dead.index_key(&task.labourer_id)),
+        );
+        let from = Side {
+            table: &t.closed,
+            condition: Some((is_dead, p)),
+        };
+        self.transact_move(
+            "redrive",
+            task_to_item(&queued, &t.tasks)?,
+            to,
+            live_key(task),
+            from,
+        )
+        .await
     }
 }
 

@@ -10,11 +10,10 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use super::rows::{self, CLOSED, RETRY, TASKS};
 use super::{Failure, SqliteTaskStore, count, sql_limit};
 use crate::error::Result;
-use crate::store::{ClosedStatus, MoveOutcome, TaskArchive, TaskRetries};
+use crate::store::{
+    CLOSED_STATUS_ATTRIBUTE, ClosedStatus, MoveOutcome, TaskArchive, TaskRetries, fresh_from_dead,
+};
 use crate::task::{Markers, Task};
-
-/// The closed-table attribute with the status index key.
-const STATUS_ATTRIBUTE: &str = "labourer_id_task_status";
 
 #[async_trait]
 impl TaskArchive for SqliteTaskStore {
@@ -69,7 +68,7 @@ impl TaskArchive for SqliteTaskStore {
                 let key = status.index_key(&row.labourer_id);
                 row.closed_at = Some(closed_at);
                 row.extra.insert(
-                    STATUS_ATTRIBUTE.into(),
+                    CLOSED_STATUS_ATTRIBUTE.into(),
                     serde_json::Value::from(key.as_str()),
                 );
                 rows::put_closed(tx, &row, &key, closed_at)
@@ -92,6 +91,10 @@ impl TaskArchive for SqliteTaskStore {
                 params![status.index_key(labourer_id), sql_limit(limit)],
             )
         })
+    }
+
+    async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
+        self.run("redrive", |conn| redrive(conn, task, greenfield))
     }
 }
 
@@ -156,6 +159,35 @@ fn move_live(
         return Ok(MoveOutcome::Conflict);
     }
     write(&tx, row)?;
+    tx.commit()?;
+    Ok(MoveOutcome::Moved)
+}
+
+/// Moves the dead closed row of `task` back to the live table as a fresh task.
+fn redrive(conn: &mut Connection, task: &Task, greenfield: i64) -> Result<MoveOutcome, Failure> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let task_id = task.task_id.as_str();
+    let Some(mut row) = rows::select_one(
+        &tx,
+        CLOSED,
+        "SELECT task_id, item FROM closed_tasks WHERE task_id = ?1",
+        [task_id],
+    )?
+    else {
+        return Ok(MoveOutcome::Conflict);
+    };
+    if rows::row_exists(&tx, "SELECT 1 FROM tasks WHERE task_id = ?1", [task_id])? {
+        return Ok(MoveOutcome::Conflict);
+    }
+    let dead_key = ClosedStatus::Dead.index_key(&row.labourer_id);
+    let deleted = tx
+        .prepare("DELETE FROM closed_tasks WHERE task_id = ?1 AND labourer_id_task_status = ?2")?
+        .execute(params![task_id, dead_key])?;
+    if deleted != 1 {
+        return Ok(MoveOutcome::Conflict);
+    }
+    fresh_from_dead(&mut row, greenfield);
+    rows::put_live(&tx, &row)?;
     tx.commit()?;
     Ok(MoveOutcome::Moved)
 }

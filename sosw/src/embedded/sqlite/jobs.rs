@@ -105,6 +105,23 @@ impl JobStore for SqliteTaskStore {
         })
     }
 
+    async fn reopen_job(&self, job_id: &str, redriven: u64) -> Result<Option<JobRecord>> {
+        let redriven = column_int("redriven", redriven)?;
+        let sql = format!(
+            "UPDATE jobs SET dead = dead - ?2, status = 'running', finished_at = NULL
+             WHERE job_id = ?1 AND dead >= ?2 RETURNING {COLUMNS}"
+        );
+        self.run("reopen job", |conn| {
+            match returning(conn, &sql, params![job_id, redriven])? {
+                Some(reopened) => Ok(Some(reopened)),
+                None => match select_job(conn, job_id)? {
+                    None => Ok(None),
+                    Some(job) => Err(too_few_dead(&job, redriven).into()),
+                },
+            }
+        })
+    }
+
     async fn finish_job(&self, job_id: &str, status: JobStatus, now: i64) -> Result<bool> {
         require_final(status)?;
         // The status condition decides the race: only the first UPDATE finds the job unfinished.
@@ -132,6 +149,17 @@ impl JobStore for SqliteTaskStore {
             Ok(jobs)
         })
     }
+}
+
+/// The error for a redrive of more dead tasks than the job counts.
+fn too_few_dead(job: &JobRecord, redriven: impl std::fmt::Display) -> Error {
+    Error::invalid(
+        "job redrive",
+        format!(
+            "job `{}` counts {} dead task(s), fewer than the {redriven} redriven",
+            job.job_id, job.counts.dead
+        ),
+    )
 }
 
 /// `status` must be one a job ends in.

@@ -208,6 +208,106 @@ pub async fn archive_conflicts_on_stale_copies_and_repeats<S: TaskStore + 'stati
     );
 }
 
+/// `redrive` moves a dead task back to the live table as a fresh task (the given greenfield, no
+/// attempts, no completion or closing marks, payload intact) and removes its closed row; a second
+/// redrive, or a redrive of a completed task, is `Conflict` and changes nothing.
+pub async fn redrive_returns_only_dead_tasks_to_the_queue<S: TaskStore + 'static>(store: Arc<S>) {
+    let s = Scope::new("redrive");
+    let mut dead = s.task(1, 2000);
+    dead.payload = json!({"word": "racing", "nested": [1, {"two": 2}]});
+    let done = s.task(2, 3000);
+    put(&*store, &[dead.clone(), done.clone()]).await;
+    claim(&*store, &dead.task_id, NOW - 5000).await;
+    claim(&*store, &done.task_id, NOW - 100).await;
+    complete(&*store, &done.task_id, NOW - 50).await;
+    for (id, status) in [
+        (&dead.task_id, ClosedStatus::Dead),
+        (&done.task_id, ClosedStatus::Completed),
+    ] {
+        let copy = live(&*store, id).await;
+        let moved = store
+            .archive(&copy, status, NOW)
+            .await
+            .expect("archive succeeds");
+        assert_eq!(moved, MoveOutcome::Moved, "setup: archive of `{id}`");
+    }
+
+    let closed = closed_row(&*store, &dead.task_id).await;
+    let outcome = store
+        .redrive(&closed, 1234)
+        .await
+        .expect("redrive succeeds");
+    assert_eq!(outcome, MoveOutcome::Moved, "redrive of a dead task");
+    let back = live(&*store, &dead.task_id).await;
+    assert_eq!(
+        back.greenfield, 1234,
+        "the redriven task has the given greenfield"
+    );
+    assert_eq!(
+        back.attempts, 0,
+        "the redriven task starts with no attempts"
+    );
+    assert_eq!(
+        (back.completed_at, back.closed_at, back.desired_launch_time),
+        (None, None, None),
+        "no completion or closing marks"
+    );
+    assert!(
+        !back.extra.contains_key("labourer_id_task_status"),
+        "no closed status key on a live row"
+    );
+    assert_eq!(back.payload, dead.payload, "the payload is intact");
+    let gone = store
+        .get_closed_task(&dead.task_id)
+        .await
+        .expect("get_closed_task succeeds");
+    assert_eq!(gone, None, "the dead row is gone");
+
+    let again = store.redrive(&closed, 99).await.expect("redrive succeeds");
+    assert_eq!(
+        again,
+        MoveOutcome::Conflict,
+        "a second redrive of the same task"
+    );
+    assert_eq!(
+        live(&*store, &dead.task_id).await,
+        back,
+        "the live row is untouched"
+    );
+
+    let completed = closed_row(&*store, &done.task_id).await;
+    let refused = store
+        .redrive(&completed, 99)
+        .await
+        .expect("redrive succeeds");
+    assert_eq!(
+        refused,
+        MoveOutcome::Conflict,
+        "a completed task is not redriven"
+    );
+    assert_eq!(
+        store
+            .get_task(&done.task_id)
+            .await
+            .expect("get_task succeeds"),
+        None,
+        "no live row for the completed task"
+    );
+    assert_eq!(
+        closed_row(&*store, &done.task_id).await,
+        completed,
+        "the completed row is untouched"
+    );
+}
+
+async fn closed_row<S: TaskStore + ?Sized>(store: &S, id: &TaskId) -> Task {
+    store
+        .get_closed_task(id)
+        .await
+        .expect("get_closed_task succeeds")
+        .unwrap_or_else(|| panic!("closed row of `{id}`"))
+}
+
 async fn refuse_archive<S: TaskStore + ?Sized>(store: &S, stale: &Task, why: &str) {
     let id = &stale.task_id;
     let before = live(store, id).await;

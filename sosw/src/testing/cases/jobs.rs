@@ -333,6 +333,66 @@ pub async fn record_progress_grows_enqueued_and_starts_the_job_once<S: JobStore 
     assert_eq!(row, None, "record_progress creates no job");
 }
 
+/// `reopen_job` takes redriven tasks out of `dead`, makes a finished job `running` again without
+/// `finished_at`, and returns the record; the job can then finish again exactly once. More redriven
+/// than dead is an error naming the job and leaves it alone; a missing job is `None`.
+pub async fn reopen_job_takes_redriven_tasks_out_of_dead<S: JobStore + 'static>(store: Arc<S>) {
+    let j = Jobs::new("reopen");
+    let mut record = j.requested(1);
+    record.status = JobStatus::Running;
+    record.total = Some(5);
+    record.counts = JobCounts {
+        completed: 3,
+        failed: 4,
+        dead: 2,
+    };
+    create(&*store, &record).await;
+    let finished = store
+        .finish_job(&record.job_id, JobStatus::FinishedWithFailures, NOW)
+        .await
+        .expect("finish_job succeeds");
+    assert!(finished, "setup: the job finishes");
+
+    let after = store
+        .reopen_job(&record.job_id, 1)
+        .await
+        .expect("reopen_job succeeds");
+    record.counts.dead = 1;
+    assert_eq!(after.as_ref(), Some(&record), "returned after the reopen");
+    assert_eq!(
+        job(&*store, &record.job_id).await,
+        record,
+        "stored after the reopen"
+    );
+
+    let err = store
+        .reopen_job(&record.job_id, 2)
+        .await
+        .expect_err("more redriven than dead");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&record.job_id) && msg.contains("dead"),
+        "the error names the job and its dead count: {msg}"
+    );
+    assert_eq!(
+        job(&*store, &record.job_id).await,
+        record,
+        "a refused reopen changes nothing"
+    );
+
+    let again = store
+        .finish_job(&record.job_id, JobStatus::FinishedWithFailures, NOW + 5)
+        .await
+        .expect("finish_job succeeds");
+    assert!(again, "a reopened job finishes again");
+
+    let missing = store
+        .reopen_job(&j.id(9), 1)
+        .await
+        .expect("reopen_job of a missing job succeeds");
+    assert_eq!(missing, None, "a missing job is None");
+}
+
 /// `add_outcomes` adds each counter of the delta and returns the record after the change; nothing else
 /// changes. A missing job is `None` and is not created.
 pub async fn add_outcomes_adds_to_the_counters<S: JobStore + 'static>(store: Arc<S>) {
