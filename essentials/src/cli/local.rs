@@ -45,6 +45,9 @@ pub async fn run(global: &Global, args: RunArgs) -> CliResult {
     }
     let store = Arc::new(open_state(&global.state, true)?);
     let runner = LocalRunner::new(store, configs, &worker_registry(), Arc::new(LogNotifier))?;
+    if let Some(log) = &args.delivery_log {
+        runner.log_deliveries_to(log)?;
+    }
     println!("state: {}", global.state.display());
 
     let mut job_ids = Vec::new();

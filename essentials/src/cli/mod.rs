@@ -144,6 +144,10 @@ pub struct RunArgs {
     /// Give up after this many seconds; the state is kept for --resume.
     #[arg(long, env = "SOSW_TIMEOUT", value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Append one JSON line per worker invocation (`{"task_id", "attempt"}`) to this file: the
+    /// delivery log the queue checker reads (docs/reliability.md).
+    #[arg(long, env = "SOSW_DELIVERY_LOG", value_name = "FILE")]
+    pub delivery_log: Option<PathBuf>,
 }
 
 /// `sosw plan`.

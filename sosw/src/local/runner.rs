@@ -173,6 +173,12 @@ impl LocalRunner {
         })
     }
 
+    /// Logs every invocation to `path` (JSON lines, appended) for the queue checker: see
+    /// [`LocalInvoker::log_deliveries_to`].
+    pub fn log_deliveries_to(&self, path: &std::path::Path) -> Result<()> {
+        self.invoker.log_deliveries_to(path)
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<SqliteTaskStore> {
         &self.store

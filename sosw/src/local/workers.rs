@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -78,6 +80,7 @@ pub struct LocalInvoker {
     in_process: InProcessInvoker,
     commands: CommandInvoker,
     command_functions: HashSet<String>,
+    deliveries: Arc<OnceLock<Mutex<std::fs::File>>>,
 }
 
 impl fmt::Debug for LocalInvoker {
@@ -124,6 +127,42 @@ impl LocalInvoker {
             in_process,
             commands,
             command_functions,
+            deliveries: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// Appends one JSON line per invocation to `path` from now on: `{"task_id": "...", "attempt": n}`
+    /// (`attempt` = the payload's `attempts` + 1), the delivery log the queue checker
+    /// (`sosw::testing::checker`, feature `test-util`) reads. The file is opened for appending, so a
+    /// resumed run adds to the log of the run it continues. Set once; a second call is an error.
+    pub fn log_deliveries_to(&self, path: &Path) -> Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        self.deliveries
+            .set(Mutex::new(file))
+            .map_err(|_| Error::invalid("delivery log", "a delivery log is already set"))
+    }
+
+    /// Writes the delivery of `payload` to the delivery log, if one is set.
+    fn log_delivery(&self, payload: &Value) -> Result<()> {
+        let Some(log) = self.deliveries.get() else {
+            return Ok(());
+        };
+        let task_id = payload.get("task_id").cloned().unwrap_or(Value::Null);
+        let attempts = payload.get("attempts").and_then(Value::as_u64).unwrap_or(0);
+        let line = serde_json::json!({"task_id": task_id, "attempt": attempts + 1});
+        let mut file = log
+            .lock()
+            .map_err(|_| Error::invalid("delivery log", "a writer panicked"))?;
+        writeln!(file, "{line}").map_err(|source| Error::Io {
+            path: "the delivery log".into(),
+            source,
         })
     }
 
@@ -184,6 +223,7 @@ fn no_worker(labourer: &Labourer, name: &str, registry: &WorkerRegistry) -> Erro
 #[async_trait]
 impl Invoker for LocalInvoker {
     async fn invoke(&self, function: &str, payload: &Value) -> Result<InvokeOutcome> {
+        self.log_delivery(payload)?;
         if self.command_functions.contains(function) {
             self.commands.invoke(function, payload).await
         } else {
