@@ -6,3 +6,14 @@
 
 pub mod hashtags;
 pub mod lambda;
+
+/// The README's and the user guide's Rust examples, compiled as doc tests (`cargo test --doc`), so the
+/// worker every newcomer copies keeps building.
+#[cfg(doctest)]
+mod documentation {
+    #[doc = include_str!("../../README.md")]
+    struct Readme;
+
+    #[doc = include_str!("../../docs/guide.md")]
+    struct UserGuide;
+}
