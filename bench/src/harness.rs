@@ -325,33 +325,41 @@ impl Bench<'_> {
             for imp in Implementation::order(rep) {
                 let (secs, tally) = self.enqueue_once(imp, tasks).await?;
                 let n = tasks as f64;
-                self.record(&workload, "wall time (s)", imp, secs);
-                self.record(&workload, "tasks per second", imp, n / secs);
-                self.record(
-                    &workload,
-                    "DynamoDB write requests per task",
-                    imp,
-                    tally.write_requests as f64 / n,
-                );
-                self.record(
-                    &workload,
-                    "DynamoDB requests per task (all)",
-                    imp,
-                    tally.requests as f64 / n,
-                );
-                self.record(
-                    &workload,
-                    "write units per task",
-                    imp,
-                    tally.write_units / n,
-                );
-                self.record(&workload, "read units per task", imp, tally.read_units / n);
+                self.record_enqueue(&workload, imp, secs, &tally, n);
                 if imp == Implementation::Python07 {
                     self.python_secs_per_task.push(secs / n);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Records one enqueue run of `n` tasks: time, rate, requests and capacity units per task.
+    fn record_enqueue(
+        &mut self,
+        workload: &str,
+        imp: Implementation,
+        secs: f64,
+        tally: &Tally,
+        n: f64,
+    ) {
+        self.record(workload, "wall time (s)", imp, secs);
+        self.record(workload, "tasks per second", imp, n / secs);
+        let per_task = [
+            (
+                "DynamoDB write requests per task",
+                tally.write_requests as f64 / n,
+            ),
+            (
+                "DynamoDB requests per task (all)",
+                tally.requests as f64 / n,
+            ),
+            ("write units per task", tally.write_units / n),
+            ("read units per task", tally.read_units / n),
+        ];
+        for (metric, value) in per_task {
+            self.record(workload, metric, imp, value);
+        }
     }
 
     /// Sizes sosw 0.7 cannot schedule here in reasonable time: before each task it reads the newest
@@ -364,28 +372,7 @@ impl Bench<'_> {
         let n = tasks as f64;
         for _ in 0..self.args.reps {
             let (secs, tally) = self.enqueue_once(Implementation::Ours, tasks).await?;
-            let ours = Implementation::Ours;
-            self.record(&workload, "wall time (s)", ours, secs);
-            self.record(&workload, "tasks per second", ours, n / secs);
-            self.record(
-                &workload,
-                "DynamoDB write requests per task",
-                ours,
-                tally.write_requests as f64 / n,
-            );
-            self.record(
-                &workload,
-                "DynamoDB requests per task (all)",
-                ours,
-                tally.requests as f64 / n,
-            );
-            self.record(
-                &workload,
-                "write units per task",
-                ours,
-                tally.write_units / n,
-            );
-            self.record(&workload, "read units per task", ours, tally.read_units / n);
+            self.record_enqueue(&workload, Implementation::Ours, secs, &tally, n);
         }
         let fastest = self
             .python_secs_per_task
