@@ -505,20 +505,20 @@ impl Bench<'_> {
                     total.requests += t.requests;
                     total.write_units += t.write_units;
                     total.read_units += t.read_units;
-                    total.transact_table_units += t.transact_table_units;
+                    total.transact_units += t.transact_units;
                     total.write_requests += t.write_requests;
                 }
                 self.record(
                     &workload,
-                    "total: write units per task (DynamoDB Local)",
+                    "total: write units per task",
                     imp,
                     total.write_units / n,
                 );
                 self.record(
                     &workload,
-                    "total: write units per task (AWS pricing of transactions)",
+                    "total: of which in transactions",
                     imp,
-                    total.aws_write_units() / n,
+                    total.transact_units / n,
                 );
                 self.record(
                     &workload,

@@ -42,8 +42,10 @@ pub struct Tally {
     pub write_units: f64,
     /// Read capacity units DynamoDB Local reported (tables and indexes).
     pub read_units: f64,
-    /// Table units of `TransactWriteItems`: AWS charges them twice, DynamoDB Local once.
-    pub transact_table_units: f64,
+    /// The write units of `TransactWriteItems` (included in `write_units`). DynamoDB Local charges a
+    /// transactional write twice, in the table and in every index, as AWS prices them: a transaction of
+    /// one put and one delete on tables with one index each reports 8 units, the same two plain writes 4.
+    pub transact_units: f64,
     /// Requests answered with an error (a failed condition costs a write unit on AWS, none here).
     pub errors: u64,
     /// Requests per operation.
@@ -51,12 +53,6 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Write units as AWS would charge them: DynamoDB Local's figure plus the second unit of every
-    /// transactional table write.
-    pub fn aws_write_units(&self) -> f64 {
-        self.write_units + self.transact_table_units
-    }
-
     fn add(&mut self, operation: &str, answer: &Message) {
         self.requests += 1;
         *self.operations.entry(operation.to_owned()).or_default() += 1;
@@ -83,8 +79,7 @@ impl Tally {
             if is_write {
                 self.write_units += units;
                 if operation == "TransactWriteItems" {
-                    self.transact_table_units +=
-                        c["Table"]["CapacityUnits"].as_f64().unwrap_or(0.0);
+                    self.transact_units += units;
                 }
             } else {
                 self.read_units += units;
@@ -186,7 +181,7 @@ mod tests {
     }
 
     #[test]
-    fn transactions_count_their_table_units_again_for_aws() {
+    fn transaction_units_are_counted_once_and_told_apart() {
         let mut t = Tally::default();
         let consumed = serde_json::json!({"ConsumedCapacity": [
             {"TableName": "a", "CapacityUnits": 2.0, "Table": {"CapacityUnits": 1.0}},
@@ -194,7 +189,14 @@ mod tests {
         ]});
         t.add("TransactWriteItems", &answer(200, consumed));
         assert_eq!((t.requests, t.write_requests), (1, 1));
-        assert_eq!((t.write_units, t.aws_write_units()), (5.0, 8.0));
+        t.add(
+            "PutItem",
+            &answer(
+                200,
+                serde_json::json!({"ConsumedCapacity": {"CapacityUnits": 2.0}}),
+            ),
+        );
+        assert_eq!((t.write_units, t.transact_units), (7.0, 5.0));
     }
 
     #[test]

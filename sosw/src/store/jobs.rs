@@ -107,6 +107,12 @@ pub enum CreateJobOutcome {
 }
 
 /// Job records (a table `sosw_jobs` on DynamoDB, hash key `job_id`; this project adds it).
+///
+/// The records that the updates return ([`JobStore::add_requester`], [`JobStore::add_outcomes`],
+/// [`JobStore::reopen_job`]) may come without the job as submitted (`job` is `null`): a store may keep
+/// it apart so that counter updates stay cheap (DynamoDB charges an update by the item's size).
+/// [`JobStore::get_job`], [`JobStore::list_jobs`] and an existing job from [`JobStore::create_job`]
+/// always carry it.
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Writes `record` unless a job with its id exists (conditional put).

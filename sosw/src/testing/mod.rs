@@ -76,6 +76,7 @@ macro_rules! task_store_conformance {
             list_completed_returns_only_completed_tasks,
             archive_moves_tasks_to_the_closed_table,
             archive_conflicts_on_stale_copies_and_repeats,
+            concurrent_archivers_move_a_completed_task_once,
             closed_sample_is_newest_first_by_status,
             redrive_returns_only_dead_tasks_to_the_queue,
             move_to_retry_moves_tasks_and_rejects_stale_copies,

@@ -1,20 +1,25 @@
 //! [`JobStore`] over the `sosw_jobs` table (hash key `job_id`; sosw 0.7 has no job table).
 //!
-//! One item per job:
+//! Two items per job: the **record**, which every progress and outcome update writes, and the **body**,
+//! the job as submitted, written once. DynamoDB charges an update by the size of the whole item, so
+//! keeping the body (which grows with the job: a job of 500 sections is about 10 KB) out of the record
+//! makes every counter update cost one write unit instead of one per KB of job.
 //!
-//! | attribute | type | |
-//! |---|---|---|
-//! | `job_id`, `labourer_id` | S | |
-//! | `status` | S | `requested`, `running`, `finished`, `finished_with_failures` |
-//! | `created_at` | N | `started_at`, `finished_at` and `total` too, absent while unset |
-//! | `enqueued`, `completed`, `failed`, `dead` | N | counters |
-//! | `requesters` | L of S | in submission order, without repeats |
-//! | `job` | S | the job as JSON text, as sosw 0.7 stores task payloads |
+//! | item | attribute | type | |
+//! |---|---|---|---|
+//! | record | `job_id`, `labourer_id` | S | |
+//! | record | `status` | S | `requested`, `running`, `finished`, `finished_with_failures` |
+//! | record | `created_at` | N | `started_at`, `finished_at` and `total` too, absent while unset |
+//! | record | `enqueued`, `completed`, `failed`, `dead` | N | counters |
+//! | record | `requesters` | L of S | in submission order, without repeats |
+//! | body | `job_id` | S | the job id, then U+001F (unit separator), then `job`: no job id has a control character, so no record can have this key |
+//! | body | `body_of` | S | the job id |
+//! | body | `job` | S | the job as JSON text, as sosw 0.7 stores task payloads |
 //!
-//! Every change is one conditional `UpdateItem` that DynamoDB applies atomically:
+//! Records written before the split carry `job` themselves; they read as before.
 //!
-//! * **create**: `PutItem` on `attribute_not_exists(job_id)`; the existing item comes back with the
-//!   failed condition (`ReturnValuesOnConditionCheckFailure=ALL_OLD`);
+//! * **create**: one `TransactWriteItems` of both puts, the record's on `attribute_not_exists(job_id)`;
+//!   when it is refused, the existing job is read and returned;
 //! * **requesters**: `list_append` on the condition that the list does not contain the requester yet (a
 //!   list, not a string set, so the order of submission is kept in one attribute);
 //! * **outcomes**: `ADD` of the three counters with `ReturnValues=ALL_NEW`, so every caller sees the
@@ -26,22 +31,37 @@
 //! * **finish**: `SET status` on the condition that the status is `requested` or `running`: of
 //!   concurrent finishers exactly one passes it.
 //!
+//! The updates return the record without the body (`job` is `null`); [`JobStore::get_job`] and
+//! [`JobStore::list_jobs`] return it with the body.
+//!
 //! [`JobStore::list_jobs`] scans the whole table (strongly consistent, every page) and sorts: its cost
 //! grows with the number of jobs ever recorded, fine for the command line, not for a hot path.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 
 use super::DynamoTaskStore;
 use super::claims::is_condition_failure;
 use super::codec::{Item, n, s};
-use super::errors::sdk_error;
+use super::errors::{build_error, sdk_error};
 use crate::error::{Error, Result};
-use crate::store::{CreateJobOutcome, JobCounts, JobRecord, JobStatus, JobStore};
+use crate::store::{CreateJobOutcome, JobCounts, JobRecord, JobStatus, JobStore, MoveOutcome};
+
+/// What follows the job id in the key of its body item.
+const BODY_KEY_SUFFIX: &str = "\u{1f}job";
+
+/// The attribute of a body item that names its job.
+const BODY_OF: &str = "body_of";
+
+/// The key of job `job_id`'s body item.
+fn body_key(job_id: &str) -> String {
+    format!("{job_id}{BODY_KEY_SUFFIX}")
+}
 
 /// `#req`: `requesters`; `:r` the requester, `:one` a list holding it, `:none` an empty list.
 pub(crate) const ADD_REQUESTER: &str = "SET #req = list_append(if_not_exists(#req, :none), :one)";
@@ -191,6 +211,31 @@ impl DynamoTaskStore {
         item_to_job(item, &self.tables().jobs)
     }
 
+    /// The job of body item `body` of job `job_id`.
+    fn decode_body(&self, job_id: &str, body: &Item) -> Result<serde_json::Value> {
+        Fields {
+            item: body,
+            table: &self.tables().jobs,
+            job_id,
+        }
+        .job()
+    }
+
+    /// One item of the jobs table by key, strongly consistent.
+    async fn get_job_item(&self, operation: &'static str, key: String) -> Result<Option<Item>> {
+        let table = &self.tables().jobs;
+        let out = self
+            .client()
+            .get_item()
+            .table_name(table)
+            .key("job_id", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(operation, table, e))?;
+        Ok(out.item)
+    }
+
     /// Every item of the jobs table, following every page.
     async fn scan_jobs(&self) -> Result<Vec<Item>> {
         let table = &self.tables().jobs;
@@ -218,35 +263,41 @@ impl DynamoTaskStore {
 #[async_trait]
 impl JobStore for DynamoTaskStore {
     async fn create_job(&self, record: &JobRecord) -> Result<CreateJobOutcome> {
-        let item = job_to_item(record)?;
         let table = &self.tables().jobs;
-        let result = self
-            .client()
-            .put_item()
+        let operation = "create job";
+        let put_record = Put::builder()
             .table_name(table)
-            .set_item(Some(item))
+            .set_item(Some(job_to_item(record)?))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", "job_id")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let existing = match result {
-            Ok(_) => return Ok(CreateJobOutcome::Created),
-            Err(e) if is_put_condition_failure(&e) => old_put_item(e.into_service_error()),
-            Err(e) => return Err(sdk_error("create job", table, e)),
-        };
-        // The failed condition returns the item; read it if an emulator did not.
-        let existing = match existing {
-            Some(item) => self.decode(item)?,
-            None => self.get_job(&record.job_id).await?.ok_or_else(|| {
-                Error::store(
-                    super::errors::STORE,
-                    "create job",
-                    true,
-                    format!("job `{}` blocked the put, then was deleted", record.job_id),
-                )
-            })?,
-        };
+            .build()
+            .map_err(|e| build_error(operation, table, e))?;
+        let put_body = Put::builder()
+            .table_name(table)
+            .set_item(Some(body_to_item(record)?))
+            .build()
+            .map_err(|e| build_error(operation, table, e))?;
+        let written = self
+            .transact(
+                operation,
+                table,
+                vec![
+                    TransactWriteItem::builder().put(put_record).build(),
+                    TransactWriteItem::builder().put(put_body).build(),
+                ],
+            )
+            .await?;
+        if written == MoveOutcome::Moved {
+            return Ok(CreateJobOutcome::Created);
+        }
+        let existing = self.get_job(&record.job_id).await?.ok_or_else(|| {
+            Error::store(
+                super::errors::STORE,
+                operation,
+                true,
+                format!("job `{}` blocked the put, then was deleted", record.job_id),
+            )
+        })?;
         Ok(CreateJobOutcome::Exists(Box::new(existing)))
     }
 
@@ -255,17 +306,18 @@ impl JobStore for DynamoTaskStore {
             // DynamoDB rejects an empty key; no job has one.
             return Ok(None);
         }
-        let table = &self.tables().jobs;
-        let out = self
-            .client()
-            .get_item()
-            .table_name(table)
-            .key("job_id", s(job_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("get job", table, e))?;
-        out.item.map(|item| self.decode(item)).transpose()
+        let Some(item) = self.get_job_item("get job", job_id.to_owned()).await? else {
+            return Ok(None);
+        };
+        let mut record = self.decode(item)?;
+        if !record.job.is_null() {
+            // Written before the body had an item of its own.
+            return Ok(Some(record));
+        }
+        if let Some(body) = self.get_job_item("get job body", body_key(job_id)).await? {
+            record.job = self.decode_body(job_id, &body)?;
+        }
+        Ok(Some(record))
     }
 
     async fn add_requester(&self, job_id: &str, requester: &str) -> Result<Option<JobRecord>> {
@@ -399,11 +451,24 @@ impl JobStore for DynamoTaskStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut jobs = self
+        let (bodies, records): (Vec<Item>, Vec<Item>) = self
             .scan_jobs()
             .await?
             .into_iter()
-            .map(|item| self.decode(item))
+            .partition(|item| item.contains_key(BODY_OF));
+        let mut bodies: HashMap<String, Item> = bodies
+            .into_iter()
+            .filter_map(|item| Some((item.get(BODY_OF)?.as_s().ok()?.clone(), item)))
+            .collect();
+        let mut jobs = records
+            .into_iter()
+            .map(|item| {
+                let mut record = self.decode(item)?;
+                if let Some(body) = bodies.remove(&record.job_id) {
+                    record.job = self.decode_body(&record.job_id, &body)?;
+                }
+                Ok(record)
+            })
             .collect::<Result<Vec<_>>>()?;
         jobs.sort_by(|a, b| (b.created_at, &b.job_id).cmp(&(a.created_at, &a.job_id)));
         jobs.truncate(limit);
@@ -415,18 +480,6 @@ impl JobStore for DynamoTaskStore {
 fn old_item(err: UpdateItemError) -> Option<Item> {
     match err {
         UpdateItemError::ConditionalCheckFailedException(e) => e.item,
-        _ => None,
-    }
-}
-
-fn is_put_condition_failure<R>(err: &aws_sdk_dynamodb::error::SdkError<PutItemError, R>) -> bool {
-    err.as_service_error()
-        .is_some_and(PutItemError::is_conditional_check_failed_exception)
-}
-
-fn old_put_item(err: PutItemError) -> Option<Item> {
-    match err {
-        PutItemError::ConditionalCheckFailedException(e) => e.item,
         _ => None,
     }
 }
@@ -476,12 +529,6 @@ fn job_to_item(r: &JobRecord) -> Result<Item> {
     if r.job_id.is_empty() {
         return Err(Error::invalid("job id", "the job id is empty"));
     }
-    let job = serde_json::to_string(&r.job).map_err(|e| {
-        Error::invalid(
-            "job record",
-            format!("the job of `{}` cannot be encoded as JSON: {e}", r.job_id),
-        )
-    })?;
     let mut item = Item::from([
         ("job_id".to_owned(), s(&r.job_id)),
         ("labourer_id".to_owned(), s(&r.labourer_id)),
@@ -495,7 +542,6 @@ fn job_to_item(r: &JobRecord) -> Result<Item> {
             "requesters".to_owned(),
             AttributeValue::L(r.requesters.iter().map(s).collect()),
         ),
-        ("job".to_owned(), s(job)),
     ]);
     let optional = [
         ("total", r.total.map(count)),
@@ -508,6 +554,21 @@ fn job_to_item(r: &JobRecord) -> Result<Item> {
             .filter_map(|(name, value)| Some((name.to_owned(), value?))),
     );
     Ok(item)
+}
+
+/// The body item of `record`: the job as JSON text.
+fn body_to_item(r: &JobRecord) -> Result<Item> {
+    let job = serde_json::to_string(&r.job).map_err(|e| {
+        Error::invalid(
+            "job record",
+            format!("the job of `{}` cannot be encoded as JSON: {e}", r.job_id),
+        )
+    })?;
+    Ok(Item::from([
+        ("job_id".to_owned(), s(body_key(&r.job_id))),
+        (BODY_OF.to_owned(), s(&r.job_id)),
+        ("job".to_owned(), s(job)),
+    ]))
 }
 
 /// The record of an item of `table`. Errors name the table, the job and the attribute.
@@ -640,9 +701,14 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use aws_sdk_dynamodb::Client;
-    use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::transact_write_items::{
+        TransactWriteItemsError, TransactWriteItemsOutput,
+    };
     use aws_sdk_dynamodb::operation::update_item::{UpdateItemInput, UpdateItemOutput};
+    use aws_sdk_dynamodb::types::CancellationReason;
     use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
     use aws_smithy_mocks::{MockResponse, RuleMode, mock, mock_client};
     use serde_json::json;
 
@@ -677,6 +743,14 @@ mod tests {
 
     fn item(status: JobStatus) -> Item {
         job_to_item(&record(status)).expect("encodes")
+    }
+
+    /// The record as an update returns it: without the body.
+    fn without_body(status: JobStatus) -> JobRecord {
+        JobRecord {
+            job: serde_json::Value::Null,
+            ..record(status)
+        }
     }
 
     fn failed_condition(old: Option<Item>) -> UpdateItemError {
@@ -724,12 +798,10 @@ mod tests {
     }
 
     #[test]
-    fn a_record_is_stored_with_the_job_as_json_text_and_reads_back() {
+    fn a_record_and_its_body_are_two_items_that_read_back_as_one_job() {
         let full = record(JobStatus::Running);
         let stored = job_to_item(&full).expect("encodes");
-        let job = stored.get("job").and_then(|v| v.as_s().ok());
-        let job: Option<serde_json::Value> = job.and_then(|t| serde_json::from_str(t).ok());
-        assert_eq!(job.as_ref(), Some(&full.job), "job is JSON text");
+        assert!(!stored.contains_key("job"), "the record has no body");
         assert_eq!(stored.get("status"), Some(&s("running")));
         assert_eq!(
             stored.get("requesters"),
@@ -739,7 +811,28 @@ mod tests {
             !stored.contains_key("finished_at"),
             "unset options are absent"
         );
-        assert_eq!(item_to_job(stored, "t").expect("decodes"), full);
+        assert_eq!(
+            item_to_job(stored, "t").expect("decodes"),
+            without_body(JobStatus::Running)
+        );
+
+        let body = body_to_item(&full).expect("encodes");
+        assert_eq!(body.get("job_id"), Some(&s("j1\u{1f}job")));
+        assert_eq!(body.get(BODY_OF), Some(&s("j1")));
+        let job = body.get("job").and_then(|v| v.as_s().ok());
+        let job: Option<serde_json::Value> = job.and_then(|t| serde_json::from_str(t).ok());
+        assert_eq!(job.as_ref(), Some(&full.job), "the body is JSON text");
+    }
+
+    #[test]
+    fn a_record_written_with_its_body_inside_still_reads() {
+        let full = record(JobStatus::Running);
+        let mut old_layout = job_to_item(&full).expect("encodes");
+        old_layout.insert(
+            "job".to_owned(),
+            s(serde_json::to_string(&full.job).expect("JSON")),
+        );
+        assert_eq!(item_to_job(old_layout, "t").expect("decodes"), full);
     }
 
     #[test]
@@ -784,7 +877,7 @@ mod tests {
             dead: 1,
         };
         let after = st.add_outcomes("j1", delta).await.expect("adds");
-        assert_eq!(after, Some(record(JobStatus::Running)));
+        assert_eq!(after, Some(without_body(JobStatus::Running)));
 
         let reqs = all(&seen);
         assert_eq!(reqs.len(), 1, "one request");
@@ -847,7 +940,7 @@ mod tests {
         let listed = st.add_requester("j1", "a").await.expect("no error");
         assert_eq!(
             listed,
-            Some(record(JobStatus::Running)),
+            Some(without_body(JobStatus::Running)),
             "listed already: as is"
         );
         let (st, _) = updates(|_| refused(None));
@@ -914,27 +1007,68 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn create_is_a_conditional_put_and_returns_the_existing_job() {
-        let rule = mock!(Client::put_item)
+    async fn create_is_one_transaction_and_returns_the_existing_job_with_its_body() {
+        let refused = mock!(Client::transact_write_items)
             .match_requests(|req| {
-                req.condition_expression() == Some("attribute_not_exists(#id)")
-                    && req.table_name() == Some("p_sosw_jobs")
+                let items = req.transact_items();
+                let record = items.first().and_then(|i| i.put());
+                let body = items.get(1).and_then(|i| i.put());
+                items.len() == 2
+                    && record.is_some_and(|p| {
+                        p.condition_expression() == Some("attribute_not_exists(#id)")
+                            && p.table_name() == "p_sosw_jobs"
+                            && !p.item().contains_key("job")
+                    })
+                    && body.is_some_and(|p| {
+                        p.condition_expression().is_none()
+                            && p.item().get(BODY_OF) == Some(&s("j1"))
+                    })
             })
             .then_error(|| {
-                PutItemError::ConditionalCheckFailedException(
-                    ConditionalCheckFailedException::builder()
-                        .set_item(Some(item(JobStatus::Running)))
+                TransactWriteItemsError::TransactionCanceledException(
+                    TransactionCanceledException::builder()
+                        .cancellation_reasons(
+                            CancellationReason::builder()
+                                .code("ConditionalCheckFailed")
+                                .build(),
+                        )
+                        .cancellation_reasons(CancellationReason::builder().code("None").build())
                         .build(),
                 )
             });
-        let st = store(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]));
+        let get_record = mock!(Client::get_item)
+            .match_requests(|req| req.key().and_then(|k| k.get("job_id")) == Some(&s("j1")))
+            .then_output(|| {
+                GetItemOutput::builder()
+                    .set_item(Some(item(JobStatus::Running)))
+                    .build()
+            });
+        let get_body = mock!(Client::get_item)
+            .match_requests(|req| {
+                req.key().and_then(|k| k.get("job_id")) == Some(&s("j1\u{1f}job"))
+            })
+            .then_output(|| {
+                GetItemOutput::builder()
+                    .set_item(Some(
+                        body_to_item(&record(JobStatus::Running)).expect("encodes"),
+                    ))
+                    .build()
+            });
+        let st = store(mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&refused, &get_record, &get_body]
+        ));
         let outcome = st.create_job(&record(JobStatus::Requested)).await;
         assert_eq!(
             outcome.expect("no error"),
             CreateJobOutcome::Exists(Box::new(record(JobStatus::Running)))
         );
+        assert_eq!(refused.num_calls(), 1);
+        assert_eq!(get_body.num_calls(), 1, "the body is read with the record");
 
-        let rule = mock!(Client::put_item).then_output(|| PutItemOutput::builder().build());
+        let rule = mock!(Client::transact_write_items)
+            .then_output(|| TransactWriteItemsOutput::builder().build());
         let st = store(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]));
         let outcome = st.create_job(&record(JobStatus::Requested)).await;
         assert_eq!(outcome.expect("no error"), CreateJobOutcome::Created);

@@ -33,11 +33,30 @@ impl DynamoTaskStore {
     ) -> Result<MoveOutcome> {
         let put = put_item(operation, item, to)?;
         let delete = delete_item(operation, key, &from)?;
+        self.transact(
+            operation,
+            from.table,
+            vec![
+                TransactWriteItem::builder().put(put).build(),
+                TransactWriteItem::builder().delete(delete).build(),
+            ],
+        )
+        .await
+    }
+
+    /// Writes `items` in one `TransactWriteItems`: [`MoveOutcome::Moved`] when all were written,
+    /// [`MoveOutcome::Conflict`] when a condition failed (then none was). `table` names the table in
+    /// errors.
+    pub(crate) async fn transact(
+        &self,
+        operation: &'static str,
+        table: &str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<MoveOutcome> {
         let result = self
             .client()
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {
@@ -49,9 +68,9 @@ impl DynamoTaskStore {
                         .iter()
                         .filter_map(|r| r.code().map(str::to_owned))
                         .collect();
-                    cancelled(operation, from.table, &codes, e.into_service_error())
+                    cancelled(operation, table, &codes, e.into_service_error())
                 }
-                _ => Err(sdk_error(operation, from.table, e)),
+                _ => Err(sdk_error(operation, table, e)),
             },
         }
     }
@@ -71,7 +90,7 @@ fn cancelled(
     Err(store_error(operation, table, retryable, err))
 }
 
-fn put_item(operation: &'static str, item: Item, to: Side<'_>) -> Result<Put> {
+pub(crate) fn put_item(operation: &'static str, item: Item, to: Side<'_>) -> Result<Put> {
     let mut put = Put::builder().table_name(to.table).set_item(Some(item));
     if let Some((condition, p)) = to.condition {
         put = put
@@ -82,7 +101,7 @@ fn put_item(operation: &'static str, item: Item, to: Side<'_>) -> Result<Put> {
     put.build().map_err(|e| build_error(operation, to.table, e))
 }
 
-fn delete_item(operation: &'static str, key: Item, from: &Side<'_>) -> Result<Delete> {
+pub(crate) fn delete_item(operation: &'static str, key: Item, from: &Side<'_>) -> Result<Delete> {
     let mut delete = Delete::builder().table_name(from.table).set_key(Some(key));
     if let Some((condition, p)) = &from.condition {
         delete = delete

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
+use aws_sdk_dynamodb::operation::delete_item::{
+    DeleteItemError, DeleteItemInput, DeleteItemOutput,
+};
+use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
 use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsInput, TransactWriteItemsOutput,
@@ -232,7 +236,7 @@ async fn items_left_unprocessed_past_the_bound_are_a_retryable_error() {
 }
 
 #[tokio::test]
-async fn archive_is_one_transaction_with_a_conditional_delete() {
+async fn archive_of_an_open_row_is_one_transaction_with_a_conditional_delete() {
     let seen = Seen::<TransactWriteItemsInput>::default();
     let rec = seen.clone();
     let rule = mock!(Client::transact_write_items).then_compute_output(move |req| {
@@ -240,11 +244,10 @@ async fn archive_is_one_transaction_with_a_conditional_delete() {
         TransactWriteItemsOutput::builder().build()
     });
     let st = store(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]));
-    let mut task = Task::new("t1", "w", json!({"a": 1}), greenfield::invoked_at(NOW), 1.5);
-    task.completed_at = Some(NOW + 5);
+    let task = Task::new("t1", "w", json!({"a": 1}), greenfield::invoked_at(NOW), 1.5);
 
     let outcome = st
-        .archive(&task, ClosedStatus::Completed, NOW + 60)
+        .archive(&task, ClosedStatus::Dead, NOW + 60)
         .await
         .expect("archived");
 
@@ -256,7 +259,7 @@ async fn archive_is_one_transaction_with_a_conditional_delete() {
     let put = items[0].put().expect("a put first");
     assert_eq!(put.table_name(), "sosw_closed_tasks");
     assert_eq!(put.item().get("closed_at"), Some(&n(NOW + 60)));
-    assert_eq!(put.item().get("labourer_id_task_status"), Some(&s("w_1")));
+    assert_eq!(put.item().get("labourer_id_task_status"), Some(&s("w_0")));
     assert_eq!(put.item().get("payload"), Some(&s(r#"{"a":1}"#)));
     let delete = items[1].delete().expect("a delete second");
     assert_eq!(delete.table_name(), "sosw_tasks");
@@ -269,10 +272,101 @@ async fn archive_is_one_transaction_with_a_conditional_delete() {
     assert_eq!(
         condition,
         format!(
+            "greenfield = {} AND attribute_not_exists(completed_at)",
+            task.greenfield
+        )
+    );
+}
+
+#[tokio::test]
+async fn archive_of_a_completed_row_is_a_put_then_a_conditional_delete_without_transaction() {
+    let puts = Seen::<PutItemInput>::default();
+    let deletes = Seen::<DeleteItemInput>::default();
+    let (put_rec, del_rec) = (puts.clone(), deletes.clone());
+    let put = mock!(Client::put_item).then_compute_output(move |req| {
+        put_rec.push(req);
+        PutItemOutput::builder().build()
+    });
+    let delete = mock!(Client::delete_item).then_compute_output(move |req| {
+        del_rec.push(req);
+        DeleteItemOutput::builder().build()
+    });
+    let st = store(mock_client!(
+        aws_sdk_dynamodb,
+        RuleMode::MatchAny,
+        [&put, &delete]
+    ));
+    let mut task = Task::new("t1", "w", json!({"a": 1}), greenfield::invoked_at(NOW), 1.5);
+    task.completed_at = Some(NOW + 5);
+
+    let outcome = st
+        .archive(&task, ClosedStatus::Completed, NOW + 60)
+        .await
+        .expect("archived");
+
+    assert_eq!(outcome, MoveOutcome::Moved);
+    let puts = puts.all();
+    assert_eq!(puts.len(), 1, "one PutItem");
+    assert_eq!(puts[0].table_name(), Some("sosw_closed_tasks"));
+    let item = puts[0].item().expect("an item");
+    assert_eq!(item.get("closed_at"), Some(&n(NOW + 60)));
+    assert_eq!(item.get("labourer_id_task_status"), Some(&s("w_1")));
+    assert_eq!(
+        resolve(
+            puts[0].condition_expression().expect("a condition"),
+            puts[0].expression_attribute_names(),
+            puts[0].expression_attribute_values(),
+        ),
+        "attribute_not_exists(task_id)",
+        "the put never overwrites a closed row"
+    );
+    let deletes = deletes.all();
+    assert_eq!(deletes.len(), 1, "then one DeleteItem");
+    assert_eq!(deletes[0].table_name(), Some("sosw_tasks"));
+    assert_eq!(
+        resolve(
+            deletes[0].condition_expression().expect("a condition"),
+            deletes[0].expression_attribute_names(),
+            deletes[0].expression_attribute_values(),
+        ),
+        format!(
             "greenfield = {} AND completed_at = {}",
             task.greenfield,
             NOW + 5
         )
+    );
+}
+
+#[tokio::test]
+async fn a_refused_delete_of_a_completed_row_is_a_conflict_that_leaves_the_closed_row() {
+    let deletes = Seen::<DeleteItemInput>::default();
+    let del_rec = deletes.clone();
+    let put = mock!(Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let delete = mock!(Client::delete_item).then_compute_response(move |req| {
+        del_rec.push(req);
+        MockResponse::Error(DeleteItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder().build(),
+        ))
+    });
+    let st = store(mock_client!(
+        aws_sdk_dynamodb,
+        RuleMode::MatchAny,
+        [&put, &delete]
+    ));
+    let mut task = Task::new("t1", "w", json!({}), greenfield::invoked_at(NOW), 1.5);
+    task.completed_at = Some(NOW + 5);
+
+    let outcome = st
+        .archive(&task, ClosedStatus::Completed, NOW + 60)
+        .await
+        .expect("no error");
+
+    assert_eq!(outcome, MoveOutcome::Conflict);
+    let deletes = deletes.all();
+    assert_eq!(
+        deletes.iter().map(|d| d.table_name()).collect::<Vec<_>>(),
+        [Some("sosw_tasks")],
+        "only the live delete: another archiver may have finished the move on this put"
     );
 }
 

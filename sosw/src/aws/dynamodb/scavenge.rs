@@ -1,10 +1,13 @@
 //! [`TaskArchive`] and [`TaskRetries`]: the scavenger's listings and moves.
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use serde_json::Value;
 
 use super::DynamoTaskStore;
-use super::codec::{items_to_tasks, n, s, task_to_item};
+use super::codec::{Item, items_to_tasks, n, s, task_to_item};
+use super::errors::sdk_error;
 use super::expr::Placeholders;
 use super::moves::{Side, live_key, retry_key, task_id_exists, unchanged};
 use super::query::{self, QuerySpec};
@@ -21,6 +24,78 @@ const DUE: &str = "labourer_id = :lab AND desired_launch_time <= :now";
 const RETRY_PARTITION: &str = "labourer_id = :lab";
 
 impl DynamoTaskStore {
+    /// Archives completed live row `task` as `closed` in two plain writes, half the write units of a
+    /// transaction (DynamoDB charges a transactional write twice):
+    ///
+    /// 1. put the closed row on the condition that there is none (a repeat, or the second half of an
+    ///    archive that stopped after its put, finds it there and writes nothing);
+    /// 2. delete the live row on the condition that it is unchanged.
+    ///
+    /// The task is never in neither table. Between the two writes it is in both, completed in both;
+    /// nothing runs a completed task, and the next archive (the scavenger archives completed live rows)
+    /// finishes the move. A refused delete is a conflict: another archiver finished the move (a
+    /// completed row changes in no other way). The closed row is never taken back, because another
+    /// archiver may have finished the move on the strength of this call's put (taking it back lost
+    /// the task in the conformance case of concurrent archivers).
+    async fn close_completed(&self, task: &Task, closed: &Task) -> Result<MoveOutcome> {
+        let t = self.tables();
+        let (not_closed, p) = task_id_exists(false);
+        let put = self
+            .client()
+            .put_item()
+            .table_name(&t.closed)
+            .set_item(Some(task_to_item(closed, &t.closed)?))
+            .condition_expression(not_closed)
+            .set_expression_attribute_names(p.names_opt())
+            .send()
+            .await;
+        match put {
+            Ok(_) => {}
+            // Closed already: a repeat, or an archive that stopped after its put. Finish the move.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(PutItemError::is_conditional_check_failed_exception) => {}
+            Err(e) => return Err(sdk_error("archive", &t.closed, e)),
+        }
+        let moved = self
+            .delete_if(&t.tasks, live_key(task), unchanged(task))
+            .await?;
+        Ok(if moved {
+            MoveOutcome::Moved
+        } else {
+            MoveOutcome::Conflict
+        })
+    }
+
+    /// Deletes `key` from `table` if `condition` holds: `false` when it does not.
+    async fn delete_if(
+        &self,
+        table: &str,
+        key: Item,
+        (condition, p): (String, Placeholders),
+    ) -> Result<bool> {
+        let result = self
+            .client()
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .set_expression_attribute_names(p.names_opt())
+            .set_expression_attribute_values(p.values_opt())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("archive", table, e)),
+        }
+    }
+
     fn greenfield_query(
         &self,
         operation: &'static str,
@@ -36,6 +111,18 @@ impl DynamoTaskStore {
             values,
         )
     }
+}
+
+/// `task` as its closed row: `closed_at`, no retry time, and the status index key.
+fn closed_row(task: &Task, status: ClosedStatus, closed_at: i64) -> Task {
+    let mut closed = task.clone();
+    closed.closed_at = Some(closed_at);
+    closed.desired_launch_time = None;
+    closed.extra.insert(
+        CLOSED_STATUS_ATTRIBUTE.to_owned(),
+        Value::from(status.index_key(&task.labourer_id)),
+    );
+    closed
 }
 
 #[async_trait]
@@ -77,6 +164,9 @@ impl TaskArchive for DynamoTaskStore {
         items_to_tasks(items, &self.tables().tasks)
     }
 
+    /// A completed row is final (no claim, report or expiry changes it), so it moves without a
+    /// transaction (see [`DynamoTaskStore::close_completed`]); any other row moves in one transaction
+    /// that requires it unchanged since it was read.
     async fn archive(
         &self,
         task: &Task,
@@ -84,13 +174,10 @@ impl TaskArchive for DynamoTaskStore {
         closed_at: i64,
     ) -> Result<MoveOutcome> {
         let t = self.tables();
-        let mut closed = task.clone();
-        closed.closed_at = Some(closed_at);
-        closed.desired_launch_time = None;
-        closed.extra.insert(
-            "labourer_id_task_status".to_owned(),
-            Value::from(status.index_key(&task.labourer_id)),
-        );
+        let closed = closed_row(task, status, closed_at);
+        if status == ClosedStatus::Completed && task.completed_at.is_some() {
+            return self.close_completed(task, &closed).await;
+        }
         let to = Side {
             table: &t.closed,
             condition: None,

@@ -401,3 +401,62 @@ pub async fn closed_sample_is_newest_first_by_status<S: TaskStore + 'static>(sto
     assert_eq!(ids(&dead), [s.id(3)], "the dead sample");
     assert_eq!(dead[0].completed_at, None, "a dead task has no completion");
 }
+
+/// Several archivers of the same completed tasks at once (the worker assistant and scavengers): each
+/// task moves exactly once, ends in the closed table as completed with one archiver's `closed_at`, and
+/// is not live any more; no archiver fails.
+pub async fn concurrent_archivers_move_a_completed_task_once<S: TaskStore + 'static>(
+    store: Arc<S>,
+) {
+    let s = Scope::new("archrace");
+    let tasks = s.queued(4);
+    put(&*store, &tasks).await;
+    let mut done = Vec::new();
+    for task in &tasks {
+        claim(&*store, &task.task_id, NOW - 100).await;
+        done.push(complete(&*store, &task.task_id, NOW - 50).await);
+    }
+    let mut handles = Vec::new();
+    for task in &done {
+        for racer in 0..4_i64 {
+            let store = Arc::clone(&store);
+            let task = task.clone();
+            handles.push(tokio::spawn(async move {
+                let outcome = store
+                    .archive(&task, ClosedStatus::Completed, NOW + racer)
+                    .await
+                    .expect("archive succeeds");
+                (task.task_id, outcome)
+            }));
+        }
+    }
+    let mut moved: Vec<TaskId> = Vec::new();
+    for handle in handles {
+        let (id, outcome) = handle.await.expect("no archiver panics");
+        if outcome == MoveOutcome::Moved {
+            moved.push(id);
+        }
+    }
+    moved.sort();
+    assert_eq!(moved, sorted_ids(&tasks), "each task moves exactly once");
+    for task in &done {
+        let live_row = store
+            .get_task(&task.task_id)
+            .await
+            .expect("get_task succeeds");
+        assert_eq!(live_row, None, "`{}` is not live", task.task_id);
+        let closed = store
+            .get_closed_task(&task.task_id)
+            .await
+            .expect("get_closed_task succeeds")
+            .unwrap_or_else(|| panic!("`{}` is closed", task.task_id));
+        assert_eq!(closed.completed_at, task.completed_at);
+        assert!(
+            closed
+                .closed_at
+                .is_some_and(|at| (NOW..NOW + 4).contains(&at)),
+            "closed by one of the archivers: {:?}",
+            closed.closed_at
+        );
+    }
+}
