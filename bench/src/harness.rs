@@ -502,6 +502,14 @@ impl Bench<'_> {
                         imp,
                         t.requests as f64 / n,
                     );
+                    for (operation, units) in &t.write_units_by_operation {
+                        self.record(
+                            &format!("{workload}, by operation"),
+                            &format!("{phase}: {operation} write units per task"),
+                            imp,
+                            units / n,
+                        );
+                    }
                     total.requests += t.requests;
                     total.write_units += t.write_units;
                     total.read_units += t.read_units;

@@ -50,6 +50,8 @@ pub struct Tally {
     pub errors: u64,
     /// Requests per operation.
     pub operations: BTreeMap<String, u64>,
+    /// Write units per write operation (tables and indexes).
+    pub write_units_by_operation: BTreeMap<String, f64>,
 }
 
 impl Tally {
@@ -78,6 +80,10 @@ impl Tally {
             let units = c["CapacityUnits"].as_f64().unwrap_or(0.0);
             if is_write {
                 self.write_units += units;
+                *self
+                    .write_units_by_operation
+                    .entry(operation.to_owned())
+                    .or_default() += units;
                 if operation == "TransactWriteItems" {
                     self.transact_units += units;
                 }
@@ -197,6 +203,13 @@ mod tests {
             ),
         );
         assert_eq!((t.write_units, t.transact_units), (7.0, 5.0));
+        assert_eq!(
+            t.write_units_by_operation,
+            BTreeMap::from([
+                ("PutItem".to_owned(), 2.0),
+                ("TransactWriteItems".to_owned(), 5.0)
+            ])
+        );
     }
 
     #[test]
