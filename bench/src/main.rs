@@ -143,11 +143,26 @@ async fn ours(args: &Args) -> BenchResult<Value> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// A Tokio runtime: one thread, or a worker per core.
+fn runtime(one_thread: bool) -> BenchResult<tokio::runtime::Runtime> {
+    let mut builder = if one_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    Ok(builder.enable_all().build()?)
+}
+
+fn main() -> ExitCode {
     let outcome = match parse_args(std::env::args().skip(1)) {
-        Ok(args) if args.command == "ours" => ours(&args).await.map(|v| println!("{v}")),
-        Ok(args) if args.command == "run" => harness::run(&args).await,
+        // This implementation's side runs on one thread, as the essentials' Lambda binaries do
+        // (see "Runtime" in the `sosw_essentials` docs); the harness (proxy, receiver) on every core.
+        Ok(args) if args.command == "ours" => runtime(true)
+            .and_then(|rt| rt.block_on(ours(&args)))
+            .map(|v| println!("{v}")),
+        Ok(args) if args.command == "run" => {
+            runtime(false).and_then(|rt| rt.block_on(harness::run(&args)))
+        }
         Ok(args) => Err(format!("unknown command `{}`: run or ours", args.command).into()),
         Err(e) => Err(e),
     };

@@ -16,6 +16,13 @@
 //! diagnostic whose `errorType` is `Retryable` (the same event may succeed later: a throttled table)
 //! or `NonRetryable` (it never will: a malformed event), from [`sosw::Error::is_retryable`].
 //!
+//! ## Runtime
+//!
+//! Each binary runs on Tokio's single-threaded runtime. An essential mostly waits on the network, and
+//! Lambda gives a small function a fraction of one vCPU; with worker threads the handler runs on the
+//! main thread while hyper's connection tasks run on the workers, so every request and every response
+//! crosses threads (a futex wake-up and a context switch each way) for no parallelism.
+//!
 //! ## Environment
 //!
 //! | variable | default | meaning |

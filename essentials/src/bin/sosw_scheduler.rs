@@ -4,7 +4,8 @@ use lambda_runtime::service_fn;
 use sosw_essentials::settings::SCHEDULER_FUNCTION;
 use sosw_essentials::{Settings, aws, init_tracing};
 
-#[tokio::main]
+// One thread: see "Runtime" in the `sosw_essentials` docs.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let settings = Settings::from_env(SCHEDULER_FUNCTION)?;

@@ -6,7 +6,8 @@ use sosw_essentials::metrics::{Metrics, assistant_output_metrics};
 use sosw_essentials::settings::WORKER_ASSISTANT_FUNCTION;
 use sosw_essentials::{MeteredService, Settings, aws, init_tracing};
 
-#[tokio::main]
+// One thread: see "Runtime" in the `sosw_essentials` docs.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let settings = Settings::from_env(WORKER_ASSISTANT_FUNCTION)?;

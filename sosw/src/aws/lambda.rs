@@ -91,21 +91,20 @@ enum Attempt {
 impl LambdaInvoker {
     /// An invoker over a copy of `client` with the SDK's retries turned off (see the module docs).
     pub fn new(client: &Client) -> Self {
-        let config = client
-            .config()
-            .to_builder()
-            .retry_config(RetryConfig::disabled())
-            .build();
-        LambdaInvoker {
-            client: Client::from_conf(config),
-            throttle: ThrottleRetry::default(),
-        }
+        Self::without_retries(client.config().to_builder())
     }
 
     /// An invoker with a client built from `config` (region, credentials, endpoint such as
-    /// `AWS_ENDPOINT_URL`).
+    /// `AWS_ENDPOINT_URL`), with the SDK's retries turned off.
     pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
-        Self::new(&Client::new(config))
+        Self::without_retries(aws_sdk_lambda::config::Builder::from(config))
+    }
+
+    fn without_retries(config: aws_sdk_lambda::config::Builder) -> Self {
+        LambdaInvoker {
+            client: Client::from_conf(config.retry_config(RetryConfig::disabled()).build()),
+            throttle: ThrottleRetry::default(),
+        }
     }
 
     /// Sets how throttles are retried.

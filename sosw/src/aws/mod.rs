@@ -5,6 +5,7 @@ pub mod cloudwatch;
 pub mod config_source;
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod http;
 pub mod lambda;
 pub mod s3;
 mod sdk_errors;

@@ -77,6 +77,16 @@ impl ConfigFeed {
         }
     }
 
+    /// The same feed holding `config`, read from its source at `loaded_at` (the copy a process read at
+    /// start): a reloading feed reads it again only once it is older than the TTL, instead of at the
+    /// first run. A fixed feed stays as it was.
+    pub fn with_loaded(self, config: OrchestratorConfig, loaded_at: DateTime<Utc>) -> Self {
+        if let Feed::Reloading(reloading) = &self.inner {
+            reloading.store(Arc::new(config), loaded_at);
+        }
+        self
+    }
+
     /// The config now. A reloading feed whose reload fails keeps the config it had (and logs why); it
     /// fails only when it never loaded one.
     pub async fn current(&self) -> Result<Arc<OrchestratorConfig>> {
@@ -175,19 +185,24 @@ mod tests {
         config.task_config.labourers.keys().cloned().collect()
     }
 
+    /// A working table with `labourers`.
+    fn table_of(doc: &Value) -> Arc<Table> {
+        Arc::new(Table {
+            document: Mutex::new(labourers(doc)),
+            failing: AtomicBool::new(false),
+        })
+    }
+
+    /// A feed of `table`, reloaded after 30 s by `clock`.
+    fn feed_30s(table: Arc<Table>, clock: Arc<ManualClock>) -> ConfigFeed {
+        ConfigFeed::reloading(table, ORCHESTRATOR_FUNCTION, Duration::from_secs(30), clock)
+    }
+
     #[tokio::test]
     async fn a_labourer_change_is_seen_after_the_ttl_and_a_failed_reload_keeps_the_last_config() {
-        let table = Arc::new(Table {
-            document: Mutex::new(labourers(&json!({"a": {}}))),
-            failing: AtomicBool::new(false),
-        });
+        let table = table_of(&json!({"a": {}}));
         let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
-        let feed = ConfigFeed::reloading(
-            table.clone(),
-            ORCHESTRATOR_FUNCTION,
-            Duration::from_secs(30),
-            clock.clone(),
-        );
+        let feed = feed_30s(table.clone(), clock.clone());
         assert_eq!(ids(&feed.current().await.expect("config")), ["a"]);
         *table.document.lock().expect("lock") = labourers(&json!({"b": {}, "c": {}}));
         clock.advance_secs(29);
@@ -201,6 +216,18 @@ mod tests {
         table.failing.store(true, Ordering::SeqCst);
         clock.advance_secs(60);
         assert_eq!(ids(&feed.current().await.expect("kept")), ["b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_feed_given_the_config_read_at_start_reads_it_again_only_after_the_ttl() {
+        let table = table_of(&json!({"b": {}}));
+        let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
+        let at_start: OrchestratorConfig =
+            crate::config::parse_config("test", labourers(&json!({"a": {}}))).expect("config");
+        let feed = feed_30s(table.clone(), clock.clone()).with_loaded(at_start, clock.now());
+        assert_eq!(ids(&feed.current().await.expect("config")), ["a"]);
+        clock.advance_secs(30);
+        assert_eq!(ids(&feed.current().await.expect("config")), ["b"]);
     }
 
     #[tokio::test]
