@@ -7,8 +7,7 @@
 
 use std::sync::Arc;
 
-use aws_config::environment::EnvironmentVariableCredentialsProvider;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sosw::Result;
@@ -34,27 +33,10 @@ use crate::handlers::{OrchestratorHandler, SchedulerHandler};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 
-/// The SDK config of this container: region, credentials and endpoints from the environment
-/// (`AWS_REGION`, the function's role, `AWS_ENDPOINT_URL` for emulators), over the SDK's HTTP client
-/// with TLS set up at the first `https` request ([`sosw::aws::http::lazy_tls_client`]) rather than in
-/// every client's constructor.
+/// The SDK config of this container: [`sosw::aws::http::load_sdk_config`] (region, credentials and
+/// endpoints from the environment, TLS set up at the first `https` request).
 pub async fn sdk_config() -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(sosw::aws::http::lazy_tls_client());
-    if has_env_credentials(|name| std::env::var(name).ok()) {
-        // What the default chain would find first (Lambda sets these for the function's role), without
-        // building the rest of the chain (its web identity provider builds an STS client).
-        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
-    }
-    loader.load().await
-}
-
-/// Whether `lookup` has the access key and secret the SDK reads from the environment (blank values
-/// count as unset, as the SDK counts them).
-pub fn has_env_credentials(lookup: impl Fn(&str) -> Option<String>) -> bool {
-    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
-        .iter()
-        .all(|name| lookup(name).is_some_and(|value| !value.trim().is_empty()))
+    sosw::aws::http::load_sdk_config().await
 }
 
 /// The clients every essential shares, built once per container.
@@ -216,30 +198,4 @@ pub async fn load_orchestrator(
     let source = Arc::new(config_source(clients, settings));
     let config: OrchestratorConfig = read_config(source.as_ref(), settings).await?;
     Ok(build_orchestrator(clients, settings, &config, source))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_credentials_need_a_key_and_a_secret() {
-        let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                vars.iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        assert!(has_env_credentials(env(&[
-            ("AWS_ACCESS_KEY_ID", "AKIA"),
-            ("AWS_SECRET_ACCESS_KEY", "secret"),
-        ])));
-        assert!(!has_env_credentials(env(&[("AWS_ACCESS_KEY_ID", "AKIA")])));
-        assert!(!has_env_credentials(env(&[
-            ("AWS_ACCESS_KEY_ID", "AKIA"),
-            ("AWS_SECRET_ACCESS_KEY", " "),
-        ])));
-        assert!(!has_env_credentials(env(&[])));
-    }
 }

@@ -26,6 +26,31 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::shared::IntoShared;
 
+/// The SDK config of a Lambda container (or a command line): region, credentials and endpoints from
+/// the environment (`AWS_REGION`, the function's role, `AWS_ENDPOINT_URL` for emulators), over
+/// [`lazy_tls_client`]. When `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are set (Lambda always sets
+/// them for the function's role), the environment credentials provider, which the default chain would
+/// pick first anyway, is used without building the rest of the chain (its web identity provider builds
+/// an STS client); otherwise the default chain (profiles, SSO, container and instance roles).
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(lazy_tls_client());
+    if has_env_credentials(|name| std::env::var(name).ok()) {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    loader.load().await
+}
+
+/// Whether `lookup` has the access key and secret the SDK reads from the environment (blank values
+/// count as unset, as the SDK counts them).
+pub fn has_env_credentials(lookup: impl Fn(&str) -> Option<String>) -> bool {
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        .iter()
+        .all(|name| lookup(name).is_some_and(|value| !value.trim().is_empty()))
+}
+
 /// The SDK's default HTTP client with TLS set up on the first `https` request (see the module docs).
 /// Pass it to `aws_config::ConfigLoader::http_client`.
 pub fn lazy_tls_client() -> SharedHttpClient {
@@ -138,6 +163,27 @@ mod tests {
     use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    #[test]
+    fn env_credentials_need_a_key_and_a_secret() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(has_env_credentials(env(&[
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ])));
+        assert!(!has_env_credentials(env(&[("AWS_ACCESS_KEY_ID", "AKIA")])));
+        assert!(!has_env_credentials(env(&[
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_SECRET_ACCESS_KEY", " "),
+        ])));
+        assert!(!has_env_credentials(env(&[])));
+    }
 
     #[test]
     fn only_http_uris_skip_tls() {

@@ -44,7 +44,8 @@ pub trait ConfigSource: Send + Sync {
 ///   `sosw_essential_config` can set any key (in sosw 0.7 `DEFAULT_CONFIG` overrode it, so it could
 ///   not change a defaulted key); only the explicit `defaults` document sits between the two;
 /// * lists are replaced by the later document instead of merged as unordered sets (bug B18);
-/// * the function config is read once, by the essential, instead of once per client;
+/// * the function config is read once, by the essential, instead of once per client, and both documents
+///   are read concurrently;
 /// * a missing document is skipped, but an unreadable one is an error (sosw 0.7 fell back to `{}`).
 pub async fn load_essential_config<T, S>(
     source: &S,
@@ -57,12 +58,18 @@ where
     S: ConfigSource + ?Sized,
 {
     let function_document = format!("{function_name}_config");
+    // Both documents at once: one round trip of a cold start instead of two.
+    let (shared, own) = futures::future::try_join(
+        source.get_config(ESSENTIAL_CONFIG_NAME),
+        source.get_config(&function_document),
+    )
+    .await?;
     let mut layers = Vec::with_capacity(4);
-    if let Some(shared) = source.get_config(ESSENTIAL_CONFIG_NAME).await? {
+    if let Some(shared) = shared {
         layers.push((ESSENTIAL_CONFIG_NAME.to_string(), shared));
     }
     layers.push(("built-in defaults".to_string(), defaults));
-    if let Some(own) = source.get_config(&function_document).await? {
+    if let Some(own) = own {
         layers.push((function_document.clone(), own));
     }
     if let Some(overrides) = overrides {

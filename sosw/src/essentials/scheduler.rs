@@ -769,8 +769,11 @@ impl Scheduler {
         let Ok(keys) = self.spool_keys(job_id) else {
             return;
         };
-        for key in [&keys.locked, &keys.remote] {
-            if let Err(error) = blobs.delete(key).await {
+        // Both at once: this runs for every resubmission of a finished job.
+        let keys = [&keys.locked, &keys.remote];
+        let results = futures::future::join_all(keys.iter().map(|key| blobs.delete(key))).await;
+        for (key, result) in keys.iter().zip(results) {
+            if let Err(error) = result {
                 tracing::warn!(job_id, key, %error, "could not delete a leftover spool file");
             }
         }

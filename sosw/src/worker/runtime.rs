@@ -329,7 +329,7 @@ fn number(fields: &Map<String, Value>, key: &str) -> Result<Option<f64>> {
 ///
 /// For any other store (SQLite in local mode) or reporter, use [`run_with`].
 pub async fn run<W: Worker + 'static>(worker: W) -> Result<(), lambda_runtime::Error> {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = crate::aws::http::load_sdk_config().await;
     let function = function_name_or("sosw_worker");
     let mut source = DynamoConfigSource::new(aws_sdk_dynamodb::Client::new(&sdk));
     // The same switches as the essentials' binaries, so one stack parameter names the table for all.
