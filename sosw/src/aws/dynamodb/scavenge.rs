@@ -165,8 +165,8 @@ impl TaskArchive for DynamoTaskStore {
     }
 
     /// A completed row is final (no claim, report or expiry changes it), so it moves without a
-    /// transaction (see [`DynamoTaskStore::close_completed`]); any other row moves in one transaction
-    /// that requires it unchanged since it was read.
+    /// transaction: a conditional put of the closed row, then a conditional delete of the live one.
+    /// Any other row moves in one transaction that requires it unchanged since it was read.
     async fn archive(
         &self,
         task: &Task,
