@@ -230,6 +230,27 @@ impl Bench<'_> {
             .map_err(bench_error)
     }
 
+    /// Points every AWS client of `command` at the emulators (DynamoDB at `dynamodb`, Lambda at the
+    /// receiver, the rest at moto) with fixed credentials and region, and nothing from the caller's
+    /// AWS profile.
+    fn emulator_env(&self, command: &mut Command, dynamodb: &str) {
+        command
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
+            .env("AWS_ENDPOINT_URL_LAMBDA", &self.receiver.url)
+            .env("AWS_ENDPOINT_URL_S3", &self.moto)
+            .env("AWS_ENDPOINT_URL_SNS", &self.moto)
+            .env("AWS_ENDPOINT_URL_EVENTBRIDGE", &self.moto)
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", &self.moto)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("SOSW_S3_FORCE_PATH_STYLE", "true");
+    }
+
     /// The process of `imp` for `workload`, talking to the proxy, the receiver and moto.
     fn command(
         &self,
@@ -249,22 +270,9 @@ impl Bench<'_> {
                 c
             }
         };
+        self.emulator_env(&mut command, &self.proxy.url);
         command
             .args(extra)
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.proxy.url)
-            .env("AWS_ENDPOINT_URL_LAMBDA", &self.receiver.url)
-            .env("AWS_ENDPOINT_URL_S3", &self.moto)
-            .env("AWS_ENDPOINT_URL_SNS", &self.moto)
-            .env("AWS_ENDPOINT_URL_EVENTBRIDGE", &self.moto)
-            .env("AWS_ENDPOINT_URL_CLOUDWATCH", &self.moto)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "bench")
-            .env("AWS_SECRET_ACCESS_KEY", "bench")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("SOSW_S3_FORCE_PATH_STYLE", "true")
             .env("BENCH_PROXY_CONTROL", &self.proxy.url)
             .kill_on_drop(true);
         Ok(command)
@@ -790,24 +798,11 @@ impl Bench<'_> {
 
     /// Both cold starts: the function's name, DynamoDB Local directly (no proxy), the config table.
     fn cold_env(&self, command: &mut Command, essential: &str) {
+        self.emulator_env(command, &self.dynamodb);
         command
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL")
             .env("AWS_LAMBDA_FUNCTION_NAME", essential)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.dynamodb)
-            .env("AWS_ENDPOINT_URL_LAMBDA", &self.receiver.url)
-            .env("AWS_ENDPOINT_URL_S3", &self.moto)
-            .env("AWS_ENDPOINT_URL_SNS", &self.moto)
-            .env("AWS_ENDPOINT_URL_EVENTBRIDGE", &self.moto)
-            .env("AWS_ENDPOINT_URL_CLOUDWATCH", &self.moto)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "bench")
-            .env("AWS_SECRET_ACCESS_KEY", "bench")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("SOSW_S3_FORCE_PATH_STYLE", "true")
             .env("SOSW_CONFIG_TABLE", CONFIG_TABLE)
             .env_remove("BENCH_PROXY_CONTROL")
             .kill_on_drop(true);
