@@ -1,7 +1,7 @@
 //! This implementation's side of each workload, run in a child process (`sosw-bench ours ...`) so
 //! that both implementations are measured the same way: a process of their own, talking to the
 //! harness's proxy and receiver through the `AWS_ENDPOINT_URL_*` variables. The essentials are wired
-//! as the Lambda binaries wire them (`sosw_essentials::aws`), over the same tables Python sosw 0.7 uses.
+//! as the Lambda binaries wire them (`sosw::lambda::aws`), over the same tables Python sosw 0.7 uses.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,9 +17,9 @@ use sosw::config::{OrchestratorConfig, ScavengerConfig, SchedulerConfig, WorkerA
 use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings, RunMode};
 use sosw::essentials::scheduler::Scheduler;
 use sosw::essentials::worker_assistant::AssistantRequest;
+use sosw::lambda::aws::{Clients, build_scavenger, build_worker_assistant};
 use sosw::processor::Stats;
 use sosw::task::TaskId;
-use sosw_essentials::aws::{Clients, build_scavenger, build_worker_assistant};
 
 use crate::{Args, BenchResult, bench_error, phase, sections_job};
 
@@ -45,10 +45,7 @@ fn store(clients: &Clients, args: &Args) -> BenchResult<Arc<DynamoTaskStore>> {
         "sosw_worker_assistant_config",
         json!({"task_config": task_config(args, 1)}),
     )?;
-    Ok(sosw_essentials::aws::task_store(
-        clients,
-        &config.task_config,
-    ))
+    Ok(sosw::lambda::aws::task_store(clients, &config.task_config))
 }
 
 fn scheduler(clients: &Clients, args: &Args) -> BenchResult<Scheduler> {
@@ -86,7 +83,7 @@ fn orchestrator(clients: &Clients, args: &Args) -> BenchResult<Orchestrator> {
 }
 
 async fn clients() -> Clients {
-    Clients::new(sosw_essentials::aws::sdk_config().await)
+    Clients::new(sosw::lambda::aws::sdk_config().await)
 }
 
 /// Schedules the job of `args.tasks` tasks; times the scheduler's run.

@@ -7,10 +7,10 @@ use aws_sdk_dynamodb::operation::get_item::{GetItemInput, GetItemOutput};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use serde_json::json;
-use sosw_essentials::settings::{
+use sosw::lambda::settings::{
     CONFIG_ENV_VAR, CONFIG_TABLE_VAR, SCHEDULER_FUNCTION, WORKER_ASSISTANT_FUNCTION,
 };
-use sosw_essentials::{Settings, aws};
+use sosw::lambda::{Settings, aws};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use sosw::clock::{Clock, SystemClock};
 use sosw::config::{
@@ -17,15 +17,15 @@ use sosw::essentials::scavenger::Scavenger;
 use sosw::essentials::scheduler::Scheduler;
 use sosw::essentials::worker_assistant::WorkerAssistant;
 use sosw::invoke::inprocess::{InProcessInvoker, handler_fn};
+use sosw::lambda::metrics::Metrics;
+use sosw::lambda::settings::{
+    ORCHESTRATOR_FUNCTION, SCAVENGER_FUNCTION, SCHEDULER_FUNCTION, WORKER_ASSISTANT_FUNCTION,
+};
+use sosw::lambda::{OrchestratorHandler, SchedulerHandler};
 use sosw::notify::MemoryNotifier;
 use sosw::processor::{HandlerError, ProcessorService};
 use sosw::store::{EnqueueMode, TaskLookup, TaskQueue, TaskReport, TaskReports};
 use sosw::task::{Task, TaskId};
-use sosw_essentials::metrics::Metrics;
-use sosw_essentials::settings::{
-    ORCHESTRATOR_FUNCTION, SCAVENGER_FUNCTION, SCHEDULER_FUNCTION, WORKER_ASSISTANT_FUNCTION,
-};
-use sosw_essentials::{OrchestratorHandler, SchedulerHandler};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -107,7 +107,7 @@ async fn a_malformed_report_is_a_non_retryable_diagnostic_and_changes_nothing() 
         .await
         .err()
         .ok_or("a bad action must fail")?;
-    let diagnostic = Diagnostic::from(err);
+    let diagnostic = sosw::processor::diagnostic(err);
     assert_eq!(diagnostic.error_type, "NonRetryable");
     assert!(
         diagnostic.error_message.contains("unsupported action"),

@@ -12,6 +12,7 @@ use sosw::notify::Notification;
 use sosw::notify::jobs::JOB_FINISHED_SUBJECT;
 use sosw::processor::Stats;
 use sosw::store::{JobCounts, JobStatus, JobStore};
+use sosw::worker::HandleEvent;
 use sosw::worker::{WorkError, WorkerContext, worker_fn};
 use worker_support::jobs::running_job;
 use worker_support::{Backend, DEAD_TOPIC, Harness, NOW, event, on_every_store};

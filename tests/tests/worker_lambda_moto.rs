@@ -23,6 +23,7 @@ use sosw::essentials::worker_assistant::AssistantRequest;
 use sosw::invoke::{InvokeOutcome, Invoker};
 use sosw::siblings::{ScheduleRules, SiblingsManager, SpawnOutcome};
 use sosw::task::TaskId;
+use sosw::worker::HandleEvent;
 use sosw::worker::{Reporter, WorkError, WorkerContext, WorkerRunner, worker_fn};
 use sosw_integration_tests::{MOTO_ENDPOINT_VAR, emulator_endpoint, moto_config, unique_prefix};
 use worker_support::{event, moto};

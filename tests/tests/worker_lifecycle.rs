@@ -13,6 +13,7 @@ use sosw::Result;
 use sosw::essentials::worker_assistant::{AssistantOutcome, AssistantRequest};
 use sosw::processor::{ProcessorService, Stats};
 use sosw::task::{Jitter, RetryPolicy};
+use sosw::worker::HandleEvent;
 use sosw::worker::{Reporter, WorkError, WorkerContext, WorkerRunner, worker_fn};
 use worker_support::{Backend, DEAD_TOPIC, Harness, NOW, event, on_every_store};
 

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use sosw::processor::ProcessorService;
 use sosw::store::EnqueueMode;
 use sosw::task::{Task, TaskId};
+use sosw::worker::HandleEvent;
 use sosw::worker::{WorkError, WorkerContext, worker_fn};
 use worker_support::{Backend, Harness, NOW, event, fixture, on_every_store};
 
@@ -174,7 +175,7 @@ async fn a_malformed_call_is_a_clear_non_retryable_error(backend: Backend) {
     let err = service.handle(event(call)).await.expect_err("malformed");
     assert!(!err.is_retryable());
     assert!(err.message().contains("`stats` must be an object"), "{err}");
-    let diagnostic: lambda_runtime::Diagnostic = err.into();
+    let diagnostic = sosw::processor::diagnostic(err);
     assert_eq!(diagnostic.error_type, "NonRetryable");
     let live = h
         .store

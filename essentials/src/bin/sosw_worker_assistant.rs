@@ -1,10 +1,11 @@
 //! `sosw_worker_assistant` on Lambda: closes tasks on their workers' reports.
 
 use lambda_runtime::service_fn;
+use sosw::lambda::metrics::{Metrics, assistant_output_metrics};
+use sosw::lambda::settings::WORKER_ASSISTANT_FUNCTION;
+use sosw::lambda::{MeteredService, Settings, aws, init_tracing};
 use sosw::processor::ProcessorService;
-use sosw_essentials::metrics::{Metrics, assistant_output_metrics};
-use sosw_essentials::settings::WORKER_ASSISTANT_FUNCTION;
-use sosw_essentials::{MeteredService, Settings, aws, init_tracing};
+use sosw::processor::diagnostic;
 
 // One thread: see "Runtime" in the `sosw_essentials` docs.
 #[tokio::main(flavor = "current_thread")]
@@ -18,5 +19,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Metrics::from_settings(&settings),
         assistant_output_metrics,
     );
-    lambda_runtime::run(service_fn(|event| service.handle(event))).await
+    lambda_runtime::run(service_fn(|event| async {
+        service.handle(event).await.map_err(diagnostic)
+    }))
+    .await
 }

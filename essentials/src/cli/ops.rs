@@ -75,7 +75,7 @@ pub async fn submit(global: &Global, args: JobFileArgs) -> CliResult {
     let plan = plan_of(global, &args.job, Utc::now().date_naive()).await?;
     let event = read_job(&args.job)?;
     if global.aws {
-        let sdk = crate::aws::sdk_config().await;
+        let sdk = sosw::lambda::aws::sdk_config().await;
         let invoker = sosw::aws::lambda::LambdaInvoker::from_sdk_config(&sdk);
         return match invoker.invoke(&global.scheduler_function, &event).await? {
             InvokeOutcome::Accepted => {
@@ -236,7 +236,7 @@ pub async fn queue(global: &Global) -> CliResult {
     let config = orchestrator_config(global).await?;
     let store = backend(global, &config.task_config, false).await?;
     let metrics: Arc<dyn MetricsSource> = if global.aws {
-        let sdk = crate::aws::sdk_config().await;
+        let sdk = sosw::lambda::aws::sdk_config().await;
         Arc::new(sosw::aws::cloudwatch::CloudWatchMetrics::from_sdk_config(
             &sdk,
         ))

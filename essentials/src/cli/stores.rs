@@ -9,8 +9,8 @@ use sosw::store::{JobStore, TaskStore};
 
 use super::defaults::builtin_config_source;
 use super::{CliError, CliResult, Global};
-use crate::aws::{Clients, config_source as table_config_source, sdk_config};
-use crate::settings::{ORCHESTRATOR_FUNCTION, Settings};
+use sosw::lambda::aws::{Clients, config_source as table_config_source, sdk_config};
+use sosw::lambda::settings::{ORCHESTRATOR_FUNCTION, Settings};
 
 /// The task and job store of a subcommand.
 pub struct Backend {
@@ -57,7 +57,7 @@ pub async fn backend(
 ) -> CliResult<Backend> {
     if global.aws {
         let clients = Clients::new(sdk_config().await);
-        let store = crate::aws::task_store(&clients, task_config);
+        let store = sosw::lambda::aws::task_store(&clients, task_config);
         return Ok(Backend {
             tasks: store.clone(),
             jobs: store,

@@ -1,0 +1,148 @@
+//! Paginated queries. Every read follows `LastEvaluatedKey` to the end (or until enough items are
+//! found): no silent first-page-only results (sosw issue #43).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+
+use super::codec::Item;
+use super::errors::sdk_error;
+use sosw_core::error::Result;
+
+/// One query: everything but the paging.
+#[derive(Debug, Clone)]
+pub(crate) struct QuerySpec<'a> {
+    /// Which store operation this serves (for error messages).
+    pub operation: &'static str,
+    pub table: &'a str,
+    pub index: Option<&'a str>,
+    pub key_condition: &'static str,
+    pub filter: Option<&'static str>,
+    pub values: Vec<(&'static str, AttributeValue)>,
+    /// Ascending by range key when true.
+    pub forward: bool,
+    /// Strongly consistent reads (tables and LSIs only).
+    pub consistent: bool,
+}
+
+impl<'a> QuerySpec<'a> {
+    /// A query of `table` (or `index` of it) with `key_condition` and its `values`, ascending.
+    pub fn new(
+        operation: &'static str,
+        table: &'a str,
+        index: Option<&'a str>,
+        key_condition: &'static str,
+        values: Vec<(&'static str, AttributeValue)>,
+    ) -> Self {
+        QuerySpec {
+            operation,
+            table,
+            index,
+            key_condition,
+            filter: None,
+            values,
+            forward: true,
+            consistent: false,
+        }
+    }
+
+    /// Adds a filter expression (applied after `Limit`, hence the paging in [`collect`]).
+    pub fn filter(mut self, filter: &'static str) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Highest range key first.
+    pub fn descending(mut self) -> Self {
+        self.forward = false;
+        self
+    }
+
+    /// Strongly consistent reads.
+    pub fn consistent(mut self) -> Self {
+        self.consistent = true;
+        self
+    }
+
+    fn request(&self, client: &Client) -> QueryFluentBuilder {
+        let values: HashMap<String, AttributeValue> = self
+            .values
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        client
+            .query()
+            .table_name(self.table)
+            .set_index_name(self.index.map(str::to_owned))
+            .key_condition_expression(self.key_condition)
+            .set_filter_expression(self.filter.map(str::to_owned))
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(self.forward)
+            .consistent_read(self.consistent)
+    }
+}
+
+/// `Limit` for a page when `remaining` items are still wanted.
+fn page_limit(remaining: usize) -> i32 {
+    i32::try_from(remaining).unwrap_or(i32::MAX).max(1)
+}
+
+/// Up to `limit` items, following pages until enough are found or the results end.
+pub(crate) async fn collect(
+    client: &Client,
+    spec: &QuerySpec<'_>,
+    limit: usize,
+) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut start: Option<Item> = None;
+    while items.len() < limit {
+        let out = spec
+            .request(client)
+            .limit(page_limit(limit - items.len()))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| sdk_error(spec.operation, spec.table, e))?;
+        items.extend(out.items.unwrap_or_default());
+        match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => break,
+        }
+    }
+    items.truncate(limit);
+    Ok(items)
+}
+
+/// The number of matching items (after the filter), summed over every page.
+pub(crate) async fn count(client: &Client, spec: &QuerySpec<'_>) -> Result<u64> {
+    let mut total: u64 = 0;
+    let mut start: Option<Item> = None;
+    loop {
+        let out = spec
+            .request(client)
+            .select(Select::Count)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| sdk_error(spec.operation, spec.table, e))?;
+        total += u64::try_from(out.count).unwrap_or(0);
+        match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(total),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_limits_stay_within_dynamodb_bounds() {
+        assert_eq!(page_limit(0), 1);
+        assert_eq!(page_limit(25), 25);
+        assert_eq!(page_limit(usize::MAX), i32::MAX);
+    }
+}

@@ -1,0 +1,542 @@
+//! The orchestrator: keeps every labourer exactly as busy as its health allows.
+//!
+//! For each labourer, each round:
+//! 1. its **status** 0-4 from its health metrics ([`crate::ecology`]), each metric read once per run;
+//! 2. **desired** = `floor(max_simultaneous_invocations x invocation_number_coefficient[status])`;
+//!    `max_simultaneous_invocations: 0` pauses the labourer (sosw 0.7 turned 0 into 1, bug B5);
+//! 3. **free** = desired minus the tasks **running** now (invoked, not expired, not completed: a
+//!    completed task frees its slot at once, not when the scavenger archives it), capped by the
+//!    labourer's optional rate limit;
+//! 4. up to *free* queued tasks, lowest greenfield first, are **claimed** with the store's conditional
+//!    claim (sosw 0.7's `mark_task_invoked`) and **invoked** with their sosw 0.7 worker payload
+//!    ([`Task::worker_payload`](crate::task::Task::worker_payload) of the pre-claim row), concurrently up to
+//!    [`OrchestratorSettings::max_concurrent_invocations`]. A task another orchestrator claimed first
+//!    is skipped and the next one taken.
+//!
+//! What an invocation's outcome does to the claim:
+//! * [`InvokeOutcome::Accepted`]: the claim stands; the worker reports completion.
+//! * [`InvokeOutcome::Rejected`] (function missing, throttled beyond retries, payload refused): the
+//!   task definitely did not reach the worker, so its claim is **released** at once
+//!   ([`TaskClaims::release_claim`]: pre-claim greenfield and attempts restored) and the task is back
+//!   at its place in the queue, instead of sitting "invoked" for duration + cooldown as in sosw 0.7.
+//!   The labourer gets no more invocations this round, and a released task is not claimed again in the
+//!   same run, so a function that refuses everything costs one refusal per task per run, not a loop.
+//! * [`InvokeOutcome::Unknown`] (timeout, connection lost after sending, server error) and invoker
+//!   errors: the claim is **kept**, so sosw never invokes a task twice because of its own doubt. If
+//!   the worker never got it, the task expires and the scavenger retries it.
+//!
+//! **Continuous mode** (the default): one run repeats rounds every
+//! [`OrchestratorSettings::poll_interval`] until its deadline minus
+//! [`OrchestratorSettings::margin`], so slots freed by finished tasks are refilled within a poll
+//! interval instead of at the next scheduled run (sosw 0.7's ceiling: one batch per minute). With
+//! [`OrchestratorSettings::stop_when_idle`] the run ends early once no labourer has queued work it
+//! could start. [`RunMode::SinglePass`] makes one round, as sosw 0.7 does.
+//!
+//! Two orchestrators may run at once (an overlapping schedule, a manual run): the conditional claim
+//! still invokes each queued task once per attempt, but both count the same running tasks, so together
+//! they may briefly exceed a labourer's `max_simultaneous_invocations`, as in sosw 0.7.
+//!
+//! Labourers and coefficients come from a [`ConfigFeed`], read every round: a reloading feed picks up
+//! labourers added, changed or removed in the config table within its TTL.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+use crate::clock::Clock;
+use crate::config::{InvocationCoefficients, OrchestratorConfig};
+use crate::ecology::{EcologyManager, HealthCache, MetricsSource, NoDataPolicy};
+use crate::error::Error;
+use crate::invoke::{InvokeOutcome, Invoker, WorkerTimeouts};
+use crate::store::{ClaimOutcome, TaskClaims, TaskQueue};
+use crate::task::{Labourer, Markers, TaskId};
+
+mod feed;
+mod rate;
+mod report;
+
+pub use feed::{ConfigFeed, DEFAULT_CONFIG_TTL, ORCHESTRATOR_FUNCTION};
+pub use report::{LabourerReport, OrchestratorReport};
+
+use rate::RateLimiter;
+
+/// What the orchestrator needs of a task store: the queue and the claims.
+pub trait OrchestratorStore: TaskQueue + TaskClaims {}
+
+impl<T: TaskQueue + TaskClaims + ?Sized> OrchestratorStore for T {}
+
+/// Most queue reads per labourer per round: each read after the first replaces tasks another
+/// orchestrator claimed first, so a few are plenty.
+const MAX_QUEUE_READS_PER_ROUND: usize = 8;
+
+/// One round or many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunMode {
+    /// Refill freed slots until the deadline minus the margin.
+    #[default]
+    Continuous,
+    /// One round per run, as sosw 0.7.
+    SinglePass,
+}
+
+/// How a run behaves. Every default is stated on its field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrchestratorSettings {
+    /// One round or many. Default [`RunMode::Continuous`].
+    pub mode: RunMode,
+    /// A continuous run stops starting rounds this long before its deadline. Default 10 s: a run
+    /// given a 60 s deadline (a one-minute schedule) works for 50 s.
+    pub margin: Duration,
+    /// Pause between rounds of a continuous run. Default 500 ms.
+    pub poll_interval: Duration,
+    /// Most claims and invocations in flight at once. Default 64.
+    pub max_concurrent_invocations: usize,
+    /// End a continuous run early when a round finds no labourer with queued work it could start.
+    /// Default true: new tasks then wait for the next scheduled run, as in sosw 0.7.
+    pub stop_when_idle: bool,
+    /// What a health metric without datapoints counts as. Default [`NoDataPolicy::Ignore`].
+    pub no_data: NoDataPolicy,
+}
+
+impl Default for OrchestratorSettings {
+    fn default() -> Self {
+        OrchestratorSettings {
+            mode: RunMode::Continuous,
+            margin: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(500),
+            max_concurrent_invocations: 64,
+            stop_when_idle: true,
+            no_data: NoDataPolicy::Ignore,
+        }
+    }
+}
+
+/// The orchestrator essential. Build it once per container; call [`Orchestrator::run`] per event.
+pub struct Orchestrator {
+    store: Arc<dyn OrchestratorStore>,
+    invoker: Arc<dyn Invoker>,
+    metrics: Arc<dyn MetricsSource>,
+    config: ConfigFeed,
+    clock: Arc<dyn Clock>,
+    timeouts: Option<Arc<dyn WorkerTimeouts>>,
+    settings: OrchestratorSettings,
+    rate: RateLimiter,
+}
+
+impl fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("config", &self.config)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one run remembers between its rounds.
+struct RunState {
+    report: OrchestratorReport,
+    health: HealthCache,
+    /// Labourers whose status failed this run: skipped until the next run.
+    unhealthy: HashSet<String>,
+    /// Worker timeouts read this run (once per labourer per run at most).
+    timeouts: HashMap<String, Option<u64>>,
+    /// Tasks whose invocation was rejected and claim released this run: not claimed again this run.
+    released: HashMap<String, HashSet<TaskId>>,
+    stop_at: DateTime<Utc>,
+}
+
+/// Whether a labourer may have more to do in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    /// Its queue is empty, or it may not run anything this run (paused, status 0, failing).
+    Idle,
+    /// Its slots are full, or it started tasks and may have more queued.
+    Busy,
+}
+
+/// What one wave of claims did.
+#[derive(Debug, Default)]
+struct WaveCounts {
+    /// Slots taken (invoked, unknown, or rejected and still claimed).
+    used: u64,
+    /// Claims another orchestrator won.
+    lost: u64,
+    /// Whether the invoker rejected any task.
+    rejected: bool,
+}
+
+/// What became of one queued task.
+enum Step {
+    Skipped,
+    Invoked,
+    Unknown(String),
+    Released(TaskId, String),
+    ReleaseFailed(String),
+    Failed(Error),
+}
+
+impl Orchestrator {
+    /// An orchestrator claiming from `store`, invoking through `invoker`, reading health from `metrics`
+    /// and labourers from `config`, at `clock`'s time, with default settings.
+    pub fn new(
+        store: Arc<dyn OrchestratorStore>,
+        invoker: Arc<dyn Invoker>,
+        metrics: Arc<dyn MetricsSource>,
+        config: ConfigFeed,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Orchestrator {
+            store,
+            invoker,
+            metrics,
+            config,
+            clock,
+            timeouts: None,
+            settings: OrchestratorSettings::default(),
+            rate: RateLimiter::default(),
+        }
+    }
+
+    /// Sets the run settings.
+    pub fn with_settings(mut self, settings: OrchestratorSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Reads each worker's real timeout from `timeouts` (Lambda `GetFunctionConfiguration`) for labourers
+    /// whose config sets neither `duration` nor `max_duration`; without it they use 900 s.
+    pub fn with_worker_timeouts(mut self, timeouts: Arc<dyn WorkerTimeouts>) -> Self {
+        self.timeouts = Some(timeouts);
+        self
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &OrchestratorSettings {
+        &self.settings
+    }
+
+    /// One run, until `deadline` minus the margin (continuous mode) or one round (single pass).
+    ///
+    /// Fails only when no config can be had; everything that goes wrong for one labourer (store,
+    /// metrics, its health config) is in its report entry and the other labourers go on.
+    pub async fn run(&self, deadline: DateTime<Utc>) -> crate::Result<OrchestratorReport> {
+        let started = self.clock.now();
+        let mut run = RunState {
+            report: OrchestratorReport::new(started),
+            health: HealthCache::new(),
+            unhealthy: HashSet::new(),
+            timeouts: HashMap::new(),
+            released: HashMap::new(),
+            stop_at: self.stop_at(deadline),
+        };
+        loop {
+            let config = self.config.current().await?;
+            let activity = self.round(&config, &mut run).await;
+            run.report.rounds += 1;
+            if !self.another_round(activity, &run) {
+                break;
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+        run.report.finished_at = self.clock.now();
+        run.report.log();
+        Ok(run.report)
+    }
+
+    /// When a run stops claiming: the deadline minus the margin in continuous mode; the deadline itself
+    /// for a single pass, which has no later round to leave room for.
+    fn stop_at(&self, deadline: DateTime<Utc>) -> DateTime<Utc> {
+        match self.settings.mode {
+            RunMode::Continuous => deadline - to_chrono(self.settings.margin),
+            RunMode::SinglePass => deadline,
+        }
+    }
+
+    fn another_round(&self, activity: Activity, run: &RunState) -> bool {
+        if self.settings.mode == RunMode::SinglePass {
+            return false;
+        }
+        if activity == Activity::Idle && self.settings.stop_when_idle {
+            return false;
+        }
+        self.clock.now() + to_chrono(self.settings.poll_interval) < run.stop_at
+    }
+
+    /// One round over every labourer, in config order. Busy if any labourer is.
+    async fn round(&self, config: &OrchestratorConfig, run: &mut RunState) -> Activity {
+        let ecology = EcologyManager::new(
+            Arc::clone(&self.metrics),
+            config
+                .task_config
+                .ecology_config
+                .default_metric_values
+                .clone(),
+            Arc::clone(&self.clock),
+        )
+        .with_no_data_policy(self.settings.no_data);
+        let mut activity = Activity::Idle;
+        for mut labourer in config.task_config.labourers_resolved() {
+            if self.clock.now() >= run.stop_at {
+                break;
+            }
+            let began = self.clock.now();
+            self.fill_in_timeout(&mut labourer, run).await;
+            let coefficients = &config.invocation_number_coefficient;
+            let result = self
+                .labourer_round(&labourer, coefficients, &ecology, run)
+                .await;
+            let entry = run.report.labourer(&labourer.id);
+            entry.elapsed_ms += elapsed_ms(began, self.clock.now());
+            if result == Activity::Busy {
+                activity = Activity::Busy;
+            }
+        }
+        activity
+    }
+
+    /// Sets `max_duration` from the worker's real timeout when the config gives neither it nor
+    /// `duration` (read once per labourer per run; the adapter caches it per container).
+    async fn fill_in_timeout(&self, labourer: &mut Labourer, run: &mut RunState) {
+        let Some(timeouts) = &self.timeouts else {
+            return;
+        };
+        if labourer.duration.is_some() || labourer.max_duration.is_some() {
+            return;
+        }
+        if let Some(known) = run.timeouts.get(&labourer.id) {
+            labourer.max_duration = *known;
+            return;
+        }
+        let timeout = match timeouts.timeout_secs(labourer.function()).await {
+            Ok(timeout) => timeout,
+            Err(e) => {
+                tracing::warn!(labourer = %labourer.id, error = %e, "worker timeout unknown; using the default duration");
+                None
+            }
+        };
+        run.timeouts.insert(labourer.id.clone(), timeout);
+        labourer.max_duration = timeout;
+    }
+
+    async fn labourer_round(
+        &self,
+        labourer: &Labourer,
+        coefficients: &InvocationCoefficients,
+        ecology: &EcologyManager,
+        run: &mut RunState,
+    ) -> Activity {
+        if labourer.is_paused() || run.unhealthy.contains(&labourer.id) {
+            // A paused labourer (B5) needs no metrics either.
+            run.report.labourer(&labourer.id).desired = 0;
+            return Activity::Idle;
+        }
+        let status = match ecology.labourer_status(labourer, &mut run.health).await {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::warn!(labourer = %labourer.id, error = %e, "labourer status unknown; skipped this run");
+                run.report.labourer(&labourer.id).error(e.to_string());
+                run.unhealthy.insert(labourer.id.clone());
+                return Activity::Idle;
+            }
+        };
+        let max = labourer.max_simultaneous_invocations.unwrap_or(0);
+        let desired = desired_invocations(max, coefficients.for_status(status));
+        let entry = run.report.labourer(&labourer.id);
+        entry.status = Some(status);
+        entry.desired = desired;
+        if desired == 0 {
+            return Activity::Idle;
+        }
+        let now = self.clock.now();
+        let markers = Markers::for_labourer(now.timestamp(), labourer);
+        let running = match self.store.count_running(&labourer.id, &markers).await {
+            Ok(running) => running,
+            Err(e) => {
+                entry.error(e.to_string());
+                return Activity::Busy;
+            }
+        };
+        entry.running = running;
+        let free = desired.saturating_sub(running);
+        if free == 0 {
+            return Activity::Busy;
+        }
+        let allowed = self.rate.allowance(
+            &labourer.id,
+            labourer.rate_limit,
+            now.timestamp_millis(),
+            free,
+        );
+        entry.rate_limited = free - allowed;
+        if allowed == 0 {
+            return Activity::Busy;
+        }
+        self.fill(labourer, allowed, now.timestamp(), run).await
+    }
+
+    /// Claims and invokes up to `wanted` queued tasks of `labourer` at `now`.
+    ///
+    /// Claims lost to another orchestrator are replaced from the same read where it holds more
+    /// candidates, and each further read asks for as many extra tasks as claims were lost so far, since
+    /// rivals take from the same queue head.
+    async fn fill(
+        &self,
+        labourer: &Labourer,
+        wanted: u64,
+        now: i64,
+        run: &mut RunState,
+    ) -> Activity {
+        let mut remaining = to_usize(wanted);
+        let mut lost = 0usize;
+        for _ in 0..MAX_QUEUE_READS_PER_ROUND {
+            if remaining == 0 || self.clock.now() >= run.stop_at {
+                return Activity::Busy;
+            }
+            let released = run.released.entry(labourer.id.clone()).or_default();
+            let limit = remaining
+                .saturating_add(released.len())
+                .saturating_add(lost);
+            let queued = match self.store.next_queued(&labourer.id, now, limit).await {
+                Ok(queued) => queued,
+                Err(e) => {
+                    run.report.labourer(&labourer.id).error(e.to_string());
+                    return Activity::Busy;
+                }
+            };
+            let exhausted = queued.len() < limit;
+            let mut candidates: Vec<TaskId> = queued
+                .into_iter()
+                .map(|t| t.task_id)
+                .filter(|id| !released.contains(id))
+                .collect();
+            if candidates.is_empty() {
+                return Activity::Idle;
+            }
+            while remaining > 0 && !candidates.is_empty() {
+                let rest = candidates.split_off(remaining.min(candidates.len()));
+                let wave = std::mem::replace(&mut candidates, rest);
+                let steps = self.claim_and_invoke_all(labourer, wave, now).await;
+                let counts = self.account(labourer, steps, run);
+                remaining = remaining.saturating_sub(to_usize(counts.used));
+                lost = lost.saturating_add(to_usize(counts.lost));
+                if counts.rejected {
+                    return Activity::Busy;
+                }
+            }
+            if exhausted {
+                return Activity::Idle;
+            }
+        }
+        Activity::Busy
+    }
+
+    async fn claim_and_invoke_all(
+        &self,
+        labourer: &Labourer,
+        wave: Vec<TaskId>,
+        now: i64,
+    ) -> Vec<Step> {
+        futures::stream::iter(wave)
+            .map(|task_id| self.claim_and_invoke(labourer, task_id, now))
+            .buffer_unordered(self.settings.max_concurrent_invocations.max(1))
+            .collect()
+            .await
+    }
+
+    async fn claim_and_invoke(&self, labourer: &Labourer, task_id: TaskId, now: i64) -> Step {
+        let claimed = match self.store.claim(&task_id, now).await {
+            Ok(ClaimOutcome::Claimed(task)) => task,
+            Ok(ClaimOutcome::AlreadyClaimed) => return Step::Skipped,
+            Err(e) => return Step::Failed(e),
+        };
+        let payload = claimed.worker_payload();
+        match self.invoker.invoke(labourer.function(), &payload).await {
+            Ok(InvokeOutcome::Accepted) => Step::Invoked,
+            Ok(InvokeOutcome::Unknown(why)) => Step::Unknown(why),
+            Err(e) => Step::Unknown(e.to_string()),
+            Ok(InvokeOutcome::Rejected(why)) => match self.store.release_claim(&claimed, now).await
+            {
+                Ok(true) => Step::Released(task_id, why),
+                Ok(false) => Step::ReleaseFailed(format!(
+                    "{why}; the release was refused (the task changed)"
+                )),
+                Err(e) => Step::ReleaseFailed(format!("{why}; the release failed: {e}")),
+            },
+        }
+    }
+
+    /// Adds `steps` to the report and the rate limiter.
+    fn account(&self, labourer: &Labourer, steps: Vec<Step>, run: &mut RunState) -> WaveCounts {
+        let entry = run.report.labourers.entry(labourer.id.clone()).or_default();
+        let released = run.released.entry(labourer.id.clone()).or_default();
+        let mut counts = WaveCounts::default();
+        for step in steps {
+            match step {
+                Step::Skipped => {
+                    entry.skipped += 1;
+                    counts.lost += 1;
+                }
+                Step::Invoked => {
+                    entry.claimed += 1;
+                    entry.invoked += 1;
+                    counts.used += 1;
+                }
+                Step::Unknown(why) => {
+                    entry.claimed += 1;
+                    entry.unknown += 1;
+                    counts.used += 1;
+                    tracing::warn!(labourer = %labourer.id, reason = %why, "invocation outcome unknown; the claim is kept");
+                }
+                Step::Released(task_id, why) => {
+                    entry.claimed += 1;
+                    entry.released += 1;
+                    counts.rejected = true;
+                    released.insert(task_id);
+                    tracing::warn!(labourer = %labourer.id, reason = %why, "invocation rejected; the claim is released");
+                }
+                Step::ReleaseFailed(why) => {
+                    entry.claimed += 1;
+                    entry.release_failed += 1;
+                    counts.rejected = true;
+                    counts.used += 1;
+                    entry.error(why);
+                }
+                Step::Failed(e) => entry.error(e.to_string()),
+            }
+        }
+        self.rate.record(
+            &labourer.id,
+            labourer.rate_limit,
+            self.clock.now().timestamp_millis(),
+            counts.used,
+        );
+        counts
+    }
+}
+
+/// `floor(max x coefficient)`, never negative.
+pub fn desired_invocations(max_simultaneous_invocations: u32, coefficient: f64) -> u64 {
+    let desired = (f64::from(max_simultaneous_invocations) * coefficient).floor();
+    if desired > 0.0 {
+        // Saturates at u64::MAX; NaN fails the comparison above.
+        desired as u64
+    } else {
+        0
+    }
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn elapsed_ms(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+    u64::try_from((to - from).num_milliseconds()).unwrap_or(0)
+}

@@ -1,0 +1,355 @@
+//! [`LocalRunner`]: the scheduler, the orchestrator, the workers, the worker assistant and the scavenger
+//! together over one SQLite file, until the jobs are finished.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::TimeDelta;
+use serde_json::Value;
+
+use super::config::LocalConfigs;
+use super::summary::Summary;
+use super::workers::{LocalInvoker, WorkerRegistry};
+use crate::SqliteTaskStore;
+use sosw_core::clock::{Clock, SystemClock};
+use sosw_core::ecology::FixedMetrics;
+use sosw_core::error::{Error, Result};
+use sosw_core::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings};
+use sosw_core::essentials::scavenger::Scavenger;
+use sosw_core::essentials::scheduler::{
+    LocalContinuation, Scheduler, SchedulerReport, continuation_payload,
+};
+use sosw_core::essentials::worker_assistant::WorkerAssistant;
+use sosw_core::notify::Notifier;
+use sosw_core::store::{JobRecord, JobStore, TaskClaims, TaskQueue, TaskRetries};
+use sosw_core::task::Markers;
+
+/// The requester recorded for jobs submitted by a local run.
+const LOCAL_REQUESTER: &str = "sosw local";
+
+/// The recipient of notifications when the configs name none.
+const LOCAL_RECIPIENT: &str = "sosw-local";
+
+/// How long one scheduler run may write before it hands on (it never needs to locally).
+const SCHEDULER_BUDGET: TimeDelta = TimeDelta::minutes(15);
+
+/// How often a run reads the progress of its jobs.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Most jobs a state file is searched for unfinished ones.
+const MAX_JOBS: usize = 10_000;
+
+/// Runs `scheduler` on `event` in this process until the job's tasks are all written, feeding any
+/// continuation it hands on back to it; returns the last run's report.
+pub async fn schedule(scheduler: &Scheduler, event: &Value) -> Result<SchedulerReport> {
+    let continuation = Arc::new(LocalContinuation::new());
+    let scheduler = scheduler.clone().with_continuation(continuation.clone());
+    let clock = SystemClock;
+    let mut report = scheduler.run(event, clock.now() + SCHEDULER_BUDGET).await?;
+    while let Some(next) = continuation.take() {
+        report = scheduler.run(&next, clock.now() + SCHEDULER_BUDGET).await?;
+    }
+    Ok(report)
+}
+
+/// Where one labourer's tasks are, for progress displays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabourerProgress {
+    /// The labourer.
+    pub labourer_id: String,
+    /// Tasks of the watched jobs on this labourer (known once their chunking is done).
+    pub total: u64,
+    /// Closed as completed.
+    pub completed: u64,
+    /// Closed as dead.
+    pub dead: u64,
+    /// Failure reports received so far (a task may fail, retry, then complete).
+    pub failures: u64,
+    /// Queued now (of every job on this labourer).
+    pub queued: u64,
+    /// Invoked and not expired or completed.
+    pub running: u64,
+    /// Waiting in the retry table.
+    pub retry: u64,
+}
+
+impl LabourerProgress {
+    /// Completed plus dead.
+    pub fn closed(&self) -> u64 {
+        self.completed + self.dead
+    }
+}
+
+/// Hears about a run's progress, a few times a second.
+pub trait RunObserver: Send + Sync {
+    /// The progress of every labourer of the watched jobs, by labourer id.
+    fn update(&self, progress: &[LabourerProgress]);
+}
+
+/// Every essential of sosw on one machine, over one SQLite file. See the [module docs](super).
+pub struct LocalRunner {
+    store: Arc<SqliteTaskStore>,
+    configs: LocalConfigs,
+    scheduler: Scheduler,
+    orchestrator: Arc<Orchestrator>,
+    scavenger: Arc<Scavenger>,
+    invoker: Arc<LocalInvoker>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for LocalRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalRunner")
+            .field("store", &self.store)
+            .field("invoker", &self.invoker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalRunner {
+    /// A runner over `store` with `configs`, running labourers with the workers of `registry` or as
+    /// commands, sending notifications (dead tasks, finished jobs) to `notifier`. Fails when a
+    /// configured labourer has no way to run here.
+    pub fn new(
+        store: Arc<SqliteTaskStore>,
+        mut configs: LocalConfigs,
+        registry: &WorkerRegistry,
+        notifier: Arc<dyn Notifier>,
+    ) -> Result<Self> {
+        // Locally every notification goes to `notifier`; a recipient keeps the essentials from
+        // warning that none is configured.
+        for sns in [
+            &mut configs.assistant.sns_config,
+            &mut configs.scavenger.sns_config,
+        ] {
+            sns.recipient
+                .get_or_insert_with(|| LOCAL_RECIPIENT.to_owned());
+        }
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let assistant = Arc::new(
+            WorkerAssistant::new(
+                configs.assistant.clone(),
+                store.clone(),
+                Arc::clone(&notifier),
+            )
+            .with_jobs(store.clone())
+            .with_clock(Arc::clone(&clock)),
+        );
+        let invoker = Arc::new(LocalInvoker::for_labourers(
+            &configs.orchestrator.task_config,
+            &configs.local,
+            registry,
+            assistant,
+        )?);
+        let settings = OrchestratorSettings {
+            poll_interval: Duration::from_millis(configs.local.poll_interval_ms.max(1)),
+            margin: Duration::ZERO,
+            ..OrchestratorSettings::default()
+        };
+        let orchestrator = Orchestrator::new(
+            store.clone(),
+            invoker.clone(),
+            Arc::new(FixedMetrics::new()),
+            ConfigFeed::fixed(configs.orchestrator.clone()),
+            Arc::clone(&clock),
+        )
+        .with_settings(settings);
+        let scavenger = Scavenger::new(configs.scavenger.clone(), store.clone(), notifier)
+            .with_jobs(store.clone())
+            .with_clock(Arc::clone(&clock));
+        let scheduler = Scheduler::new(configs.scheduler.clone(), store.clone())
+            .with_clock(Arc::clone(&clock))
+            .with_default_requester(LOCAL_REQUESTER);
+        Ok(LocalRunner {
+            store,
+            configs,
+            scheduler,
+            orchestrator: Arc::new(orchestrator),
+            scavenger: Arc::new(scavenger),
+            invoker,
+            clock,
+        })
+    }
+
+    /// Logs every invocation to `path` (JSON lines, appended) for the queue checker: see
+    /// [`LocalInvoker::log_deliveries_to`].
+    pub fn log_deliveries_to(&self, path: &std::path::Path) -> Result<()> {
+        self.invoker.log_deliveries_to(path)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<SqliteTaskStore> {
+        &self.store
+    }
+
+    /// The configs.
+    pub fn configs(&self) -> &LocalConfigs {
+        &self.configs
+    }
+
+    /// Schedules `event` (a job, sosw 0.7's scheduler event) into the store: idempotent, so the same job
+    /// on the same day writes nothing twice.
+    pub async fn submit(&self, event: &Value) -> Result<SchedulerReport> {
+        self.schedule(event).await
+    }
+
+    /// Jobs in the store that are not finished, oldest first.
+    pub async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
+        let mut jobs: Vec<JobRecord> = self
+            .store
+            .list_jobs(MAX_JOBS)
+            .await?
+            .into_iter()
+            .filter(|job| !job.status.is_finished())
+            .collect();
+        jobs.reverse();
+        Ok(jobs)
+    }
+
+    /// Finishes writing the tasks of `job` if a run stopped while scheduling it.
+    pub async fn resume_scheduling(&self, job: &JobRecord) -> Result<Option<SchedulerReport>> {
+        if job.total.is_some_and(|total| job.enqueued >= total) {
+            return Ok(None);
+        }
+        let event = continuation_payload(&job.job_id, &job.labourer_id, None);
+        self.schedule(&event).await.map(Some)
+    }
+
+    async fn schedule(&self, event: &Value) -> Result<SchedulerReport> {
+        schedule(&self.scheduler, event).await
+    }
+
+    /// Runs the orchestrator (continuous) and the scavenger until every job of `job_ids` is finished or
+    /// `timeout` passes, telling `observer` how it goes; then returns the summary of those jobs.
+    pub async fn run_until_finished(
+        &self,
+        job_ids: &[String],
+        observer: &dyn RunObserver,
+        timeout: Option<Duration>,
+    ) -> Result<Summary> {
+        let started = Instant::now();
+        let closed_before: u64 = self
+            .progress(job_ids)
+            .await?
+            .iter()
+            .map(|p| p.closed())
+            .sum();
+        let loops = [self.orchestrate(), self.scavenge()];
+        let outcome = self.watch(job_ids, observer, started, timeout).await;
+        for handle in &loops {
+            handle.abort();
+        }
+        // Workers of finished jobs are done; only a duplicate run could still be going.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.invoker.wait_idle()).await;
+        outcome?;
+        let wall = started.elapsed();
+        let mut summary = Summary::collect(self.store.as_ref(), job_ids, wall).await?;
+        summary.closed_this_run = summary.total().closed().saturating_sub(closed_before);
+        Ok(summary)
+    }
+
+    async fn watch(
+        &self,
+        job_ids: &[String],
+        observer: &dyn RunObserver,
+        started: Instant,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        loop {
+            let progress = self.progress(job_ids).await?;
+            observer.update(&progress);
+            if self.all_finished(job_ids).await? {
+                return Ok(());
+            }
+            if timeout.is_some_and(|limit| started.elapsed() >= limit) {
+                return Err(Error::invalid(
+                    "local run",
+                    format!(
+                        "the jobs did not finish within {} s; their state is kept: run again with \
+                         `--resume` to continue",
+                        started.elapsed().as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(PROGRESS_INTERVAL).await;
+        }
+    }
+
+    fn orchestrate(&self) -> tokio::task::JoinHandle<()> {
+        let orchestrator = Arc::clone(&self.orchestrator);
+        let clock = Arc::clone(&self.clock);
+        let pause = orchestrator.settings().poll_interval;
+        tokio::spawn(async move {
+            loop {
+                // A continuous run returns when no labourer has work it could start; the next one
+                // starts a poll interval later.
+                if let Err(err) = orchestrator.run(clock.now() + TimeDelta::minutes(1)).await {
+                    tracing::warn!(error = %err, "orchestrator run failed");
+                }
+                tokio::time::sleep(pause).await;
+            }
+        })
+    }
+
+    fn scavenge(&self) -> tokio::task::JoinHandle<()> {
+        let scavenger = Arc::clone(&self.scavenger);
+        let pause = Duration::from_millis(self.configs.local.scavenge_interval_ms.max(1));
+        tokio::spawn(async move {
+            loop {
+                let report = scavenger.run().await;
+                for failure in &report.failures {
+                    tracing::warn!(labourer = %failure.labourer_id, error = %failure.error,
+                        "scavenger run failed for a labourer");
+                }
+                tokio::time::sleep(pause).await;
+            }
+        })
+    }
+
+    async fn all_finished(&self, job_ids: &[String]) -> Result<bool> {
+        for job_id in job_ids {
+            match self.store.get_job(job_id).await? {
+                Some(job) if job.status.is_finished() => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// The progress of the labourers of `job_ids`, by labourer id.
+    pub async fn progress(&self, job_ids: &[String]) -> Result<Vec<LabourerProgress>> {
+        let mut by_labourer: BTreeMap<String, LabourerProgress> = BTreeMap::new();
+        for job_id in job_ids {
+            let Some(job) = self.store.get_job(job_id).await? else {
+                continue;
+            };
+            let entry = by_labourer
+                .entry(job.labourer_id.clone())
+                .or_insert_with(|| LabourerProgress {
+                    labourer_id: job.labourer_id.clone(),
+                    ..LabourerProgress::default()
+                });
+            entry.total += job.total.unwrap_or(job.enqueued);
+            entry.completed += job.counts.completed;
+            entry.dead += job.counts.dead;
+            entry.failures += job.counts.failed;
+        }
+        let now = self.clock.now_secs();
+        for entry in by_labourer.values_mut() {
+            let labourer = self
+                .configs
+                .orchestrator
+                .task_config
+                .labourer(&entry.labourer_id)?;
+            entry.queued = self.store.queue_length(&labourer.id, now).await?;
+            entry.running = self
+                .store
+                .count_running(&labourer.id, &Markers::for_labourer(now, &labourer))
+                .await?;
+            entry.retry = self.store.retry_length(&labourer.id).await?;
+        }
+        Ok(by_labourer.into_values().collect())
+    }
+}

@@ -1,0 +1,279 @@
+//! Where a local task runs: a registered in-process worker or a child process, and how its outcome
+//! reaches the worker assistant.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::config::LocalConfig;
+use crate::invoke::command::{CommandInvoker, CommandSpec, ExitHook, ProcessExit};
+use crate::invoke::inprocess::{InProcessInvoker, LocalHandler, handler_fn};
+use sosw_core::config::TaskConfig;
+use sosw_core::error::{Error, Result};
+use sosw_core::essentials::worker_assistant::{AssistantRequest, WorkerAssistant};
+use sosw_core::invoke::{InvokeOutcome, Invoker};
+use sosw_core::processor::Stats;
+use sosw_core::task::{Labourer, TaskId};
+use sosw_core::worker::{Reporter, StoreReporter, Worker, WorkerRunner};
+
+/// Builds a worker's handler from its simulated work time and the reporter its outcomes go to.
+type Factory = Arc<dyn Fn(Duration, Arc<dyn Reporter>) -> Arc<dyn LocalHandler> + Send + Sync>;
+
+/// Workers compiled into a program, by name, for local runs.
+#[derive(Clone, Default)]
+pub struct WorkerRegistry {
+    factories: BTreeMap<String, Factory>,
+}
+
+impl fmt::Debug for WorkerRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.factories.keys()).finish()
+    }
+}
+
+impl WorkerRegistry {
+    /// No workers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers the worker `make(work_time)` under `name`. A labourer runs it when its id is `name` or
+    /// when `sosw_local_config.workers.<labourer>.worker` names it.
+    pub fn register<W, F>(mut self, name: impl Into<String>, make: F) -> Self
+    where
+        W: Worker + 'static,
+        F: Fn(Duration) -> W + Send + Sync + 'static,
+    {
+        let factory: Factory = Arc::new(move |work_time, reporter| {
+            let runner = Arc::new(WorkerRunner::new(make(work_time), reporter));
+            Arc::new(handler_fn(move |payload: Value| {
+                let runner = Arc::clone(&runner);
+                async move {
+                    // The outcome is reported to the worker assistant before this returns; an error
+                    // here is the task's failure, already recorded (or a report that could not be
+                    // delivered, which leaves the task to expire and retry).
+                    if let Err(err) = runner.handle_payload(payload, None, "local").await {
+                        tracing::debug!(error = %err, "local worker failed");
+                    }
+                }
+            }))
+        });
+        self.factories.insert(name.into(), factory);
+        self
+    }
+
+    /// The registered names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.factories.keys().map(String::as_str)
+    }
+}
+
+/// The invoker of a local run: `command` labourers as child processes, the others in-process.
+#[derive(Clone)]
+pub struct LocalInvoker {
+    in_process: InProcessInvoker,
+    commands: CommandInvoker,
+    command_functions: HashSet<String>,
+    deliveries: Arc<OnceLock<Mutex<std::fs::File>>>,
+}
+
+impl fmt::Debug for LocalInvoker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalInvoker")
+            .field("in_process", &self.in_process)
+            .field("commands", &self.command_functions)
+            .finish()
+    }
+}
+
+impl LocalInvoker {
+    /// An invoker for every labourer of `task_config`, each run as `local` says, reporting through
+    /// `assistant`. A labourer with no way to run here is an error that says what to add.
+    pub fn for_labourers(
+        task_config: &TaskConfig,
+        local: &LocalConfig,
+        registry: &WorkerRegistry,
+        assistant: Arc<WorkerAssistant>,
+    ) -> Result<Self> {
+        let reporter: Arc<dyn Reporter> = Arc::new(StoreReporter::new(Arc::clone(&assistant)));
+        let hook = Arc::new(ReportExitToAssistant::new(assistant));
+        let mut in_process = InProcessInvoker::new();
+        let mut commands = CommandInvoker::new(hook);
+        let mut command_functions = HashSet::new();
+        for labourer in task_config.labourers_resolved() {
+            let function = labourer.function().to_owned();
+            if let Some(command) = local.commands.get(&labourer.id) {
+                commands = commands.register(function.clone(), command_spec(&labourer, command)?);
+                command_functions.insert(function);
+                continue;
+            }
+            let (name, work_ms) = match local.workers.get(&labourer.id) {
+                Some(worker) => (worker.worker.as_str(), worker.work_ms),
+                None => (labourer.id.as_str(), 0),
+            };
+            let Some(factory) = registry.factories.get(name) else {
+                return Err(no_worker(&labourer, name, registry));
+            };
+            let handler = factory(Duration::from_millis(work_ms), Arc::clone(&reporter));
+            in_process = in_process.register_shared(function, handler);
+        }
+        Ok(LocalInvoker {
+            in_process,
+            commands,
+            command_functions,
+            deliveries: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// Appends one JSON line per invocation to `path` from now on: `{"task_id": "...", "attempt": n}`
+    /// (`attempt` = the payload's `attempts` + 1), the delivery log the queue checker
+    /// (`sosw::testing::checker`, feature `test-util`) reads. The file is opened for appending, so a
+    /// resumed run adds to the log of the run it continues. Set once; a second call is an error.
+    pub fn log_deliveries_to(&self, path: &Path) -> Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        self.deliveries
+            .set(Mutex::new(file))
+            .map_err(|_| Error::invalid("delivery log", "a delivery log is already set"))
+    }
+
+    /// Writes the delivery of `payload` to the delivery log, if one is set.
+    fn log_delivery(&self, payload: &Value) -> Result<()> {
+        let Some(log) = self.deliveries.get() else {
+            return Ok(());
+        };
+        let task_id = payload.get("task_id").cloned().unwrap_or(Value::Null);
+        let attempts = payload.get("attempts").and_then(Value::as_u64).unwrap_or(0);
+        let line = serde_json::json!({"task_id": task_id, "attempt": attempts + 1});
+        let mut file = log
+            .lock()
+            .map_err(|_| Error::invalid("delivery log", "a writer panicked"))?;
+        writeln!(file, "{line}").map_err(|source| Error::Io {
+            path: "the delivery log".into(),
+            source,
+        })
+    }
+
+    /// Workers and processes running now.
+    pub fn in_flight(&self) -> usize {
+        self.in_process.in_flight() + self.commands.in_flight()
+    }
+
+    /// Waits until no worker or process runs.
+    pub async fn wait_idle(&self) {
+        self.in_process.wait_idle().await;
+        self.commands.wait_idle().await;
+    }
+}
+
+fn command_spec(labourer: &Labourer, command: &super::CommandLabourer) -> Result<CommandSpec> {
+    let Some((program, args)) = command.command.split_first() else {
+        return Err(Error::invalid(
+            "local config",
+            format!(
+                "`commands.{}.command` is empty: give the program and its arguments, e.g. \
+                 [\"python3\", \"examples/workers/hashtags.py\"]",
+                labourer.id
+            ),
+        ));
+    };
+    let mut spec = CommandSpec::new(program).args(args.iter().cloned());
+    for (key, value) in &command.env {
+        spec = spec.env(key.clone(), value.clone());
+    }
+    if let Some(secs) = command.timeout_secs {
+        spec = spec.timeout(Duration::from_secs(secs));
+    }
+    Ok(spec)
+}
+
+fn no_worker(labourer: &Labourer, name: &str, registry: &WorkerRegistry) -> Error {
+    let known: Vec<&str> = registry.names().collect();
+    Error::invalid(
+        "local config",
+        format!(
+            "labourer `{}` has no way to run here: no worker named `{name}` is registered (known: {}) \
+             and `sosw_local_config.commands` has no entry for it; add \
+             `\"workers\": {{\"{}\": {{\"worker\": \"<name>\"}}}}` or \
+             `\"commands\": {{\"{}\": {{\"command\": [\"<program>\", ...]}}}}` to sosw_local_config.json",
+            labourer.id,
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            },
+            labourer.id,
+            labourer.id
+        ),
+    )
+}
+
+#[async_trait]
+impl Invoker for LocalInvoker {
+    async fn invoke(&self, function: &str, payload: &Value) -> Result<InvokeOutcome> {
+        self.log_delivery(payload)?;
+        if self.command_functions.contains(function) {
+            self.commands.invoke(function, payload).await
+        } else {
+            self.in_process.invoke(function, payload).await
+        }
+    }
+}
+
+/// An [`ExitHook`] that reports a process's exit to the worker assistant, as a Lambda worker reports
+/// its outcome: exit code 0 completes the task; any other exit is a retryable failure with the exit
+/// under `result.exit`, so the task retries at once (with the labourer's delay) and dies after
+/// `max_attempts`.
+pub struct ReportExitToAssistant {
+    assistant: Arc<WorkerAssistant>,
+}
+
+impl ReportExitToAssistant {
+    /// A hook reporting through `assistant`.
+    pub fn new(assistant: Arc<WorkerAssistant>) -> Self {
+        ReportExitToAssistant { assistant }
+    }
+}
+
+#[async_trait]
+impl ExitHook for ReportExitToAssistant {
+    async fn exited(&self, function: &str, payload: &Value, exit: ProcessExit) {
+        let Some(task_id) = payload
+            .get("task_id")
+            .and_then(Value::as_str)
+            .and_then(|id| TaskId::new(id).ok())
+        else {
+            tracing::warn!(function, %exit, "a command worker's payload has no valid task_id");
+            return;
+        };
+        let mut request = if exit.success() {
+            AssistantRequest::completed(task_id)
+        } else {
+            let mut failed = AssistantRequest::failed(task_id, true);
+            failed
+                .result
+                .insert("exit".into(), Value::from(exit.to_string()));
+            failed
+        };
+        request.attempt = payload
+            .get("attempts")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n + 1).ok());
+        if let Err(err) = self.assistant.handle(&request, &mut Stats::new()).await {
+            tracing::warn!(function, task_id = %request.task_id, %exit, error = %err,
+                "a command worker's exit could not be reported; the task will expire and retry");
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The SQLite [`TaskStore`](sosw_core::store::TaskStore): sosw 0.7's three task tables in one database.
+//!
+//! Each table keeps the columns its queries filter or sort on (the DynamoDB keys and index keys) next to
+//! `item`, the whole [`Task`](sosw_core::task::Task) as JSON. Every write goes through [`rows`], which derives
+//! the columns from the task, so the two never disagree.
+//!
+//! One connection sits behind a mutex: operations take microseconds, and the lock is never held across
+//! an `.await`. Several processes may share a file; conditional updates and `IMMEDIATE` transactions keep
+//! them from stepping on each other, and a lock they cannot get in time is a retryable error.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode};
+
+use sosw_core::error::{Error, Result};
+
+mod archive;
+mod claims;
+mod jobs;
+mod queue;
+mod rows;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+/// The store name used in errors.
+const STORE: &str = "SQLite";
+
+/// How long an operation waits for another process's write lock before failing (retryably).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A [`TaskStore`](sosw_core::store::TaskStore) over SQLite: tables `tasks`, `closed_tasks` and
+/// `retry_tasks` mirroring sosw 0.7's `sosw_tasks`, `sosw_closed_tasks` and `sosw_retry_tasks`.
+pub struct SqliteTaskStore {
+    conn: Mutex<Connection>,
+    /// The database file, `None` in memory. For messages.
+    path: Option<PathBuf>,
+}
+
+impl fmt::Debug for SqliteTaskStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(path) => write!(f, "SqliteTaskStore({})", path.display()),
+            None => f.write_str("SqliteTaskStore(:memory:)"),
+        }
+    }
+}
+
+impl SqliteTaskStore {
+    /// Opens (or creates) the database file at `path` in WAL mode with `synchronous=NORMAL` and a busy
+    /// timeout, and creates the tables if they are missing.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let conn = Connection::open(path).map_err(sql_error("open"))?;
+        configure_file(&conn, path).map_err(sql_error("open"))?;
+        Self::with_connection(conn, Some(path.to_path_buf()))
+    }
+
+    /// A private in-memory database, gone when the store is dropped: for tests and one-shot local runs.
+    pub fn in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().map_err(sql_error("open"))?;
+        Self::with_connection(conn, None)
+    }
+
+    fn with_connection(mut conn: Connection, path: Option<PathBuf>) -> Result<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error("open"))?;
+        schema::ensure(&mut conn)?;
+        Ok(SqliteTaskStore {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// The database file, or `None` for an in-memory store.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Runs `f` on the connection. SQLite errors are mapped to [`Error::Store`] naming `operation`.
+    fn run<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut Connection) -> Result<T, Failure>,
+    ) -> Result<T> {
+        let mut conn = self.lock(operation)?;
+        f(&mut conn).map_err(|failure| failure.into_error(operation))
+    }
+
+    fn lock(&self, operation: &'static str) -> Result<MutexGuard<'_, Connection>> {
+        // A panic while the lock was held may have left a transaction half done; SQLite rolls back
+        // an unfinished transaction, but refusing further work is the honest answer.
+        self.conn.lock().map_err(|_| {
+            Error::store(
+                STORE,
+                operation,
+                false,
+                "the connection lock is poisoned: an earlier operation panicked; reopen the store",
+            )
+        })
+    }
+}
+
+fn configure_file(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // Still correct, only slower and with less concurrency for readers.
+        tracing::warn!(path = %path.display(), mode, "SQLite refused WAL mode");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+}
+
+/// What goes wrong inside an operation: SQLite itself, or something sosw decided (a row that does not
+/// decode). Lets the operation bodies use `?` on both.
+#[derive(Debug)]
+enum Failure {
+    Sql(rusqlite::Error),
+    Sosw(Error),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Failure::Sql(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Sosw(e)
+    }
+}
+
+impl Failure {
+    fn into_error(self, operation: &'static str) -> Error {
+        match self {
+            Failure::Sql(e) => sql_error(operation)(e),
+            Failure::Sosw(e) => e,
+        }
+    }
+}
+
+/// Maps a SQLite error to [`Error::Store`]; a lock held too long by another connection is retryable.
+fn sql_error(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    move |e| {
+        let retryable = matches!(
+            e.sqlite_error_code(),
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+        );
+        Error::store(STORE, operation, retryable, e)
+    }
+}
+
+/// A `usize` limit as SQLite's `LIMIT` (which is signed).
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// A SQLite `COUNT(*)` as the store API's `u64` (a count is never negative).
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}

@@ -1,0 +1,201 @@
+//! Each essential over the AWS adapters, built once per container: its config rows read from the
+//! DynamoDB config table, its clients from one SDK config.
+//!
+//! The `build_*` functions make no request (they take a parsed config); the `load_*` functions read
+//! the function's config first, then build. A config that cannot be read or parsed is an error
+//! naming the row, and the process exits with it: Lambda reports it as an init error.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use sosw_aws::cloudwatch::CloudWatchMetrics;
+use sosw_aws::config_source::DynamoConfigSource;
+use sosw_aws::dynamodb::DynamoTaskStore;
+use sosw_aws::eventbridge::EventBridgeRules;
+use sosw_aws::lambda::{FunctionTimeouts, LambdaInvoker};
+use sosw_aws::s3::S3BlobStore;
+use sosw_aws::sns::SnsNotifier;
+use sosw_core::Result;
+use sosw_core::clock::{Clock, SystemClock};
+use sosw_core::config::{
+    ConfigSource, OrchestratorConfig, ScavengerConfig, SchedulerConfig, TaskConfig,
+    WorkerAssistantConfig,
+};
+use sosw_core::essentials::orchestrator::{ConfigFeed, DEFAULT_CONFIG_TTL, Orchestrator};
+use sosw_core::essentials::scavenger::Scavenger;
+use sosw_core::essentials::scheduler::Scheduler;
+use sosw_core::essentials::worker_assistant::WorkerAssistant;
+use sosw_core::siblings::SiblingsManager;
+
+use crate::handlers::{OrchestratorHandler, SchedulerHandler};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+
+/// The SDK config of this container: [`sosw_aws::http::load_sdk_config`] (region, credentials and
+/// endpoints from the environment, TLS set up at the first `https` request).
+pub async fn sdk_config() -> SdkConfig {
+    sosw_aws::http::load_sdk_config().await
+}
+
+/// The clients every essential shares, built once per container.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// The SDK config the other clients are built from.
+    pub sdk: SdkConfig,
+    /// DynamoDB: the config table and the task tables.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl Clients {
+    /// The clients over `sdk`.
+    pub fn new(sdk: SdkConfig) -> Self {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        Clients { sdk, dynamodb }
+    }
+
+    /// The same clients with another DynamoDB client (a mocked one in tests).
+    pub fn with_dynamodb(mut self, dynamodb: aws_sdk_dynamodb::Client) -> Self {
+        self.dynamodb = dynamodb;
+        self
+    }
+}
+
+/// The config table and env named by `settings`.
+pub fn config_source(clients: &Clients, settings: &Settings) -> DynamoConfigSource {
+    DynamoConfigSource::new(clients.dynamodb.clone())
+        .with_table(&settings.config_table)
+        .with_env(&settings.config_env)
+}
+
+/// Reads `<config_name>_config` layered over `sosw_essential_config` from `source`, as a `C`.
+pub async fn read_config<C, S>(source: &S, settings: &Settings) -> Result<C>
+where
+    C: DeserializeOwned,
+    S: ConfigSource + ?Sized,
+{
+    sosw_core::processor::load_config(source, &settings.config_name, json!({}), None).await
+}
+
+/// The DynamoDB task store (and job store) over the tables `task_config` names.
+pub fn task_store(clients: &Clients, task_config: &TaskConfig) -> Arc<DynamoTaskStore> {
+    Arc::new(DynamoTaskStore::new(
+        clients.dynamodb.clone(),
+        task_config.table_names(),
+    ))
+}
+
+/// The worker assistant over DynamoDB, with job counters and SNS alerts.
+pub fn build_worker_assistant(clients: &Clients, config: WorkerAssistantConfig) -> WorkerAssistant {
+    let store = task_store(clients, &config.task_config);
+    WorkerAssistant::new(
+        config,
+        store.clone(),
+        Arc::new(SnsNotifier::new(&clients.sdk)),
+    )
+    .with_jobs(store)
+}
+
+/// Reads the worker assistant's config and builds it.
+pub async fn load_worker_assistant(
+    clients: &Clients,
+    settings: &Settings,
+) -> Result<WorkerAssistant> {
+    let config = read_config(&config_source(clients, settings), settings).await?;
+    Ok(build_worker_assistant(clients, config))
+}
+
+/// The scavenger over DynamoDB, with job counters and SNS alerts.
+pub fn build_scavenger(clients: &Clients, config: ScavengerConfig) -> Scavenger {
+    let store = task_store(clients, &config.task_config);
+    Scavenger::new(
+        config,
+        store.clone(),
+        Arc::new(SnsNotifier::new(&clients.sdk)),
+    )
+    .with_jobs(store)
+}
+
+/// Reads the scavenger's config and builds it.
+pub async fn load_scavenger(clients: &Clients, settings: &Settings) -> Result<Scavenger> {
+    let config = read_config(&config_source(clients, settings), settings).await?;
+    Ok(build_scavenger(clients, config))
+}
+
+/// The scheduler's handler over DynamoDB, with the S3 spool when `queue_bucket` is set and siblings
+/// spawned as `settings.function_name` (Lambda `Invoke`, guarded by the EventBridge rules).
+pub fn build_scheduler(
+    clients: &Clients,
+    settings: &Settings,
+    config: SchedulerConfig,
+) -> SchedulerHandler {
+    let store = task_store(clients, &config.task_config);
+    let siblings = SiblingsManager::new(
+        Arc::new(LambdaInvoker::from_sdk_config(&clients.sdk)),
+        Some(Arc::new(EventBridgeRules::new(&clients.sdk))),
+        &settings.function_name,
+        &config.siblings_config,
+    );
+    let bucket = config.queue_bucket.clone();
+    let mut scheduler = Scheduler::new(config, store);
+    if let Some(bucket) = bucket {
+        let client = S3BlobStore::client(&clients.sdk, settings.s3_force_path_style);
+        scheduler = scheduler.with_blob_store(Arc::new(S3BlobStore::new(client, bucket)));
+    }
+    SchedulerHandler::new(scheduler, &settings.function_name)
+        .with_siblings(Arc::new(siblings))
+        .with_metrics(Metrics::from_settings(settings))
+}
+
+/// Reads the scheduler's config and builds its handler.
+pub async fn load_scheduler(clients: &Clients, settings: &Settings) -> Result<SchedulerHandler> {
+    let config = read_config(&config_source(clients, settings), settings).await?;
+    Ok(build_scheduler(clients, settings, config))
+}
+
+/// The orchestrator's handler over DynamoDB, Lambda and CloudWatch. The tables come from `config`
+/// (read at start); labourers and coefficients are re-read from `source` every
+/// [`DEFAULT_CONFIG_TTL`], so labourer changes need no redeploy.
+pub fn build_orchestrator(
+    clients: &Clients,
+    settings: &Settings,
+    config: &OrchestratorConfig,
+    source: Arc<dyn ConfigSource>,
+) -> OrchestratorHandler {
+    let clock = Arc::new(SystemClock);
+    // The config just read serves the first runs: no second read of the same rows.
+    let feed = ConfigFeed::reloading(
+        source,
+        &settings.config_name,
+        DEFAULT_CONFIG_TTL,
+        clock.clone(),
+    )
+    .with_loaded(config.clone(), clock.now());
+    let store = task_store(clients, &config.task_config);
+    let orchestrator = Orchestrator::new(
+        store.clone(),
+        Arc::new(LambdaInvoker::from_sdk_config(&clients.sdk)),
+        Arc::new(CloudWatchMetrics::from_sdk_config(&clients.sdk)),
+        feed,
+        clock,
+    )
+    .with_worker_timeouts(Arc::new(FunctionTimeouts::from_sdk_config(&clients.sdk)));
+    let handler = OrchestratorHandler::new(orchestrator, &settings.function_name)
+        .with_metrics(Metrics::from_settings(settings));
+    if settings.metrics_queue_lengths {
+        handler.with_queue_lengths(store)
+    } else {
+        handler
+    }
+}
+
+/// Reads the orchestrator's config and builds its handler.
+pub async fn load_orchestrator(
+    clients: &Clients,
+    settings: &Settings,
+) -> Result<OrchestratorHandler> {
+    let source = Arc::new(config_source(clients, settings));
+    let config: OrchestratorConfig = read_config(source.as_ref(), settings).await?;
+    Ok(build_orchestrator(clients, settings, &config, source))
+}
