@@ -8,20 +8,12 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-started=()
-cleanup() {
-  for s in "${started[@]}"; do bash "scripts/$s.sh" stop || true; done
-}
-trap cleanup EXIT
+# shellcheck source-path=SCRIPTDIR source=lib/emulators.sh
+source scripts/lib/emulators.sh
 
 python="$(bash scripts/sosw07.sh python)"
 
-line="$(bash scripts/dynamodb-local.sh start)"
-started+=(dynamodb-local)
-export "${line?}"
-line="$(bash scripts/moto.sh start)"
-started+=(moto)
-export "${line?}"
+emulators_up dynamodb-local moto
 
 cargo build --release -p sosw-bench -p sosw-essentials --bins
 target="${CARGO_TARGET_DIR:-$repo/target}"

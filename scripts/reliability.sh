@@ -8,15 +8,10 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-started=()
-cleanup() {
-  for s in "${started[@]}"; do bash "scripts/$s.sh" stop || true; done
-}
-trap cleanup EXIT
+# shellcheck source-path=SCRIPTDIR source=lib/emulators.sh
+source scripts/lib/emulators.sh
 
-endpoint_line="$(bash scripts/dynamodb-local.sh start)"
-started+=(dynamodb-local)
-export "${endpoint_line?}"
+emulators_up dynamodb-local
 export SOSW_REQUIRE_EMULATORS=1 SOSW_RELIABILITY_FULL=1
 
 t0=$(date +%s)

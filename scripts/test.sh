@@ -6,11 +6,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-started=()
-cleanup() {
-  for s in "${started[@]}"; do bash "scripts/$s.sh" stop || true; done
-}
-trap cleanup EXIT
+# shellcheck source-path=SCRIPTDIR source=lib/emulators.sh
+source scripts/lib/emulators.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 t0=$(date +%s)
@@ -22,18 +19,8 @@ step "cfn-lint on every CloudFormation template"
 bash scripts/cfn-lint.sh
 bash scripts/check-template-wildcards.sh
 
-step "DynamoDB Local (install if missing, start)"
-bash scripts/dynamodb-local.sh install
-endpoint_line="$(bash scripts/dynamodb-local.sh start)"
-started+=(dynamodb-local)
-export "${endpoint_line?}"
-echo "$endpoint_line"
-
-step "moto server for S3, SNS and Lambda (install if missing, start)"
-moto_line="$(bash scripts/moto.sh start)"
-started+=(moto)
-export "${moto_line?}"
-echo "$moto_line"
+step "DynamoDB Local, and moto server for S3, SNS and Lambda (install if missing, start; stopped at exit)"
+emulators_up dynamodb-local moto
 
 # Emulator-backed tests fail instead of skipping when their emulator is missing.
 export SOSW_REQUIRE_EMULATORS=1
