@@ -43,7 +43,7 @@ build() {
     # The venv's bin holds cargo-lambda and the zig it links with (glibc of Amazon Linux 2023).
     (cd "$REPO_ROOT" && PATH="$VENV/bin:$PATH" CARGO_TARGET_DIR="$LAMBDA_TARGET" \
         cargo lambda build --release --x86-64 --output-format zip \
-        -p sosw-essentials -p sosw-examples "${bins[@]}") >&2 || die "the build failed; current is unchanged"
+        -p sosw-essentials -p sosw-tutorial "${bins[@]}") >&2 || die "the build failed; current is unchanged"
     echo "$LAMBDA_TARGET/lambda"
 }
 

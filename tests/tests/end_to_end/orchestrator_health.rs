@@ -1,7 +1,7 @@
 //! Health drives the orchestrator: metric values pushed to the fixed source move a labourer through
 //! every status 0-4 and its desired count with it; a metric without datapoints behaves as documented.
 
-mod orchestrator_support;
+use crate::orchestrator_support;
 
 use std::sync::Arc;
 

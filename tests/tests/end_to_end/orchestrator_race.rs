@@ -1,7 +1,7 @@
 //! Four orchestrators racing over one store of 10,000 queued tasks invoke every task exactly once per
 //! attempt, counted by the workers: on SQLite, and on DynamoDB Local when its endpoint is set.
 
-mod orchestrator_support;
+use crate::orchestrator_support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! the scheduler hand the rest to the spool's remote key and only then spawn its continuation; the
 //! continuation claims the spool, writes the rest and cleans up.
 
-mod scheduler_common;
+use crate::scheduler_common;
 
 use std::sync::{Arc, Mutex};
 

@@ -3,12 +3,12 @@
 //! Ignored by default; prints the numbers:
 //!
 //! ```text
-//! cargo test -p sosw-integration-tests --test orchestrator_bench -- --ignored --nocapture
+//! cargo test -p sosw-integration-tests --test end_to_end orchestrator_bench -- --ignored --nocapture
 //! ```
 //!
 //! Sizes are set with `SOSW_BENCH_TASKS` (default 20,000 in process, a tenth of it against moto).
 
-mod orchestrator_support;
+use crate::orchestrator_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

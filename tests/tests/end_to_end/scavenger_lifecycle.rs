@@ -2,7 +2,7 @@
 //! manual clock and seeded jitter), dead after `max_attempts` with one batched alert, due retries back
 //! ahead of the queue within `retry_tasks_limit`, and the handler as Lambda calls it.
 
-mod worker_support;
+use crate::worker_support;
 
 use serde_json::{Value, json};
 use sosw::essentials::scavenger::LabourerReport;

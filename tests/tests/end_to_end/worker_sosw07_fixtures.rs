@@ -2,7 +2,7 @@
 //! unchanged: an orchestrator's worker payload reaches a Rust worker, and a Python worker's reports
 //! reach the Rust worker assistant.
 
-mod worker_support;
+use crate::worker_support;
 
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! exactly the job's tasks in the queue: none lost, none twice, every payload right. On SQLite and on
 //! DynamoDB Local, with and without a spool.
 
-mod scheduler_common;
+use crate::scheduler_common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //!
 //! Time is tokio's paused clock: the minute is simulated, the result is the same on any machine.
 
-mod orchestrator_support;
+use crate::orchestrator_support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //!
 //! Gated by `SOSW_MOTO_ENDPOINT` (see `sosw_integration_tests::moto_config`).
 
-mod orchestrator_support;
+use crate::orchestrator_support;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! and every requester hears about it exactly once, whoever closes the last task (the worker assistant
 //! or the scavenger) and however reports race.
 
-mod worker_support;
+use crate::worker_support;
 
 use std::sync::Arc;
 

@@ -2,10 +2,11 @@
 //! retry ahead of the queue head, archive, and dead after too many attempts.
 //!
 //! Time is a [`ManualClock`], so the demo shows an hour of sosw in a fraction of a second. Run it with
-//! `make demo`, or `cargo run -p sosw-examples --bin lifecycle-demo -- [state.sqlite]`.
+//! `cargo run -p sosw-tutorial --bin lifecycle-demo -- [state.sqlite]`; it prints one line per round and
+//! returns what the job came to ([`Outcome`]).
 
 use std::collections::BTreeMap;
-use std::process::ExitCode;
+use std::path::Path;
 
 use serde_json::json;
 use sosw::clock::{Clock, ManualClock};
@@ -16,23 +17,29 @@ use sosw::store::{
 };
 use sosw::task::{Labourer, Markers, Task, greenfield};
 
-const TASKS: usize = 12;
+/// The job's tasks.
+pub const TASKS: usize = 12;
 const SLOTS: usize = 4;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("lifecycle-demo failed: {err}");
-            ExitCode::FAILURE
-        }
-    }
+/// What one run of the demo came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Tasks the job enqueued.
+    pub enqueued: usize,
+    /// Tasks of the job already in the store (closed in an earlier run over the same file).
+    pub already_there: usize,
+    /// Tasks closed as completed.
+    pub completed: usize,
+    /// Tasks closed as dead.
+    pub dead: usize,
+    /// Tasks retried after they expired, in this run.
+    pub retried: usize,
 }
 
-async fn run() -> sosw::Result<()> {
-    let store = match std::env::args().nth(1) {
-        Some(path) => SqliteTaskStore::open(&path)?,
+/// Runs the demo's job on the SQLite file `state` (in memory when `None`) until every task is closed.
+pub async fn run(state: Option<&Path>) -> sosw::Result<Outcome> {
+    let store = match state {
+        Some(path) => SqliteTaskStore::open(path)?,
         None => SqliteTaskStore::in_memory()?,
     };
     let clock = ManualClock::at_secs(1_700_000_000);
@@ -43,7 +50,7 @@ async fn run() -> sosw::Result<()> {
         ..Labourer::new("hello_worker")
     };
 
-    enqueue_job(&store, &clock, &labourer).await?;
+    let (enqueued, already_there) = enqueue_job(&store, &clock, &labourer).await?;
     let mut tally = Tally::default();
     // One "minute" per round: claim free slots, let the workers run, scavenge.
     for round in 1..=30 {
@@ -88,7 +95,13 @@ async fn run() -> sosw::Result<()> {
                 "\nall {TASKS} tasks closed: {completed} completed, {dead} dead, {} retried",
                 tally.retried
             );
-            return Ok(());
+            return Ok(Outcome {
+                enqueued,
+                already_there,
+                completed,
+                dead,
+                retried: tally.retried,
+            });
         }
     }
     Err(sosw::Error::invalid(
@@ -123,7 +136,7 @@ async fn enqueue_job(
     store: &SqliteTaskStore,
     clock: &ManualClock,
     labourer: &Labourer,
-) -> sosw::Result<()> {
+) -> sosw::Result<(usize, usize)> {
     let now = clock.now_secs();
     let newest = store.newest_queued_greenfield(&labourer.id, now).await?;
     let tasks: Vec<Task> = greenfield::queued_sequence(newest, TASKS)
@@ -146,7 +159,7 @@ async fn enqueue_job(
         tasks.first().map_or(0, |t| t.greenfield),
         tasks.last().map_or(0, |t| t.greenfield)
     );
-    Ok(())
+    Ok((report.written, report.skipped_existing))
 }
 
 async fn claim_free_slots(

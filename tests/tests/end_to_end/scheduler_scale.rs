@@ -2,7 +2,7 @@
 //! Each prints its wall time and write requests; nothing here is timed. (The DynamoDB run took about
 //! 20 s to schedule plus 6 s to check here, well inside `make test`'s budget, so it is not ignored.)
 
-mod scheduler_common;
+use crate::scheduler_common;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -4,7 +4,7 @@
 //!
 //! Skipped without `SOSW_MOTO_ENDPOINT` (failed with `SOSW_REQUIRE_EMULATORS=1`).
 
-mod worker_support;
+use crate::worker_support;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! failures (retryable, not retryable, last attempt), retries back to the queue, and reports that come
 //! twice or too late. Handlers are called as Lambda would call them.
 
-mod worker_support;
+use crate::worker_support;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! days, topics and words) scheduled with the sample configs yields 36 tasks of the documented shape,
 //! on SQLite and on DynamoDB Local.
 
-mod scheduler_common;
+use crate::scheduler_common;
 
 use std::path::PathBuf;
 use std::sync::Arc;
