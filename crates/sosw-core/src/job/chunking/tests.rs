@@ -389,8 +389,7 @@ const SOSW_CORPUS: &str = include_str!("../testdata/sosw-0.7.47-chunking.jsonl")
 /// `""`, `null`, `[]`, `{}`), keys in non-alphabetical order, flat lists mixing strings, integers and floats,
 /// and periods with `isolate_days` beside isolation at several levels. Kept where sosw 0.7 chunked the job
 /// without an error, identically under three hash seeds, and outside the documented B11 difference.
-const SOSW_EXTENDED_CORPUS: &str =
-    include_str!("../testdata/sosw-0.7.47-chunking-extended.jsonl");
+const SOSW_EXTENDED_CORPUS: &str = include_str!("../testdata/sosw-0.7.47-chunking-extended.jsonl");
 
 /// Chunks every job of `corpus` and compares the tasks with sosw 0.7.47's as JSON text, so the order of
 /// the tasks, of the keys in each task and of the values in each list all count. Returns how many jobs
@@ -403,13 +402,7 @@ fn check_corpus(name: &str, corpus: &str) -> (usize, usize) {
         let tasks = chunk(case["job"].clone());
         let ours = serde_json::to_string(&tasks).expect("tasks serialise");
         let theirs = serde_json::to_string(&case["tasks"]).expect("fixture tasks serialise");
-        assert_eq!(
-            ours,
-            theirs,
-            "{name} line {}: {}",
-            line_no + 1,
-            case["job"]
-        );
+        assert_eq!(ours, theirs, "{name} line {}: {}", line_no + 1, case["job"]);
         jobs += 1;
         tasks_seen += tasks.len();
     }
@@ -424,10 +417,7 @@ fn every_corpus_job_chunks_exactly_as_sosw_did() {
 
 #[test]
 fn every_extended_corpus_job_chunks_exactly_as_sosw_did_in_order() {
-    let (jobs, tasks) = check_corpus(
-        "sosw-0.7.47-chunking-extended.jsonl",
-        SOSW_EXTENDED_CORPUS,
-    );
+    let (jobs, tasks) = check_corpus("sosw-0.7.47-chunking-extended.jsonl", SOSW_EXTENDED_CORPUS);
     assert_eq!(jobs, 561);
     assert!(tasks > jobs, "the corpus chunks into {tasks} tasks");
 }
