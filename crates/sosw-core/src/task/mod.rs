@@ -3,6 +3,7 @@
 pub mod greenfield;
 mod labourer;
 mod model;
+pub mod python_literal;
 pub mod retry;
 
 pub use greenfield::{Markers, TaskState};
