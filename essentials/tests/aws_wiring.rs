@@ -76,10 +76,10 @@ async fn the_worker_assistant_reads_its_row_from_the_table_and_env_the_environme
     );
     let dynamodb = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&common, &own]);
     let clients = aws::Clients::new(sdk()).with_dynamodb(dynamodb);
-    let assistant =
+    let service =
         aws::load_worker_assistant(&clients, &settings(WORKER_ASSISTANT_FUNCTION)?).await?;
     assert_eq!((common.num_calls(), own.num_calls()), (1, 1));
-    let config = assistant.config();
+    let config = service.processor().config();
     assert!(!config.archive_completed);
     assert_eq!(config.task_config.max_attempts, 5);
     assert_eq!(
@@ -96,8 +96,8 @@ async fn a_missing_row_gives_the_defaults_and_a_bad_row_is_an_error_naming_it() 
     let own = row("sosw_scheduler_config", None);
     let dynamodb = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&common, &own]);
     let clients = aws::Clients::new(sdk()).with_dynamodb(dynamodb);
-    let handler = aws::load_scheduler(&clients, &settings(SCHEDULER_FUNCTION)?).await?;
-    assert_eq!(handler.scheduler().config().shutdown_period, 60);
+    let service = aws::load_scheduler(&clients, &settings(SCHEDULER_FUNCTION)?).await?;
+    assert_eq!(service.processor().config().shutdown_period, 60);
 
     let common = row("sosw_essential_config", None);
     let own = row(

@@ -1,5 +1,5 @@
-//! Each essential's Lambda handler called with a `LambdaEvent`, over the embedded SQLite store and
-//! in-process adapters, as `main` would run it on Lambda.
+//! Each essential's Lambda service (one `ProcessorService` for all four) called with a `LambdaEvent`,
+//! over the embedded SQLite store and in-process adapters, as `main` would run it on Lambda.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,16 +12,16 @@ use sosw::config::{
 };
 use sosw::ecology::FixedMetrics;
 use sosw::embedded::SqliteTaskStore;
+use sosw::essentials::closer::Closer;
 use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings, RunMode};
 use sosw::essentials::scavenger::Scavenger;
 use sosw::essentials::scheduler::Scheduler;
 use sosw::essentials::worker_assistant::WorkerAssistant;
 use sosw::invoke::inprocess::{InProcessInvoker, handler_fn};
-use sosw::lambda::metrics::Metrics;
+use sosw::lambda::metrics::{Metrics, OrchestratorMeter, scheduler_metrics};
 use sosw::lambda::settings::{
     ORCHESTRATOR_FUNCTION, SCAVENGER_FUNCTION, SCHEDULER_FUNCTION, WORKER_ASSISTANT_FUNCTION,
 };
-use sosw::lambda::{OrchestratorHandler, SchedulerHandler};
 use sosw::notify::MemoryNotifier;
 use sosw::processor::{HandlerError, ProcessorService};
 use sosw::store::{EnqueueMode, TaskLookup, TaskQueue, TaskReport, TaskReports};
@@ -65,12 +65,16 @@ fn id(task_id: &str) -> sosw::Result<TaskId> {
     TaskId::new(task_id)
 }
 
+/// The worker assistant's or scavenger's closer over `store`, notifications kept in memory.
+fn closer(store: &Arc<SqliteTaskStore>) -> Closer {
+    Closer::new(store.clone(), Arc::new(MemoryNotifier::default()))
+}
+
 #[tokio::test]
 async fn the_worker_assistant_marks_a_task_completed_and_archives_it() -> TestResult {
     let store = store_with_tasks(1).await?;
     let config: WorkerAssistantConfig = config("sosw_worker_assistant_config", json!({}))?;
-    let assistant =
-        WorkerAssistant::new(config, store.clone(), Arc::new(MemoryNotifier::default()));
+    let assistant = WorkerAssistant::new(config, closer(&store));
     let service = ProcessorService::new(assistant, WORKER_ASSISTANT_FUNCTION);
     let reply = service
         .handle(event(json!({
@@ -97,8 +101,7 @@ async fn the_worker_assistant_marks_a_task_completed_and_archives_it() -> TestRe
 async fn a_malformed_report_is_a_non_retryable_diagnostic_and_changes_nothing() -> TestResult {
     let store = store_with_tasks(1).await?;
     let config: WorkerAssistantConfig = config("sosw_worker_assistant_config", json!({}))?;
-    let assistant =
-        WorkerAssistant::new(config, store.clone(), Arc::new(MemoryNotifier::default()));
+    let assistant = WorkerAssistant::new(config, closer(&store));
     let service = ProcessorService::new(assistant, WORKER_ASSISTANT_FUNCTION);
     let err = service
         .handle(event(
@@ -156,7 +159,7 @@ async fn the_orchestrator_invokes_queued_tasks_through_an_in_process_invoker() -
     );
     let config: OrchestratorConfig = config("sosw_orchestrator_config", json!({}))?;
     let orchestrator = orchestrator_over(store.clone(), &invoker, config);
-    let handler = OrchestratorHandler::new(orchestrator, ORCHESTRATOR_FUNCTION);
+    let handler = ProcessorService::new(orchestrator, ORCHESTRATOR_FUNCTION);
     // Default (continuous) settings: an idle queue ends the run long before the fallback deadline.
     let report =
         tokio::time::timeout(Duration::from_secs(60), handler.handle(event(json!({})))).await??;
@@ -178,7 +181,7 @@ async fn the_scavenger_archives_a_completed_task() -> TestResult {
         .complete(&id("t0")?, &TaskReport::default(), now)
         .await?;
     let config: ScavengerConfig = config("sosw_scavenger_config", json!({}))?;
-    let scavenger = Scavenger::new(config, store.clone(), Arc::new(MemoryNotifier::default()));
+    let scavenger = Scavenger::new(config, closer(&store));
     let service = ProcessorService::new(scavenger, SCAVENGER_FUNCTION);
     let report = service
         .handle(event(json!({"source": "aws.events"})))
@@ -193,12 +196,12 @@ async fn the_scavenger_archives_a_completed_task() -> TestResult {
     Ok(())
 }
 
-fn scheduler_handler(store: Arc<SqliteTaskStore>) -> sosw::Result<SchedulerHandler> {
+fn scheduler_handler(store: Arc<SqliteTaskStore>) -> sosw::Result<ProcessorService<Scheduler>> {
     let config: SchedulerConfig = config(
         "sosw_scheduler_config",
         json!({"job_schema": {"chunkable_attrs": [["section", {}]]}}),
     )?;
-    Ok(SchedulerHandler::new(
+    Ok(ProcessorService::new(
         Scheduler::new(config, store),
         SCHEDULER_FUNCTION,
     ))
@@ -288,9 +291,10 @@ async fn the_orchestrator_prints_queue_length_and_invocations_as_emf() -> TestRe
             ..OrchestratorSettings::default()
         });
     let (metrics, lines) = Metrics::in_memory("sosw-test", ORCHESTRATOR_FUNCTION);
-    let handler = OrchestratorHandler::new(orchestrator, ORCHESTRATOR_FUNCTION)
-        .with_metrics(metrics)
-        .with_queue_lengths(store.clone());
+    let handler = ProcessorService::new(orchestrator, ORCHESTRATOR_FUNCTION).with_metrics(
+        metrics,
+        OrchestratorMeter::new().with_queue_lengths(store.clone()),
+    );
     let report =
         tokio::time::timeout(Duration::from_secs(60), handler.handle(event(json!({})))).await??;
     tokio::time::timeout(Duration::from_secs(30), invoker.wait_idle()).await?;
@@ -315,7 +319,7 @@ async fn the_orchestrator_prints_queue_length_and_invocations_as_emf() -> TestRe
 async fn the_scheduler_prints_the_tasks_it_wrote_as_emf() -> TestResult {
     let store = Arc::new(SqliteTaskStore::in_memory()?);
     let (metrics, lines) = Metrics::in_memory("sosw", SCHEDULER_FUNCTION);
-    let handler = scheduler_handler(store)?.with_metrics(metrics);
+    let handler = scheduler_handler(store)?.with_metrics(metrics, scheduler_metrics);
     handler.handle(event(small_job())).await?;
     let docs = emf_lines(&lines)?;
     let [doc] = docs.as_slice() else {

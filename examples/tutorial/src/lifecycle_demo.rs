@@ -15,6 +15,7 @@ use sosw::store::{
     ClaimOutcome, ClosedStatus, EnqueueMode, MoveOutcome, ReportOutcome, TaskClaims, TaskLookup,
     TaskQueue, TaskReport, TaskReports, TaskRetries, TaskStore, requeue_due_retries,
 };
+use sosw::task::fate::{self, Ending};
 use sosw::task::{Labourer, Markers, Task, greenfield};
 
 /// The job's tasks.
@@ -193,7 +194,8 @@ async fn scavenge<S: TaskStore>(
     }
     let markers = Markers::for_labourer(now, labourer);
     for task in store.list_expired(&labourer.id, &markers, 100).await? {
-        let retry = task.attempts < labourer.effective_max_attempts(3);
+        let retry =
+            fate::should_retry(task.attempts, fate::max_attempts(labourer), Ending::Expired);
         let moved = if retry {
             store.move_to_retry(&task, now + 30).await?
         } else {

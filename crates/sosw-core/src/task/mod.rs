@@ -1,5 +1,6 @@
 //! Tasks, labourers and the greenfield state encoding.
 
+pub mod fate;
 pub mod greenfield;
 mod labourer;
 mod model;
