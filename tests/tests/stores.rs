@@ -11,4 +11,5 @@ mod stores {
     mod config_examples;
     mod dynamodb_conformance;
     mod dynamodb_store;
+    mod redrive_sosw07;
 }

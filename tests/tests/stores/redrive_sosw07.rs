@@ -20,7 +20,7 @@ use sosw_integration_tests::{dynamodb_client, unique_prefix};
 
 const NOW: i64 = 1_700_010_000;
 const SOSW07_CLOSED_ROWS: &str =
-    include_str!("../../crates/sosw-core/src/task/testdata/sosw-0.7.47-closed-rows.json");
+    include_str!("../../../crates/sosw-core/src/task/testdata/sosw-0.7.47-closed-rows.json");
 
 fn id(s: &str) -> TaskId {
     TaskId::new(s).expect("valid id")
