@@ -74,8 +74,8 @@ test_bundles() {
     echo "==> testing the staged bundles (each bootstrap answers an invocation)" >&2
     local status=0
     # Same packages and features as `make test`'s test step, so the test binary is reused, not rebuilt.
-    (cd "$REPO_ROOT" && SOSW_BUNDLE_DIR="$unzipped" cargo test -q --workspace --all-features --test runtime_api \
-        bundles_answer_an_invocation -- --exact --nocapture) >"$build/test.log" 2>&1 || status=1
+    (cd "$REPO_ROOT" && SOSW_BUNDLE_DIR="$unzipped" cargo test -q --workspace --all-features --test lambda \
+        lambda::runtime_api::bundles_answer_an_invocation -- --exact --nocapture) >"$build/test.log" 2>&1 || status=1
     grep -E '^cold start|^sosw_|^thread|FAILED' "$build/test.log" >&2 || true
     rm -rf "$unzipped"
     return "$status"
