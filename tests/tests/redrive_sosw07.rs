@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
 use sosw::essentials::redrive::{RedriveTarget, redrive};
-use sosw::store::{TableNames, TaskArchive, TaskLookup};
+use sosw::store::{TableNames, TaskLookup};
 use sosw::task::TaskId;
 use sosw_integration_tests::{dynamodb_client, unique_prefix};
 

@@ -370,8 +370,9 @@ impl Parser<'_> {
                 out.push(self.code_point(code)?);
             }
             'N' => {
-                return Err(self
-                    .err("a `\\N{...}` named escape is not read; sosw 0.7's repr never wrote one"));
+                return Err(self.err(
+                    "a `\\N{...}` named escape is not read; sosw 0.7's repr never wrote one",
+                ));
             }
             // Python keeps an unknown escape as written, backslash included.
             other => {
