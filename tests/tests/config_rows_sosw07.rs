@@ -5,7 +5,7 @@
 //! Needs Python sosw 0.7.47, which `scripts/sosw07.sh` installs from PyPI into `.tools/`; skipped when it
 //! cannot be installed (failing instead when `SOSW_REQUIRE_EMULATORS=1`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn repo_root() -> PathBuf {
@@ -15,7 +15,7 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn sosw07_python(root: &PathBuf) -> Option<String> {
+fn sosw07_python(root: &Path) -> Option<String> {
     let out = Command::new("bash")
         .arg(root.join("scripts/sosw07.sh"))
         .arg("python")
