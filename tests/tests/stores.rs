@@ -9,6 +9,7 @@
 mod stores {
     mod config_dynamodb;
     mod config_examples;
+    mod config_rows_sosw07;
     mod dynamodb_conformance;
     mod dynamodb_store;
     mod redrive_sosw07;
