@@ -6,225 +6,47 @@
 //! (`<dir>/<function>/bootstrap`, the unzipped Lambda bundles `scripts/package.sh` staged) and prints
 //! each one's cold start; without the variable it runs the essentials built for this test the same way.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::{TcpListener, TcpStream};
+use sosw_testkit::lambda_api::{Answer, Request, Response, RuntimeApi, http, json_response};
 use tokio::process::Command;
-use tokio::sync::mpsc;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-const RUNTIME: &str = "/2018-06-01/runtime";
+/// How long a process gets for each answer.
+const WAIT: Duration = Duration::from_secs(60);
 
-/// One HTTP request as the server read it.
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+/// The server's answer to everything but the Runtime API: a DynamoDB `GetItem` of a config row
+/// (`x-amz-target` set) finds no row; anything else is `404`.
+async fn not_the_runtime_api(request: Request) -> Response {
+    if !request.headers().contains_key("x-amz-target") {
+        return json_response(404, &json!({"message": "not found"}));
     }
-}
-
-/// A reply: status, extra headers, JSON body.
-type Reply = (u16, Vec<(String, String)>, Value);
-
-/// What the runtime posted back: the path (`.../response` or `.../error`) and the JSON body.
-type Posted = (String, Value);
-
-struct Server {
-    events: Mutex<VecDeque<Value>>,
-    posted: mpsc::UnboundedSender<Posted>,
-    function: String,
-    handed_out: Mutex<usize>,
-}
-
-impl Server {
-    /// The reply to `request`, or `None` to hold the connection (a `next` with no event left).
-    fn answer(&self, request: &Request) -> Option<Reply> {
-        if request.header("x-amz-target").is_some() {
-            // DynamoDB `GetItem` of a config row: no such row.
-            return Some((200, Vec::new(), json!({})));
-        }
-        if request.method == "GET" && request.path == format!("{RUNTIME}/invocation/next") {
-            let event = self.events.lock().ok()?.pop_front()?;
-            let sequence = {
-                let mut n = self.handed_out.lock().ok()?;
-                *n += 1;
-                *n
-            };
-            let deadline = SystemTime::now()
-                .checked_add(Duration::from_secs(60))
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_millis())
-                .unwrap_or_default();
-            let headers = vec![
-                (
-                    "lambda-runtime-aws-request-id".into(),
-                    format!("req-{sequence}"),
-                ),
-                ("lambda-runtime-deadline-ms".into(), deadline.to_string()),
-                (
-                    "lambda-runtime-invoked-function-arn".into(),
-                    format!(
-                        "arn:aws:lambda:us-east-1:000000000000:function:{}",
-                        self.function
-                    ),
-                ),
-            ];
-            return Some((200, headers, event));
-        }
-        if request.method == "POST" && request.path.starts_with(&format!("{RUNTIME}/")) {
-            let body = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-            let _ = self.posted.send((request.path.clone(), body));
-            return Some((202, Vec::new(), json!({"status": "OK"})));
-        }
-        Some((404, Vec::new(), json!({"message": "not found"})))
-    }
-}
-
-async fn read_request(reader: &mut BufReader<OwnedReadHalf>) -> Option<Request> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).await.ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).await.ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-        }
-    }
-    let mut request = Request {
-        method,
-        path,
-        headers,
-        body: Vec::new(),
-    };
-    if request
-        .header("transfer-encoding")
-        .is_some_and(|v| v.contains("chunked"))
-    {
-        request.body = read_chunked(reader).await?;
-    } else {
-        let length = request
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).await.ok()?;
-        request.body = body;
-    }
-    Some(request)
-}
-
-async fn read_chunked(reader: &mut BufReader<OwnedReadHalf>) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let mut size = String::new();
-        reader.read_line(&mut size).await.ok()?;
-        let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-        if size == 0 {
-            let mut trailer = String::new();
-            while reader.read_line(&mut trailer).await.ok()? > 0 && !trailer.trim().is_empty() {
-                trailer.clear();
-            }
-            return Some(body);
-        }
-        let mut chunk = vec![0; size + 2];
-        reader.read_exact(&mut chunk).await.ok()?;
-        chunk.truncate(size);
-        body.extend(chunk);
-    }
-}
-
-async fn serve_connection(stream: TcpStream, server: Arc<Server>) {
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::new(reader);
-    while let Some(request) = read_request(&mut reader).await {
-        let Some((status, headers, body)) = server.answer(&request) else {
-            // Long poll with nothing to hand out: hold until the process is stopped.
-            std::future::pending::<()>().await;
-            return;
-        };
-        let body = body.to_string();
-        let mut head = format!(
-            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
-            body.len()
-        );
-        if request.header("x-amz-target").is_some() {
-            head = head.replace("application/json", "application/x-amz-json-1.0");
-        }
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        if writer.write_all(head.as_bytes()).await.is_err()
-            || writer.write_all(body.as_bytes()).await.is_err()
-        {
-            return;
-        }
-    }
-}
-
-/// Starts the server with `events` to hand out; returns its address and what the runtime posts.
-async fn start_server(
-    function: &str,
-    events: Vec<Value>,
-) -> std::io::Result<(String, mpsc::UnboundedReceiver<Posted>)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?.to_string();
-    let (posted, received) = mpsc::unbounded_channel();
-    let server = Arc::new(Server {
-        events: Mutex::new(events.into()),
-        posted,
-        function: function.to_string(),
-        handed_out: Mutex::new(0),
-    });
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve_connection(stream, server.clone()));
-        }
-    });
-    Ok((address, received))
+    let mut response = json_response(200, &json!({}));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    response
 }
 
 /// What a process did: its answers, the time from its start to the first, and its stdout lines.
 struct Run {
-    posted: Vec<Posted>,
+    answers: Vec<Answer>,
     cold_start: Duration,
     stdout: Vec<String>,
 }
 
 /// Runs binary `exe` as function `function` against a server handing out `events`, until it has
-/// posted `events.len()` answers; returns them and the time from process start to the first.
+/// answered every one; returns the answers and the time from process start to the first.
 async fn run_binary(
     exe: &str,
     function: &str,
     events: Vec<Value>,
-) -> Result<(Vec<Posted>, Duration), Box<dyn std::error::Error>> {
+) -> Result<(Vec<Answer>, Duration), Box<dyn std::error::Error>> {
     let run = run_process(exe, function, events).await?;
-    Ok((run.posted, run.cold_start))
+    Ok((run.answers, run.cold_start))
 }
 
 /// [`run_binary`], keeping what the process printed.
@@ -233,8 +55,12 @@ async fn run_process(
     function: &str,
     events: Vec<Value>,
 ) -> Result<Run, Box<dyn std::error::Error>> {
-    let expected = events.len();
-    let (address, mut received) = start_server(function, events).await?;
+    let api = RuntimeApi::builder(function)
+        .fallback(not_the_runtime_api)
+        .start()
+        .await?;
+    let address = api.address().to_string();
+    let pending: Vec<_> = events.iter().map(|event| api.queue(event)).collect();
     let started = Instant::now();
     let mut child = Command::new(exe)
         .env("AWS_LAMBDA_RUNTIME_API", &address)
@@ -251,25 +77,39 @@ async fn run_process(
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
-    let mut posted = Vec::new();
+    let mut answers = Vec::new();
     let mut first = None;
-    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
-        while posted.len() < expected {
-            match received.recv().await {
-                Some(answer) => {
+    let mut failure = None;
+    for pending in pending {
+        let request_id = pending.request_id().to_owned();
+        tokio::select! {
+            answer = tokio::time::timeout(WAIT, pending.answer()) => match answer {
+                Ok(Some(answer)) => {
                     first.get_or_insert_with(|| started.elapsed());
-                    posted.push(answer);
+                    answers.push(answer);
                 }
-                None => break,
+                _ => {
+                    failure = Some(format!("no answer to {request_id} within {WAIT:?}"));
+                    break;
+                }
+            },
+            error = api.init_error() => {
+                failure = Some(format!(
+                    "init error {}: {}",
+                    error.error_type,
+                    String::from_utf8_lossy(&error.body)
+                ));
+                break;
             }
         }
-    })
-    .await;
+    }
     child.start_kill()?;
     let output = child.wait_with_output().await?;
-    outcome?;
+    if let Some(failure) = failure {
+        return Err(failure.into());
+    }
     Ok(Run {
-        posted,
+        answers,
         cold_start: first.unwrap_or_default(),
         stdout: String::from_utf8_lossy(&output.stdout)
             .lines()
@@ -278,19 +118,22 @@ async fn run_process(
     })
 }
 
+/// An answer's body as JSON (`null` if it is not JSON).
+fn body(answer: &Answer) -> Value {
+    answer.json().unwrap_or(Value::Null)
+}
+
 #[tokio::test]
 async fn the_scavenger_binary_answers_an_invocation_through_the_runtime_api() -> TestResult {
     let exe = env!("CARGO_BIN_EXE_sosw_scavenger");
-    let (posted, cold_start) =
+    let (answers, cold_start) =
         run_binary(exe, "sosw_scavenger", vec![json!({"source": "aws.events"})]).await?;
-    let [(path, body)] = posted.as_slice() else {
-        return Err(format!("expected one answer, got {posted:?}").into());
+    let [answer] = answers.as_slice() else {
+        return Err(format!("expected one answer, got {answers:?}").into());
     };
-    assert_eq!(
-        path,
-        &format!("{RUNTIME}/invocation/req-1/response"),
-        "{body}"
-    );
+    let body = body(answer);
+    assert_eq!(answer.request_id, "req-1", "{body}");
+    assert!(answer.is_response(), "{answer:?}");
     assert_eq!(
         body["labourers"],
         json!({}),
@@ -305,18 +148,22 @@ async fn the_scavenger_binary_answers_an_invocation_through_the_runtime_api() ->
 async fn the_worker_assistant_binary_reports_a_malformed_event_as_non_retryable() -> TestResult {
     let exe = env!("CARGO_BIN_EXE_sosw_worker_assistant");
     let events = vec![json!({"task_id": "t1"}), json!(["not", "a", "report"])];
-    let (posted, cold_start) = run_binary(exe, "sosw_worker_assistant", events).await?;
-    assert_eq!(posted.len(), 2, "{posted:?}");
-    for (path, body) in &posted {
-        assert!(path.ends_with("/error"), "{path}: {body}");
-        assert_eq!(body["errorType"], "NonRetryable", "{body}");
+    let (answers, cold_start) = run_binary(exe, "sosw_worker_assistant", events).await?;
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    for answer in &answers {
+        assert_eq!(
+            answer.error_type.as_deref(),
+            Some("NonRetryable"),
+            "{answer:?}"
+        );
+        assert_eq!(body(answer)["errorType"], "NonRetryable", "{answer:?}");
     }
     assert!(
-        posted[0].1["errorMessage"]
+        body(&answers[0])["errorMessage"]
             .as_str()
             .is_some_and(|m| m.contains("action")),
         "{:?}",
-        posted[0]
+        answers[0]
     );
     println!("sosw_worker_assistant: process start to first answered invocation: {cold_start:?}");
     Ok(())
@@ -465,17 +312,25 @@ async fn bundles_answer_an_invocation() -> TestResult {
                 continue;
             }
         };
-        let [(path, body)] = run.posted.as_slice() else {
+        let [answer] = run.answers.as_slice() else {
             failures.push(format!(
                 "{function}: expected one answer, got {:?}",
-                run.posted
+                run.answers
             ));
             continue;
         };
         let (key, want) = &case.check;
-        if !path.ends_with(&format!("/{}", case.answer)) || body.pointer(key) != Some(want) {
+        let (kind, body) = (
+            if answer.is_response() {
+                "response"
+            } else {
+                "error"
+            },
+            body(answer),
+        );
+        if kind != case.answer || body.pointer(key) != Some(want) {
             failures.push(format!(
-                "{function}: expected {} with {key} = {want}, got {path}: {body}",
+                "{function}: expected {} with {key} = {want}, got {kind}: {body}",
                 case.answer
             ));
             continue;
