@@ -22,7 +22,7 @@ pub type UpstreamError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 /// use sosw_testkit::lambda_api::{Response, TestServer, Upstream, json_response};
 ///
-/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn example() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// let upstream = Upstream::new("http://127.0.0.1:8000")?;
 /// let proxy = TestServer::start(move |request| {
 ///     let upstream = upstream.clone();
