@@ -243,10 +243,16 @@ pub fn command_spec(
             ),
         });
     };
-    let resolve = |path: PathBuf| match base {
-        _ if path.is_absolute() => path,
-        Some(base) => base.join(path),
-        None => std::path::absolute(&path).unwrap_or(path),
+    let resolve = |path: PathBuf| {
+        // `./worker.sh` names `<base>/worker.sh`, and says so in messages.
+        let path = path
+            .strip_prefix(".")
+            .map_or(path.clone(), Path::to_path_buf);
+        match base {
+            _ if path.is_absolute() => path,
+            Some(base) => base.join(path),
+            None => std::path::absolute(&path).unwrap_or(path),
+        }
     };
     let mut program = PathBuf::from(program);
     // A bare name is looked up in PATH; anything with a directory in it is a path.
