@@ -43,7 +43,7 @@ build() {
     # The venv's bin holds cargo-lambda and the zig it links with (glibc of Amazon Linux 2023).
     (cd "$REPO_ROOT" && PATH="$VENV/bin:$PATH" CARGO_TARGET_DIR="$LAMBDA_TARGET" \
         cargo lambda build --release --x86-64 --output-format zip \
-        -p sosw-essentials -p sosw-examples "${bins[@]}") >&2 || die "the build failed; current is unchanged"
+        -p sosw-essentials -p sosw-tutorial "${bins[@]}") >&2 || die "the build failed; current is unchanged"
     echo "$LAMBDA_TARGET/lambda"
 }
 
@@ -74,8 +74,8 @@ test_bundles() {
     echo "==> testing the staged bundles (each bootstrap answers an invocation)" >&2
     local status=0
     # Same packages and features as `make test`'s test step, so the test binary is reused, not rebuilt.
-    (cd "$REPO_ROOT" && SOSW_BUNDLE_DIR="$unzipped" cargo test -q --workspace --all-features --test runtime_api \
-        bundles_answer_an_invocation -- --exact --nocapture) >"$build/test.log" 2>&1 || status=1
+    (cd "$REPO_ROOT" && SOSW_BUNDLE_DIR="$unzipped" cargo test -q --workspace --all-features --test lambda \
+        lambda::runtime_api::bundles_answer_an_invocation -- --exact --nocapture) >"$build/test.log" 2>&1 || status=1
     grep -E '^cold start|^sosw_|^thread|FAILED' "$build/test.log" >&2 || true
     rm -rf "$unzipped"
     return "$status"

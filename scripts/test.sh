@@ -40,9 +40,10 @@ step "packaging: staged bundles are tested before promotion (debug bundles, no r
 bash scripts/package-selftest.sh
 
 step "summary"
-# One line per test binary that ran emulator-backed tests, so the DynamoDB run is visible in the log.
-grep -E '^\s+Running .*(dynamodb|moto)' target/test-output.log || true
-awk '/Running .*(dynamodb|moto)/{name=$2} /^test result:/{ if (name) { print "  " name ": " $0; name="" } }' \
+# One line per test binary that runs emulator-backed tests, so the DynamoDB run is visible in the log.
+emulator_binaries='Running tests/(stores|end_to_end|reliability|cli|lambda)\.rs'
+grep -E "^\s+${emulator_binaries}" target/test-output.log || true
+re="$emulator_binaries" awk '$0 ~ ENVIRON["re"] {name=$2} /^test result:/{ if (name) { print "  " name ": " $0; name="" } }' \
   target/test-output.log
 passed=$(grep -Eo '[0-9]+ passed' target/test-output.log | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' target/test-output.log | awk '{s+=$1} END {print s+0}')

@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
 use sosw::store::{EnqueueMode, TableNames, TaskQueue};
 use sosw::task::{Task, TaskId};
+use sosw_testkit::lambda_api::RuntimeApi;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::proxy::{Proxy, Tally};
 use crate::receiver::Receiver;
 use crate::report::{Sample, write_report};
-use crate::runtime_api::RuntimeApi;
 use crate::{Args, BenchResult, bench_error, sections_job};
 
 /// The two implementations.
@@ -734,25 +734,27 @@ impl Bench<'_> {
 
     /// Process start of a release essential to its first answer through the Runtime API.
     async fn cold_ours(&self, bins: &str, essential: &str) -> BenchResult<(f64, f64)> {
-        let mut api = RuntimeApi::start(essential, self.cold_event(essential)).await?;
+        let api = RuntimeApi::builder(essential)
+            .deadline(Duration::from_secs(900))
+            .start()
+            .await?;
+        let pending = api.queue(&self.cold_event(essential));
         let mut command = Command::new(format!("{bins}/{essential}"));
         self.cold_env(&mut command, essential);
         command
-            .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+            .env("AWS_LAMBDA_RUNTIME_API", api.address().to_string())
             .env("RUST_LOG", "warn");
         let started = Instant::now();
         let mut child = command.stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
-        let answer = tokio::time::timeout(Duration::from_secs(60), api.answers.recv()).await;
+        let answer = tokio::time::timeout(Duration::from_secs(60), pending.answer()).await;
         let elapsed = started.elapsed();
         let rss = peak_rss_mb(&child);
         finish(&mut child).await;
         match answer {
-            Ok(Some((path, _))) if path.ends_with("/response") => {
-                Ok((elapsed.as_secs_f64() * 1e3, rss))
-            }
-            Ok(Some((path, body))) => Err(format!(
-                "{essential} answered {path}: {}",
-                String::from_utf8_lossy(&body)
+            Ok(Some(answer)) if answer.is_response() => Ok((elapsed.as_secs_f64() * 1e3, rss)),
+            Ok(Some(answer)) => Err(format!(
+                "{essential} answered an error: {}",
+                String::from_utf8_lossy(&answer.body)
             )
             .into()),
             _ => Err(format!("{essential} did not answer within 60 s").into()),

@@ -10,12 +10,10 @@
 //! schedulers' queue files, SNS); `ours` is the child process `run` starts for this implementation.
 
 mod harness;
-mod http;
 mod ours;
 mod proxy;
 mod receiver;
 mod report;
-mod runtime_api;
 
 use std::process::ExitCode;
 
@@ -123,14 +121,7 @@ pub async fn phase(name: &str) {
     let Ok(control) = std::env::var("BENCH_PROXY_CONTROL") else {
         return;
     };
-    let address = control.trim_start_matches("http://").to_owned();
-    let request = http::Message {
-        start: format!("POST /__bench/phase/{name} HTTP/1.1"),
-        headers: vec![("host".into(), address.clone())],
-        body: Vec::new(),
-    };
-    let mut upstream = http::Upstream::new(address);
-    let _ = upstream.round_trip(&request).await;
+    let _ = proxy::set_phase(&control, name).await;
 }
 
 async fn ours(args: &Args) -> BenchResult<Value> {

@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::http::{Message, Upstream};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
+use sosw_testkit::lambda_api::{Bytes, Request, Response, TestServer, Upstream, json_response};
 
 /// Operations that write items.
 const WRITES: &[&str] = &[
@@ -55,7 +55,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, operation: &str, answer: &Message) {
+    fn add(&mut self, operation: &str, answer: &Response) {
         self.requests += 1;
         *self.operations.entry(operation.to_owned()).or_default() += 1;
         let is_write = WRITES.contains(&operation);
@@ -64,11 +64,11 @@ impl Tally {
         } else if READS.contains(&operation) {
             self.read_requests += 1;
         }
-        if !answer.start.contains(" 200 ") {
+        if answer.status() != 200 {
             self.errors += 1;
             return;
         }
-        let Ok(body) = serde_json::from_slice::<Value>(&answer.body) else {
+        let Ok(body) = serde_json::from_slice::<Value>(answer.body()) else {
             return;
         };
         let consumed = match &body["ConsumedCapacity"] {
@@ -100,35 +100,34 @@ struct State {
     tallies: HashMap<String, Tally>,
 }
 
-/// The running proxy.
+/// The running proxy; it stops when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct Proxy {
     /// Where clients send their DynamoDB requests.
     pub url: String,
     state: Arc<Mutex<State>>,
+    _server: Arc<TestServer>,
 }
 
 impl Proxy {
     /// Starts a proxy to DynamoDB Local at `upstream` (`http://host:port`) on a free loopback port.
     pub async fn start(upstream: &str) -> std::io::Result<Proxy> {
-        let upstream = upstream
-            .trim_end_matches('/')
-            .trim_start_matches("http://")
-            .to_owned();
+        let upstream = Upstream::new(upstream).map_err(std::io::Error::other)?;
         let state = Arc::new(Mutex::new(State {
             phase: "idle".into(),
             ..State::default()
         }));
         let shared = state.clone();
-        let url = crate::http::serve_with_upstream(upstream, move |request, mut upstream| {
-            let state = shared.clone();
-            async move {
-                let answer = forward(request, &mut upstream, &state).await;
-                (answer, upstream)
-            }
+        let server = TestServer::start(move |request| {
+            let (state, upstream) = (shared.clone(), upstream.clone());
+            async move { forward(request, &upstream, &state).await }
         })
         .await?;
-        Ok(Proxy { url, state })
+        Ok(Proxy {
+            url: server.url(),
+            state,
+            _server: Arc::new(server),
+        })
     }
 
     /// The tallies so far, by phase, and a fresh start.
@@ -143,31 +142,36 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Answers one request: a phase change, or a forwarded DynamoDB call.
-async fn forward(
-    mut request: Message,
-    upstream: &mut Upstream,
-    state: &Mutex<State>,
-) -> Option<Message> {
-    let (method, path) = request.method_path();
+/// Answers one request: a phase change, or a forwarded DynamoDB call (`502` if DynamoDB Local did
+/// not answer; not tallied).
+async fn forward(request: Request, upstream: &Upstream, state: &Mutex<State>) -> Response {
+    let path = request.uri().path();
     if let Some(phase) = path.strip_prefix("/__bench/phase/")
-        && method == "POST"
+        && request.method() == "POST"
     {
         lock(state).phase = phase.to_owned();
-        return Some(Message::response(200, &[], b"{}".to_vec()));
+        return json_response(200, &json!({}));
     }
     let operation = request
-        .header("x-amz-target")
+        .headers()
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
         .and_then(|t| t.split('.').nth(1))
         .unwrap_or("")
         .to_owned();
+    let (parts, mut body) = request.into_parts();
     if (WRITES.contains(&operation.as_str()) || READS.contains(&operation.as_str()))
-        && let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&request.body)
+        && let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body)
     {
-        body.insert("ReturnConsumedCapacity".into(), "INDEXES".into());
-        request.body = serde_json::to_vec(&body).ok()?;
+        fields.insert("ReturnConsumedCapacity".into(), "INDEXES".into());
+        if let Ok(rewritten) = serde_json::to_vec(&fields) {
+            body = Bytes::from(rewritten);
+        }
     }
-    let answer = upstream.round_trip(&request).await?;
+    let answer = match upstream.send(Request::from_parts(parts, body)).await {
+        Ok(answer) => answer,
+        Err(e) => return json_response(502, &json!({"message": format!("DynamoDB Local: {e}")})),
+    };
     let mut state = lock(state);
     let phase = state.phase.clone();
     state
@@ -175,15 +179,26 @@ async fn forward(
         .entry(phase)
         .or_default()
         .add(&operation, &answer);
-    Some(answer)
+    answer
+}
+
+/// Tells the counting proxy at `control` (its URL) which phase the next requests belong to.
+pub async fn set_phase(
+    control: &str,
+    name: &str,
+) -> Result<(), sosw_testkit::lambda_api::UpstreamError> {
+    let request = sosw_testkit::lambda_api::http::Request::post(format!("/__bench/phase/{name}"))
+        .body(Bytes::new())?;
+    Upstream::new(control)?.send(request).await?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn answer(status: u16, body: serde_json::Value) -> Message {
-        Message::response(status, &[], body.to_string().into_bytes())
+    fn answer(status: u16, body: serde_json::Value) -> Response {
+        json_response(status, &body)
     }
 
     #[test]

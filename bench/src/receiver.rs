@@ -1,64 +1,38 @@
-//! A minimal Lambda Invoke API on loopback that only counts: `Invoke` answers 202 (an accepted `Event`
-//! invocation), `GetFunctionConfiguration` answers a 900 s timeout. Both implementations' Lambda clients
-//! are pointed at it, so the orchestrator's invocation rate is measured without a real worker.
+//! A Lambda Invoke API on loopback that only counts: every function name is a function that does
+//! nothing, so an `Event` invocation answers `202` at once, and `GetFunctionConfiguration` answers a
+//! 900 s timeout. Both implementations' Lambda clients are pointed at it, so the orchestrator's
+//! invocation rate is measured without a real worker.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use serde_json::json;
+use serde_json::Value;
+use sosw_testkit::lambda_api::InvokeApi;
 
-use crate::http::{Message, serve};
-
-/// The running receiver.
+/// The running receiver; it stops when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct Receiver {
     /// Where Lambda clients send their requests.
     pub url: String,
-    invocations: Arc<AtomicU64>,
+    api: Arc<InvokeApi>,
 }
 
 impl Receiver {
     /// Starts the receiver on a free loopback port.
     pub async fn start() -> std::io::Result<Receiver> {
-        let invocations = Arc::new(AtomicU64::new(0));
-        let counter = invocations.clone();
-        let url = serve(move |request: Message| {
-            let counter = counter.clone();
-            async move { Some(answer(&request, &counter)) }
+        let api = InvokeApi::builder()
+            .any_function(|_| async { Ok(Value::Null) })
+            .timeout(Duration::from_secs(900))
+            .start()
+            .await?;
+        Ok(Receiver {
+            url: api.url(),
+            api: Arc::new(api),
         })
-        .await?;
-        Ok(Receiver { url, invocations })
     }
 
     /// Invocations received so far; resets the count.
     pub fn take(&self) -> u64 {
-        self.invocations.swap(0, Ordering::SeqCst)
+        self.api.take_invocations()
     }
-}
-
-fn answer(request: &Message, invocations: &AtomicU64) -> Message {
-    let (method, path) = request.method_path();
-    let function = path
-        .strip_prefix("/2015-03-31/functions/")
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or("")
-        .to_owned();
-    if method == "POST" && path.ends_with("/invocations") {
-        invocations.fetch_add(1, Ordering::SeqCst);
-        return Message::response(202, &[("content-type", "application/json")], Vec::new());
-    }
-    if method == "GET" && path.ends_with("/configuration") {
-        let body = json!({"FunctionName": function, "Timeout": 900, "MemorySize": 128, "Runtime": "provided.al2023"});
-        return Message::response(
-            200,
-            &[("content-type", "application/json")],
-            body.to_string().into_bytes(),
-        );
-    }
-    let body = json!({"Type": "User", "message": format!("not emulated: {method} {path}")});
-    Message::response(
-        404,
-        &[("x-amzn-errortype", "ResourceNotFoundException")],
-        body.to_string().into_bytes(),
-    )
 }

@@ -725,7 +725,7 @@ mod guide {
                     for key in ["task_id", "labourer_id", "attempts"] {
                         assert!(value.get(key).is_some(), "the payload carries `{key}`");
                     }
-                    let chunk: sosw_examples::hashtags::HashtagChunk =
+                    let chunk: sosw_tutorial::hashtags::HashtagChunk =
                         serde_json::from_value(value).expect("the tutorial worker reads it");
                     assert_eq!(chunk.words, ["toyota"]);
                 }

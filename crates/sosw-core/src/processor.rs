@@ -2,13 +2,17 @@
 //! by function name; stats counted per invocation and summed into `total_*` for the container's life;
 //! structured logs; and errors that reach Lambda as `Retryable` / `NonRetryable` diagnostics.
 //!
-//! A [`Processor`] is the body of one function. `sosw_lambda::service::ProcessorService` wraps it as a
-//! Lambda handler, and `sosw_lambda::service::serve` runs it on `lambda_runtime`; this crate knows
-//! nothing of Lambda.
+//! A [`Processor`] is the body of one function: it gets the event and the [`Invocation`] (the deadline,
+//! the request id, the function's ARN and the invocation's [`Stats`]). `sosw_lambda::service::ProcessorService`
+//! builds the invocation from the Lambda context and wraps the processor as a Lambda handler, and
+//! `sosw_lambda::service::serve` runs it on `lambda_runtime`; this crate knows nothing of Lambda.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::time::Duration;
+
 use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -144,6 +148,64 @@ impl LifetimeStats {
     }
 }
 
+/// The time an invocation gets when it carries no deadline (a direct call, a test): 15 minutes,
+/// Lambda's longest timeout.
+pub const NO_DEADLINE_BUDGET: Duration = Duration::from_secs(15 * 60);
+
+/// One invocation as a [`Processor`] sees it: when it must be done, who it is, and what it counted.
+///
+/// Every processor gets the same context, so an essential that must stop in time (the scheduler hands
+/// the rest of a job on before the deadline, the orchestrator refills slots until it) needs no handler
+/// of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// When the invocation is cut off (Lambda's deadline, or now + [`NO_DEADLINE_BUDGET`]).
+    pub deadline: DateTime<Utc>,
+    /// The request id (Lambda's `aws_request_id`; empty outside Lambda).
+    pub request_id: String,
+    /// The ARN the function was invoked as (empty outside Lambda); a scheduler's sibling is invoked
+    /// as the same ARN.
+    pub function_arn: String,
+    /// The invocation's counters, summed into `total_*` for the container's life afterwards.
+    pub stats: Stats,
+}
+
+impl Invocation {
+    /// An invocation cut off at `deadline`, with no request id, no ARN and no counters.
+    pub fn new(deadline: DateTime<Utc>) -> Self {
+        Invocation {
+            deadline,
+            request_id: String::new(),
+            function_arn: String::new(),
+            stats: Stats::new(),
+        }
+    }
+
+    /// An invocation whose deadline is `deadline_ms` (Unix milliseconds, as Lambda gives it), or
+    /// `now` + [`NO_DEADLINE_BUDGET`] when there is none (`0`) or it is out of range.
+    pub fn from_deadline_millis(deadline_ms: u64, now: DateTime<Utc>) -> Self {
+        let given = i64::try_from(deadline_ms)
+            .ok()
+            .filter(|millis| *millis > 0)
+            .and_then(|millis| Utc.timestamp_millis_opt(millis).single());
+        Invocation::new(given.unwrap_or_else(|| {
+            now + chrono::Duration::from_std(NO_DEADLINE_BUDGET).unwrap_or(chrono::Duration::MAX)
+        }))
+    }
+
+    /// The same invocation with request id `request_id`.
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = request_id.into();
+        self
+    }
+
+    /// The same invocation invoked as `function_arn`.
+    pub fn with_function_arn(mut self, function_arn: impl Into<String>) -> Self {
+        self.function_arn = function_arn.into();
+        self
+    }
+}
+
 /// An error as Lambda sees it: a message and whether running the same event again may succeed.
 /// On Lambda it becomes a diagnostic with `errorType` `Retryable` or `NonRetryable`.
 #[derive(Debug)]
@@ -225,8 +287,13 @@ pub trait Processor: Send + Sync {
     /// What it returns to the caller.
     type Output: Serialize + Send;
 
-    /// Handles one event, counting what it does in `stats`.
-    async fn process(&self, event: Self::Event, stats: &mut Stats) -> Result<Self::Output>;
+    /// Handles one event before `invocation.deadline`, counting what it does in
+    /// `invocation.stats`.
+    async fn process(
+        &self,
+        event: Self::Event,
+        invocation: &mut Invocation,
+    ) -> Result<Self::Output>;
 }
 
 #[async_trait]
@@ -234,8 +301,12 @@ impl<P: Processor + ?Sized> Processor for std::sync::Arc<P> {
     type Event = P::Event;
     type Output = P::Output;
 
-    async fn process(&self, event: Self::Event, stats: &mut Stats) -> Result<Self::Output> {
-        (**self).process(event, stats).await
+    async fn process(
+        &self,
+        event: Self::Event,
+        invocation: &mut Invocation,
+    ) -> Result<Self::Output> {
+        (**self).process(event, invocation).await
     }
 }
 
@@ -280,6 +351,25 @@ mod tests {
         assert_eq!(s.get("missing"), 0);
         let v = serde_json::to_value(&s).expect("serialises");
         assert_eq!(v["a"], 3);
+    }
+
+    #[test]
+    fn an_invocation_takes_the_given_deadline_or_lambdas_longest_timeout() {
+        let now = Utc
+            .timestamp_opt(1_700_000_000, 0)
+            .single()
+            .unwrap_or_default();
+        let cases: [(u64, i64); 4] = [
+            (1_700_000_060_500, 1_700_000_060_500),
+            (1, 1),
+            (0, 1_700_000_900_000),
+            (u64::MAX, 1_700_000_900_000),
+        ];
+        for (given, expected) in cases {
+            let invocation = Invocation::from_deadline_millis(given, now);
+            assert_eq!(invocation.deadline.timestamp_millis(), expected, "{given}");
+            assert!(invocation.stats.is_empty() && invocation.request_id.is_empty());
+        }
     }
 
     #[tokio::test]

@@ -1,9 +1,11 @@
 //! Each essential over the AWS adapters, built once per container: its config rows read from the
 //! DynamoDB config table, its clients from one SDK config.
 //!
-//! The `build_*` functions make no request (they take a parsed config); the `load_*` functions read
-//! the function's config first, then build. A config that cannot be read or parsed is an error
-//! naming the row, and the process exits with it: Lambda reports it as an init error.
+//! The `build_*` functions make no request (they take a parsed config) and give the bare essential;
+//! the `load_*` functions read the function's config first, then build, and give the essential as the
+//! [`ProcessorService`] its Lambda runs (named, with its metrics). A config that cannot be read or
+//! parsed is an error naming the row, and the process exits with it: Lambda reports it as an init
+//! error.
 
 use std::sync::Arc;
 
@@ -23,14 +25,18 @@ use sosw_core::config::{
     ConfigSource, OrchestratorConfig, ScavengerConfig, SchedulerConfig, TaskConfig,
     WorkerAssistantConfig,
 };
+use sosw_core::essentials::closer::Closer;
 use sosw_core::essentials::orchestrator::{ConfigFeed, DEFAULT_CONFIG_TTL, Orchestrator};
 use sosw_core::essentials::scavenger::Scavenger;
 use sosw_core::essentials::scheduler::Scheduler;
 use sosw_core::essentials::worker_assistant::WorkerAssistant;
+use sosw_core::processor::Processor;
 use sosw_core::siblings::SiblingsManager;
 
-use crate::handlers::{OrchestratorHandler, SchedulerHandler};
-use crate::metrics::Metrics;
+use crate::metrics::{
+    Meter, Metrics, OrchestratorMeter, assistant_metrics, scavenger_metrics, scheduler_metrics,
+};
+use crate::service::ProcessorService;
 use crate::settings::Settings;
 
 /// The SDK config of this container: [`sosw_aws::http::load_sdk_config`] (region, credentials and
@@ -86,50 +92,66 @@ pub fn task_store(clients: &Clients, task_config: &TaskConfig) -> Arc<DynamoTask
     ))
 }
 
-/// The worker assistant over DynamoDB, with job counters and SNS alerts.
-pub fn build_worker_assistant(clients: &Clients, config: WorkerAssistantConfig) -> WorkerAssistant {
-    let store = task_store(clients, &config.task_config);
-    WorkerAssistant::new(
-        config,
-        store.clone(),
-        Arc::new(SnsNotifier::new(&clients.sdk)),
-    )
-    .with_jobs(store)
+/// `processor` as the Lambda service of the function `settings` name, printing what `meter` makes of
+/// each output as EMF metrics when `settings` turn them on.
+pub fn service<P>(
+    settings: &Settings,
+    processor: P,
+    meter: impl Meter<P::Output> + 'static,
+) -> ProcessorService<P>
+where
+    P: Processor,
+    P::Output: Sync,
+{
+    ProcessorService::new(processor, &settings.function_name)
+        .with_metrics(Metrics::from_settings(settings), meter)
 }
 
-/// Reads the worker assistant's config and builds it.
+/// The closer of the worker assistant and the scavenger over DynamoDB: job counters and SNS alerts.
+fn closer(clients: &Clients, task_config: &TaskConfig) -> Closer {
+    let store = task_store(clients, task_config);
+    Closer::new(store.clone(), Arc::new(SnsNotifier::new(&clients.sdk))).with_jobs(store)
+}
+
+/// The worker assistant over DynamoDB, with job counters and SNS alerts.
+pub fn build_worker_assistant(clients: &Clients, config: WorkerAssistantConfig) -> WorkerAssistant {
+    let closer = closer(clients, &config.task_config);
+    WorkerAssistant::new(config, closer)
+}
+
+/// Reads the worker assistant's config and builds its service.
 pub async fn load_worker_assistant(
     clients: &Clients,
     settings: &Settings,
-) -> Result<WorkerAssistant> {
+) -> Result<ProcessorService<WorkerAssistant>> {
     let config = read_config(&config_source(clients, settings), settings).await?;
-    Ok(build_worker_assistant(clients, config))
+    let assistant = build_worker_assistant(clients, config);
+    Ok(service(settings, assistant, assistant_metrics))
 }
 
 /// The scavenger over DynamoDB, with job counters and SNS alerts.
 pub fn build_scavenger(clients: &Clients, config: ScavengerConfig) -> Scavenger {
-    let store = task_store(clients, &config.task_config);
-    Scavenger::new(
-        config,
-        store.clone(),
-        Arc::new(SnsNotifier::new(&clients.sdk)),
-    )
-    .with_jobs(store)
+    let closer = closer(clients, &config.task_config);
+    Scavenger::new(config, closer)
 }
 
-/// Reads the scavenger's config and builds it.
-pub async fn load_scavenger(clients: &Clients, settings: &Settings) -> Result<Scavenger> {
+/// Reads the scavenger's config and builds its service.
+pub async fn load_scavenger(
+    clients: &Clients,
+    settings: &Settings,
+) -> Result<ProcessorService<Scavenger>> {
     let config = read_config(&config_source(clients, settings), settings).await?;
-    Ok(build_scavenger(clients, config))
+    let scavenger = build_scavenger(clients, config);
+    Ok(service(settings, scavenger, scavenger_metrics))
 }
 
-/// The scheduler's handler over DynamoDB, with the S3 spool when `queue_bucket` is set and siblings
-/// spawned as `settings.function_name` (Lambda `Invoke`, guarded by the EventBridge rules).
+/// The scheduler over DynamoDB, with the S3 spool when `queue_bucket` is set and siblings spawned as
+/// `settings.function_name` (Lambda `Invoke`, guarded by the EventBridge rules).
 pub fn build_scheduler(
     clients: &Clients,
     settings: &Settings,
     config: SchedulerConfig,
-) -> SchedulerHandler {
+) -> Scheduler {
     let store = task_store(clients, &config.task_config);
     let siblings = SiblingsManager::new(
         Arc::new(LambdaInvoker::from_sdk_config(&clients.sdk)),
@@ -138,31 +160,33 @@ pub fn build_scheduler(
         &config.siblings_config,
     );
     let bucket = config.queue_bucket.clone();
-    let mut scheduler = Scheduler::new(config, store);
+    let mut scheduler = Scheduler::new(config, store).with_siblings(Arc::new(siblings));
     if let Some(bucket) = bucket {
         let client = S3BlobStore::client(&clients.sdk, settings.s3_force_path_style);
         scheduler = scheduler.with_blob_store(Arc::new(S3BlobStore::new(client, bucket)));
     }
-    SchedulerHandler::new(scheduler, &settings.function_name)
-        .with_siblings(Arc::new(siblings))
-        .with_metrics(Metrics::from_settings(settings))
+    scheduler
 }
 
-/// Reads the scheduler's config and builds its handler.
-pub async fn load_scheduler(clients: &Clients, settings: &Settings) -> Result<SchedulerHandler> {
+/// Reads the scheduler's config and builds its service.
+pub async fn load_scheduler(
+    clients: &Clients,
+    settings: &Settings,
+) -> Result<ProcessorService<Scheduler>> {
     let config = read_config(&config_source(clients, settings), settings).await?;
-    Ok(build_scheduler(clients, settings, config))
+    let scheduler = build_scheduler(clients, settings, config);
+    Ok(service(settings, scheduler, scheduler_metrics))
 }
 
-/// The orchestrator's handler over DynamoDB, Lambda and CloudWatch. The tables come from `config`
-/// (read at start); labourers and coefficients are re-read from `source` every
-/// [`DEFAULT_CONFIG_TTL`], so labourer changes need no redeploy.
+/// The orchestrator over DynamoDB, Lambda and CloudWatch. The tables come from `config` (read at
+/// start); labourers and coefficients are re-read from `source` every [`DEFAULT_CONFIG_TTL`], so
+/// labourer changes need no redeploy.
 pub fn build_orchestrator(
     clients: &Clients,
     settings: &Settings,
     config: &OrchestratorConfig,
     source: Arc<dyn ConfigSource>,
-) -> OrchestratorHandler {
+) -> Orchestrator {
     let clock = Arc::new(SystemClock);
     // The config just read serves the first runs: no second read of the same rows.
     let feed = ConfigFeed::reloading(
@@ -172,30 +196,28 @@ pub fn build_orchestrator(
         clock.clone(),
     )
     .with_loaded(config.clone(), clock.now());
-    let store = task_store(clients, &config.task_config);
-    let orchestrator = Orchestrator::new(
-        store.clone(),
+    Orchestrator::new(
+        task_store(clients, &config.task_config),
         Arc::new(LambdaInvoker::from_sdk_config(&clients.sdk)),
         Arc::new(CloudWatchMetrics::from_sdk_config(&clients.sdk)),
         feed,
         clock,
     )
-    .with_worker_timeouts(Arc::new(FunctionTimeouts::from_sdk_config(&clients.sdk)));
-    let handler = OrchestratorHandler::new(orchestrator, &settings.function_name)
-        .with_metrics(Metrics::from_settings(settings));
-    if settings.metrics_queue_lengths {
-        handler.with_queue_lengths(store)
-    } else {
-        handler
-    }
+    .with_worker_timeouts(Arc::new(FunctionTimeouts::from_sdk_config(&clients.sdk)))
 }
 
-/// Reads the orchestrator's config and builds its handler.
+/// Reads the orchestrator's config and builds its service, counting queue lengths for the metrics
+/// unless `settings.metrics_queue_lengths` is off.
 pub async fn load_orchestrator(
     clients: &Clients,
     settings: &Settings,
-) -> Result<OrchestratorHandler> {
+) -> Result<ProcessorService<Orchestrator>> {
     let source = Arc::new(config_source(clients, settings));
     let config: OrchestratorConfig = read_config(source.as_ref(), settings).await?;
-    Ok(build_orchestrator(clients, settings, &config, source))
+    let orchestrator = build_orchestrator(clients, settings, &config, source);
+    let mut meter = OrchestratorMeter::new();
+    if settings.metrics_queue_lengths {
+        meter = meter.with_queue_lengths(task_store(clients, &config.task_config));
+    }
+    Ok(service(settings, orchestrator, meter))
 }

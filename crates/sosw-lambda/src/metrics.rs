@@ -1,5 +1,10 @@
 //! Metrics in CloudWatch Embedded Metric Format (EMF), taken from each essential's run report.
 //!
+//! A [`ProcessorService`](crate::service::ProcessorService) prints them after each successful
+//! invocation ([`ProcessorService::with_metrics`](crate::service::ProcessorService::with_metrics)):
+//! each essential names its output metrics with a [`Meter`] of its report
+//! ([`scheduler_metrics`], [`OrchestratorMeter`], [`scavenger_metrics`], [`assistant_metrics`]).
+//!
 //! Lambda sends every line a function prints to CloudWatch Logs; a line that is an EMF document
 //! (a JSON object with an `_aws` member) also becomes CloudWatch metrics, with no `PutMetricData`
 //! call, no extra permission and no latency added to the invocation. Each essential prints one line
@@ -26,11 +31,14 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use sosw_core::essentials::orchestrator::OrchestratorReport;
 use sosw_core::essentials::scavenger::ScavengerReport;
 use sosw_core::essentials::scheduler::SchedulerReport;
 use sosw_core::essentials::worker_assistant::{AssistantOutcome, AssistantReply};
+use sosw_core::store::TaskQueue;
 
 /// The namespace when `SOSW_METRICS_NAMESPACE` is not set.
 pub const DEFAULT_NAMESPACE: &str = "sosw";
@@ -162,6 +170,7 @@ impl Metrics {
     }
 
     /// The metrics `settings` ask for: stdout in their namespace, or off.
+    #[cfg(feature = "essentials")]
     pub fn from_settings(settings: &crate::settings::Settings) -> Self {
         if settings.metrics_enabled {
             Metrics::stdout(&settings.metrics_namespace, &settings.function_name)
@@ -339,18 +348,86 @@ pub fn assistant_metrics(reply: &AssistantReply) -> Vec<MetricSet> {
     ]
 }
 
-/// The scavenger's metrics from its handler's JSON output (nothing if it is not a report).
-pub fn scavenger_output_metrics(output: &Value) -> Vec<MetricSet> {
-    serde_json::from_value::<ScavengerReport>(output.clone())
-        .map(|report| scavenger_metrics(&report))
-        .unwrap_or_default()
+/// The metrics of one invocation's output `O`: what an essential names as its output metrics.
+///
+/// Any `Fn(&O) -> Vec<MetricSet>` is a meter ([`scheduler_metrics`], [`scavenger_metrics`],
+/// [`assistant_metrics`]); [`OrchestratorMeter`] also reads the queues.
+#[async_trait]
+pub trait Meter<O: Sync>: Send + Sync {
+    /// The sets to print for `output`, produced at `now`.
+    async fn measure(&self, output: &O, now: DateTime<Utc>) -> Vec<MetricSet>;
 }
 
-/// The worker assistant's metrics from its handler's JSON output (nothing if it is not a reply).
-pub fn assistant_output_metrics(output: &Value) -> Vec<MetricSet> {
-    serde_json::from_value::<AssistantReply>(output.clone())
-        .map(|reply| assistant_metrics(&reply))
-        .unwrap_or_default()
+#[async_trait]
+impl<O, F> Meter<O> for F
+where
+    O: Sync,
+    F: Fn(&O) -> Vec<MetricSet> + Send + Sync,
+{
+    async fn measure(&self, output: &O, _now: DateTime<Utc>) -> Vec<MetricSet> {
+        self(output)
+    }
+}
+
+/// The orchestrator's meter: [`orchestrator_metrics`], with each reported labourer's queue length
+/// when it has a queue to count ([`OrchestratorMeter::with_queue_lengths`]).
+#[derive(Default)]
+pub struct OrchestratorMeter {
+    queue: Option<Arc<dyn TaskQueue>>,
+}
+
+impl std::fmt::Debug for OrchestratorMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrchestratorMeter")
+            .field("queue_lengths", &self.queue.is_some())
+            .finish()
+    }
+}
+
+impl OrchestratorMeter {
+    /// No queue lengths.
+    pub fn new() -> Self {
+        OrchestratorMeter::default()
+    }
+
+    /// Counts each reported labourer's queue in `queue` after a run, for the `queue_length` metric.
+    pub fn with_queue_lengths(mut self, queue: Arc<dyn TaskQueue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// The queue length of each labourer that could be counted (a failed count is logged and left
+    /// out: metrics never fail a run).
+    async fn queue_lengths<'a>(
+        &self,
+        labourers: impl Iterator<Item = &'a String>,
+        now: i64,
+    ) -> BTreeMap<String, u64> {
+        let mut lengths = BTreeMap::new();
+        let Some(queue) = &self.queue else {
+            return lengths;
+        };
+        for labourer in labourers {
+            match queue.queue_length(labourer, now).await {
+                Ok(length) => {
+                    lengths.insert(labourer.clone(), length);
+                }
+                Err(err) => tracing::warn!(labourer = %labourer, error = %err,
+                    "queue length not counted for the metrics"),
+            }
+        }
+        lengths
+    }
+}
+
+#[async_trait]
+impl Meter<OrchestratorReport> for OrchestratorMeter {
+    async fn measure(&self, report: &OrchestratorReport, now: DateTime<Utc>) -> Vec<MetricSet> {
+        let lengths = self
+            .queue_lengths(report.labourers.keys(), now.timestamp())
+            .await;
+        orchestrator_metrics(report, &lengths)
+    }
 }
 
 #[cfg(test)]
@@ -460,10 +537,9 @@ mod tests {
             },
         );
         report.jobs_finished.push("job-1".into());
-        let output = serde_json::to_value(&report).unwrap_or_default();
         let docs = lines_of(
             &Metrics::stdout(DEFAULT_NAMESPACE, "sosw_scavenger"),
-            &scavenger_output_metrics(&output),
+            &scavenger_metrics(&report),
         );
         assert_eq!(docs.len(), 2, "{docs:?}");
         assert_eq!(check_emf(&docs[0], "sosw"), ["function", "labourer_id"]);
@@ -488,10 +564,9 @@ mod tests {
             job_finished: false,
             notify_error: None,
         };
-        let output = serde_json::to_value(&reply).unwrap_or_default();
         let docs = lines_of(
             &Metrics::stdout(DEFAULT_NAMESPACE, "sosw_worker_assistant"),
-            &assistant_output_metrics(&output),
+            &assistant_metrics(&reply),
         );
         let [doc] = docs.as_slice() else {
             panic!("one line expected: {docs:?}")
@@ -568,11 +643,5 @@ mod tests {
             (Some(2.0), Some(1500.0))
         );
         assert_eq!(docs[2]["invoked"], 4.0);
-    }
-
-    #[test]
-    fn output_that_is_not_a_report_gives_no_metrics() {
-        assert!(scavenger_output_metrics(&json!({"labourers": 3})).is_empty());
-        assert!(assistant_output_metrics(&json!("nope")).is_empty());
     }
 }

@@ -14,6 +14,7 @@ use sosw_aws::dynamodb::DynamoTaskStore;
 use sosw_aws::sns::SnsNotifier;
 use sosw_core::config::WorkerAssistantConfig;
 use sosw_core::error::Result;
+use sosw_core::essentials::closer::Closer;
 use sosw_core::essentials::worker_assistant::{
     FUNCTION_NAME as ASSISTANT_FUNCTION_NAME, WorkerAssistant,
 };
@@ -124,8 +125,8 @@ async fn store_reporter(
         aws_sdk_dynamodb::Client::new(sdk),
         config.task_config.table_names(),
     ));
-    let assistant = WorkerAssistant::new(config, store.clone(), Arc::new(SnsNotifier::new(sdk)))
-        .with_jobs(store);
+    let closer = Closer::new(store.clone(), Arc::new(SnsNotifier::new(sdk))).with_jobs(store);
+    let assistant = WorkerAssistant::new(config, closer);
     Ok(StoreReporter::new(Arc::new(assistant)))
 }
 

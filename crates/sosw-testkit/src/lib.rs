@@ -22,11 +22,16 @@
 //! });
 //! # fn main() {}
 //! ```
+//!
+//! With the `http` feature, `lambda_api` holds the HTTP test servers of the end-to-end tests and the
+//! bench: a fake Lambda Runtime API, a fake Lambda Invoke API, and a forwarding client for proxies.
 
 pub mod cases;
 pub mod checker;
 pub mod faults;
 mod guarded;
+#[cfg(feature = "http")]
+pub mod lambda_api;
 
 pub use guarded::Guarded;
 

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use sosw::config::StaticConfigSource;
 use sosw::local::WorkerRegistry;
-use sosw_examples::hashtags::{
+use sosw_tutorial::hashtags::{
     FLAKY_HASHTAGS_LABOURER, FlakyHashtagWorker, HASHTAGS_LABOURER, HashtagWorker,
 };
 
@@ -40,7 +40,7 @@ pub fn builtin_config_source() -> CliResult<StaticConfigSource> {
     Ok(source)
 }
 
-/// The workers this program runs in-process, by name: the tutorial workers of `sosw-examples`.
+/// The workers this program runs in-process, by name: the tutorial workers of `sosw-tutorial`.
 pub fn worker_registry() -> WorkerRegistry {
     WorkerRegistry::new()
         .register(HASHTAGS_LABOURER, HashtagWorker::new)

@@ -174,6 +174,9 @@ pub async fn redrive(global: &Global, args: RedriveArgs) -> CliResult {
     for warning in &report.warnings {
         tell!("warning: {warning}");
     }
+    for (id, reason) in &report.refused {
+        eprintln!("refused   {id}: {reason}");
+    }
     if report.conflicts > 0 {
         say!(
             "skipped   {} task(s) that changed while read (another redrive?)",
@@ -185,6 +188,12 @@ pub async fn redrive(global: &Global, args: RedriveArgs) -> CliResult {
         report.redriven.len(),
         store.name
     );
+    if !report.refused.is_empty() {
+        return Err(CliError::new(format!(
+            "{} dead task(s) were left in the closed table: their payload is not one a worker can read (see above)",
+            report.refused.len()
+        )));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

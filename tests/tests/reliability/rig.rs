@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use sosw::clock::{Clock, ManualClock};
 use sosw::config::{OrchestratorConfig, ScavengerConfig, WorkerAssistantConfig, parse_config};
 use sosw::ecology::MetricsSource;
+use sosw::essentials::closer::Closer;
 use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings, RunMode};
 use sosw::essentials::scavenger::Scavenger;
 use sosw::essentials::worker_assistant::{AssistantRequest, WorkerAssistant};
@@ -235,6 +236,14 @@ pub struct Rig<S: TaskStore + 'static> {
     submitted: Vec<(String, TaskId)>,
 }
 
+/// The closer of the rig's worker assistant or scavenger: the rig's store and clock, alerts logged,
+/// retry jitter seeded with `seed`.
+fn closer(store: Arc<dyn TaskStore>, clock: Arc<ManualClock>, seed: u64) -> Closer {
+    Closer::new(store, Arc::new(LogNotifier))
+        .with_clock(clock)
+        .with_jitter(Jitter::seeded(seed))
+}
+
 fn task_config(setup: &Setup) -> Value {
     let labourers: serde_json::Map<String, Value> = setup.labourers.iter().cloned().collect();
     json!({"labourers": labourers})
@@ -303,13 +312,14 @@ impl<S: TaskStore + 'static> Rig<S> {
             json!({"task_config": tc, "retry_tasks_limit": 100_000}),
         )
         .expect("scavenger config");
-        let assistant =
-            WorkerAssistant::new(assistant_config, store.clone(), Arc::new(LogNotifier))
-                .with_clock(clock.clone())
-                .with_jitter(Jitter::seeded(setup.seed));
-        let scavenger = Scavenger::new(scavenger_config, store.clone(), Arc::new(LogNotifier))
-            .with_clock(clock.clone())
-            .with_jitter(Jitter::seeded(setup.seed + 1));
+        let assistant = WorkerAssistant::new(
+            assistant_config,
+            closer(store.clone(), clock.clone(), setup.seed),
+        );
+        let scavenger = Scavenger::new(
+            scavenger_config,
+            closer(store.clone(), clock.clone(), setup.seed + 1),
+        );
         Rig {
             setup,
             store,

@@ -43,6 +43,7 @@ use sosw::aws::dynamodb::{DynamoTaskStore, create_tables};
 use sosw::clock::{Clock, ManualClock};
 use sosw::config::{ScavengerConfig, WorkerAssistantConfig, parse_config};
 use sosw::embedded::SqliteTaskStore;
+use sosw::essentials::closer::Closer;
 use sosw::essentials::scavenger::Scavenger;
 use sosw::essentials::worker_assistant::WorkerAssistant;
 use sosw::notify::{MemoryNotifier, Notifier};
@@ -171,32 +172,24 @@ impl Harness {
 
     /// A worker assistant over the harness, retry jitter seeded with `seed`.
     pub fn assistant(&self, seed: u64) -> WorkerAssistant {
-        let mut a = WorkerAssistant::new(
-            self.assistant_config(),
-            self.store.clone(),
-            self.notifier.clone(),
-        )
-        .with_clock(self.clock.clone())
-        .with_jitter(Jitter::seeded(seed));
-        if let Some(jobs) = &self.jobs {
-            a = a.with_jobs(jobs.clone());
+        WorkerAssistant::new(self.assistant_config(), self.closer(seed))
+    }
+
+    /// The closer the harness's essentials share: its store, notifier, clock and jobs, retry jitter
+    /// seeded with `seed`.
+    fn closer(&self, seed: u64) -> Closer {
+        let closer = Closer::new(self.store.clone(), self.notifier.clone())
+            .with_clock(self.clock.clone())
+            .with_jitter(Jitter::seeded(seed));
+        match &self.jobs {
+            Some(jobs) => closer.with_jobs(jobs.clone()),
+            None => closer,
         }
-        a
     }
 
     /// A scavenger over the harness, retry jitter seeded with `seed`.
     pub fn scavenger(&self, seed: u64) -> Scavenger {
-        let mut s = Scavenger::new(
-            self.scavenger_config(),
-            self.store.clone(),
-            self.notifier.clone(),
-        )
-        .with_clock(self.clock.clone())
-        .with_jitter(Jitter::seeded(seed));
-        if let Some(jobs) = &self.jobs {
-            s = s.with_jobs(jobs.clone());
-        }
-        s
+        Scavenger::new(self.scavenger_config(), self.closer(seed))
     }
 
     /// `worker` reporting in-process through a worker assistant over the harness.

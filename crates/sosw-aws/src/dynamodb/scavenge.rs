@@ -14,6 +14,7 @@ use super::query::{self, QuerySpec};
 use sosw_core::error::Result;
 use sosw_core::store::{
     CLOSED_STATUS_ATTRIBUTE, ClosedStatus, MoveOutcome, TaskArchive, TaskRetries, fresh_from_dead,
+    restore_dead_payload,
 };
 use sosw_core::task::{Markers, Task};
 
@@ -223,6 +224,7 @@ impl TaskArchive for DynamoTaskStore {
     async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
         let t = self.tables();
         let mut queued = task.clone();
+        restore_dead_payload(&mut queued)?;
         fresh_from_dead(&mut queued, greenfield);
         let to = Side {
             table: &t.tasks,

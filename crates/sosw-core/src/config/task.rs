@@ -147,6 +147,18 @@ impl TaskConfig {
             .ok_or_else(|| Error::UnknownLabourer(id.to_string()))
     }
 
+    /// The labourer `id` as [`TaskConfig::labourer`] resolves it, or, when it is not configured, a
+    /// labourer with every setting at the task config's defaults (for a task whose labourer was removed
+    /// from the config since it was queued).
+    pub fn labourer_or_default(&self, id: &str) -> Labourer {
+        let settings = self
+            .labourers
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| Labourer::new(id));
+        self.resolve(id, &settings)
+    }
+
     /// Every labourer, sorted by id, with the task config's fallbacks applied: `max_attempts` is the
     /// labourer's own, else `max_attempts_<id>`, else `max_attempts`; `max_simultaneous_invocations` is
     /// the labourer's own (0 pauses it), else the task config's.
@@ -161,12 +173,11 @@ impl TaskConfig {
         let mut labourer = settings.clone();
         labourer.id = id.to_string();
         let per_labourer = self.max_attempts_per_labourer.get(id).copied();
-        labourer.max_attempts = Some(
-            settings
-                .max_attempts
-                .or(per_labourer)
-                .unwrap_or(self.max_attempts),
-        );
+        labourer.max_attempts = Some(crate::task::fate::resolve_max_attempts(
+            settings.max_attempts,
+            per_labourer,
+            self.max_attempts,
+        ));
         labourer.max_simultaneous_invocations = Some(
             settings
                 .max_simultaneous_invocations

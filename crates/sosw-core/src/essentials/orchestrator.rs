@@ -44,6 +44,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
@@ -52,6 +53,7 @@ use crate::config::{InvocationCoefficients, OrchestratorConfig};
 use crate::ecology::{EcologyManager, HealthCache, MetricsSource, NoDataPolicy};
 use crate::error::Error;
 use crate::invoke::{InvokeOutcome, Invoker, WorkerTimeouts};
+use crate::processor::{Invocation, Processor};
 use crate::store::{ClaimOutcome, TaskClaims, TaskQueue};
 use crate::task::{Labourer, Markers, TaskId};
 
@@ -115,7 +117,8 @@ impl Default for OrchestratorSettings {
     }
 }
 
-/// The orchestrator essential. Build it once per container; call [`Orchestrator::run`] per event.
+/// The orchestrator essential. Build it once per container; call [`Orchestrator::run`] per event, or
+/// run it as a [`Processor`] (the event is not read; the run lasts until the invocation's deadline).
 pub struct Orchestrator {
     store: Arc<dyn OrchestratorStore>,
     invoker: Arc<dyn Invoker>,
@@ -539,4 +542,27 @@ fn to_chrono(d: Duration) -> chrono::Duration {
 
 fn elapsed_ms(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
     u64::try_from((to - from).num_milliseconds()).unwrap_or(0)
+}
+
+#[async_trait]
+impl Processor for Orchestrator {
+    /// The schedule's event, not read.
+    type Event = serde_json::Value;
+    type Output = OrchestratorReport;
+
+    /// [`Orchestrator::run`] until the invocation's deadline (refilling freed slots in continuous
+    /// mode).
+    async fn process(
+        &self,
+        _event: serde_json::Value,
+        invocation: &mut Invocation,
+    ) -> crate::Result<OrchestratorReport> {
+        let report = self.run(invocation.deadline).await?;
+        let stats = &mut invocation.stats;
+        stats.add("rounds", u64::from(report.rounds));
+        stats.add("claimed_tasks", report.claimed());
+        stats.add("invoked_tasks", report.invoked());
+        stats.add("labourer_errors", report.error_count());
+        Ok(report)
+    }
 }

@@ -11,13 +11,18 @@
 //! moved before the job is reopened: if the process stops in between, or the record cannot be updated
 //! (a warning in the report), the tasks still run and the job record keeps its old counts and status
 //! (`sosw job` shows it finished); nothing is lost.
+//!
+//! A dead task that sosw 0.7 archived has its payload stored as a Python repr (bug B9). It is read back
+//! into the object it was ([`restore_dead_payload`]) before it moves; a payload that does not read back
+//! as an object is never requeued: redriving that one task is an error naming it, and a labourer's
+//! redrive moves the others and lists it in [`RedriveReport::refused`].
 
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::store::{
     CLOSED_STATUS_ATTRIBUTE, ClosedStatus, JobStore, MoveOutcome, TaskArchive, TaskLookup,
-    TaskQueue,
+    TaskQueue, restore_dead_payload,
 };
 use crate::task::greenfield::retry_sequence;
 use crate::task::{Task, TaskId};
@@ -42,6 +47,9 @@ pub struct RedriveReport {
     pub jobs_reopened: BTreeMap<String, u64>,
     /// Job records that could not follow the moved tasks (the tasks run anyway).
     pub warnings: Vec<String>,
+    /// Dead tasks left in the closed table because no worker could read their payload, each with the
+    /// reason (which names the task).
+    pub refused: Vec<(TaskId, String)>,
 }
 
 /// Reopens `job_id` for `count` redriven tasks, taking no more than the job counts dead (a task may
@@ -67,7 +75,16 @@ pub async fn redrive<S>(
 where
     S: TaskQueue + TaskLookup + TaskArchive + ?Sized,
 {
-    let dead = dead_tasks(tasks, target, limit).await?;
+    let mut report = RedriveReport::default();
+    let mut dead = Vec::new();
+    for mut task in dead_tasks(tasks, target, limit).await? {
+        match restore_dead_payload(&mut task) {
+            Ok(()) => dead.push(task),
+            // One task asked for by id: refusing it is the answer.
+            Err(err) if matches!(target, RedriveTarget::Task(_)) => return Err(err),
+            Err(err) => report.refused.push((task.task_id.clone(), err.to_string())),
+        }
+    }
     let mut by_labourer: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
     for task in &dead {
         by_labourer
@@ -75,7 +92,6 @@ where
             .or_default()
             .push(task);
     }
-    let mut report = RedriveReport::default();
     let mut per_job: BTreeMap<String, u64> = BTreeMap::new();
     for (labourer, group) in by_labourer {
         let head = tasks.oldest_queued_greenfield(labourer, now).await?;

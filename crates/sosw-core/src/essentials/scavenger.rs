@@ -2,7 +2,8 @@
 //!
 //! 1. **archive** completed tasks to the closed table as `<labourer>_1` (only those a worker assistant
 //!    with `archive_completed: false`, or sosw 0.7's, left in the queue);
-//! 2. **expired** tasks (invoked `duration + cooldown` ago, never reported): fewer than `max_attempts`
+//! 2. **expired** tasks (invoked `duration + cooldown` ago, never reported): their
+//!    [fate](crate::task::fate) is decided with the worker assistant's rule: fewer than `max_attempts`
 //!    invocations go to the retry table with the labourer's retry delay; the others are dead, archived
 //!    as `<labourer>_0`, with one batched SNS alert per run;
 //! 3. **due retries** go back to the queue ahead of its head (at most `retry_tasks_limit`).
@@ -14,24 +15,19 @@
 //! sent at the end of the run either way.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::worker_assistant::{DEAD_TASK_SUBJECT, dead_task_message};
-use crate::clock::{Clock, SystemClock};
+use super::closer::{Closed, Closer};
 use crate::config::ScavengerConfig;
 use crate::error::{Error, Result};
-use crate::notify::jobs::{self, JobProgress};
-use crate::notify::{NotificationQueue, Notifier};
-use crate::processor::{Processor, Stats};
-use crate::store::{
-    ClosedStatus, JobCounts, JobStore, MoveOutcome, TaskStore, requeue_due_retries,
-};
-use crate::task::retry::desired_launch_time;
-use crate::task::{Jitter, Labourer, Markers, Task};
+use crate::notify::NotificationQueue;
+use crate::processor::{Invocation, Processor};
+use crate::store::{ClosedStatus, JobCounts, MoveOutcome, requeue_due_retries};
+use crate::task::fate::Ending;
+use crate::task::{Labourer, Markers};
 
 /// The function name (and config document prefix) of the scavenger.
 pub const FUNCTION_NAME: &str = "sosw_scavenger";
@@ -97,23 +93,11 @@ impl ScavengerReport {
     }
 }
 
-/// The scavenger over a task store, an optional job store and a notifier.
+/// The scavenger: its config over a [`Closer`] (the task store, job store, notifier, clock and jitter).
+#[derive(Debug)]
 pub struct Scavenger {
     config: ScavengerConfig,
-    store: Arc<dyn TaskStore>,
-    jobs: Option<Arc<dyn JobStore>>,
-    notifier: Arc<dyn Notifier>,
-    clock: Arc<dyn Clock>,
-    jitter: Mutex<Jitter>,
-}
-
-impl std::fmt::Debug for Scavenger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scavenger")
-            .field("config", &self.config)
-            .field("jobs", &self.jobs.is_some())
-            .finish_non_exhaustive()
-    }
+    closer: Closer,
 }
 
 /// The state of one run, shared by the per-labourer steps.
@@ -124,38 +108,9 @@ struct Run {
 }
 
 impl Scavenger {
-    /// A scavenger with the system clock, jitter from entropy and no job store.
-    pub fn new(
-        config: ScavengerConfig,
-        store: Arc<dyn TaskStore>,
-        notifier: Arc<dyn Notifier>,
-    ) -> Self {
-        Scavenger {
-            config,
-            store,
-            jobs: None,
-            notifier,
-            clock: Arc::new(SystemClock),
-            jitter: Mutex::new(Jitter::from_entropy()),
-        }
-    }
-
-    /// Keeps job counters in `jobs` and sends job-finished messages.
-    pub fn with_jobs(mut self, jobs: Arc<dyn JobStore>) -> Self {
-        self.jobs = Some(jobs);
-        self
-    }
-
-    /// Uses `clock` for "now".
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Uses `jitter` for retry delays (seed it in tests).
-    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
-        self.jitter = Mutex::new(jitter);
-        self
+    /// A scavenger with `config`, closing tasks through `closer`.
+    pub fn new(config: ScavengerConfig, closer: Closer) -> Self {
+        Scavenger { config, closer }
     }
 
     /// The config.
@@ -173,11 +128,10 @@ impl Scavenger {
     async fn run_keeping_first_error(&self) -> (ScavengerReport, Option<Error>) {
         let mut first_error = None;
         let mut run = Run {
-            now: self.clock.now_secs(),
-            queue: NotificationQueue::new(
-                self.notifier.clone(),
-                self.config.sns_config.recipient.clone(),
-            ),
+            now: self.closer.now_secs(),
+            queue: self
+                .closer
+                .notifications(self.config.sns_config.recipient.clone()),
             jobs_finished: BTreeSet::new(),
         };
         let mut report = ScavengerReport {
@@ -215,7 +169,8 @@ impl Scavenger {
         self.archive_completed(labourer, run.now, counts).await?;
         self.handle_expired(labourer, run, counts).await?;
         let limit = usize::try_from(self.config.retry_tasks_limit).unwrap_or(usize::MAX);
-        let moved = requeue_due_retries(self.store.as_ref(), &labourer.id, run.now, limit).await?;
+        let moved =
+            requeue_due_retries(self.closer.store().as_ref(), &labourer.id, run.now, limit).await?;
         counts.requeued += moved as u64;
         Ok(())
     }
@@ -228,13 +183,15 @@ impl Scavenger {
     ) -> Result<()> {
         loop {
             let page = self
-                .store
+                .closer
+                .store()
                 .list_completed(&labourer.id, now, PAGE_SIZE)
                 .await?;
             let mut moved = 0;
             for task in &page {
                 match self
-                    .store
+                    .closer
+                    .store()
                     .archive(task, ClosedStatus::Completed, now)
                     .await?
                 {
@@ -257,86 +214,39 @@ impl Scavenger {
         counts: &mut LabourerReport,
     ) -> Result<()> {
         let markers = Markers::for_labourer(run.now, labourer);
-        let max_attempts = labourer.effective_max_attempts(self.config.task_config.max_attempts);
         loop {
             let page = self
-                .store
+                .closer
+                .store()
                 .list_expired(&labourer.id, &markers, PAGE_SIZE)
                 .await?;
             let mut moved = 0;
             for task in &page {
-                let done = if task.attempts < max_attempts {
-                    self.retry_later(labourer, task, run.now, counts).await?
-                } else {
-                    self.declare_dead(task, run, counts).await?
-                };
-                moved += u64::from(done);
+                let (closed, job_finished) = self
+                    .closer
+                    .close(
+                        task,
+                        labourer,
+                        Ending::Expired,
+                        JobCounts::default(),
+                        &mut run.queue,
+                        run.now,
+                    )
+                    .await?;
+                match closed {
+                    Closed::Retried { .. } => counts.scheduled_for_retry += 1,
+                    Closed::Dead => counts.dead += 1,
+                    Closed::Conflict => counts.conflicts += 1,
+                }
+                if job_finished && let Some(job_id) = &task.job_id {
+                    run.jobs_finished.insert(job_id.clone());
+                }
+                moved += u64::from(closed != Closed::Conflict);
             }
             if page.len() < PAGE_SIZE || moved == 0 {
                 return Ok(());
             }
         }
-    }
-
-    async fn retry_later(
-        &self,
-        labourer: &Labourer,
-        task: &Task,
-        now: i64,
-        counts: &mut LabourerReport,
-    ) -> Result<bool> {
-        let launch = {
-            let mut jitter = self.jitter.lock().unwrap_or_else(|p| p.into_inner());
-            desired_launch_time(labourer, task.attempts, now, &mut jitter)
-        };
-        match self.store.move_to_retry(task, launch).await? {
-            MoveOutcome::Moved => {
-                counts.scheduled_for_retry += 1;
-                Ok(true)
-            }
-            MoveOutcome::Conflict => {
-                counts.conflicts += 1;
-                Ok(false)
-            }
-        }
-    }
-
-    async fn declare_dead(
-        &self,
-        task: &Task,
-        run: &mut Run,
-        counts: &mut LabourerReport,
-    ) -> Result<bool> {
-        if self
-            .store
-            .archive(task, ClosedStatus::Dead, run.now)
-            .await?
-            == MoveOutcome::Conflict
-        {
-            counts.conflicts += 1;
-            return Ok(false);
-        }
-        counts.dead += 1;
-        tracing::warn!(task_id = %task.task_id, labourer = %task.labourer_id,
-            attempts = task.attempts, "task is dead");
-        run.queue.send(
-            None,
-            DEAD_TASK_SUBJECT,
-            dead_task_message(&task.task_id),
-            BTreeMap::new(),
-        );
-        if let (Some(jobs), Some(job_id)) = (&self.jobs, &task.job_id) {
-            let delta = JobCounts {
-                dead: 1,
-                ..JobCounts::default()
-            };
-            let progress =
-                jobs::record_outcome(jobs.as_ref(), &mut run.queue, job_id, delta, run.now).await?;
-            if matches!(progress, JobProgress::Finished(_)) {
-                run.jobs_finished.insert(job_id.clone());
-            }
-        }
-        Ok(true)
     }
 }
 
@@ -348,9 +258,10 @@ impl Processor for Scavenger {
 
     /// One run. A run in which some labourer failed is an error (after the others ran and the alerts
     /// went out), so the failure shows in the function's error metrics.
-    async fn process(&self, _event: Value, stats: &mut Stats) -> Result<ScavengerReport> {
+    async fn process(&self, _event: Value, invocation: &mut Invocation) -> Result<ScavengerReport> {
         let (report, first_error) = self.run_keeping_first_error().await;
         let total = report.total();
+        let stats = &mut invocation.stats;
         stats.add("archived_tasks", total.archived);
         stats.add("scheduled_for_retry_later_tasks", total.scheduled_for_retry);
         stats.add("closed_dead_tasks", total.dead);

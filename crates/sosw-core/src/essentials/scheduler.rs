@@ -98,6 +98,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::SchedulerConfig;
 use crate::error::{Error, Result};
 use crate::job::{Chunker, Job, PeriodRegistry, TaskPayload};
+use crate::processor::{Invocation, Processor};
+use crate::siblings::SiblingsManager;
 use crate::store::{
     CreateJobOutcome, EnqueueMode, JobCounts, JobRecord, JobStatus, JobStore, TaskQueue,
 };
@@ -230,8 +232,9 @@ pub struct SchedulerReport {
 }
 
 /// The scheduler: the task queue and job records, and optionally a blob store (spool, large payloads)
-/// and a [`Continuation`]. Cloning is cheap apart from the config, so a Lambda handler can clone one
-/// built at start-up to give an invocation its own [`SiblingContinuation`].
+/// and a [`Continuation`] or the [`SiblingsManager`] that continues each invocation as a sibling.
+/// Cloning is cheap apart from the config; as a [`Processor`] with siblings, each invocation runs on a
+/// clone with its own [`SiblingContinuation`].
 #[derive(Clone)]
 pub struct Scheduler {
     config: SchedulerConfig,
@@ -239,6 +242,7 @@ pub struct Scheduler {
     jobs: Arc<dyn JobStore>,
     blobs: Option<Arc<dyn BlobStore>>,
     continuation: Option<Arc<dyn Continuation>>,
+    siblings: Option<Arc<SiblingsManager>>,
     clock: Arc<dyn Clock>,
     periods: PeriodRegistry,
     default_requester: String,
@@ -250,6 +254,7 @@ impl fmt::Debug for Scheduler {
             .field("config", &self.config)
             .field("blobs", &self.blobs)
             .field("continuation", &self.continuation)
+            .field("siblings", &self.siblings.is_some())
             .field("clock", &self.clock)
             .field("periods", &self.periods)
             .field("default_requester", &self.default_requester)
@@ -279,6 +284,7 @@ impl Scheduler {
             jobs,
             blobs: None,
             continuation: None,
+            siblings: None,
             clock: Arc::new(SystemClock),
             periods: PeriodRegistry::default(),
             default_requester: DEFAULT_REQUESTER.to_owned(),
@@ -294,6 +300,14 @@ impl Scheduler {
     /// Hands unfinished jobs on through `continuation` when the deadline comes.
     pub fn with_continuation(mut self, continuation: Arc<dyn Continuation>) -> Self {
         self.continuation = Some(continuation);
+        self
+    }
+
+    /// As a [`Processor`], hands a job cut short on to a sibling invocation through `siblings`
+    /// (sosw 0.7's `spawn_sibling`): each invocation gets a [`SiblingContinuation`] of its own event,
+    /// invoked as the invocation's [`Invocation::function_arn`]. [`Scheduler::run`] does not use it.
+    pub fn with_siblings(mut self, siblings: Arc<SiblingsManager>) -> Self {
+        self.siblings = Some(siblings);
         self
     }
 
@@ -835,4 +849,40 @@ fn idle_report(
 /// Ids of a job's tasks, for callers checking a job's tasks in a store: chunks `0..total`.
 pub fn job_task_ids(job_id: &str, total: u64) -> impl Iterator<Item = TaskId> + '_ {
     (0..total).map(move |i| TaskId::for_chunk(job_id, i))
+}
+
+#[async_trait]
+impl Processor for Scheduler {
+    /// A job (or a continuation), as [`Scheduler::run`] reads it.
+    type Event = Value;
+    type Output = SchedulerReport;
+
+    /// [`Scheduler::run`] until the invocation's deadline, continued (with siblings, see
+    /// [`Scheduler::with_siblings`]) as a sibling of this invocation.
+    async fn process(&self, event: Value, invocation: &mut Invocation) -> Result<SchedulerReport> {
+        let report = match &self.siblings {
+            None => self.run(&event, invocation.deadline).await?,
+            // The continuation carries this event's sibling generation, so it is built per event.
+            Some(siblings) => {
+                let continuation = SiblingContinuation::new(
+                    Arc::clone(siblings),
+                    event.clone(),
+                    invocation.function_arn.clone(),
+                    false,
+                );
+                self.clone()
+                    .with_continuation(Arc::new(continuation))
+                    .run(&event, invocation.deadline)
+                    .await?
+            }
+        };
+        tracing::info!(job_id = %report.job_id, labourer = %report.labourer_id,
+            written = report.written, outcome = ?report.outcome, "job scheduled");
+        let stats = &mut invocation.stats;
+        stats.add("tasks_written", report.written as u64);
+        stats.add("tasks_skipped", report.skipped_existing as u64);
+        stats.add("write_requests", report.write_requests as u64);
+        stats.add("payloads_stored", report.payloads_stored as u64);
+        Ok(report)
+    }
 }

@@ -12,7 +12,7 @@
 //!   archived, waiting for retry or unknown changes nothing: no orphan rows, bug B10); then, with
 //!   `archive_completed` (the default), the task moves to the closed table as `<labourer>_1` at once.
 //! * **failed**: `failed_attempts += 1` and the report's attributes; then, unlike sosw 0.7 (which let
-//!   the task expire first), at once:
+//!   the task expire first), at once, by the scavenger's rule ([`crate::task::fate`]):
 //!   * `retryable` and fewer than `max_attempts` invocations: to the retry table with the labourer's
 //!     retry delay;
 //!   * `retryable` with `max_attempts` used up, or not `retryable`: dead, archived as `<labourer>_0`
@@ -28,34 +28,23 @@
 //! changes are done, and running the event again could not resend it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::clock::{Clock, SystemClock};
+use super::closer::{Closed, Closer};
 use crate::config::WorkerAssistantConfig;
 use crate::error::{Error, Result};
-use crate::notify::jobs::{self, JobProgress};
-use crate::notify::{NotificationQueue, Notifier};
-use crate::processor::{Processor, Stats};
-use crate::store::{
-    ClosedStatus, JobCounts, JobStore, MoveOutcome, ReportOutcome, TaskReport, TaskStore,
-};
-use crate::task::retry::desired_launch_time;
-use crate::task::{Jitter, Labourer, Markers, Task, TaskId, TaskState, json_kind};
+use crate::notify::NotificationQueue;
+use crate::processor::{Invocation, Processor, Stats};
+use crate::store::{ClosedStatus, JobCounts, MoveOutcome, ReportOutcome, TaskReport, TaskStore};
+use crate::task::fate::Ending;
+use crate::task::{Markers, Task, TaskId, TaskState, json_kind};
 
 /// The function name (and config document prefix) of the worker assistant.
 pub const FUNCTION_NAME: &str = "sosw_worker_assistant";
-
-/// Subject of dead-task alerts (sosw 0.7's).
-pub const DEAD_TASK_SUBJECT: &str = "``sosw`` Dead Task";
-
-/// The alert body for a dead task (sosw 0.7's text).
-pub fn dead_task_message(task_id: &TaskId) -> String {
-    format!("Closing dead task: {task_id} ")
-}
 
 /// What a worker reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,23 +287,12 @@ pub struct AssistantReply {
     pub notify_error: Option<String>,
 }
 
-/// The worker assistant over a task store, an optional job store and a notifier.
+/// The worker assistant: its config over a [`Closer`] (the task store, job store, notifier, clock and
+/// jitter).
+#[derive(Debug)]
 pub struct WorkerAssistant {
     config: WorkerAssistantConfig,
-    store: Arc<dyn TaskStore>,
-    jobs: Option<Arc<dyn JobStore>>,
-    notifier: Arc<dyn Notifier>,
-    clock: Arc<dyn Clock>,
-    jitter: Mutex<Jitter>,
-}
-
-impl std::fmt::Debug for WorkerAssistant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerAssistant")
-            .field("config", &self.config)
-            .field("jobs", &self.jobs.is_some())
-            .finish_non_exhaustive()
-    }
+    closer: Closer,
 }
 
 /// Per-task context of one report: the row as the store returned it and the labourer's settings.
@@ -326,43 +304,14 @@ struct Closing<'a> {
 }
 
 impl WorkerAssistant {
-    /// An assistant with the system clock, jitter from entropy and no job store.
-    pub fn new(
-        config: WorkerAssistantConfig,
-        store: Arc<dyn TaskStore>,
-        notifier: Arc<dyn Notifier>,
-    ) -> Self {
-        WorkerAssistant {
-            config,
-            store,
-            jobs: None,
-            notifier,
-            clock: Arc::new(SystemClock),
-            jitter: Mutex::new(Jitter::from_entropy()),
-        }
-    }
-
-    /// Keeps job counters in `jobs` and sends job-finished messages.
-    pub fn with_jobs(mut self, jobs: Arc<dyn JobStore>) -> Self {
-        self.jobs = Some(jobs);
-        self
-    }
-
-    /// Uses `clock` for "now".
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Uses `jitter` for retry delays (seed it in tests).
-    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
-        self.jitter = Mutex::new(jitter);
-        self
+    /// An assistant with `config`, closing tasks through `closer`.
+    pub fn new(config: WorkerAssistantConfig, closer: Closer) -> Self {
+        WorkerAssistant { config, closer }
     }
 
     /// The task store reports go to.
     pub fn store(&self) -> &Arc<dyn TaskStore> {
-        &self.store
+        self.closer.store()
     }
 
     /// The config.
@@ -376,10 +325,9 @@ impl WorkerAssistant {
         request: &AssistantRequest,
         stats: &mut Stats,
     ) -> Result<AssistantReply> {
-        let mut queue = NotificationQueue::new(
-            self.notifier.clone(),
-            self.config.sns_config.recipient.clone(),
-        );
+        let mut queue = self
+            .closer
+            .notifications(self.config.sns_config.recipient.clone());
         let result = self.apply(request, &mut queue, stats).await;
         // Whatever happened, what was queued goes out now (never on drop, B19).
         let notify_error = match queue.commit().await {
@@ -406,16 +354,15 @@ impl WorkerAssistant {
         queue: &mut NotificationQueue,
         stats: &mut Stats,
     ) -> Result<(AssistantOutcome, bool)> {
-        let now = self.clock.now_secs();
+        let now = self.closer.now_secs();
         let report = request.task_report();
+        let store = self.closer.store();
         let recorded = match request.action {
             AssistantAction::MarkTaskAsCompleted => {
-                self.store.complete(&request.task_id, &report, now).await?
+                store.complete(&request.task_id, &report, now).await?
             }
             AssistantAction::MarkTaskAsFailed => {
-                self.store
-                    .record_failure(&request.task_id, &report, now)
-                    .await?
+                store.record_failure(&request.task_id, &report, now).await?
             }
         };
         let task = match recorded {
@@ -446,7 +393,8 @@ impl WorkerAssistant {
         let mut archived = false;
         if self.config.archive_completed {
             archived = self
-                .store
+                .closer
+                .store()
                 .archive(c.task, ClosedStatus::Completed, c.now)
                 .await?
                 == MoveOutcome::Moved;
@@ -470,7 +418,14 @@ impl WorkerAssistant {
             failed: 1,
             ..JobCounts::default()
         };
-        let labourer = self.labourer_of(c.task);
+        let labourer = self
+            .config
+            .task_config
+            .labourer_or_default(&c.task.labourer_id);
+        if !self.config.task_config.labourers.contains_key(&labourer.id) {
+            tracing::warn!(labourer = %labourer.id, task_id = %c.task.task_id,
+                "labourer not configured for the worker assistant: default retry settings");
+        }
         let stale = request.attempt.is_some_and(|a| a != c.task.attempts);
         let queued = Markers::for_labourer(c.now, &labourer).state(c.task.greenfield, false)
             == TaskState::Queued;
@@ -479,72 +434,34 @@ impl WorkerAssistant {
             let finished = self.count(c, failed).await?;
             return Ok((AssistantOutcome::FailureRecorded, finished));
         }
-        let max_attempts = labourer.effective_max_attempts(self.config.task_config.max_attempts);
-        if !request.is_retryable() || c.task.attempts >= max_attempts {
-            return self.declare_dead(c, failed).await;
-        }
-        let launch = {
-            let mut jitter = self.jitter.lock().unwrap_or_else(|p| p.into_inner());
-            desired_launch_time(&labourer, c.task.attempts, c.now, &mut jitter)
+        let ending = Ending::Failed {
+            retryable: request.is_retryable(),
         };
-        let outcome = match self.store.move_to_retry(c.task, launch).await? {
-            MoveOutcome::Moved => {
+        let (closed, finished) = self
+            .closer
+            .close(c.task, &labourer, ending, failed, c.queue, c.now)
+            .await?;
+        let outcome = match closed {
+            Closed::Retried {
+                desired_launch_time,
+            } => {
                 c.stats.inc("scheduled_for_retry_later_tasks");
                 AssistantOutcome::RetryScheduled {
-                    desired_launch_time: launch,
+                    desired_launch_time,
                 }
             }
-            MoveOutcome::Conflict => AssistantOutcome::FailureRecorded,
+            Closed::Dead => {
+                c.stats.inc("closed_dead_tasks");
+                AssistantOutcome::Dead
+            }
+            Closed::Conflict => AssistantOutcome::FailureRecorded,
         };
-        let finished = self.count(c, failed).await?;
         Ok((outcome, finished))
-    }
-
-    async fn declare_dead(
-        &self,
-        c: &mut Closing<'_>,
-        failed: JobCounts,
-    ) -> Result<(AssistantOutcome, bool)> {
-        let moved = self
-            .store
-            .archive(c.task, ClosedStatus::Dead, c.now)
-            .await?;
-        if moved == MoveOutcome::Conflict {
-            let finished = self.count(c, failed).await?;
-            return Ok((AssistantOutcome::FailureRecorded, finished));
-        }
-        c.stats.inc("closed_dead_tasks");
-        c.queue.send(
-            None,
-            DEAD_TASK_SUBJECT,
-            dead_task_message(&c.task.task_id),
-            BTreeMap::new(),
-        );
-        let delta = JobCounts { dead: 1, ..failed };
-        let finished = self.count(c, delta).await?;
-        Ok((AssistantOutcome::Dead, finished))
     }
 
     /// Job counters for the task's job, if it has one and a job store is configured.
     async fn count(&self, c: &mut Closing<'_>, delta: JobCounts) -> Result<bool> {
-        let (Some(jobs), Some(job_id)) = (&self.jobs, &c.task.job_id) else {
-            return Ok(false);
-        };
-        let progress = jobs::record_outcome(jobs.as_ref(), c.queue, job_id, delta, c.now).await?;
-        Ok(matches!(progress, JobProgress::Finished(_)))
-    }
-
-    /// The task's labourer; one missing from the config gets the task config's defaults (its failure
-    /// is already recorded, so refusing here would only make Lambda repeat the report).
-    fn labourer_of(&self, task: &Task) -> Labourer {
-        let task_config = &self.config.task_config;
-        task_config.labourer(&task.labourer_id).unwrap_or_else(|_| {
-            tracing::warn!(labourer = %task.labourer_id, task_id = %task.task_id,
-                "labourer not configured for the worker assistant: default retry settings");
-            let mut labourer = Labourer::new(task.labourer_id.clone());
-            labourer.max_attempts = Some(task_config.max_attempts);
-            labourer
-        })
+        self.closer.count(c.task, delta, c.queue, c.now).await
     }
 }
 
@@ -553,9 +470,9 @@ impl Processor for WorkerAssistant {
     type Event = Value;
     type Output = AssistantReply;
 
-    async fn process(&self, event: Value, stats: &mut Stats) -> Result<AssistantReply> {
+    async fn process(&self, event: Value, invocation: &mut Invocation) -> Result<AssistantReply> {
         let request = AssistantRequest::from_event(&event)?;
-        self.handle(&request, stats).await
+        self.handle(&request, &mut invocation.stats).await
     }
 }
 

@@ -42,8 +42,10 @@
 //! * Bad shapes are [`Error::InvalidJob`] naming the key path, and a job's output is capped in tasks
 //!   ([`DEFAULT_MAX_TASKS`]) and bytes ([`DEFAULT_MAX_OUTPUT_BYTES`]).
 //!
-//! Task order follows the key order of the job's objects as `serde_json::Map` iterates them: the job's
-//! order when serde_json's `preserve_order` feature is on (as Python's dicts), sorted keys otherwise.
+//! Task order, the order of values in a task and the key order of every task follow the job's key order,
+//! as Python's dicts did: the workspace builds serde_json with its `preserve_order` feature, so a
+//! `serde_json::Map` keeps insertion order. Keys are removed by rebuilding the map, never with
+//! `Map::remove` (which would swap the last key into the gap).
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
@@ -127,8 +129,12 @@ impl<'a> Chunker<'a> {
         let chunk_attrs = !run.attrs.is_empty() && run.needs_chunking(0, body, &empty);
         let has_period = body.get("period").is_some_and(truthy);
         if !chunk_attrs && !has_period {
-            // sosw 0.7 scheduled such a job as written, `isolate_days` and a falsy `period` included.
-            run.emit(body.clone(), ".")?;
+            // sosw 0.7 scheduled such a job as written, `isolate_days` and a falsy `period` included, as
+            // `{'labourer_id': ..., **job}`: the labourer goes first here.
+            let mut task = Map::new();
+            task.insert("labourer_id".into(), run.labourer_id.clone());
+            task.extend(body.iter().map(|(k, v)| (k.clone(), v.clone())));
+            run.emit(task, ".")?;
         } else {
             for dated in expand_period(body, self.periods, today)? {
                 if chunk_attrs {
@@ -420,7 +426,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Adds a finished task: `labourer_id` goes on last, as sosw 0.7 merged its skeleton last.
+    /// Adds a finished task: `labourer_id` goes on last, as sosw 0.7 merged its skeleton last (a task that
+    /// already has the key keeps it where it is, as Python's `dict.update` did).
     fn emit(&mut self, mut task: TaskPayload, path: &str) -> Result<()> {
         if self.tasks.len() >= self.max_tasks {
             return Err(Error::invalid_job(

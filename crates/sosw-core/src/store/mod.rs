@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::Result;
-use crate::task::{Markers, Task, TaskId, greenfield};
+use crate::error::{Error, Result};
+use crate::task::{Markers, Task, TaskId, greenfield, json_kind, python_literal};
 
 mod jobs;
 mod tables;
@@ -256,7 +256,9 @@ pub trait TaskArchive: Send + Sync {
     /// Moves the dead task `task` (as read from the closed table) back to the live table as a fresh
     /// task, atomically: `greenfield` as given, `attempts` 0, without `completed_at`, `closed_at`,
     /// `desired_launch_time` and the closed status key (`sosw redrive`). Conflict if the closed row is
-    /// gone or is not dead, or a live row with this id exists.
+    /// gone or is not dead, or a live row with this id exists. The payload written is the one
+    /// [`restore_dead_payload`] gives (sosw 0.7's Python repr read back into an object); a payload it
+    /// refuses is an error and nothing moves.
     async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome>;
 }
 
@@ -278,6 +280,56 @@ pub trait TaskRetries: Send + Sync {
 
     /// How many tasks of `labourer_id` wait in the retry table (due or not).
     async fn retry_length(&self, labourer_id: &str) -> Result<u64>;
+}
+
+/// Gives a dead task's closed row back the payload object a worker reads, or refuses with an error naming
+/// the task. A JSON object is kept as it is. sosw 0.7 stored a closed row's payload as the Python repr of
+/// the dict (`{'word': 'dead', 'count': 2}`, bug B9): that text is read back with a literal parser
+/// ([`crate::task::python_literal`], which evaluates nothing) into the object it was, key order included.
+/// Anything that does not give an object is refused, so no unreadable payload is ever requeued. Both
+/// [`TaskArchive::redrive`] implementations call it on the row they write, and the redrive essential on
+/// every task before moving any.
+pub fn restore_dead_payload(task: &mut Task) -> Result<()> {
+    let refuse = |why: String| {
+        Error::invalid(
+            "redrive",
+            format!(
+                "task `{}` was not redriven: its closed row's payload {why}, so a worker could not read \
+                 it. Write the payload as a JSON object into that row of the closed table, then redrive \
+                 the task again",
+                task.task_id
+            ),
+        )
+    };
+    let restored = match &task.payload {
+        Value::Object(_) => return Ok(()),
+        Value::String(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(object)) => Value::Object(object),
+            Ok(other) => {
+                return Err(refuse(format!(
+                    "is JSON text of {}, not of an object",
+                    json_kind(&other)
+                )));
+            }
+            Err(_) => match python_literal::parse(text) {
+                Ok(Value::Object(object)) => Value::Object(object),
+                Ok(other) => {
+                    return Err(refuse(format!(
+                        "is a Python literal of {}, not of a dict",
+                        json_kind(&other)
+                    )));
+                }
+                Err(err) => {
+                    return Err(refuse(format!(
+                        "is neither JSON nor a Python dict literal as sosw 0.7 wrote them ({err})"
+                    )));
+                }
+            },
+        },
+        other => return Err(refuse(format!("is {}, not an object", json_kind(other)))),
+    };
+    task.payload = restored;
+    Ok(())
 }
 
 /// Turns a dead task's closed row into a fresh queued task with `greenfield` (what
@@ -351,5 +403,75 @@ mod tests {
         report.apply_to(&mut task);
         assert_eq!(task.extra.get("stat_rows"), Some(&json!(3)));
         assert_eq!(task.extra.get("result_ok"), Some(&json!(true)));
+    }
+}
+
+#[cfg(test)]
+mod restore_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Closed items written by Python sosw 0.7.47's own conversions (`scripts/sosw07_closed_rows.py`), each
+    /// beside the JSON text its payload was created from.
+    const SOSW07_CLOSED_ROWS: &str = include_str!("../task/testdata/sosw-0.7.47-closed-rows.json");
+
+    fn dead(payload: Value) -> Task {
+        Task::new("dead-1", "w", payload, 1000, 0.0)
+    }
+
+    #[test]
+    fn every_payload_sosw_07_archived_reads_back_as_the_object_it_was() {
+        let rows: Vec<Value> = serde_json::from_str(SOSW07_CLOSED_ROWS).expect("fixture is JSON");
+        assert!(rows.len() >= 6, "{} rows", rows.len());
+        for row in rows {
+            let stored = row["closed_item"]["payload"]["S"]
+                .as_str()
+                .expect("sosw 0.7 stored the payload as S");
+            assert!(
+                serde_json::from_str::<Value>(stored).is_err() || stored == "{}",
+                "the fixture shows B9: {stored}"
+            );
+            let mut task = dead(Value::String(stored.to_owned()));
+            restore_dead_payload(&mut task).expect("restores");
+            let original: Value =
+                serde_json::from_str(row["payload_json"].as_str().expect("original JSON text"))
+                    .expect("original is JSON");
+            assert_eq!(
+                serde_json::to_string(&task.payload).expect("JSON"),
+                serde_json::to_string(&original).expect("JSON"),
+                "{stored}"
+            );
+        }
+    }
+
+    #[test]
+    fn objects_and_json_text_are_kept_and_the_rest_refused_naming_the_task() {
+        let mut task = dead(json!({"a": 1}));
+        restore_dead_payload(&mut task).expect("an object");
+        assert_eq!(task.payload, json!({"a": 1}));
+        let mut task = dead(json!("{\"b\": 2}"));
+        restore_dead_payload(&mut task).expect("JSON text of an object");
+        assert_eq!(task.payload, json!({"b": 2}));
+        for bad in [
+            json!("[1, 2]"),
+            json!("['a']"),
+            json!("'text'"),
+            json!("{'a': __import__('os')}"),
+            json!("{'a': 1"),
+            json!("not a payload"),
+            json!(7),
+            json!(null),
+            json!([1]),
+        ] {
+            let mut task = dead(bad.clone());
+            let err = restore_dead_payload(&mut task).expect_err("refused");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("dead-1") && msg.contains("not redriven"),
+                "{bad}: {msg}"
+            );
+            assert_eq!(task.payload, bad, "a refused payload is left as it was");
+        }
     }
 }

@@ -126,11 +126,6 @@ impl Labourer {
             .saturating_add(self.effective_cooldown())
     }
 
-    /// Invocations allowed before a task is declared dead, falling back to `default`.
-    pub fn effective_max_attempts(&self, default: u32) -> u32 {
-        self.max_attempts.unwrap_or(default)
-    }
-
     /// Whether `max_simultaneous_invocations` pauses this labourer.
     pub fn is_paused(&self) -> bool {
         self.max_simultaneous_invocations == Some(0)
@@ -383,7 +378,7 @@ mod tests {
             serde_json::from_value(json!({"duration": 60, "cooldown": 10, "max_attempts": 7}))
                 .expect("parses");
         assert_eq!(lab.expiry_window(), 70);
-        assert_eq!(lab.effective_max_attempts(DEFAULT_MAX_ATTEMPTS), 7);
+        assert_eq!(crate::task::fate::max_attempts(&lab), 7);
         assert!(!lab.is_paused());
         let paused: Labourer =
             serde_json::from_value(json!({"max_simultaneous_invocations": 0})).expect("parses");

@@ -1,8 +1,10 @@
 //! Tasks, labourers and the greenfield state encoding.
 
+pub mod fate;
 pub mod greenfield;
 mod labourer;
 mod model;
+pub mod python_literal;
 pub mod retry;
 
 pub use greenfield::{Markers, TaskState};

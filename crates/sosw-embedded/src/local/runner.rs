@@ -17,6 +17,7 @@ use crate::SqliteTaskStore;
 use sosw_core::clock::{Clock, SystemClock};
 use sosw_core::ecology::FixedMetrics;
 use sosw_core::error::{Error, Result};
+use sosw_core::essentials::closer::Closer;
 use sosw_core::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings};
 use sosw_core::essentials::scavenger::Scavenger;
 use sosw_core::essentials::scheduler::{
@@ -143,15 +144,12 @@ impl LocalRunner {
         // Tasks are closed (and counted on their job) by the worker assistant and the scavenger: both
         // count through `jobs`, so the summary counts this process's closes only.
         let jobs = Arc::new(CountingJobs::new(store.clone()));
-        let assistant = Arc::new(
-            WorkerAssistant::new(
-                configs.assistant.clone(),
-                store.clone(),
-                Arc::clone(&notifier),
-            )
-            .with_jobs(jobs.clone())
-            .with_clock(Arc::clone(&clock)),
-        );
+        let assistant = Arc::new(WorkerAssistant::new(
+            configs.assistant.clone(),
+            Closer::new(store.clone(), Arc::clone(&notifier))
+                .with_jobs(jobs.clone())
+                .with_clock(Arc::clone(&clock)),
+        ));
         let invoker = Arc::new(LocalInvoker::for_labourers(
             &configs.orchestrator.task_config,
             &configs.local,
@@ -171,9 +169,12 @@ impl LocalRunner {
             Arc::clone(&clock),
         )
         .with_settings(settings);
-        let scavenger = Scavenger::new(configs.scavenger.clone(), store.clone(), notifier)
-            .with_jobs(jobs.clone())
-            .with_clock(Arc::clone(&clock));
+        let scavenger = Scavenger::new(
+            configs.scavenger.clone(),
+            Closer::new(store.clone(), notifier)
+                .with_jobs(jobs.clone())
+                .with_clock(Arc::clone(&clock)),
+        );
         let scheduler = Scheduler::new(configs.scheduler.clone(), store.clone())
             .with_clock(Arc::clone(&clock))
             .with_default_requester(LOCAL_REQUESTER);

@@ -12,6 +12,7 @@ use super::{Failure, SqliteTaskStore, count, sql_limit};
 use sosw_core::error::Result;
 use sosw_core::store::{
     CLOSED_STATUS_ATTRIBUTE, ClosedStatus, MoveOutcome, TaskArchive, TaskRetries, fresh_from_dead,
+    restore_dead_payload,
 };
 use sosw_core::task::{Markers, Task};
 
@@ -186,6 +187,7 @@ fn redrive(conn: &mut Connection, task: &Task, greenfield: i64) -> Result<MoveOu
     if deleted != 1 {
         return Ok(MoveOutcome::Conflict);
     }
+    restore_dead_payload(&mut row)?;
     fresh_from_dead(&mut row, greenfield);
     rows::put_live(&tx, &row)?;
     tx.commit()?;

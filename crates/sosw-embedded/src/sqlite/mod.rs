@@ -21,6 +21,8 @@ mod archive;
 mod claims;
 mod jobs;
 mod queue;
+#[cfg(test)]
+mod redrive_sosw07_tests;
 mod rows;
 mod schema;
 #[cfg(test)]

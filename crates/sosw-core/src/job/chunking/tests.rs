@@ -384,22 +384,49 @@ fn sosw_real_payload_with_dates_makes_ten_tasks() {
 /// an error, identically under three hash seeds, and outside the documented B11 difference.
 const SOSW_CORPUS: &str = include_str!("../testdata/sosw-0.7.47-chunking.jsonl");
 
-#[test]
-fn every_corpus_job_chunks_exactly_as_sosw_did() {
-    let mut checked = 0;
-    for (line_no, line) in SOSW_CORPUS.lines().enumerate() {
+/// The extended corpus, made by `scripts/sosw07-chunking-corpus.sh` with sosw 0.7.47's own `Scheduler`
+/// (same schema, labourer and day): objects of nulls at every level, falsy isolation flags (`false`, `0`,
+/// `""`, `null`, `[]`, `{}`), keys in non-alphabetical order, flat lists mixing strings, integers and floats,
+/// and periods with `isolate_days` beside isolation at several levels. Kept where sosw 0.7 chunked the job
+/// without an error, identically under three hash seeds, and outside the documented B11 difference.
+const SOSW_EXTENDED_CORPUS: &str = include_str!("../testdata/sosw-0.7.47-chunking-extended.jsonl");
+
+/// Chunks every job of `corpus` and compares the tasks with sosw 0.7.47's as JSON text, so the order of
+/// the tasks, of the keys in each task and of the values in each list all count. Returns how many jobs
+/// and tasks matched.
+fn check_corpus(name: &str, corpus: &str) -> (usize, usize) {
+    let mut jobs = 0;
+    let mut tasks_seen = 0;
+    for (line_no, line) in corpus.lines().enumerate() {
         let case: Value = serde_json::from_str(line).expect("corpus lines are JSON");
         let tasks = chunk(case["job"].clone());
-        assert_eq!(
-            Value::Array(tasks),
-            case["tasks"],
-            "corpus line {}: {}",
-            line_no + 1,
-            case["job"]
-        );
-        checked += 1;
+        let ours = serde_json::to_string(&tasks).expect("tasks serialise");
+        let theirs = serde_json::to_string(&case["tasks"]).expect("fixture tasks serialise");
+        assert_eq!(ours, theirs, "{name} line {}: {}", line_no + 1, case["job"]);
+        jobs += 1;
+        tasks_seen += tasks.len();
     }
-    assert_eq!(checked, 300);
+    (jobs, tasks_seen)
+}
+
+#[test]
+fn every_corpus_job_chunks_exactly_as_sosw_did() {
+    let (jobs, _) = check_corpus("sosw-0.7.47-chunking.jsonl", SOSW_CORPUS);
+    assert_eq!(jobs, 300);
+}
+
+#[test]
+fn every_extended_corpus_job_chunks_exactly_as_sosw_did_in_order() {
+    let (jobs, tasks) = check_corpus("sosw-0.7.47-chunking-extended.jsonl", SOSW_EXTENDED_CORPUS);
+    assert_eq!(jobs, 561);
+    assert!(tasks > jobs, "the corpus chunks into {tasks} tasks");
+}
+
+#[test]
+fn serde_json_keeps_the_written_key_order() {
+    let text = r#"{"zeta":1,"alpha":{"m":null,"b":null},"a":[2,"x",1.5]}"#;
+    let value: Value = serde_json::from_str(text).expect("JSON");
+    assert_eq!(serde_json::to_string(&value).expect("serialises"), text);
 }
 
 // ---- sosw 0.7 quirks kept on purpose ----
