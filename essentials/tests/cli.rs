@@ -817,3 +817,539 @@ mod guide {
         assert!(ran >= 7, "only {ran} commands ran");
     }
 }
+
+// ---- Local mode is never silent (issue 16): every case runs the binary and checks its message and
+// exit status.
+
+/// A small job on `labourer`: 2 days x 2 words = 4 tasks.
+fn small_job(dir: &TempDir, labourer: &str) -> PathBuf {
+    dir.write(
+        "job.json",
+        &json!({"job": {
+            "lambda_name": labourer, "period": "last_2_days", "isolate_days": true,
+            "isolate_topics": true, "isolate_words": true,
+            "topics": {"cars": {"isolate_words": true, "words": ["toyota", "mazda"]}}
+        }}),
+    )
+}
+
+/// A config directory (`<dir>/configs`) whose only labourer is HASHTAGS, run as `command` (with the
+/// extra keys of `extra`), under the labourer settings `labourer`.
+fn command_configs(dir: &TempDir, command: Value, extra: Value, labourer: Value) -> PathBuf {
+    let configs = dir.path("configs");
+    std::fs::create_dir_all(&configs).expect("dir");
+    let mut entry = json!({"command": command});
+    if let (Some(entry), Some(extra)) = (entry.as_object_mut(), extra.as_object()) {
+        entry.extend(extra.clone());
+    }
+    let write = |name: &str, value: Value| {
+        std::fs::write(configs.join(name), value.to_string()).expect("write");
+    };
+    write(
+        "sosw_essential_config.json",
+        json!({"task_config": {"labourers": {HASHTAGS: labourer}}}),
+    );
+    write(
+        "sosw_scheduler_config.json",
+        json!({"job_schema": {"chunkable_attrs": [["topic", {}], ["word", {}]]}}),
+    );
+    write(
+        "sosw_local_config.json",
+        json!({"commands": {HASHTAGS: entry}, "poll_interval_ms": 20, "scavenge_interval_ms": 100}),
+    );
+    configs
+}
+
+/// An executable shell script `name` in `dir` with `body`.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// Exit status, stdout and stderr of `command`, failing the test if it has not ended, and closed
+/// both pipes, within `limit` (a worker's child holding sosw's stdout would keep them open).
+fn outcome_within(mut command: Command, limit: Duration) -> (i32, String, String) {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sosw starts");
+    wait_within(child, limit)
+}
+
+fn wait_within(mut child: std::process::Child, limit: Duration) -> (i32, String, String) {
+    use std::io::Read;
+    let started = Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (n, mut stream) in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .enumerate()
+    .filter_map(|(n, s)| s.map(|s| (n, s)))
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stream.read_to_string(&mut text);
+            let _ = tx.send((n, text));
+        });
+    }
+    drop(tx);
+    let mut texts = [String::new(), String::new()];
+    loop {
+        let left = limit.saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok((n, text)) => texts[n] = text,
+            // Every stream read to its end.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("sosw or its output did not end within {limit:?}");
+            }
+        }
+    }
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("sosw did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let [stdout, stderr] = texts;
+    (status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// Processes whose environment holds `marker` (the worker processes of one test and their children).
+fn processes_with(marker: &str) -> Vec<String> {
+    let needle = format!("SOSW_TEST_MARKER={marker}");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|entry| {
+            std::fs::read(entry.path().join("environ"))
+                .map(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn marker(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
+#[test]
+fn a_worker_that_cannot_start_is_a_config_error_before_any_task_runs() {
+    let dir = TempDir::new("cannot-start");
+    let job = small_job(&dir, HASHTAGS);
+    let labourer = json!({"max_simultaneous_invocations": 2, "duration": 5, "cooldown": 1});
+    let not_executable = dir.path("configs").join("not-executable.sh");
+    let cases = [
+        (json!(["./missing.sh"]), "No such file"),
+        (json!(["./not-executable.sh"]), "not executable"),
+        (json!(["no-such-program-sosw-test"]), "not found in PATH"),
+        (json!([]), "empty command"),
+    ];
+    for (command, reason) in cases {
+        let configs = command_configs(&dir, command.clone(), json!({}), labourer.clone());
+        std::fs::write(&not_executable, "#!/bin/sh\nexit 0\n").expect("write");
+        let (code, _, stderr) = run(&["config", "check", text(&configs)]);
+        assert_eq!(code, 1, "config check refuses {command}: {stderr}");
+        assert!(
+            stderr.contains(HASHTAGS) && stderr.contains(reason),
+            "config check names the labourer and why: {stderr}"
+        );
+        let state = dir.path("state.sqlite");
+        let _ = std::fs::remove_file(&state);
+        let mut command_line = sosw(&[
+            "local",
+            "run",
+            text(&job),
+            "--config",
+            text(&configs),
+            "--state",
+            text(&state),
+        ]);
+        command_line.stdin(Stdio::null());
+        let started = Instant::now();
+        let (code, stdout, stderr) = outcome_within(command_line, Duration::from_secs(30));
+        assert_eq!(code, 1, "the run stops: {stdout}\n{stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "at once, not after claiming the tasks again and again"
+        );
+        assert!(
+            stderr.contains(&format!("labourer `{HASHTAGS}`")) && stderr.contains(reason),
+            "{command}: {stderr}"
+        );
+        if let Some(program) = command.get(0).and_then(Value::as_str) {
+            let program = program.trim_start_matches("./");
+            assert!(stderr.contains(program), "the command is named: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn relative_command_paths_resolve_against_the_config_directory() {
+    let dir = TempDir::new("relative");
+    let job = small_job(&dir, HASHTAGS);
+    let configs = command_configs(
+        &dir,
+        json!(["./worker.sh", "data.txt"]),
+        json!({}),
+        json!({"max_simultaneous_invocations": 2, "duration": 5, "cooldown": 1}),
+    );
+    // The worker reads a file named relative to the config directory, where it runs.
+    script(&configs, "worker.sh", "cat > /dev/null; test -f \"$1\"");
+    std::fs::write(configs.join("data.txt"), "x").expect("write");
+    let (code, stdout, _) = run(&["config", "check", text(&configs)]);
+    assert_eq!(code, 0, "{stdout}");
+    let state = dir.path("state.sqlite");
+    // Run from another directory than the workspace root and the config directory.
+    let mut command = sosw(&[
+        "local",
+        "run",
+        text(&job),
+        "--config",
+        text(&configs),
+        "--state",
+        text(&state),
+        "--timeout",
+        "60",
+    ]);
+    command.current_dir(std::env::temp_dir());
+    let (code, stdout, stderr) = outcome(command);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(summary_line(&stdout, HASHTAGS), [4, 4, 0, 0, 0]);
+}
+
+#[test]
+fn the_python_example_runs_from_another_directory() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("python3 is not installed: skipped");
+        return;
+    }
+    let dir = TempDir::new("python");
+    let state = dir.path("state.sqlite");
+    let job = root().join("examples/jobs/python_hashtags.json");
+    let configs = root().join("examples/configs/local");
+    let mut command = sosw(&[
+        "local",
+        "run",
+        text(&job),
+        "--config",
+        text(&configs),
+        "--state",
+        text(&state),
+        "--timeout",
+        "120",
+    ]);
+    command.current_dir(&dir.0);
+    let (code, stdout, stderr) = outcome(command);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let [tasks, completed, _, dead, _] = summary_line(&stdout, "sosw_tutorial_python_hashtags");
+    assert_eq!((completed, dead), (tasks, 0), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_timeout_ends_the_workers_children_and_the_dead_tasks_keep_their_output() {
+    let dir = TempDir::new("group");
+    let job = small_job(&dir, HASHTAGS);
+    let marker = marker("group");
+    let configs = command_configs(
+        &dir,
+        json!(["./wrapper.sh"]),
+        json!({"timeout_secs": 1, "env": {"SOSW_TEST_MARKER": marker}}),
+        json!({"max_simultaneous_invocations": 4, "duration": 30, "cooldown": 1, "max_attempts": 1}),
+    );
+    // A wrapper that starts a long child (which inherits stdout) and waits for it.
+    script(
+        &configs,
+        "wrapper.sh",
+        "cat > /dev/null; echo wrapper says hello; echo and complains >&2; sleep 300 & wait",
+    );
+    let state = dir.path("state.sqlite");
+    let command = sosw(&[
+        "local",
+        "run",
+        text(&job),
+        "--config",
+        text(&configs),
+        "--state",
+        text(&state),
+        "--timeout",
+        "60",
+    ]);
+    let (code, stdout, stderr) = outcome_within(command, Duration::from_secs(60));
+    assert_eq!(code, 3, "every task timed out and died: {stdout}\n{stderr}");
+    assert_eq!(summary_line(&stdout, HASHTAGS), [4, 0, 0, 4, 0]);
+    assert!(
+        !stdout.contains("wrapper says hello") && !stderr.contains("wrapper says hello"),
+        "worker output is not mixed into sosw's: {stdout}\n{stderr}"
+    );
+    assert_eq!(
+        processes_with(&marker),
+        Vec::<String>::new(),
+        "no child outlives sosw"
+    );
+
+    // The dead tasks keep how their process ended and its last lines; `sosw job` shows them.
+    let id = job_id(&stdout);
+    let (code, shown, err) = run(&["job", &id, "--state", text(&state)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(shown.contains("timed out"), "{shown}");
+    assert!(
+        shown.contains("wrapper says hello") && shown.contains("and complains"),
+        "{shown}"
+    );
+    let store = SqliteTaskStore::open(&state).expect("state");
+    let first = job_task_ids(&id, 4).next().expect("a task");
+    let task = store
+        .get_closed_task(&first)
+        .await
+        .expect("read")
+        .expect("closed");
+    assert_eq!(task.extra.get("result_exit"), Some(&json!("timed out")));
+    // stdout and stderr are read side by side: their lines come in the order they arrive.
+    let output = task.extra.get("result_output").and_then(Value::as_str);
+    let mut lines: Vec<&str> = output.unwrap_or_default().lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["and complains", "wrapper says hello"], "{output:?}");
+}
+
+#[test]
+fn ctrl_c_stops_the_workers_says_how_to_resume_and_exits_130() {
+    let dir = TempDir::new("sigint");
+    let job = small_job(&dir, HASHTAGS);
+    let marker = marker("sigint");
+    let configs = command_configs(
+        &dir,
+        json!(["./wrapper.sh"]),
+        json!({"env": {"SOSW_TEST_MARKER": marker}}),
+        json!({"max_simultaneous_invocations": 2, "duration": 30, "cooldown": 1}),
+    );
+    script(&configs, "wrapper.sh", "cat > /dev/null; sleep 300 & wait");
+    let state = dir.path("state.sqlite");
+    let child = sosw(&[
+        "local",
+        "run",
+        text(&job),
+        "--config",
+        text(&configs),
+        "--state",
+        text(&state),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("sosw starts");
+    let started = Instant::now();
+    while processes_with(&marker).len() < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the workers did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let (code, stdout, stderr) = wait_within(child, Duration::from_secs(30));
+    assert_eq!(code, 130, "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "sosw local run --resume --state {} --config {}",
+            text(&state),
+            text(&configs)
+        )),
+        "{stderr}"
+    );
+    assert!(stdout.contains("0 tasks closed in this run"), "{stdout}");
+    assert_eq!(
+        processes_with(&marker),
+        Vec::<String>::new(),
+        "the workers are gone"
+    );
+}
+
+#[test]
+fn a_run_that_can_never_progress_says_why_instead_of_waiting() {
+    let dir = TempDir::new("stuck");
+    let job = small_job(&dir, HASHTAGS);
+    let state = dir.path("state.sqlite");
+    let worker = json!(["sh", "-c", "cat > /dev/null"]);
+
+    // A paused labourer.
+    let configs = command_configs(
+        &dir,
+        worker.clone(),
+        json!({}),
+        json!({"max_simultaneous_invocations": 0}),
+    );
+    let command = sosw(&[
+        "local",
+        "run",
+        text(&job),
+        "--config",
+        text(&configs),
+        "--state",
+        text(&state),
+    ]);
+    let (code, stdout, stderr) = outcome_within(command, Duration::from_secs(30));
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("paused")
+            && stderr.contains(&format!(
+                "task_config.labourers.{HASHTAGS}.max_simultaneous_invocations"
+            ))
+            && stderr.contains("--resume"),
+        "{stderr}"
+    );
+
+    // The same state resumed with a config whose labourers do not include the job's.
+    let other = TempDir::new("stuck-other");
+    let other_configs = other.path("configs");
+    std::fs::create_dir_all(&other_configs).expect("dir");
+    std::fs::write(
+        other_configs.join("sosw_essential_config.json"),
+        json!({"task_config": {"labourers": {"another": {}}}}).to_string(),
+    )
+    .expect("write");
+    std::fs::write(
+        other_configs.join("sosw_local_config.json"),
+        json!({"commands": {"another": {"command": worker}}}).to_string(),
+    )
+    .expect("write");
+    let command = sosw(&[
+        "local",
+        "run",
+        "--resume",
+        "--config",
+        text(&other_configs),
+        "--state",
+        text(&state),
+    ]);
+    let (code, stdout, stderr) = outcome_within(command, Duration::from_secs(30));
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("labourer `{HASHTAGS}`"))
+            && stderr.contains("task_config.labourers")
+            && stderr.contains("--config"),
+        "{stderr}"
+    );
+
+    // A configured labourer with no worker and no command.
+    std::fs::write(
+        other_configs.join("sosw_local_config.json"),
+        json!({}).to_string(),
+    )
+    .expect("write");
+    let (code, _, stderr) = run(&["config", "check", text(&other_configs)]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("labourer `another` has no way to run"),
+        "{stderr}"
+    );
+    let command = sosw(&[
+        "local",
+        "run",
+        "--resume",
+        "--config",
+        text(&other_configs),
+        "--state",
+        text(&state),
+    ]);
+    let (code, stdout, stderr) = outcome_within(command, Duration::from_secs(30));
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("labourer `another` has no way to run here")
+            && stderr.contains("sosw_local_config"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn two_runs_on_one_state_file_count_each_task_once() {
+    let dir = TempDir::new("two-runs");
+    let state = dir.path("state.sqlite");
+    let start = || {
+        sosw(&[
+            "local",
+            "run",
+            "examples/jobs/hashtags.json",
+            "--state",
+            text(&state),
+            "--plain",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sosw starts")
+    };
+    let (first, second) = (start(), start());
+    let mut closed = 0;
+    for child in [first, second] {
+        let (code, stdout, stderr) = wait_within(child, Duration::from_secs(120));
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        let count: u64 = stdout
+            .lines()
+            .find_map(|l| {
+                l.split(", ")
+                    .nth(1)?
+                    .strip_suffix(" tasks closed in this run")
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {stdout}"));
+        closed += count;
+    }
+    assert_eq!(closed, 36, "the two runs together closed each task once");
+}
+
+#[test]
+fn no_command_panics_on_a_closed_stdout() {
+    // The reading end is closed before sosw writes: every write fails with EPIPE.
+    let mut child = sosw(&["plan", "examples/jobs/hashtags.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sosw starts");
+    drop(child.stdout.take());
+    let (code, _, stderr) = wait_within(child, Duration::from_secs(30));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // As a user types it.
+    let (code, stdout, stderr) = outcome({
+        let mut shell = Command::new("bash");
+        shell
+            .args([
+                "-c",
+                &format!(
+                    "set -o pipefail; {} plan examples/jobs/hashtags.json | head -1",
+                    env!("CARGO_BIN_EXE_sosw")
+                ),
+            ])
+            .current_dir(root());
+        shell
+    });
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

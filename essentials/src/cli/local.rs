@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sosw::essentials::scheduler::{JobOutcome, SchedulerReport};
-use sosw::local::{LocalConfigs, LocalRunner};
+use sosw::local::{LocalConfigs, LocalRunner, interrupted};
 use sosw::notify::LogNotifier;
 use sosw::store::JobStore;
 
 use super::defaults::worker_registry;
 use super::output::Progress;
-use super::stores::{config_source, open_state};
-use super::{CliError, CliResult, EXIT_DEAD_TASKS, Global, RunArgs};
+use super::stores::{config_base_dir, config_source, open_state};
+use super::{CliError, CliResult, EXIT_DEAD_TASKS, EXIT_INTERRUPTED, Global, RunArgs};
 
 /// `sosw local run`.
 pub async fn run(global: &Global, args: RunArgs) -> CliResult {
@@ -44,11 +44,16 @@ pub async fn run(global: &Global, args: RunArgs) -> CliResult {
         remove_state(&global.state)?;
     }
     let store = Arc::new(open_state(&global.state, true)?);
-    let runner = LocalRunner::new(store, configs, &worker_registry(), Arc::new(LogNotifier))?;
+    let runner = LocalRunner::new(store, configs, &worker_registry(), Arc::new(LogNotifier))
+        .map_err(|err| {
+            CliError::new(format!(
+                "{err}\nfix the document, then check the directory with `sosw config check <dir>`"
+            ))
+        })?;
     if let Some(log) = &args.delivery_log {
         runner.log_deliveries_to(log)?;
     }
-    println!("state: {}", global.state.display());
+    say!("state: {}", global.state.display());
 
     let mut job_ids = Vec::new();
     if let Some(event) = &event {
@@ -66,7 +71,7 @@ pub async fn run(global: &Global, args: RunArgs) -> CliResult {
             continue;
         }
         runner.resume_scheduling(&job).await?;
-        println!(
+        say!(
             "continuing job {} of an earlier run: {}/{} tasks closed",
             job.job_id,
             job.counts.completed + job.counts.dead,
@@ -75,7 +80,7 @@ pub async fn run(global: &Global, args: RunArgs) -> CliResult {
         job_ids.push(job.job_id);
     }
     if job_ids.is_empty() {
-        println!(
+        say!(
             "nothing to resume: every job in `{}` is finished",
             global.state.display()
         );
@@ -85,25 +90,51 @@ pub async fn run(global: &Global, args: RunArgs) -> CliResult {
     let progress = Progress::new(global.plain);
     let timeout = args.timeout.map(Duration::from_secs);
     let summary = runner
-        .run_until_finished(&job_ids, &progress, timeout)
+        .run_until_finished_or(&job_ids, &progress, timeout, interrupted())
         .await;
     progress.finish();
-    let summary = summary?;
-    println!("\n{summary}");
+    let summary = summary.map_err(|err| {
+        CliError::new(format!(
+            "{err}\nthe state is kept in `{}`: continue with `{}`",
+            global.state.display(),
+            resume_command(global)
+        ))
+    })?;
+    say!("\n{summary}");
+    if summary.interrupted {
+        tell!(
+            "interrupted: {} tasks closed in this run, {} still open; the state is kept in `{}`: \
+             continue with `{}`",
+            summary.closed_this_run,
+            summary.total().open,
+            global.state.display(),
+            resume_command(global)
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     if summary.all_completed() {
         Ok(ExitCode::SUCCESS)
     } else {
-        println!(
-            "{} dead tasks: see them with `sosw queue`",
+        say!(
+            "{} dead tasks: see them with `sosw queue` and `sosw job <id>`",
             summary.total().dead
         );
         Ok(ExitCode::from(EXIT_DEAD_TASKS))
     }
 }
 
+/// The command that continues this run: `sosw local run --resume` with the same state and configs.
+fn resume_command(global: &Global) -> String {
+    let mut command = format!("sosw local run --resume --state {}", global.state.display());
+    if let Some(dir) = &global.config {
+        command.push_str(&format!(" --config {}", dir.display()));
+    }
+    command
+}
+
 fn print_submitted(report: &SchedulerReport, finished: bool, state: &Path) {
     match report.outcome {
-        JobOutcome::AlreadyEnqueued if finished => println!(
+        JobOutcome::AlreadyEnqueued if finished => say!(
             "job {} ({} tasks of {}) ran in `{}` already: sosw runs a job once per day. \
              Pass --fresh to start over.",
             report.job_id,
@@ -111,28 +142,32 @@ fn print_submitted(report: &SchedulerReport, finished: bool, state: &Path) {
             report.labourer_id,
             state.display()
         ),
-        JobOutcome::AlreadyEnqueued => println!(
+        JobOutcome::AlreadyEnqueued => say!(
             "job {} ({} tasks of {}) is in `{}` from an earlier run: continuing it",
             report.job_id,
             report.total,
             report.labourer_id,
             state.display()
         ),
-        _ => println!(
+        _ => say!(
             "job {}: {} tasks of {} scheduled",
-            report.job_id, report.total, report.labourer_id
+            report.job_id,
+            report.total,
+            report.labourer_id
         ),
-    }
+    };
 }
 
 /// The configs of a local run, with a hint on failure.
 pub async fn load_configs(global: &Global) -> CliResult<LocalConfigs> {
     let source = config_source(global).await?;
-    LocalConfigs::load(source.as_ref()).await.map_err(|err| {
+    let mut configs = LocalConfigs::load(source.as_ref()).await.map_err(|err| {
         CliError::new(format!(
             "{err}\nfix the document, then check the directory with `sosw config check <dir>`"
         ))
-    })
+    })?;
+    configs.local.base_dir = config_base_dir(global);
+    Ok(configs)
 }
 
 /// Reads a job file as JSON.
@@ -178,7 +213,7 @@ fn remove_state(state: &Path) -> CliResult<()> {
 /// `sosw local workers`.
 pub fn workers() -> CliResult {
     for name in worker_registry().names() {
-        println!("{name}");
+        say!("{name}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,23 @@
 //!   `redrive`, `config check`.
 //!
 //! Every global flag has an environment twin (`SOSW_...`). Exit status: 0 success, 1 error, 2 bad
-//! usage, 3 a job finished with dead tasks.
+//! usage, 3 a job finished with dead tasks, 130 a local run stopped by Ctrl-C. No command panics on a
+//! closed stdout (`sosw plan job.json | head -1`): its output stops quietly.
+
+/// `println!` that never panics: once stdout is closed (`sosw plan job.json | head -1`), output is
+/// dropped quietly; evaluates to whether the line was written.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics: a closed stderr drops the line.
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        $crate::cli::output::diagnostic(format_args!($($arg)*))
+    };
+}
 
 mod defaults;
 mod local;
@@ -25,6 +41,9 @@ pub use defaults::{builtin_config_source, worker_registry};
 
 /// Exit status of a job that finished with dead tasks.
 pub const EXIT_DEAD_TASKS: u8 = 3;
+
+/// Exit status of a local run stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// sosw: the Serverless Orchestrator of Serverless Workers, on this machine or on AWS.
 ///
@@ -222,14 +241,14 @@ pub fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
+            tell!("error: cannot start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err}");
+            tell!("error: {err}");
             ExitCode::FAILURE
         }
     }

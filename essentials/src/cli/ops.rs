@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sosw::config::{OrchestratorConfig, SchedulerConfig, load_essential_config};
+use sosw::config::{ConfigSource, OrchestratorConfig, SchedulerConfig, load_essential_config};
 use sosw::ecology::{EcologyManager, FixedMetrics, HealthCache, MetricsSource, STATUS_NAMES};
 use sosw::embedded::SqliteTaskStore;
 use sosw::essentials::redrive::RedriveTarget;
 use sosw::essentials::scheduler::{JobPlan, Scheduler};
 use sosw::invoke::{InvokeOutcome, Invoker};
-use sosw::local::{LOCAL_CONFIG_NAME, LocalConfigs, schedule};
+use sosw::local::{LOCAL_CONFIG_NAME, LocalConfigs, command_spec, schedule};
 use sosw::store::{ClosedStatus, JobRecord};
 use sosw::task::{Labourer, Markers, TaskId};
 
@@ -59,9 +59,12 @@ pub async fn plan(global: &Global, args: PlanArgs) -> CliResult {
     for task in &plan.tasks {
         let line = serde_json::to_string(task)
             .map_err(|err| CliError::new(format!("cannot print a task: {err}")))?;
-        println!("{line}");
+        if !say!("{line}") {
+            // The reader went away (`| head`): the rest would go nowhere.
+            return Ok(ExitCode::SUCCESS);
+        }
     }
-    eprintln!(
+    tell!(
         "job {}: {} tasks of {} on {today} (dry run: nothing written)",
         plan.job_id,
         plan.tasks.len(),
@@ -79,7 +82,7 @@ pub async fn submit(global: &Global, args: JobFileArgs) -> CliResult {
         let invoker = sosw::aws::lambda::LambdaInvoker::from_sdk_config(&sdk);
         return match invoker.invoke(&global.scheduler_function, &event).await? {
             InvokeOutcome::Accepted => {
-                println!(
+                say!(
                     "job {} ({} tasks of {}) submitted to `{}`; follow it with `sosw job {} --aws`",
                     plan.job_id,
                     plan.tasks.len(),
@@ -102,7 +105,7 @@ pub async fn submit(global: &Global, args: JobFileArgs) -> CliResult {
     let store = Arc::new(open_state(&global.state, true)?);
     let scheduler = Scheduler::new(config, store).with_default_requester("sosw submit");
     let report = schedule(&scheduler, &event).await?;
-    println!(
+    say!(
         "job {}: {} tasks of {} in `{}` ({} written now); run them with `sosw local run --resume`",
         report.job_id,
         report.total,
@@ -121,6 +124,7 @@ pub async fn job(global: &Global, args: JobArgs) -> CliResult {
         return Err(unknown_job(&store, &args.job_id).await);
     };
     print_job(&job);
+    print_dead_tasks(&store, &job).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -162,24 +166,24 @@ pub async fn redrive(global: &Global, args: RedriveArgs) -> CliResult {
         ))
     })?;
     for id in &report.redriven {
-        println!("redriven  {id}");
+        say!("redriven  {id}");
     }
     for (job, n) in &report.jobs_reopened {
-        println!("reopened  job {job} ({n} task(s) back in its queue)");
+        say!("reopened  job {job} ({n} task(s) back in its queue)");
     }
     for warning in &report.warnings {
-        eprintln!("warning: {warning}");
+        tell!("warning: {warning}");
     }
     for (id, reason) in &report.refused {
         eprintln!("refused   {id}: {reason}");
     }
     if report.conflicts > 0 {
-        println!(
+        say!(
             "skipped   {} task(s) that changed while read (another redrive?)",
             report.conflicts
         );
     }
-    println!(
+    say!(
         "{} dead task(s) back in the queue of {}; `sosw local run --resume` (or the orchestrator on AWS) runs them",
         report.redriven.len(),
         store.name
@@ -211,21 +215,67 @@ fn print_job(job: &JobRecord) {
         .total
         .map_or_else(|| "unknown (still chunking)".to_owned(), |t| t.to_string());
     let closed = job.counts.completed + job.counts.dead;
-    println!("job        {}", job.job_id);
-    println!("labourer   {}", job.labourer_id);
-    println!("status     {}", json!(job.status).as_str().unwrap_or("?"));
-    println!(
+    say!("job        {}", job.job_id);
+    say!("labourer   {}", job.labourer_id);
+    say!("status     {}", json!(job.status).as_str().unwrap_or("?"));
+    say!(
         "tasks      {total} (enqueued {}, closed {closed})",
         job.enqueued
     );
-    println!(
+    say!(
         "completed  {}\ndead       {}\nfailures   {}",
-        job.counts.completed, job.counts.dead, job.counts.failed
+        job.counts.completed,
+        job.counts.dead,
+        job.counts.failed
     );
-    println!("created    {}", time(Some(job.created_at)));
-    println!("started    {}", time(job.started_at));
-    println!("finished   {}", time(job.finished_at));
-    println!("requesters {}", job.requesters.join(", "));
+    say!("created    {}", time(Some(job.created_at)));
+    say!("started    {}", time(job.started_at));
+    say!("finished   {}", time(job.finished_at));
+    say!("requesters {}", job.requesters.join(", "));
+}
+
+/// Most dead tasks `sosw job` shows, and how many dead tasks of the labourer it looks through.
+const DEAD_SHOWN: usize = 5;
+const DEAD_SEARCHED: usize = 10_000;
+
+/// A few dead tasks of `job`, each with how its last attempt ended and the last lines its worker
+/// wrote (kept by command workers under `result_exit` and `result_output`).
+async fn print_dead_tasks(store: &Backend, job: &JobRecord) -> CliResult<()> {
+    if job.counts.dead == 0 {
+        return Ok(());
+    }
+    let dead: Vec<_> = store
+        .tasks
+        .closed_sample(&job.labourer_id, ClosedStatus::Dead, DEAD_SEARCHED)
+        .await?
+        .into_iter()
+        .filter(|task| task.job_id.as_deref() == Some(job.job_id.as_str()))
+        .take(DEAD_SHOWN)
+        .collect();
+    say!(
+        "dead tasks ({} of {}; `sosw redrive {}` runs them again):",
+        dead.len(),
+        job.counts.dead,
+        job.labourer_id
+    );
+    for task in dead {
+        let exit = task
+            .extra
+            .get("result_exit")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("no exit recorded");
+        say!("  {}  attempts {}  {exit}", task.task_id, task.attempts);
+        if let Some(output) = task
+            .extra
+            .get("result_output")
+            .and_then(serde_json::Value::as_str)
+        {
+            for line in output.lines() {
+                say!("    | {line}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn time(secs: Option<i64>) -> String {
@@ -280,7 +330,7 @@ pub async fn queue(global: &Global) -> CliResult {
         });
     }
     if rows.is_empty() {
-        println!("no labourers are configured: add them under `task_config.labourers`");
+        say!("no labourers are configured: add them under `task_config.labourers`");
     }
     print_queue(&rows);
     Ok(ExitCode::SUCCESS)
@@ -321,15 +371,22 @@ fn print_queue(rows: &[QueueRow]) {
         .chain([8])
         .max()
         .unwrap_or(8);
-    println!(
+    say!(
         "{:<width$}  {:>7}  {:>7}  {:>7}  {:>9}  {:>5}  {:>5}  eco",
-        "labourer", "queued", "running", "expired", "completed", "retry", "dead"
+        "labourer",
+        "queued",
+        "running",
+        "expired",
+        "completed",
+        "retry",
+        "dead"
     );
     for row in rows {
         let [queued, running, expired, completed, retry, dead] = row.counts;
-        println!(
+        say!(
             "{:<width$}  {queued:>7}  {running:>7}  {expired:>7}  {completed:>9}  {retry:>5}  {dead:>5}  {}",
-            row.labourer, row.eco
+            row.labourer,
+            row.eco
         );
     }
 }
@@ -364,10 +421,46 @@ pub async fn config_check(dir: &Path) -> CliResult {
             ));
         }
     }
+    let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for (id, command) in &configs.local.commands {
+        match command_spec(id, command, Some(base.as_path())) {
+            Err(err) => problems.push(err.to_string()),
+            Ok(spec) => {
+                if let Err(reason) = spec.check() {
+                    problems.push(format!(
+                        "{LOCAL_CONFIG_NAME}: labourer `{id}` cannot start its command `{}`: \
+                         {reason} (relative paths are relative to `{}`)",
+                        spec.display(),
+                        dir.display()
+                    ));
+                }
+            }
+        }
+    }
+    // A directory without a local config is for AWS only: its labourers need no local worker.
+    let local_document = source.get_config(LOCAL_CONFIG_NAME).await?.is_some();
+    for labourer in labourers.iter().filter(|_| local_document) {
+        if configs.local.commands.contains_key(&labourer.id) {
+            continue;
+        }
+        let name = configs
+            .local
+            .workers
+            .get(&labourer.id)
+            .map_or(labourer.id.as_str(), |w| w.worker.as_str());
+        if !known.contains(&name) && !configs.local.workers.contains_key(&labourer.id) {
+            problems.push(format!(
+                "labourer `{}` has no way to run locally: no worker named `{name}` is compiled in \
+                 (known: {}) and `{LOCAL_CONFIG_NAME}.commands` has no entry for it",
+                labourer.id,
+                known.join(", ")
+            ));
+        }
+    }
     if !problems.is_empty() {
         return Err(CliError::new(problems.join("\n")));
     }
-    println!(
+    say!(
         "{}: ok ({} labourers: {})",
         dir.display(),
         labourers.len(),

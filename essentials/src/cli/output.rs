@@ -1,12 +1,42 @@
 //! Progress of a local run: a bar per labourer on a terminal, plain lines otherwise.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::fmt;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sosw::local::{LabourerProgress, RunObserver};
+
+/// Set once writing to stdout failed (its reader went away): later output is dropped.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes one line to stdout (`say!`). Returns false, and drops this and every later line, once
+/// stdout is closed: a reader such as `head` that stops early ends the output, not the program with a
+/// panic.
+pub fn line(args: fmt::Arguments<'_>) -> bool {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return false;
+    }
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        // Stdout is line-buffered: the newline sends the line, and any error shows here.
+        .and_then(|()| out.write_all(b"\n"));
+    if written.is_err() {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        return false;
+    }
+    true
+}
+
+/// Writes one line to stderr (`tell!`); a closed stderr drops it.
+pub fn diagnostic(args: fmt::Arguments<'_>) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+}
 
 /// Plain lines come at most this often per labourer (and only when something changed).
 const LINE_INTERVAL: Duration = Duration::from_millis(500);
@@ -114,7 +144,7 @@ impl Lines {
                 }
             };
             if due {
-                println!(
+                say!(
                     "{}: {}/{} closed ({})",
                     p.labourer_id,
                     p.closed(),

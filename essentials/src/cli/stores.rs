@@ -1,6 +1,6 @@
 //! Where a subcommand's config and tasks are: the state file or AWS.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sosw::config::{ConfigSource, FileConfigSource, TaskConfig};
@@ -34,6 +34,20 @@ pub async fn config_source(global: &Global) -> CliResult<Arc<dyn ConfigSource>> 
         return Ok(Arc::new(table_config_source(&clients, &settings)));
     }
     Ok(Arc::new(builtin_config_source()?))
+}
+
+/// Where the built-in configs were copied from: their relative paths resolve against it, as if they
+/// were read from there.
+const BUILTIN_CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/configs/local");
+
+/// The directory relative paths of the local config resolve against: the `--config` directory, the
+/// built-in configs' own, or none (the current directory) with `--aws`.
+pub fn config_base_dir(global: &Global) -> Option<PathBuf> {
+    match &global.config {
+        Some(dir) => Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone())),
+        None if global.aws => None,
+        None => Some(PathBuf::from(BUILTIN_CONFIG_DIR)),
+    }
 }
 
 /// A config directory that exists.

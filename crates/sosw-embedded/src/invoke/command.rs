@@ -1,28 +1,36 @@
 //! `command` labourers: one child process per task.
 //!
 //! The contract, kept deliberately small:
-//! * the process is `program args...` with the configured environment and working directory; stdout
-//!   and stderr are inherited (the worker's logs go where the runner's go);
+//! * the process is `program args...` with the configured environment and working directory, in a
+//!   process group of its own; its stdout and stderr are captured (each line is logged at `debug`, and
+//!   the last lines are kept, see [`OutputTail`]), so they never mix into the runner's own output;
 //! * the worker payload (sosw 0.7's contract, see
 //!   [`Task::worker_payload`](sosw_core::task::Task::worker_payload)) is written to its stdin as one JSON
 //!   document, then stdin is closed;
 //! * exit status 0 means the task succeeded, anything else (a non-zero code, a signal, the optional
 //!   timeout) that it failed;
+//! * when the process ends, on a timeout, or when [`CommandInvoker::stop`] is called or the invoker's
+//!   runtime goes away, its whole process group is killed: a wrapper script's children go with it and
+//!   keep no pipe open;
 //! * [`CommandInvoker::invoke`] returns [`InvokeOutcome::Accepted`] as soon as the process has started
-//!   ([`InvokeOutcome::Rejected`] if it cannot start or the function has no command), and the
-//!   [`ExitHook`] the caller provides hears how it ended. [`ReportExitToStore`] is the usual hook: it
-//!   completes or records a failure of the task in the store.
+//!   ([`InvokeOutcome::Rejected`] if it cannot start, which [`CommandInvoker::start_failure`] then
+//!   reports too, or the function has no command), and the [`ExitHook`] the caller provides hears how
+//!   it ended. [`ReportExitToStore`] is the usual hook: it completes or records a failure of the task in
+//!   the store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 use super::tracker::Tracker;
@@ -31,6 +39,16 @@ use sosw_core::error::Result;
 use sosw_core::invoke::{InvokeOutcome, Invoker};
 use sosw_core::store::{ReportOutcome, TaskReport, TaskReports};
 use sosw_core::task::TaskId;
+
+/// Most lines of a process's output kept in its [`OutputTail`].
+pub const TAIL_LINES: usize = 20;
+
+/// Most bytes of a process's output kept in its [`OutputTail`] (a longer line is cut).
+pub const TAIL_BYTES: usize = 4096;
+
+/// How long the output of a process is read after its process group was killed: a process that left
+/// the group may still hold the pipes, and is not waited for longer.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// How to start the process of one `command` labourer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +61,7 @@ pub struct CommandSpec {
     pub env: Vec<(String, String)>,
     /// Working directory; default the runner's.
     pub current_dir: Option<PathBuf>,
-    /// Kill the process after this long and report [`ProcessExit::TimedOut`]; default no limit.
+    /// Kill the process group after this long and report [`ProcessExit::TimedOut`]; default no limit.
     pub timeout: Option<Duration>,
 }
 
@@ -75,10 +93,69 @@ impl CommandSpec {
         self
     }
 
+    /// Sets the working directory.
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
+        self
+    }
+
     /// Sets the timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// The command line as one string, for messages: `python3 worker.py`.
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.display().to_string())
+            .chain(self.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Checks, without starting anything, that the program can start: a path must be an executable
+    /// file, a bare name must be found as one in `PATH` (the spec's own `PATH` if it sets one), and the
+    /// working directory must exist. Returns the program's path, or why it cannot start.
+    pub fn check(&self) -> std::result::Result<PathBuf, String> {
+        if let Some(dir) = &self.current_dir
+            && !dir.is_dir()
+        {
+            return Err(format!(
+                "its working directory `{}` is not a directory",
+                dir.display()
+            ));
+        }
+        if self.program.as_os_str().is_empty() {
+            return Err("the program is an empty string".into());
+        }
+        if self.program.components().count() > 1 || self.program.is_absolute() {
+            let path = match (&self.current_dir, self.program.is_relative()) {
+                (Some(dir), true) => dir.join(&self.program),
+                _ => self.program.clone(),
+            };
+            return executable(&path).map(|()| path);
+        }
+        let search = self
+            .env
+            .iter()
+            .rev()
+            .find(|(key, _)| key == "PATH")
+            .map(|(_, value)| value.into())
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_default();
+        for dir in std::env::split_paths(&search) {
+            let candidate = dir.join(&self.program);
+            if executable(&candidate).is_ok() {
+                return Ok(candidate);
+            }
+        }
+        Err(format!(
+            "`{}` is not found in PATH ({})",
+            self.program.display(),
+            std::env::join_paths(std::env::split_paths(&search))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ))
     }
 
     fn command(&self) -> Command {
@@ -87,14 +164,31 @@ impl CommandSpec {
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A group of its own: a timeout or a stop ends the process and everything it started, and
+            // a Ctrl-C on the terminal reaches sosw only, which then ends the groups itself.
+            .process_group(0)
             // A runner that goes away takes its workers with it instead of leaving orphans.
             .kill_on_drop(true);
         if let Some(dir) = &self.current_dir {
             command.current_dir(dir);
         }
         command
+    }
+}
+
+/// Whether `path` is a file this process may execute, or why not.
+fn executable(path: &Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Err(err) => Err(format!("`{}`: {err}", path.display())),
+        Ok(meta) if meta.is_dir() => Err(format!("`{}` is a directory", path.display())),
+        Ok(meta) if meta.permissions().mode() & 0o111 == 0 => Err(format!(
+            "`{}` is not executable (chmod +x it, or run it through its interpreter)",
+            path.display()
+        )),
+        Ok(_) => Ok(()),
     }
 }
 
@@ -136,11 +230,137 @@ impl fmt::Display for ProcessExit {
     }
 }
 
+/// The last lines a process wrote to its stdout and stderr (in the order they came), at most
+/// [`TAIL_LINES`] lines and [`TAIL_BYTES`] bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputTail {
+    lines: VecDeque<String>,
+    bytes: usize,
+    dropped: u64,
+}
+
+impl OutputTail {
+    /// Adds a line, dropping the oldest ones past the bounds.
+    pub fn push(&mut self, line: impl Into<String>) {
+        let mut line: String = line.into();
+        if line.len() > TAIL_BYTES {
+            let mut cut = TAIL_BYTES;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+        }
+        self.bytes += line.len();
+        self.lines.push_back(line);
+        while self.lines.len() > TAIL_LINES || self.bytes > TAIL_BYTES {
+            if let Some(old) = self.lines.pop_front() {
+                self.bytes -= old.len();
+                self.dropped += 1;
+            }
+        }
+    }
+
+    /// The kept lines, oldest first.
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.lines.iter().map(String::as_str)
+    }
+
+    /// Whether the process wrote nothing.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Lines written before the kept ones.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The kept lines joined with newlines.
+    pub fn text(&self) -> String {
+        self.lines().collect::<Vec<_>>().join("\n")
+    }
+}
+
 /// Hears how each process of a [`CommandInvoker`] ended.
 #[async_trait]
 pub trait ExitHook: Send + Sync + 'static {
-    /// The process started for `function` with `payload` on its stdin ended with `exit`.
-    async fn exited(&self, function: &str, payload: &Value, exit: ProcessExit);
+    /// The process started for `function` with `payload` on its stdin ended with `exit`, having
+    /// written `output` last.
+    async fn exited(&self, function: &str, payload: &Value, exit: ProcessExit, output: OutputTail);
+}
+
+/// A process that could not start: the command, for which function, and the system's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartFailure {
+    /// The function (labourer) it was started for.
+    pub function: String,
+    /// The command line.
+    pub command: String,
+    /// Why it could not start, as the system said.
+    pub reason: String,
+}
+
+impl fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot start `{}` for `{}`: {}",
+            self.command, self.function, self.reason
+        )
+    }
+}
+
+/// The process groups running now, to end them all at a stop.
+#[derive(Debug, Default, Clone)]
+struct Groups(Arc<Mutex<HashSet<i32>>>);
+
+impl Groups {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<i32>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One process group: killed when dropped, so a supervisor that is cancelled (a runtime shutting
+/// down) leaves nothing behind.
+struct Group {
+    pgid: Option<i32>,
+    groups: Groups,
+}
+
+impl Group {
+    fn new(pid: Option<u32>, groups: &Groups) -> Self {
+        let pgid = pid.and_then(|pid| i32::try_from(pid).ok());
+        if let Some(pgid) = pgid {
+            groups.lock().insert(pgid);
+        }
+        Group {
+            pgid,
+            groups: groups.clone(),
+        }
+    }
+
+    /// Sends SIGKILL to every process of the group (none left is fine).
+    fn kill(&self) {
+        if let Some(pgid) = self.pgid {
+            kill_group(pgid);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            kill_group(pgid);
+            self.groups.lock().remove(&pgid);
+        }
+    }
+}
+
+fn kill_group(pgid: i32) {
+    match killpg(Pid::from_raw(pgid), Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(err) => tracing::warn!(pgid, error = %err, "cannot kill a worker's process group"),
+    }
 }
 
 /// Runs a child process per task for the registered `command` labourers.
@@ -149,6 +369,9 @@ pub struct CommandInvoker {
     commands: HashMap<String, CommandSpec>,
     hook: Arc<dyn ExitHook>,
     tracker: Tracker,
+    groups: Groups,
+    stopping: Arc<AtomicBool>,
+    start_failure: Arc<Mutex<Option<StartFailure>>>,
 }
 
 impl fmt::Debug for CommandInvoker {
@@ -167,6 +390,9 @@ impl CommandInvoker {
             commands: HashMap::new(),
             hook,
             tracker: Tracker::default(),
+            groups: Groups::default(),
+            stopping: Arc::new(AtomicBool::new(false)),
+            start_failure: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -174,6 +400,11 @@ impl CommandInvoker {
     pub fn register(mut self, function: impl Into<String>, spec: CommandSpec) -> Self {
         self.commands.insert(function.into(), spec);
         self
+    }
+
+    /// The command registered for `function`.
+    pub fn spec(&self, function: &str) -> Option<&CommandSpec> {
+        self.commands.get(function)
     }
 
     /// Processes running now (started and not yet reported to the hook).
@@ -185,6 +416,25 @@ impl CommandInvoker {
     pub async fn wait_idle(&self) {
         self.tracker.wait_idle().await;
     }
+
+    /// The first process that could not start, if any did: a configuration error that retrying does
+    /// not mend.
+    pub fn start_failure(&self) -> Option<StartFailure> {
+        self.start_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Kills the process group of every running process; their exits are not reported to the hook
+    /// (their tasks expire and run again, as after a crash), and no process starts from now on.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let groups: Vec<i32> = self.groups.lock().iter().copied().collect();
+        for pgid in groups {
+            kill_group(pgid);
+        }
+    }
 }
 
 #[async_trait]
@@ -195,6 +445,9 @@ impl Invoker for CommandInvoker {
                 "no command is registered for `{function}`"
             )));
         };
+        if self.stopping.load(Ordering::SeqCst) {
+            return Ok(InvokeOutcome::Rejected("the invoker is stopping".into()));
+        }
         let input = match serde_json::to_vec(payload) {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -203,41 +456,141 @@ impl Invoker for CommandInvoker {
                 )));
             }
         };
-        let child = match spec.command().spawn() {
+        let mut child = match spec.command().spawn() {
             Ok(child) => child,
             Err(e) => {
-                return Ok(InvokeOutcome::Rejected(format!(
-                    "cannot start `{}` for `{function}`: {e}",
-                    spec.program.display()
-                )));
+                let failure = StartFailure {
+                    function: function.to_owned(),
+                    command: spec.display(),
+                    reason: e.to_string(),
+                };
+                let message = failure.to_string();
+                self.start_failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(failure);
+                return Ok(InvokeOutcome::Rejected(message));
             }
         };
+        let group = Group::new(child.id(), &self.groups);
+        let tail = Arc::new(Mutex::new(OutputTail::default()));
+        let task_id = payload
+            .get("task_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let readers: Vec<_> = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn AsyncRead + Send + Unpin>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn AsyncRead + Send + Unpin>),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|stream| {
+            tokio::spawn(read_lines(
+                stream,
+                Arc::clone(&tail),
+                function.to_owned(),
+                task_id.clone(),
+            ))
+        })
+        .collect();
         let job = self.tracker.start();
         let hook = Arc::clone(&self.hook);
+        let stopping = Arc::clone(&self.stopping);
         let (function, payload, timeout) = (function.to_string(), payload.clone(), spec.timeout);
         tokio::spawn(async move {
             let _job = job;
-            let exit = supervise(child, input, timeout).await;
-            hook.exited(&function, &payload, exit).await;
+            let exit = supervise(child, &group, input, timeout).await;
+            // Whatever the worker left running goes now, so that its pipes close.
+            group.kill();
+            for mut reader in readers {
+                if tokio::time::timeout(DRAIN_LIMIT, &mut reader)
+                    .await
+                    .is_err()
+                {
+                    reader.abort();
+                }
+            }
+            drop(group);
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let output = std::mem::take(&mut *tail.lock().unwrap_or_else(|p| p.into_inner()));
+            hook.exited(&function, &payload, exit, output).await;
         });
         Ok(InvokeOutcome::Accepted)
     }
 }
 
-/// Feeds `input` to the child's stdin, closes it, and waits for the child (killing it at `timeout`).
-async fn supervise(mut child: Child, input: Vec<u8>, timeout: Option<Duration>) -> ProcessExit {
+/// Reads `stream` to its end, logging each line and keeping the last ones in `tail`. Lines are cut
+/// at [`TAIL_BYTES`], so a process writing without newlines costs no more memory.
+async fn read_lines(
+    mut stream: Box<dyn AsyncRead + Send + Unpin>,
+    tail: Arc<Mutex<OutputTail>>,
+    function: String,
+    task_id: String,
+) {
+    let mut chunk = [0u8; 4096];
+    let mut line: Vec<u8> = Vec::new();
+    let flush = |line: &mut Vec<u8>| {
+        let text = String::from_utf8_lossy(line)
+            .trim_end_matches('\r')
+            .to_owned();
+        tracing::debug!(function = %function, task_id = %task_id, "worker: {text}");
+        tail.lock().unwrap_or_else(|p| p.into_inner()).push(text);
+        line.clear();
+    };
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for piece in chunk[..n].split_inclusive(|b| *b == b'\n') {
+            let (body, ends) = match piece.split_last() {
+                Some((&b'\n', body)) => (body, true),
+                _ => (piece, false),
+            };
+            let room = TAIL_BYTES.saturating_sub(line.len());
+            line.extend_from_slice(&body[..body.len().min(room)]);
+            if ends {
+                flush(&mut line);
+            }
+        }
+    }
+    if !line.is_empty() {
+        flush(&mut line);
+    }
+}
+
+/// Feeds `input` to the child's stdin, closes it, and waits for the child (killing its group at
+/// `timeout`).
+async fn supervise(
+    mut child: Child,
+    group: &Group,
+    input: Vec<u8>,
+    timeout: Option<Duration>,
+) -> ProcessExit {
     if let Some(mut stdin) = child.stdin.take() {
-        // A worker that exits without reading its input closes the pipe: not our failure, its exit
+        // Written beside the wait, so a worker that never reads a large payload does not block it. A
+        // worker that exits without reading its input closes the pipe: not our failure, its exit
         // status tells.
-        let _ = stdin.write_all(&input).await;
-        drop(stdin);
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+        });
     }
     let waited = match timeout {
         None => child.wait().await,
         Some(limit) => match tokio::time::timeout(limit, child.wait()).await {
             Ok(waited) => waited,
             Err(_) => {
-                let _ = child.kill().await;
+                group.kill();
+                let _ = child.wait().await;
                 return ProcessExit::TimedOut;
             }
         },
@@ -249,8 +602,8 @@ async fn supervise(mut child: Child, input: Vec<u8>, timeout: Option<Duration>) 
 }
 
 /// The usual [`ExitHook`]: exit code 0 completes the task in the store, anything else records a failure
-/// report (`failed_attempts += 1`, with `result_exit` saying how it ended). The task is found by the
-/// `task_id` of its payload.
+/// report (`failed_attempts += 1`, with `result_exit` saying how it ended and `result_output` the last
+/// lines it wrote). The task is found by the `task_id` of its payload.
 pub struct ReportExitToStore {
     store: Arc<dyn TaskReports>,
     clock: Arc<dyn Clock>,
@@ -263,9 +616,19 @@ impl ReportExitToStore {
     }
 }
 
+/// The `result` keys of a failed process's report: `exit` (how it ended) and, when it wrote
+/// anything, `output` (its last lines).
+pub fn failure_result(exit: &ProcessExit, output: &OutputTail) -> Vec<(String, Value)> {
+    let mut result = vec![("exit".to_owned(), Value::from(exit.to_string()))];
+    if !output.is_empty() {
+        result.push(("output".to_owned(), Value::from(output.text())));
+    }
+    result
+}
+
 #[async_trait]
 impl ExitHook for ReportExitToStore {
-    async fn exited(&self, function: &str, payload: &Value, exit: ProcessExit) {
+    async fn exited(&self, function: &str, payload: &Value, exit: ProcessExit, output: OutputTail) {
         let Some(task_id) = payload_task_id(payload) else {
             tracing::warn!(function, %exit, "a command worker's payload has no valid task_id");
             return;
@@ -277,9 +640,7 @@ impl ExitHook for ReportExitToStore {
                 .await
         } else {
             let mut report = TaskReport::default();
-            report
-                .result
-                .insert("exit".into(), Value::from(exit.to_string()));
+            report.result.extend(failure_result(&exit, &output));
             self.store.record_failure(&task_id, &report, now).await
         };
         match reported {
@@ -311,15 +672,23 @@ mod tests {
 
     /// Remembers every exit.
     #[derive(Default)]
-    struct Exits(Mutex<Vec<(String, Value, ProcessExit)>>);
+    struct Exits(Mutex<Vec<(String, Value, ProcessExit, OutputTail)>>);
 
     #[async_trait]
     impl ExitHook for Exits {
-        async fn exited(&self, function: &str, payload: &Value, exit: ProcessExit) {
-            self.0
-                .lock()
-                .expect("lock")
-                .push((function.to_string(), payload.clone(), exit));
+        async fn exited(
+            &self,
+            function: &str,
+            payload: &Value,
+            exit: ProcessExit,
+            output: OutputTail,
+        ) {
+            self.0.lock().expect("lock").push((
+                function.to_string(),
+                payload.clone(),
+                exit,
+                output,
+            ));
         }
     }
 
@@ -328,12 +697,125 @@ mod tests {
     }
 
     async fn run_one(spec: CommandSpec, payload: Value) -> (InvokeOutcome, Vec<ProcessExit>) {
+        let (outcome, ends) = run_one_with_output(spec, payload).await;
+        (outcome, ends.into_iter().map(|(e, _)| e).collect())
+    }
+
+    async fn run_one_with_output(
+        spec: CommandSpec,
+        payload: Value,
+    ) -> (InvokeOutcome, Vec<(ProcessExit, OutputTail)>) {
         let exits = Arc::new(Exits::default());
         let invoker = CommandInvoker::new(exits.clone()).register("w", spec);
         let outcome = invoker.invoke("w", &payload).await.expect("invoke");
         invoker.wait_idle().await;
         let seen = exits.0.lock().expect("lock");
-        (outcome, seen.iter().map(|(_, _, e)| e.clone()).collect())
+        (
+            outcome,
+            seen.iter()
+                .map(|(_, _, e, o)| (e.clone(), o.clone()))
+                .collect(),
+        )
+    }
+
+    /// Whether a process with `SOSW_TEST_MARKER=<marker>` in its environment is still alive.
+    fn alive(marker: &str) -> bool {
+        let needle = format!("SOSW_TEST_MARKER={marker}");
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .any(|entry| {
+                std::fs::read(entry.path().join("environ"))
+                    .map(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+                    .unwrap_or(false)
+            })
+    }
+
+    #[tokio::test]
+    async fn a_timeout_ends_the_whole_process_group_of_a_wrapper_script() {
+        // The wrapper starts a sleeping child in the background (a grandchild of sosw's), then waits.
+        let marker = format!("sosw-group-test-{}", std::process::id());
+        let spec = sh("sleep 30 & echo started; wait")
+            .env("SOSW_TEST_MARKER", marker.clone())
+            .timeout(Duration::from_millis(500));
+        let started = std::time::Instant::now();
+        let (_, ends) = run_one_with_output(spec, json!({})).await;
+        assert_eq!(ends[0].0, ProcessExit::TimedOut);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no open pipe holds the supervisor: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(ends[0].1.text(), "started", "the output is captured");
+        assert!(!alive(&marker), "the wrapper's child is gone too");
+    }
+
+    #[tokio::test]
+    async fn a_wrapper_that_exits_leaves_no_child_behind_and_its_output_is_kept() {
+        let marker = format!("sosw-leftover-test-{}", std::process::id());
+        let script =
+            "sleep 30 & for i in $(seq 1 30); do echo line $i; done; echo oops >&2; exit 5";
+        let spec = sh(script).env("SOSW_TEST_MARKER", marker.clone());
+        let (_, ends) = run_one_with_output(spec, json!({})).await;
+        let (exit, output) = &ends[0];
+        assert_eq!(*exit, ProcessExit::Exited(5));
+        let lines: Vec<&str> = output.lines().collect();
+        assert_eq!(lines.len(), TAIL_LINES, "{lines:?}");
+        // stdout and stderr are read side by side: their lines interleave as they arrive.
+        assert!(
+            lines.contains(&"oops") && lines.contains(&"line 30"),
+            "{lines:?}"
+        );
+        assert!(!lines.contains(&"line 1"), "{lines:?}");
+        assert_eq!(output.dropped(), 11);
+        assert!(
+            !alive(&marker),
+            "the background child is killed with the group"
+        );
+    }
+
+    #[test]
+    fn an_output_tail_is_bounded_in_bytes_too() {
+        let mut tail = OutputTail::default();
+        tail.push("x".repeat(10_000));
+        assert_eq!(tail.text().len(), TAIL_BYTES);
+        tail.push("y");
+        assert_eq!(tail.text(), "y", "the long line made room for the new one");
+        assert_eq!(tail.dropped(), 1);
+    }
+
+    #[test]
+    fn check_tells_why_a_program_cannot_start() {
+        assert!(CommandSpec::new("sh").check().is_ok());
+        let missing = CommandSpec::new("no-such-program-sosw").check();
+        assert!(
+            missing
+                .as_ref()
+                .is_err_and(|e| e.contains("not found in PATH")),
+            "{missing:?}"
+        );
+        let dir = CommandSpec::new("/tmp").check();
+        assert!(
+            dir.as_ref().is_err_and(|e| e.contains("is a directory")),
+            "{dir:?}"
+        );
+        let plain = std::env::temp_dir().join(format!("sosw-not-exec-{}", std::process::id()));
+        std::fs::write(&plain, "#!/bin/sh\n").expect("write");
+        let not_exec = CommandSpec::new(&plain).check();
+        let _ = std::fs::remove_file(&plain);
+        assert!(
+            not_exec
+                .as_ref()
+                .is_err_and(|e| e.contains("not executable")),
+            "{not_exec:?}"
+        );
+        let bad_dir = CommandSpec::new("sh").current_dir("/no/such/dir").check();
+        assert!(
+            bad_dir
+                .as_ref()
+                .is_err_and(|e| e.contains("working directory")),
+            "{bad_dir:?}"
+        );
     }
 
     #[tokio::test]
@@ -375,6 +857,14 @@ mod tests {
             exits.is_empty(),
             "the hook hears only about started processes"
         );
+        let invoker = CommandInvoker::new(Arc::new(Exits::default()))
+            .register("w", CommandSpec::new("./no-such-program-here"));
+        assert_eq!(invoker.start_failure(), None);
+        invoker.invoke("w", &json!({})).await.expect("invoke");
+        let failure = invoker.start_failure().expect("remembered");
+        assert_eq!(failure.function, "w");
+        assert_eq!(failure.command, "./no-such-program-here");
+        assert!(failure.reason.contains("No such file"), "{failure}");
         let invoker = CommandInvoker::new(Arc::new(Exits::default()));
         let outcome = invoker.invoke("other", &json!({})).await.expect("invoke");
         assert!(matches!(outcome, InvokeOutcome::Rejected(_)));
@@ -402,7 +892,7 @@ mod tests {
         ));
         let invoker = CommandInvoker::new(hook)
             .register("ok", sh("cat > /dev/null; exit 0"))
-            .register("bad", sh("cat > /dev/null; exit 4"));
+            .register("bad", sh("cat > /dev/null; echo no luck >&2; exit 4"));
         for task in &tasks {
             let ClaimOutcome::Claimed(claimed) = store
                 .claim(&task.task_id, 1_700_000_000)
@@ -433,6 +923,7 @@ mod tests {
         assert_eq!(bad.completed_at, None);
         assert_eq!(bad.failed_attempts, Some(1));
         assert_eq!(bad.extra.get("result_exit"), Some(&json!("exit code 4")));
+        assert_eq!(bad.extra.get("result_output"), Some(&json!("no luck")));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The configs of a local run: the four essentials' documents and `sosw_local_config`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -39,6 +40,11 @@ pub struct LocalConfig {
     /// Pause between scavenger runs, in milliseconds. Default 250.
     #[serde(default = "default_scavenge_interval_ms")]
     pub scavenge_interval_ms: u64,
+    /// The directory relative paths of `commands` resolve against: the directory the document was
+    /// read from. Not a key of the document: whoever loads it sets it (`sosw` sets the `--config`
+    /// directory). `None` resolves them against the directory `sosw` runs in.
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
 }
 
 impl Default for LocalConfig {
@@ -48,6 +54,7 @@ impl Default for LocalConfig {
             commands: BTreeMap::new(),
             poll_interval_ms: default_poll_interval_ms(),
             scavenge_interval_ms: default_scavenge_interval_ms(),
+            base_dir: None,
         }
     }
 }
@@ -76,13 +83,19 @@ pub struct InProcessWorker {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandLabourer {
-    /// The program and its arguments, e.g. `["python3", "examples/workers/hashtags.py"]`. Relative paths
-    /// are relative to the directory `sosw` runs in.
+    /// The program and its arguments, e.g. `["python3", "../../workers/hashtags.py"]`. A program given
+    /// as a relative path (`./worker.sh`) is relative to the config directory; a bare name (`python3`)
+    /// is looked up in `PATH`. The arguments reach the program as they are, and it runs in `dir`.
     pub command: Vec<String>,
+    /// The directory the program runs in. Default: the config directory (so relative paths among the
+    /// arguments are relative to the config file); a relative `dir` is relative to it too.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
     /// Variables added to the inherited environment. Default none.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Kill the process after this many seconds (a failed attempt). Default no limit.
+    /// Kill the process, and every process it started, after this many seconds (a failed attempt).
+    /// Default no limit.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
 }

@@ -12,11 +12,12 @@
 //! finishes in seconds.
 
 mod config;
+mod counting;
 mod runner;
 mod summary;
 mod workers;
 
 pub use config::{CommandLabourer, InProcessWorker, LOCAL_CONFIG_NAME, LocalConfig, LocalConfigs};
-pub use runner::{LabourerProgress, LocalRunner, RunObserver, schedule};
+pub use runner::{LabourerProgress, LocalRunner, RunObserver, interrupted, schedule};
 pub use summary::{LabourerSummary, Summary};
-pub use workers::{LocalInvoker, ReportExitToAssistant, WorkerRegistry};
+pub use workers::{LocalInvoker, ReportExitToAssistant, WorkerRegistry, command_spec};

@@ -10,6 +10,7 @@ use chrono::TimeDelta;
 use serde_json::Value;
 
 use super::config::LocalConfigs;
+use super::counting::CountingJobs;
 use super::summary::Summary;
 use super::workers::{LocalInvoker, WorkerRegistry};
 use crate::SqliteTaskStore;
@@ -55,6 +56,16 @@ pub async fn schedule(scheduler: &Scheduler, event: &Value) -> Result<SchedulerR
     Ok(report)
 }
 
+/// Completes on the first Ctrl-C (SIGINT) this process receives (never, if it cannot listen for
+/// one): the `stop` of [`LocalRunner::run_until_finished_or`] for a command line. Listening replaces
+/// the default action of SIGINT (ending the process) for as long as the process lives.
+pub async fn interrupted() {
+    if let Err(err) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Where one labourer's tasks are, for progress displays.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabourerProgress {
@@ -97,6 +108,7 @@ pub struct LocalRunner {
     orchestrator: Arc<Orchestrator>,
     scavenger: Arc<Scavenger>,
     invoker: Arc<LocalInvoker>,
+    jobs: Arc<CountingJobs>,
     clock: Arc<dyn Clock>,
 }
 
@@ -129,10 +141,13 @@ impl LocalRunner {
                 .get_or_insert_with(|| LOCAL_RECIPIENT.to_owned());
         }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        // Tasks are closed (and counted on their job) by the worker assistant and the scavenger: both
+        // count through `jobs`, so the summary counts this process's closes only.
+        let jobs = Arc::new(CountingJobs::new(store.clone()));
         let assistant = Arc::new(WorkerAssistant::new(
             configs.assistant.clone(),
             Closer::new(store.clone(), Arc::clone(&notifier))
-                .with_jobs(store.clone())
+                .with_jobs(jobs.clone())
                 .with_clock(Arc::clone(&clock)),
         ));
         let invoker = Arc::new(LocalInvoker::for_labourers(
@@ -157,7 +172,7 @@ impl LocalRunner {
         let scavenger = Scavenger::new(
             configs.scavenger.clone(),
             Closer::new(store.clone(), notifier)
-                .with_jobs(store.clone())
+                .with_jobs(jobs.clone())
                 .with_clock(Arc::clone(&clock)),
         );
         let scheduler = Scheduler::new(configs.scheduler.clone(), store.clone())
@@ -170,6 +185,7 @@ impl LocalRunner {
             orchestrator: Arc::new(orchestrator),
             scavenger: Arc::new(scavenger),
             invoker,
+            jobs,
             clock,
         })
     }
@@ -230,39 +246,124 @@ impl LocalRunner {
         observer: &dyn RunObserver,
         timeout: Option<Duration>,
     ) -> Result<Summary> {
+        self.run_until_finished_or(job_ids, observer, timeout, std::future::pending())
+            .await
+    }
+
+    /// As [`run_until_finished`](Self::run_until_finished), and stops early when `stop` completes
+    /// (e.g. on Ctrl-C): the summary then says [`Summary::interrupted`]. Before anything runs, a job
+    /// that could never progress here is an error that says why and what to change: its labourer is
+    /// not configured, is paused (`max_simultaneous_invocations: 0`), or its command cannot start. A
+    /// worker process that cannot start during the run stops it with the same error. At any early end
+    /// the running worker processes are killed (each with every process it started); their tasks run
+    /// again on a resumed run.
+    pub async fn run_until_finished_or(
+        &self,
+        job_ids: &[String],
+        observer: &dyn RunObserver,
+        timeout: Option<Duration>,
+        stop: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<Summary> {
         let started = Instant::now();
-        let closed_before: u64 = self
-            .progress(job_ids)
-            .await?
-            .iter()
-            .map(|p| p.closed())
-            .sum();
+        self.preflight(job_ids).await?;
+        let closed_before = self.jobs.closed();
         let loops = [self.orchestrate(), self.scavenge()];
-        let outcome = self.watch(job_ids, observer, started, timeout).await;
+        let outcome = self.watch(job_ids, observer, started, timeout, stop).await;
         for handle in &loops {
             handle.abort();
         }
+        let interrupted = match outcome {
+            Ok(finished) => !finished,
+            Err(err) => {
+                self.invoker.stop();
+                return Err(err);
+            }
+        };
+        if interrupted {
+            self.invoker.stop();
+        }
         // Workers of finished jobs are done; only a duplicate run could still be going.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.invoker.wait_idle()).await;
-        outcome?;
         let wall = started.elapsed();
         let mut summary = Summary::collect(self.store.as_ref(), job_ids, wall).await?;
-        summary.closed_this_run = summary.total().closed().saturating_sub(closed_before);
+        summary.closed_this_run = self.jobs.closed().saturating_sub(closed_before);
+        summary.interrupted = interrupted;
         Ok(summary)
     }
 
+    /// Refuses jobs that could never finish here, saying why and what to change.
+    async fn preflight(&self, job_ids: &[String]) -> Result<()> {
+        for job_id in job_ids {
+            let Some(job) = self.store.get_job(job_id).await? else {
+                continue;
+            };
+            if job.status.is_finished() {
+                continue;
+            }
+            let open = job
+                .total
+                .unwrap_or(job.enqueued)
+                .saturating_sub(job.counts.completed + job.counts.dead);
+            let task_config = &self.configs.orchestrator.task_config;
+            let Ok(labourer) = task_config.labourer(&job.labourer_id) else {
+                let known: Vec<String> = task_config
+                    .labourers_resolved()
+                    .into_iter()
+                    .map(|l| l.id)
+                    .collect();
+                return Err(Error::invalid(
+                    "local run",
+                    format!(
+                        "job {job_id} runs on labourer `{}`, which the config does not have \
+                         (configured: {}), so its {open} open tasks can never run: add the labourer \
+                         under `task_config.labourers` in sosw_essential_config.json and a worker or \
+                         command for it in sosw_local_config.json, or pass the --config the job was \
+                         submitted with",
+                        job.labourer_id,
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            };
+            if labourer.max_simultaneous_invocations == Some(0) && open > 0 {
+                return Err(Error::invalid(
+                    "local run",
+                    format!(
+                        "labourer `{}` is paused (`max_simultaneous_invocations: 0`), so the {open} \
+                         open tasks of job {job_id} can never start: set \
+                         `task_config.labourers.{}.max_simultaneous_invocations` above 0 in \
+                         sosw_essential_config.json, then continue with `sosw local run --resume`",
+                        labourer.id, labourer.id
+                    ),
+                ));
+            }
+            self.invoker.check_command(&labourer.id)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the jobs are finished (`Ok(true)`) or `stop` completes (`Ok(false)`); fails on the
+    /// timeout or a worker process that cannot start.
     async fn watch(
         &self,
         job_ids: &[String],
         observer: &dyn RunObserver,
         started: Instant,
         timeout: Option<Duration>,
-    ) -> Result<()> {
+        stop: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<bool> {
+        tokio::pin!(stop);
         loop {
             let progress = self.progress(job_ids).await?;
             observer.update(&progress);
+            if let Some(err) = self.invoker.fatal_error() {
+                return Err(err);
+            }
             if self.all_finished(job_ids).await? {
-                return Ok(());
+                return Ok(true);
             }
             if timeout.is_some_and(|limit| started.elapsed() >= limit) {
                 return Err(Error::invalid(
@@ -274,7 +375,10 @@ impl LocalRunner {
                     ),
                 ));
             }
-            tokio::time::sleep(PROGRESS_INTERVAL).await;
+            tokio::select! {
+                () = &mut stop => return Ok(false),
+                () = tokio::time::sleep(PROGRESS_INTERVAL) => {}
+            }
         }
     }
 

@@ -54,8 +54,11 @@ pub struct Summary {
     pub labourers: Vec<LabourerSummary>,
     /// How long the run took.
     pub wall: Duration,
-    /// Tasks closed during this run (a resumed run counts only its own).
+    /// Tasks this process closed during this run: a resumed run counts only its own, and of two runs
+    /// over one state file each counts the tasks it closed.
     pub closed_this_run: u64,
+    /// The run was stopped (Ctrl-C) before its jobs finished.
+    pub interrupted: bool,
 }
 
 impl Summary {
@@ -101,6 +104,7 @@ impl Summary {
             labourers: by_labourer.into_values().collect(),
             wall,
             closed_this_run: 0,
+            interrupted: false,
         })
     }
 

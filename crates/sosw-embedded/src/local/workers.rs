@@ -1,18 +1,20 @@
 //! Where a local task runs: a registered in-process worker or a child process, and how its outcome
 //! reaches the worker assistant.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::config::LocalConfig;
-use crate::invoke::command::{CommandInvoker, CommandSpec, ExitHook, ProcessExit};
+use super::config::{LOCAL_CONFIG_NAME, LocalConfig};
+use crate::invoke::command::{
+    CommandInvoker, CommandSpec, ExitHook, OutputTail, ProcessExit, failure_result,
+};
 use crate::invoke::inprocess::{InProcessInvoker, LocalHandler, handler_fn};
 use sosw_core::config::TaskConfig;
 use sosw_core::error::{Error, Result};
@@ -79,7 +81,8 @@ impl WorkerRegistry {
 pub struct LocalInvoker {
     in_process: InProcessInvoker,
     commands: CommandInvoker,
-    command_functions: HashSet<String>,
+    /// The labourer id of each command function.
+    command_functions: HashMap<String, String>,
     deliveries: Arc<OnceLock<Mutex<std::fs::File>>>,
 }
 
@@ -105,12 +108,13 @@ impl LocalInvoker {
         let hook = Arc::new(ReportExitToAssistant::new(assistant));
         let mut in_process = InProcessInvoker::new();
         let mut commands = CommandInvoker::new(hook);
-        let mut command_functions = HashSet::new();
+        let mut command_functions = HashMap::new();
         for labourer in task_config.labourers_resolved() {
             let function = labourer.function().to_owned();
             if let Some(command) = local.commands.get(&labourer.id) {
-                commands = commands.register(function.clone(), command_spec(&labourer, command)?);
-                command_functions.insert(function);
+                let spec = command_spec(&labourer.id, command, local.base_dir.as_deref())?;
+                commands = commands.register(function.clone(), spec);
+                command_functions.insert(function, labourer.id.clone());
                 continue;
             }
             let (name, work_ms) = match local.workers.get(&labourer.id) {
@@ -176,20 +180,93 @@ impl LocalInvoker {
         self.in_process.wait_idle().await;
         self.commands.wait_idle().await;
     }
+
+    /// Kills every running worker process (with everything it started) and starts no more; their
+    /// tasks are not reported, so they expire and run again on a resumed run, as after a crash.
+    pub fn stop(&self) {
+        self.commands.stop();
+    }
+
+    /// Checks that the command of `labourer_id`, if it runs as one, can start: the error names the
+    /// labourer, the command and why it cannot.
+    pub fn check_command(&self, labourer_id: &str) -> Result<()> {
+        for (function, id) in &self.command_functions {
+            if id != labourer_id {
+                continue;
+            }
+            if let Some(spec) = self.commands.spec(function) {
+                spec.check()
+                    .map_err(|reason| cannot_start(labourer_id, &spec.display(), &reason))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration error that stops a run: a worker process that could not start.
+    pub fn fatal_error(&self) -> Option<Error> {
+        let failure = self.commands.start_failure()?;
+        let labourer = self
+            .command_functions
+            .get(&failure.function)
+            .map_or(failure.function.as_str(), String::as_str);
+        Some(cannot_start(labourer, &failure.command, &failure.reason))
+    }
 }
 
-fn command_spec(labourer: &Labourer, command: &super::CommandLabourer) -> Result<CommandSpec> {
+/// A `command` labourer whose program cannot start: a config error naming the labourer, the command
+/// and the reason.
+fn cannot_start(labourer_id: &str, command: &str, reason: &str) -> Error {
+    Error::Config {
+        document: LOCAL_CONFIG_NAME.to_owned(),
+        path: format!("commands.{labourer_id}.command"),
+        message: format!(
+            "labourer `{labourer_id}` cannot start its command `{command}`: {reason}. Relative \
+             paths are relative to the config directory"
+        ),
+    }
+}
+
+/// The process of one `command` labourer, its relative paths resolved against `base` (the config
+/// directory).
+pub fn command_spec(
+    labourer_id: &str,
+    command: &super::CommandLabourer,
+    base: Option<&Path>,
+) -> Result<CommandSpec> {
     let Some((program, args)) = command.command.split_first() else {
-        return Err(Error::invalid(
-            "local config",
-            format!(
-                "`commands.{}.command` is empty: give the program and its arguments, e.g. \
-                 [\"python3\", \"examples/workers/hashtags.py\"]",
-                labourer.id
+        return Err(Error::Config {
+            document: LOCAL_CONFIG_NAME.to_owned(),
+            path: format!("commands.{labourer_id}.command"),
+            message: format!(
+                "labourer `{labourer_id}` has an empty command: give the program and its \
+                 arguments, e.g. [\"python3\", \"../../workers/hashtags.py\"]"
             ),
-        ));
+        });
     };
+    let resolve = |path: PathBuf| {
+        // `./worker.sh` names `<base>/worker.sh`, and says so in messages.
+        let path = path
+            .strip_prefix(".")
+            .map_or(path.clone(), Path::to_path_buf);
+        match base {
+            _ if path.is_absolute() => path,
+            Some(base) => base.join(path),
+            None => std::path::absolute(&path).unwrap_or(path),
+        }
+    };
+    let mut program = PathBuf::from(program);
+    // A bare name is looked up in PATH; anything with a directory in it is a path.
+    if program.components().count() > 1 {
+        program = resolve(program);
+    }
     let mut spec = CommandSpec::new(program).args(args.iter().cloned());
+    let dir = match &command.dir {
+        Some(dir) => Some(resolve(dir.clone())),
+        None => base.map(Path::to_path_buf),
+    };
+    if let Some(dir) = dir {
+        spec = spec.current_dir(dir);
+    }
     for (key, value) in &command.env {
         spec = spec.env(key.clone(), value.clone());
     }
@@ -224,7 +301,7 @@ fn no_worker(labourer: &Labourer, name: &str, registry: &WorkerRegistry) -> Erro
 impl Invoker for LocalInvoker {
     async fn invoke(&self, function: &str, payload: &Value) -> Result<InvokeOutcome> {
         self.log_delivery(payload)?;
-        if self.command_functions.contains(function) {
+        if self.command_functions.contains_key(function) {
             self.commands.invoke(function, payload).await
         } else {
             self.in_process.invoke(function, payload).await
@@ -234,7 +311,7 @@ impl Invoker for LocalInvoker {
 
 /// An [`ExitHook`] that reports a process's exit to the worker assistant, as a Lambda worker reports
 /// its outcome: exit code 0 completes the task; any other exit is a retryable failure with the exit
-/// under `result.exit`, so the task retries at once (with the labourer's delay) and dies after
+/// under `result.exit` and the process's last lines under `result.output`, so the task retries at once (with the labourer's delay) and dies after
 /// `max_attempts`.
 pub struct ReportExitToAssistant {
     assistant: Arc<WorkerAssistant>,
@@ -249,7 +326,7 @@ impl ReportExitToAssistant {
 
 #[async_trait]
 impl ExitHook for ReportExitToAssistant {
-    async fn exited(&self, function: &str, payload: &Value, exit: ProcessExit) {
+    async fn exited(&self, function: &str, payload: &Value, exit: ProcessExit, output: OutputTail) {
         let Some(task_id) = payload
             .get("task_id")
             .and_then(Value::as_str)
@@ -262,9 +339,7 @@ impl ExitHook for ReportExitToAssistant {
             AssistantRequest::completed(task_id)
         } else {
             let mut failed = AssistantRequest::failed(task_id, true);
-            failed
-                .result
-                .insert("exit".into(), Value::from(exit.to_string()));
+            failed.result.extend(failure_result(&exit, &output));
             failed
         };
         request.attempt = payload
