@@ -106,12 +106,38 @@ impl SqliteTaskStore {
 }
 
 fn configure_file(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    let mode = switch_to_wal(conn)?;
     if !mode.eq_ignore_ascii_case("wal") {
         // Still correct, only slower and with less concurrency for readers.
         tracing::warn!(path = %path.display(), mode, "SQLite refused WAL mode");
     }
     conn.pragma_update(None, "synchronous", "NORMAL")
+}
+
+/// Puts the file in WAL mode and returns the mode it ends in. A file already in WAL mode (every file
+/// after its first open) needs no write. Switching takes the file's write lock while holding a read
+/// lock, and SQLite answers that promotion with an immediate "database is locked" instead of calling the
+/// busy handler (it could deadlock), so several processes opening one new file together retry here,
+/// within the same budget as the busy timeout.
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<String> {
+    let current: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+    if current.eq_ignore_ascii_case("wal") {
+        return Ok(current);
+    }
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// What goes wrong inside an operation: SQLite itself, or something sosw decided (a row that does not

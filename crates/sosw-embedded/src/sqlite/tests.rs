@@ -101,6 +101,35 @@ fn schema_creation_is_idempotent() {
     }
 }
 
+/// Two `sosw local run`s started together on a state file that does not exist yet: each open switches
+/// the new file to WAL, which takes its write lock; the others must wait for it, not fail "locked".
+#[test]
+fn many_connections_opening_one_new_file_at_once_all_succeed() {
+    for round in 0..40 {
+        let db = TempDb::new(&format!("racing-open-{round}"));
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, barrier) = (db.path().to_path_buf(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let store = SqliteTaskStore::open(&path)?;
+                    // Write at once, as a run does, while the others are still opening.
+                    store.run("test write", |conn| {
+                        conn.execute("CREATE TABLE IF NOT EXISTS t (x)", [])?;
+                        conn.execute("INSERT INTO t VALUES (1)", [])?;
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        for open in opens {
+            let outcome = open.join().expect("the opening thread does not panic");
+            assert!(outcome.is_ok(), "round {round}: {outcome:?}");
+        }
+    }
+}
+
 #[test]
 fn a_file_of_another_schema_version_is_refused() {
     let db = TempDb::new("version");
