@@ -35,10 +35,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::task::{MetricDimension, Statistic};
 
+pub mod adaptive;
 mod durations;
 mod fixed;
 mod health;
 mod manager;
+pub mod simulation;
 
 pub use durations::average_duration;
 pub use fixed::{FixedMetric, FixedMetrics};
