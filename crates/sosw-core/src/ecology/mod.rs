@@ -37,9 +37,11 @@ use crate::task::{MetricDimension, Statistic};
 
 pub mod adaptive;
 mod durations;
+pub mod fair;
 mod fixed;
 mod health;
 mod manager;
+pub mod rate;
 pub mod simulation;
 
 pub use durations::average_duration;
