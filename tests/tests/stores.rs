@@ -12,5 +12,6 @@ mod stores {
     mod config_rows_sosw07;
     mod dynamodb_conformance;
     mod dynamodb_store;
+    mod partition_model;
     mod redrive_sosw07;
 }

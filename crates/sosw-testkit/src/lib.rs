@@ -23,8 +23,10 @@
 //! # fn main() {}
 //! ```
 //!
-//! With the `http` feature, `lambda_api` holds the HTTP test servers of the end-to-end tests and the
-//! bench: a fake Lambda Runtime API, a fake Lambda Invoke API, and a forwarding client for proxies.
+//! With the `http` feature, `partition` holds the partition model (a proxy in front of DynamoDB Local
+//! enforcing DynamoDB's per-partition-key limits), and `lambda_api` the HTTP test servers of the
+//! end-to-end tests and the bench: a fake Lambda Runtime API, a fake Lambda Invoke API, and a
+//! forwarding client for proxies.
 
 pub mod cases;
 pub mod checker;
@@ -32,6 +34,8 @@ pub mod faults;
 mod guarded;
 #[cfg(feature = "http")]
 pub mod lambda_api;
+#[cfg(feature = "http")]
+pub mod partition;
 
 pub use guarded::Guarded;
 
