@@ -1,5 +1,5 @@
 # sosw for Rust: the commands the README and CI use.
-.PHONY: test check fmt clippy unit demo emulators-start emulators-stop reliability package bench
+.PHONY: test check fmt clippy unit demo emulators-start emulators-stop reliability package bench rehearse
 
 ## Everything CI runs: installs and starts DynamoDB Local, then fmt check, clippy and every test.
 test:
@@ -9,6 +9,11 @@ test:
 ## checker's scenarios, 1,200,000 hostile inputs and the 1,000,000-task simulation. See docs/reliability.md.
 reliability:
 	bash scripts/reliability.sh
+
+## The deploy rehearsal: the three CloudFormation stacks created on moto server with docs/deploy.md's
+## parameters, pre-flight checks and checks of what they made (docs/deploy.md, "Rehearsal").
+rehearse:
+	bash scripts/rehearse.sh
 
 ## fmt + clippy only (no emulators).
 check: fmt clippy

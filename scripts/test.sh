@@ -15,9 +15,11 @@ t0=$(date +%s)
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cfn-lint on every CloudFormation template"
+step "cfn-lint (informational checks included), wildcard and IAM checks on every CloudFormation template"
 bash scripts/cfn-lint.sh
 bash scripts/check-template-wildcards.sh
+bash scripts/check-iam.sh
+bash scripts/checkov.sh
 
 step "DynamoDB Local, and moto server for S3, SNS and Lambda (install if missing, start; stopped at exit)"
 emulators_up dynamodb-local moto
@@ -38,6 +40,9 @@ cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 
 step "packaging: staged bundles are tested before promotion (debug bundles, no release build)"
 bash scripts/package-selftest.sh
+
+step "deploy rehearsal: the three stacks on moto's CloudFormation (debug bundles; make rehearse)"
+bash scripts/rehearse.sh --debug
 
 step "summary"
 # One line per test binary that runs emulator-backed tests, so the DynamoDB run is visible in the log.

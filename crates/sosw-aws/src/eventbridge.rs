@@ -1,112 +1,101 @@
-//! [`ScheduleRules`] over EventBridge: is an enabled rule targeting this function?
+//! [`ScheduleRules`] over EventBridge: is the one rule a function follows enabled?
 //!
-//! Reads every page of `ListRules` (default event bus) and, for each enabled rule, every page of
-//! `ListTargetsByRule`, stopping at the first match. sosw 0.7 read only the first page of rules (bug
-//! B20), so a function targeted by its 101st rule could never spawn a sibling.
+//! The function is told its rule's name (the essentials' stack sets `SOSW_SCHEDULE_RULE` to its
+//! schedule) and asks about that rule only: `DescribeRule` for its state, `ListTargetsByRule` for at
+//! least one target. Both take the rule's ARN as their IAM resource, so the role grants them on that
+//! one rule. sosw 0.7 scanned every rule of the account (`ListRules`, which IAM grants only on `"*"`,
+//! then `ListTargetsByRule` on each rule until one targeted the function), which a least-privilege
+//! role denies as soon as another rule is listed first.
 
 use async_trait::async_trait;
 use aws_sdk_eventbridge::Client;
+use aws_sdk_eventbridge::operation::describe_rule::DescribeRuleError;
 use aws_sdk_eventbridge::types::RuleState;
 
 use super::sdk_errors::is_transient;
 use sosw_core::error::{Error, Result};
-use sosw_core::siblings::{ScheduleRules, same_function};
+use sosw_core::siblings::ScheduleRules;
 
-/// EventBridge rule lookups.
+/// The state of one named EventBridge rule (default event bus).
 #[derive(Debug, Clone)]
 pub struct EventBridgeRules {
     client: Client,
-    page_size: Option<i32>,
+    rule: String,
 }
 
 impl EventBridgeRules {
-    /// Lookups with `sdk`'s region, credentials and endpoint.
-    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        Self::from_client(Client::new(sdk))
+    /// Lookups of the rule named `rule`, with `sdk`'s region, credentials and endpoint.
+    pub fn new(sdk: &aws_config::SdkConfig, rule: impl Into<String>) -> Self {
+        Self::from_client(Client::new(sdk), rule)
     }
 
-    /// Lookups with an existing client.
-    pub fn from_client(client: Client) -> Self {
+    /// Lookups of the rule named `rule` with an existing client.
+    pub fn from_client(client: Client, rule: impl Into<String>) -> Self {
         EventBridgeRules {
             client,
-            page_size: None,
+            rule: rule.into(),
         }
     }
 
-    /// Asks for pages of at most `size` items (the service default is 100).
-    pub fn with_page_size(mut self, size: i32) -> Self {
-        self.page_size = Some(size);
-        self
+    /// The rule's name.
+    pub fn rule(&self) -> &str {
+        &self.rule
     }
 
-    async fn rule_targets(&self, rule: &str, function_arn: &str) -> Result<bool> {
-        let mut token = None;
-        loop {
-            let page = self
-                .client
-                .list_targets_by_rule()
-                .rule(rule)
-                .set_limit(self.page_size)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|err| {
-                    let retryable = is_transient(&err);
-                    Error::service(
+    /// The rule's state, `None` when it does not exist.
+    async fn state(&self) -> Result<Option<RuleState>> {
+        match self.client.describe_rule().name(&self.rule).send().await {
+            Ok(rule) => Ok(Some(rule.state().cloned().unwrap_or(RuleState::Disabled))),
+            Err(err) => {
+                let retryable = is_transient(&err);
+                match err.into_service_error() {
+                    DescribeRuleError::ResourceNotFoundException(_) => Ok(None),
+                    other => Err(Error::service(
                         "EventBridge",
-                        "ListTargetsByRule",
+                        "DescribeRule",
                         retryable,
-                        err.into_service_error(),
-                    )
-                })?;
-            if page
-                .targets()
-                .iter()
-                .any(|t| same_function(t.arn(), function_arn))
-            {
-                return Ok(true);
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(false);
+                        other,
+                    )),
+                }
             }
         }
+    }
+
+    /// Whether the rule has at least one target.
+    async fn has_targets(&self) -> Result<bool> {
+        let page = self
+            .client
+            .list_targets_by_rule()
+            .rule(&self.rule)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|err| {
+                let retryable = is_transient(&err);
+                Error::service(
+                    "EventBridge",
+                    "ListTargetsByRule",
+                    retryable,
+                    err.into_service_error(),
+                )
+            })?;
+        Ok(!page.targets().is_empty())
     }
 }
 
 #[async_trait]
 impl ScheduleRules for EventBridgeRules {
-    async fn targets_function(&self, function_arn: &str) -> Result<bool> {
-        let mut token = None;
-        loop {
-            let page = self
-                .client
-                .list_rules()
-                .set_limit(self.page_size)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|err| {
-                    let retryable = is_transient(&err);
-                    Error::service(
-                        "EventBridge",
-                        "ListRules",
-                        retryable,
-                        err.into_service_error(),
-                    )
-                })?;
-            for rule in page.rules() {
-                let enabled = rule.state() == Some(&RuleState::Enabled);
-                if let (true, Some(name)) = (enabled, rule.name())
-                    && self.rule_targets(name, function_arn).await?
-                {
-                    return Ok(true);
-                }
+    /// Whether the named rule exists, is enabled and has a target (a rule without targets schedules
+    /// nothing). A missing rule is `false`, with a warning naming it.
+    async fn schedule_enabled(&self, function_arn: &str) -> Result<bool> {
+        match self.state().await? {
+            None => {
+                tracing::warn!(rule = %self.rule, function = %function_arn,
+                    "the schedule rule does not exist (check SOSW_SCHEDULE_RULE)");
+                Ok(false)
             }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(false);
-            }
+            Some(RuleState::Enabled) => self.has_targets().await,
+            Some(_) => Ok(false),
         }
     }
 }
@@ -114,117 +103,96 @@ impl ScheduleRules for EventBridgeRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_eventbridge::operation::list_rules::ListRulesOutput;
+    use aws_sdk_eventbridge::operation::describe_rule::DescribeRuleOutput;
     use aws_sdk_eventbridge::operation::list_targets_by_rule::ListTargetsByRuleOutput;
-    use aws_sdk_eventbridge::types::{Rule, Target};
+    use aws_sdk_eventbridge::types::Target;
+    use aws_sdk_eventbridge::types::error::ResourceNotFoundException;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
     const ME: &str = "arn:aws:lambda:us-east-1:123456789012:function:sosw_scheduler";
-
-    fn rule(name: &str, state: RuleState) -> Rule {
-        Rule::builder().name(name).state(state).build()
-    }
 
     fn target(arn: &str) -> Target {
         Target::builder().id("1").arn(arn).build().expect("target")
     }
 
     #[tokio::test]
-    async fn every_page_of_rules_and_targets_is_read_and_qualifiers_match() {
-        let first = mock!(Client::list_rules)
-            .match_requests(|r| r.next_token().is_none())
+    async fn an_enabled_rule_with_a_target_is_on_and_only_that_rule_is_read() {
+        let describe = mock!(Client::describe_rule)
+            .match_requests(|r| r.name() == Some("sosw-essentials"))
             .then_output(|| {
-                ListRulesOutput::builder()
-                    .rules(rule("disabled", RuleState::Disabled))
-                    .rules(rule("other", RuleState::Enabled))
-                    .next_token("p2")
+                DescribeRuleOutput::builder()
+                    .name("sosw-essentials")
+                    .state(RuleState::Enabled)
                     .build()
             });
-        let second = mock!(Client::list_rules)
-            .match_requests(|r| r.next_token() == Some("p2"))
-            .then_output(|| {
-                ListRulesOutput::builder()
-                    .rules(rule("mine", RuleState::Enabled))
-                    .build()
-            });
-        let other_targets = mock!(Client::list_targets_by_rule)
-            .match_requests(|r| r.rule() == Some("other"))
+        let targets = mock!(Client::list_targets_by_rule)
+            .match_requests(|r| r.rule() == Some("sosw-essentials"))
             .then_output(|| {
                 ListTargetsByRuleOutput::builder()
-                    .targets(target("arn:aws:lambda:us-east-1:123456789012:function:x"))
+                    .targets(target(
+                        "arn:aws:lambda:us-east-1:123456789012:function:sosw_orchestrator",
+                    ))
                     .build()
             });
-        let mine_page1 = mock!(Client::list_targets_by_rule)
-            .match_requests(|r| r.rule() == Some("mine") && r.next_token().is_none())
-            .then_output(|| {
-                ListTargetsByRuleOutput::builder()
-                    .targets(target("arn:aws:lambda:us-east-1:123456789012:function:y"))
-                    .next_token("t2")
-                    .build()
-            });
-        let mine_page2 = mock!(Client::list_targets_by_rule)
-            .match_requests(|r| r.rule() == Some("mine") && r.next_token() == Some("t2"))
-            .then_output(|| {
-                ListTargetsByRuleOutput::builder()
-                    .targets(target(&format!("{ME}:live")))
-                    .build()
-            });
-        let disabled_targets = mock!(Client::list_targets_by_rule)
-            .match_requests(|r| r.rule() == Some("disabled"))
-            .then_output(|| {
-                ListTargetsByRuleOutput::builder()
-                    .targets(target(ME))
-                    .build()
-            });
+        // Strict order: any other request (ListRules, another rule) fails the test.
         let client = mock_client!(
             aws_sdk_eventbridge,
-            RuleMode::MatchAny,
-            [
-                &first,
-                &second,
-                &other_targets,
-                &mine_page1,
-                &mine_page2,
-                &disabled_targets
-            ]
+            RuleMode::Sequential,
+            [&describe, &targets]
         );
-        let rules = EventBridgeRules::from_client(client);
-        assert!(rules.targets_function(ME).await.expect("looks up"));
-        assert_eq!(second.num_calls(), 1, "the second page of rules was read");
-        assert_eq!(
-            mine_page2.num_calls(),
-            1,
-            "the second page of targets was read"
-        );
-        assert_eq!(
-            disabled_targets.num_calls(),
-            0,
-            "disabled rules are not asked"
-        );
+        let rules = EventBridgeRules::from_client(client, "sosw-essentials");
+        assert!(rules.schedule_enabled(ME).await.expect("looks up"));
+        assert_eq!((describe.num_calls(), targets.num_calls()), (1, 1));
     }
 
     #[tokio::test]
-    async fn no_matching_target_is_false() {
-        let rules_rule = mock!(Client::list_rules).then_output(|| {
-            ListRulesOutput::builder()
-                .rules(rule("r", RuleState::Enabled))
+    async fn a_disabled_rule_is_off_without_reading_its_targets() {
+        let describe = mock!(Client::describe_rule).then_output(|| {
+            DescribeRuleOutput::builder()
+                .state(RuleState::Disabled)
                 .build()
         });
-        let targets = mock!(Client::list_targets_by_rule).then_output(|| {
-            ListTargetsByRuleOutput::builder()
-                .targets(target("arn:aws:lambda:us-east-1:123456789012:function:x"))
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&describe]);
+        let rules = EventBridgeRules::from_client(client, "r");
+        assert!(!rules.schedule_enabled(ME).await.expect("looks up"));
+    }
+
+    #[tokio::test]
+    async fn an_enabled_rule_without_targets_is_off() {
+        let describe = mock!(Client::describe_rule).then_output(|| {
+            DescribeRuleOutput::builder()
+                .state(RuleState::Enabled)
                 .build()
         });
+        let targets = mock!(Client::list_targets_by_rule)
+            .then_output(|| ListTargetsByRuleOutput::builder().build());
         let client = mock_client!(
             aws_sdk_eventbridge,
-            RuleMode::MatchAny,
-            [&rules_rule, &targets]
+            RuleMode::Sequential,
+            [&describe, &targets]
         );
-        assert!(
-            !EventBridgeRules::from_client(client)
-                .targets_function(ME)
-                .await
-                .expect("looks up")
-        );
+        let rules = EventBridgeRules::from_client(client, "r");
+        assert!(!rules.schedule_enabled(ME).await.expect("looks up"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_rule_is_off_and_other_errors_are_errors() {
+        let missing = mock!(Client::describe_rule).then_error(|| {
+            DescribeRuleError::ResourceNotFoundException(
+                ResourceNotFoundException::builder().build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&missing]);
+        let rules = EventBridgeRules::from_client(client, "gone");
+        assert!(!rules.schedule_enabled(ME).await.expect("looks up"));
+
+        let denied = mock!(Client::describe_rule)
+            .then_error(|| DescribeRuleError::unhandled("AccessDeniedException: not authorized"));
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&denied]);
+        let err = EventBridgeRules::from_client(client, "r")
+            .schedule_enabled(ME)
+            .await
+            .expect_err("an access error is not `off`");
+        assert!(err.to_string().contains("DescribeRule"), "{err}");
     }
 }

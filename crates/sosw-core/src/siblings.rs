@@ -4,10 +4,11 @@
 //! Two guards, both checked before every spawn:
 //! * **generations**: each sibling's payload carries [`GENERATION_KEY`], one more than its parent's; a
 //!   sibling that would exceed the configured maximum is not spawned, even with `force`;
-//! * **a schedule** (sosw 0.7's check, skipped with `force` or `auto_spawning`): some *enabled*
-//!   EventBridge rule must target this function, so disabling the rule stops the chain. Every page of
-//!   rules and targets is read, and ARNs match with or without a version or alias qualifier (sosw 0.7
-//!   read one page and compared ARNs exactly, bug B20).
+//! * **a schedule** (sosw 0.7's check, skipped with `force` or `auto_spawning`): the EventBridge rule
+//!   the function follows must be enabled, so disabling the rule stops the chain. sosw 0.7 scanned
+//!   every rule of the account for one targeting the function (reading only the first page, bug B20);
+//!   that needs `events:ListRules` on `"*"` and `ListTargetsByRule` on every rule, so the function is
+//!   now told its rule's name (`SOSW_SCHEDULE_RULE`) and reads that rule only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,11 +29,11 @@ pub const GENERATION_KEY: &str = "sosw_sibling_generation";
 /// Default for the longest chain of siblings.
 pub const DEFAULT_MAX_GENERATIONS: u32 = 50;
 
-/// Whether an enabled scheduled rule targets a function (sosw 0.7's `any_events_rules_enabled`).
+/// Whether the schedule a function follows is on (sosw 0.7's `any_events_rules_enabled`).
 #[async_trait]
 pub trait ScheduleRules: Send + Sync {
-    /// Whether some enabled rule has a target that is `function_arn` (qualifiers ignored).
-    async fn targets_function(&self, function_arn: &str) -> Result<bool>;
+    /// Whether the schedule of the function `function_arn` (the Lambda context's ARN) is on.
+    async fn schedule_enabled(&self, function_arn: &str) -> Result<bool>;
 }
 
 /// What [`SiblingsManager::spawn_sibling`] did.
@@ -50,7 +51,8 @@ pub enum SpawnOutcome {
         /// The configured maximum.
         max: u32,
     },
-    /// Not spawned: no enabled rule targets this function, and neither `force` nor `auto_spawning`.
+    /// Not spawned: the function's schedule rule is off (or not named), and neither `force` nor
+    /// `auto_spawning`.
     NoEnabledRule,
     /// Not spawned: the invoke was rejected.
     Rejected(String),
@@ -147,7 +149,7 @@ impl SiblingsManager {
         }
         if !force && !self.auto_spawning && !self.scheduled(invoked_function_arn).await? {
             tracing::error!(function = %self.function_name,
-                "sibling not spawned: no enabled rule targets this function");
+                "sibling not spawned: its schedule rule is not enabled (or SOSW_SCHEDULE_RULE is unset)");
             return Ok(SpawnOutcome::NoEnabledRule);
         }
         payload.insert(GENERATION_KEY.to_string(), Value::from(generation));
@@ -165,7 +167,7 @@ impl SiblingsManager {
 
     async fn scheduled(&self, invoked_function_arn: &str) -> Result<bool> {
         match &self.rules {
-            Some(rules) => rules.targets_function(invoked_function_arn).await,
+            Some(rules) => rules.schedule_enabled(invoked_function_arn).await,
             None => Ok(false),
         }
     }
@@ -244,7 +246,7 @@ mod tests {
 
     #[async_trait]
     impl ScheduleRules for Rules {
-        async fn targets_function(&self, _arn: &str) -> Result<bool> {
+        async fn schedule_enabled(&self, _arn: &str) -> Result<bool> {
             Ok(self.0)
         }
     }

@@ -31,7 +31,7 @@ use sosw_core::essentials::scavenger::Scavenger;
 use sosw_core::essentials::scheduler::Scheduler;
 use sosw_core::essentials::worker_assistant::WorkerAssistant;
 use sosw_core::processor::Processor;
-use sosw_core::siblings::SiblingsManager;
+use sosw_core::siblings::{ScheduleRules, SiblingsManager};
 
 use crate::metrics::{
     Meter, Metrics, OrchestratorMeter, assistant_metrics, scavenger_metrics, scheduler_metrics,
@@ -146,7 +146,7 @@ pub async fn load_scavenger(
 }
 
 /// The scheduler over DynamoDB, with the S3 spool when `queue_bucket` is set and siblings spawned as
-/// `settings.function_name` (Lambda `Invoke`, guarded by the EventBridge rules).
+/// `settings.function_name` (Lambda `Invoke`, guarded by the EventBridge rule `settings.schedule_rule`).
 pub fn build_scheduler(
     clients: &Clients,
     settings: &Settings,
@@ -155,7 +155,9 @@ pub fn build_scheduler(
     let store = task_store(clients, &config.task_config);
     let siblings = SiblingsManager::new(
         Arc::new(LambdaInvoker::from_sdk_config(&clients.sdk)),
-        Some(Arc::new(EventBridgeRules::new(&clients.sdk))),
+        settings.schedule_rule.as_ref().map(|rule| {
+            Arc::new(EventBridgeRules::new(&clients.sdk, rule)) as Arc<dyn ScheduleRules>
+        }),
         &settings.function_name,
         &config.siblings_config,
     );

@@ -41,6 +41,10 @@ pub const METRICS_NAMESPACE_VAR: &str = "SOSW_METRICS_NAMESPACE";
 /// (default `true`; on DynamoDB the count reads the whole queue).
 pub const METRICS_QUEUE_LENGTHS_VAR: &str = "SOSW_METRICS_QUEUE_LENGTHS";
 
+/// The EventBridge rule whose state switches the scheduler's sibling chains (no default: unset, a
+/// sibling is spawned only with `force` or `auto_spawning`). The essentials' stack sets its schedule.
+pub const SCHEDULE_RULE_VAR: &str = "SOSW_SCHEDULE_RULE";
+
 /// An essential's settings from the environment. Every default is stated on its field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -62,6 +66,8 @@ pub struct Settings {
     pub metrics_namespace: String,
     /// The orchestrator's `queue_length` metric: `SOSW_METRICS_QUEUE_LENGTHS`, else `true`.
     pub metrics_queue_lengths: bool,
+    /// The rule the scheduler's sibling guard reads: `SOSW_SCHEDULE_RULE`, else none.
+    pub schedule_rule: Option<String>,
 }
 
 impl Settings {
@@ -94,6 +100,7 @@ impl Settings {
             metrics_namespace: read(METRICS_NAMESPACE_VAR)
                 .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.into()),
             metrics_queue_lengths: flag(METRICS_QUEUE_LENGTHS_VAR, true)?,
+            schedule_rule: read(SCHEDULE_RULE_VAR),
         })
     }
 }
@@ -134,6 +141,7 @@ mod tests {
         assert!(!s.s3_force_path_style);
         assert!(s.metrics_enabled && s.metrics_queue_lengths);
         assert_eq!(s.metrics_namespace, "sosw");
+        assert_eq!(s.schedule_rule, None);
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! The worker's reporter invoking the worker assistant Lambda on the moto server (Lambda without
 //! Docker: `Event` answers 202, `RequestResponse` echoes the payload), a report that cannot be
-//! delivered (a closed port: no moto needed), and a siblings manager reading EventBridge rules on moto
-//! page by page.
+//! delivered (a closed port: no moto needed), and a siblings manager reading its named EventBridge rule on
+//! moto.
 //!
 //! Skipped without `SOSW_MOTO_ENDPOINT` (failed with `SOSW_REQUIRE_EMULATORS=1`).
 
@@ -129,26 +129,15 @@ impl Invoker for Recording {
 }
 
 #[tokio::test]
-async fn siblings_find_their_enabled_rule_on_any_page_with_a_qualified_target() {
+async fn siblings_follow_their_named_rule_enabled_disabled_or_missing() {
     let Some((_endpoint, sdk)) = moto().await else {
         return;
     };
     let events = EventsClient::new(&sdk);
     let prefix = unique_prefix();
     let me = format!("arn:aws:lambda:us-east-1:123456789012:function:{prefix}scheduler");
-    let lonely = format!("arn:aws:lambda:us-east-1:123456789012:function:{prefix}lonely");
-    // Several rules so that, one per page, ours is not on the first page.
-    let rules = [
-        ("a", RuleState::Enabled, format!("{me}-other")),
-        ("b", RuleState::Disabled, lonely.clone()),
-        (
-            "c",
-            RuleState::Enabled,
-            format!("arn:aws:sqs:us-east-1:123456789012:{prefix}q"),
-        ),
-        ("d", RuleState::Enabled, format!("{me}:live")),
-    ];
-    for (suffix, state, target) in rules {
+    let orchestrator = format!("arn:aws:lambda:us-east-1:123456789012:function:{prefix}orch");
+    for (suffix, state) in [("on", RuleState::Enabled), ("off", RuleState::Disabled)] {
         let name = format!("{prefix}{suffix}");
         events
             .put_rule()
@@ -164,7 +153,7 @@ async fn siblings_find_their_enabled_rule_on_any_page_with_a_qualified_target() 
             .targets(
                 Target::builder()
                     .id("1")
-                    .arn(target)
+                    .arn(&orchestrator)
                     .build()
                     .expect("target"),
             )
@@ -172,26 +161,28 @@ async fn siblings_find_their_enabled_rule_on_any_page_with_a_qualified_target() 
             .await
             .expect("target");
     }
-    let lookups = Arc::new(EventBridgeRules::new(&sdk).with_page_size(1));
+    let on = Arc::new(EventBridgeRules::new(&sdk, format!("{prefix}on")));
+    let off = EventBridgeRules::new(&sdk, format!("{prefix}off"));
+    let missing = EventBridgeRules::new(&sdk, format!("{prefix}missing"));
+    assert!(on.schedule_enabled(&me).await.expect("lookup"));
+    assert!(!off.schedule_enabled(&me).await.expect("lookup"));
     assert!(
-        lookups.targets_function(&me).await.expect("lookup"),
-        "found past page 1"
-    );
-    assert!(
-        !lookups.targets_function(&lonely).await.expect("lookup"),
-        "a disabled rule does not count"
+        !missing.schedule_enabled(&me).await.expect("lookup"),
+        "a missing rule is off, not an error"
     );
 
     let invoker = Arc::new(Recording::default());
     let config = SiblingsConfig::default();
-    let siblings = SiblingsManager::new(invoker.clone(), Some(lookups), "scheduler", &config);
+    let siblings = SiblingsManager::new(invoker.clone(), Some(on), "scheduler", &config);
     let spawned = siblings
         .spawn_sibling(&json!({}), &me, json!({"file": "q"}), false)
         .await
         .expect("spawn");
     assert_eq!(spawned, SpawnOutcome::Spawned { generation: 1 });
-    let refused = siblings
-        .spawn_sibling(&json!({}), &lonely, json!({}), false)
+    let guarded_off =
+        SiblingsManager::new(invoker.clone(), Some(Arc::new(off)), "scheduler", &config);
+    let refused = guarded_off
+        .spawn_sibling(&json!({}), &me, json!({}), false)
         .await
         .expect("decides");
     assert_eq!(refused, SpawnOutcome::NoEnabledRule);

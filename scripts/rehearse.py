@@ -1,0 +1,541 @@
+"""The deploy rehearsal's driver (run by scripts/rehearse.sh, `make rehearse`): the project's three
+stacks created unchanged, with docs/deploy.md's parameters, on moto server's CloudFormation.
+
+1. Pre-flight checks moto skips: each parameter given is declared and meets its AllowedValues,
+   AllowedPattern and MinValue/MaxValue, every parameter without a default is given, the IAM
+   capability the template needs is named, and every function's bundle key exists in the code bucket.
+2. The bundles uploaded, the stacks created (CREATE_COMPLETE), the essentials updated to
+   ScheduleState=ENABLED as docs/deploy.md's step 6 does.
+3. What the stacks made, read back: tables and indexes, functions (GetFunctionConfiguration: runtime,
+   environment, reserved concurrency), the rule and its targets, the topic, the roles' inline
+   policies (moto stores them as a Python repr).
+4. Checks on what was read back: every function has an EventInvokeConfig in its stack with
+   MaximumRetryAttempts 0 and a maximum event age (moto accepts the type but keeps nothing, so the
+   stack's template is read); every role policy passes parliament (each action's real resource
+   types: events:ListRules only on "*"); each function's environment names what exists (config
+   table, schedule rule).
+
+Exits non-zero on the first failed check, naming it. Prints a report of what was created.
+"""
+
+import argparse
+import ast
+import os
+import json
+import re
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from parliament import analyze_policy_string
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_iam import Loader, Tagged  # noqa: E402
+import rehearsal_lambda  # noqa: E402
+import yaml  # noqa: E402
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+CODE_BUCKET = f"sosw-code-{ACCOUNT}-{REGION}"
+CODE_PREFIX = "sosw/bundles/"
+WORKERS = ["sosw_tutorial_pull_tweeter_hashtags", "sosw_tutorial_flaky_hashtags"]
+
+
+class RehearsalFailed(Exception):
+    pass
+
+
+def fail(what):
+    raise RehearsalFailed(what)
+
+
+def clients(endpoint):
+    config = Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"})
+    make = lambda name: boto3.client(  # noqa: E731
+        name,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="rehearsal",
+        aws_secret_access_key="rehearsal",
+        config=config,
+    )
+    return {n: make(n) for n in ["cloudformation", "s3", "lambda", "iam", "events", "sns", "dynamodb"]}
+
+
+def load_template(path):
+    return yaml.load(Path(path).read_text(), Loader=Loader)
+
+
+def deploys(repo):
+    """docs/deploy.md's stacks and parameters, in its order (section 2, 4; section 6 updates)."""
+    worker_arns = ",".join(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{w}" for w in WORKERS)
+    yield "sosw-tables", repo / "cloudformation/sosw-tables.yaml", {}, []
+    yield (
+        "sosw-essentials",
+        repo / "cloudformation/sosw-essentials.yaml",
+        {"CodeBucket": CODE_BUCKET, "LabourerFunctionArns": worker_arns, "ScheduleState": "DISABLED"},
+        ["CAPABILITY_IAM"],
+    )
+    for worker in WORKERS:
+        yield (
+            "sosw-worker-" + worker.replace("_", "-"),
+            repo / "cloudformation/sosw-example-worker.yaml",
+            {"WorkerName": worker, "CodeBucket": CODE_BUCKET, "SpoolBucketName": "<SpoolBucketName>"},
+            ["CAPABILITY_IAM"],
+        )
+
+
+# ---- 1. pre-flight ----
+
+
+def check_parameters(stack, template, params):
+    declared = template.get("Parameters", {})
+    for name in params:
+        if name not in declared:
+            fail(f"{stack}: parameter {name} is not declared by the template")
+    for name, spec in declared.items():
+        if name not in params and "Default" not in spec:
+            fail(f"{stack}: parameter {name} has no default and is not given")
+        value = str(params.get(name, spec.get("Default")))
+        values = value.split(",") if spec.get("Type") == "CommaDelimitedList" else [value]
+        for v in values:
+            allowed = spec.get("AllowedValues")
+            if allowed is not None and v not in [str(a) for a in allowed]:
+                fail(f"{stack}: parameter {name}={v!r} is not one of its AllowedValues {allowed}")
+            pattern = spec.get("AllowedPattern")
+            if pattern is not None and not re.fullmatch(pattern, v):
+                fail(f"{stack}: parameter {name}={v!r} does not match its AllowedPattern {pattern}")
+            if spec.get("Type") == "Number":
+                number = float(v)
+                if "MinValue" in spec and number < float(spec["MinValue"]):
+                    fail(f"{stack}: parameter {name}={v} is below its MinValue {spec['MinValue']}")
+                if "MaxValue" in spec and number > float(spec["MaxValue"]):
+                    fail(f"{stack}: parameter {name}={v} is above its MaxValue {spec['MaxValue']}")
+
+
+def check_capabilities(stack, template, capabilities):
+    iam = [r for r in template.get("Resources", {}).values() if r["Type"].startswith("AWS::IAM::")]
+    named = [
+        r
+        for r in iam
+        if any(k in r.get("Properties", {}) for k in ("RoleName", "PolicyName", "UserName", "GroupName"))
+        and r["Type"] != "AWS::IAM::Policy"
+    ]
+    if named and "CAPABILITY_NAMED_IAM" not in capabilities:
+        fail(f"{stack}: the template names IAM resources; CAPABILITY_NAMED_IAM must be given")
+    if iam and not {"CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"} & set(capabilities):
+        fail(f"{stack}: the template creates IAM resources; CAPABILITY_IAM must be given")
+
+
+def substitute(value, params, template):
+    """A function's Code property resolved with the parameters (enough for S3Bucket/S3Key)."""
+    if isinstance(value, Tagged):
+        if value.tag == "Ref":
+            return str(params.get(value.value, template["Parameters"][value.value].get("Default")))
+        if value.tag == "Sub":
+            return re.sub(
+                r"\$\{([^}]+)\}",
+                lambda m: str(params.get(m.group(1), template["Parameters"][m.group(1)].get("Default"))),
+                value.value,
+            )
+        fail(f"cannot resolve !{value.tag} in a function's Code")
+    return value
+
+
+def bundle_keys(stack, template, params):
+    for logical, res in template.get("Resources", {}).items():
+        if res["Type"] != "AWS::Lambda::Function":
+            continue
+        code = res["Properties"]["Code"]
+        yield logical, substitute(code["S3Bucket"], params, template), substitute(code["S3Key"], params, template)
+
+
+def check_bundles(c, stack, template, params):
+    for logical, bucket, key in bundle_keys(stack, template, params):
+        try:
+            c["s3"].head_object(Bucket=bucket, Key=key)
+        except c["s3"].exceptions.ClientError:
+            fail(f"{stack}: {logical}'s bundle s3://{bucket}/{key} does not exist (upload `make package`'s dist/current)")
+
+
+# ---- 2. create ----
+
+
+def create(c, stack, template_path, params, capabilities):
+    cfn = c["cloudformation"]
+    cfn.create_stack(
+        StackName=stack,
+        TemplateBody=template_path.read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Capabilities=capabilities,
+    )
+    return wait(cfn, stack, "CREATE_COMPLETE")
+
+
+def wait(cfn, stack, want):
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        status = described["StackStatus"]
+        if status == want:
+            return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+        if status.endswith("FAILED") or "ROLLBACK" in status:
+            fail(f"{stack}: {status}: {described.get('StackStatusReason', '')}")
+        time.sleep(0.5)
+    fail(f"{stack}: not {want} after 120 s")
+
+
+# ---- 3 and 4. read back and check ----
+
+
+def stack_functions(c, stack):
+    resources = c["cloudformation"].describe_stack_resources(StackName=stack)["StackResources"]
+    return {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in resources
+        if r.get("ResourceType") == "AWS::Lambda::Function"
+    }
+
+
+def check_event_invoke_configs(c, stack):
+    """Every function of the stack has an EventInvokeConfig with no Lambda retry and a maximum event
+    age. moto keeps no EventInvokeConfig, so the deployed template is what is read."""
+    body = c["cloudformation"].get_template(StackName=stack)["TemplateBody"]
+    template = yaml.load(body, Loader=Loader) if isinstance(body, str) else body
+    resources = template["Resources"]
+    configs = {}
+    for logical, res in resources.items():
+        if res["Type"] == "AWS::Lambda::EventInvokeConfig":
+            fn = res["Properties"]["FunctionName"]
+            name = fn.value if isinstance(fn, Tagged) else fn
+            configs[name] = res["Properties"]
+    found = {}
+    for logical, res in resources.items():
+        if res["Type"] != "AWS::Lambda::Function":
+            continue
+        props = configs.get(logical)
+        if props is None:
+            fail(f"{stack}: function {logical} has no AWS::Lambda::EventInvokeConfig (Lambda would retry its failed async invocations twice)")
+        if str(props.get("MaximumRetryAttempts")) != "0":
+            fail(f"{stack}: {logical}'s EventInvokeConfig has MaximumRetryAttempts {props.get('MaximumRetryAttempts')}, not 0")
+        if "MaximumEventAgeInSeconds" not in props:
+            fail(f"{stack}: {logical}'s EventInvokeConfig has no MaximumEventAgeInSeconds")
+        found[logical] = props
+    return found
+
+
+def role_policies(c, role_arn):
+    role = role_arn.rsplit("/", 1)[1]
+    out = {}
+    for name in c["iam"].list_role_policies(RoleName=role)["PolicyNames"]:
+        doc = c["iam"].get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        if isinstance(doc, str):
+            # moto keeps a CloudFormation-made inline policy as a Python repr, not JSON.
+            try:
+                doc = json.loads(doc)
+            except json.JSONDecodeError:
+                doc = ast.literal_eval(doc)
+        out[name] = aws_log_group_arns(doc)
+    return out
+
+
+def aws_log_group_arns(doc):
+    """moto's LogGroup.Arn lacks the `:*` AWS gives (`...:log-group:<name>:*`, which covers the
+    group's streams); put it back so the policy reads as it will on AWS."""
+
+    def fix(resource):
+        if re.fullmatch(r"arn:[^:]+:logs:[^:]*:[^:]*:log-group:[^:*]+", resource):
+            return resource + ":*"
+        return resource
+
+    for statement in doc["Statement"]:
+        res = statement.get("Resource")
+        statement["Resource"] = [fix(r) for r in res] if isinstance(res, list) else fix(res)
+    return doc
+
+
+def check_policy(function, name, doc):
+    findings = analyze_policy_string(json.dumps(doc)).findings
+    if findings:
+        detail = "; ".join(f"{f.issue} {f.detail}" for f in findings)
+        fail(f"{function}: role policy {name}: {detail}")
+
+
+def read_back(c, stacks):
+    functions = {}
+    for stack in stacks:
+        for logical, name in stack_functions(c, stack).items():
+            conf = c["lambda"].get_function_configuration(FunctionName=name)
+            concurrency = c["lambda"].get_function_concurrency(FunctionName=name).get(
+                "ReservedConcurrentExecutions"
+            )
+            functions[name] = {
+                "stack": stack,
+                "logical": logical,
+                "arn": conf["FunctionArn"],
+                "runtime": conf["Runtime"],
+                "timeout": conf["Timeout"],
+                "memory": conf["MemorySize"],
+                "environment": conf.get("Environment", {}).get("Variables", {}),
+                "reserved_concurrency": concurrency,
+                "role": conf["Role"],
+                "policies": role_policies(c, conf["Role"]),
+            }
+    return functions
+
+
+def check_environment(c, functions):
+    tables = set(c["dynamodb"].list_tables()["TableNames"])
+    for name, f in functions.items():
+        env = f["environment"]
+        table = env.get("SOSW_CONFIG_TABLE", "config")
+        if table not in tables:
+            fail(f"{name}: SOSW_CONFIG_TABLE={table} names no table the stacks made ({sorted(tables)})")
+        rule = env.get("SOSW_SCHEDULE_RULE")
+        if rule is not None:
+            c["events"].describe_rule(Name=rule)  # raises when the rule does not exist
+
+
+# ---- 5. the run: the bootstraps as the stacks' functions ----
+
+
+def put_config_rows(c, outputs):
+    """docs/deploy.md, section 5 (the operator's calls: not recorded)."""
+    spool = outputs["sosw-essentials"]["SpoolBucketName"]
+    topic = outputs["sosw-essentials"]["AlertsTopicArn"]
+    labourers = {
+        w: {"arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{w}", "max_simultaneous_invocations": 5}
+        for w in WORKERS
+    }
+    rows = {
+        "sosw_essential_config": {"task_config": {"max_attempts": 3, "labourers": labourers}},
+        "sosw_scheduler_config": {
+            "queue_bucket": spool,
+            "s3_prefix": "sosw/scheduler",
+            "job_schema": {"chunkable_attrs": [["topic", {}], ["word", {}]]},
+            "task_config": {},
+        },
+        "sosw_scavenger_config": {"sns_config": {"recipient": topic}, "task_config": {}},
+        "sosw_worker_assistant_config": {"sns_config": {"recipient": topic}, "task_config": {}},
+        "sosw_orchestrator_config": {"task_config": {}},
+    }
+    for w in WORKERS:
+        rows[f"{w}_config"] = {"payload_bucket": spool}
+    for name, value in rows.items():
+        c["dynamodb"].put_item(
+            TableName="config",
+            Item={"env": {"S": "production"}, "config_name": {"S": name}, "config_value": {"S": json.dumps(value)}},
+        )
+
+
+def scheduled_event(rule_arn):
+    """The event EventBridge sends a scheduled rule's targets."""
+    return {
+        "version": "0",
+        "id": str(time.time()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": REGION,
+        "resources": [rule_arn],
+        "detail": {},
+    }
+
+
+def handover(c, hosts, repo, outputs):
+    """A scheduler handing a job over to its sibling: its config row's shutdown_period set to 3 s
+    short of the function's timeout (new containers read it), the flaky job submitted; the run writes
+    what it can, spools the rest and invokes itself, after reading its rule (SOSW_SCHEDULE_RULE)."""
+    scheduler = hosts["sosw_scheduler"]
+    row = c["dynamodb"].get_item(
+        TableName="config", Key={"env": {"S": "production"}, "config_name": {"S": "sosw_scheduler_config"}}
+    )["Item"]
+    config = json.loads(row["config_value"]["S"])
+    config["shutdown_period"] = scheduler.conf["timeout"] - 3
+    row["config_value"] = {"S": json.dumps(config)}
+    c["dynamodb"].put_item(TableName="config", Item=row)
+    scheduler.recycle()
+    job = json.loads((repo / "examples/jobs/flaky_hashtags.json").read_text())
+    kind, body = scheduler.invoke(job)
+    print(f"sosw_scheduler <- examples/jobs/flaky_hashtags.json (3 s before its shutdown period): {kind} {body.decode(errors='replace')[:300]}")
+    if kind != "response":
+        fail(f"the scheduler answered the flaky job with {kind}: {body.decode(errors='replace')[:500]}")
+    labourer = job["job"]["lambda_name"]
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(1)
+        if scheduler.in_flight == 0:
+            break
+    queued = c["dynamodb"].query(
+        TableName="sosw_tasks",
+        IndexName="sosw_tasks_greenfield",
+        KeyConditionExpression="labourer_id = :l",
+        ExpressionAttributeValues={":l": {"S": labourer}},
+        Select="COUNT",
+    )["Count"]
+    print(f"after the handover: {queued} task(s) of {labourer} queued, scheduler invocations: {scheduler.invocations}")
+    if scheduler.invocations < 3:
+        fail("the scheduler did not hand the flaky job over to a sibling")
+
+
+def run(c, args, functions, outputs, repo):
+    import tempfile
+    import zipfile
+
+    put_config_rows(c, outputs)
+    unzipped = Path(tempfile.mkdtemp(prefix="sosw-rehearsal-"))
+    log, hosts = [], {}
+    try:
+        for name, conf in functions.items():
+            with zipfile.ZipFile(Path(args.bundles) / f"{name}.zip") as z:
+                z.extractall(unzipped / name)
+            bootstrap = unzipped / name / "bootstrap"
+            bootstrap.chmod(0o755)
+            hosts[name] = rehearsal_lambda.Function(name, conf, str(bootstrap), args.endpoint, log)
+        job = json.loads((repo / "examples/jobs/hashtags.json").read_text())
+        kind, body = hosts["sosw_scheduler"].invoke(job)
+        print(f"sosw_scheduler <- examples/jobs/hashtags.json: {kind} {body.decode(errors='replace')[:300]}")
+        if kind != "response":
+            fail(f"the scheduler answered the tutorial job with {kind}: {body.decode(errors='replace')[:500]}")
+        job_id = json.loads(body)["job_id"]
+        rule = c["events"].describe_rule(Name="sosw-essentials")
+        targets = [t["Arn"] for t in c["events"].list_targets_by_rule(Rule="sosw-essentials")["Targets"]]
+        deadline = time.time() + args.run_seconds
+        tick = 0
+        while True:
+            tick += 1
+            # What the rule does every minute: each target invoked asynchronously with the event.
+            threads = []
+            for arn in targets:
+                status, _, _ = rehearsal_lambda.invoke_api(arn, "Event", scheduled_event(rule["Arn"]))
+                if status != 202:
+                    fail(f"the rule's target {arn} answered {status} to an Event invocation")
+            time.sleep(2)
+            # Wait for this tick's runs to end (the orchestrator runs until 10 s before its timeout).
+            while any(hosts[a.rsplit(":", 1)[1]].in_flight for a in targets):
+                time.sleep(1)
+            job = c["dynamodb"].get_item(TableName="sosw_jobs", Key={"job_id": {"S": job_id}}).get("Item", {})
+            status = job.get("status", {}).get("S")
+            closed = c["dynamodb"].scan(TableName="sosw_closed_tasks", Select="COUNT")["Count"]
+            queued = c["dynamodb"].scan(TableName="sosw_tasks", Select="COUNT")["Count"]
+            print(f"tick {tick}: job {status}, {closed} closed, {queued} still queued")
+            if status == "finished" and closed == 36:
+                break
+            if time.time() > deadline:
+                fail(f"the job is {status} with {closed} closed tasks after {args.run_seconds} s (logs: {os.environ.get('SOSW_REHEARSE_LOGS', '/tmp')})")
+        handover(c, hosts, repo, outputs)
+        for name, host in hosts.items():
+            if host.async_failures:
+                fail(f"{name}: failed asynchronous invocations: {host.async_failures[:3]}")
+        tasks = closed
+    finally:
+        for host in hosts.values():
+            host.stop()
+    report, denied = rehearsal_lambda.least_privilege(functions, log)
+    for name, r in sorted(report.items()):
+        if not r["calls"]:
+            continue
+        print(f"{name}: {len(r['calls'])} distinct call(s)")
+        for call in r["calls"]:
+            print(f"  {call['action']} {call['resource']} <- {', '.join(call['allowed_by']) or 'DENIED'}")
+        print(f"  grants never used: {', '.join(r['unused_grants']) or 'none'}")
+    if denied:
+        fail("calls the role does not allow:\n  " + "\n  ".join(denied))
+    return {"least_privilege": report, "closed_tasks": tasks, "ticks": tick}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--endpoint", required=True, help="moto server URL")
+    parser.add_argument("--bundles", required=True, help="folder of <function>.zip (dist/current)")
+    parser.add_argument("--report", help="write the JSON report here")
+    parser.add_argument("--no-run", action="store_true", help="stop after the stacks' checks")
+    parser.add_argument("--run-seconds", type=int, default=600, help="give up on the job after this long")
+    args = parser.parse_args()
+    repo = Path(__file__).resolve().parent.parent
+    c = clients(args.endpoint)
+    started = time.time()
+    # A fresh account: the stacks' names and physical names are fixed.
+    urllib.request.urlopen(urllib.request.Request(f"{args.endpoint}/moto-api/reset", method="POST"))
+
+    c["s3"].create_bucket(Bucket=CODE_BUCKET)
+    bundles = sorted(Path(args.bundles).glob("*.zip"))
+    for zip_path in bundles:
+        c["s3"].upload_file(str(zip_path), CODE_BUCKET, CODE_PREFIX + zip_path.name)
+    print(f"uploaded {len(bundles)} bundle(s) to s3://{CODE_BUCKET}/{CODE_PREFIX}")
+
+    outputs, stacks = {}, []
+    for stack, template_path, params, capabilities in deploys(repo):
+        params = {
+            k: (outputs["sosw-essentials"]["SpoolBucketName"] if v == "<SpoolBucketName>" else v)
+            for k, v in params.items()
+        }
+        template = load_template(template_path)
+        check_parameters(stack, template, params)
+        check_capabilities(stack, template, capabilities)
+        check_bundles(c, stack, template, params)
+        t0 = time.time()
+        outputs[stack] = create(c, stack, template_path, params, capabilities)
+        stacks.append(stack)
+        print(f"{stack}: CREATE_COMPLETE in {time.time() - t0:.1f} s ({template_path.name})")
+
+    # docs/deploy.md, step 6: the same essentials stack with the schedule on.
+    essentials = next(d for d in deploys(repo) if d[0] == "sosw-essentials")
+    params = dict(essentials[2], ScheduleState="ENABLED")
+    check_parameters("sosw-essentials", load_template(essentials[1]), params)
+    c["cloudformation"].update_stack(
+        StackName="sosw-essentials",
+        TemplateBody=essentials[1].read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Capabilities=essentials[3],
+    )
+    wait(c["cloudformation"], "sosw-essentials", "UPDATE_COMPLETE")
+    rule = c["events"].describe_rule(Name="sosw-essentials")
+    if rule["State"] != "ENABLED":
+        fail(f"sosw-essentials: the rule is {rule['State']} after ScheduleState=ENABLED")
+    targets = c["events"].list_targets_by_rule(Rule="sosw-essentials")["Targets"]
+
+    invoke_configs = {s: check_event_invoke_configs(c, s) for s in stacks}
+    functions = read_back(c, stacks)
+    for name, f in functions.items():
+        for policy, doc in f["policies"].items():
+            check_policy(name, policy, doc)
+    check_environment(c, functions)
+
+    report = {
+        "stacks": stacks,
+        "tables": c["dynamodb"].list_tables()["TableNames"],
+        "rule": {"name": rule["Name"], "state": rule["State"], "targets": [t["Arn"] for t in targets]},
+        "topics": [t["TopicArn"] for t in c["sns"].list_topics()["Topics"]],
+        "functions": {
+            n: {k: v for k, v in f.items() if k != "policies"} | {"policy_statements": sum(len(d["Statement"]) for d in f["policies"].values())}
+            for n, f in functions.items()
+        },
+        "event_invoke_configs": {s: {k: {kk: str(vv) for kk, vv in v.items() if kk != "DestinationConfig"} for k, v in cfg.items()} for s, cfg in invoke_configs.items()},
+        "seconds": round(time.time() - started, 1),
+    }
+    for name, f in sorted(functions.items()):
+        print(
+            f"{name}: {f['runtime']}, {f['memory']} MB, {f['timeout']} s, reserved {f['reserved_concurrency']}, "
+            f"env {sorted(f['environment'])}, {report['functions'][name]['policy_statements']} policy statements"
+        )
+    print(f"rule {rule['Name']} {rule['State']} -> {[t['Arn'].rsplit(':', 1)[1] for t in targets]}")
+    print(f"tables {sorted(report['tables'])}")
+    if not args.no_run:
+        report["run"] = run(c, args, functions, outputs, repo)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2, default=str))
+    done = "stacks, pre-flight and read-back checks" + ("" if args.no_run else ", the tutorial job, least privilege")
+    print(f"rehearsal: {done} passed in {time.time() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except RehearsalFailed as e:
+        print(f"rehearsal FAILED: {e}", file=sys.stderr)
+        sys.exit(1)

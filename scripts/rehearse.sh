@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The deploy rehearsal (`make rehearse`): the project's three CloudFormation stacks created unchanged,
+# with docs/deploy.md's parameters, on moto server's CloudFormation, with the pre-flight checks moto
+# skips and checks of what the stacks made (scripts/rehearse.py; docs/deploy.md, "Rehearsal").
+#
+# Bundles: SOSW_REHEARSE_BUNDLES (a folder of <function>.zip), else dist/current, else
+# `scripts/package.sh` builds them first (a release cross build: minutes). `--debug` zips the debug
+# bootstraps `cargo test` built instead (what `make test` does: the stacks on moto do not run the code).
+# Environment: SOSW_REHEARSE_REPORT (default <repo>/target/rehearsal.json) for the JSON report.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+# shellcheck source-path=SCRIPTDIR source=lib/emulators.sh
+source scripts/lib/emulators.sh
+t0=$(date +%s)
+
+bundles="${SOSW_REHEARSE_BUNDLES:-}"
+if [[ "${1:-}" == --debug ]]; then
+    bundles="$(mktemp -d)"
+    tmp="$bundles"
+    trap 'rm -rf "$tmp"' EXIT
+    for f in sosw_scheduler sosw_orchestrator sosw_scavenger sosw_worker_assistant \
+        sosw_tutorial_pull_tweeter_hashtags sosw_tutorial_flaky_hashtags; do
+        bin="${CARGO_TARGET_DIR:-$repo/target}/debug/$f"
+        [[ -x "$bin" ]] || { echo "rehearse: $bin is missing (cargo test --workspace --all-features --no-run)" >&2; exit 1; }
+        mkdir -p "$bundles/$f" && cp "$bin" "$bundles/$f/bootstrap"
+        (cd "$bundles/$f" && zip -q -1 "../$f.zip" bootstrap) && rm -rf "${bundles:?}/$f"
+    done
+elif [[ -n "${1:-}" ]]; then
+    echo "rehearse: unknown argument '$1' (usage: scripts/rehearse.sh [--debug])" >&2; exit 1
+fi
+if [[ -z "$bundles" ]]; then
+    if [[ ! -d dist/current ]]; then
+        echo "==> no dist/current: scripts/package.sh builds the bundles" >&2
+        bash scripts/package.sh
+    fi
+    bundles="$repo/dist/current"
+fi
+[[ -d "$bundles" ]] && compgen -G "$bundles/*.zip" >/dev/null ||
+    { echo "rehearse: no <function>.zip in $bundles" >&2; exit 1; }
+
+# parliament's venv (scripts/check-iam.sh installs it) has boto3 and the IAM action definitions.
+bash scripts/check-iam.sh >/dev/null
+emulators_up moto
+trap 'emulators_down; [[ -z "${tmp:-}" ]] || rm -rf "$tmp"' EXIT
+report="${SOSW_REHEARSE_REPORT:-$repo/target/rehearsal.json}"
+mkdir -p "$(dirname "$report")"
+.tools/parliament-venv/bin/python scripts/rehearse.py --endpoint "$SOSW_MOTO_ENDPOINT" \
+    --bundles "$bundles" --report "$report"
+echo "rehearse: passed in $(($(date +%s) - t0)) s (report: $report)"
