@@ -1353,3 +1353,7 @@ fn no_command_panics_on_a_closed_stdout() {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The reading commands: `jobs`, `job`, `tasks`, `queue`, JSON output, `--watch`, completions.
+#[path = "cli/inspect.rs"]
+mod inspect;
