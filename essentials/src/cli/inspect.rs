@@ -17,6 +17,7 @@ use sosw::query::{
 use sosw::store::{JobRecord, JobStatus};
 
 use super::ops::orchestrator_config;
+use super::output;
 use super::stores::{Backend, backend};
 use super::{Cli, CliError, CliResult, Global, JobArgs};
 
@@ -27,6 +28,26 @@ pub enum OutputFormat {
     Text,
     /// JSON: one object, or one object per line for lists (docs/guide.md has the schema).
     Json,
+}
+
+/// `--output`, on the reading commands only (the others print text for people).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Output {
+    /// How it prints: `text` for people, `json` for programs (one JSON object, or one per line for
+    /// lists; the schema is in docs/guide.md).
+    #[arg(
+        long = "output",
+        env = "SOSW_OUTPUT",
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    pub format: OutputFormat,
+}
+
+impl Output {
+    fn json(self) -> bool {
+        self.format == OutputFormat::Json
+    }
 }
 
 /// `sosw jobs`.
@@ -41,6 +62,9 @@ pub struct JobsArgs {
     /// At most this many jobs.
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub limit: usize,
+    /// `--output text|json`.
+    #[command(flatten)]
+    pub output: Output,
 }
 
 /// A job status on the command line.
@@ -78,6 +102,9 @@ pub struct TasksArgs {
     /// At most this many tasks.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub limit: usize,
+    /// `--output text|json`.
+    #[command(flatten)]
+    pub output: Output,
 }
 
 fn parse_task_status(s: &str) -> Result<TaskStatus, String> {
@@ -90,6 +117,9 @@ pub struct QueueArgs {
     /// Show it again every SECS seconds (default 2) until interrupted.
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
     pub watch: Option<u64>,
+    /// `--output text|json`.
+    #[command(flatten)]
+    pub output: Output,
 }
 
 /// `sosw completions`.
@@ -129,7 +159,7 @@ pub async fn jobs(global: &Global, args: JobsArgs) -> CliResult {
         labourer: args.labourer,
     };
     let jobs = query::list_jobs(store.jobs.as_ref(), &filter, args.limit, now()).await?;
-    if global.output == OutputFormat::Json {
+    if args.output.json() {
         for job in &jobs {
             if !json_line(job)? {
                 break;
@@ -219,23 +249,20 @@ pub async fn job(global: &Global, args: JobArgs) -> CliResult {
             return Err(unknown_job(&store, &args.job_id).await);
         };
         let finished = job.status.is_finished();
-        if let Some(_every) = args.watch {
-            clear_screen();
+        if args.watch.is_some() {
+            clear_screen(args.output);
         }
-        show_job(global, &store, &job, &args).await?;
+        show_job(&store, &job, &args).await?;
         match args.watch {
+            // A reader that went away (`| head`) ends a watch.
+            Some(_) if !output::stdout_open() => return Ok(ExitCode::SUCCESS),
             Some(every) if !finished => tokio::time::sleep(Duration::from_secs(every.max(1))).await,
             _ => return Ok(ExitCode::SUCCESS),
         }
     }
 }
 
-async fn show_job(
-    global: &Global,
-    store: &Backend,
-    job: &JobRecord,
-    args: &JobArgs,
-) -> CliResult<()> {
+async fn show_job(store: &Backend, job: &JobRecord, args: &JobArgs) -> CliResult<()> {
     let now = now();
     let summary = JobSummary::of(job, now);
     let limit = if args.tasks {
@@ -249,7 +276,7 @@ async fn show_job(
     } else {
         None
     };
-    if global.output == OutputFormat::Json {
+    if args.output.json() {
         json_line(&JobDetail {
             summary: &summary,
             failures: &failures,
@@ -281,12 +308,17 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
 
-/// On a terminal, clears it for the next picture of `--watch`; elsewhere, a separating line.
-fn clear_screen() {
+/// On a terminal, clears it for the next picture of `--watch`; elsewhere, a separating line (none
+/// between JSON pictures: each line is whole JSON).
+fn clear_screen(output: Output) {
+    if output.json() {
+        return;
+    }
+    let now = Utc::now().to_rfc3339();
     if std::io::stdout().is_terminal() {
-        print!("\x1b[2J\x1b[H");
+        say!("\x1b[2J\x1b[H{now}");
     } else {
-        say!("--- {}", Utc::now().to_rfc3339());
+        say!("--- {now}");
     }
 }
 
@@ -401,7 +433,7 @@ pub async fn tasks(global: &Global, args: TasksArgs) -> CliResult {
         now(),
     )
     .await?;
-    if global.output == OutputFormat::Json {
+    if args.output.json() {
         for task in &tasks {
             if !json_line(task)? {
                 break;
@@ -513,9 +545,9 @@ pub async fn queue(global: &Global, args: QueueArgs) -> CliResult {
     loop {
         let (rows, _) = queue_rows(global).await?;
         if args.watch.is_some() {
-            clear_screen();
+            clear_screen(args.output);
         }
-        if global.output == OutputFormat::Json {
+        if args.output.json() {
             for row in &rows {
                 json_line(row)?;
             }
@@ -526,6 +558,8 @@ pub async fn queue(global: &Global, args: QueueArgs) -> CliResult {
             print_queue(&rows);
         }
         match args.watch {
+            // A reader that went away (`| head`) ends a watch.
+            Some(_) if !output::stdout_open() => return Ok(ExitCode::SUCCESS),
             Some(every) => tokio::time::sleep(Duration::from_secs(every.max(1))).await,
             None => return Ok(ExitCode::SUCCESS),
         }

@@ -104,16 +104,6 @@ pub struct Global {
         value_name = "FILTER"
     )]
     pub log: String,
-    /// How reading commands print: `text` for people, `json` for programs (one JSON object, or one per
-    /// line for lists; the schema is in docs/guide.md).
-    #[arg(
-        long,
-        global = true,
-        env = "SOSW_OUTPUT",
-        default_value = "text",
-        value_name = "FORMAT"
-    )]
-    pub output: inspect::OutputFormat,
 }
 
 /// The subcommands.
@@ -221,6 +211,9 @@ pub struct JobArgs {
     /// Show it again every SECS seconds (default 2) until the job is finished.
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
     pub watch: Option<u64>,
+    /// `--output text|json`.
+    #[command(flatten)]
+    pub output: inspect::Output,
 }
 
 /// `sosw config ...`.
