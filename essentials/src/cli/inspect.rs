@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Args, CommandFactory, ValueEnum};
 use serde::Serialize;
+use sosw::config::OrchestratorConfig;
 use sosw::ecology::{EcologyManager, FixedMetrics, HealthCache, MetricsSource, STATUS_NAMES};
 use sosw::query::{
     self, JobFilter, JobSummary, LabourerCounts, TaskStatus, TaskView, job_status_name,
@@ -408,15 +409,20 @@ fn time(secs: Option<i64>) -> String {
         .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
 }
 
-/// `sosw tasks <labourer>`.
-pub async fn tasks(global: &Global, args: TasksArgs) -> CliResult {
-    let config = orchestrator_config(global).await?;
-    let labourers: Vec<String> = config
+/// The ids of the configured labourers.
+pub(super) fn labourer_ids(config: &OrchestratorConfig) -> Vec<String> {
+    config
         .task_config
         .labourers_resolved()
         .into_iter()
         .map(|l| l.id)
-        .collect();
+        .collect()
+}
+
+/// `sosw tasks <labourer>`.
+pub async fn tasks(global: &Global, args: TasksArgs) -> CliResult {
+    let config = orchestrator_config(global).await?;
+    let labourers = labourer_ids(&config);
     if !labourers.contains(&args.labourer) {
         return Err(CliError::new(format!(
             "`{}` is not a configured labourer; the labourers are: {}",

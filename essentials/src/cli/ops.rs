@@ -16,6 +16,7 @@ use sosw::local::{LOCAL_CONFIG_NAME, LocalConfigs, command_spec, schedule};
 use sosw::task::TaskId;
 
 use super::defaults::worker_registry;
+use super::inspect::labourer_ids;
 use super::local::read_job;
 use super::stores::{backend, config_dir, config_source, open_state};
 use super::{CliError, CliResult, Global, JobFileArgs, PlanArgs, RedriveArgs};
@@ -116,12 +117,7 @@ pub async fn submit(global: &Global, args: JobFileArgs) -> CliResult {
 pub async fn redrive(global: &Global, args: RedriveArgs) -> CliResult {
     let config = orchestrator_config(global).await?;
     let store = backend(global, &config.task_config, false).await?;
-    let labourers: Vec<String> = config
-        .task_config
-        .labourers_resolved()
-        .into_iter()
-        .map(|l| l.id)
-        .collect();
+    let labourers = labourer_ids(&config);
     let target = if labourers.contains(&args.target) {
         RedriveTarget::Labourer(args.target.clone())
     } else {

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use serde_json::{Value, json};
 use sosw::store::{ClosedStatus, TaskArchive, TaskClaims, TaskLookup, TaskQueue, TaskReports};
 
-use super::{FLAKY, HASHTAGS, TempDir, job_id, outcome, root, run, sosw, sosw_on_aws, text};
+use super::{DynamoJob, FLAKY, HASHTAGS, TempDir, job_id, run, run_flaky_job, sosw, text};
 
 /// Every line of `stdout` parsed as one JSON object.
 fn json_lines(stdout: &str) -> Vec<Value> {
@@ -21,15 +21,7 @@ fn json_lines(stdout: &str) -> Vec<Value> {
 async fn jobs_job_tasks_and_queue_show_the_flaky_runs_dead_tasks_as_text_and_json() {
     let dir = TempDir::new("inspect");
     let state = dir.path("state.sqlite");
-    let (code, stdout, stderr) = run(&[
-        "local",
-        "run",
-        "examples/jobs/flaky_hashtags.json",
-        "--state",
-        text(&state),
-        "--timeout",
-        "120",
-    ]);
+    let (code, stdout, stderr) = run_flaky_job(&state);
     assert_eq!(code, 3, "{stdout}\n{stderr}");
     let id = job_id(&stdout);
     let st = ["--state", text(&state)];
@@ -198,6 +190,31 @@ async fn jobs_job_tasks_and_queue_show_the_flaky_runs_dead_tasks_as_text_and_jso
     }
     child.kill().expect("stopped");
     let _ = child.wait();
+
+    // `redrive --stagger`: the two dead tasks back in rounds of one, a pause between them; the job
+    // is running again.
+    let (code, _, err) = with(&["redrive", FLAKY, "--stagger", "5 parsecs"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--stagger"), "{err}");
+    let started = std::time::Instant::now();
+    let (code, out, err) = with(&["redrive", FLAKY, "--limit", "1", "--stagger", "300ms"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.matches("redriven  ").count(), 2, "{out}");
+    assert_eq!(
+        out.matches("waiting   300ms (--stagger) before the next 1 task(s)")
+            .count(),
+        1,
+        "{out}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    assert!(out.contains("2 dead task(s) back in the queue"), "{out}");
+    let (code, out, err) = with(&["tasks", FLAKY, "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let queued = json_lines(&out);
+    assert_eq!(queued.len(), 2, "{out}");
+    assert!(queued.iter().all(|t| t["status"] == "queued"), "{out}");
+    let (_, out, _) = with(&["jobs", "--status", "running", "--output", "json"]);
+    assert_eq!(json_lines(&out)[0]["job_id"], json!(id), "{out}");
 }
 
 #[test]
@@ -213,6 +230,10 @@ fn completions_are_printed_for_each_shell() {
     let (code, _, err) = run(&["completions", "cmd"]);
     assert_eq!(code, 2);
     assert!(err.contains("invalid value 'cmd'"), "{err}");
+    // `--output` belongs to the reading commands only.
+    let (code, _, err) = run(&["submit", "examples/jobs/hashtags.json", "--output", "json"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unexpected argument '--output'"), "{err}");
 }
 
 /// The same commands on DynamoDB Local: the tutorial job scheduled into tables of this test's own,
@@ -224,35 +245,8 @@ async fn the_reading_commands_work_on_dynamodb_with_aws() {
     else {
         return;
     };
-    let client = sosw_integration_tests::dynamodb_client_at(&endpoint).await;
-    let prefix = sosw_integration_tests::unique_prefix();
-    let tables = sosw::store::TableNames::with_prefix(&prefix);
-    sosw::aws::dynamodb::create_tables(&client, &tables)
-        .await
-        .expect("tables");
-    let dir = TempDir::new("inspect-aws");
-    let task_config = json!({"table_prefix": prefix, "labourers": {HASHTAGS: {"max_simultaneous_invocations": 2}}});
-    dir.write(
-        "sosw_essential_config.json",
-        &json!({"task_config": task_config}),
-    );
-    let config: sosw::config::SchedulerConfig = sosw::config::parse_config(
-        "sosw_scheduler_config",
-        json!({"task_config": task_config, "job_schema": {"chunkable_attrs": [["topic", {}], ["word", {}]]}}),
-    )
-    .expect("config");
-    let store = std::sync::Arc::new(sosw::aws::dynamodb::DynamoTaskStore::new(
-        client.clone(),
-        tables.clone(),
-    ));
-    let job: Value = serde_json::from_slice(
-        &std::fs::read(root().join("examples/jobs/hashtags.json")).expect("job"),
-    )
-    .expect("json");
-    let report = sosw::essentials::scheduler::Scheduler::new(config, store.clone())
-        .run(&job, chrono::Utc::now() + chrono::TimeDelta::minutes(5))
-        .await
-        .expect("scheduled");
+    let aws_job = DynamoJob::schedule(&endpoint, "inspect-aws").await;
+    let (store, report) = (&aws_job.store, &aws_job.report);
     // One task fails with output and is buried; the job counts it.
     let now = chrono::Utc::now().timestamp();
     let first = store.next_queued(HASHTAGS, now, 1).await.expect("next");
@@ -283,11 +277,7 @@ async fn the_reading_commands_work_on_dynamodb_with_aws() {
     .await
     .expect("counted");
 
-    let aws = |args: &[&str]| {
-        let mut command = sosw_on_aws(args, &endpoint);
-        command.args(["--config", text(&dir.0)]);
-        outcome(command)
-    };
+    let aws = |args: &[&str]| aws_job.sosw(args);
     let (code, out, err) = aws(&["jobs", "--output", "json"]);
     assert_eq!(code, 0, "{err}");
     let jobs = json_lines(&out);
@@ -341,5 +331,5 @@ async fn the_reading_commands_work_on_dynamodb_with_aws() {
         (rows[0]["queued"].clone(), rows[0]["dead"].clone()),
         (json!(35), json!(1))
     );
-    let _ = sosw::aws::dynamodb::delete_tables(&client, &tables).await;
+    aws_job.delete_tables().await;
 }
