@@ -215,14 +215,21 @@ impl JobFilter {
     }
 }
 
-/// Up to `limit` jobs that pass `filter`, newest first (of the newest [`JOB_SEARCH`] jobs).
+/// Up to `limit` jobs that pass `filter`, newest first (with a filter: of the newest [`JOB_SEARCH`]
+/// jobs).
 pub async fn list_jobs(
     jobs: &dyn JobStore,
     filter: &JobFilter,
     limit: usize,
     now: i64,
 ) -> Result<Vec<JobSummary>> {
-    let all = jobs.list_jobs(JOB_SEARCH.max(limit)).await?;
+    let filtered = filter.status.is_some() || filter.labourer.is_some();
+    let read = if filtered {
+        JOB_SEARCH.max(limit)
+    } else {
+        limit
+    };
+    let all = jobs.list_jobs(read).await?;
     Ok(all
         .iter()
         .filter(|job| filter.accepts(job))
