@@ -24,6 +24,13 @@ async fn jobs_job_tasks_and_queue_show_the_flaky_runs_dead_tasks_as_text_and_jso
     let (code, stdout, stderr) = run_flaky_job(&state);
     assert_eq!(code, 3, "{stdout}\n{stderr}");
     let id = job_id(&stdout);
+    assert!(
+        stdout.contains(&format!(
+            "2 dead tasks: `sosw job {id} --state {}` shows them with their errors",
+            text(&state)
+        )),
+        "the summary names the command that shows the dead tasks: {stdout}"
+    );
     let st = ["--state", text(&state)];
     let with = |args: &[&str]| {
         let mut all = args.to_vec();
