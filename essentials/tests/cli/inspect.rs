@@ -5,7 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use serde_json::{Value, json};
-use sosw::store::{ClosedStatus, TaskArchive, TaskClaims, TaskLookup, TaskQueue, TaskReports};
+use sosw::store::{
+    ClosedStatus, TaskArchive, TaskClaims, TaskLookup, TaskQueue, TaskReports, TaskRetries,
+};
 
 use super::{DynamoJob, FLAKY, HASHTAGS, TempDir, job_id, run, run_flaky_job, sosw, text};
 
@@ -319,6 +321,9 @@ async fn the_reading_commands_work_on_dynamodb_with_aws() {
     let tasks = detail["tasks"].as_array().expect("tasks");
     assert_eq!(tasks.len(), 36);
     assert_eq!(tasks.iter().filter(|t| t["status"] == "queued").count(), 35);
+    let dead_rows: Vec<&Value> = tasks.iter().filter(|t| t["status"] == "dead").collect();
+    assert_eq!(dead_rows.len(), 1, "the closed row read as dead: {detail}");
+    assert_eq!(dead_rows[0]["task_id"], json!(dead_id.to_string()));
 
     let (code, out, err) = aws(&["tasks", HASHTAGS, "--status", "dead", "--output", "json"]);
     assert_eq!(code, 0, "{err}");
@@ -338,5 +343,45 @@ async fn the_reading_commands_work_on_dynamodb_with_aws() {
         (rows[0]["queued"].clone(), rows[0]["dead"].clone()),
         (json!(35), json!(1))
     );
+
+    // One task claimed now is running; one moved to the retry table waits there; `job` of the
+    // running job lists the one waiting for retry among its failures.
+    let now = chrono::Utc::now().timestamp();
+    let next = store.next_queued(HASHTAGS, now, 2).await.expect("next");
+    store.claim(&next[0].task_id, now).await.expect("claim");
+    let failure: sosw::store::TaskReport =
+        serde_json::from_value(json!({"result": {"exit": "exit code 9"}})).expect("report");
+    store
+        .record_failure(&next[1].task_id, &failure, now)
+        .await
+        .expect("failure");
+    let retry = store
+        .get_task(&next[1].task_id)
+        .await
+        .expect("get")
+        .expect("live");
+    store
+        .move_to_retry(&retry, now + 3600)
+        .await
+        .expect("to retry");
+    for (status, id) in [("running", &next[0].task_id), ("retry", &next[1].task_id)] {
+        let (code, out, err) = aws(&["tasks", HASHTAGS, "--status", status, "--output", "json"]);
+        assert_eq!(code, 0, "{err}");
+        let rows = json_lines(&out);
+        assert_eq!(rows.len(), 1, "{status}: {out}");
+        assert_eq!(rows[0]["task_id"], json!(id.to_string()), "{status}");
+        assert_eq!(rows[0]["status"], status);
+    }
+    let (code, out, err) = aws(&["job", &report.job_id, "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let detail: Value = serde_json::from_str(out.trim()).expect("JSON");
+    let statuses: Vec<&Value> = detail["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .map(|t| &t["status"])
+        .collect();
+    assert_eq!(statuses, [&json!("dead"), &json!("retry")], "{detail}");
+    assert_eq!(detail["failures"][1]["last_error"], "exit code 9");
     aws_job.delete_tables().await;
 }
