@@ -202,19 +202,24 @@ async fn local_run_finishes_the_tutorial_job_on_the_built_in_configs() {
     assert!(again.contains("0 tasks closed in this run"), "{again}");
 }
 
-#[tokio::test]
-async fn the_flaky_job_retries_and_buries_the_racing_tasks() {
-    let dir = TempDir::new("flaky");
-    let state = dir.path("state.sqlite");
-    let (code, stdout, stderr) = run(&[
+/// `sosw local run` of the flaky tutorial job (36 tasks, 2 of them die) into `state`.
+fn run_flaky_job(state: &Path) -> (i32, String, String) {
+    run(&[
         "local",
         "run",
         "examples/jobs/flaky_hashtags.json",
         "--state",
-        text(&state),
+        text(state),
         "--timeout",
         "120",
-    ]);
+    ])
+}
+
+#[tokio::test]
+async fn the_flaky_job_retries_and_buries_the_racing_tasks() {
+    let dir = TempDir::new("flaky");
+    let state = dir.path("state.sqlite");
+    let (code, stdout, stderr) = run_flaky_job(&state);
     assert_eq!(
         code, 3,
         "dead tasks make exit status 3:\n{stdout}\n{stderr}"
@@ -535,6 +540,70 @@ fn bad_input_gets_an_error_that_says_what_to_do() {
     assert!(usage.contains("<JOB>"), "{usage}");
 }
 
+/// The tutorial hashtags job (36 tasks of `HASHTAGS`) scheduled into tables of a test's own on
+/// DynamoDB Local, with a config directory that names them.
+struct DynamoJob {
+    endpoint: String,
+    client: aws_sdk_dynamodb::Client,
+    tables: sosw::store::TableNames,
+    dir: TempDir,
+    store: std::sync::Arc<sosw::aws::dynamodb::DynamoTaskStore>,
+    report: sosw::essentials::scheduler::SchedulerReport,
+}
+
+impl DynamoJob {
+    async fn schedule(endpoint: &str, name: &str) -> Self {
+        let client = sosw_integration_tests::dynamodb_client_at(endpoint).await;
+        let prefix = sosw_integration_tests::unique_prefix();
+        let tables = sosw::store::TableNames::with_prefix(&prefix);
+        sosw::aws::dynamodb::create_tables(&client, &tables)
+            .await
+            .expect("tables");
+        let dir = TempDir::new(name);
+        let task_config = json!({"table_prefix": prefix, "labourers": {HASHTAGS: {"max_simultaneous_invocations": 2}}});
+        dir.write(
+            "sosw_essential_config.json",
+            &json!({"task_config": task_config}),
+        );
+        let config: sosw::config::SchedulerConfig = sosw::config::parse_config(
+            "sosw_scheduler_config",
+            json!({"task_config": task_config, "job_schema": {"chunkable_attrs": [["topic", {}], ["word", {}]]}}),
+        )
+        .expect("config");
+        let store = std::sync::Arc::new(sosw::aws::dynamodb::DynamoTaskStore::new(
+            client.clone(),
+            tables.clone(),
+        ));
+        let job: Value = serde_json::from_slice(
+            &std::fs::read(root().join("examples/jobs/hashtags.json")).expect("job"),
+        )
+        .expect("json");
+        let report = sosw::essentials::scheduler::Scheduler::new(config, store.clone())
+            .run(&job, chrono::Utc::now() + chrono::TimeDelta::minutes(5))
+            .await
+            .expect("scheduled");
+        DynamoJob {
+            endpoint: endpoint.to_owned(),
+            client,
+            tables,
+            dir,
+            store,
+            report,
+        }
+    }
+
+    /// `sosw <args> --aws --config <its config directory>`.
+    fn sosw(&self, args: &[&str]) -> (i32, String, String) {
+        let mut command = sosw_on_aws(args, &self.endpoint);
+        command.args(["--config", text(&self.dir.0)]);
+        outcome(command)
+    }
+
+    async fn delete_tables(&self) {
+        let _ = sosw::aws::dynamodb::delete_tables(&self.client, &self.tables).await;
+    }
+}
+
 /// `--aws` reads DynamoDB: the tutorial job scheduled into tables of this test's own on DynamoDB
 /// Local, then `job` and `queue` read it there.
 #[tokio::test]
@@ -544,41 +613,9 @@ async fn job_and_queue_read_dynamodb_with_aws() {
     else {
         return;
     };
-    let client = sosw_integration_tests::dynamodb_client_at(&endpoint).await;
-    let prefix = sosw_integration_tests::unique_prefix();
-    let tables = sosw::store::TableNames::with_prefix(&prefix);
-    sosw::aws::dynamodb::create_tables(&client, &tables)
-        .await
-        .expect("tables");
-    let dir = TempDir::new("aws");
-    let task_config = json!({"table_prefix": prefix, "labourers": {HASHTAGS: {"max_simultaneous_invocations": 2}}});
-    dir.write(
-        "sosw_essential_config.json",
-        &json!({"task_config": task_config}),
-    );
-    let config: sosw::config::SchedulerConfig = sosw::config::parse_config(
-        "sosw_scheduler_config",
-        json!({"task_config": task_config, "job_schema": {"chunkable_attrs": [["topic", {}], ["word", {}]]}}),
-    )
-    .expect("config");
-    let store = std::sync::Arc::new(sosw::aws::dynamodb::DynamoTaskStore::new(
-        client.clone(),
-        tables.clone(),
-    ));
-    let job: Value = serde_json::from_slice(
-        &std::fs::read(root().join("examples/jobs/hashtags.json")).expect("job"),
-    )
-    .expect("json");
-    let report = sosw::essentials::scheduler::Scheduler::new(config, store)
-        .run(&job, chrono::Utc::now() + chrono::TimeDelta::minutes(5))
-        .await
-        .expect("scheduled");
-
-    let aws = |args: &[&str]| {
-        let mut command = sosw_on_aws(args, &endpoint);
-        command.args(["--config", text(&dir.0)]);
-        outcome(command)
-    };
+    let aws_job = DynamoJob::schedule(&endpoint, "aws").await;
+    let report = &aws_job.report;
+    let aws = |args: &[&str]| aws_job.sosw(args);
     let (code, job_out, stderr) = aws(&["job", &report.job_id]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
@@ -595,7 +632,7 @@ async fn job_and_queue_read_dynamodb_with_aws() {
 
     // One task dies (claimed and archived as dead straight in the tables); `redrive --aws` brings it
     // back to the queue on DynamoDB.
-    let tasks = sosw::aws::dynamodb::DynamoTaskStore::new(client.clone(), tables.clone());
+    let tasks = &aws_job.store;
     let now = chrono::Utc::now().timestamp();
     let first = tasks.next_queued(HASHTAGS, now, 1).await.expect("next");
     let id = first[0].task_id.clone();
@@ -610,7 +647,7 @@ async fn job_and_queue_read_dynamodb_with_aws() {
     assert!(out.contains(&format!("redriven  {id}")), "{out}");
     let back = tasks.get_task(&id).await.expect("get").expect("live again");
     assert_eq!(back.attempts, 0, "a fresh task");
-    let _ = sosw::aws::dynamodb::delete_tables(&client, &tables).await;
+    aws_job.delete_tables().await;
 }
 
 /// `submit --aws` checks the job against the config, then invokes the scheduler function (moto's Lambda
@@ -1353,3 +1390,7 @@ fn no_command_panics_on_a_closed_stdout() {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The reading commands: `jobs`, `job`, `tasks`, `queue`, JSON output, `--watch`, completions.
+#[path = "cli/inspect.rs"]
+mod inspect;

@@ -26,6 +26,7 @@ pub mod job;
 pub mod notify;
 pub mod ports;
 pub mod processor;
+pub mod query;
 pub mod siblings;
 pub mod store;
 pub mod task;

@@ -22,8 +22,8 @@
 #![forbid(unsafe_code)]
 
 pub use sosw_core::{
-    Error, Result, blob, clock, config, ecology, error, essentials, job, notify, ports, siblings,
-    store, task,
+    Error, Result, blob, clock, config, ecology, error, essentials, job, notify, ports, query,
+    siblings, store, task,
 };
 
 /// The `Invoker` port and, with `local`, the invokers of local workers.

@@ -115,8 +115,15 @@ pub async fn run(global: &Global, args: RunArgs) -> CliResult {
     if summary.all_completed() {
         Ok(ExitCode::SUCCESS)
     } else {
+        let state = global.state.display();
+        let show = match job_ids.as_slice() {
+            [job] => format!("`sosw job {job} --state {state}`"),
+            _ => format!(
+                "`sosw jobs --status finished-with-failures --state {state}`, then `sosw job <id>`"
+            ),
+        };
         say!(
-            "{} dead tasks: see them with `sosw queue` and `sosw job <id>`",
+            "{} dead tasks: {show} shows them with their errors; `sosw redrive <labourer>` runs them again",
             summary.total().dead
         );
         Ok(ExitCode::from(EXIT_DEAD_TASKS))

@@ -25,6 +25,7 @@ macro_rules! tell {
 }
 
 mod defaults;
+mod inspect;
 mod local;
 mod ops;
 mod output;
@@ -115,16 +116,22 @@ pub enum Command {
     Plan(PlanArgs),
     /// Submit a job: schedule it into the state file, or with --aws invoke the scheduler Lambda.
     Submit(JobFileArgs),
-    /// Show the status and progress of one job.
+    /// List the jobs, newest first: id, labourers, status, progress, dead tasks and age.
+    Jobs(inspect::JobsArgs),
+    /// Show the status and progress of one job, with its failed and dead tasks.
     Job(JobArgs),
+    /// List the tasks of a labourer in one status.
+    Tasks(inspect::TasksArgs),
     /// Show, per labourer: queued, running, expired, completed, retry, dead and eco status.
-    Queue,
+    Queue(inspect::QueueArgs),
     /// Send dead tasks back to the queue: every dead task of a labourer, or one task by id. Their jobs
     /// reopen and finish again when the tasks close.
     Redrive(RedriveArgs),
     /// Work with config documents.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a shell completion script, e.g. `sosw completions bash > ~/.local/share/bash-completion/completions/sosw`.
+    Completions(inspect::CompletionsArgs),
 }
 
 /// `sosw redrive`.
@@ -133,9 +140,13 @@ pub struct RedriveArgs {
     /// A labourer id (every dead task of it) or a task id (that task), e.g.
     /// sosw_tutorial_flaky_hashtags. `sosw queue` shows the dead count per labourer.
     pub target: String,
-    /// At most this many tasks in one run.
+    /// At most this many tasks in one run (with --stagger: in one round).
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub limit: usize,
+    /// For a large backlog: redrive in rounds of --limit tasks, this long apart (`30s`, `2m`,
+    /// `500ms`), until every task that was dead at the start is back in the queue.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub stagger: Option<std::time::Duration>,
 }
 
 /// `sosw local ...`.
@@ -191,6 +202,18 @@ pub struct JobFileArgs {
 pub struct JobArgs {
     /// The job's id (printed by `submit`, `plan` and `local run`).
     pub job_id: String,
+    /// List every task of the job (in chunk order), not only the failed ones.
+    #[arg(long)]
+    pub tasks: bool,
+    /// At most this many tasks listed.
+    #[arg(long, default_value_t = 1_000, value_name = "N")]
+    pub limit: usize,
+    /// Show it again every SECS seconds (default 2) until the job is finished.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
+    pub watch: Option<u64>,
+    /// `--output text|json`.
+    #[command(flatten)]
+    pub output: inspect::Output,
 }
 
 /// `sosw config ...`.
@@ -262,8 +285,11 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Local(LocalCommand::Workers) => local::workers(),
         Command::Plan(args) => ops::plan(&global, args).await,
         Command::Submit(args) => ops::submit(&global, args).await,
-        Command::Job(args) => ops::job(&global, args).await,
-        Command::Queue => ops::queue(&global).await,
+        Command::Jobs(args) => inspect::jobs(&global, args).await,
+        Command::Job(args) => inspect::job(&global, args).await,
+        Command::Tasks(args) => inspect::tasks(&global, args).await,
+        Command::Queue(args) => inspect::queue(&global, args).await,
+        Command::Completions(args) => inspect::completions(&args),
         Command::Redrive(args) => ops::redrive(&global, args).await,
         Command::Config(ConfigCommand::Check { dir }) => ops::config_check(&dir).await,
     }

@@ -1,38 +1,35 @@
-//! The operations: `plan`, `submit`, `job`, `queue`, `config check`.
+//! The operations: `plan`, `submit`, `redrive`, `config check` (the reading commands are in
+//! `inspect`).
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::json;
 use sosw::config::{ConfigSource, OrchestratorConfig, SchedulerConfig, load_essential_config};
-use sosw::ecology::{EcologyManager, FixedMetrics, HealthCache, MetricsSource, STATUS_NAMES};
 use sosw::embedded::SqliteTaskStore;
 use sosw::essentials::redrive::RedriveTarget;
 use sosw::essentials::scheduler::{JobPlan, Scheduler};
 use sosw::invoke::{InvokeOutcome, Invoker};
 use sosw::local::{LOCAL_CONFIG_NAME, LocalConfigs, command_spec, schedule};
-use sosw::store::{ClosedStatus, JobRecord};
-use sosw::task::{Labourer, Markers, TaskId};
+use sosw::task::TaskId;
 
 use super::defaults::worker_registry;
+use super::inspect::labourer_ids;
 use super::local::read_job;
-use super::stores::{Backend, backend, config_dir, config_source, open_state};
-use super::{CliError, CliResult, Global, JobArgs, JobFileArgs, PlanArgs, RedriveArgs};
+use super::stores::{backend, config_dir, config_source, open_state};
+use super::{CliError, CliResult, Global, JobFileArgs, PlanArgs, RedriveArgs};
 
 /// The scheduler's function name, whose document is `sosw_scheduler_config`.
 const SCHEDULER_FUNCTION: &str = "sosw_scheduler";
-
-/// Most closed or expired tasks counted per labourer and status by `sosw queue`.
-const COUNT_CAP: usize = 100_000;
 
 async fn scheduler_config(global: &Global) -> CliResult<SchedulerConfig> {
     let source = config_source(global).await?;
     Ok(load_essential_config(source.as_ref(), SCHEDULER_FUNCTION, json!({}), None).await?)
 }
 
-async fn orchestrator_config(global: &Global) -> CliResult<OrchestratorConfig> {
+pub(super) async fn orchestrator_config(global: &Global) -> CliResult<OrchestratorConfig> {
     let source = config_source(global).await?;
     Ok(load_essential_config(
         source.as_ref(),
@@ -116,28 +113,11 @@ pub async fn submit(global: &Global, args: JobFileArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sosw job`.
-pub async fn job(global: &Global, args: JobArgs) -> CliResult {
-    let config = orchestrator_config(global).await?;
-    let store = backend(global, &config.task_config, false).await?;
-    let Some(job) = store.jobs.get_job(&args.job_id).await? else {
-        return Err(unknown_job(&store, &args.job_id).await);
-    };
-    print_job(&job);
-    print_dead_tasks(&store, &job).await?;
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `sosw redrive <labourer|task>`: dead tasks back to the queue, their jobs reopened.
 pub async fn redrive(global: &Global, args: RedriveArgs) -> CliResult {
     let config = orchestrator_config(global).await?;
     let store = backend(global, &config.task_config, false).await?;
-    let labourers: Vec<String> = config
-        .task_config
-        .labourers_resolved()
-        .into_iter()
-        .map(|l| l.id)
-        .collect();
+    let labourers = labourer_ids(&config);
     let target = if labourers.contains(&args.target) {
         RedriveTarget::Labourer(args.target.clone())
     } else {
@@ -150,245 +130,87 @@ pub async fn redrive(global: &Global, args: RedriveArgs) -> CliResult {
         })?;
         RedriveTarget::Task(id)
     };
-    let now = Utc::now().timestamp();
-    let report = sosw::essentials::redrive::redrive(
-        store.tasks.as_ref(),
-        Some(store.jobs.as_ref()),
-        &target,
-        now,
-        args.limit,
-    )
-    .await
-    .map_err(|err| {
-        CliError::new(format!(
-            "{err}; `sosw queue` shows the dead tasks per labourer ({})",
-            store.name
-        ))
-    })?;
-    for id in &report.redriven {
-        say!("redriven  {id}");
-    }
-    for (job, n) in &report.jobs_reopened {
-        say!("reopened  job {job} ({n} task(s) back in its queue)");
-    }
-    for warning in &report.warnings {
-        tell!("warning: {warning}");
-    }
-    for (id, reason) in &report.refused {
-        eprintln!("refused   {id}: {reason}");
-    }
-    if report.conflicts > 0 {
-        say!(
-            "skipped   {} task(s) that changed while read (another redrive?)",
-            report.conflicts
-        );
+    // With --stagger, rounds of at most --limit tasks, --stagger apart, until the dead tasks there were
+    // at the start are back (tasks that die again meanwhile wait for the next redrive).
+    let rounds = match (&target, args.stagger) {
+        (RedriveTarget::Labourer(labourer), Some(_)) => {
+            let dead = store
+                .tasks
+                .closed_sample(
+                    labourer,
+                    sosw::store::ClosedStatus::Dead,
+                    sosw::query::COUNT_CAP,
+                )
+                .await?
+                .len();
+            dead.div_ceil(args.limit.max(1)).max(1)
+        }
+        _ => 1,
+    };
+    let mut redriven = 0;
+    let mut refused = std::collections::BTreeMap::new();
+    for round in 0..rounds {
+        if round > 0
+            && let Some(stagger) = args.stagger
+        {
+            say!(
+                "waiting   {} (--stagger) before the next {} task(s)",
+                humantime::format_duration(stagger),
+                args.limit
+            );
+            tokio::time::sleep(stagger).await;
+        }
+        let now = Utc::now().timestamp();
+        let report = sosw::essentials::redrive::redrive(
+            store.tasks.as_ref(),
+            Some(store.jobs.as_ref()),
+            &target,
+            now,
+            args.limit,
+        )
+        .await
+        .map_err(|err| {
+            CliError::new(format!(
+                "{err}; `sosw queue` shows the dead tasks per labourer ({})",
+                store.name
+            ))
+        })?;
+        for id in &report.redriven {
+            say!("redriven  {id}");
+        }
+        for (job, n) in &report.jobs_reopened {
+            say!("reopened  job {job} ({n} task(s) back in its queue)");
+        }
+        for warning in &report.warnings {
+            tell!("warning: {warning}");
+        }
+        for (id, reason) in &report.refused {
+            if refused.insert(id.clone(), reason.clone()).is_none() {
+                tell!("refused   {id}: {reason}");
+            }
+        }
+        if report.conflicts > 0 {
+            say!(
+                "skipped   {} task(s) that changed while read (another redrive?)",
+                report.conflicts
+            );
+        }
+        redriven += report.redriven.len();
+        if report.redriven.is_empty() {
+            break;
+        }
     }
     say!(
-        "{} dead task(s) back in the queue of {}; `sosw local run --resume` (or the orchestrator on AWS) runs them",
-        report.redriven.len(),
+        "{redriven} dead task(s) back in the queue of {}; `sosw local run --resume` (or the orchestrator on AWS) runs them",
         store.name
     );
-    if !report.refused.is_empty() {
+    if !refused.is_empty() {
         return Err(CliError::new(format!(
             "{} dead task(s) were left in the closed table: their payload is not one a worker can read (see above)",
-            report.refused.len()
+            refused.len()
         )));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn unknown_job(store: &Backend, job_id: &str) -> CliError {
-    let recent: Vec<String> = match store.jobs.list_jobs(5).await {
-        Ok(jobs) => jobs.into_iter().map(|j| j.job_id).collect(),
-        Err(_) => Vec::new(),
-    };
-    let hint = if recent.is_empty() {
-        "it has no jobs".to_owned()
-    } else {
-        format!("its newest jobs: {}", recent.join(", "))
-    };
-    CliError::new(format!("no job `{job_id}` in {}; {hint}", store.name))
-}
-
-fn print_job(job: &JobRecord) {
-    let total = job
-        .total
-        .map_or_else(|| "unknown (still chunking)".to_owned(), |t| t.to_string());
-    let closed = job.counts.completed + job.counts.dead;
-    say!("job        {}", job.job_id);
-    say!("labourer   {}", job.labourer_id);
-    say!("status     {}", json!(job.status).as_str().unwrap_or("?"));
-    say!(
-        "tasks      {total} (enqueued {}, closed {closed})",
-        job.enqueued
-    );
-    say!(
-        "completed  {}\ndead       {}\nfailures   {}",
-        job.counts.completed,
-        job.counts.dead,
-        job.counts.failed
-    );
-    say!("created    {}", time(Some(job.created_at)));
-    say!("started    {}", time(job.started_at));
-    say!("finished   {}", time(job.finished_at));
-    say!("requesters {}", job.requesters.join(", "));
-}
-
-/// Most dead tasks `sosw job` shows, and how many dead tasks of the labourer it looks through.
-const DEAD_SHOWN: usize = 5;
-const DEAD_SEARCHED: usize = 10_000;
-
-/// A few dead tasks of `job`, each with how its last attempt ended and the last lines its worker
-/// wrote (kept by command workers under `result_exit` and `result_output`).
-async fn print_dead_tasks(store: &Backend, job: &JobRecord) -> CliResult<()> {
-    if job.counts.dead == 0 {
-        return Ok(());
-    }
-    let dead: Vec<_> = store
-        .tasks
-        .closed_sample(&job.labourer_id, ClosedStatus::Dead, DEAD_SEARCHED)
-        .await?
-        .into_iter()
-        .filter(|task| task.job_id.as_deref() == Some(job.job_id.as_str()))
-        .take(DEAD_SHOWN)
-        .collect();
-    say!(
-        "dead tasks ({} of {}; `sosw redrive {}` runs them again):",
-        dead.len(),
-        job.counts.dead,
-        job.labourer_id
-    );
-    for task in dead {
-        let exit = task
-            .extra
-            .get("result_exit")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("no exit recorded");
-        say!("  {}  attempts {}  {exit}", task.task_id, task.attempts);
-        if let Some(output) = task
-            .extra
-            .get("result_output")
-            .and_then(serde_json::Value::as_str)
-        {
-            for line in output.lines() {
-                say!("    | {line}");
-            }
-        }
-    }
-    Ok(())
-}
-
-fn time(secs: Option<i64>) -> String {
-    secs.and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
-        .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
-}
-
-/// One labourer's row of `sosw queue`.
-struct QueueRow {
-    labourer: String,
-    counts: [u64; 6],
-    eco: String,
-}
-
-/// `sosw queue`.
-pub async fn queue(global: &Global) -> CliResult {
-    let config = orchestrator_config(global).await?;
-    let store = backend(global, &config.task_config, false).await?;
-    let metrics: Arc<dyn MetricsSource> = if global.aws {
-        let sdk = sosw::lambda::aws::sdk_config().await;
-        Arc::new(sosw::aws::cloudwatch::CloudWatchMetrics::from_sdk_config(
-            &sdk,
-        ))
-    } else {
-        Arc::new(FixedMetrics::new())
-    };
-    let ecology = EcologyManager::new(
-        metrics,
-        config
-            .task_config
-            .ecology_config
-            .default_metric_values
-            .clone(),
-        Arc::new(sosw::clock::SystemClock),
-    );
-    let mut cache = HealthCache::new();
-    let now = Utc::now().timestamp();
-    let mut rows = Vec::new();
-    for labourer in config.task_config.labourers_resolved() {
-        let counts = queue_counts(&store, &labourer, now).await?;
-        let eco = match ecology.labourer_status(&labourer, &mut cache).await {
-            Ok(status) => format!(
-                "{status} {}",
-                STATUS_NAMES.get(usize::from(status)).unwrap_or(&"?")
-            ),
-            Err(err) => format!("unknown ({err})"),
-        };
-        rows.push(QueueRow {
-            labourer: labourer.id.clone(),
-            counts,
-            eco,
-        });
-    }
-    if rows.is_empty() {
-        say!("no labourers are configured: add them under `task_config.labourers`");
-    }
-    print_queue(&rows);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// queued, running, expired, completed, retry, dead.
-async fn queue_counts(store: &Backend, labourer: &Labourer, now: i64) -> CliResult<[u64; 6]> {
-    let tasks = &store.tasks;
-    let markers = Markers::for_labourer(now, labourer);
-    let id = labourer.id.as_str();
-    let queued = tasks.queue_length(id, now).await?;
-    let running = tasks.count_running(id, &markers).await?;
-    let expired = tasks.list_expired(id, &markers, COUNT_CAP).await?.len() as u64;
-    let completed_live = tasks.list_completed(id, now, COUNT_CAP).await?.len() as u64;
-    let closed = tasks
-        .closed_sample(id, ClosedStatus::Completed, COUNT_CAP)
-        .await?
-        .len() as u64;
-    let retry = tasks.retry_length(id).await?;
-    let dead = tasks
-        .closed_sample(id, ClosedStatus::Dead, COUNT_CAP)
-        .await?
-        .len() as u64;
-    Ok([
-        queued,
-        running,
-        expired,
-        completed_live + closed,
-        retry,
-        dead,
-    ])
-}
-
-fn print_queue(rows: &[QueueRow]) {
-    let width = rows
-        .iter()
-        .map(|r| r.labourer.len())
-        .chain([8])
-        .max()
-        .unwrap_or(8);
-    say!(
-        "{:<width$}  {:>7}  {:>7}  {:>7}  {:>9}  {:>5}  {:>5}  eco",
-        "labourer",
-        "queued",
-        "running",
-        "expired",
-        "completed",
-        "retry",
-        "dead"
-    );
-    for row in rows {
-        let [queued, running, expired, completed, retry, dead] = row.counts;
-        say!(
-            "{:<width$}  {queued:>7}  {running:>7}  {expired:>7}  {completed:>9}  {retry:>5}  {dead:>5}  {}",
-            row.labourer,
-            row.eco
-        );
-    }
 }
 
 /// `sosw config check`.

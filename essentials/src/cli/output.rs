@@ -13,6 +13,11 @@ use sosw::local::{LabourerProgress, RunObserver};
 /// Set once writing to stdout failed (its reader went away): later output is dropped.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
+/// Whether stdout still takes lines (false once its reader went away).
+pub fn stdout_open() -> bool {
+    !STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
 /// Writes one line to stdout (`say!`). Returns false, and drops this and every later line, once
 /// stdout is closed: a reader such as `head` that stops early ends the output, not the program with a
 /// panic.
