@@ -10,7 +10,9 @@ mod stores {
     mod config_dynamodb;
     mod config_examples;
     mod config_rows_sosw07;
+    mod dynamo_db_client;
     mod dynamodb_conformance;
     mod dynamodb_store;
+    mod jobs_sosw07;
     mod redrive_sosw07;
 }
