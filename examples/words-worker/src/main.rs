@@ -1,13 +1,14 @@
 //! A sosw worker with a table of its own, as sosw 0.7's documented worker (`self.dynamo_db_client.put(row)`):
-//! each task counts the words of a text and writes one row per word. The table comes from the worker's
-//! config row, in sosw 0.7's shape:
+//! each task counts the words of a text and writes one row per word, and a summary row per text. The table
+//! comes from the worker's config row, in sosw 0.7's shape:
 //!
 //! ```json
 //! {"dynamo_db_config": {"table_name": "word_counts", "required_fields": ["word", "text_id"],
 //!  "field_names": {"count": "word_count"}}}
 //! ```
 //!
-//! The table has hash key `word` (S) and range key `text_id` (S). Build a bundle with
+//! The table has hash key `word` (S) and range key `text_id` (S). The tests run [`record`] on DynamoDB
+//! Local when `SOSW_DYNAMODB_ENDPOINT` is set (`make test` sets it). Build a bundle with
 //! `cargo lambda build --release -p words-worker`, or see docs/deploy.md.
 
 use std::collections::BTreeMap;
@@ -57,10 +58,10 @@ fn count_words(text: &str) -> BTreeMap<String, u64> {
     counts
 }
 
-/// One task's work: a row per word of the text, and the number of distinct words as a stat.
-async fn words(task: Text, ctx: WorkerContext) -> Result<Value, WorkError> {
-    let config = table_config(ctx.config())?;
-    let db = DB.get_or_init(|| DynamoDbClient::from_env(config)).await;
+/// Writes one row per word of `task` (its count in that text) and the text's summary row (`word` "*":
+/// how many distinct words it has). A retried task writes the same rows again: `put` with overwrite
+/// and `update` with `set` keep it idempotent. Returns the counts.
+async fn record(db: &DynamoDbClient, task: &Text) -> sosw::Result<BTreeMap<String, u64>> {
     let counts = count_words(&task.text);
     for (word, count) in &counts {
         let row = WordCount {
@@ -68,21 +69,29 @@ async fn words(task: Text, ctx: WorkerContext) -> Result<Value, WorkError> {
             text_id: task.text_id.clone(),
             count: *count,
         };
-        // A retried task writes the same rows again: overwriting keeps it idempotent.
-        db.put(&row, true)
-            .await
-            .map_err(|e| WorkError::retryable(e.to_string()))?;
+        db.put(&row, true).await?;
     }
-    // A running total per word across texts, in the row with `text_id` "*". `count` is a DynamoDB
-    // reserved word: the client puts every attribute name behind a placeholder.
-    for (word, count) in &counts {
-        db.update(
-            &json!({"word": word, "text_id": "*"}),
-            &Update::new().increment("count", *count),
-        )
-        .await
-        .map_err(|e| WorkError::retryable(e.to_string()))?;
-    }
+    // `count` and `status` are DynamoDB reserved words: the client puts every attribute name behind a
+    // placeholder, so they need no care here.
+    db.update(
+        &json!({"word": SUMMARY, "text_id": task.text_id}),
+        &Update::new()
+            .set("count", counts.len() as u64)
+            .set("status", "counted"),
+    )
+    .await?;
+    Ok(counts)
+}
+
+/// The `word` of each text's summary row.
+const SUMMARY: &str = "*";
+
+/// One task's work: [`record`], with the number of distinct words as a stat.
+async fn words(task: Text, ctx: WorkerContext) -> Result<Value, WorkError> {
+    let config = table_config(ctx.config())?;
+    let db = DB.get_or_init(|| DynamoDbClient::from_env(config)).await;
+    // A `sosw::Error` keeps its retryability through `?` (a missing required field is not retried).
+    let counts = record(db, &task).await?;
     ctx.add("distinct_words", counts.len() as u64);
     Ok(json!({ "words": counts.len() }))
 }
@@ -94,6 +103,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use sosw::dynamo_db::{Query, Scan};
+
     use super::*;
 
     #[test]
@@ -119,5 +131,143 @@ mod tests {
         assert!(!missing.is_retryable());
         let typo = json!({"dynamo_db_config": {"tablename": "x"}});
         assert!(table_config(typo.as_object().expect("object")).is_err());
+    }
+
+    /// The DynamoDB Local endpoint, or `None` to skip (a failure when `SOSW_REQUIRE_EMULATORS=1`).
+    fn endpoint() -> Option<String> {
+        match std::env::var("SOSW_DYNAMODB_ENDPOINT") {
+            Ok(url) if !url.trim().is_empty() => Some(url),
+            _ => {
+                assert!(
+                    std::env::var("SOSW_REQUIRE_EMULATORS").as_deref() != Ok("1"),
+                    "SOSW_DYNAMODB_ENDPOINT is not set but SOSW_REQUIRE_EMULATORS=1"
+                );
+                eprintln!("skipped: SOSW_DYNAMODB_ENDPOINT is not set");
+                None
+            }
+        }
+    }
+
+    /// A fresh `word` / `text_id` table on DynamoDB Local and a client over it, configured as the module
+    /// docs show.
+    async fn table(endpoint: &str) -> (aws_sdk_dynamodb::Client, DynamoDbClient) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .test_credentials()
+            .load()
+            .await;
+        let raw = aws_sdk_dynamodb::Client::new(&sdk);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let name = format!("word_counts_{}_{nanos}", std::process::id());
+        let mut create = raw
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest);
+        for (attr, key) in [("word", KeyType::Hash), ("text_id", KeyType::Range)] {
+            create = create
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(attr)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .expect("attribute"),
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(attr)
+                        .key_type(key)
+                        .build()
+                        .expect("key"),
+                );
+        }
+        create
+            .send()
+            .await
+            .expect("table created on DynamoDB Local");
+        let row = json!({"dynamo_db_config": {"table_name": name,
+            "required_fields": ["word", "text_id"], "field_names": {"count": "word_count"}}});
+        let config = table_config(row.as_object().expect("object")).expect("parses");
+        (raw.clone(), DynamoDbClient::new(raw, config))
+    }
+
+    #[tokio::test]
+    async fn texts_are_recorded_in_the_workers_table_on_dynamodb_local() {
+        let Some(endpoint) = endpoint() else {
+            return;
+        };
+        let (raw, db) = table(&endpoint).await;
+        let first = Text {
+            text_id: "t1".into(),
+            text: "The cat, the hat.".into(),
+        };
+        let second = Text {
+            text_id: "t2".into(),
+            text: "the end".into(),
+        };
+        record(&db, &first).await.expect("recorded");
+        record(&db, &first)
+            .await
+            .expect("a retried task is recorded again");
+        record(&db, &second).await.expect("recorded");
+
+        let the: Vec<WordCount> = db
+            .get_by_query(&Query::new("word", "the"))
+            .await
+            .expect("query");
+        assert_eq!(
+            the,
+            vec![
+                WordCount {
+                    word: "the".into(),
+                    text_id: "t1".into(),
+                    count: 2
+                },
+                WordCount {
+                    word: "the".into(),
+                    text_id: "t2".into(),
+                    count: 1
+                },
+            ],
+            "one row per text, unchanged by the retry"
+        );
+        let summary: Option<WordCount> = db
+            .get(&json!({"word": SUMMARY, "text_id": "t1"}))
+            .await
+            .expect("get");
+        assert_eq!(summary.map(|s| s.count), Some(3), "distinct words of t1");
+
+        let stored = raw
+            .get_item()
+            .table_name(db.table_name())
+            .key("word", AttributeValue::S("cat".into()))
+            .key("text_id", AttributeValue::S("t1".into()))
+            .send()
+            .await
+            .expect("raw get")
+            .item
+            .expect("the row of `cat`");
+        assert_eq!(
+            stored.get("word_count"),
+            Some(&AttributeValue::N("1".into())),
+            "`count` is stored as `word_count` (field_names)"
+        );
+        let all: Vec<WordCount> = db.get_by_scan(&Scan::new()).await.expect("scan");
+        assert_eq!(
+            all.len(),
+            3 + 2 + 2,
+            "t1: the, cat, hat; t2: the, end; two summaries"
+        );
+        raw.delete_table()
+            .table_name(db.table_name())
+            .send()
+            .await
+            .expect("table deleted");
     }
 }
