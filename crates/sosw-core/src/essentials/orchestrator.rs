@@ -38,6 +38,10 @@
 //!
 //! Labourers and coefficients come from a [`ConfigFeed`], read every round: a reloading feed picks up
 //! labourers added, changed or removed in the config table within its TTL.
+//!
+//! [`InvokeOutcome::Accepted`]: crate::invoke::InvokeOutcome::Accepted
+//! [`InvokeOutcome::Rejected`]: crate::invoke::InvokeOutcome::Rejected
+//! [`InvokeOutcome::Unknown`]: crate::invoke::InvokeOutcome::Unknown
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
