@@ -4,8 +4,9 @@
 //! orchestrator's claim). One task is completed, archived and counted by our side. Python sosw 0.7.47
 //! (`scripts/sosw07_close_tasks.py`, its WorkerAssistant and `TaskManager.archive_task`) completes and
 //! archives three more and archives the fifth without a completion (dead), telling `sosw_jobs` nothing.
-//! Our scavenger then reconciles the job from the closed table: nothing within the grace period,
-//! everything after it, once, and the job finishes with one message to its requester.
+//! Our scavenger with `reconcile_jobs` then reconciles the job from the closed table: nothing within
+//! the grace period, everything after it, once, and the job finishes with one message to its requester.
+//! Without `reconcile_jobs` (the default) it reconciles nothing.
 //!
 //! Needs DynamoDB Local (`SOSW_DYNAMODB_ENDPOINT`) and Python sosw 0.7.47 (`scripts/sosw07.sh`); skipped
 //! without them (failing instead when `SOSW_REQUIRE_EMULATORS=1`).
@@ -141,9 +142,20 @@ async fn a_job_whose_tasks_python_sosw_07_closed_reaches_finished() {
     );
     assert_eq!(job_record.counts.completed, 1);
 
-    let scavenger_config: ScavengerConfig =
+    let off: ScavengerConfig =
         parse_config("sosw_scavenger_config", json!({"task_config": labourers}))
             .expect("scavenger config");
+    let without = Scavenger::new(
+        off,
+        Closer::new(store.clone(), notifier.clone())
+            .with_jobs(store.clone())
+            .with_clock(clock.clone()),
+    );
+    let scavenger_config: ScavengerConfig = parse_config(
+        "sosw_scavenger_config",
+        json!({"task_config": labourers, "reconcile_jobs": true}),
+    )
+    .expect("scavenger config");
     let scavenger = Scavenger::new(
         scavenger_config,
         Closer::new(store.clone(), notifier.clone())
@@ -158,6 +170,11 @@ async fn a_job_whose_tasks_python_sosw_07_closed_reaches_finished() {
     assert_eq!(early.reconcile_error, None);
 
     clock.advance_secs(RECONCILE_GRACE_SECS + 60);
+    let off_report = without.run().await;
+    assert!(
+        off_report.jobs_reconciled.is_empty(),
+        "reconcile_jobs is off by default: {off_report:?}"
+    );
     let report = scavenger.run().await;
     assert_eq!(report.reconcile_error, None, "{report:?}");
     assert_eq!(

@@ -12,7 +12,7 @@
 //! racing this one makes the move a no-op instead of losing or duplicating the task. Job counters
 //! follow each dead task (completions are counted by the worker assistant when it records them).
 //!
-//! 4. **job reconciliation**, after every labourer: up to [`RECONCILED_JOBS_PER_RUN`] unfinished jobs of
+//! 4. **job reconciliation** (when the config's `reconcile_jobs` is on), after every labourer: up to [`RECONCILED_JOBS_PER_RUN`] unfinished jobs of
 //!    these labourers have their counters brought up to the closed table
 //!    ([`jobs::reconcile_from_closed`]), so a job finishes even when a Python sosw 0.7 essential, which
 //!    does not know `sosw_jobs`, archived its tasks.
@@ -189,6 +189,9 @@ impl Scavenger {
     /// labourers up to the closed table ([`jobs::reconcile_from_closed`]), so a job whose tasks a
     /// Python sosw 0.7 essential archived still finishes.
     async fn reconcile_jobs(&self, run: &mut Run, report: &mut ScavengerReport) -> Result<()> {
+        if !self.config.reconcile_jobs {
+            return Ok(());
+        }
         let Some(store) = self.closer.job_store() else {
             return Ok(());
         };
