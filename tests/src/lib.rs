@@ -100,3 +100,33 @@ fn uuid_like() -> String {
         .unwrap_or_default();
     format!("{:x}{:x}{n}", std::process::id(), nanos)
 }
+
+/// The repository's root directory.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate is in the repository")
+        .to_path_buf()
+}
+
+/// The python of Python sosw 0.7.47's virtualenv (`scripts/sosw07.sh` installs it from PyPI into
+/// `.tools/`), or `None` when it cannot be installed and the test is to be skipped (failing instead when
+/// `SOSW_REQUIRE_EMULATORS=1`).
+pub fn sosw07_python(root: &std::path::Path) -> Option<String> {
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/sosw07.sh"))
+        .arg("python")
+        .output()
+        .ok()?;
+    let python = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() && !python.is_empty() {
+        return Some(python);
+    }
+    let why = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        std::env::var("SOSW_REQUIRE_EMULATORS").as_deref() != Ok("1"),
+        "sosw 0.7.47 could not be installed: {why}"
+    );
+    eprintln!("skipped: sosw 0.7.47 could not be installed: {why}");
+    None
+}

@@ -10,8 +10,10 @@ mod stores {
     mod config_dynamodb;
     mod config_examples;
     mod config_rows_sosw07;
+    mod dynamo_db_client;
     mod dynamodb_conformance;
     mod dynamodb_store;
+    mod jobs_sosw07;
     mod partition_model;
     mod redrive_sosw07;
 }

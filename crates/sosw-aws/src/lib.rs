@@ -7,6 +7,8 @@
 //! * `cloudwatch` (feature `cloudwatch`): the ecology's `MetricsSource`.
 //! * `eventbridge` (feature `eventbridge`): the orchestrator's schedule rule, for siblings.
 //! * `s3` (feature `s3`): the `BlobStore` of the scheduler's spool and large payloads.
+//! * `dynamo_db_client` (feature `dynamodb-client`): `DynamoDbClient`, sosw 0.7's client of a worker's own
+//!   tables, typed by serde.
 //! * [`http`]: the SDK config every adapter is built from (lazy TLS, environment credentials).
 //!
 //! A worker needs only DynamoDB, Lambda and SNS: build with `default-features = false`.
@@ -16,6 +18,8 @@ pub mod assistant;
 #[cfg(feature = "cloudwatch")]
 pub mod cloudwatch;
 pub mod config_source;
+#[cfg(feature = "dynamodb-client")]
+pub mod dynamo_db_client;
 pub mod dynamodb;
 #[cfg(feature = "eventbridge")]
 pub mod eventbridge;

@@ -95,6 +95,9 @@ macro_rules! task_store_conformance {
             lookups_find_rows_only_where_they_are,
             a_rich_task_survives_its_whole_life,
             large_queues_are_read_completely,
+            task_manager_creates_tasks_and_reads_the_queue,
+            task_manager_invokes_tasks_and_counts_running,
+            task_manager_closes_retries_and_redrives_tasks,
         }
     };
 }

@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | (always) | [`task`], [`job`], [`config`], [`ports`], [`ecology`], [`essentials`], [`notify`], [`blob`], [`siblings`], [`clock`] | `sosw-core` |
 //! | `worker` | [`worker::run`]: a `Worker` as a Lambda function; [`processor::serve`] | `sosw-lambda`, `sosw-aws` (DynamoDB, Lambda, SNS) |
+//! | `dynamodb-client` | `dynamo_db`: `DynamoDbClient`, sosw 0.7's client of a worker's own tables | `sosw-aws` (no CloudWatch, EventBridge, S3) |
 //! | `aws` | `aws`: every AWS adapter (CloudWatch, EventBridge, S3 too) | `sosw-aws` |
 //! | `essentials` | `lambda`: the four essentials as Lambda services | `sosw-lambda` |
 //! | `s3-payloads` | workers read payloads the scheduler stored in S3 | `sosw-lambda` |
@@ -53,6 +54,9 @@ pub use sosw_aws as aws;
 
 #[cfg(feature = "worker")]
 pub use sosw_lambda as lambda;
+
+#[cfg(feature = "dynamodb-client")]
+pub use sosw_aws::dynamo_db_client as dynamo_db;
 
 #[cfg(feature = "local")]
 pub use sosw_embedded as embedded;

@@ -5,34 +5,9 @@
 //! Needs Python sosw 0.7.47, which `scripts/sosw07.sh` installs from PyPI into `.tools/`; skipped when it
 //! cannot be installed (failing instead when `SOSW_REQUIRE_EMULATORS=1`).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate is in the repository")
-        .to_path_buf()
-}
-
-fn sosw07_python(root: &Path) -> Option<String> {
-    let out = Command::new("bash")
-        .arg(root.join("scripts/sosw07.sh"))
-        .arg("python")
-        .output()
-        .ok()?;
-    let python = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if out.status.success() && !python.is_empty() {
-        return Some(python);
-    }
-    let why = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        std::env::var("SOSW_REQUIRE_EMULATORS").as_deref() != Ok("1"),
-        "sosw 0.7.47 could not be installed: {why}"
-    );
-    eprintln!("skipped: sosw 0.7.47 could not be installed: {why}");
-    None
-}
+use sosw_integration_tests::{repo_root, sosw07_python};
 
 #[test]
 fn every_example_config_row_loads_in_python_sosw_07_essentials() {

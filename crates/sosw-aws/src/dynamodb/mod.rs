@@ -23,8 +23,8 @@
 mod batch;
 mod claims;
 mod codec;
-mod errors;
-mod expr;
+pub(crate) mod errors;
+pub(crate) mod expr;
 mod jobs;
 mod moves;
 mod query;

@@ -19,6 +19,12 @@ pub struct ScavengerConfig {
     /// Where dead-task messages go (`sns_config`).
     pub sns_config: SnsConfig,
 
+    /// Whether each run reconciles unfinished jobs with the closed table (`reconcile_jobs`; default
+    /// false): turn it on while Python sosw 0.7 essentials may archive tasks our scheduler wrote, so
+    /// those jobs still finish. It costs a scan of `sosw_jobs` and one closed-row read per task of up to
+    /// 10 unfinished jobs per run (see the scavenger's docs).
+    pub reconcile_jobs: bool,
+
     /// The root keys every essential accepts.
     #[serde(skip)]
     pub processor: ProcessorConfig,
@@ -30,6 +36,7 @@ impl Default for ScavengerConfig {
             task_config: TaskConfig::default(),
             retry_tasks_limit: 20,
             sns_config: SnsConfig::default(),
+            reconcile_jobs: false,
             processor: ProcessorConfig::default(),
         }
     }

@@ -15,11 +15,11 @@ use crate::notify::jobs::{self, JobProgress};
 use crate::notify::{NotificationQueue, Notifier};
 use crate::store::{ClosedStatus, JobCounts, JobStore, MoveOutcome, TaskStore};
 use crate::task::fate::{self, DEAD_TASK_SUBJECT, Ending, Fate, dead_task_message};
-use crate::task::{Jitter, Labourer, Task};
+use crate::task::{Jitter, Labourer, Task, TaskManager};
 
 /// The stores, notifier, clock and jitter a closing essential works with.
 pub struct Closer {
-    store: Arc<dyn TaskStore>,
+    tasks: TaskManager<dyn TaskStore>,
     jobs: Option<Arc<dyn JobStore>>,
     notifier: Arc<dyn Notifier>,
     clock: Arc<dyn Clock>,
@@ -53,7 +53,7 @@ impl Closer {
     /// store.
     pub fn new(store: Arc<dyn TaskStore>, notifier: Arc<dyn Notifier>) -> Self {
         Closer {
-            store,
+            tasks: TaskManager::new(store),
             jobs: None,
             notifier,
             clock: Arc::new(SystemClock),
@@ -81,7 +81,18 @@ impl Closer {
 
     /// The task store.
     pub fn store(&self) -> &Arc<dyn TaskStore> {
-        &self.store
+        self.tasks.store()
+    }
+
+    /// The task operations over the task store: every task store call of the essentials built over
+    /// this closer goes through it.
+    pub fn tasks(&self) -> &TaskManager<dyn TaskStore> {
+        &self.tasks
+    }
+
+    /// The job store, if job counters are kept.
+    pub fn job_store(&self) -> Option<&Arc<dyn JobStore>> {
+        self.jobs.as_ref()
     }
 
     /// "Now" (Unix seconds).
@@ -115,7 +126,11 @@ impl Closer {
         let (closed, delta) = match decided {
             Fate::Retry {
                 desired_launch_time,
-            } => match self.store.move_to_retry(task, desired_launch_time).await? {
+            } => match self
+                .tasks
+                .move_task_to_retry_table(task, desired_launch_time)
+                .await?
+            {
                 MoveOutcome::Moved => (
                     Closed::Retried {
                         desired_launch_time,
@@ -124,7 +139,11 @@ impl Closer {
                 ),
                 MoveOutcome::Conflict => (Closed::Conflict, job_delta),
             },
-            Fate::Dead => match self.store.archive(task, ClosedStatus::Dead, now).await? {
+            Fate::Dead => match self
+                .tasks
+                .archive_task(task, ClosedStatus::Dead, now)
+                .await?
+            {
                 MoveOutcome::Moved => {
                     tracing::warn!(task_id = %task.task_id, labourer = %task.labourer_id,
                         attempts = task.attempts, ?ending, "task is dead");

@@ -38,6 +38,10 @@
 //!
 //! Labourers and coefficients come from a [`ConfigFeed`], read every round: a reloading feed picks up
 //! labourers added, changed or removed in the config table within its TTL.
+//!
+//! [`InvokeOutcome::Accepted`]: crate::invoke::InvokeOutcome::Accepted
+//! [`InvokeOutcome::Rejected`]: crate::invoke::InvokeOutcome::Rejected
+//! [`InvokeOutcome::Unknown`]: crate::invoke::InvokeOutcome::Unknown
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -52,10 +56,10 @@ use crate::clock::Clock;
 use crate::config::{InvocationCoefficients, OrchestratorConfig};
 use crate::ecology::{EcologyManager, HealthCache, MetricsSource, NoDataPolicy};
 use crate::error::Error;
-use crate::invoke::{InvokeOutcome, Invoker, WorkerTimeouts};
+use crate::invoke::{Invoker, WorkerTimeouts};
 use crate::processor::{Invocation, Processor};
-use crate::store::{ClaimOutcome, TaskClaims, TaskQueue};
-use crate::task::{Labourer, Markers, TaskId};
+use crate::store::{TaskClaims, TaskQueue};
+use crate::task::{Labourer, Markers, TaskId, TaskInvocation, TaskManager};
 
 mod feed;
 mod rate;
@@ -120,7 +124,7 @@ impl Default for OrchestratorSettings {
 /// The orchestrator essential. Build it once per container; call [`Orchestrator::run`] per event, or
 /// run it as a [`Processor`] (the event is not read; the run lasts until the invocation's deadline).
 pub struct Orchestrator {
-    store: Arc<dyn OrchestratorStore>,
+    tasks: TaskManager<dyn OrchestratorStore>,
     invoker: Arc<dyn Invoker>,
     metrics: Arc<dyn MetricsSource>,
     config: ConfigFeed,
@@ -193,7 +197,7 @@ impl Orchestrator {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Orchestrator {
-            store,
+            tasks: TaskManager::new(store),
             invoker,
             metrics,
             config,
@@ -356,7 +360,11 @@ impl Orchestrator {
         }
         let now = self.clock.now();
         let markers = Markers::for_labourer(now.timestamp(), labourer);
-        let running = match self.store.count_running(&labourer.id, &markers).await {
+        let running = match self
+            .tasks
+            .get_count_of_running_tasks_for_labourer(&labourer.id, &markers)
+            .await
+        {
             Ok(running) => running,
             Err(e) => {
                 entry.error(e.to_string());
@@ -403,7 +411,11 @@ impl Orchestrator {
             let limit = remaining
                 .saturating_add(released.len())
                 .saturating_add(lost);
-            let queued = match self.store.next_queued(&labourer.id, now, limit).await {
+            let queued = match self
+                .tasks
+                .get_next_for_labourer(&labourer.id, now, limit)
+                .await
+            {
                 Ok(queued) => queued,
                 Err(e) => {
                     run.report.labourer(&labourer.id).error(e.to_string());
@@ -451,24 +463,17 @@ impl Orchestrator {
     }
 
     async fn claim_and_invoke(&self, labourer: &Labourer, task_id: TaskId, now: i64) -> Step {
-        let claimed = match self.store.claim(&task_id, now).await {
-            Ok(ClaimOutcome::Claimed(task)) => task,
-            Ok(ClaimOutcome::AlreadyClaimed) => return Step::Skipped,
-            Err(e) => return Step::Failed(e),
-        };
-        let payload = claimed.worker_payload();
-        match self.invoker.invoke(labourer.function(), &payload).await {
-            Ok(InvokeOutcome::Accepted) => Step::Invoked,
-            Ok(InvokeOutcome::Unknown(why)) => Step::Unknown(why),
-            Err(e) => Step::Unknown(e.to_string()),
-            Ok(InvokeOutcome::Rejected(why)) => match self.store.release_claim(&claimed, now).await
-            {
-                Ok(true) => Step::Released(task_id, why),
-                Ok(false) => Step::ReleaseFailed(format!(
-                    "{why}; the release was refused (the task changed)"
-                )),
-                Err(e) => Step::ReleaseFailed(format!("{why}; the release failed: {e}")),
-            },
+        match self
+            .tasks
+            .invoke_task(self.invoker.as_ref(), labourer, &task_id, now)
+            .await
+        {
+            Ok(TaskInvocation::Skipped) => Step::Skipped,
+            Ok(TaskInvocation::Invoked) => Step::Invoked,
+            Ok(TaskInvocation::Unknown(why)) => Step::Unknown(why),
+            Ok(TaskInvocation::Released(why)) => Step::Released(task_id, why),
+            Ok(TaskInvocation::ReleaseFailed(why)) => Step::ReleaseFailed(why),
+            Err(e) => Step::Failed(e),
         }
     }
 

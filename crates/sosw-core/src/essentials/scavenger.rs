@@ -11,6 +11,12 @@
 //! Every move is atomic and conditional on the row being unchanged, so a report or another scavenger
 //! racing this one makes the move a no-op instead of losing or duplicating the task. Job counters
 //! follow each dead task (completions are counted by the worker assistant when it records them).
+//!
+//! 4. **job reconciliation** (when the config's `reconcile_jobs` is on), after every labourer: up to [`RECONCILED_JOBS_PER_RUN`] unfinished jobs of
+//!    these labourers have their counters brought up to the closed table
+//!    ([`jobs::reconcile_from_closed`]), so a job finishes even when a Python sosw 0.7 essential, which
+//!    does not know `sosw_jobs`, archived its tasks.
+//!
 //! A labourer whose store calls fail is reported and the others still run; the alerts queued so far are
 //! sent at the end of the run either way.
 
@@ -24,13 +30,21 @@ use super::closer::{Closed, Closer};
 use crate::config::ScavengerConfig;
 use crate::error::{Error, Result};
 use crate::notify::NotificationQueue;
+use crate::notify::jobs;
 use crate::processor::{Invocation, Processor};
-use crate::store::{ClosedStatus, JobCounts, MoveOutcome, requeue_due_retries};
+use crate::store::{ClosedStatus, JobCounts, MoveOutcome};
 use crate::task::fate::Ending;
 use crate::task::{Labourer, Markers};
 
 /// The function name (and config document prefix) of the scavenger.
 pub const FUNCTION_NAME: &str = "sosw_scavenger";
+
+/// Most unfinished jobs whose counters one run reconciles with the closed table (one read per task
+/// of each).
+pub const RECONCILED_JOBS_PER_RUN: usize = 10;
+
+/// How many of the newest job records one run looks through for unfinished ones.
+const RECONCILE_JOBS_SCANNED: usize = 100;
 
 /// How many tasks one store read returns; a labourer's backlog is read in pages of this size.
 pub const PAGE_SIZE: usize = 500;
@@ -75,6 +89,13 @@ pub struct ScavengerReport {
     /// Why the alerts could not all be sent, if so (they are in the log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_error: Option<String>,
+    /// Jobs whose counters this run brought up to the closed table (tasks a Python sosw 0.7 essential
+    /// closed), with what was added.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub jobs_reconciled: BTreeMap<String, JobCounts>,
+    /// Why job reconciliation stopped, if it did (the tasks were scavenged regardless).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile_error: Option<String>,
 }
 
 impl ScavengerReport {
@@ -152,12 +173,62 @@ impl Scavenger {
             tracing::info!(labourer = %labourer.id, counts = ?counts, "labourer scavenged");
             report.labourers.insert(labourer.id.clone(), counts);
         }
+        if let Err(err) = self.reconcile_jobs(&mut run, &mut report).await {
+            tracing::error!(error = %err, "job reconciliation stopped");
+            report.reconcile_error = Some(err.to_string());
+        }
         if let Err(err) = run.queue.commit().await {
             tracing::error!(error = %err, "scavenger alerts not all sent");
             report.notify_error = Some(err.to_string());
         }
         report.jobs_finished = run.jobs_finished.into_iter().collect();
         (report, first_error)
+    }
+
+    /// Brings the counters of up to [`RECONCILED_JOBS_PER_RUN`] unfinished jobs of this scavenger's
+    /// labourers up to the closed table ([`jobs::reconcile_from_closed`]), so a job whose tasks a
+    /// Python sosw 0.7 essential archived still finishes.
+    async fn reconcile_jobs(&self, run: &mut Run, report: &mut ScavengerReport) -> Result<()> {
+        if !self.config.reconcile_jobs {
+            return Ok(());
+        }
+        let Some(store) = self.closer.job_store() else {
+            return Ok(());
+        };
+        let labourers: BTreeSet<String> = self
+            .config
+            .task_config
+            .labourers_resolved()
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
+        let open = store
+            .list_jobs(RECONCILE_JOBS_SCANNED)
+            .await?
+            .into_iter()
+            .filter(|j| {
+                !j.status.is_finished() && j.total.is_some() && labourers.contains(&j.labourer_id)
+            })
+            .take(RECONCILED_JOBS_PER_RUN);
+        for job in open {
+            let reconciled = jobs::reconcile_from_closed(
+                self.closer.tasks().store().as_ref(),
+                store.as_ref(),
+                &mut run.queue,
+                &job.job_id,
+                run.now,
+            )
+            .await?;
+            if !reconciled.added.is_zero() {
+                report
+                    .jobs_reconciled
+                    .insert(job.job_id.clone(), reconciled.added);
+            }
+            if reconciled.finished {
+                run.jobs_finished.insert(job.job_id);
+            }
+        }
+        Ok(())
     }
 
     async fn scavenge(
@@ -169,8 +240,11 @@ impl Scavenger {
         self.archive_completed(labourer, run.now, counts).await?;
         self.handle_expired(labourer, run, counts).await?;
         let limit = usize::try_from(self.config.retry_tasks_limit).unwrap_or(usize::MAX);
-        let moved =
-            requeue_due_retries(self.closer.store().as_ref(), &labourer.id, run.now, limit).await?;
+        let moved = self
+            .closer
+            .tasks()
+            .retry_due_tasks(&labourer.id, run.now, limit)
+            .await?;
         counts.requeued += moved as u64;
         Ok(())
     }
@@ -184,15 +258,15 @@ impl Scavenger {
         loop {
             let page = self
                 .closer
-                .store()
-                .list_completed(&labourer.id, now, PAGE_SIZE)
+                .tasks()
+                .get_completed_tasks_for_labourer(&labourer.id, now, PAGE_SIZE)
                 .await?;
             let mut moved = 0;
             for task in &page {
                 match self
                     .closer
-                    .store()
-                    .archive(task, ClosedStatus::Completed, now)
+                    .tasks()
+                    .archive_task(task, ClosedStatus::Completed, now)
                     .await?
                 {
                     MoveOutcome::Moved => moved += 1,
@@ -217,8 +291,8 @@ impl Scavenger {
         loop {
             let page = self
                 .closer
-                .store()
-                .list_expired(&labourer.id, &markers, PAGE_SIZE)
+                .tasks()
+                .get_expired_tasks_for_labourer(&labourer.id, &markers, PAGE_SIZE)
                 .await?;
             let mut moved = 0;
             for task in &page {

@@ -103,7 +103,7 @@ use crate::siblings::SiblingsManager;
 use crate::store::{
     CreateJobOutcome, EnqueueMode, JobCounts, JobRecord, JobStatus, JobStore, TaskQueue,
 };
-use crate::task::TaskId;
+use crate::task::{TaskId, TaskManager};
 
 /// Starts another run of the scheduler with a payload: on Lambda an asynchronous invocation of the
 /// scheduler function itself (sosw 0.7's `SiblingsManager.spawn_sibling`; see
@@ -238,7 +238,7 @@ pub struct SchedulerReport {
 #[derive(Clone)]
 pub struct Scheduler {
     config: SchedulerConfig,
-    tasks: Arc<dyn TaskQueue>,
+    tasks: TaskManager<dyn TaskQueue>,
     jobs: Arc<dyn JobStore>,
     blobs: Option<Arc<dyn BlobStore>>,
     continuation: Option<Arc<dyn Continuation>>,
@@ -280,7 +280,7 @@ impl Scheduler {
     ) -> Self {
         Scheduler {
             config,
-            tasks,
+            tasks: TaskManager::new(tasks),
             jobs,
             blobs: None,
             continuation: None,

@@ -356,13 +356,17 @@ impl WorkerAssistant {
     ) -> Result<(AssistantOutcome, bool)> {
         let now = self.closer.now_secs();
         let report = request.task_report();
-        let store = self.closer.store();
+        let tasks = self.closer.tasks();
         let recorded = match request.action {
             AssistantAction::MarkTaskAsCompleted => {
-                store.complete(&request.task_id, &report, now).await?
+                tasks
+                    .mark_task_completed(&request.task_id, &report, now)
+                    .await?
             }
             AssistantAction::MarkTaskAsFailed => {
-                store.record_failure(&request.task_id, &report, now).await?
+                tasks
+                    .mark_task_failed(&request.task_id, &report, now)
+                    .await?
             }
         };
         let task = match recorded {
@@ -394,8 +398,8 @@ impl WorkerAssistant {
         if self.config.archive_completed {
             archived = self
                 .closer
-                .store()
-                .archive(c.task, ClosedStatus::Completed, c.now)
+                .tasks()
+                .archive_task(c.task, ClosedStatus::Completed, c.now)
                 .await?
                 == MoveOutcome::Moved;
             c.stats.add("archived_tasks", u64::from(archived));

@@ -18,7 +18,10 @@ use serde_json::json;
 
 use super::NotificationQueue;
 use crate::error::Result;
-use crate::store::{JobCounts, JobRecord, JobStore};
+use futures::StreamExt;
+
+use crate::store::{CLOSED_STATUS_ATTRIBUTE, JobCounts, JobRecord, JobStore, TaskLookup};
+use crate::task::TaskId;
 
 /// Subject of job-finished notifications.
 pub const JOB_FINISHED_SUBJECT: &str = "``sosw`` Job finished";
@@ -71,6 +74,99 @@ pub async fn record_outcome(
     queue_job_finished(queue, &finished);
     tracing::info!(job_id, status = ?status, requesters = finished.requesters.len(), "job finished");
     Ok(JobProgress::Finished(finished))
+}
+
+/// How long after a task closed [`reconcile_from_closed`] counts it: our own essentials add a task to
+/// its job within moments of archiving it, so a closed row older than this that the job does not count
+/// was closed by someone else (a Python sosw 0.7 essential).
+pub const RECONCILE_GRACE_SECS: i64 = 300;
+
+/// Most closed-row reads of [`reconcile_from_closed`] in flight at once.
+const RECONCILE_READS_IN_FLIGHT: usize = 16;
+
+/// What [`reconcile_from_closed`] found and did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reconciled {
+    /// Closed rows of the job's tasks, closed at least the grace period ago, by status (`failed` is
+    /// not kept in closed rows and stays 0).
+    pub observed: JobCounts,
+    /// What was added to the job's counters.
+    pub added: JobCounts,
+    /// Whether this call finished the job (its messages queued).
+    pub finished: bool,
+}
+
+/// Brings job `job_id`'s counters up to what the closed table shows, so a job finishes whichever side
+/// closed its tasks: a Python sosw 0.7 essential archives a task without telling `sosw_jobs`.
+///
+/// Reads the closed row of each task the job enqueued (its ids are derived from the job id, one read
+/// per task), counts those closed at least [`RECONCILE_GRACE_SECS`] before `now` by their status
+/// (`<labourer>_1` completed, `<labourer>_0` dead), and adds to each counter what it lacks
+/// (`observed - counted`, never less than zero). Idempotent: a second call adds nothing, and a task our
+/// essentials counted is counted once, since they count a task right after archiving it, well within
+/// the grace period. When the counters then show every task closed, the job is finished and its
+/// requesters' messages queued on `queue`, exactly as when a task closes here
+/// ([`record_outcome`]). A finished job, one still being chunked (no `total`) or one without a record
+/// is left alone.
+pub async fn reconcile_from_closed<S: TaskLookup + ?Sized>(
+    tasks: &S,
+    jobs: &dyn JobStore,
+    queue: &mut NotificationQueue,
+    job_id: &str,
+    now: i64,
+) -> Result<Reconciled> {
+    let Some(job) = jobs.get_job(job_id).await? else {
+        return Ok(Reconciled::default());
+    };
+    if job.status.is_finished() || job.total.is_none() {
+        return Ok(Reconciled::default());
+    }
+    let ids = (0..job.enqueued).map(|n| TaskId::for_chunk(job_id, n));
+    let mut reads = futures::stream::iter(ids)
+        .map(|id| async move { tasks.get_closed_task(&id).await })
+        .buffer_unordered(RECONCILE_READS_IN_FLIGHT);
+    let mut observed = JobCounts::default();
+    while let Some(row) = reads.next().await {
+        let Some(task) = row? else { continue };
+        if task
+            .closed_at
+            .is_none_or(|at| at > now.saturating_sub(RECONCILE_GRACE_SECS))
+        {
+            continue;
+        }
+        match task
+            .extra
+            .get(CLOSED_STATUS_ATTRIBUTE)
+            .and_then(|v| v.as_str())
+        {
+            Some(status) if status.ends_with("_1") => observed.completed += 1,
+            Some(status) if status.ends_with("_0") => observed.dead += 1,
+            _ => {}
+        }
+    }
+    let added = JobCounts {
+        completed: observed.completed.saturating_sub(job.counts.completed),
+        failed: 0,
+        dead: observed.dead.saturating_sub(job.counts.dead),
+    };
+    if added.is_zero() {
+        return Ok(Reconciled {
+            observed,
+            ..Reconciled::default()
+        });
+    }
+    tracing::info!(
+        job_id,
+        ?observed,
+        ?added,
+        "job counters reconciled from the closed table"
+    );
+    let progress = record_outcome(jobs, queue, job_id, added, now).await?;
+    Ok(Reconciled {
+        observed,
+        added,
+        finished: matches!(progress, JobProgress::Finished(_)),
+    })
 }
 
 /// Queues one job-finished notification per requester of `job` (see the module docs for where each

@@ -103,7 +103,7 @@ impl Scheduler {
         // One read of the queue tail serves the whole batch (sosw 0.7 read it once per task, B14).
         let newest = self
             .tasks
-            .newest_queued_greenfield(&work.labourer_id, now)
+            .get_newest_greenfield_for_labourer(&work.labourer_id, now)
             .await?;
         let greenfields: Vec<i64> =
             queued_sequence(newest.max(progress.last_greenfield), batch.len()).collect();
@@ -122,7 +122,7 @@ impl Scheduler {
             task.job_id = Some(work.job_id.clone());
             tasks.push(task);
         }
-        let report = self.tasks.enqueue(&tasks, mode).await?;
+        let report = self.tasks.create_tasks(&tasks, mode).await?;
         progress.last_greenfield = greenfields.last().copied().max(progress.last_greenfield);
         progress.report.written += report.written;
         progress.report.skipped_existing += report.skipped_existing;
