@@ -27,6 +27,14 @@ ACCOUNT = "123456789012"
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request, client_address):
+        # A discarded sandbox's bootstrap is gone: its connection breaks, nothing to report.
+        import sys
+
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
 
 def serve(handler):
     server = Server(("127.0.0.1", 0), handler)
@@ -114,9 +122,15 @@ def invoke_api(name_or_arn, invocation_type, payload):
         body = json.dumps({"Type": "User", "message": f"Function not found: {name_or_arn}"}).encode()
         return 404, [("x-amzn-ErrorType", "ResourceNotFoundException")], body
     if invocation_type == "Event":
+        with host.lock:
+            host.queued_async += 1
         threading.Thread(target=host.invoke_async, args=(payload,), daemon=True).start()
         return 202, [], b""
     kind, body = host.invoke(payload)
+    if kind == "throttled":
+        body = json.dumps({"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+                           "Type": "User", "message": "Rate Exceeded."}).encode()
+        return 429, [("x-amzn-ErrorType", "TooManyRequestsException")], body
     if kind == "response":
         return 200, [("X-Amz-Executed-Version", "$LATEST")], body
     if kind == "timeout":
@@ -141,8 +155,12 @@ def recording_proxy(upstream, log, function):
                 body = read_chunked(self.rfile)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding",)}
             headers["Content-Length"] = str(len(body))
-            for call in call_of(self.command, self.path, self.headers, body):
+            calls = call_of(self.command, self.path, self.headers, body)
+            for call in calls:
                 log.append((function,) + call)
+            if os.environ.get("SOSW_REHEARSE_TRACE"):
+                with open(os.environ["SOSW_REHEARSE_TRACE"], "a") as trace:
+                    trace.write(f"{function} {self.command} {self.path[:160]} -> {calls}\n")
             invocation = re.match(r"/2015-03-31/functions/([^/]+)/invocations", self.path)
             if invocation and self.command == "POST":
                 try:
@@ -191,28 +209,42 @@ def read_chunked(stream):
 
 # ---- the Runtime API of one function ----
 
+# Lambda retries a failed asynchronous invocation after about 1 and then 2 minutes; the rehearsal keeps
+# the order and count and scales the waits down.
+ASYNC_RETRY_DELAYS = [1.0, 2.0]
 
-class Function:
-    """One stack function: its bootstrap process, polling this function's Runtime API."""
 
-    def __init__(self, name, conf, bootstrap, moto, log):
-        self.name, self.conf, self.bootstrap = name, conf, bootstrap
-        self.events = queue.Queue()
-        self.answers = {}
-        self.done = {}
-        self.proxy = recording_proxy(moto, log, name)
-        self.runtime = serve(self._runtime_handler())
-        self.processes = []
-        self.in_flight = 0
-        self.lock = threading.Lock()
-        # At most this many bootstraps at once (reserved concurrency, else 5 here).
-        self.cap = conf.get("reserved_concurrency") or 5
-        self.async_failures = []
-        self.invocations = 0
-        HOSTS[name] = self
+class Sandbox:
+    """One execution environment: a bootstrap process polling a Runtime API of its own, one
+    invocation at a time. Killed on a timeout, as Lambda discards a timed-out environment."""
 
-    def _runtime_handler(self):
-        fn = self
+    def __init__(self, fn, index):
+        self.fn = fn
+        self.inbox = queue.Queue()
+        self.server = serve(self._handler())
+        env = dict(fn.conf["environment"])  # what the stack gave the function, nothing of sosw's added
+        proxy = f"http://127.0.0.1:{fn.proxy.server_address[1]}"
+        env.update({
+            # What Lambda itself sets in every function's environment.
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{self.server.server_address[1]}",
+            "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.conf["memory"]),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "rehearsal",
+            "AWS_SECRET_ACCESS_KEY": "rehearsal",
+            # The emulator's plumbing: every AWS call to this function's recording proxy, and S3 by path.
+            "AWS_ENDPOINT_URL": proxy,
+            "SOSW_S3_FORCE_PATH_STYLE": "true",
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        })
+        logs = Path(os.environ.get("SOSW_REHEARSE_LOGS", "/tmp"))
+        self.log = open(logs / f"{fn.name}.{index}.log", "wb")
+        self.process = subprocess.Popen([fn.bootstrap], env=env, stdout=self.log, stderr=self.log)
+
+    def _handler(self):
+        sandbox = self
 
         class Runtime(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -229,98 +261,208 @@ class Function:
                 self.wfile.write(body)
 
             def do_GET(self):
-                if self.path.endswith("/runtime/invocation/next"):
-                    request_id, payload, deadline = fn.events.get()
-                    self._reply(200, payload, [
-                        ("Lambda-Runtime-Aws-Request-Id", request_id),
-                        ("Lambda-Runtime-Deadline-Ms", str(deadline)),
-                        ("Lambda-Runtime-Invoked-Function-Arn", fn.conf["arn"]),
-                        ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
-                        ("Content-Type", "application/json"),
-                    ])
-                else:
-                    self._reply(404)
+                if not self.path.endswith("/runtime/invocation/next"):
+                    return self._reply(404)
+                item = sandbox.inbox.get()
+                if item is None:  # the sandbox is being discarded
+                    return self._reply(410)
+                request_id, payload, deadline = item
+                self._reply(200, payload, [
+                    ("Lambda-Runtime-Aws-Request-Id", request_id),
+                    ("Lambda-Runtime-Deadline-Ms", str(deadline)),
+                    ("Lambda-Runtime-Invoked-Function-Arn", sandbox.fn.conf["arn"]),
+                    ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
+                    ("Content-Type", "application/json"),
+                ])
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 m = re.search(r"/runtime/invocation/([^/]+)/(response|error)$", self.path)
                 if m:
-                    fn.answers[m.group(1)] = (m.group(2), body)
-                    fn.done[m.group(1)].set()
+                    sandbox.fn.answer(m.group(1), m.group(2), body)
                     self._reply(202, b"{}")
                 elif self.path.endswith("/runtime/init/error"):
-                    fn.answers["init"] = ("init-error", body)
+                    sandbox.fn.init_errors.append(body.decode(errors="replace")[:300])
                     self._reply(202, b"{}")
                 else:
                     self._reply(404)
 
         return Runtime
 
-    def start(self):
-        env = dict(self.conf["environment"])  # what the stack gave the function, nothing of sosw's added
-        proxy = f"http://127.0.0.1:{self.proxy.server_address[1]}"
-        env.update({
-            # What Lambda itself sets in every function's environment.
-            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{self.runtime.server_address[1]}",
-            "AWS_LAMBDA_FUNCTION_NAME": self.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.conf["memory"]),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "rehearsal",
-            "AWS_SECRET_ACCESS_KEY": "rehearsal",
-            # The emulator's plumbing: every AWS call to this function's recording proxy, and S3 by path.
-            "AWS_ENDPOINT_URL": proxy,
-            "SOSW_S3_FORCE_PATH_STYLE": "true",
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        })
-        logs = Path(os.environ.get("SOSW_REHEARSE_LOGS", "/tmp"))
-        out = open(logs / f"{self.name}.{len(self.processes)}.log", "wb")
-        self.processes.append(subprocess.Popen([self.bootstrap], env=env, stdout=out, stderr=out))
+    def kill(self):
+        self.process.kill()
+        self.process.wait()
+        self.inbox.put(None)  # frees a handler thread still waiting for an event
+        self.server.shutdown()
+        self.log.close()
+
+
+class Function:
+    """One stack function: sandboxes started on demand up to its concurrency (reserved concurrency,
+    else 5 here), each running the function's bootstrap.
+
+    Invoke semantics kept from AWS: a synchronous call beyond the concurrency is throttled (429); an
+    asynchronous one waits for a free sandbox up to its maximum event age; a timeout discards the
+    sandbox; a failed asynchronous invocation is retried `MaximumRetryAttempts` times (the stack's
+    EventInvokeConfig, Lambda's default 2 without one), then sent to its on-failure destination."""
+
+    def __init__(self, name, conf, bootstrap, moto, log, invoke_config=None, on_failure=None):
+        self.name, self.conf, self.bootstrap = name, conf, bootstrap
+        self.invoke_config = invoke_config or {}
+        self.on_failure = on_failure  # an SNS topic ARN
+        self.proxy = recording_proxy(moto, log, name)
+        self.lock = threading.Condition()
+        self.idle, self.busy = [], set()
+        self.started = 0
+        self.pending = {}
+        self.init_errors = []
+        self.cap = conf.get("reserved_concurrency") or 5
+        self.async_failures = []
+        self.destination_records = []
+        self.invocations = 0
+        self.throttles = 0
+        self.queued_async = 0  # accepted Event invocations not yet finished
+        HOSTS[name] = self
+
+    @property
+    def in_flight(self):
+        """Invocations running or still in the asynchronous queue."""
+        with self.lock:
+            return len(self.busy) + self.queued_async
+
+    def answer(self, request_id, kind, body):
+        waiter = self.pending.get(request_id)
+        if waiter is not None:
+            waiter[1].extend([kind, body])
+            waiter[0].set()
+
+    def _acquire(self, wait_until):
+        """A free sandbox (a new one while under the cap), or None once `wait_until` has passed
+        (None as `wait_until`: do not wait)."""
+        with self.lock:
+            while True:
+                if self.idle:
+                    sandbox = self.idle.pop()
+                elif len(self.busy) < self.cap:
+                    self.started += 1
+                    sandbox = Sandbox(self, self.started)
+                else:
+                    remaining = None if wait_until is None else wait_until - time.time()
+                    if remaining is None or remaining <= 0:
+                        return None
+                    self.lock.wait(min(remaining, 1.0))
+                    continue
+                self.busy.add(sandbox)
+                return sandbox
+
+    def _release(self, sandbox, keep):
+        with self.lock:
+            self.busy.discard(sandbox)
+            if keep:
+                self.idle.append(sandbox)
+            self.lock.notify()
+        if not keep:
+            sandbox.kill()
 
     def recycle(self):
-        """New containers: the running bootstraps are stopped (they read their config rows once)."""
+        """New environments from the next invocation on (the running bootstraps read their config
+        rows once, at start)."""
         with self.lock:
-            for process in self.processes:
-                process.kill()
-                process.wait()
-            self.processes = []
+            idle, self.idle = self.idle, []
+        for sandbox in idle:
+            sandbox.kill()
 
-    def invoke_async(self, payload):
-        """An Event invocation: no retry (the stacks' EventInvokeConfig says MaximumRetryAttempts 0);
-        a failure is kept as the on-failure record."""
-        kind, body = self.invoke(payload)
-        if kind != "response":
-            self.async_failures.append((kind, body.decode(errors="replace")[:300]))
-
-    def invoke(self, payload):
-        """A synchronous invocation with the function's timeout: (`response` | `error` | `timeout`,
-        body). A new bootstrap starts when every running one is busy, up to the concurrency cap."""
+    def invoke(self, payload, wait_until=None):
+        """One invocation with the function's timeout: (`response` | `error` | `timeout` |
+        `throttled`, body)."""
+        sandbox = self._acquire(wait_until)
+        if sandbox is None:
+            with self.lock:
+                self.throttles += 1
+            return "throttled", b""
         with self.lock:
             self.invocations += 1
-            self.in_flight += 1
-            if self.in_flight > len(self.processes) and len(self.processes) < self.cap:
-                self.start()
+        request_id = str(uuid.uuid4())
+        done, answer = threading.Event(), []
+        self.pending[request_id] = (done, answer)
+        deadline = int((time.time() + self.conf["timeout"]) * 1000)
+        sandbox.inbox.put((request_id, json.dumps(payload).encode(), deadline))
+        finished = done.wait(self.conf["timeout"])
+        del self.pending[request_id]
+        if not finished:
+            self._release(sandbox, keep=False)
+            return "timeout", b""
+        self._release(sandbox, keep=True)
+        return answer[0], answer[1]
+
+    def invoke_async(self, payload):
+        """An Event invocation as Lambda's internal queue runs it."""
         try:
-            return self._invoke(payload)
+            self._invoke_async(payload)
         finally:
             with self.lock:
-                self.in_flight -= 1
+                self.queued_async -= 1
 
-    def _invoke(self, payload):
-        request_id = str(uuid.uuid4())
-        self.done[request_id] = threading.Event()
-        deadline = int((time.time() + self.conf["timeout"]) * 1000)
-        self.events.put((request_id, json.dumps(payload).encode(), deadline))
-        if not self.done[request_id].wait(self.conf["timeout"]):
-            return "timeout", b""
-        return self.answers.pop(request_id)
+    def _invoke_async(self, payload):
+        queued = time.time()
+        max_age = float(self.invoke_config.get("MaximumEventAgeInSeconds", 21600))
+        retries = int(self.invoke_config.get("MaximumRetryAttempts", 2))
+        attempts, kind, body = 0, "expired", b""
+        while True:
+            kind, body = self.invoke(payload, wait_until=queued + max_age)
+            if kind == "throttled":
+                kind = "expired"  # never found a free sandbox within the event's maximum age
+                break
+            attempts += 1
+            if kind == "response" or attempts > retries:
+                break
+            time.sleep(ASYNC_RETRY_DELAYS[min(attempts - 1, len(ASYNC_RETRY_DELAYS) - 1)])
+            if time.time() - queued > max_age:
+                kind = "expired"
+                break
+        if kind == "response":
+            return
+        self.async_failures.append((kind, attempts, body.decode(errors="replace")[:300]))
+        if self.on_failure:
+            self._send_to_destination(payload, kind, attempts, body)
+
+    def _send_to_destination(self, payload, kind, attempts, body):
+        """The on-failure record, published with the function's own role (through its recording
+        proxy), as Lambda does."""
+        record = {
+            "version": "1.0",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": self.conf["arn"] + ":$LATEST",
+                "condition": "EventAgeExceeded" if kind == "expired" else "RetriesExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "requestPayload": payload,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": body.decode(errors="replace"),
+        }
+        form = urllib.parse.urlencode({
+            "Action": "Publish", "Version": "2010-03-31", "TopicArn": self.on_failure,
+            "Message": json.dumps(record),
+        }).encode()
+        port = self.proxy.server_address[1]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        scope = time.strftime("%Y%m%d", time.gmtime())
+        conn.request("POST", "/", body=form, headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": f"AWS4-HMAC-SHA256 Credential=rehearsal/{scope}/{REGION}/sns/aws4_request",
+        })
+        answer = conn.getresponse()
+        answer.read()
+        self.destination_records.append((record["requestContext"]["condition"], answer.status))
 
     def stop(self):
-        for process in self.processes:
-            process.kill()
-            process.wait()
-        self.runtime.shutdown()
+        with self.lock:
+            sandboxes = self.idle + list(self.busy)
+            self.idle, self.busy = [], set()
+        for sandbox in sandboxes:
+            sandbox.kill()
         self.proxy.shutdown()
 
 
@@ -363,6 +505,10 @@ def least_privilege(functions, log):
             for st in doc["Statement"]:
                 actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
                 for a in actions:
+                    # CloudWatch Logs grants are used by Lambda itself (the function's stdout), not by
+                    # the function's code, so no recorded call can use them.
+                    if a.lower().startswith("logs:"):
+                        continue
                     if (st.get("Sid", "?"), a.lower()) not in used:
                         unused.append(f"{st.get('Sid', '?')}: {a}")
         report[name] = {"calls": entries, "unused_grants": unused}

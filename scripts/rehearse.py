@@ -42,6 +42,7 @@ ACCOUNT = "123456789012"  # moto's default account
 CODE_BUCKET = f"sosw-code-{ACCOUNT}-{REGION}"
 CODE_PREFIX = "sosw/bundles/"
 WORKERS = ["sosw_tutorial_pull_tweeter_hashtags", "sosw_tutorial_flaky_hashtags"]
+ENDED = ("finished", "finished_with_failures")  # a job's status once every task is closed or dead
 
 
 class RehearsalFailed(Exception):
@@ -62,7 +63,7 @@ def clients(endpoint):
         aws_secret_access_key="rehearsal",
         config=config,
     )
-    return {n: make(n) for n in ["cloudformation", "s3", "lambda", "iam", "events", "sns", "dynamodb"]}
+    return {n: make(n) for n in ["cloudformation", "s3", "lambda", "iam", "events", "sns", "sqs", "dynamodb"]}
 
 
 def load_template(path):
@@ -307,7 +308,13 @@ def put_config_rows(c, outputs):
     spool = outputs["sosw-essentials"]["SpoolBucketName"]
     topic = outputs["sosw-essentials"]["AlertsTopicArn"]
     labourers = {
-        w: {"arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{w}", "max_simultaneous_invocations": 5}
+        # Retries after 1-2 s instead of sosw's default 30 s backoff: the flaky job's tasks die in
+        # three ticks of the schedule, not in minutes.
+        w: {
+            "arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{w}",
+            "max_simultaneous_invocations": 5,
+            "retry": {"policy": "exponential", "base_secs": 1, "cap_secs": 2},
+        }
         for w in WORKERS
     }
     rows = {
@@ -348,14 +355,17 @@ def scheduled_event(rule_arn):
 
 def handover(c, hosts, repo, outputs):
     """A scheduler handing a job over to its sibling: its config row's shutdown_period set to 3 s
-    short of the function's timeout (new containers read it), the flaky job submitted; the run writes
-    what it can, spools the rest and invokes itself, after reading its rule (SOSW_SCHEDULE_RULE)."""
+    short of the function's timeout and its writes paced to 5 a second (new containers read it), the
+    flaky job submitted; each run writes what it can in its 3 s, spools the rest and invokes itself,
+    after reading its rule (SOSW_SCHEDULE_RULE)."""
     scheduler = hosts["sosw_scheduler"]
     row = c["dynamodb"].get_item(
         TableName="config", Key={"env": {"S": "production"}, "config_name": {"S": "sosw_scheduler_config"}}
     )["Item"]
     config = json.loads(row["config_value"]["S"])
     config["shutdown_period"] = scheduler.conf["timeout"] - 3
+    config["max_writes_per_second"] = 5  # about 15 tasks per 3 s run: the 36 take three runs
+    config["enqueue_batch_size"] = 5
     row["config_value"] = {"S": json.dumps(config)}
     c["dynamodb"].put_item(TableName="config", Item=row)
     scheduler.recycle()
@@ -380,9 +390,110 @@ def handover(c, hosts, repo, outputs):
     print(f"after the handover: {queued} task(s) of {labourer} queued, scheduler invocations: {scheduler.invocations}")
     if scheduler.invocations < 3:
         fail("the scheduler did not hand the flaky job over to a sibling")
+    return json.loads(body)["job_id"]
 
 
-def run(c, args, functions, outputs, repo):
+def job_state(c, job_id):
+    job = c["dynamodb"].get_item(TableName="sosw_jobs", Key={"job_id": {"S": job_id}}).get("Item", {})
+    return job.get("status", {}).get("S")
+
+
+def ticks(c, hosts, rule, targets, job_id, until, deadline):
+    """What the rule does every minute: each target invoked asynchronously with the scheduled event;
+    the next tick once this tick's runs ended (the orchestrator works until 10 s before its timeout),
+    until `until(status, closed, queued)` holds. Returns the number of ticks."""
+    tick = 0
+    while True:
+        tick += 1
+        for arn in targets:
+            status, _, _ = rehearsal_lambda.invoke_api(arn, "Event", scheduled_event(rule["Arn"]))
+            if status != 202:
+                fail(f"the rule's target {arn} answered {status} to an Event invocation")
+        time.sleep(1)
+        while any(hosts[rehearsal_lambda.function_name(a)].in_flight for a in targets):
+            time.sleep(0.5)
+        status = job_state(c, job_id)
+        closed = c["dynamodb"].scan(TableName="sosw_closed_tasks", Select="COUNT")["Count"]
+        queued = c["dynamodb"].scan(TableName="sosw_tasks", Select="COUNT")["Count"]
+        print(f"  tick {tick}: job {job_id} {status}, {closed} closed in all, {queued} live rows")
+        if until(status, closed, queued):
+            return tick
+        if time.time() > deadline:
+            logs = os.environ.get("SOSW_REHEARSE_LOGS", "/tmp")
+            fail(f"job {job_id} is {status} with {closed} closed tasks at the deadline (function logs: {logs})")
+
+
+def alerts_subscriber(c, topic):
+    """An SQS queue subscribed to the alerts topic (the operator's subscription, as docs/deploy.md
+    suggests an e-mail one): what reaches it is what the topic delivered."""
+    url = c["sqs"].create_queue(QueueName="sosw-rehearsal-alerts")["QueueUrl"]
+    arn = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    c["sns"].subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "false"})
+    return url
+
+
+def drain(c, url):
+    out = []
+    while True:
+        got = c["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not got:
+            return out
+        for m in got:
+            out.append(json.loads(m["Body"]))
+            c["sqs"].delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def operator_cli(args, repo, endpoint, log):
+    """`sosw <args> --aws` as the operator runs it (docs/deploy.md): the sosw CLI built beside the
+    bootstraps, through a recording proxy of its own (its calls are the operator's, not a role's)."""
+    import subprocess
+
+    proxy = rehearsal_lambda.recording_proxy(endpoint, log, "operator")
+    target = Path(os.environ.get("CARGO_TARGET_DIR", repo / "target"))
+    cli = next((p for p in [target / "release/sosw", target / "debug/sosw"] if p.exists()), None)
+    if cli is None:
+        fail(f"the sosw CLI is not built in {target} (cargo build -p sosw-essentials --bin sosw)")
+    env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.server_address[1]}", AWS_REGION=REGION,
+               AWS_ACCESS_KEY_ID="rehearsal", AWS_SECRET_ACCESS_KEY="rehearsal", SOSW_CONFIG_TABLE="config",
+               SOSW_CONFIG_ENV="production", SOSW_S3_FORCE_PATH_STYLE="true")
+    try:
+        done = subprocess.run([str(cli), "--aws", *args], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        proxy.shutdown()
+    print(f"operator: sosw --aws {' '.join(args)} -> exit {done.returncode}: {done.stdout.strip()[:400]}")
+    if done.returncode != 0:
+        fail(f"sosw --aws {' '.join(args)} failed: {done.stderr.strip()[:800]}")
+    return done.stdout
+
+
+def invoke_settings(c, conf, invoke_configs):
+    """A function's EventInvokeConfig as its stack resolved it (parameters and references), and its
+    on-failure destination's ARN."""
+    props = invoke_configs.get(conf["stack"], {}).get(conf["logical"], {})
+    stack = c["cloudformation"].describe_stacks(StackName=conf["stack"])["Stacks"][0]
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+    physical = {
+        r["LogicalResourceId"]: r.get("PhysicalResourceId")
+        for r in c["cloudformation"].describe_stack_resources(StackName=conf["stack"])["StackResources"]
+        if "LogicalResourceId" in r
+    }
+
+    def resolve(value):
+        if isinstance(value, Tagged) and value.tag == "Ref":
+            return params.get(value.value, physical.get(value.value))
+        return value
+
+    settings = {k: resolve(v) for k, v in props.items() if k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds")}
+    destination = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    if destination is None:
+        return settings, None
+    arn = resolve(destination)
+    if not arn or not str(arn).startswith("arn:"):
+        fail(f"{conf['stack']}: {conf['logical']}'s on-failure destination {destination} resolves to no ARN ({arn!r})")
+    return settings, arn
+
+
+def run(c, args, functions, outputs, repo, invoke_configs):
     import tempfile
     import zipfile
 
@@ -395,7 +506,11 @@ def run(c, args, functions, outputs, repo):
                 z.extractall(unzipped / name)
             bootstrap = unzipped / name / "bootstrap"
             bootstrap.chmod(0o755)
-            hosts[name] = rehearsal_lambda.Function(name, conf, str(bootstrap), args.endpoint, log)
+            invoke_config, on_failure = invoke_settings(c, conf, invoke_configs)
+            hosts[name] = rehearsal_lambda.Function(
+                name, conf, str(bootstrap), args.endpoint, log, invoke_config, on_failure
+            )
+        alerts = alerts_subscriber(c, outputs["sosw-essentials"]["AlertsTopicArn"])
         job = json.loads((repo / "examples/jobs/hashtags.json").read_text())
         kind, body = hosts["sosw_scheduler"].invoke(job)
         print(f"sosw_scheduler <- examples/jobs/hashtags.json: {kind} {body.decode(errors='replace')[:300]}")
@@ -405,33 +520,67 @@ def run(c, args, functions, outputs, repo):
         rule = c["events"].describe_rule(Name="sosw-essentials")
         targets = [t["Arn"] for t in c["events"].list_targets_by_rule(Rule="sosw-essentials")["Targets"]]
         deadline = time.time() + args.run_seconds
-        tick = 0
-        while True:
-            tick += 1
-            # What the rule does every minute: each target invoked asynchronously with the event.
-            threads = []
-            for arn in targets:
-                status, _, _ = rehearsal_lambda.invoke_api(arn, "Event", scheduled_event(rule["Arn"]))
-                if status != 202:
-                    fail(f"the rule's target {arn} answered {status} to an Event invocation")
-            time.sleep(2)
-            # Wait for this tick's runs to end (the orchestrator runs until 10 s before its timeout).
-            while any(hosts[a.rsplit(":", 1)[1]].in_flight for a in targets):
-                time.sleep(1)
-            job = c["dynamodb"].get_item(TableName="sosw_jobs", Key={"job_id": {"S": job_id}}).get("Item", {})
-            status = job.get("status", {}).get("S")
-            closed = c["dynamodb"].scan(TableName="sosw_closed_tasks", Select="COUNT")["Count"]
-            queued = c["dynamodb"].scan(TableName="sosw_tasks", Select="COUNT")["Count"]
-            print(f"tick {tick}: job {status}, {closed} closed, {queued} still queued")
-            if status == "finished" and closed == 36:
-                break
-            if time.time() > deadline:
-                fail(f"the job is {status} with {closed} closed tasks after {args.run_seconds} s (logs: {os.environ.get('SOSW_REHEARSE_LOGS', '/tmp')})")
-        handover(c, hosts, repo, outputs)
+        print("the tutorial job, the rule's targets fired as EventBridge fires them:")
+        tick = ticks(c, hosts, rule, targets, job_id, lambda st, closed, q: st == "finished" and closed == 36, deadline)
+        tasks = 36
+
+        # The flaky job: handed over to a sibling, then run until its `racing` tasks are dead.
+        flaky_id = handover(c, hosts, repo, outputs)
+        flaky = "sosw_tutorial_flaky_hashtags"
+        dead_labourer = f"{flaky}_0"
+
+        def dead_count():
+            return c["dynamodb"].query(
+                TableName="sosw_closed_tasks", IndexName="labourer_task_status_with_time",
+                KeyConditionExpression="labourer_id_task_status = :l",
+                ExpressionAttributeValues={":l": {"S": dead_labourer}}, Select="COUNT")["Count"]
+
+        print("the flaky job, until its tasks are closed or dead:")
+        tick += ticks(c, hosts, rule, targets, flaky_id, lambda st, closed, q: st in ENDED, deadline)
+        dead = dead_count()
+        messages = drain(c, alerts)
+        dead_alerts = [m for m in messages if m.get("Subject") == "``sosw`` Dead Task"]
+        print(f"flaky job finished: {dead} dead task(s); the alerts topic delivered {len(messages)} message(s), "
+              f"{len(dead_alerts)} dead-task alert(s)")
+        if dead == 0:
+            fail("the flaky job finished with no dead task (its `racing` tasks always fail)")
+        if len(dead_alerts) != dead:
+            fail(f"{dead} dead tasks but {len(dead_alerts)} dead-task alerts reached the topic's subscriber: {messages[:3]}")
+        kinds = {"job events": [], "on-failure records": [], "other": []}
+        for m in messages:
+            if m in dead_alerts:
+                continue
+            try:
+                body = json.loads(m.get("Message", ""))
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and "requestContext" in body:
+                kinds["on-failure records"].append(body)
+            elif isinstance(body, dict) and str(body.get("event", "")).startswith("job_"):
+                kinds["job events"].append(body["event"])
+            else:
+                kinds["other"].append(m)
+        print(f"  besides: job events {kinds['job events']}")
+        if kinds["on-failure records"] or kinds["other"]:
+            fail(f"unexpected messages on the alerts topic: Lambda on-failure records {kinds['on-failure records'][:3]}, "
+                 f"others {kinds['other'][:3]}")
+
+        # Redrive, as the operator would: the dead tasks back in the queue, attempted again.
+        invoked_before = hosts[flaky].invocations
+        operator_cli(["redrive", flaky], repo, args.endpoint, log)
+        if job_state(c, flaky_id) in ENDED:
+            fail(f"job {flaky_id} still says finished after its dead tasks were redriven")
+        print("the redriven tasks, until they are dead again:")
+        tick += ticks(c, hosts, rule, targets, flaky_id, lambda st, closed, q: st in ENDED, deadline)
+        again = hosts[flaky].invocations - invoked_before
+        redead = len([m for m in drain(c, alerts) if m.get("Subject") == "``sosw`` Dead Task"])
+        print(f"redrive: {again} more invocation(s) of {flaky}; {redead} new dead-task alert(s)")
+        if again < dead:
+            fail(f"{dead} tasks were redriven but {flaky} was invoked only {again} more time(s)")
         for name, host in hosts.items():
-            if host.async_failures:
-                fail(f"{name}: failed asynchronous invocations: {host.async_failures[:3]}")
-        tasks = closed
+            failures = host.async_failures if host.on_failure else []
+            if failures or host.init_errors:
+                fail(f"{name}: failed asynchronous invocations {failures[:3]}, init errors {host.init_errors[:3]}")
     finally:
         for host in hosts.values():
             host.stop()
@@ -445,7 +594,9 @@ def run(c, args, functions, outputs, repo):
         print(f"  grants never used: {', '.join(r['unused_grants']) or 'none'}")
     if denied:
         fail("calls the role does not allow:\n  " + "\n  ".join(denied))
-    return {"least_privilege": report, "closed_tasks": tasks, "ticks": tick}
+    calls = {n: {"invocations": h.invocations, "throttles": h.throttles, "sandboxes": h.started,
+                 "failed_async": len(h.async_failures)} for n, h in hosts.items()}
+    return {"least_privilege": report, "tutorial_closed_tasks": tasks, "ticks": tick, "functions": calls}
 
 
 def main():
@@ -462,6 +613,11 @@ def main():
     # A fresh account: the stacks' names and physical names are fixed.
     urllib.request.urlopen(urllib.request.Request(f"{args.endpoint}/moto-api/reset", method="POST"))
 
+    # Another team's rule, listed before sosw's: a sibling guard that walked the account's rules
+    # (ListRules, then ListTargetsByRule on each) would be denied on it.
+    c["events"].put_rule(Name="aaa-another-teams-rule", ScheduleExpression="rate(5 minutes)")
+    c["events"].put_targets(Rule="aaa-another-teams-rule", Targets=[
+        {"Id": "1", "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:another-teams-function"}])
     c["s3"].create_bucket(Bucket=CODE_BUCKET)
     bundles = sorted(Path(args.bundles).glob("*.zip"))
     for zip_path in bundles:
@@ -526,7 +682,7 @@ def main():
     print(f"rule {rule['Name']} {rule['State']} -> {[t['Arn'].rsplit(':', 1)[1] for t in targets]}")
     print(f"tables {sorted(report['tables'])}")
     if not args.no_run:
-        report["run"] = run(c, args, functions, outputs, repo)
+        report["run"] = run(c, args, functions, outputs, repo, invoke_configs)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2, default=str))
     done = "stacks, pre-flight and read-back checks" + ("" if args.no_run else ", the tutorial job, least privilege")

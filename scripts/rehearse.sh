@@ -16,6 +16,9 @@ t0=$(date +%s)
 
 bundles="${SOSW_REHEARSE_BUNDLES:-}"
 if [[ "${1:-}" == --debug ]]; then
+    # The debug bootstraps, the tutorial workers' and the sosw CLI included (`cargo test` builds only
+    # the binaries of packages with integration tests).
+    cargo build -q --workspace --all-features --bins
     bundles="$(mktemp -d)"
     tmp="$bundles"
     trap 'rm -rf "$tmp"' EXIT
