@@ -42,6 +42,8 @@ fi
 [[ -d "$bundles" ]] && compgen -G "$bundles/*.zip" >/dev/null ||
     { echo "rehearse: no <function>.zip in $bundles" >&2; exit 1; }
 
+# The Invoke API's own semantics first (the standard library only; no emulator needed).
+python3 scripts/rehearsal_lambda_selftest.py
 # parliament's venv (scripts/check-iam.sh installs it) has boto3 and the IAM action definitions.
 bash scripts/check-iam.sh >/dev/null
 emulators_up moto
