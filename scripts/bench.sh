@@ -1,20 +1,40 @@
 #!/usr/bin/env bash
-# `make bench`: the side-by-side benchmarks of this implementation and Python sosw 0.7.47. Installs
-# what they need (sosw 0.7 in a virtualenv, DynamoDB Local, moto), builds the harness and the essentials
-# in release, runs every workload and writes docs/performance.md and docs/performance.csv.
-# Arguments are passed to `sosw-bench run` (e.g. --quick, --reps 5, --only enqueue,lifecycle).
+# `make bench`: the side-by-side benchmarks of this implementation and Python sosw 0.7.47, then local
+# mode against the machine's own limits. Installs what the side-by-side part needs (sosw 0.7 in a
+# virtualenv, DynamoDB Local, moto), builds the harness and the essentials in release, runs every
+# workload and writes docs/performance.md, docs/performance.csv and docs/performance-local.md.
+# Arguments are passed to `sosw-bench run` and `sosw-bench local` (e.g. --quick, --reps 5,
+# --only enqueue,lifecycle). `--only local` (or only the local workloads: true, inprocess, million)
+# runs local mode alone: no Python, no emulators.
 # Not part of `make test`.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-# shellcheck source-path=SCRIPTDIR source=lib/emulators.sh
-source scripts/lib/emulators.sh
-
-python="$(bash scripts/sosw07.sh python)"
-
-emulators_up dynamodb-local moto
+# Whether --only names nothing but local workloads.
+local_only=false
+previous=""
+for arg in "$@"; do
+    if [ "$previous" = "--only" ]; then
+        local_only=true
+        for workload in ${arg//,/ }; do
+            case "$workload" in
+            local | true | inprocess | million) ;;
+            *) local_only=false ;;
+            esac
+        done
+    fi
+    previous="$arg"
+done
 
 cargo build --release -p sosw-bench -p sosw-essentials --bins
 target="${CARGO_TARGET_DIR:-$repo/target}"
-"$target/release/sosw-bench" run --out docs --python "$python" --bins "$target/release" "$@"
+
+if [ "$local_only" = false ]; then
+    # shellcheck source-path=SCRIPTDIR source=lib/emulators.sh
+    source scripts/lib/emulators.sh
+    python="$(bash scripts/sosw07.sh python)"
+    emulators_up dynamodb-local moto
+    "$target/release/sosw-bench" run --out docs --python "$python" --bins "$target/release" "$@"
+fi
+"$target/release/sosw-bench" local --out docs --bins "$target/release" "$@"

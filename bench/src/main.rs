@@ -3,13 +3,16 @@
 //!
 //! ```text
 //! sosw-bench run [--quick|--smoke] [--reps N] [--out DIR] [--only w1,w2] [--python PATH] [--bins DIR]
+//! sosw-bench local [--quick|--smoke] [--out DIR] [--only true,inprocess,million] --bins DIR
 //! sosw-bench ours <enqueue|orchestrate|lifecycle|throughput> --prefix P --labourer L --tasks N ...
 //! ```
 //!
 //! `run` needs `SOSW_DYNAMODB_ENDPOINT` (DynamoDB Local) and `SOSW_MOTO_ENDPOINT` (moto: S3 for both
-//! schedulers' queue files, SNS); `ours` is the child process `run` starts for this implementation.
+//! schedulers' queue files, SNS); `local` needs nothing but the release `sosw` binary in `--bins`
+//! (see [`local`]); `ours` is the child process `run` starts for this implementation.
 
 mod harness;
+mod local;
 mod ours;
 mod proxy;
 mod receiver;
@@ -83,7 +86,7 @@ impl Default for Args {
 
 fn parse_args(mut raw: impl Iterator<Item = String>) -> BenchResult<Args> {
     let mut args = Args {
-        command: raw.next().ok_or("usage: sosw-bench run|ours ...")?,
+        command: raw.next().ok_or("usage: sosw-bench run|local|ours ...")?,
         ..Args::default()
     };
     if args.command == "ours" {
@@ -151,10 +154,13 @@ fn main() -> ExitCode {
         Ok(args) if args.command == "ours" => runtime(true)
             .and_then(|rt| rt.block_on(ours(&args)))
             .map(|v| println!("{v}")),
+        Ok(args) if args.command == "local" => {
+            runtime(false).and_then(|rt| rt.block_on(local::run(&args)))
+        }
         Ok(args) if args.command == "run" => {
             runtime(false).and_then(|rt| rt.block_on(harness::run(&args)))
         }
-        Ok(args) => Err(format!("unknown command `{}`: run or ours", args.command).into()),
+        Ok(args) => Err(format!("unknown command `{}`: run, local or ours", args.command).into()),
         Err(e) => Err(e),
     };
     match outcome {

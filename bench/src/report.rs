@@ -335,6 +335,12 @@ make bench BENCH_ARGS=--quick   # enqueue up to 10,000 tasks (not 100,000), a 20
 `make bench` runs `scripts/bench.sh`, which installs Python sosw 0.7.47 from PyPI into an ignored
 virtualenv (`scripts/sosw07.sh`), starts DynamoDB Local and moto, builds `sosw-bench` and the
 essentials in release, and runs `sosw-bench run --out docs`.
+
+Local mode is measured against the machine's own limits rather than against sosw 0.7 (`/bin/true`
+through `sosw local run` against `xargs -P 8`, an in-process no-op worker, a 1,000,000-task job): see
+[performance-local.md](performance-local.md), written by the same `make bench` (`sosw-bench local`).
+Run it alone, without Python or emulators: `make bench BENCH_ARGS="--only local"` (add `--quick` for
+smaller sizes).
 "#;
 
 const NOTES: &str = r#"

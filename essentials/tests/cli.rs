@@ -16,6 +16,9 @@ use sosw::store::{JobStatus, JobStore, TaskArchive, TaskClaims, TaskLookup, Task
 #[path = "../../tests/tests/orchestrator_support/moto.rs"]
 mod moto;
 
+#[path = "cli/engine.rs"]
+mod engine;
+
 const HASHTAGS: &str = "sosw_tutorial_pull_tweeter_hashtags";
 const FLAKY: &str = "sosw_tutorial_flaky_hashtags";
 

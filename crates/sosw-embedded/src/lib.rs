@@ -47,7 +47,7 @@ pub mod invoke;
 pub mod local;
 mod sqlite;
 
-pub use sqlite::SqliteTaskStore;
+pub use sqlite::{LabourerCounts, SqliteTaskStore};
 
 #[cfg(test)]
 mod essentials_tests;

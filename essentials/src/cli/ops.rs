@@ -1,25 +1,28 @@
 //! The operations: `plan`, `submit`, `redrive`, `config check` (the reading commands are in
 //! `inspect`).
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
 use sosw::config::{ConfigSource, OrchestratorConfig, SchedulerConfig, load_essential_config};
 use sosw::embedded::SqliteTaskStore;
 use sosw::essentials::redrive::RedriveTarget;
-use sosw::essentials::scheduler::{JobPlan, Scheduler};
+use sosw::essentials::scheduler::{PlanOutline, Scheduler};
 use sosw::invoke::{InvokeOutcome, Invoker};
-use sosw::local::{LOCAL_CONFIG_NAME, LocalConfigs, command_spec, schedule};
+use sosw::local::{LOCAL_CONFIG_NAME, LocalConfigs, command_spec, interrupted, schedule};
+use sosw::store::JobStore;
 use sosw::task::TaskId;
 
 use super::defaults::worker_registry;
 use super::inspect::labourer_ids;
 use super::local::read_job;
 use super::stores::{backend, config_dir, config_source, open_state};
-use super::{CliError, CliResult, Global, JobFileArgs, PlanArgs, RedriveArgs};
+use super::{CliError, CliResult, EXIT_INTERRUPTED, Global, JobFileArgs, PlanArgs, RedriveArgs};
 
 /// The scheduler's function name, whose document is `sosw_scheduler_config`.
 const SCHEDULER_FUNCTION: &str = "sosw_scheduler";
@@ -40,40 +43,61 @@ pub(super) async fn orchestrator_config(global: &Global) -> CliResult<Orchestrat
     .await?)
 }
 
-/// The job's plan for `today`, checked as the scheduler checks it.
-async fn plan_of(global: &Global, job: &Path, today: chrono::NaiveDate) -> CliResult<JobPlan> {
-    let event = read_job(job)?;
+/// A scheduler for plans: it reads no store, it only needs one to exist.
+async fn plan_scheduler(global: &Global) -> CliResult<Scheduler> {
     let config = scheduler_config(global).await?;
-    // A plan reads no store; the scheduler only needs one to exist.
-    let scheduler = Scheduler::new(config, Arc::new(SqliteTaskStore::in_memory()?));
-    Ok(scheduler.plan(&event, today)?)
+    Ok(Scheduler::new(
+        config,
+        Arc::new(SqliteTaskStore::in_memory()?),
+    ))
 }
 
-/// `sosw plan`.
+/// The job's outline for `today` (id, labourer, task count), checked as the scheduler checks it,
+/// without keeping its tasks.
+async fn outline_of(
+    global: &Global,
+    event: &serde_json::Value,
+    today: chrono::NaiveDate,
+) -> CliResult<PlanOutline> {
+    let scheduler = plan_scheduler(global).await?;
+    Ok(scheduler.plan_each(event, today, &mut |_| Ok(()))?)
+}
+
+/// `sosw plan`: each task printed as the chunker makes it, so a job of any size plans in bounded
+/// memory.
 pub async fn plan(global: &Global, args: PlanArgs) -> CliResult {
     let today = args.today.unwrap_or_else(|| Utc::now().date_naive());
-    let plan = plan_of(global, &args.job, today).await?;
-    for task in &plan.tasks {
-        let line = serde_json::to_string(task)
-            .map_err(|err| CliError::new(format!("cannot print a task: {err}")))?;
+    let event = read_job(&args.job)?;
+    let scheduler = plan_scheduler(global).await?;
+    let mut closed = false;
+    let outline = scheduler.plan_each(&event, today, &mut |task| {
+        let line = serde_json::to_string(&task)
+            .map_err(|err| sosw::Error::invalid("plan", format!("cannot print a task: {err}")))?;
         if !say!("{line}") {
             // The reader went away (`| head`): the rest would go nowhere.
-            return Ok(ExitCode::SUCCESS);
+            closed = true;
+            return Err(sosw::Error::invalid("plan", "stdout closed"));
         }
+        Ok(())
+    });
+    if closed {
+        return Ok(ExitCode::SUCCESS);
     }
+    let outline = outline?;
     tell!(
         "job {}: {} tasks of {} on {today} (dry run: nothing written)",
-        plan.job_id,
-        plan.tasks.len(),
-        plan.labourer_id
+        outline.job_id,
+        outline.total,
+        outline.labourer_id
     );
     Ok(ExitCode::SUCCESS)
 }
 
 /// `sosw submit`.
 pub async fn submit(global: &Global, args: JobFileArgs) -> CliResult {
-    let plan = plan_of(global, &args.job, Utc::now().date_naive()).await?;
     let event = read_job(&args.job)?;
+    // The whole job is checked (in bounded memory) before anything is written or sent.
+    let plan = outline_of(global, &event, Utc::now().date_naive()).await?;
     if global.aws {
         let sdk = sosw::lambda::aws::sdk_config().await;
         let invoker = sosw::aws::lambda::LambdaInvoker::from_sdk_config(&sdk);
@@ -82,7 +106,7 @@ pub async fn submit(global: &Global, args: JobFileArgs) -> CliResult {
                 say!(
                     "job {} ({} tasks of {}) submitted to `{}`; follow it with `sosw job {} --aws`",
                     plan.job_id,
-                    plan.tasks.len(),
+                    plan.total,
                     plan.labourer_id,
                     global.scheduler_function,
                     plan.job_id
@@ -100,8 +124,17 @@ pub async fn submit(global: &Global, args: JobFileArgs) -> CliResult {
     }
     let config = scheduler_config(global).await?;
     let store = Arc::new(open_state(&global.state, true)?);
-    let scheduler = Scheduler::new(config, store).with_default_requester("sosw submit");
-    let report = schedule(&scheduler, &event).await?;
+    let scheduler = Scheduler::new(config, store.clone()).with_default_requester("sosw submit");
+    let progress = SubmitProgress::start(global.plain, store.clone(), &plan);
+    let outcome = tokio::select! {
+        outcome = schedule(&scheduler, &event) => Some(outcome),
+        () = interrupted() => None,
+    };
+    progress.stop().await;
+    let Some(report) = outcome else {
+        return interrupted_submission(global, &store, &plan, &args.job).await;
+    };
+    let report = report?;
     say!(
         "job {}: {} tasks of {} in `{}` ({} written now); run them with `sosw local run --resume`",
         report.job_id,
@@ -111,6 +144,95 @@ pub async fn submit(global: &Global, args: JobFileArgs) -> CliResult {
         report.written
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a Ctrl-C during `sosw submit` left, and how to go on: every batch is written whole with the
+/// job's cursor after it, so the state is consistent and the rest is written by a resumed run.
+async fn interrupted_submission(
+    global: &Global,
+    store: &SqliteTaskStore,
+    plan: &PlanOutline,
+    job_file: &Path,
+) -> CliResult {
+    let state = global.state.display();
+    match store.get_job(&plan.job_id).await? {
+        Some(job) => tell!(
+            "interrupted: {} of {} tasks of job {} are written in `{state}`; the rest are written \
+             by `sosw local run --resume --state {state}` (which then runs them) or by submitting \
+             `{}` again",
+            job.enqueued.min(plan.total),
+            plan.total,
+            plan.job_id,
+            job_file.display()
+        ),
+        None => tell!(
+            "interrupted before job {} was recorded: nothing is written; submit `{}` again",
+            plan.job_id,
+            job_file.display()
+        ),
+    }
+    Ok(ExitCode::from(EXIT_INTERRUPTED))
+}
+
+/// How often submission progress is read from the job record.
+const SUBMIT_TICK: Duration = Duration::from_millis(200);
+
+/// Plain progress lines of a submission come at most this often.
+const SUBMIT_LINE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The progress of a submission, read from the job record's cursor while the scheduler writes: a bar
+/// on stderr when it is a terminal (and --plain is not set), else a line on stderr every few seconds.
+struct SubmitProgress {
+    stop: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SubmitProgress {
+    fn start(plain: bool, store: Arc<SqliteTaskStore>, plan: &PlanOutline) -> Self {
+        let bar = (!plain && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(plan.total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "writing {pos}/{len} tasks [{bar:30}] {per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let (job_id, total) = (plan.job_id.clone(), plan.total);
+        let stopped = Arc::clone(&stop);
+        let task = tokio::spawn(async move {
+            let mut last_line = std::time::Instant::now();
+            loop {
+                tokio::select! {
+                    () = stopped.notified() => break,
+                    () = tokio::time::sleep(SUBMIT_TICK) => {}
+                }
+                let Ok(Some(job)) = store.get_job(&job_id).await else {
+                    continue;
+                };
+                let written = job.enqueued.min(total);
+                match &bar {
+                    Some(bar) => bar.set_position(written),
+                    None if last_line.elapsed() >= SUBMIT_LINE_INTERVAL => {
+                        tell!("writing job {job_id}: {written}/{total} tasks");
+                        last_line = std::time::Instant::now();
+                    }
+                    None => {}
+                }
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+        });
+        SubmitProgress { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.notify_one();
+        let _ = self.task.await;
+    }
 }
 
 /// `sosw redrive <labourer|task>`: dead tasks back to the queue, their jobs reopened.

@@ -30,7 +30,9 @@
 //! [`OrchestratorSettings::margin`], so slots freed by finished tasks are refilled within a poll
 //! interval instead of at the next scheduled run (sosw 0.7's ceiling: one batch per minute). With
 //! [`OrchestratorSettings::stop_when_idle`] the run ends early once no labourer has queued work it
-//! could start. [`RunMode::SinglePass`] makes one round, as sosw 0.7 does.
+//! could start. [`RunMode::SinglePass`] makes one round, as sosw 0.7 does. An orchestrator built
+//! [`with_wake`](Orchestrator::with_wake) starts its next round as soon as it is notified (a local run
+//! notifies it whenever a worker ends), so a freed slot is refilled at once.
 //!
 //! Two orchestrators may run at once (an overlapping schedule, a manual run): the conditional claim
 //! still invokes each queued task once per attempt, but both count the same running tasks, so together
@@ -132,6 +134,7 @@ pub struct Orchestrator {
     timeouts: Option<Arc<dyn WorkerTimeouts>>,
     settings: OrchestratorSettings,
     rate: RateLimiter,
+    wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl fmt::Debug for Orchestrator {
@@ -205,7 +208,16 @@ impl Orchestrator {
             timeouts: None,
             settings: OrchestratorSettings::default(),
             rate: RateLimiter::default(),
+            wake: None,
         }
+    }
+
+    /// Starts the next round of a continuous run as soon as `wake` is notified (e.g. when a worker
+    /// ends and frees its slot) instead of waiting out the poll interval, which then only bounds the
+    /// wait. Local runs use it; a Lambda orchestrator has nothing to wake it.
+    pub fn with_wake(mut self, wake: Arc<tokio::sync::Notify>) -> Self {
+        self.wake = Some(wake);
+        self
     }
 
     /// Sets the run settings.
@@ -247,11 +259,25 @@ impl Orchestrator {
             if !self.another_round(activity, &run) {
                 break;
             }
-            tokio::time::sleep(self.settings.poll_interval).await;
+            self.pause().await;
         }
         run.report.finished_at = self.clock.now();
         run.report.log();
         Ok(run.report)
+    }
+
+    /// Waits for the poll interval, or less when woken.
+    async fn pause(&self) {
+        let sleep = tokio::time::sleep(self.settings.poll_interval);
+        match &self.wake {
+            Some(wake) => {
+                tokio::select! {
+                    () = sleep => {}
+                    () = wake.notified() => {}
+                }
+            }
+            None => sleep.await,
+        }
     }
 
     /// When a run stops claiming: the deadline minus the margin in continuous mode; the deadline itself

@@ -71,6 +71,7 @@ mod rows;
 mod sibling;
 #[doc(hidden)]
 pub mod spool;
+mod stream;
 mod submission;
 mod writer;
 
@@ -83,7 +84,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use plan::{JobPlan, PlannedTask};
+pub use plan::{JobPlan, PlanOutline, PlannedTask};
 pub use sibling::SiblingContinuation;
 pub use spool::{SPOOL_FORMAT, SpoolHeader};
 pub use submission::{
@@ -363,36 +364,47 @@ impl Scheduler {
     ) -> Result<SchedulerReport> {
         self.config.task_config.labourer(job.labourer_id())?;
         let now = self.clock.now();
-        let job_id = scheduled_job_id(&job, now.date_naive());
-        let rows = self.chunk(&job, now.date_naive())?;
-        let limit = self
-            .blobs
-            .is_none()
-            .then_some(self.config.max_task_payload_bytes);
-        rows::check_rows(&rows, limit)?;
+        let day = now.date_naive();
+        let job_id = scheduled_job_id(&job, day);
+        // Without a blob store (no spool) the tasks are counted and checked now and written as the
+        // chunker makes them again, in bounded memory; with one, they are kept for the spool.
+        let (total, rows) = if self.blobs.is_none() {
+            (self.count_checked(&job, day)?, None)
+        } else {
+            let rows = self.chunk(&job, day)?;
+            rows::check_rows(&rows, None)?;
+            (rows.len() as u64, Some(rows))
+        };
         let record = self
-            .new_record(&job_id, &job, requester, rows.len() as u64, now.timestamp())
+            .new_record(&job_id, &job, requester, total, now.timestamp())
             .await?;
         match self.jobs.create_job(&record).await? {
             CreateJobOutcome::Created => {
                 tracing::info!(
                     job_id,
                     labourer = job.labourer_id(),
-                    tasks = rows.len(),
+                    tasks = total,
                     requester,
                     "job accepted"
                 );
                 let work = Work {
                     job_id,
                     labourer_id: job.labourer_id().to_owned(),
-                    total: rows.len() as u64,
+                    total,
                     first_index: 0,
-                    rows,
+                    rows: Vec::new(),
                     first_mode: EnqueueMode::Fresh,
                     later_mode: EnqueueMode::Fresh,
                     submission: SubmissionKind::New,
+                    windowed: false,
                 };
-                self.write_job(work, 0, None, deadline).await
+                match rows {
+                    Some(rows) => {
+                        self.write_job(Work { rows, ..work }, 0, None, deadline)
+                            .await
+                    }
+                    None => self.write_streamed(work, &job, day, 0, deadline).await,
+                }
             }
             CreateJobOutcome::Exists(existing) => {
                 tracing::info!(job_id, requester, "job recorded already");
@@ -455,12 +467,11 @@ impl Scheduler {
                 Found::Nothing => {}
             }
         }
+        if self.blobs.is_none() {
+            return self.resume_streamed(record, submission, deadline).await;
+        }
         let rows = self.rechunk(&record).await?;
-        let later_mode = match submission {
-            // The run that spawned this one has stopped writing.
-            SubmissionKind::Continuation => EnqueueMode::Fresh,
-            _ => EnqueueMode::SkipExisting,
-        };
+        let later_mode = later_mode(submission);
         let work = Work {
             job_id: record.job_id.clone(),
             labourer_id: record.labourer_id.clone(),
@@ -470,6 +481,7 @@ impl Scheduler {
             first_mode: EnqueueMode::SkipExisting,
             later_mode,
             submission,
+            windowed: false,
         };
         self.write_job(work, record.enqueued, None, deadline).await
     }
@@ -511,6 +523,7 @@ impl Scheduler {
             first_mode: EnqueueMode::SkipExisting,
             later_mode: EnqueueMode::Fresh,
             submission,
+            windowed: false,
         };
         self.write_job(work, start, Some(keys), deadline).await
     }
@@ -647,30 +660,39 @@ impl Scheduler {
         Chunker::new(schema, &self.periods).chunk(job, today)
     }
 
+    /// [`resume`](Self::resume) without a blob store: the recorded job counted again (its count must
+    /// match the record's), then written from its cursor as the chunker makes its rows.
+    async fn resume_streamed(
+        &self,
+        record: JobRecord,
+        submission: SubmissionKind,
+        deadline: DateTime<Utc>,
+    ) -> Result<SchedulerReport> {
+        let job = self.recorded_job(&record).await?;
+        let day = record_day(&record)?;
+        let total = self.count_checked(&job, day)?;
+        check_recorded_total(&record, total)?;
+        let work = Work {
+            job_id: record.job_id.clone(),
+            labourer_id: record.labourer_id.clone(),
+            total,
+            first_index: 0,
+            rows: Vec::new(),
+            first_mode: EnqueueMode::SkipExisting,
+            later_mode: later_mode(submission),
+            submission,
+            windowed: false,
+        };
+        self.write_streamed(work, &job, day, record.enqueued, deadline)
+            .await
+    }
+
     /// The recorded job chunked again as on the day it was recorded; its task count must match the
     /// record's.
     async fn rechunk(&self, record: &JobRecord) -> Result<Vec<TaskPayload>> {
         let job = self.recorded_job(record).await?;
-        let day = DateTime::from_timestamp(record.created_at, 0)
-            .map(|t| t.date_naive())
-            .ok_or_else(|| {
-                Error::invalid(
-                    "job record",
-                    format!("`created_at` {} is not a time", record.created_at),
-                )
-            })?;
-        let rows = self.chunk(&job, day)?;
-        if let Some(total) = record.total.filter(|t| *t != rows.len() as u64) {
-            return Err(Error::invalid(
-                "job",
-                format!(
-                    "job `{}` was recorded with {total} tasks but chunks into {} now (its schema or \
-                     periods changed): it cannot be resumed",
-                    record.job_id,
-                    rows.len()
-                ),
-            ));
-        }
+        let rows = self.chunk(&job, record_day(record)?)?;
+        check_recorded_total(record, rows.len() as u64)?;
         Ok(rows)
     }
 
@@ -779,9 +801,21 @@ struct Work {
     /// The mode of every later batch.
     later_mode: EnqueueMode,
     submission: SubmissionKind,
+    /// `rows` is a window of the job, not all of it from `first_index`: writing stops at its end.
+    windowed: bool,
 }
 
 impl Work {
+    /// The chunk index writing stops at: the total, or the end of the window.
+    fn end(&self) -> u64 {
+        if self.windowed {
+            self.total
+                .min(self.first_index.saturating_add(self.rows.len() as u64))
+        } else {
+            self.total
+        }
+    }
+
     /// Up to `n` rows from chunk `index` on (none if `index` is outside the rows).
     fn rows_from(&self, index: u64, n: usize) -> &[TaskPayload] {
         let offset = index
@@ -822,6 +856,42 @@ impl Work {
             payloads_stored: progress.payloads_stored,
             spool,
         }
+    }
+}
+
+/// The mode of a resumed run's batches after the first: a continuation holds the job (the run that
+/// spawned it has stopped writing); anyone else cannot know whether another run still writes it.
+fn later_mode(submission: SubmissionKind) -> EnqueueMode {
+    match submission {
+        SubmissionKind::Continuation => EnqueueMode::Fresh,
+        _ => EnqueueMode::SkipExisting,
+    }
+}
+
+/// The day a recorded job was chunked for: the day it was recorded.
+fn record_day(record: &JobRecord) -> Result<NaiveDate> {
+    DateTime::from_timestamp(record.created_at, 0)
+        .map(|t| t.date_naive())
+        .ok_or_else(|| {
+            Error::invalid(
+                "job record",
+                format!("`created_at` {} is not a time", record.created_at),
+            )
+        })
+}
+
+/// A recorded job must chunk into as many tasks as it was recorded with.
+fn check_recorded_total(record: &JobRecord, total: u64) -> Result<()> {
+    match record.total {
+        Some(recorded) if recorded != total => Err(Error::invalid(
+            "job",
+            format!(
+                "job `{}` was recorded with {recorded} tasks but chunks into {total} now (its \
+                 schema or periods changed): it cannot be resumed",
+                record.job_id
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

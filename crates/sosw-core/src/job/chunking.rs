@@ -116,13 +116,44 @@ impl<'a> Chunker<'a> {
         body: &Map<String, Value>,
         today: NaiveDate,
     ) -> Result<Vec<TaskPayload>> {
+        let mut tasks = Vec::new();
+        self.each_of_body(labourer_id, body, today, &mut |task| {
+            tasks.push(task);
+            Ok(())
+        })?;
+        Ok(tasks)
+    }
+
+    /// Hands the task payloads of `job` to `sink` one by one, in order, as they are made: the same
+    /// tasks as [`chunk`](Self::chunk) in bounded memory, whatever the job's size. Stops at the first
+    /// error, of the job (a cap passed, a bad value) or of `sink`: the tasks handed on before it are
+    /// valid, the job is not; check a whole job first (e.g. with a counting sink) when nothing may be
+    /// written for a bad one. Returns how many tasks were handed on.
+    pub fn each(
+        &self,
+        job: &Job,
+        today: NaiveDate,
+        sink: &mut dyn FnMut(TaskPayload) -> Result<()>,
+    ) -> Result<u64> {
+        self.each_of_body(job.labourer_id(), job.body(), today, sink)
+    }
+
+    /// [`each`](Self::each) of a job body for `labourer_id`, as [`chunk_body`](Self::chunk_body).
+    pub fn each_of_body(
+        &self,
+        labourer_id: &str,
+        body: &Map<String, Value>,
+        today: NaiveDate,
+        sink: &mut dyn FnMut(TaskPayload) -> Result<()>,
+    ) -> Result<u64> {
         let mut run = Run {
             attrs: self.schema.chunkable_attrs(),
             labourer_id: Value::String(labourer_id.to_owned()),
             max_tasks: self.max_tasks,
             max_output_bytes: self.max_output_bytes,
             output_bytes: 0,
-            tasks: Vec::new(),
+            count: 0,
+            sink,
         };
         let empty = Map::new();
         // Decided on the job as written, before `period` is consumed, as sosw 0.7 did.
@@ -136,24 +167,26 @@ impl<'a> Chunker<'a> {
             task.extend(body.iter().map(|(k, v)| (k.clone(), v.clone())));
             run.emit(task, ".")?;
         } else {
-            for dated in expand_period(body, self.periods, today)? {
+            expand_period(body, self.periods, today, &mut |dated| {
                 if chunk_attrs {
-                    run.chunk_level(0, &dated, &empty, "")?;
+                    run.chunk_level(0, &dated, &empty, "")
                 } else {
-                    run.emit(dated, ".")?;
+                    run.emit(dated, ".")
                 }
-            }
+            })?;
         }
-        Ok(run.tasks)
+        Ok(run.count)
     }
 }
 
-/// sosw 0.7's `chunk_dates`: one job per date with `isolate_days`, else one job with every date.
+/// sosw 0.7's `chunk_dates`: one job per date with `isolate_days`, else one job with every date; each
+/// handed to `each` as it is made.
 fn expand_period(
     body: &Map<String, Value>,
     periods: &PeriodRegistry,
     today: NaiveDate,
-) -> Result<Vec<Map<String, Value>>> {
+    each: &mut dyn FnMut(Map<String, Value>) -> Result<()>,
+) -> Result<()> {
     let (job, period) = take(body, "period");
     let (job, isolate) = take(&job, "isolate_days");
     let isolate = isolate.is_some_and(|v| truthy(&v));
@@ -168,7 +201,7 @@ fn expand_period(
                 ),
             ));
         }
-        _ => return Ok(vec![job]),
+        _ => return each(job),
     };
     let dates = periods.date_strings(&period, today)?;
     if isolate && dates.is_empty() {
@@ -182,24 +215,26 @@ fn expand_period(
         dated.insert("date_list".into(), Value::Array(dates));
         dated
     };
-    Ok(if isolate {
-        dates
-            .into_iter()
-            .map(|d| with_dates(vec![Value::String(d)]))
-            .collect()
+    if isolate {
+        for date in dates {
+            each(with_dates(vec![Value::String(date)]))?;
+        }
+        Ok(())
     } else {
-        vec![with_dates(dates.into_iter().map(Value::String).collect())]
-    })
+        each(with_dates(dates.into_iter().map(Value::String).collect()))
+    }
 }
 
-/// One chunking of one job: the schema's attributes, the labourer, the caps, and the tasks so far.
+/// One chunking of one job: the schema's attributes, the labourer, the caps, and where the tasks go.
 struct Run<'a> {
     attrs: &'a [String],
     labourer_id: Value,
     max_tasks: usize,
     max_output_bytes: usize,
     output_bytes: usize,
-    tasks: Vec<TaskPayload>,
+    /// Tasks handed to `sink` so far.
+    count: u64,
+    sink: &'a mut dyn FnMut(TaskPayload) -> Result<()>,
 }
 
 impl Run<'_> {
@@ -429,7 +464,7 @@ impl Run<'_> {
     /// Adds a finished task: `labourer_id` goes on last, as sosw 0.7 merged its skeleton last (a task that
     /// already has the key keeps it where it is, as Python's `dict.update` did).
     fn emit(&mut self, mut task: TaskPayload, path: &str) -> Result<()> {
-        if self.tasks.len() >= self.max_tasks {
+        if self.count >= self.max_tasks as u64 {
             return Err(Error::invalid_job(
                 display_path(path),
                 format!(
@@ -450,8 +485,8 @@ impl Run<'_> {
                 ),
             ));
         }
-        self.tasks.push(task);
-        Ok(())
+        self.count += 1;
+        (self.sink)(task)
     }
 }
 

@@ -417,6 +417,12 @@ impl CommandInvoker {
         self.tracker.wait_idle().await;
     }
 
+    /// Notifies `ended` each time a process ends (after its outcome is reported), so a caller can
+    /// refill the freed slot at once.
+    pub fn notify_ended(&self, ended: Arc<tokio::sync::Notify>) {
+        self.tracker.notify_ended(ended);
+    }
+
     /// The first process that could not start, if any did: a configuration error that retrying does
     /// not mend.
     pub fn start_failure(&self) -> Option<StartFailure> {

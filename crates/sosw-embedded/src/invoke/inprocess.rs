@@ -103,6 +103,12 @@ impl InProcessInvoker {
         self.tracker.wait_idle().await;
     }
 
+    /// Notifies `ended` each time a handler ends (after its outcome is reported), so a caller can
+    /// refill the freed slot at once.
+    pub fn notify_ended(&self, ended: Arc<tokio::sync::Notify>) {
+        self.tracker.notify_ended(ended);
+    }
+
     /// The handler of `function`: by exact name, else by the function name inside a Lambda ARN
     /// (`arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]`), so a labourer configured
     /// with its production ARN runs locally unchanged.

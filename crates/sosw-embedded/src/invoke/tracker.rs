@@ -1,7 +1,7 @@
 //! Counts the background work an invoker started, so local runs and tests can wait for it to finish.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
 
@@ -15,6 +15,8 @@ pub(crate) struct Tracker {
 struct Inner {
     running: AtomicUsize,
     idle: Notify,
+    /// Notified (one permit) whenever a job ends, if set.
+    ended: OnceLock<Arc<Notify>>,
 }
 
 /// Held by one background job; dropping it (normally, or while a handler panics) ends the job.
@@ -28,6 +30,9 @@ impl Drop for JobGuard {
         if self.inner.running.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.inner.idle.notify_waiters();
         }
+        if let Some(ended) = self.inner.ended.get() {
+            ended.notify_one();
+        }
     }
 }
 
@@ -38,6 +43,12 @@ impl Tracker {
         JobGuard {
             inner: Arc::clone(&self.inner),
         }
+    }
+
+    /// Notifies `ended` each time a job ends (stores one permit when nobody waits, so a wake-up is
+    /// never lost). Set once; a later call is ignored.
+    pub(crate) fn notify_ended(&self, ended: Arc<Notify>) {
+        let _ = self.inner.ended.set(ended);
     }
 
     /// Jobs running now.

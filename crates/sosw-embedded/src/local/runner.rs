@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 use serde_json::Value;
+use tokio::sync::Notify;
 
 use super::config::LocalConfigs;
 use super::counting::CountingJobs;
@@ -25,7 +26,7 @@ use sosw_core::essentials::scheduler::{
 };
 use sosw_core::essentials::worker_assistant::WorkerAssistant;
 use sosw_core::notify::Notifier;
-use sosw_core::store::{JobRecord, JobStore, TaskClaims, TaskQueue, TaskRetries};
+use sosw_core::store::{JobRecord, JobStore};
 use sosw_core::task::Markers;
 
 /// The requester recorded for jobs submitted by a local run.
@@ -110,6 +111,8 @@ pub struct LocalRunner {
     invoker: Arc<LocalInvoker>,
     jobs: Arc<CountingJobs>,
     clock: Arc<dyn Clock>,
+    /// Notified whenever a worker ends: the orchestrator refills its slot at once.
+    wake: Arc<Notify>,
 }
 
 impl fmt::Debug for LocalRunner {
@@ -156,6 +159,10 @@ impl LocalRunner {
             registry,
             assistant,
         )?);
+        // A worker that ends wakes the orchestrator, which refills the freed slot at once; the poll
+        // interval only bounds the wait for work that appears otherwise (retries coming due).
+        let wake = Arc::new(Notify::new());
+        invoker.notify_ended(Arc::clone(&wake));
         let settings = OrchestratorSettings {
             poll_interval: Duration::from_millis(configs.local.poll_interval_ms.max(1)),
             margin: Duration::ZERO,
@@ -168,7 +175,8 @@ impl LocalRunner {
             ConfigFeed::fixed(configs.orchestrator.clone()),
             Arc::clone(&clock),
         )
-        .with_settings(settings);
+        .with_settings(settings)
+        .with_wake(Arc::clone(&wake));
         let scavenger = Scavenger::new(
             configs.scavenger.clone(),
             Closer::new(store.clone(), notifier)
@@ -187,6 +195,7 @@ impl LocalRunner {
             invoker,
             jobs,
             clock,
+            wake,
         })
     }
 
@@ -356,9 +365,16 @@ impl LocalRunner {
         stop: impl std::future::Future<Output = ()> + Send,
     ) -> Result<bool> {
         tokio::pin!(stop);
+        let mut next_progress = Instant::now();
         loop {
-            let progress = self.progress(job_ids).await?;
-            observer.update(&progress);
+            if Instant::now() >= next_progress {
+                // Counting a long queue costs time the workers' reports wait for: read it at most
+                // a twentieth of the time.
+                let began = Instant::now();
+                let progress = self.progress(job_ids).await?;
+                observer.update(&progress);
+                next_progress = Instant::now() + PROGRESS_INTERVAL.max(began.elapsed() * 20);
+            }
             if let Some(err) = self.invoker.fatal_error() {
                 return Err(err);
             }
@@ -386,14 +402,18 @@ impl LocalRunner {
         let orchestrator = Arc::clone(&self.orchestrator);
         let clock = Arc::clone(&self.clock);
         let pause = orchestrator.settings().poll_interval;
+        let wake = Arc::clone(&self.wake);
         tokio::spawn(async move {
             loop {
                 // A continuous run returns when no labourer has work it could start; the next one
-                // starts a poll interval later.
+                // starts when a worker ends, or a poll interval later.
                 if let Err(err) = orchestrator.run(clock.now() + TimeDelta::minutes(1)).await {
                     tracing::warn!(error = %err, "orchestrator run failed");
                 }
-                tokio::time::sleep(pause).await;
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = wake.notified() => {}
+                }
             }
         })
     }
@@ -441,6 +461,8 @@ impl LocalRunner {
             entry.dead += job.counts.dead;
             entry.failures += job.counts.failed;
         }
+        // The job counters first, then the tasks in one snapshot: a task that closes in between is
+        // missing from both (its counter is read before it was added), never counted twice.
         let now = self.clock.now_secs();
         for entry in by_labourer.values_mut() {
             let labourer = self
@@ -448,12 +470,11 @@ impl LocalRunner {
                 .orchestrator
                 .task_config
                 .labourer(&entry.labourer_id)?;
-            entry.queued = self.store.queue_length(&labourer.id, now).await?;
-            entry.running = self
-                .store
-                .count_running(&labourer.id, &Markers::for_labourer(now, &labourer))
-                .await?;
-            entry.retry = self.store.retry_length(&labourer.id).await?;
+            let markers = Markers::for_labourer(now, &labourer);
+            let counts = self.store.labourer_counts(&labourer.id, now, &markers)?;
+            entry.queued = counts.queued;
+            entry.running = counts.running;
+            entry.retry = counts.retry;
         }
         Ok(by_labourer.into_values().collect())
     }

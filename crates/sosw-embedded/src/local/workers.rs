@@ -175,6 +175,12 @@ impl LocalInvoker {
         self.in_process.in_flight() + self.commands.in_flight()
     }
 
+    /// Notifies `ended` each time a worker or process ends, after its outcome is reported.
+    pub fn notify_ended(&self, ended: Arc<tokio::sync::Notify>) {
+        self.in_process.notify_ended(Arc::clone(&ended));
+        self.commands.notify_ended(ended);
+    }
+
     /// Waits until no worker or process runs.
     pub async fn wait_idle(&self) {
         self.in_process.wait_idle().await;

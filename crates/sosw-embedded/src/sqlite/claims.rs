@@ -17,6 +17,10 @@ const CLAIMABLE: &str = "greenfield < ?6 AND completed_at IS NULL";
 /// The row still has the greenfield we read (or the claim gave it) and is not completed.
 const UNCHANGED_OPEN: &str = "greenfield = ?6 AND completed_at IS NULL";
 
+/// Running: invoked, not expired (greenfield above the expired marker), not completed.
+pub(super) const RUNNING_COUNT: &str = "SELECT COUNT(*) FROM tasks WHERE labourer_id = ?1 \
+     AND greenfield > ?2 AND completed_at IS NULL";
+
 #[async_trait]
 impl TaskClaims for SqliteTaskStore {
     async fn claim(&self, task_id: &TaskId, now: i64) -> Result<ClaimOutcome> {
@@ -30,10 +34,7 @@ impl TaskClaims for SqliteTaskStore {
     async fn count_running(&self, labourer_id: &str, markers: &Markers) -> Result<u64> {
         self.run("count running", |conn| {
             let n: i64 = conn
-                .prepare(
-                    "SELECT COUNT(*) FROM tasks WHERE labourer_id = ?1 AND greenfield > ?2
-                     AND completed_at IS NULL",
-                )?
+                .prepare(RUNNING_COUNT)?
                 .query_row(params![labourer_id, markers.expired], |row| row.get(0))?;
             Ok(count(n))
         })

@@ -25,6 +25,8 @@ mod queue;
 mod redrive_sosw07_tests;
 mod rows;
 mod schema;
+
+pub use queue::LabourerCounts;
 #[cfg(test)]
 mod tests;
 

@@ -7,7 +7,7 @@ use super::rows::{self, CLOSED, TASKS};
 use super::{Failure, SqliteTaskStore, count, sql_limit};
 use sosw_core::error::Result;
 use sosw_core::store::{EnqueueMode, EnqueueReport, TaskLookup, TaskQueue};
-use sosw_core::task::{Task, TaskId};
+use sosw_core::task::{Markers, Task, TaskId};
 
 /// Queued: below `now` and not completed (a completion reported while queued takes a task out).
 const QUEUED: &str = "labourer_id = ?1 AND greenfield < ?2 AND completed_at IS NULL";
@@ -117,6 +117,51 @@ impl TaskLookup for SqliteTaskStore {
     async fn get_retry_task(&self, labourer_id: &str, task_id: &TaskId) -> Result<Option<Task>> {
         self.run("get retry task", |conn| {
             rows::get_retry(conn, labourer_id, task_id.as_str())
+        })
+    }
+}
+
+/// Where one labourer's tasks are at one instant: see [`SqliteTaskStore::labourer_counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabourerCounts {
+    /// Queued (greenfield below now, not completed).
+    pub queued: u64,
+    /// Invoked and neither expired nor completed.
+    pub running: u64,
+    /// Waiting in the retry table.
+    pub retry: u64,
+}
+
+impl SqliteTaskStore {
+    /// The queued, running and retry-waiting tasks of `labourer_id` at `now` with `markers`, read in
+    /// one transaction: one snapshot, so a task claimed or retried meanwhile is counted in one place,
+    /// never in two (three separate reads could count a task queued and then running). Counting the
+    /// queue reads its index entries: the cost grows with the queue, so progress displays should
+    /// read it less often as it grows.
+    pub fn labourer_counts(
+        &self,
+        labourer_id: &str,
+        now: i64,
+        markers: &Markers,
+    ) -> Result<LabourerCounts> {
+        let queued_sql = format!("SELECT COUNT(*) FROM tasks WHERE {QUEUED}");
+        self.run("labourer counts", |conn| {
+            let tx = conn.transaction()?;
+            let queued: i64 = tx
+                .prepare(&queued_sql)?
+                .query_row(params![labourer_id, now], |row| row.get(0))?;
+            let running: i64 = tx
+                .prepare(super::claims::RUNNING_COUNT)?
+                .query_row(params![labourer_id, markers.expired], |row| row.get(0))?;
+            let retry: i64 = tx
+                .prepare("SELECT COUNT(*) FROM retry_tasks WHERE labourer_id = ?1")?
+                .query_row([labourer_id], |row| row.get(0))?;
+            tx.commit()?;
+            Ok(LabourerCounts {
+                queued: count(queued),
+                running: count(running),
+                retry: count(retry),
+            })
         })
     }
 }

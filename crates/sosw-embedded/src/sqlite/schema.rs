@@ -27,7 +27,6 @@ CREATE TABLE IF NOT EXISTS tasks (
     completed_at INTEGER,
     item TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS tasks_greenfield ON tasks (labourer_id, greenfield);
 CREATE TABLE IF NOT EXISTS closed_tasks (
     task_id TEXT NOT NULL PRIMARY KEY,
     labourer_id_task_status TEXT NOT NULL,
@@ -67,6 +66,22 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_created_at ON jobs (created_at);
 ";
 
+/// The indexes of `tasks`, (re)built on every open: the queries only ever ask for open tasks (queue,
+/// running, expired: `completed_at IS NULL`) or for completed ones waiting to be archived, each in
+/// greenfield then task id order, so each has a partial index in exactly that order. A query reads the
+/// rows it returns and no others, however long the queue: the store work per task does not grow with
+/// it. They replace version 1's `tasks_greenfield` (`labourer_id, greenfield` over every row), whose
+/// order-by needed a sort of every queued task per read; a file that has it loses it on open (an
+/// older build opening the file again recreates it, which is harmless). Adding indexes needs no new
+/// schema version: every build reads the tables the same way.
+const TASK_INDEXES: &str = "
+DROP INDEX IF EXISTS tasks_greenfield;
+CREATE INDEX IF NOT EXISTS tasks_open ON tasks (labourer_id, greenfield, task_id)
+    WHERE completed_at IS NULL;
+CREATE INDEX IF NOT EXISTS tasks_completed ON tasks (labourer_id, greenfield, task_id)
+    WHERE completed_at IS NOT NULL;
+";
+
 /// The migrations after version 1: `(version it leads to, DDL)`, in order.
 const MIGRATIONS: &[(i64, &str)] = &[(2, V2_JOBS)];
 
@@ -89,6 +104,8 @@ pub(super) fn ensure(conn: &mut Connection) -> Result<()> {
         return Err(unreadable_version(from));
     }
     migrate(&tx, from).map_err(sql_error("migrate schema"))?;
+    tx.execute_batch(TASK_INDEXES)
+        .map_err(sql_error("create indexes"))?;
     set_version(&tx, found).map_err(sql_error("create schema"))?;
     tx.commit().map_err(sql_error("create schema"))
 }

@@ -45,25 +45,33 @@ pub(crate) fn payload_size(payload: &Value) -> usize {
 /// given (no blob store to hold bigger ones), no payload above it.
 pub(crate) fn check_rows(rows: &[TaskPayload], max_payload_bytes: Option<usize>) -> Result<()> {
     for (index, row) in rows.iter().enumerate() {
-        if let Some(key) = RESERVED.iter().find(|k| row.contains_key(**k)) {
+        check_row(index as u64, row, max_payload_bytes)?;
+    }
+    Ok(())
+}
+
+/// [`check_rows`] of the row of task `index`.
+pub(crate) fn check_row(
+    index: u64,
+    row: &TaskPayload,
+    max_payload_bytes: Option<usize>,
+) -> Result<()> {
+    if let Some(key) = RESERVED.iter().find(|k| row.contains_key(**k)) {
+        return Err(Error::invalid_job(
+            *key,
+            format!("task {index} would carry `{key}`, which the scheduler sets itself; rename it"),
+        ));
+    }
+    if let Some(limit) = max_payload_bytes {
+        let size = payload_size(&task_payload(row));
+        if size > limit {
             return Err(Error::invalid_job(
-                *key,
+                ".",
                 format!(
-                    "task {index} would carry `{key}`, which the scheduler sets itself; rename it"
+                    "the payload of task {index} is {size} bytes, above max_task_payload_bytes \
+                     ({limit}); set `queue_bucket` so large payloads are stored there"
                 ),
             ));
-        }
-        if let Some(limit) = max_payload_bytes {
-            let size = payload_size(&task_payload(row));
-            if size > limit {
-                return Err(Error::invalid_job(
-                    ".",
-                    format!(
-                        "the payload of task {index} is {size} bytes, above max_task_payload_bytes \
-                         ({limit}); set `queue_bucket` so large payloads are stored there"
-                    ),
-                ));
-            }
         }
     }
     Ok(())

@@ -63,7 +63,8 @@ impl Scheduler {
         progress
             .pacing_since
             .get_or_insert_with(tokio::time::Instant::now);
-        while progress.cursor < work.total {
+        let end = work.end();
+        while progress.cursor < end {
             if !self.may_write(deadline) {
                 return Ok(Stop::Deadline);
             }
