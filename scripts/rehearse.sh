@@ -18,7 +18,9 @@ bundles="${SOSW_REHEARSE_BUNDLES:-}"
 if [[ "${1:-}" == --debug ]]; then
     # The debug bootstraps, the tutorial workers' and the sosw CLI included (`cargo test` builds only
     # the binaries of packages with integration tests).
-    cargo build -q --workspace --all-features --bins
+    # --all-targets: the same feature resolution as `cargo test` (dev-dependencies included), so only
+    # the missing binaries are built, not the SDK again.
+    cargo build -q --workspace --all-features --all-targets
     bundles="$(mktemp -d)"
     tmp="$bundles"
     trap 'rm -rf "$tmp"' EXIT

@@ -417,7 +417,7 @@ mod tests {
             match budgets.admit(&[(hot.clone(), 1.0)], Direction::Write, now) {
                 Ok(()) => admitted += 1,
                 Err(over) => {
-                    assert_eq!(over, [hot.clone()]);
+                    assert_eq!(over, std::slice::from_ref(&hot));
                     turned_away += 1;
                 }
             }
