@@ -581,6 +581,12 @@ def run(c, args, functions, outputs, repo, invoke_configs):
             failures = host.async_failures if host.on_failure else []
             if failures or host.init_errors:
                 fail(f"{name}: failed asynchronous invocations {failures[:3]}, init errors {host.init_errors[:3]}")
+    except RehearsalFailed as failure:
+        # The calls made until the failure are still checked: a denied call is often its cause.
+        _, denied = rehearsal_lambda.least_privilege(functions, log)
+        if denied:
+            fail(f"{failure}\ncalls the role does not allow (made before that):\n  " + "\n  ".join(denied))
+        raise
     finally:
         for host in hosts.values():
             host.stop()
