@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use sosw_core::config::ConfigSource;
 use sosw_core::error::{Error, Result};
+use sosw_core::store::{LabourerControl, PausedLabourer};
 use sosw_core::task::json_kind;
 
 /// The config table's name in sosw 0.7.
@@ -129,6 +130,165 @@ impl ConfigSource for DynamoConfigSource {
             .item()
             .map(|item| config_from_row(item, &self.row_name(name)))
             .transpose()
+    }
+}
+
+/// The config row holding the labourers `sosw pause` paused (`sosw_core::store::LabourerControl`).
+///
+/// Its `config_value` is `{}` (a valid, empty config document for any reader of config rows); the
+/// pauses are in the map attribute `paused`: labourer id to the time it was paused (N, Unix seconds).
+/// Each pause and resume is one `UpdateItem` of one map entry, so concurrent pauses of different
+/// labourers never overwrite each other; the orchestrator reads the row with one consistent `GetItem`
+/// per round, a call its role already makes on this table for its config.
+pub const PAUSED_LABOURERS_ROW: &str = "sosw_paused_labourers";
+
+/// The map attribute of [`PAUSED_LABOURERS_ROW`].
+const PAUSED: &str = "paused";
+
+impl DynamoConfigSource {
+    async fn update_pause(
+        &self,
+        operation: &'static str,
+        expression: &str,
+        condition: Option<&str>,
+        labourer_id: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(ENV, AttributeValue::S(self.env.clone()))
+            .key(
+                CONFIG_NAME,
+                AttributeValue::S(PAUSED_LABOURERS_ROW.to_string()),
+            )
+            .update_expression(expression)
+            .expression_attribute_names("#paused", PAUSED);
+        if expression.contains("#lab") || condition.is_some_and(|c| c.contains("#lab")) {
+            request = request.expression_attribute_names("#lab", labourer_id);
+        }
+        if expression.contains("#value") {
+            request = request.expression_attribute_names("#value", CONFIG_VALUE);
+        }
+        if let Some(condition) = condition {
+            request = request.condition_expression(condition);
+        }
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(sdk_error(operation, err)),
+        }
+    }
+}
+
+#[async_trait]
+impl LabourerControl for DynamoConfigSource {
+    async fn pause_labourer(&self, labourer_id: &str, now: i64) -> Result<bool> {
+        let set = "SET #paused.#lab = :at";
+        let only_new = "attribute_exists(#paused) AND attribute_not_exists(#paused.#lab)";
+        let at = || vec![(":at", AttributeValue::N(now.to_string()))];
+        if self
+            .update_pause("pause labourer", set, Some(only_new), labourer_id, at())
+            .await?
+        {
+            return Ok(true);
+        }
+        if self.is_paused_here(labourer_id).await? {
+            return Ok(false);
+        }
+        // No row (or no map) yet: create an empty one, keeping any a concurrent pause made.
+        self.update_pause(
+            "pause labourer",
+            "SET #paused = if_not_exists(#paused, :empty), #value = if_not_exists(#value, :doc)",
+            None,
+            labourer_id,
+            vec![
+                (":empty", AttributeValue::M(HashMap::new())),
+                (":doc", AttributeValue::S("{}".into())),
+            ],
+        )
+        .await?;
+        self.update_pause("pause labourer", set, Some(only_new), labourer_id, at())
+            .await
+    }
+
+    async fn resume_labourer(&self, labourer_id: &str) -> Result<bool> {
+        self.update_pause(
+            "resume labourer",
+            "REMOVE #paused.#lab",
+            Some("attribute_exists(#paused.#lab)"),
+            labourer_id,
+            Vec::new(),
+        )
+        .await
+    }
+
+    async fn paused_labourers(&self) -> Result<Vec<PausedLabourer>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(ENV, AttributeValue::S(self.env.clone()))
+            .key(
+                CONFIG_NAME,
+                AttributeValue::S(PAUSED_LABOURERS_ROW.to_string()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| sdk_error("paused labourers", err))?;
+        let Some(item) = output.item() else {
+            return Ok(Vec::new());
+        };
+        let Some(paused) = item.get(PAUSED) else {
+            return Ok(Vec::new());
+        };
+        let invalid = |message: String| Error::Config {
+            document: self.row_name(PAUSED_LABOURERS_ROW),
+            path: PAUSED.to_string(),
+            message,
+        };
+        let map = paused
+            .as_m()
+            .map_err(|_| invalid("must be a map (M) of labourer id to Unix seconds".into()))?;
+        let mut out = Vec::with_capacity(map.len());
+        for (labourer_id, at) in map {
+            let paused_at = at
+                .as_n()
+                .ok()
+                .and_then(|n| n.parse::<i64>().ok())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "`{labourer_id}` must map to a number (N) of Unix seconds"
+                    ))
+                })?;
+            out.push(PausedLabourer {
+                labourer_id: labourer_id.clone(),
+                paused_at,
+            });
+        }
+        out.sort_by(|a, b| a.labourer_id.cmp(&b.labourer_id));
+        Ok(out)
+    }
+}
+
+impl DynamoConfigSource {
+    async fn is_paused_here(&self, labourer_id: &str) -> Result<bool> {
+        Ok(self
+            .paused_labourers()
+            .await?
+            .iter()
+            .any(|p| p.labourer_id == labourer_id))
     }
 }
 

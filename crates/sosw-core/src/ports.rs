@@ -2,8 +2,9 @@
 //!
 //! | Port | What it does | AWS adapter (`sosw-aws`) | Embedded adapter (`sosw-embedded`, or here) |
 //! |---|---|---|---|
-//! | [`TaskStore`] ([`TaskQueue`], [`TaskLookup`], [`TaskClaims`], [`TaskReports`], [`TaskArchive`], [`TaskRetries`]) | the task queue, claims, reports, archive and retries | `DynamoTaskStore` (sosw 0.7 tables) | `SqliteTaskStore` |
+//! | [`TaskStore`] ([`TaskQueue`], [`TaskLookup`], [`TaskClaims`], [`TaskReports`], [`TaskArchive`], [`TaskRetries`], [`TaskCancel`]) | the task queue, claims, reports, archive, retries and cancels | `DynamoTaskStore` (sosw 0.7 tables) | `SqliteTaskStore` |
 //! | [`JobStore`] | job records: totals, progress, status, requesters | `DynamoTaskStore` | `SqliteTaskStore` |
+//! | [`LabourerControl`] | labourers paused by `sosw pause` | `DynamoConfigSource` (one item of the `config` table) | `SqliteTaskStore` |
 //! | [`Invoker`] | send a task to its worker | `LambdaInvoker` (`Invoke`, `Event`) | `InProcessInvoker`, `CommandInvoker` |
 //! | [`WorkerTimeouts`] | a worker function's real timeout | `FunctionTimeouts` (`GetFunctionConfiguration`) | none needed |
 //! | [`MetricsSource`] | health metric datapoints for the ecology | `CloudWatchMetrics` | fixed values |
@@ -24,6 +25,7 @@ pub use crate::invoke::{Invoker, WorkerTimeouts};
 pub use crate::notify::Notifier;
 pub use crate::siblings::ScheduleRules;
 pub use crate::store::{
-    JobStore, TaskArchive, TaskClaims, TaskLookup, TaskQueue, TaskReports, TaskRetries, TaskStore,
+    JobStore, LabourerControl, TaskArchive, TaskCancel, TaskClaims, TaskLookup, TaskQueue,
+    TaskReports, TaskRetries, TaskStore,
 };
 pub use crate::worker::Reporter;

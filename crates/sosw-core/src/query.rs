@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::error::Result;
 use crate::store::{
-    CLOSED_STATUS_ATTRIBUTE, ClosedStatus, JobRecord, JobStatus, JobStore, TaskStore,
+    CANCELLED_KEY_SUFFIX, CLOSED_STATUS_ATTRIBUTE, ClosedStatus, JobRecord, JobStatus, JobStore,
+    TaskStore,
 };
 use crate::task::{Labourer, Markers, Task, TaskId};
 
@@ -30,16 +31,19 @@ pub enum TaskStatus {
     Dead,
     /// Reported completed (live or closed).
     Completed,
+    /// Closed as cancelled (`sosw cancel`).
+    Cancelled,
 }
 
 impl TaskStatus {
     /// Every status, in the order `sosw tasks --help` lists them.
-    pub const ALL: [TaskStatus; 5] = [
+    pub const ALL: [TaskStatus; 6] = [
         TaskStatus::Queued,
         TaskStatus::Running,
         TaskStatus::Retry,
         TaskStatus::Dead,
         TaskStatus::Completed,
+        TaskStatus::Cancelled,
     ];
 
     /// The status's name in the JSON schema and on the command line.
@@ -50,6 +54,7 @@ impl TaskStatus {
             TaskStatus::Retry => "retry",
             TaskStatus::Dead => "dead",
             TaskStatus::Completed => "completed",
+            TaskStatus::Cancelled => "cancelled",
         }
     }
 
@@ -73,6 +78,8 @@ impl TaskStatus {
             .unwrap_or_default();
         if key.ends_with("_1") || (key.is_empty() && task.completed_at.is_some()) {
             TaskStatus::Completed
+        } else if key.ends_with(CANCELLED_KEY_SUFFIX) {
+            TaskStatus::Cancelled
         } else {
             TaskStatus::Dead
         }
@@ -122,13 +129,13 @@ pub struct JobSummary {
     pub job_id: String,
     /// The labourers its tasks run on.
     pub labourers: Vec<String>,
-    /// `requested`, `running`, `finished` or `finished_with_failures`.
+    /// `requested`, `running`, `finished`, `finished_with_failures` or `cancelled`.
     pub status: JobStatus,
     /// Tasks in the job; `null` while it is still chunking.
     pub total: Option<u64>,
     /// Tasks written to the queue so far.
     pub enqueued: u64,
-    /// Tasks closed (completed + dead).
+    /// Tasks closed (completed + dead + cancelled).
     pub closed: u64,
     /// Tasks closed as completed.
     pub completed: u64,
@@ -136,6 +143,9 @@ pub struct JobSummary {
     pub dead: u64,
     /// Failure reports received.
     pub failed: u64,
+    /// Tasks closed as cancelled (`sosw cancel`).
+    #[serde(default)]
+    pub cancelled: u64,
     /// `closed / total` between 0 and 1; `null` while the total is unknown.
     pub progress: Option<f64>,
     /// When the job was accepted (Unix seconds).
@@ -153,7 +163,7 @@ pub struct JobSummary {
 impl JobSummary {
     /// The summary of `job` at `now`.
     pub fn of(job: &JobRecord, now: i64) -> JobSummary {
-        let closed = job.counts.completed.saturating_add(job.counts.dead);
+        let closed = job.counts.closed();
         JobSummary {
             kind: "job".into(),
             job_id: job.job_id.clone(),
@@ -165,6 +175,7 @@ impl JobSummary {
             completed: job.counts.completed,
             dead: job.counts.dead,
             failed: job.counts.failed,
+            cancelled: job.counts.cancelled,
             progress: job.total.map(|total| {
                 if total == 0 {
                     1.0
@@ -193,6 +204,7 @@ pub fn job_status_name(status: JobStatus) -> &'static str {
         JobStatus::Running => "running",
         JobStatus::Finished => "finished",
         JobStatus::FinishedWithFailures => "finished_with_failures",
+        JobStatus::Cancelled => "cancelled",
     }
 }
 
@@ -378,12 +390,14 @@ pub async fn list_tasks(
                 .await?,
         ),
         TaskStatus::Retry => views(store.due_retries(labourer, i64::MAX, limit).await?),
-        TaskStatus::Dead => {
+        TaskStatus::Dead | TaskStatus::Cancelled => {
+            let closed = if status == TaskStatus::Dead {
+                ClosedStatus::Dead
+            } else {
+                ClosedStatus::Cancelled
+            };
             let mut out = Vec::new();
-            for task in store
-                .closed_sample(labourer, ClosedStatus::Dead, limit)
-                .await?
-            {
+            for task in store.closed_sample(labourer, closed, limit).await? {
                 out.push(whole_closed(store, task).await?);
             }
             views(out)

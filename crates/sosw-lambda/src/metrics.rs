@@ -534,6 +534,7 @@ mod tests {
                 dead: 1,
                 requeued: 3,
                 conflicts: 0,
+                cancelled: 0,
             },
         );
         report.jobs_finished.push("job-1".into());

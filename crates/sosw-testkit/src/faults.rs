@@ -27,7 +27,8 @@ use sosw_core::error::{Error, Result};
 use sosw_core::invoke::{InvokeOutcome, Invoker};
 use sosw_core::store::{
     ClaimOutcome, ClosedStatus, EnqueueMode, EnqueueReport, MoveOutcome, ReportOutcome,
-    TaskArchive, TaskClaims, TaskLookup, TaskQueue, TaskReport, TaskReports, TaskRetries,
+    TaskArchive, TaskCancel, TaskClaims, TaskLookup, TaskQueue, TaskReport, TaskReports,
+    TaskRetries,
 };
 use sosw_core::task::{Markers, Task, TaskId};
 
@@ -298,6 +299,18 @@ impl<S: TaskArchive> TaskArchive for FaultyStore<S> {
     async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
         self.enter("redrive")?;
         self.inner.redrive(task, greenfield).await
+    }
+}
+
+#[async_trait]
+impl<S: TaskCancel> TaskCancel for FaultyStore<S> {
+    async fn cancel_queued(&self, task: &Task, closed_at: i64) -> Result<MoveOutcome> {
+        self.enter("cancel_queued")?;
+        self.inner.cancel_queued(task, closed_at).await
+    }
+    async fn cancel_retry(&self, task: &Task, closed_at: i64) -> Result<MoveOutcome> {
+        self.enter("cancel_retry")?;
+        self.inner.cancel_retry(task, closed_at).await
     }
 }
 

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use sosw_core::error::Result;
 use sosw_core::store::{
     ClaimOutcome, ClosedStatus, EnqueueMode, EnqueueReport, MoveOutcome, ReportOutcome,
-    TaskArchive, TaskClaims, TaskLookup, TaskQueue, TaskReport, TaskReports, TaskRetries,
+    TaskArchive, TaskCancel, TaskClaims, TaskLookup, TaskQueue, TaskReport, TaskReports,
+    TaskRetries,
 };
 use sosw_core::task::{Markers, Task, TaskId};
 
@@ -129,6 +130,16 @@ impl<S: TaskArchive, G: Send + Sync> TaskArchive for Guarded<S, G> {
     }
     async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
         self.store.redrive(task, greenfield).await
+    }
+}
+
+#[async_trait]
+impl<S: TaskCancel, G: Send + Sync> TaskCancel for Guarded<S, G> {
+    async fn cancel_queued(&self, task: &Task, closed_at: i64) -> Result<MoveOutcome> {
+        self.store.cancel_queued(task, closed_at).await
+    }
+    async fn cancel_retry(&self, task: &Task, closed_at: i64) -> Result<MoveOutcome> {
+        self.store.cancel_retry(task, closed_at).await
     }
 }
 

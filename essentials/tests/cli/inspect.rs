@@ -281,6 +281,7 @@ async fn the_reading_commands_work_on_dynamodb_with_aws() {
             completed: 0,
             failed: 1,
             dead: 1,
+            cancelled: 0,
         },
     )
     .await

@@ -83,7 +83,8 @@ async fn a_job_ends_finished_and_each_of_two_requesters_hears_once(backend: Back
         JobCounts {
             completed: 3,
             failed: 0,
-            dead: 0
+            dead: 0,
+            cancelled: 0,
         }
     );
     assert_eq!(record.finished_at, Some(NOW + 3));
@@ -145,7 +146,8 @@ async fn a_job_with_a_dead_task_finishes_with_failures_and_counts_every_outcome(
         JobCounts {
             completed: 1,
             failed: 2,
-            dead: 1
+            dead: 1,
+            cancelled: 0,
         }
     );
     let sent = h.notes.sent();
@@ -178,7 +180,8 @@ async fn the_scavenger_finishes_a_job_whose_last_task_expires_for_good(backend: 
         JobCounts {
             completed: 0,
             failed: 0,
-            dead: 1
+            dead: 1,
+            cancelled: 0,
         }
     );
     let sent = h.notes.sent();

@@ -182,7 +182,8 @@ async fn a_job_whose_tasks_python_sosw_07_closed_reaches_finished() {
         Some(&JobCounts {
             completed: 3,
             failed: 0,
-            dead: 1
+            dead: 1,
+            cancelled: 0,
         }),
         "the four Python closed, the one we counted not again: {report:?}"
     );

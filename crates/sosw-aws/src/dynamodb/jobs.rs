@@ -8,9 +8,9 @@
 //! | item | attribute | type | |
 //! |---|---|---|---|
 //! | record | `job_id`, `labourer_id` | S | |
-//! | record | `status` | S | `requested`, `running`, `finished`, `finished_with_failures` |
+//! | record | `status` | S | `requested`, `running`, `finished`, `finished_with_failures`, `cancelled` |
 //! | record | `created_at` | N | `started_at`, `finished_at` and `total` too, absent while unset |
-//! | record | `enqueued`, `completed`, `failed`, `dead` | N | counters |
+//! | record | `enqueued`, `completed`, `failed`, `dead`, `cancelled` | N | counters (`cancelled` absent until a task is cancelled) |
 //! | record | `requesters` | L of S | in submission order, without repeats |
 //! | body | `job_id` | S | the job id, then U+001F (unit separator), then `job`: no job id has a control character, so no record can have this key |
 //! | body | `body_of` | S | the job id |
@@ -69,6 +69,11 @@ pub(crate) const ADD_REQUESTER_IF: &str = "attribute_exists(#id) AND NOT contain
 
 /// The three counters, added in place.
 pub(crate) const ADD_OUTCOMES: &str = "ADD #completed :completed, #failed :failed, #dead :dead";
+
+/// The three counters and `cancelled`, added in place (only when a task was cancelled, so the
+/// usual update stays as it was).
+pub(crate) const ADD_OUTCOMES_CANCELLED: &str =
+    "ADD #completed :completed, #failed :failed, #dead :dead, #cancelled :cancelled";
 
 pub(crate) const EXISTS: &str = "attribute_exists(#id)";
 
@@ -367,21 +372,41 @@ impl JobStore for DynamoTaskStore {
             // Nothing to add: a read instead of a write.
             return self.get_job(job_id).await;
         }
+        let mut values = vec![
+            (":completed", count(delta.completed)),
+            (":failed", count(delta.failed)),
+            (":dead", count(delta.dead)),
+        ];
+        let (expression, names): (&str, &'static [(&'static str, &'static str)]) =
+            if delta.cancelled == 0 {
+                (
+                    ADD_OUTCOMES,
+                    &[
+                        ("#id", "job_id"),
+                        ("#completed", "completed"),
+                        ("#failed", "failed"),
+                        ("#dead", "dead"),
+                    ],
+                )
+            } else {
+                values.push((":cancelled", count(delta.cancelled)));
+                (
+                    ADD_OUTCOMES_CANCELLED,
+                    &[
+                        ("#id", "job_id"),
+                        ("#completed", "completed"),
+                        ("#failed", "failed"),
+                        ("#dead", "dead"),
+                        ("#cancelled", "cancelled"),
+                    ],
+                )
+            };
         let update = Update {
             operation: "add outcomes",
-            expression: ADD_OUTCOMES.to_owned(),
+            expression: expression.to_owned(),
             condition: EXISTS,
-            names: &[
-                ("#id", "job_id"),
-                ("#completed", "completed"),
-                ("#failed", "failed"),
-                ("#dead", "dead"),
-            ],
-            values: vec![
-                (":completed", count(delta.completed)),
-                (":failed", count(delta.failed)),
-                (":dead", count(delta.dead)),
-            ],
+            names,
+            values,
         };
         match self.update_job(job_id, update).await? {
             Ok(new) => self.decode(new).map(Some),
@@ -492,7 +517,8 @@ fn require_final(status: JobStatus) -> Result<()> {
     Err(Error::invalid(
         "job status",
         format!(
-            "a job can only be finished as `finished` or `finished_with_failures`, not `{}`",
+            "a job can only be finished as `finished`, `finished_with_failures` or `cancelled`, \
+             not `{}`",
             status_name(status)
         ),
     ))
@@ -505,14 +531,16 @@ fn status_name(status: JobStatus) -> &'static str {
         JobStatus::Running => "running",
         JobStatus::Finished => "finished",
         JobStatus::FinishedWithFailures => "finished_with_failures",
+        JobStatus::Cancelled => "cancelled",
     }
 }
 
-const STATUSES: [JobStatus; 4] = [
+const STATUSES: [JobStatus; 5] = [
     JobStatus::Requested,
     JobStatus::Running,
     JobStatus::Finished,
     JobStatus::FinishedWithFailures,
+    JobStatus::Cancelled,
 ];
 
 fn status_attr(status: JobStatus) -> AttributeValue {
@@ -545,6 +573,11 @@ fn job_to_item(r: &JobRecord) -> Result<Item> {
     ]);
     let optional = [
         ("total", r.total.map(count)),
+        // Absent until a task is cancelled, as in records the `ADD` of outcomes never touched.
+        (
+            "cancelled",
+            (r.counts.cancelled > 0).then(|| count(r.counts.cancelled)),
+        ),
         ("started_at", r.started_at.map(n)),
         ("finished_at", r.finished_at.map(n)),
     ];
@@ -592,6 +625,7 @@ fn item_to_job(item: Item, table: &str) -> Result<JobRecord> {
             completed: f.counter("completed")?,
             failed: f.counter("failed")?,
             dead: f.counter("dead")?,
+            cancelled: f.counter("cancelled")?,
         },
         created_at: f.number("created_at")?,
         started_at: f.number_opt("started_at")?,
@@ -732,6 +766,7 @@ mod tests {
                 completed: 3,
                 failed: 1,
                 dead: 0,
+                cancelled: 0,
             },
             created_at: NOW,
             started_at: Some(NOW + 1),
@@ -875,6 +910,7 @@ mod tests {
             completed: 2,
             failed: 0,
             dead: 1,
+            cancelled: 0,
         };
         let after = st.add_outcomes("j1", delta).await.expect("adds");
         assert_eq!(after, Some(without_body(JobStatus::Running)));

@@ -1,4 +1,4 @@
-//! [`TaskArchive`] and [`TaskRetries`]: the scavenger's listings and moves.
+//! [`TaskArchive`] and [`TaskRetries`]: the scavenger's listings and moves; [`TaskCancel`].
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
@@ -13,8 +13,8 @@ use super::moves::{Side, live_key, retry_key, task_id_exists, unchanged};
 use super::query::{self, QuerySpec};
 use sosw_core::error::Result;
 use sosw_core::store::{
-    CLOSED_STATUS_ATTRIBUTE, ClosedStatus, MoveOutcome, TaskArchive, TaskRetries, fresh_from_dead,
-    restore_dead_payload,
+    CLOSED_STATUS_ATTRIBUTE, ClosedStatus, MoveOutcome, TaskArchive, TaskCancel, TaskRetries,
+    cancelled_row, fresh_from_dead, restore_dead_payload,
 };
 use sosw_core::task::{Markers, Task};
 
@@ -325,5 +325,32 @@ impl TaskRetries for DynamoTaskStore {
         )
         .consistent();
         query::count(self.client(), &spec).await
+    }
+}
+
+/// `sosw cancel`: a queued task closes through [`TaskArchive::archive`] (one transaction requiring the
+/// live row unchanged); a waiting one moves from the retry table to the closed table in one
+/// transaction requiring the retry row to exist.
+#[async_trait]
+impl TaskCancel for DynamoTaskStore {
+    async fn cancel_retry(&self, task: &Task, closed_at: i64) -> Result<MoveOutcome> {
+        let t = self.tables();
+        let closed = cancelled_row(task, closed_at);
+        let to = Side {
+            table: &t.closed,
+            condition: None,
+        };
+        let from = Side {
+            table: &t.retry,
+            condition: Some(task_id_exists(true)),
+        };
+        self.transact_move(
+            "cancel retry",
+            task_to_item(&closed, &t.closed)?,
+            to,
+            retry_key(task),
+            from,
+        )
+        .await
     }
 }

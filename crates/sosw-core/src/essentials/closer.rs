@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::Result;
 use crate::notify::jobs::{self, JobProgress};
 use crate::notify::{NotificationQueue, Notifier};
-use crate::store::{ClosedStatus, JobCounts, JobStore, MoveOutcome, TaskStore};
+use crate::store::{ClosedStatus, JobCounts, JobStatus, JobStore, MoveOutcome, TaskStore};
 use crate::task::fate::{self, DEAD_TASK_SUBJECT, Ending, Fate, dead_task_message};
 use crate::task::{Jitter, Labourer, Task, TaskManager};
 
@@ -44,6 +44,8 @@ pub enum Closed {
     },
     /// Archived dead, alert queued.
     Dead,
+    /// Its job is cancelled: closed as cancelled instead of retried (`sosw cancel`).
+    Cancelled,
     /// The row had changed (a report or another essential got there first): nothing moved.
     Conflict,
 }
@@ -131,12 +133,27 @@ impl Closer {
                 .move_task_to_retry_table(task, desired_launch_time)
                 .await?
             {
-                MoveOutcome::Moved => (
-                    Closed::Retried {
-                        desired_launch_time,
-                    },
-                    job_delta,
-                ),
+                MoveOutcome::Moved => {
+                    if self
+                        .cancel_retry_of_cancelled_job(task, desired_launch_time, now)
+                        .await?
+                    {
+                        (
+                            Closed::Cancelled,
+                            JobCounts {
+                                cancelled: 1,
+                                ..job_delta
+                            },
+                        )
+                    } else {
+                        (
+                            Closed::Retried {
+                                desired_launch_time,
+                            },
+                            job_delta,
+                        )
+                    }
+                }
                 MoveOutcome::Conflict => (Closed::Conflict, job_delta),
             },
             Fate::Dead => match self
@@ -166,6 +183,39 @@ impl Closer {
         };
         let finished = self.count(task, delta, queue, now).await?;
         Ok((closed, finished))
+    }
+
+    /// After `task` moved to the retry table: when its job is cancelled (`sosw cancel`), closes the
+    /// retry row as cancelled so it never runs again, and returns whether it did.
+    ///
+    /// The check comes *after* the move on purpose. `sosw cancel` first marks the job cancelled, then
+    /// sweeps the job's retry rows; this first writes the retry row, then reads the job. Whatever the
+    /// interleaving, one of the two sees the other's write (both read strongly consistently), so a
+    /// retry row of a cancelled job is always closed, by the sweep or here (a conditional move: only
+    /// one of them moves it).
+    async fn cancel_retry_of_cancelled_job(
+        &self,
+        task: &Task,
+        desired_launch_time: i64,
+        now: i64,
+    ) -> Result<bool> {
+        let (Some(jobs), Some(job_id)) = (&self.jobs, &task.job_id) else {
+            return Ok(false);
+        };
+        let cancelled = jobs
+            .get_job(job_id)
+            .await?
+            .is_some_and(|job| job.status == JobStatus::Cancelled);
+        if !cancelled {
+            return Ok(false);
+        }
+        let mut waiting = task.clone();
+        waiting.desired_launch_time = Some(desired_launch_time);
+        let moved = self.tasks.store().cancel_retry(&waiting, now).await? == MoveOutcome::Moved;
+        if moved {
+            tracing::info!(task_id = %task.task_id, job_id, "task of a cancelled job closed as cancelled instead of retried");
+        }
+        Ok(moved)
     }
 
     /// Adds `delta` to the counters of `task`'s job, if it has one, a job store is configured and

@@ -38,6 +38,12 @@
 //! still invokes each queued task once per attempt, but both count the same running tasks, so together
 //! they may briefly exceed a labourer's `max_simultaneous_invocations`, as in sosw 0.7.
 //!
+//! **Paused labourers.** An orchestrator built [`with_labourer_control`](Orchestrator::with_labourer_control)
+//! reads the paused labourers (`sosw pause`) at the start of every round, and skips a paused labourer
+//! (no claim, no invocation, no metrics read; its report entry says `paused`). A pause stored while a
+//! round runs takes effect at the next round, a poll interval later at most; a round that cannot read
+//! the pauses invokes nothing and records the error for every labourer.
+//!
 //! Labourers and coefficients come from a [`ConfigFeed`], read every round: a reloading feed picks up
 //! labourers added, changed or removed in the config table within its TTL.
 //!
@@ -60,7 +66,7 @@ use crate::ecology::{EcologyManager, HealthCache, MetricsSource, NoDataPolicy};
 use crate::error::Error;
 use crate::invoke::{Invoker, WorkerTimeouts};
 use crate::processor::{Invocation, Processor};
-use crate::store::{TaskClaims, TaskQueue};
+use crate::store::{LabourerControl, TaskClaims, TaskQueue};
 use crate::task::{Labourer, Markers, TaskId, TaskInvocation, TaskManager};
 
 mod feed;
@@ -135,6 +141,7 @@ pub struct Orchestrator {
     settings: OrchestratorSettings,
     rate: RateLimiter,
     wake: Option<Arc<tokio::sync::Notify>>,
+    control: Option<Arc<dyn LabourerControl>>,
 }
 
 impl fmt::Debug for Orchestrator {
@@ -209,7 +216,15 @@ impl Orchestrator {
             settings: OrchestratorSettings::default(),
             rate: RateLimiter::default(),
             wake: None,
+            control: None,
         }
+    }
+
+    /// Honours the labourers paused in `control` (`sosw pause`): read at the start of every round, a
+    /// paused labourer gets no invocations.
+    pub fn with_labourer_control(mut self, control: Arc<dyn LabourerControl>) -> Self {
+        self.control = Some(control);
+        self
     }
 
     /// Starts the next round of a continuous run as soon as `wake` is notified (e.g. when a worker
@@ -312,9 +327,32 @@ impl Orchestrator {
         )
         .with_no_data_policy(self.settings.no_data);
         let mut activity = Activity::Idle;
-        for mut labourer in config.task_config.labourers_resolved() {
+        let labourers = config.task_config.labourers_resolved();
+        let paused: HashSet<String> = match &self.control {
+            None => HashSet::new(),
+            Some(control) => match control.paused_labourers().await {
+                Ok(paused) => paused.into_iter().map(|p| p.labourer_id).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "paused labourers unknown; nothing invoked this round");
+                    for labourer in &labourers {
+                        run.report
+                            .labourer(&labourer.id)
+                            .error(format!("paused labourers unknown: {e}"));
+                    }
+                    // Busy: a continuous run tries again at its next round.
+                    return Activity::Busy;
+                }
+            },
+        };
+        for mut labourer in labourers {
             if self.clock.now() >= run.stop_at {
                 break;
+            }
+            let is_paused = paused.contains(&labourer.id);
+            run.report.labourer(&labourer.id).paused = is_paused;
+            if is_paused {
+                run.report.labourer(&labourer.id).desired = 0;
+                continue;
             }
             let began = self.clock.now();
             self.fill_in_timeout(&mut labourer, run).await;

@@ -62,6 +62,9 @@ pub struct LabourerReport {
     pub requeued: u64,
     /// Moves that found the row changed (a report or another scavenger got there first).
     pub conflicts: u64,
+    /// Expired tasks of cancelled jobs closed as cancelled instead of retried.
+    #[serde(default)]
+    pub cancelled: u64,
 }
 
 /// A labourer whose run stopped on an error.
@@ -109,6 +112,7 @@ impl ScavengerReport {
                 sum.dead += r.dead;
                 sum.requeued += r.requeued;
                 sum.conflicts += r.conflicts;
+                sum.cancelled += r.cancelled;
                 sum
             })
     }
@@ -311,6 +315,7 @@ impl Scavenger {
                     Closed::Retried { .. } => counts.scheduled_for_retry += 1,
                     Closed::Dead => counts.dead += 1,
                     Closed::Conflict => counts.conflicts += 1,
+                    Closed::Cancelled => counts.cancelled += 1,
                 }
                 if job_finished && let Some(job_id) = &task.job_id {
                     run.jobs_finished.insert(job_id.clone());

@@ -262,6 +262,9 @@ pub enum AssistantOutcome {
     },
     /// Failure recorded; the task is dead (archived as `<labourer>_0`).
     Dead,
+    /// Failure recorded; the task's job is cancelled, so instead of a retry the task closed as
+    /// cancelled (`<labourer>_cancelled`).
+    Cancelled,
     /// Failure recorded only: the report was about an older invocation, or the task was already
     /// queued again, or another essential moved it in the meantime.
     FailureRecorded,
@@ -459,6 +462,7 @@ impl WorkerAssistant {
                 AssistantOutcome::Dead
             }
             Closed::Conflict => AssistantOutcome::FailureRecorded,
+            Closed::Cancelled => AssistantOutcome::Cancelled,
         };
         Ok((outcome, finished))
     }

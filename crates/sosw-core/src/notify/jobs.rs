@@ -57,7 +57,7 @@ pub async fn record_outcome(
         tracing::debug!(job_id, "no job record: counters not kept");
         return Ok(JobProgress::NoJob);
     };
-    let closes_a_task = delta.completed > 0 || delta.dead > 0;
+    let closes_a_task = delta.completed > 0 || delta.dead > 0 || delta.cancelled > 0;
     if !closes_a_task || !record.all_tasks_closed() || record.status.is_finished() {
         return Ok(JobProgress::Counted(record));
     }
@@ -148,6 +148,7 @@ pub async fn reconcile_from_closed<S: TaskLookup + ?Sized>(
         completed: observed.completed.saturating_sub(job.counts.completed),
         failed: 0,
         dead: observed.dead.saturating_sub(job.counts.dead),
+        cancelled: 0,
     };
     if added.is_zero() {
         return Ok(Reconciled {
@@ -182,6 +183,7 @@ pub fn queue_job_finished(queue: &mut NotificationQueue, job: &JobRecord) {
             "completed": job.counts.completed,
             "failed": job.counts.failed,
             "dead": job.counts.dead,
+            "cancelled": job.counts.cancelled,
             "created_at": job.created_at,
             "finished_at": job.finished_at,
             "requester": requester,
@@ -234,6 +236,7 @@ mod tests {
                 completed: 2,
                 failed: 1,
                 dead: 0,
+                cancelled: 0,
             },
             created_at: 1,
             started_at: Some(2),

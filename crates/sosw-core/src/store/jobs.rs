@@ -18,12 +18,18 @@ pub enum JobStatus {
     Finished,
     /// Every task closed, at least one dead.
     FinishedWithFailures,
+    /// Cancelled (`sosw cancel`): its queued and waiting-for-retry tasks closed as cancelled; tasks
+    /// that were running when it was cancelled may still finish and are counted as they close.
+    Cancelled,
 }
 
 impl JobStatus {
     /// Whether the job is over.
     pub fn is_finished(self) -> bool {
-        matches!(self, JobStatus::Finished | JobStatus::FinishedWithFailures)
+        matches!(
+            self,
+            JobStatus::Finished | JobStatus::FinishedWithFailures | JobStatus::Cancelled
+        )
     }
 }
 
@@ -36,12 +42,22 @@ pub struct JobCounts {
     pub failed: u64,
     /// Tasks closed as dead.
     pub dead: u64,
+    /// Tasks closed as cancelled (`sosw cancel`).
+    #[serde(default)]
+    pub cancelled: u64,
 }
 
 impl JobCounts {
     /// Whether every counter is zero.
     pub fn is_zero(&self) -> bool {
         *self == JobCounts::default()
+    }
+
+    /// Tasks closed: completed, dead and cancelled.
+    pub fn closed(&self) -> u64 {
+        self.completed
+            .saturating_add(self.dead)
+            .saturating_add(self.cancelled)
     }
 }
 
@@ -81,10 +97,9 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    /// Whether every task of the job is closed (completed or dead).
+    /// Whether every task of the job is closed (completed, dead or cancelled).
     pub fn all_tasks_closed(&self) -> bool {
-        self.total
-            .is_some_and(|t| self.counts.completed.saturating_add(self.counts.dead) >= t)
+        self.total.is_some_and(|t| self.counts.closed() >= t)
     }
 
     /// The final status a job with these counts gets.
@@ -140,7 +155,8 @@ pub trait JobStore: Send + Sync {
     /// the job does not exist (tasks of jobs created by sosw 0.7 have none).
     async fn add_outcomes(&self, job_id: &str, delta: JobCounts) -> Result<Option<JobRecord>>;
 
-    /// Moves an unfinished job to `status` (a finished one) with `finished_at = now`. Conditional: of any
+    /// Moves an unfinished job to `status` (a finished one, [`JobStatus::Cancelled`] included) with
+    /// `finished_at = now`. Conditional: of any
     /// number of concurrent callers exactly one gets `true`, so the finish notification goes out once.
     async fn finish_job(&self, job_id: &str, status: JobStatus, now: i64) -> Result<bool>;
 
@@ -174,6 +190,7 @@ mod tests {
                 completed,
                 failed: 0,
                 dead,
+                cancelled: 0,
             },
             created_at: 0,
             started_at: None,

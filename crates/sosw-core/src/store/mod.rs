@@ -8,8 +8,10 @@
 //! | [`TaskReports`] | worker assistant (complete, fail) |
 //! | [`TaskArchive`] | scavenger (list completed / expired, archive), ecology (closed sample) |
 //! | [`TaskRetries`] | scavenger (move to retry, due retries, back to the queue) |
+//! | [`TaskCancel`] | `sosw cancel` (close queued and waiting tasks as cancelled), closer |
 //!
-//! [`TaskStore`] is all of them. Two adapters implement it: DynamoDB with sosw 0.7's tables
+//! [`TaskStore`] is all of them. [`LabourerControl`] (`sosw pause`, `sosw resume`, every orchestrator)
+//! is apart: on AWS it lives in the config table, not in the task tables. Two adapters implement it: DynamoDB with sosw 0.7's tables
 //! (`sosw_aws::dynamodb::DynamoTaskStore`) and SQLite (`sosw_embedded::SqliteTaskStore`). Both
 //! pass the same conformance suite (`sosw_testkit`).
 //!
@@ -25,8 +27,12 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::task::{Markers, Task, TaskId, greenfield, json_kind, python_literal};
 
+mod cancel;
+mod control;
 mod jobs;
 mod tables;
+pub use cancel::{TaskCancel, cancelled_row};
+pub use control::{LabourerControl, PausedLabourer};
 pub use jobs::{CreateJobOutcome, JobCounts, JobRecord, JobStatus, JobStore};
 pub use tables::TableNames;
 
@@ -129,6 +135,10 @@ pub enum ClosedStatus {
     Completed,
     /// Gave up after `max_attempts` (or a non-retryable failure): `<labourer>_0`.
     Dead,
+    /// Closed by `sosw cancel` before it ran (queued or waiting for retry), or instead of a retry of a
+    /// cancelled job's task: `<labourer>_cancelled`. sosw 0.7 reads only `_1` and `_0` keys of its
+    /// index, so it never sees these rows (not as completed, not as dead).
+    Cancelled,
 }
 
 impl ClosedStatus {
@@ -137,9 +147,13 @@ impl ClosedStatus {
         match self {
             ClosedStatus::Completed => format!("{labourer_id}_1"),
             ClosedStatus::Dead => format!("{labourer_id}_0"),
+            ClosedStatus::Cancelled => format!("{labourer_id}{CANCELLED_KEY_SUFFIX}"),
         }
     }
 }
+
+/// What ends the closed-table status key of a cancelled task: `<labourer>_cancelled`.
+pub const CANCELLED_KEY_SUFFIX: &str = "_cancelled";
 
 /// Queue operations: the scheduler's enqueue, the orchestrator's next queued tasks.
 #[async_trait]
@@ -348,12 +362,12 @@ pub const CLOSED_STATUS_ATTRIBUTE: &str = "labourer_id_task_status";
 
 /// Every capability: what a store adapter implements.
 pub trait TaskStore:
-    TaskQueue + TaskLookup + TaskClaims + TaskReports + TaskArchive + TaskRetries
+    TaskQueue + TaskLookup + TaskClaims + TaskReports + TaskArchive + TaskRetries + TaskCancel
 {
 }
 
 impl<T> TaskStore for T where
-    T: TaskQueue + TaskLookup + TaskClaims + TaskReports + TaskArchive + TaskRetries
+    T: TaskQueue + TaskLookup + TaskClaims + TaskReports + TaskArchive + TaskRetries + TaskCancel
 {
 }
 
@@ -392,6 +406,7 @@ mod tests {
     fn closed_status_index_keys_are_sosw_07s() {
         assert_eq!(ClosedStatus::Completed.index_key("w1"), "w1_1");
         assert_eq!(ClosedStatus::Dead.index_key("w1"), "w1_0");
+        assert_eq!(ClosedStatus::Cancelled.index_key("w1"), "w1_cancelled");
     }
 
     #[test]

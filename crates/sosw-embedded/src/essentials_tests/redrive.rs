@@ -46,6 +46,7 @@ async fn store_with_dead(n: usize) -> Arc<SqliteTaskStore> {
             completed: 1,
             failed: 0,
             dead: n as u64,
+            cancelled: 0,
         },
         created_at: NOW - 100,
         started_at: Some(NOW - 100),

@@ -19,14 +19,15 @@ const JOBS: &str = "jobs";
 
 /// The columns every read selects, in the order [`RawJob::from_row`] reads them.
 const COLUMNS: &str = "job_id, labourer_id, status, created_at, started_at, finished_at, total, \
-                       enqueued, completed, failed, dead, requesters, job";
+                       enqueued, completed, failed, dead, requesters, job, cancelled";
 
 /// [`COLUMNS`] with `null` for the job as submitted: what the counter updates return. The job body
 /// can be large (a list of 20,000 sections) and is parsed on every read, and a counter update comes
 /// with every task that closes: the trait lets updates leave it out so their cost does not grow with
 /// the job.
 const COUNTER_COLUMNS: &str = "job_id, labourer_id, status, created_at, started_at, finished_at, \
-                               total, enqueued, completed, failed, dead, requesters, 'null'";
+                               total, enqueued, completed, failed, dead, requesters, 'null', \
+                               cancelled";
 
 #[async_trait]
 impl JobStore for SqliteTaskStore {
@@ -103,12 +104,18 @@ impl JobStore for SqliteTaskStore {
         let completed = column_int("completed delta", delta.completed)?;
         let failed = column_int("failed delta", delta.failed)?;
         let dead = column_int("dead delta", delta.dead)?;
+        let cancelled = column_int("cancelled delta", delta.cancelled)?;
         let sql = format!(
-            "UPDATE jobs SET completed = completed + ?2, failed = failed + ?3, dead = dead + ?4
+            "UPDATE jobs SET completed = completed + ?2, failed = failed + ?3, dead = dead + ?4,
+             cancelled = cancelled + ?5
              WHERE job_id = ?1 RETURNING {COUNTER_COLUMNS}"
         );
         self.run("add outcomes", |conn| {
-            returning(conn, &sql, params![job_id, completed, failed, dead])
+            returning(
+                conn,
+                &sql,
+                params![job_id, completed, failed, dead, cancelled],
+            )
         })
     }
 
@@ -177,7 +184,8 @@ fn require_final(status: JobStatus) -> Result<()> {
     Err(Error::invalid(
         "job status",
         format!(
-            "a job can only be finished as `finished` or `finished_with_failures`, not `{}`",
+            "a job can only be finished as `finished`, `finished_with_failures` or `cancelled`, \
+             not `{}`",
             status_text(status)
         ),
     ))
@@ -190,6 +198,7 @@ fn status_text(status: JobStatus) -> &'static str {
         JobStatus::Running => "running",
         JobStatus::Finished => "finished",
         JobStatus::FinishedWithFailures => "finished_with_failures",
+        JobStatus::Cancelled => "cancelled",
     }
 }
 
@@ -199,6 +208,7 @@ fn parse_status(text: &str) -> Option<JobStatus> {
         JobStatus::Running,
         JobStatus::Finished,
         JobStatus::FinishedWithFailures,
+        JobStatus::Cancelled,
     ]
     .into_iter()
     .find(|s| status_text(*s) == text)
@@ -221,7 +231,7 @@ fn column_int(what: &'static str, value: u64) -> Result<i64> {
 struct NewRow<'a> {
     record: &'a JobRecord,
     total: Option<i64>,
-    counts: [i64; 4],
+    counts: [i64; 5],
     requesters: String,
     job: String,
 }
@@ -239,6 +249,7 @@ impl<'a> NewRow<'a> {
                 column_int("completed", record.counts.completed)?,
                 column_int("failed", record.counts.failed)?,
                 column_int("dead", record.counts.dead)?,
+                column_int("cancelled", record.counts.cancelled)?,
             ],
             requesters: encode_json(record, "requesters", &record.requesters)?,
             job: encode_json(record, "job", &record.job)?,
@@ -262,11 +273,11 @@ fn encode_json(record: &JobRecord, what: &str, value: &impl Serialize) -> Result
 /// Inserts `row` unless its job id exists. Returns whether it did.
 fn insert_new(conn: &Connection, row: &NewRow<'_>) -> Result<bool, Failure> {
     let r = row.record;
-    let [enqueued, completed, failed, dead] = row.counts;
+    let [enqueued, completed, failed, dead, cancelled] = row.counts;
     let inserted = conn
         .prepare(&format!(
             "INSERT INTO jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-             ?12, ?13) ON CONFLICT (job_id) DO NOTHING"
+             ?12, ?13, ?14) ON CONFLICT (job_id) DO NOTHING"
         ))?
         .execute(params![
             r.job_id,
@@ -282,6 +293,7 @@ fn insert_new(conn: &Connection, row: &NewRow<'_>) -> Result<bool, Failure> {
             dead,
             row.requesters,
             row.job,
+            cancelled,
         ])?;
     Ok(inserted == 1)
 }
@@ -319,7 +331,7 @@ struct RawJob {
     started_at: Option<i64>,
     finished_at: Option<i64>,
     total: Option<i64>,
-    counts: [i64; 4],
+    counts: [i64; 5],
     requesters: String,
     job: String,
 }
@@ -334,7 +346,13 @@ impl RawJob {
             started_at: row.get(4)?,
             finished_at: row.get(5)?,
             total: row.get(6)?,
-            counts: [row.get(7)?, row.get(8)?, row.get(9)?, row.get(10)?],
+            counts: [
+                row.get(7)?,
+                row.get(8)?,
+                row.get(9)?,
+                row.get(10)?,
+                row.get(13)?,
+            ],
             requesters: row.get(11)?,
             job: row.get(12)?,
         })
@@ -353,7 +371,7 @@ impl RawJob {
             u64::try_from(value)
                 .map_err(|_| decode_error(id, format!("`{column}` is negative ({value})")))
         };
-        let [enqueued, completed, failed, dead] = self.counts;
+        let [enqueued, completed, failed, dead, cancelled] = self.counts;
         let requesters: Vec<String> = serde_json::from_str(&self.requesters).map_err(|e| {
             decode_error(
                 id,
@@ -369,6 +387,7 @@ impl RawJob {
                 completed: unsigned("completed", completed)?,
                 failed: unsigned("failed", failed)?,
                 dead: unsigned("dead", dead)?,
+                cancelled: unsigned("cancelled", cancelled)?,
             },
             status,
             created_at: self.created_at,

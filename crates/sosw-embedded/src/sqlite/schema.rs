@@ -1,7 +1,8 @@
 //! The tables, created if missing, and the schema version that guards against opening a file written by
 //! an incompatible build.
 //!
-//! Version 1 had the three task tables; version 2 adds `jobs`. Opening a file of an older version
+//! Version 1 had the three task tables; version 2 adds `jobs`; version 3 adds the `cancelled` counter
+//! of a job and `paused_labourers` (`sosw cancel`, `sosw pause`). Opening a file of an older version
 //! migrates it in place (each step only adds tables), inside the same transaction that checks the
 //! version, so two processes opening an old file at once migrate it once. A file of a newer version is
 //! refused: this build cannot know what the newer one changed.
@@ -12,7 +13,7 @@ use super::{STORE, sql_error};
 use sosw_core::error::{Error, Result};
 
 /// The schema this build reads and writes.
-pub(super) const VERSION: i64 = 2;
+pub(super) const VERSION: i64 = 3;
 
 /// Version 1: sosw 0.7's tables and indexes, under the names of the DynamoDB ones they mirror (minus
 /// `sosw_`). Created on every open (`IF NOT EXISTS`), so a new file starts at version 1 and migrates.
@@ -66,6 +67,16 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_created_at ON jobs (created_at);
 ";
 
+/// Version 3: a job's `cancelled` counter (`sosw cancel`) and the labourers `sosw pause` paused, one row
+/// each.
+const V3_CANCEL_AND_PAUSE: &str = "
+ALTER TABLE jobs ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS paused_labourers (
+    labourer_id TEXT NOT NULL PRIMARY KEY,
+    paused_at INTEGER NOT NULL
+);
+";
+
 /// The indexes of `tasks`, (re)built on every open: the queries only ever ask for open tasks (queue,
 /// running, expired: `completed_at IS NULL`) or for completed ones waiting to be archived, each in
 /// greenfield then task id order, so each has a partial index in exactly that order. A query reads the
@@ -83,7 +94,7 @@ CREATE INDEX IF NOT EXISTS tasks_completed ON tasks (labourer_id, greenfield, ta
 ";
 
 /// The migrations after version 1: `(version it leads to, DDL)`, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(2, V2_JOBS)];
+const MIGRATIONS: &[(i64, &str)] = &[(2, V2_JOBS), (3, V3_CANCEL_AND_PAUSE)];
 
 /// Creates the tables if missing, migrates an older file and checks the schema version. Safe to run on
 /// every open, from several processes at once: it runs in one `IMMEDIATE` transaction.
@@ -193,7 +204,13 @@ mod tests {
         let mut conn = Connection::open_in_memory().expect("opens");
         ensure(&mut conn).expect("creates the schema");
         assert_eq!(version(&conn), vec![VERSION]);
-        for table in ["tasks", "closed_tasks", "retry_tasks", "jobs"] {
+        for table in [
+            "tasks",
+            "closed_tasks",
+            "retry_tasks",
+            "jobs",
+            "paused_labourers",
+        ] {
             assert!(has_table(&conn, table), "table `{table}` exists");
         }
     }

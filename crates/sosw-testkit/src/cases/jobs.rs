@@ -145,6 +145,7 @@ pub async fn every_job_field_round_trips<S: JobStore + 'static>(store: Arc<S>) {
             completed: 700_000,
             failed: 12,
             dead: 3,
+            cancelled: 0,
         },
         started_at: Some(NOW + 5),
         finished_at: Some(NOW + 86_400),
@@ -359,6 +360,7 @@ pub async fn reopen_job_takes_redriven_tasks_out_of_dead<S: JobStore + 'static>(
         completed: 3,
         failed: 4,
         dead: 2,
+        cancelled: 0,
     };
     create(&*store, &record).await;
     let finished = store
@@ -419,6 +421,7 @@ pub async fn add_outcomes_adds_to_the_counters<S: JobStore + 'static>(store: Arc
         completed: 1,
         failed: 2,
         dead: 3,
+        cancelled: 0,
     };
     create(&*store, &record).await;
 
@@ -428,6 +431,7 @@ pub async fn add_outcomes_adds_to_the_counters<S: JobStore + 'static>(store: Arc
             completed,
             failed,
             dead,
+            cancelled: 0,
         };
         record.counts.completed += completed;
         record.counts.failed += failed;

@@ -52,6 +52,8 @@ pub struct LabourerReport {
     pub error_count: u64,
     /// The first few error messages.
     pub errors: Vec<String>,
+    /// Whether the labourer was paused (`sosw pause`) at the last round: nothing was invoked for it.
+    pub paused: bool,
 }
 
 impl LabourerReport {
