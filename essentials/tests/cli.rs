@@ -1397,3 +1397,7 @@ fn no_command_panics_on_a_closed_stdout() {
 /// The reading commands: `jobs`, `job`, `tasks`, `queue`, JSON output, `--watch`, completions.
 #[path = "cli/inspect.rs"]
 mod inspect;
+
+/// The steering commands: `cancel`, `pause`, `resume`.
+#[path = "cli/steer.rs"]
+mod steer;

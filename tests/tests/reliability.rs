@@ -1,6 +1,7 @@
 //! The reliability suite: the queue checker's figures for orchestrators racing, worker and delivery
 //! faults, throttling everywhere and a scheduler killed mid-job, each on SQLite and on DynamoDB Local;
-//! hostile-input property tests; and a virtual-clock scale simulation.
+//! hostile-input property tests; a virtual-clock scale simulation; and `sosw cancel` and `sosw pause`
+//! under racing orchestrators.
 //!
 //! Sizes: reduced by default (`make test`); `SOSW_RELIABILITY_FULL=1` runs the full sizes
 //! (`make reliability`, see docs/reliability.md).
@@ -11,6 +12,7 @@ mod reliability {
     pub mod scenarios;
     pub mod scheduler_kills;
     pub mod simulation;
+    pub mod steering;
 }
 
 #[path = "scheduler_common/mod.rs"]

@@ -206,6 +206,8 @@ pub fn build_orchestrator(
         clock,
     )
     .with_worker_timeouts(Arc::new(FunctionTimeouts::from_sdk_config(&clients.sdk)))
+    // `sosw pause`: one consistent GetItem of the config table's `sosw_paused_labourers` row per round.
+    .with_labourer_control(Arc::new(config_source(clients, settings)))
 }
 
 /// Reads the orchestrator's config and builds its service, counting queue lengths for the metrics

@@ -149,6 +149,8 @@ pub enum Place {
     ClosedCompleted,
     /// Archived as dead (`<labourer>_0`).
     ClosedDead,
+    /// Closed as cancelled (`<labourer>_cancelled`, `sosw cancel`).
+    ClosedCancelled,
 }
 
 impl Place {
@@ -158,10 +160,14 @@ impl Place {
             Ok(Place::ClosedCompleted)
         } else if status.ends_with("_0") {
             Ok(Place::ClosedDead)
+        } else if status.ends_with(sosw_core::store::CANCELLED_KEY_SUFFIX) {
+            Ok(Place::ClosedCancelled)
         } else {
             Err(Error::invalid(
                 "closed task status",
-                format!("`{status}` ends neither in `_1` (completed) nor `_0` (dead)"),
+                format!(
+                    "`{status}` ends neither in `_1` (completed), `_0` (dead) nor `_cancelled`"
+                ),
             ))
         }
     }
@@ -304,6 +310,8 @@ pub struct QueueCheck {
     pub completed: u64,
     /// Submitted tasks found dead, once.
     pub dead: u64,
+    /// Submitted tasks found closed as cancelled (`sosw cancel`), once.
+    pub cancelled: u64,
     /// Submitted tasks still live (queued or invoked) or waiting for retry.
     pub pending: u64,
     /// Submitted tasks found nowhere.
@@ -355,12 +363,13 @@ impl fmt::Display for QueueCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "submitted {}, completed {}, dead {}, pending {}; lost {}, unexpected {}, in several \
-             places {}; deliveries {}, redeliveries after retry {}, duplicates explained {}, \
-             unexplained {}; delivered exactly once {:.4}",
+            "submitted {}, completed {}, dead {}, cancelled {}, pending {}; lost {}, unexpected {}, \
+             in several places {}; deliveries {}, redeliveries after retry {}, duplicates \
+             explained {}, unexplained {}; delivered exactly once {:.4}",
             self.submitted,
             self.completed,
             self.dead,
+            self.cancelled,
             self.pending,
             head(&self.lost),
             head(&self.unexpected),
@@ -437,6 +446,7 @@ pub fn check(
                 }
             }
             [Place::ClosedDead] => out.dead += 1,
+            [Place::ClosedCancelled] => out.cancelled += 1,
             [_] => out.pending += 1,
             _ => {}
         }
@@ -570,6 +580,10 @@ mod tests {
         assert_eq!(
             Place::of_closed_status("w_0").expect("dead"),
             Place::ClosedDead
+        );
+        assert_eq!(
+            Place::of_closed_status("w_cancelled").expect("cancelled"),
+            Place::ClosedCancelled
         );
         let err = Place::of_closed_status("w_x").expect_err("neither");
         assert!(err.to_string().contains("`w_x`"), "{err}");

@@ -26,9 +26,9 @@ use super::checker::{Delivery, DeliveryLog};
 use sosw_core::error::{Error, Result};
 use sosw_core::invoke::{InvokeOutcome, Invoker};
 use sosw_core::store::{
-    ClaimOutcome, ClosedStatus, EnqueueMode, EnqueueReport, MoveOutcome, ReportOutcome,
-    TaskArchive, TaskCancel, TaskClaims, TaskLookup, TaskQueue, TaskReport, TaskReports,
-    TaskRetries,
+    ClaimOutcome, ClosedStatus, CreateJobOutcome, EnqueueMode, EnqueueReport, JobCounts, JobRecord,
+    JobStatus, JobStore, LabourerControl, MoveOutcome, PausedLabourer, ReportOutcome, TaskArchive,
+    TaskCancel, TaskClaims, TaskLookup, TaskQueue, TaskReport, TaskReports, TaskRetries,
 };
 use sosw_core::task::{Markers, Task, TaskId};
 
@@ -299,6 +299,57 @@ impl<S: TaskArchive> TaskArchive for FaultyStore<S> {
     async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
         self.enter("redrive")?;
         self.inner.redrive(task, greenfield).await
+    }
+}
+
+/// Job records go straight to the inner store: faults are injected into task store calls only.
+#[async_trait]
+impl<S: JobStore> JobStore for FaultyStore<S> {
+    async fn create_job(&self, record: &JobRecord) -> Result<CreateJobOutcome> {
+        self.inner.create_job(record).await
+    }
+    async fn get_job(&self, job_id: &str) -> Result<Option<JobRecord>> {
+        self.inner.get_job(job_id).await
+    }
+    async fn add_requester(&self, job_id: &str, requester: &str) -> Result<Option<JobRecord>> {
+        self.inner.add_requester(job_id, requester).await
+    }
+    async fn record_progress(
+        &self,
+        job_id: &str,
+        enqueued: u64,
+        total: Option<u64>,
+        now: i64,
+    ) -> Result<()> {
+        self.inner
+            .record_progress(job_id, enqueued, total, now)
+            .await
+    }
+    async fn add_outcomes(&self, job_id: &str, delta: JobCounts) -> Result<Option<JobRecord>> {
+        self.inner.add_outcomes(job_id, delta).await
+    }
+    async fn finish_job(&self, job_id: &str, status: JobStatus, now: i64) -> Result<bool> {
+        self.inner.finish_job(job_id, status, now).await
+    }
+    async fn list_jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {
+        self.inner.list_jobs(limit).await
+    }
+    async fn reopen_job(&self, job_id: &str, redriven: u64) -> Result<Option<JobRecord>> {
+        self.inner.reopen_job(job_id, redriven).await
+    }
+}
+
+/// Pauses go straight to the inner store.
+#[async_trait]
+impl<S: LabourerControl> LabourerControl for FaultyStore<S> {
+    async fn pause_labourer(&self, labourer_id: &str, now: i64) -> Result<bool> {
+        self.inner.pause_labourer(labourer_id, now).await
+    }
+    async fn resume_labourer(&self, labourer_id: &str) -> Result<bool> {
+        self.inner.resume_labourer(labourer_id).await
+    }
+    async fn paused_labourers(&self) -> Result<Vec<PausedLabourer>> {
+        self.inner.paused_labourers().await
     }
 }
 

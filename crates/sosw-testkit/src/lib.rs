@@ -98,6 +98,34 @@ macro_rules! task_store_conformance {
             task_manager_creates_tasks_and_reads_the_queue,
             task_manager_invokes_tasks_and_counts_running,
             task_manager_closes_retries_and_redrives_tasks,
+            cancel_closes_queued_and_waiting_tasks_as_cancelled,
+        }
+    };
+}
+
+/// Generates one `#[tokio::test]` per `sosw cancel` case that needs the tasks and the job records in
+/// one store (a [`TaskStore`](sosw_core::store::TaskStore) that is also a
+/// [`JobStore`](sosw_core::store::JobStore), as both adapters are), built by `$setup` as for
+/// [`task_store_conformance!`](crate::task_store_conformance).
+#[macro_export]
+macro_rules! cancel_conformance {
+    ($setup:expr $(,)?) => {
+        $crate::__task_store_conformance_tests! {
+            setup = $setup;
+            cancel_job_closes_waiting_tasks_and_leaves_running_ones,
+            cancel_job_is_idempotent_and_leaves_finished_jobs_alone,
+        }
+    };
+}
+
+/// Generates the `sosw pause` cases for the [`LabourerControl`](sosw_core::store::LabourerControl)
+/// built by `$setup` (an `async` block giving `Option<Arc<S>>`, `None` to skip).
+#[macro_export]
+macro_rules! labourer_control_conformance {
+    ($setup:expr $(,)?) => {
+        $crate::__task_store_conformance_tests! {
+            setup = $setup;
+            pause_and_resume_are_stored_per_labourer,
         }
     };
 }

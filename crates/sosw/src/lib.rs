@@ -66,4 +66,6 @@ pub use sosw_embedded::local;
 #[cfg(feature = "testkit")]
 pub use sosw_testkit as testing;
 #[cfg(feature = "testkit")]
-pub use sosw_testkit::{job_store_conformance, task_store_conformance};
+pub use sosw_testkit::{
+    cancel_conformance, job_store_conformance, labourer_control_conformance, task_store_conformance,
+};

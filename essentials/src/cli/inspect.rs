@@ -46,7 +46,7 @@ pub struct Output {
 }
 
 impl Output {
-    fn json(self) -> bool {
+    pub(super) fn json(self) -> bool {
         self.format == OutputFormat::Json
     }
 }
@@ -79,6 +79,8 @@ pub enum JobStatusArg {
     Finished,
     /// Every task closed, some dead.
     FinishedWithFailures,
+    /// Cancelled with `sosw cancel`.
+    Cancelled,
 }
 
 impl From<JobStatusArg> for JobStatus {
@@ -88,6 +90,7 @@ impl From<JobStatusArg> for JobStatus {
             JobStatusArg::Running => JobStatus::Running,
             JobStatusArg::Finished => JobStatus::Finished,
             JobStatusArg::FinishedWithFailures => JobStatus::FinishedWithFailures,
+            JobStatusArg::Cancelled => JobStatus::Cancelled,
         }
     }
 }
@@ -97,7 +100,7 @@ impl From<JobStatusArg> for JobStatus {
 pub struct TasksArgs {
     /// The labourer, e.g. sosw_tutorial_flaky_hashtags (`sosw queue` lists them).
     pub labourer: String,
-    /// Which tasks: queued, running, retry, dead or completed.
+    /// Which tasks: queued, running, retry, dead, completed or cancelled.
     #[arg(long, default_value = "queued", value_parser = parse_task_status)]
     pub status: TaskStatus,
     /// At most this many tasks.
@@ -131,7 +134,7 @@ pub struct CompletionsArgs {
 }
 
 /// Prints `value` as one line of JSON.
-fn json_line(value: &impl Serialize) -> CliResult<bool> {
+pub(super) fn json_line(value: &impl Serialize) -> CliResult<bool> {
     let line = serde_json::to_string(value)
         .map_err(|err| CliError::new(format!("cannot print JSON: {err}")))?;
     Ok(say!("{line}"))
@@ -358,6 +361,9 @@ fn print_job(job: &JobRecord, summary: &JobSummary) {
         job.counts.dead,
         job.counts.failed
     );
+    if job.status == JobStatus::Cancelled || job.counts.cancelled > 0 {
+        say!("cancelled  {}", job.counts.cancelled);
+    }
     say!("created    {}", time(Some(job.created_at)));
     say!("started    {}", time(job.started_at));
     say!("finished   {}", time(job.finished_at));
@@ -497,6 +503,8 @@ pub struct QueueRow {
     pub eco_status: Option<u8>,
     /// The status's name, or why it is unknown.
     pub eco: String,
+    /// Whether the labourer is paused (`sosw pause`).
+    pub paused: bool,
 }
 
 /// Every labourer's counts and eco status.
@@ -522,6 +530,7 @@ pub async fn queue_rows(global: &Global) -> CliResult<(Vec<QueueRow>, Backend)> 
     );
     let mut cache = HealthCache::new();
     let now = now();
+    let paused = sosw::essentials::cancel::paused_labourers(store.control.as_ref()).await?;
     let mut rows = Vec::new();
     for labourer in config.task_config.labourers_resolved() {
         let counts = query::labourer_counts(store.tasks.as_ref(), &labourer, now).await?;
@@ -541,6 +550,7 @@ pub async fn queue_rows(global: &Global) -> CliResult<(Vec<QueueRow>, Backend)> 
             counts,
             eco_status,
             eco,
+            paused: paused.iter().any(|p| p.labourer_id == labourer.id),
         });
     }
     Ok((rows, store))
@@ -591,10 +601,13 @@ fn print_queue(rows: &[QueueRow]) {
     );
     for row in rows {
         let c = &row.counts;
-        let eco = match row.eco_status {
+        let mut eco = match row.eco_status {
             Some(status) => format!("{status} {}", row.eco),
             None => row.eco.clone(),
         };
+        if row.paused {
+            eco.push_str("  PAUSED (`sosw resume` to resume)");
+        }
         say!(
             "{:<width$}  {:>7}  {:>7}  {:>7}  {:>9}  {:>5}  {:>5}  {eco}",
             row.labourer_id,

@@ -3,7 +3,7 @@
 //! * `sosw local run <job.json>`: every essential on this machine over the embedded SQLite store
 //!   until the job is finished ([`sosw::local`]).
 //! * Operations, against the state file or AWS (`--aws`): `plan`, `submit`, `job`, `queue`,
-//!   `redrive`, `config check`.
+//!   `redrive`, `cancel`, `pause`, `resume`, `config check`.
 //!
 //! Every global flag has an environment twin (`SOSW_...`). Exit status: 0 success, 1 error, 2 bad
 //! usage, 3 a job finished with dead tasks, 130 a local run stopped by Ctrl-C. No command panics on a
@@ -24,6 +24,7 @@ macro_rules! tell {
     };
 }
 
+mod control;
 mod defaults;
 mod inspect;
 mod local;
@@ -127,6 +128,15 @@ pub enum Command {
     /// Send dead tasks back to the queue: every dead task of a labourer, or one task by id. Their jobs
     /// reopen and finish again when the tasks close.
     Redrive(RedriveArgs),
+    /// Cancel a job: its queued and waiting-for-retry tasks close as cancelled, running ones may
+    /// finish, the job ends `cancelled` and its requesters are notified. A no-op on a cancelled or
+    /// finished job.
+    Cancel(control::CancelArgs),
+    /// Pause a labourer: every orchestrator invokes none of its tasks from its next round on, until
+    /// `sosw resume`.
+    Pause(control::LabourerArgs),
+    /// Resume a paused labourer.
+    Resume(control::LabourerArgs),
     /// Work with config documents.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -291,6 +301,9 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Queue(args) => inspect::queue(&global, args).await,
         Command::Completions(args) => inspect::completions(&args),
         Command::Redrive(args) => ops::redrive(&global, args).await,
+        Command::Cancel(args) => control::cancel(&global, args).await,
+        Command::Pause(args) => control::pause(&global, args).await,
+        Command::Resume(args) => control::resume(&global, args).await,
         Command::Config(ConfigCommand::Check { dir }) => ops::config_check(&dir).await,
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sosw::config::{ConfigSource, FileConfigSource, TaskConfig};
 use sosw::embedded::SqliteTaskStore;
-use sosw::store::{JobStore, TaskStore};
+use sosw::store::{JobStore, LabourerControl, TaskStore};
 
 use super::defaults::builtin_config_source;
 use super::{CliError, CliResult, Global};
@@ -18,6 +18,8 @@ pub struct Backend {
     pub tasks: Arc<dyn TaskStore>,
     /// The job records.
     pub jobs: Arc<dyn JobStore>,
+    /// The paused labourers: the state file, or on AWS the config table.
+    pub control: Arc<dyn LabourerControl>,
     /// What it is, for messages: the state file or `AWS`.
     pub name: String,
 }
@@ -72,16 +74,19 @@ pub async fn backend(
     if global.aws {
         let clients = Clients::new(sdk_config().await);
         let store = sosw::lambda::aws::task_store(&clients, task_config);
+        let settings = Settings::from_env(ORCHESTRATOR_FUNCTION)?;
         return Ok(Backend {
             tasks: store.clone(),
             jobs: store,
+            control: Arc::new(table_config_source(&clients, &settings)),
             name: "AWS".into(),
         });
     }
     let store = Arc::new(open_state(&global.state, create)?);
     Ok(Backend {
         tasks: store.clone(),
-        jobs: store,
+        jobs: store.clone(),
+        control: store,
         name: global.state.display().to_string(),
     })
 }

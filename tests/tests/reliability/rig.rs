@@ -20,7 +20,9 @@ use sosw::essentials::worker_assistant::{AssistantRequest, WorkerAssistant};
 use sosw::invoke::{InvokeOutcome, Invoker};
 use sosw::notify::LogNotifier;
 use sosw::processor::Stats;
-use sosw::store::{EnqueueMode, TaskStore};
+use sosw::store::{
+    EnqueueMode, JobCounts, JobRecord, JobStatus, JobStore, LabourerControl, TaskStore,
+};
 use sosw::task::{Jitter, Task, TaskId};
 use sosw::testing::checker::{Delivery, DeliveryLog, FinalState, QueueCheck, check};
 use sosw::testing::faults::{
@@ -234,6 +236,12 @@ pub struct Rig<S: TaskStore + 'static> {
     orchestrators: Vec<Arc<Orchestrator>>,
     dice: Dice,
     submitted: Vec<(String, TaskId)>,
+    /// What the orchestrators are rebuilt from by [`Rig::steered`].
+    orchestrator_config: OrchestratorConfig,
+    metrics: Arc<dyn MetricsSource>,
+    tc: Value,
+    last_scavenge: Mutex<i64>,
+    control: Option<Arc<dyn LabourerControl>>,
 }
 
 /// The closer of the rig's worker assistant or scavenger: the rig's store and clock, alerts logged,
@@ -332,6 +340,11 @@ impl<S: TaskStore + 'static> Rig<S> {
             orchestrators,
             dice: Dice::new(setup_seed),
             submitted: Vec::new(),
+            orchestrator_config,
+            metrics,
+            tc,
+            last_scavenge: Mutex::new(T0),
+            control: None,
         }
     }
 
@@ -363,38 +376,53 @@ impl<S: TaskStore + 'static> Rig<S> {
     /// Drives steps until no work is left (or `max_steps`); returns the run's figures.
     pub async fn drive(&self) -> RunFigures {
         let mut figures = RunFigures::default();
-        let mut last_scavenge = T0;
         while figures.steps < self.setup.max_steps {
-            figures.steps += 1;
-            let crash = self
-                .setup
-                .crash_every
-                .is_some_and(|every| figures.steps % every == 0);
-            if crash {
-                let at = 1 + self.dice.below(30, "crash", "step", figures.steps);
-                self.store.crash_at(at);
+            if self.step(&mut figures).await {
+                break;
             }
-            self.orchestrate(&mut figures).await;
-            self.report(&mut figures).await;
-            let now = self.clock.now_secs();
-            if now - last_scavenge >= self.setup.scavenge_every {
-                last_scavenge = now;
-                let report = self.scavenger.run().await;
-                let total = report.total();
-                figures.scavenger_retries += total.scheduled_for_retry;
-                figures.scavenger_dead += total.dead;
-                if self.workers.pending() == 0 && self.finished().await {
-                    break;
-                }
-            }
-            if crash {
-                figures.crashes += u64::from(self.store.has_crashed());
-                self.store.heal();
-            }
-            self.clock.advance_secs(self.setup.step_secs);
         }
         figures.virtual_secs = self.clock.now_secs() - T0;
         figures
+    }
+
+    /// One step (see the module docs); returns whether the scavenger found every task closed.
+    pub async fn step(&self, figures: &mut RunFigures) -> bool {
+        figures.steps += 1;
+        let crash = self
+            .setup
+            .crash_every
+            .is_some_and(|every| figures.steps % every == 0);
+        if crash {
+            let at = 1 + self.dice.below(30, "crash", "step", figures.steps);
+            self.store.crash_at(at);
+        }
+        self.orchestrate(figures).await;
+        self.report(figures).await;
+        let now = self.clock.now_secs();
+        let scavenge = {
+            let mut last = self.last_scavenge.lock().expect("lock");
+            let due = now - *last >= self.setup.scavenge_every;
+            if due {
+                *last = now;
+            }
+            due
+        };
+        let mut finished = false;
+        if scavenge {
+            let report = self.scavenger.run().await;
+            let total = report.total();
+            figures.scavenger_retries += total.scheduled_for_retry;
+            figures.scavenger_dead += total.dead;
+            finished = self.workers.pending() == 0 && self.finished().await;
+        }
+        if crash {
+            figures.crashes += u64::from(self.store.has_crashed());
+            self.store.heal();
+        }
+        if !finished {
+            self.clock.advance_secs(self.setup.step_secs);
+        }
+        finished
     }
 
     async fn orchestrate(&self, figures: &mut RunFigures) {
@@ -488,5 +516,105 @@ impl<S: TaskStore + 'static> Rig<S> {
             &self.log.snapshot(),
             &state,
         )
+    }
+}
+
+impl<S: TaskStore + JobStore + 'static> Rig<S> {
+    /// The same rig steered as `sosw cancel` and `sosw pause` need: its orchestrators honour the
+    /// pauses in `control`, and its worker assistant and scavenger keep job records in the rig's store
+    /// (so a task of a cancelled job is not retried).
+    pub fn steered(mut self, control: Arc<dyn LabourerControl>) -> Self {
+        let settings = OrchestratorSettings {
+            mode: RunMode::SinglePass,
+            ..OrchestratorSettings::default()
+        };
+        self.orchestrators = (0..self.setup.orchestrators)
+            .map(|_| {
+                Arc::new(
+                    Orchestrator::new(
+                        self.store.clone(),
+                        self.invoker.clone(),
+                        self.metrics.clone(),
+                        ConfigFeed::fixed(self.orchestrator_config.clone()),
+                        self.clock.clone(),
+                    )
+                    .with_settings(settings.clone())
+                    .with_labourer_control(control.clone()),
+                )
+            })
+            .collect();
+        let jobs: Arc<dyn JobStore> = self.store.clone();
+        let assistant_config: WorkerAssistantConfig = parse_config(
+            "sosw_worker_assistant_config",
+            json!({"task_config": self.tc}),
+        )
+        .expect("assistant config");
+        let scavenger_config: ScavengerConfig = parse_config(
+            "sosw_scavenger_config",
+            json!({"task_config": self.tc, "retry_tasks_limit": 100_000}),
+        )
+        .expect("scavenger config");
+        self.assistant = WorkerAssistant::new(
+            assistant_config,
+            closer(self.store.clone(), self.clock.clone(), self.setup.seed).with_jobs(jobs.clone()),
+        );
+        self.scavenger = Scavenger::new(
+            scavenger_config,
+            closer(self.store.clone(), self.clock.clone(), self.setup.seed + 1).with_jobs(jobs),
+        );
+        self.control = Some(control);
+        self
+    }
+
+    /// The pauses the orchestrators of a [`steered`](Rig::steered) rig honour.
+    pub fn steering_control(&self) -> Arc<dyn LabourerControl> {
+        self.control
+            .clone()
+            .expect("the rig is steered (Rig::steered)")
+    }
+
+    /// Records job `job_id` (running, every task written) and enqueues its `count` tasks of
+    /// `labourer` (ids `<job_id>-<n>`, `job_id` set), as the scheduler would.
+    pub async fn submit_job(&mut self, labourer: &str, job_id: &str, count: u64) {
+        let record = JobRecord {
+            job_id: job_id.to_owned(),
+            labourer_id: labourer.to_owned(),
+            status: JobStatus::Running,
+            total: Some(count),
+            enqueued: count,
+            counts: JobCounts::default(),
+            created_at: T0,
+            started_at: Some(T0),
+            finished_at: None,
+            requesters: vec!["reliability".into()],
+            job: json!({}),
+        };
+        self.store
+            .inner()
+            .create_job(&record)
+            .await
+            .expect("job recorded");
+        let tasks: Vec<Task> = (0..count)
+            .map(|n| {
+                let mut task = Task::new(
+                    TaskId::for_chunk(job_id, n).as_str(),
+                    labourer,
+                    json!({"n": n}),
+                    2000 + n as i64,
+                    T0 as f64,
+                );
+                task.job_id = Some(job_id.to_owned());
+                task
+            })
+            .collect();
+        for chunk in tasks.chunks(1000) {
+            self.store
+                .inner()
+                .enqueue(chunk, EnqueueMode::Fresh)
+                .await
+                .expect("enqueue");
+        }
+        self.submitted
+            .extend(tasks.into_iter().map(|t| (labourer.to_owned(), t.task_id)));
     }
 }

@@ -26,7 +26,7 @@ use sosw_core::essentials::scheduler::{
 };
 use sosw_core::essentials::worker_assistant::WorkerAssistant;
 use sosw_core::notify::Notifier;
-use sosw_core::store::{JobRecord, JobStore};
+use sosw_core::store::{JobRecord, JobStore, LabourerControl};
 use sosw_core::task::Markers;
 
 /// The requester recorded for jobs submitted by a local run.
@@ -176,7 +176,8 @@ impl LocalRunner {
             Arc::clone(&clock),
         )
         .with_settings(settings)
-        .with_wake(Arc::clone(&wake));
+        .with_wake(Arc::clone(&wake))
+        .with_labourer_control(store.clone());
         let scavenger = Scavenger::new(
             configs.scavenger.clone(),
             Closer::new(store.clone(), notifier)
@@ -262,7 +263,8 @@ impl LocalRunner {
     /// As [`run_until_finished`](Self::run_until_finished), and stops early when `stop` completes
     /// (e.g. on Ctrl-C): the summary then says [`Summary::interrupted`]. Before anything runs, a job
     /// that could never progress here is an error that says why and what to change: its labourer is
-    /// not configured, is paused (`max_simultaneous_invocations: 0`), or its command cannot start. A
+    /// not configured, is paused (`sosw pause`, or `max_simultaneous_invocations: 0`), or its command
+    /// cannot start. A
     /// worker process that cannot start during the run stops it with the same error. At any early end
     /// the running worker processes are killed (each with every process it started); their tasks run
     /// again on a resumed run.
@@ -312,7 +314,7 @@ impl LocalRunner {
             let open = job
                 .total
                 .unwrap_or(job.enqueued)
-                .saturating_sub(job.counts.completed + job.counts.dead);
+                .saturating_sub(job.counts.closed());
             let task_config = &self.configs.orchestrator.task_config;
             let Ok(labourer) = task_config.labourer(&job.labourer_id) else {
                 let known: Vec<String> = task_config
@@ -345,6 +347,26 @@ impl LocalRunner {
                          open tasks of job {job_id} can never start: set \
                          `task_config.labourers.{}.max_simultaneous_invocations` above 0 in \
                          sosw_essential_config.json, then continue with `sosw local run --resume`",
+                        labourer.id, labourer.id
+                    ),
+                ));
+            }
+            if open > 0
+                && self
+                    .store
+                    .paused_labourers()
+                    .await?
+                    .iter()
+                    .any(|p| p.labourer_id == labourer.id)
+            {
+                let state = self
+                    .store
+                    .path()
+                    .map_or_else(String::new, |p| format!(" --state {}", p.display()));
+                return Err(Error::invalid(
+                    "local run",
+                    format!(
+                        "labourer `{}` is paused (`sosw pause`), so the {open} open tasks of job                          {job_id} cannot start: run `sosw resume {}{state}`, then continue with                          `sosw local run --resume{state}`",
                         labourer.id, labourer.id
                     ),
                 ));

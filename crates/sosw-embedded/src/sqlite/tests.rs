@@ -51,6 +51,21 @@ mod conformance_in_memory {
     });
 }
 
+mod cancel_and_pause_conformance {
+    use super::*;
+
+    sosw_testkit::cancel_conformance!(async {
+        Some(Arc::new(
+            SqliteTaskStore::in_memory().expect("an in-memory store opens"),
+        ))
+    });
+    sosw_testkit::labourer_control_conformance!(async {
+        Some(Arc::new(
+            SqliteTaskStore::in_memory().expect("an in-memory store opens"),
+        ))
+    });
+}
+
 mod conformance_on_a_file {
     use super::*;
 

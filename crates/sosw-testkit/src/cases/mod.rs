@@ -7,6 +7,7 @@
 //! [`job_store_conformance!`](crate::job_store_conformance).
 
 mod archive;
+mod cancel;
 mod claims;
 mod enqueue;
 mod jobs;
@@ -18,6 +19,7 @@ mod retries;
 mod support;
 
 pub use archive::*;
+pub use cancel::*;
 pub use claims::*;
 pub use enqueue::*;
 pub use jobs::*;
