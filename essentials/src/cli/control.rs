@@ -94,18 +94,22 @@ pub async fn cancel(global: &Global, args: CancelArgs) -> CliResult {
                     say!("notified  {}", report.notified.join(", "));
                 }
             }
-            CancelOutcome::AlreadyCancelled if report.cancelled() > 0 => say!(
-                "job {id} was already cancelled; closed {} task(s) written since as cancelled",
-                report.cancelled()
-            ),
-            CancelOutcome::AlreadyCancelled => {
-                say!("job {id} was already cancelled: nothing to do")
+            CancelOutcome::AlreadyCancelled if report.cancelled() > 0 => {
+                say!(
+                    "job {id} was already cancelled; closed {} task(s) written since as cancelled",
+                    report.cancelled()
+                );
             }
-            CancelOutcome::AlreadyFinished => say!(
-                "job {id} already finished ({}): nothing to cancel",
-                job_status_name(report.status)
-            ),
-        };
+            CancelOutcome::AlreadyCancelled => {
+                say!("job {id} was already cancelled: nothing to do");
+            }
+            CancelOutcome::AlreadyFinished => {
+                say!(
+                    "job {id} already finished ({}): nothing to cancel",
+                    job_status_name(report.status)
+                );
+            }
+        }
         if report.outcome != CancelOutcome::AlreadyFinished && report.still_scheduling {
             tell!(
                 "warning: job {id} is still being scheduled; run `sosw cancel {id}` again once its \

@@ -5,10 +5,11 @@
 //! paused labourer gets no invocation once the pause is stored, and the job counters add up to what
 //! the tables hold.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sosw::aws::config_source::{DynamoConfigSource, create_config_table};
+use sosw::clock::Clock;
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
 use sosw::embedded::SqliteTaskStore;
 use sosw::essentials::cancel::{CancelOutcome, cancel_job, pause_labourer, resume_labourer};
@@ -75,8 +76,8 @@ async fn closed_by_status<S: TaskStore>(
     store: &S,
     job_id: &str,
     total: u64,
-) -> BTreeMap<TaskStatus, u64> {
-    let mut out = BTreeMap::new();
+) -> HashMap<TaskStatus, u64> {
+    let mut out = HashMap::new();
     for n in 0..total {
         let id = TaskId::for_chunk(job_id, n);
         let row = store
@@ -96,13 +97,25 @@ fn four_orchestrators(seed: u64) -> Setup {
             fail_rate: 0.2,
             ..WorkerFaults::default()
         },
-        ..Setup::one_labourer(seed, 20)
+        ..Setup::one_labourer(seed, 100)
     }
+}
+
+/// Fails unless at least two orchestrators claimed tasks over `runs`.
+fn assert_raced(runs: &[&RunFigures]) {
+    let mut per_orchestrator = vec![0u64; 4];
+    for run in runs {
+        for (i, claims) in run.claims_per_orchestrator.iter().enumerate() {
+            per_orchestrator[i] += claims;
+        }
+    }
+    let busy = per_orchestrator.iter().filter(|c| **c > 0).count();
+    assert!(busy >= 2, "the orchestrators raced: {per_orchestrator:?}");
 }
 
 async fn cancel_scenario<S: TaskStore + JobStore + 'static>(mut rig: Rig<S>) {
     let (cancelled_job, other_job) = ("cancelled-job", "other-job");
-    let total = size(300, 3_000);
+    let total = size(2_000, 20_000);
     rig.submit_job("w", cancelled_job, total).await;
     rig.submit_job("w", other_job, total / 3).await;
     let mut figures = RunFigures::default();
@@ -111,7 +124,7 @@ async fn cancel_scenario<S: TaskStore + JobStore + 'static>(mut rig: Rig<S>) {
     }
     // The cancel races a step of the four orchestrators and the worker assistant.
     let notifier = Arc::new(MemoryNotifier::default());
-    let mut queue = NotificationQueue::new(notifier.clone(), None);
+    let mut queue = NotificationQueue::new(notifier.clone(), Some("alerts".into()));
     let now = rig.clock.now_secs();
     let inner = rig.store.inner();
     let (_, report) = tokio::join!(
@@ -135,6 +148,7 @@ async fn cancel_scenario<S: TaskStore + JobStore + 'static>(mut rig: Rig<S>) {
     let rest = rig.drive().await;
     let check = rig.check().await;
     println!("cancel: {report:?}\n  {check}\n  before {figures:?}\n  after {rest:?}");
+    assert_raced(&[&figures, &rest]);
     assert!(check.is_sound(), "{check}");
     assert_eq!(check.pending, 0, "every task closed: {check}");
     assert_eq!(
@@ -191,7 +205,7 @@ async fn cancel_scenario<S: TaskStore + JobStore + 'static>(mut rig: Rig<S>) {
 }
 
 async fn pause_scenario<S: TaskStore + JobStore + 'static>(mut rig: Rig<S>) {
-    let tasks = size(200, 2_000);
+    let tasks = size(1_000, 10_000);
     rig.submit("w", tasks).await;
     rig.submit("p", tasks).await;
     let mut figures = RunFigures::default();
@@ -238,6 +252,7 @@ async fn pause_scenario<S: TaskStore + JobStore + 'static>(mut rig: Rig<S>) {
     let rest = rig.drive().await;
     let check = rig.check().await;
     println!("pause: {check}\n  before {figures:?}\n  after {rest:?}");
+    assert_raced(&[&figures, &rest]);
     assert!(check.is_sound(), "{check}");
     assert_eq!(
         check.pending, 0,
@@ -250,8 +265,8 @@ async fn pause_scenario<S: TaskStore + JobStore + 'static>(mut rig: Rig<S>) {
 fn two_labourers(seed: u64) -> Setup {
     Setup {
         labourers: vec![
-            ("w".into(), labourer_settings(20, 60)),
-            ("p".into(), labourer_settings(20, 60)),
+            ("w".into(), labourer_settings(50, 60)),
+            ("p".into(), labourer_settings(50, 60)),
         ],
         ..four_orchestrators(seed)
     }
