@@ -245,8 +245,20 @@ impl LabourerControl for DynamoConfigSource {
             )
             .consistent_read(true)
             .send()
-            .await
-            .map_err(|err| sdk_error("paused labourers", err))?;
+            .await;
+        let output = match output {
+            Ok(output) => output,
+            // No config table, no pause: nothing can have been paused in it (and no essential reads
+            // its config from it).
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(err) => return Err(sdk_error("paused labourers", err)),
+        };
         let Some(item) = output.item() else {
             return Ok(Vec::new());
         };

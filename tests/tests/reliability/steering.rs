@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sosw::aws::config_source::{DynamoConfigSource, create_config_table};
-use sosw::clock::Clock;
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
+use sosw::clock::Clock;
 use sosw::embedded::SqliteTaskStore;
 use sosw::essentials::cancel::{CancelOutcome, cancel_job, pause_labourer, resume_labourer};
 use sosw::notify::{MemoryNotifier, NotificationQueue};

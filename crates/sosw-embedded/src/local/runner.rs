@@ -264,10 +264,9 @@ impl LocalRunner {
     /// (e.g. on Ctrl-C): the summary then says [`Summary::interrupted`]. Before anything runs, a job
     /// that could never progress here is an error that says why and what to change: its labourer is
     /// not configured, is paused (`sosw pause`, or `max_simultaneous_invocations: 0`), or its command
-    /// cannot start. A
-    /// worker process that cannot start during the run stops it with the same error. At any early end
-    /// the running worker processes are killed (each with every process it started); their tasks run
-    /// again on a resumed run.
+    /// cannot start. A worker process that cannot start during the run stops it with the same error.
+    /// At any early end the running worker processes are killed (each with every process it started);
+    /// their tasks run again on a resumed run.
     pub async fn run_until_finished_or(
         &self,
         job_ids: &[String],
@@ -366,7 +365,9 @@ impl LocalRunner {
                 return Err(Error::invalid(
                     "local run",
                     format!(
-                        "labourer `{}` is paused (`sosw pause`), so the {open} open tasks of job                          {job_id} cannot start: run `sosw resume {}{state}`, then continue with                          `sosw local run --resume{state}`",
+                        "labourer `{}` is paused (`sosw pause`), so the {open} open tasks of job \
+                         {job_id} cannot start: run `sosw resume {}{state}`, then continue with \
+                         `sosw local run --resume{state}`",
                         labourer.id, labourer.id
                     ),
                 ));
