@@ -391,7 +391,7 @@ impl<S: TaskStore + 'static> Rig<S> {
         let crash = self
             .setup
             .crash_every
-            .is_some_and(|every| figures.steps % every == 0);
+            .is_some_and(|every| figures.steps.is_multiple_of(every));
         if crash {
             let at = 1 + self.dice.below(30, "crash", "step", figures.steps);
             self.store.crash_at(at);
