@@ -20,7 +20,7 @@
 //! | `sosw_orchestrator` | `queue_length`, `eco_status`, `desired`, `running`, `claimed`, `invoked`, `released`, `unknown`, `skipped`, `rate_limited`, `errors`, `labourer_ms` | `rounds`, `invoked`, `claimed`, `errors`, `run_ms` |
 //! | `sosw_scavenger` | `completed`, `retried`, `dead`, `requeued`, `conflicts` | `jobs_finished`, `labourer_failures` |
 //! | `sosw_scheduler` | `tasks_written`, `tasks_skipped`, `write_requests`, `payloads_stored`, `job_tasks`, `job_enqueued` | — |
-//! | `sosw_worker_assistant` | — | `completed`, `retried`, `dead`, `failure_recorded`, `duplicate`, `not_found`, `jobs_finished` (0 or 1 each) |
+//! | `sosw_worker_assistant` | — | `completed`, `retried`, `dead`, `failure_recorded`, `duplicate`, `not_found`, `cancelled`, `jobs_finished` (0 or 1 each) |
 //!
 //! `eco_status` is the ecology status 0-4 (absent when it could not be computed); `queue_length` is
 //! the number of queued tasks at the end of the run, counted only when `SOSW_METRICS_QUEUE_LENGTHS`
@@ -344,6 +344,10 @@ pub fn assistant_metrics(reply: &AssistantReply) -> Vec<MetricSet> {
                 "not_found",
                 is(matches!(outcome, AssistantOutcome::NotFound)),
             )
+            .count(
+                "cancelled",
+                is(matches!(outcome, AssistantOutcome::Cancelled)),
+            )
             .count("jobs_finished", is(reply.job_finished)),
     ]
 }
@@ -580,6 +584,7 @@ mod tests {
             "failure_recorded",
             "duplicate",
             "not_found",
+            "cancelled",
             "jobs_finished",
         ]
         .into_iter()
