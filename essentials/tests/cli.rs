@@ -1397,3 +1397,7 @@ fn no_command_panics_on_a_closed_stdout() {
 /// The reading commands: `jobs`, `job`, `tasks`, `queue`, JSON output, `--watch`, completions.
 #[path = "cli/inspect.rs"]
 mod inspect;
+
+/// `sosw dashboard`: refusals, pages on a real port, redrive with the CSRF token, the token, `--aws`.
+#[path = "cli/dashboard.rs"]
+mod dashboard;

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use axum::http::StatusCode;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sosw::query::{JobSummary, TaskView};
 
 use super::LabourerRow;
@@ -27,9 +27,16 @@ pub(crate) fn esc(text: &str) -> String {
     out
 }
 
-/// `text` as one URL path segment (every byte but letters and digits percent-encoded).
+/// What a path segment percent-encodes: every byte but letters, digits and `-._~`.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` as one URL path segment.
 pub(crate) fn path_segment(text: &str) -> String {
-    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 /// What the last action said.
