@@ -46,7 +46,8 @@ async fn state_file(name: &str) -> StateFile {
     let tasks: Vec<Task> = (0..3)
         .map(|i| {
             let payload = json!({"words": [SCRIPT], "pad": "p".repeat(500), "i": i});
-            let mut task = Task::new(format!("dash-{i}"), FLAKY, payload, now - 100 + i, 0.0);
+            let id = TaskId::for_chunk(JOB, i as u64);
+            let mut task = Task::new(id.as_str(), FLAKY, payload, now - 100 + i, 0.0);
             task.job_id = Some(JOB.into());
             task.extra
                 .insert("result_error".into(), json!(format!("failed: {SCRIPT}")));
@@ -62,8 +63,8 @@ async fn state_file(name: &str) -> StateFile {
         .await
         .expect("enqueue");
     for i in 0..2 {
-        let id = TaskId::new(format!("dash-{i}")).expect("id");
-        let claimed = store.claim(&id, now - 9_000).await.expect("claim");
+        let id = TaskId::for_chunk(JOB, i);
+        let claimed = store.claim(&id, now + 60).await.expect("claim");
         assert!(matches!(claimed, ClaimOutcome::Claimed(_)), "setup claim");
         let row = store.get_task(&id).await.expect("get").expect("live");
         let moved = store
