@@ -269,7 +269,7 @@ def main():
         )
         if not message.startswith("2 dead task(s)"):
             fail(f"redrive said: {message}")
-        browser.wait_for("document.getElementById('no-failures') !== null",
+        browser.wait_for("document.querySelectorAll('#failures tr.task.dead').length === 0",
                          what="no dead tasks left on the job page")
         browser.evaluate("document.getElementById('all-tasks').click()")
         queued = browser.wait_for(
