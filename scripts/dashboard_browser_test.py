@@ -40,7 +40,7 @@ def step(message):
 
 def slow_configs(directory):
     """The built-in local configs with the flaky labourer slowed down, so a run lasts long enough to
-    watch (about 20 s): 2 at a time, 500 ms of work per task."""
+    watch (about 30 s): 2 at a time, 1 s of work per task."""
     source = os.path.join(REPO, "examples", "configs", "local")
     configs = os.path.join(directory, "configs")
     shutil.copytree(source, configs)
@@ -53,7 +53,7 @@ def slow_configs(directory):
     path = os.path.join(configs, "sosw_local_config.json")
     with open(path) as f:
         local = json.load(f)
-    local["workers"][FLAKY]["work_ms"] = 500
+    local["workers"][FLAKY]["work_ms"] = 1000
     # Paths in the local config are relative to its directory: keep the Python worker's reachable.
     for command in local.get("commands", {}).values():
         command["command"] = [
@@ -161,10 +161,11 @@ class Browser:
                 self.process.kill()
 
 
-def start_dashboard(sosw, state, configs):
+def start_dashboard(sosw, work, configs):
     process = subprocess.Popen(
-        [sosw, "dashboard", "--state", state, "--config", configs, "--bind", "127.0.0.1:0",
+        [sosw, "dashboard", "--state", "state.sqlite", "--config", configs, "--bind", "127.0.0.1:0",
          "--refresh", "1", "--sample-every", "1"],
+        cwd=work,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -186,11 +187,15 @@ def main():
     browser = None
     try:
         configs = slow_configs(work)
+        # Chromium first: its start-up does not eat into the run it watches.
+        browser = Browser(args.chromium, os.path.join(work, "profile"))
+        # Run in the work directory: the state file's name on the page (and the screenshot) is short.
         state = os.path.join(work, "state.sqlite")
+        job = os.path.join(REPO, "examples", "jobs", "flaky_hashtags.json")
         run = subprocess.Popen(
-            [args.sosw, "local", "run", "examples/jobs/flaky_hashtags.json", "--state", state,
-             "--config", configs, "--plain", "--timeout", "300"],
-            cwd=REPO,
+            [args.sosw, "local", "run", job, "--state", "state.sqlite", "--config", configs,
+             "--plain", "--timeout", "300"],
+            cwd=work,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -201,11 +206,10 @@ def main():
             if run.poll() is not None or time.time() > deadline:
                 fail(f"the local run made no state file: {run.stdout.read()}")
             time.sleep(0.1)
-        dashboard, address = start_dashboard(args.sosw, state, configs)
+        dashboard, address = start_dashboard(args.sosw, work, configs)
         processes.append(dashboard)
         step(f"dashboard on {address}, local run of the flaky job under way")
 
-        browser = Browser(args.chromium, os.path.join(work, "profile"))
         overview = f"http://{address}/"
         browser.navigate(overview)
 

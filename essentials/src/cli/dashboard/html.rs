@@ -265,7 +265,7 @@ const CHART_W: f64 = 480.0;
 const CHART_H: f64 = 120.0;
 const CHART_PAD: f64 = 24.0;
 
-/// An inline SVG line chart of `points` (time, value) over the last hour up to `now`.
+/// An inline SVG line chart of `points` (time, value) up to `now`, over the last hour at most.
 fn chart(id: &str, title: &str, points: &[(i64, f64)], now: i64) -> String {
     let width = CHART_W + 2.0 * CHART_PAD;
     let height = CHART_H + 2.0 * CHART_PAD;
@@ -282,14 +282,6 @@ fn chart(id: &str, title: &str, points: &[(i64, f64)], now: i64) -> String {
         CHART_PAD + CHART_W,
         CHART_PAD + CHART_H,
     );
-    let _ = write!(
-        out,
-        "<text x=\"{CHART_PAD}\" y=\"{}\" font-size=\"10\" fill=\"#777\">-60 min</text>\
-         <text x=\"{}\" y=\"{}\" font-size=\"10\" fill=\"#777\" text-anchor=\"end\">now</text>",
-        height - 6.0,
-        CHART_PAD + CHART_W,
-        height - 6.0
-    );
     if points.len() < 2 {
         let _ = write!(
             out,
@@ -301,12 +293,23 @@ fn chart(id: &str, title: &str, points: &[(i64, f64)], now: i64) -> String {
     }
     let max = points.iter().map(|p| p.1).fold(0.0_f64, f64::max);
     let top = if max > 0.0 { max } else { 1.0 };
-    let start = now - WINDOW_SECS;
+    // The time axis spans the samples there are, up to the last hour (at least a minute).
+    let first = points.first().map_or(now, |p| p.0);
+    let span = (now - first).clamp(60, WINDOW_SECS);
+    let start = now - span;
+    let _ = write!(
+        out,
+        "<text x=\"{CHART_PAD}\" y=\"{}\" font-size=\"10\" fill=\"#777\">-{}</text>\
+         <text x=\"{}\" y=\"{}\" font-size=\"10\" fill=\"#777\" text-anchor=\"end\">now</text>",
+        height - 6.0,
+        esc(&age(span)),
+        CHART_PAD + CHART_W,
+        height - 6.0
+    );
     let coords: Vec<String> = points
         .iter()
         .map(|&(at, value)| {
-            let x = CHART_PAD
-                + (at - start).clamp(0, WINDOW_SECS) as f64 / WINDOW_SECS as f64 * CHART_W;
+            let x = CHART_PAD + (at - start).clamp(0, span) as f64 / span as f64 * CHART_W;
             let y = CHART_PAD + CHART_H - value / top * CHART_H;
             format!("{x:.1},{y:.1}")
         })
