@@ -447,18 +447,15 @@ struct ActionForm {
 }
 
 impl ActionForm {
-    fn check(&self, dashboard: &Dashboard) -> Result<(), Response> {
+    fn check(&self, dashboard: &Dashboard) -> Result<(), PageError> {
         match &self.csrf {
             Some(token) if same_secret(token, &dashboard.csrf) => Ok(()),
-            _ => Err((
+            _ => Err(PageError(
                 StatusCode::FORBIDDEN,
-                Html(html::error_page(
-                    StatusCode::FORBIDDEN,
-                    "this form is missing the dashboard's CSRF token (or has an old one, from before \
-                     the dashboard restarted): reload the page and press the button again",
-                )),
-            )
-                .into_response()),
+                "this form is missing the dashboard's CSRF token (or has an old one, from before the \
+                 dashboard restarted): reload the page and press the button again"
+                    .into(),
+            )),
         }
     }
 }
@@ -532,7 +529,7 @@ async fn job_action(
         return no_such_action(&action);
     };
     if let Err(refused) = form.check(&dashboard) {
-        return refused;
+        return refused.into_response();
     }
     let outcome = if action == Action::Cancel {
         actions::cancel_job(&dashboard.store, &job_id).await
@@ -552,7 +549,7 @@ async fn labourer_action(
         return no_such_action(&action);
     };
     if let Err(refused) = form.check(&dashboard) {
-        return refused;
+        return refused.into_response();
     }
     let store = &dashboard.store;
     let outcome = match configured(&dashboard, &labourer_id) {
