@@ -164,7 +164,7 @@ class Browser:
 def start_dashboard(sosw, work, configs):
     process = subprocess.Popen(
         [sosw, "dashboard", "--state", "state.sqlite", "--config", configs, "--bind", "127.0.0.1:0",
-         "--refresh", "1", "--sample-every", "1"],
+         "--refresh", "2", "--sample-every", "1"],
         cwd=work,
         stdout=subprocess.PIPE,
         text=True,

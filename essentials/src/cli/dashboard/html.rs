@@ -60,11 +60,17 @@ form{display:inline;margin:0}button{font:inherit;padding:.1em .6em;cursor:pointe
 svg{background:#fff;border:1px solid #ddd;margin-right:1em}
 ";
 
-/// The page around `body`, reloading itself every `refresh_secs`.
-fn page(title: &str, refresh_secs: u64, flash: Flash<'_>, body: &str) -> String {
+/// The page around `body`; with `refresh` (seconds, address), it reloads itself at that address
+/// (the page's own, without the last action's message).
+fn page(title: &str, refresh: Option<(u64, &str)>, flash: Flash<'_>, body: &str) -> String {
+    let refresh = refresh.map_or_else(String::new, |(secs, url)| {
+        format!(
+            "<meta http-equiv=\"refresh\" content=\"{secs}; url={}\">",
+            esc(url)
+        )
+    });
     let mut out = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"refresh\" content=\"{refresh_secs}\">\
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{}</title><style>{STYLE}</style></head><body>\n",
         esc(title)
@@ -88,7 +94,7 @@ fn page(title: &str, refresh_secs: u64, flash: Flash<'_>, body: &str) -> String 
 pub(crate) fn error_page(status: StatusCode, message: &str) -> String {
     page(
         &format!("sosw dashboard: {status}"),
-        3_600,
+        None,
         Flash::default(),
         &format!(
             "<h1>{}</h1><p class=\"dead\">{}</p><p><a href=\"/\">overview</a></p>",
@@ -257,7 +263,12 @@ pub(crate) fn overview(view: &Overview<'_>) -> String {
         );
     }
     body.push_str("</table>\n");
-    page("sosw dashboard", view.refresh_secs, view.flash, &body)
+    page(
+        "sosw dashboard",
+        Some((view.refresh_secs, "/")),
+        view.flash,
+        &body,
+    )
 }
 
 /// Chart size in SVG units.
@@ -430,9 +441,14 @@ pub(crate) fn job(view: &JobPage<'_>) -> String {
             );
         }
     }
+    let own = if view.tasks.is_some() {
+        format!("{path}?tasks=1")
+    } else {
+        path
+    };
     page(
         &format!("sosw job {}", job.job_id),
-        view.refresh_secs,
+        Some((view.refresh_secs, &own)),
         view.flash,
         &body,
     )

@@ -219,7 +219,7 @@ async fn the_overview_shows_labourers_jobs_buttons_and_charts() {
         body.contains("<polyline"),
         "two samples draw a line: {body}"
     );
-    assert!(body.contains("<meta http-equiv=\"refresh\" content=\"5\">"));
+    assert!(body.contains("<meta http-equiv=\"refresh\" content=\"5; url=/\">"));
     assert_eq!(
         body.matches(&format!("name=\"csrf\" value=\"{}\"", dash.csrf))
             .count(),
@@ -321,6 +321,10 @@ async fn a_post_without_the_csrf_token_is_refused_and_with_it_redrives() {
         "both back in the queue"
     );
     let (_, _, page) = send(&dash, get(&back)).await;
+    assert!(
+        page.contains(&format!("content=\"5; url={}\"", job_url())),
+        "the page reloads without the message: {page}"
+    );
     assert!(
         page.contains("<p class=\"flash\" id=\"flash\">2 dead task(s) of job job&lt;b&gt;&amp;x back in the queue"),
         "{page}"
