@@ -38,6 +38,9 @@ mkdir -p target
 cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 # `tee` hides cargo's exit status; pipefail brings it back.
 
+step "the dashboard in a real browser: headless Chromium during a local run of the flaky job"
+bash scripts/dashboard-browser-test.sh
+
 step "packaging: staged bundles are tested before promotion (debug bundles, no release build)"
 bash scripts/package-selftest.sh
 

@@ -1401,3 +1401,6 @@ mod inspect;
 /// The steering commands: `cancel`, `pause`, `resume`.
 #[path = "cli/steer.rs"]
 mod steer;
+/// `sosw dashboard`: refusals, pages on a real port, redrive with the CSRF token, the token, `--aws`.
+#[path = "cli/dashboard.rs"]
+mod dashboard;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::json;
 use sosw::config::{WorkerAssistantConfig, load_essential_config};
-use sosw::essentials::cancel::{self, CancelOutcome};
+use sosw::essentials::cancel::{self, CancelOutcome, CancelReport};
 use sosw::notify::{LogNotifier, NotificationQueue, Notifier};
 use sosw::query::job_status_name;
 
@@ -40,9 +40,10 @@ pub struct LabourerArgs {
 
 /// Where a cancelled job's messages go: SNS on AWS (non-ARN requesters to the worker assistant's
 /// `sns_config.recipient`, as when a job finishes there), else the log (`--log info` shows them).
-async fn notifications(global: &Global) -> CliResult<NotificationQueue> {
+/// Returns the notifier and the recipient, for a [`NotificationQueue`] per cancel.
+pub(crate) async fn notifier(global: &Global) -> CliResult<(Arc<dyn Notifier>, Option<String>)> {
     if !global.aws {
-        return Ok(NotificationQueue::new(Arc::new(LogNotifier), None));
+        return Ok((Arc::new(LogNotifier), None));
     }
     let source = config_source(global).await?;
     let config: WorkerAssistantConfig = load_essential_config(
@@ -53,18 +54,41 @@ async fn notifications(global: &Global) -> CliResult<NotificationQueue> {
     )
     .await?;
     let sdk = sosw::lambda::aws::sdk_config().await;
-    let notifier: Arc<dyn Notifier> = Arc::new(sosw::aws::sns::SnsNotifier::new(&sdk));
-    Ok(NotificationQueue::new(
-        notifier,
+    Ok((
+        Arc::new(sosw::aws::sns::SnsNotifier::new(&sdk)),
         config.sns_config.recipient,
     ))
+}
+
+/// What a cancel did, in one sentence (the command's first line, the dashboard's message).
+pub(crate) fn describe(report: &CancelReport, store_name: &str) -> String {
+    let id = &report.job_id;
+    match report.outcome {
+        CancelOutcome::Cancelled => format!(
+            "cancelled job {id}: {} queued and {} waiting task(s) closed as cancelled, {} running \
+             task(s) left to finish ({store_name})",
+            report.cancelled_queued, report.cancelled_retry, report.running,
+        ),
+        CancelOutcome::AlreadyCancelled if report.cancelled() > 0 => format!(
+            "job {id} was already cancelled; closed {} task(s) written since as cancelled",
+            report.cancelled()
+        ),
+        CancelOutcome::AlreadyCancelled => {
+            format!("job {id} was already cancelled: nothing to do")
+        }
+        CancelOutcome::AlreadyFinished => format!(
+            "job {id} already finished ({}): nothing to cancel",
+            job_status_name(report.status)
+        ),
+    }
 }
 
 /// `sosw cancel <job>`.
 pub async fn cancel(global: &Global, args: CancelArgs) -> CliResult {
     let config = orchestrator_config(global).await?;
     let store = backend(global, &config.task_config, false).await?;
-    let mut queue = notifications(global).await?;
+    let (notifier, recipient) = notifier(global).await?;
+    let mut queue = NotificationQueue::new(notifier, recipient);
     let now = Utc::now().timestamp();
     let report = cancel::cancel_job(
         store.tasks.as_ref(),
@@ -80,35 +104,9 @@ pub async fn cancel(global: &Global, args: CancelArgs) -> CliResult {
         json_line(&report)?;
     } else {
         let id = &report.job_id;
-        match report.outcome {
-            CancelOutcome::Cancelled => {
-                say!(
-                    "cancelled job {id}: {} queued and {} waiting task(s) closed as cancelled, {} \
-                     running task(s) left to finish ({})",
-                    report.cancelled_queued,
-                    report.cancelled_retry,
-                    report.running,
-                    store.name
-                );
-                if !report.notified.is_empty() {
-                    say!("notified  {}", report.notified.join(", "));
-                }
-            }
-            CancelOutcome::AlreadyCancelled if report.cancelled() > 0 => {
-                say!(
-                    "job {id} was already cancelled; closed {} task(s) written since as cancelled",
-                    report.cancelled()
-                );
-            }
-            CancelOutcome::AlreadyCancelled => {
-                say!("job {id} was already cancelled: nothing to do");
-            }
-            CancelOutcome::AlreadyFinished => {
-                say!(
-                    "job {id} already finished ({}): nothing to cancel",
-                    job_status_name(report.status)
-                );
-            }
+        say!("{}", describe(&report, &store.name));
+        if report.outcome == CancelOutcome::Cancelled && !report.notified.is_empty() {
+            say!("notified  {}", report.notified.join(", "));
         }
         if report.outcome != CancelOutcome::AlreadyFinished && report.still_scheduling {
             tell!(

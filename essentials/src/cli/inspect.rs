@@ -511,6 +511,16 @@ pub struct QueueRow {
 pub async fn queue_rows(global: &Global) -> CliResult<(Vec<QueueRow>, Backend)> {
     let config = orchestrator_config(global).await?;
     let store = backend(global, &config.task_config, false).await?;
+    let ecology = ecology_manager(global, &config).await;
+    let rows = labourer_rows(&store, &config, &ecology).await?;
+    Ok((rows, store))
+}
+
+/// What reads the labourers' eco status: CloudWatch with `--aws`, else the fixed local metrics.
+pub(super) async fn ecology_manager(
+    global: &Global,
+    config: &OrchestratorConfig,
+) -> EcologyManager {
     let metrics: Arc<dyn MetricsSource> = if global.aws {
         let sdk = sosw::lambda::aws::sdk_config().await;
         Arc::new(sosw::aws::cloudwatch::CloudWatchMetrics::from_sdk_config(
@@ -519,7 +529,7 @@ pub async fn queue_rows(global: &Global) -> CliResult<(Vec<QueueRow>, Backend)> 
     } else {
         Arc::new(FixedMetrics::new())
     };
-    let ecology = EcologyManager::new(
+    EcologyManager::new(
         metrics,
         config
             .task_config
@@ -527,7 +537,16 @@ pub async fn queue_rows(global: &Global) -> CliResult<(Vec<QueueRow>, Backend)> 
             .default_metric_values
             .clone(),
         Arc::new(sosw::clock::SystemClock),
-    );
+    )
+}
+
+/// The row of every configured labourer: its counts and eco status, as `sosw queue` and the
+/// dashboard show them.
+pub(super) async fn labourer_rows(
+    store: &Backend,
+    config: &OrchestratorConfig,
+    ecology: &EcologyManager,
+) -> CliResult<Vec<QueueRow>> {
     let mut cache = HealthCache::new();
     let now = now();
     let paused = sosw::essentials::cancel::paused_labourers(store.control.as_ref()).await?;
@@ -553,7 +572,7 @@ pub async fn queue_rows(global: &Global) -> CliResult<(Vec<QueueRow>, Backend)> 
             paused: paused.iter().any(|p| p.labourer_id == labourer.id),
         });
     }
-    Ok((rows, store))
+    Ok(rows)
 }
 
 /// `sosw queue`.

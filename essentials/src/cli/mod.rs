@@ -3,7 +3,7 @@
 //! * `sosw local run <job.json>`: every essential on this machine over the embedded SQLite store
 //!   until the job is finished ([`sosw::local`]).
 //! * Operations, against the state file or AWS (`--aws`): `plan`, `submit`, `job`, `queue`,
-//!   `redrive`, `cancel`, `pause`, `resume`, `config check`.
+//!   `redrive`, `cancel`, `pause`, `resume`, `config check`, and `dashboard`, a web page of them.
 //!
 //! Every global flag has an environment twin (`SOSW_...`). Exit status: 0 success, 1 error, 2 bad
 //! usage, 3 a job finished with dead tasks, 130 a local run stopped by Ctrl-C. No command panics on a
@@ -25,6 +25,7 @@ macro_rules! tell {
 }
 
 mod control;
+mod dashboard;
 mod defaults;
 mod inspect;
 mod local;
@@ -140,6 +141,9 @@ pub enum Command {
     /// Work with config documents.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Serve a web page of the queues and jobs, with buttons to redrive, pause, resume and cancel
+    /// (loopback only unless --token; see docs/guide.md, "The dashboard").
+    Dashboard(dashboard::DashboardArgs),
     /// Print a shell completion script, e.g. `sosw completions bash > ~/.local/share/bash-completion/completions/sosw`.
     Completions(inspect::CompletionsArgs),
 }
@@ -304,6 +308,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Cancel(args) => control::cancel(&global, args).await,
         Command::Pause(args) => control::pause(&global, args).await,
         Command::Resume(args) => control::resume(&global, args).await,
+        Command::Dashboard(args) => dashboard::dashboard(&global, args).await,
         Command::Config(ConfigCommand::Check { dir }) => ops::config_check(&dir).await,
     }
 }
