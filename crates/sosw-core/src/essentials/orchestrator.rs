@@ -60,22 +60,20 @@ use crate::ecology::{EcologyManager, HealthCache, MetricsSource, NoDataPolicy};
 use crate::error::Error;
 use crate::invoke::{Invoker, WorkerTimeouts};
 use crate::processor::{Invocation, Processor};
-use crate::store::{TaskClaims, TaskQueue};
+use crate::store::{EcologyState, TaskClaims, TaskQueue, give_back_rate, take_rate};
 use crate::task::{Labourer, Markers, TaskId, TaskInvocation, TaskManager};
 
 mod feed;
-mod rate;
 mod report;
 
 pub use feed::{ConfigFeed, DEFAULT_CONFIG_TTL, ORCHESTRATOR_FUNCTION};
 pub use report::{LabourerReport, OrchestratorReport};
 
-use rate::RateLimiter;
+/// What the orchestrator needs of a task store: the queue, the claims and the shared ecology state
+/// (the rate log every orchestrator takes from).
+pub trait OrchestratorStore: TaskQueue + TaskClaims + EcologyState {}
 
-/// What the orchestrator needs of a task store: the queue and the claims.
-pub trait OrchestratorStore: TaskQueue + TaskClaims {}
-
-impl<T: TaskQueue + TaskClaims + ?Sized> OrchestratorStore for T {}
+impl<T: TaskQueue + TaskClaims + EcologyState + ?Sized> OrchestratorStore for T {}
 
 /// Most queue reads per labourer per round: each read after the first replaces tasks another
 /// orchestrator claimed first, so a few are plenty.
@@ -133,7 +131,7 @@ pub struct Orchestrator {
     clock: Arc<dyn Clock>,
     timeouts: Option<Arc<dyn WorkerTimeouts>>,
     settings: OrchestratorSettings,
-    rate: RateLimiter,
+    store: Arc<dyn OrchestratorStore>,
     wake: Option<Arc<tokio::sync::Notify>>,
 }
 
@@ -200,14 +198,14 @@ impl Orchestrator {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Orchestrator {
-            tasks: TaskManager::new(store),
+            tasks: TaskManager::new(Arc::clone(&store)),
             invoker,
             metrics,
             config,
             clock,
             timeouts: None,
             settings: OrchestratorSettings::default(),
-            rate: RateLimiter::default(),
+            store,
             wake: None,
         }
     }
@@ -402,20 +400,36 @@ impl Orchestrator {
         if free == 0 {
             return Activity::Busy;
         }
-        let allowed = self.rate.allowance(
-            &labourer.id,
-            labourer.rate_limit,
-            now.timestamp_millis(),
-            free,
-        );
+        let Some(limit) = labourer.rate_limit else {
+            return self.fill(labourer, free, now.timestamp(), run).await.0;
+        };
+        // Grants come from the rate log every orchestrator shares, taken by compare-and-set.
+        let taken_at = now.timestamp_millis();
+        let allowed =
+            match take_rate(self.store.as_ref(), &labourer.id, limit, taken_at, free).await {
+                Ok(allowed) => allowed,
+                Err(e) => {
+                    entry.error(e.to_string());
+                    return Activity::Busy;
+                }
+            };
         entry.rate_limited = free - allowed;
         if allowed == 0 {
             return Activity::Busy;
         }
-        self.fill(labourer, allowed, now.timestamp(), run).await
+        let (activity, used) = self.fill(labourer, allowed, now.timestamp(), run).await;
+        // Grants the queue or lost claims left unused go back, so they do not count against the limit.
+        let unused = allowed.saturating_sub(used);
+        if let Err(e) =
+            give_back_rate(self.store.as_ref(), &labourer.id, limit, taken_at, unused).await
+        {
+            tracing::warn!(labourer = %labourer.id, error = %e, unused, "unused rate-limit grants not given back; they count until their period ends");
+        }
+        activity
     }
 
-    /// Claims and invokes up to `wanted` queued tasks of `labourer` at `now`.
+    /// Claims and invokes up to `wanted` queued tasks of `labourer` at `now`. Returns the activity and
+    /// how many slots it used.
     ///
     /// Claims lost to another orchestrator are replaced from the same read where it holds more
     /// candidates, and each further read asks for as many extra tasks as claims were lost so far, since
@@ -426,12 +440,13 @@ impl Orchestrator {
         wanted: u64,
         now: i64,
         run: &mut RunState,
-    ) -> Activity {
+    ) -> (Activity, u64) {
         let mut remaining = to_usize(wanted);
+        let used = |remaining: usize| wanted.saturating_sub(remaining as u64);
         let mut lost = 0usize;
         for _ in 0..MAX_QUEUE_READS_PER_ROUND {
             if remaining == 0 || self.clock.now() >= run.stop_at {
-                return Activity::Busy;
+                return (Activity::Busy, used(remaining));
             }
             let released = run.released.entry(labourer.id.clone()).or_default();
             let limit = remaining
@@ -445,7 +460,7 @@ impl Orchestrator {
                 Ok(queued) => queued,
                 Err(e) => {
                     run.report.labourer(&labourer.id).error(e.to_string());
-                    return Activity::Busy;
+                    return (Activity::Busy, used(remaining));
                 }
             };
             let exhausted = queued.len() < limit;
@@ -455,7 +470,7 @@ impl Orchestrator {
                 .filter(|id| !released.contains(id))
                 .collect();
             if candidates.is_empty() {
-                return Activity::Idle;
+                return (Activity::Idle, used(remaining));
             }
             while remaining > 0 && !candidates.is_empty() {
                 let rest = candidates.split_off(remaining.min(candidates.len()));
@@ -465,14 +480,14 @@ impl Orchestrator {
                 remaining = remaining.saturating_sub(to_usize(counts.used));
                 lost = lost.saturating_add(to_usize(counts.lost));
                 if counts.rejected {
-                    return Activity::Busy;
+                    return (Activity::Busy, used(remaining));
                 }
             }
             if exhausted {
-                return Activity::Idle;
+                return (Activity::Idle, used(remaining));
             }
         }
-        Activity::Busy
+        (Activity::Busy, used(remaining))
     }
 
     async fn claim_and_invoke_all(
@@ -503,7 +518,7 @@ impl Orchestrator {
         }
     }
 
-    /// Adds `steps` to the report and the rate limiter.
+    /// Adds `steps` to the report.
     fn account(&self, labourer: &Labourer, steps: Vec<Step>, run: &mut RunState) -> WaveCounts {
         let entry = run.report.labourers.entry(labourer.id.clone()).or_default();
         let released = run.released.entry(labourer.id.clone()).or_default();
@@ -542,12 +557,6 @@ impl Orchestrator {
                 Step::Failed(e) => entry.error(e.to_string()),
             }
         }
-        self.rate.record(
-            &labourer.id,
-            labourer.rate_limit,
-            self.clock.now().timestamp_millis(),
-            counts.used,
-        );
         counts
     }
 }

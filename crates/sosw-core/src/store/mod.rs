@@ -8,6 +8,7 @@
 //! | [`TaskReports`] | worker assistant (complete, fail) |
 //! | [`TaskArchive`] | scavenger (list completed / expired, archive), ecology (closed sample) |
 //! | [`TaskRetries`] | scavenger (move to retry, due retries, back to the queue) |
+//! | [`EcologyState`] | orchestrator (the shared rate log and controller state, by compare-and-set) |
 //!
 //! [`TaskStore`] is all of them. Two adapters implement it: DynamoDB with sosw 0.7's tables
 //! (`sosw_aws::dynamodb::DynamoTaskStore`) and SQLite (`sosw_embedded::SqliteTaskStore`). Both
@@ -25,8 +26,13 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::task::{Markers, Task, TaskId, greenfield, json_kind, python_literal};
 
+mod ecology;
 mod jobs;
 mod tables;
+pub use ecology::{
+    Change, EcologyRecord, EcologyState, MAX_ECOLOGY_ATTEMPTS, VersionedEcology, give_back_rate,
+    rate_period_ms, take_rate, update_ecology,
+};
 pub use jobs::{CreateJobOutcome, JobCounts, JobRecord, JobStatus, JobStore};
 pub use tables::TableNames;
 
@@ -348,12 +354,12 @@ pub const CLOSED_STATUS_ATTRIBUTE: &str = "labourer_id_task_status";
 
 /// Every capability: what a store adapter implements.
 pub trait TaskStore:
-    TaskQueue + TaskLookup + TaskClaims + TaskReports + TaskArchive + TaskRetries
+    TaskQueue + TaskLookup + TaskClaims + TaskReports + TaskArchive + TaskRetries + EcologyState
 {
 }
 
 impl<T> TaskStore for T where
-    T: TaskQueue + TaskLookup + TaskClaims + TaskReports + TaskArchive + TaskRetries
+    T: TaskQueue + TaskLookup + TaskClaims + TaskReports + TaskArchive + TaskRetries + EcologyState
 {
 }
 

@@ -19,6 +19,7 @@ use sosw_core::error::{Error, Result};
 
 mod archive;
 mod claims;
+mod ecology;
 mod jobs;
 mod queue;
 #[cfg(test)]
