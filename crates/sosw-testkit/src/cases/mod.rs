@@ -8,6 +8,7 @@
 
 mod archive;
 mod claims;
+mod ecology;
 mod enqueue;
 mod jobs;
 mod lifecycle;
@@ -19,6 +20,7 @@ mod support;
 
 pub use archive::*;
 pub use claims::*;
+pub use ecology::*;
 pub use enqueue::*;
 pub use jobs::*;
 pub use lifecycle::*;
