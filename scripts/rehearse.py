@@ -314,6 +314,9 @@ def put_config_rows(c, outputs):
             "arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{w}",
             "max_simultaneous_invocations": 5,
             "retry": {"policy": "exponential", "base_secs": 1, "cap_secs": 2},
+            # Far above what the run needs: there so the orchestrator takes its grants from the shared
+            # rate log (sosw_ecology) and its role is checked for those calls.
+            "rate_limit": {"tasks": 10000, "period_secs": 60},
         }
         for w in WORKERS
     }
