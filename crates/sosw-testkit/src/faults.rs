@@ -27,8 +27,8 @@ use sosw_core::error::{Error, Result};
 use sosw_core::invoke::{InvokeOutcome, Invoker};
 use sosw_core::store::{
     ClaimOutcome, ClosedStatus, EcologyRecord, EcologyState, EnqueueMode, EnqueueReport,
-    MoveOutcome, ReportOutcome, TaskArchive, TaskClaims, TaskLookup, TaskQueue, TaskReport,
-    TaskReports, TaskRetries, VersionedEcology,
+    MoveOutcome, OutcomeCounts, ReportOutcome, TaskArchive, TaskClaims, TaskLookup, TaskQueue,
+    TaskReport, TaskReports, TaskRetries, VersionedEcology,
 };
 use sosw_core::task::{Markers, Task, TaskId};
 
@@ -338,6 +338,10 @@ impl<S: EcologyState> EcologyState for FaultyStore<S> {
         self.inner
             .write_ecology(labourer_id, expected_version, record)
             .await
+    }
+    async fn add_outcomes(&self, labourer_id: &str, outcomes: &OutcomeCounts) -> Result<()> {
+        self.enter("add_outcomes")?;
+        self.inner.add_outcomes(labourer_id, outcomes).await
     }
 }
 

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use sosw_core::error::Result;
 use sosw_core::store::{
     ClaimOutcome, ClosedStatus, EcologyRecord, EcologyState, EnqueueMode, EnqueueReport,
-    MoveOutcome, ReportOutcome, TaskArchive, TaskClaims, TaskLookup, TaskQueue, TaskReport,
-    TaskReports, TaskRetries, VersionedEcology,
+    MoveOutcome, OutcomeCounts, ReportOutcome, TaskArchive, TaskClaims, TaskLookup, TaskQueue,
+    TaskReport, TaskReports, TaskRetries, VersionedEcology,
 };
 use sosw_core::task::{Markers, Task, TaskId};
 
@@ -163,5 +163,8 @@ impl<S: EcologyState, G: Send + Sync> EcologyState for Guarded<S, G> {
         self.store
             .write_ecology(labourer_id, expected_version, record)
             .await
+    }
+    async fn add_outcomes(&self, labourer_id: &str, outcomes: &OutcomeCounts) -> Result<()> {
+        self.store.add_outcomes(labourer_id, outcomes).await
     }
 }

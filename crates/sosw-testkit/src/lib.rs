@@ -100,6 +100,7 @@ macro_rules! task_store_conformance {
             task_manager_closes_retries_and_redrives_tasks,
             ecology_record_is_written_only_on_the_version_read,
             concurrent_rate_takers_never_grant_more_than_the_limit,
+            outcome_counters_add_up_and_survive_record_writes,
         }
     };
 }

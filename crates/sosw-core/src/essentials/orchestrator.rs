@@ -6,7 +6,9 @@
 //!    `max_simultaneous_invocations: 0` pauses the labourer (sosw 0.7 turned 0 into 1, bug B5);
 //! 3. **free** = desired minus the tasks **running** now (invoked, not expired, not completed: a
 //!    completed task frees its slot at once, not when the scavenger archives it), capped by the
-//!    labourer's optional rate limit;
+//!    labourer's optional rate limit, whose grants are taken from the rate log in the store that every
+//!    orchestrator shares ([`take_rate`], by compare-and-set); grants left unused go back at the end of
+//!    the round;
 //! 4. up to *free* queued tasks, lowest greenfield first, are **claimed** with the store's conditional
 //!    claim (sosw 0.7's `mark_task_invoked`) and **invoked** with their sosw 0.7 worker payload
 //!    ([`Task::worker_payload`](crate::task::Task::worker_payload) of the pre-claim row), concurrently up to
@@ -36,7 +38,8 @@
 //!
 //! Two orchestrators may run at once (an overlapping schedule, a manual run): the conditional claim
 //! still invokes each queued task once per attempt, but both count the same running tasks, so together
-//! they may briefly exceed a labourer's `max_simultaneous_invocations`, as in sosw 0.7.
+//! they may briefly exceed a labourer's `max_simultaneous_invocations`, as in sosw 0.7. Its
+//! `rate_limit` they never exceed together: they take from one shared rate log.
 //!
 //! Labourers and coefficients come from a [`ConfigFeed`], read every round: a reloading feed picks up
 //! labourers added, changed or removed in the config table within its TTL.

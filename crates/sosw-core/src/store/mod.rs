@@ -30,8 +30,8 @@ mod ecology;
 mod jobs;
 mod tables;
 pub use ecology::{
-    Change, EcologyRecord, EcologyState, MAX_ECOLOGY_ATTEMPTS, VersionedEcology, give_back_rate,
-    rate_period_ms, take_rate, update_ecology,
+    AdaptiveRecord, Change, EcologyRecord, EcologyState, MAX_ECOLOGY_ATTEMPTS, OutcomeCounts,
+    VersionedEcology, give_back_rate, rate_period_ms, take_rate, update_ecology,
 };
 pub use jobs::{CreateJobOutcome, JobCounts, JobRecord, JobStatus, JobStore};
 pub use tables::TableNames;

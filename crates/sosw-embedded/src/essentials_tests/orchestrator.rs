@@ -376,6 +376,13 @@ impl sosw_core::store::EcologyState for Contested {
             .write_ecology(labourer_id, expected_version, record)
             .await
     }
+    async fn add_outcomes(
+        &self,
+        labourer_id: &str,
+        outcomes: &sosw_core::store::OutcomeCounts,
+    ) -> sosw_core::Result<()> {
+        self.0.add_outcomes(labourer_id, outcomes).await
+    }
 }
 
 #[tokio::test]

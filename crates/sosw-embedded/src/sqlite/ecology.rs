@@ -1,9 +1,11 @@
 //! The shared ecology state ([`EcologyState`]) in the `ecology` table: one row per labourer, its
 //! version and its record as JSON text.
 //!
-//! A write is one statement conditional on the version read: an `INSERT` that a row of the same
-//! labourer makes fail (version 0), or an `UPDATE ... WHERE version = ?`. Of concurrent writers on the
-//! same version, in this process or another sharing the file, exactly one changes a row.
+//! A write is one statement conditional on the version read: an `INSERT` whose conflict with an
+//! existing row updates it only if that row is still at version 0 (a row only outcomes were added to),
+//! or an `UPDATE ... WHERE version = ?`. Of concurrent writers on the same version, in this process or
+//! another sharing the file, exactly one changes a row. Outcomes are added by one upsert adding to the
+//! counter columns, which never touches `version` or `state`.
 //!
 //! The table is created on every open (`IF NOT EXISTS`) and needs no schema version: an older build
 //! never reads it, and a file it opens keeps it untouched.
@@ -11,16 +13,19 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-use super::{Failure, SqliteTaskStore};
+use super::{Failure, SqliteTaskStore, count};
 use sosw_core::error::{Error, Result};
-use sosw_core::store::{EcologyRecord, EcologyState, VersionedEcology};
+use sosw_core::store::{EcologyRecord, EcologyState, OutcomeCounts, VersionedEcology};
 
 /// The table, created on every open.
 pub(super) const ECOLOGY_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS ecology (
     labourer_id TEXT NOT NULL PRIMARY KEY,
-    version INTEGER NOT NULL,
-    state TEXT NOT NULL
+    version INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT '{}',
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    throttled INTEGER NOT NULL DEFAULT 0
 );
 ";
 
@@ -28,14 +33,21 @@ CREATE TABLE IF NOT EXISTS ecology (
 impl EcologyState for SqliteTaskStore {
     async fn read_ecology(&self, labourer_id: &str) -> Result<VersionedEcology> {
         self.run("read ecology", |conn| {
-            let row: Option<(i64, String)> = conn
+            let row: Option<(i64, String, [i64; 3])> = conn
                 .query_row(
-                    "SELECT version, state FROM ecology WHERE labourer_id = ?1",
+                    "SELECT version, state, succeeded, failed, throttled FROM ecology
+                     WHERE labourer_id = ?1",
                     [labourer_id],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
+                    |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            [row.get(2)?, row.get(3)?, row.get(4)?],
+                        ))
+                    },
                 )
                 .optional()?;
-            let Some((version, state)) = row else {
+            let Some((version, state, [succeeded, failed, throttled])) = row else {
                 return Ok(VersionedEcology::default());
             };
             let record: EcologyRecord = serde_json::from_str(&state).map_err(|e| {
@@ -48,8 +60,13 @@ impl EcologyState for SqliteTaskStore {
                 })
             })?;
             Ok(VersionedEcology {
-                version: u64::try_from(version).unwrap_or(0),
+                version: count(version),
                 record,
+                outcomes: OutcomeCounts {
+                    succeeded: count(succeeded),
+                    failed: count(failed),
+                    throttled: count(throttled),
+                },
             })
         })
     }
@@ -68,7 +85,8 @@ impl EcologyState for SqliteTaskStore {
             let changed = if expected == 0 {
                 conn.execute(
                     "INSERT INTO ecology (labourer_id, version, state) VALUES (?1, 1, ?2)
-                     ON CONFLICT (labourer_id) DO NOTHING",
+                     ON CONFLICT (labourer_id) DO UPDATE SET version = 1, state = excluded.state
+                     WHERE ecology.version = 0",
                     params![labourer_id, state],
                 )?
             } else {
@@ -79,6 +97,29 @@ impl EcologyState for SqliteTaskStore {
                 )?
             };
             Ok(changed == 1)
+        })
+    }
+
+    async fn add_outcomes(&self, labourer_id: &str, outcomes: &OutcomeCounts) -> Result<()> {
+        if outcomes.is_zero() {
+            return Ok(());
+        }
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.run("add ecology outcomes", |conn| {
+            conn.execute(
+                "INSERT INTO ecology (labourer_id, succeeded, failed, throttled) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (labourer_id) DO UPDATE SET
+                     succeeded = succeeded + excluded.succeeded,
+                     failed = failed + excluded.failed,
+                     throttled = throttled + excluded.throttled",
+                params![
+                    labourer_id,
+                    n(outcomes.succeeded),
+                    n(outcomes.failed),
+                    n(outcomes.throttled)
+                ],
+            )?;
+            Ok(())
         })
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::support::Scope;
 use sosw_core::ecology::rate::RateLog;
-use sosw_core::store::{EcologyRecord, TaskStore, VersionedEcology, take_rate};
+use sosw_core::store::{EcologyRecord, OutcomeCounts, TaskStore, VersionedEcology, take_rate};
 use sosw_core::task::RateLimit;
 
 /// A record with `n` invocations in its rate log, to tell writes apart.
@@ -58,7 +58,8 @@ pub async fn ecology_record_is_written_only_on_the_version_read<S: TaskStore + '
         read(s.labourer.clone()).await,
         VersionedEcology {
             version: 1,
-            record: record(1)
+            record: record(1),
+            outcomes: OutcomeCounts::default(),
         },
         "the refused write changed nothing"
     );
@@ -72,7 +73,8 @@ pub async fn ecology_record_is_written_only_on_the_version_read<S: TaskStore + '
         read(s.labourer.clone()).await,
         VersionedEcology {
             version: 2,
-            record: record(3)
+            record: record(3),
+            outcomes: OutcomeCounts::default(),
         }
     );
     assert_eq!(
@@ -134,4 +136,83 @@ pub async fn concurrent_rate_takers_never_grant_more_than_the_limit<S: TaskStore
         .await
         .expect("take_rate succeeds");
     assert_eq!(next, 10, "a period later the limit is free again");
+}
+
+/// Outcomes added by many concurrent callers all count, before the labourer has a record (the first
+/// record write, on version 0, still succeeds and keeps them) and after; writing the record never
+/// changes the counters, and adding outcomes never changes the version.
+pub async fn outcome_counters_add_up_and_survive_record_writes<S: TaskStore + 'static>(
+    store: Arc<S>,
+) {
+    const ADDERS: u64 = 8;
+    const ADDS: u64 = 10;
+    let s = Scope::new("outcomes");
+    let add_many = |labourer: String| {
+        let adders: Vec<_> = (0..ADDERS)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                let labourer = labourer.clone();
+                tokio::spawn(async move {
+                    for _ in 0..ADDS {
+                        let one = OutcomeCounts {
+                            succeeded: 2,
+                            failed: 1,
+                            throttled: 3,
+                        };
+                        store
+                            .add_outcomes(&labourer, &one)
+                            .await
+                            .expect("add_outcomes succeeds");
+                    }
+                })
+            })
+            .collect();
+        async move {
+            for adder in adders {
+                adder.await.expect("an adder does not panic");
+            }
+        }
+    };
+    add_many(s.labourer.clone()).await;
+    let n = ADDERS * ADDS;
+    let expected = |times: u64| OutcomeCounts {
+        succeeded: 2 * n * times,
+        failed: n * times,
+        throttled: 3 * n * times,
+    };
+    let read = store
+        .read_ecology(&s.labourer)
+        .await
+        .expect("read_ecology succeeds");
+    assert_eq!(read.version, 0, "adding outcomes writes no record");
+    assert_eq!(read.record, EcologyRecord::default());
+    assert_eq!(read.outcomes, expected(1), "every increment counts");
+    assert!(
+        store
+            .write_ecology(&s.labourer, 0, &record(4))
+            .await
+            .expect("write_ecology succeeds"),
+        "the first record write succeeds on an item holding only counters"
+    );
+    add_many(s.labourer.clone()).await;
+    let read = store
+        .read_ecology(&s.labourer)
+        .await
+        .expect("read_ecology succeeds");
+    assert_eq!(
+        (read.version, read.record, read.outcomes),
+        (1, record(4), expected(2)),
+        "the record write kept the counters and the adds kept the record"
+    );
+    assert!(
+        store
+            .write_ecology(&s.labourer, 1, &record(5))
+            .await
+            .expect("write_ecology succeeds")
+    );
+    let read = store
+        .read_ecology(&s.labourer)
+        .await
+        .expect("read_ecology succeeds");
+    assert_eq!(read.outcomes, expected(2), "a second write kept them too");
 }
