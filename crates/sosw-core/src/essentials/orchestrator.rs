@@ -59,11 +59,15 @@ use futures::StreamExt;
 
 use crate::clock::Clock;
 use crate::config::{InvocationCoefficients, OrchestratorConfig};
+use crate::ecology::adaptive::{AdaptiveConfig, Controller, ControllerState, Observation};
 use crate::ecology::{EcologyManager, HealthCache, MetricsSource, NoDataPolicy};
 use crate::error::Error;
 use crate::invoke::{Invoker, WorkerTimeouts};
 use crate::processor::{Invocation, Processor};
-use crate::store::{EcologyState, TaskClaims, TaskQueue, give_back_rate, take_rate};
+use crate::store::{
+    AdaptiveRecord, Change, EcologyState, OutcomeCounts, TaskClaims, TaskQueue, give_back_rate,
+    take_rate, update_ecology,
+};
 use crate::task::{Labourer, Markers, TaskId, TaskInvocation, TaskManager};
 
 mod feed;
@@ -178,6 +182,8 @@ struct WaveCounts {
     lost: u64,
     /// Whether the invoker rejected any task.
     rejected: bool,
+    /// Rejections that were throttles (Lambda's 429 TooManyRequests after its retries).
+    throttled: u64,
 }
 
 /// What became of one queued task.
@@ -399,6 +405,22 @@ impl Orchestrator {
             }
         };
         entry.running = running;
+        let desired = match labourer.adaptive() {
+            None => desired,
+            Some(config) => match self
+                .adaptive_limit(labourer, config, desired, running)
+                .await
+            {
+                Ok(limit) => {
+                    entry.desired = limit;
+                    limit
+                }
+                Err(e) => {
+                    entry.error(e.to_string());
+                    return Activity::Busy;
+                }
+            },
+        };
         let free = desired.saturating_sub(running);
         if free == 0 {
             return Activity::Busy;
@@ -429,6 +451,56 @@ impl Orchestrator {
             tracing::warn!(labourer = %labourer.id, error = %e, unused, "unused rate-limit grants not given back; they count until their period ends");
         }
         activity
+    }
+
+    /// The adaptive controller's limit for `labourer`, under `ceiling` (the thresholds' result), with
+    /// `running` tasks. Reads the labourer's record and outcome counters; when its observation window
+    /// is over (or congestion shows before), observes the window's outcomes and writes the new state
+    /// back by compare-and-set, so every orchestrator shares one controller. Losing every attempt to
+    /// other writers gives 0 this round.
+    async fn adaptive_limit(
+        &self,
+        labourer: &Labourer,
+        config: &AdaptiveConfig,
+        ceiling: u64,
+        running: u64,
+    ) -> crate::Result<u64> {
+        let controller = Controller::new(config.clone());
+        let now = self.clock.now().timestamp_millis() as f64 / 1000.0;
+        let limit = update_ecology(self.store.as_ref(), &labourer.id, |record, outcomes| {
+            let first = record.controller.is_none();
+            let mut adaptive = record.controller.clone().unwrap_or_else(|| AdaptiveRecord {
+                state: ControllerState::new(config),
+                window_start: now,
+                seen: *outcomes,
+            });
+            let window = outcomes.since(&adaptive.seen);
+            let observation = Observation {
+                succeeded: window.succeeded,
+                throttled: window.throttled,
+                failed: window.failed,
+                running,
+                // The limit was in use: as many running as it allows.
+                limited: running >= adaptive.state.allowed(config, now),
+            };
+            let due = now - adaptive.window_start >= config.window_secs
+                || controller.should_observe_now(&adaptive.state, &observation, now);
+            if due {
+                adaptive.state =
+                    controller.observe(&adaptive.state, &observation, ceiling as f64, now);
+                adaptive.window_start = now;
+                adaptive.seen = *outcomes;
+            }
+            let limit = adaptive.state.allowed(config, now).min(ceiling);
+            if due || first {
+                record.controller = Some(adaptive);
+                Change::Write(limit)
+            } else {
+                Change::Keep(limit)
+            }
+        })
+        .await?;
+        Ok(limit.unwrap_or(0))
     }
 
     /// Claims and invokes up to `wanted` queued tasks of `labourer` at `now`. Returns the activity and
@@ -480,6 +552,7 @@ impl Orchestrator {
                 let wave = std::mem::replace(&mut candidates, rest);
                 let steps = self.claim_and_invoke_all(labourer, wave, now).await;
                 let counts = self.account(labourer, steps, run);
+                self.count_throttles(labourer, counts.throttled).await;
                 remaining = remaining.saturating_sub(to_usize(counts.used));
                 lost = lost.saturating_add(to_usize(counts.lost));
                 if counts.rejected {
@@ -491,6 +564,21 @@ impl Orchestrator {
             }
         }
         (Activity::Busy, used(remaining))
+    }
+
+    /// Adds `throttled` invoke throttles to an adaptive labourer's outcome counters, where its
+    /// controller reads them as congestion.
+    async fn count_throttles(&self, labourer: &Labourer, throttled: u64) {
+        if throttled == 0 || labourer.adaptive().is_none() {
+            return;
+        }
+        let outcomes = OutcomeCounts {
+            throttled,
+            ..OutcomeCounts::default()
+        };
+        if let Err(e) = self.store.add_outcomes(&labourer.id, &outcomes).await {
+            tracing::warn!(labourer = %labourer.id, error = %e, throttled, "invoke throttles not counted for the adaptive controller");
+        }
     }
 
     async fn claim_and_invoke_all(
@@ -547,6 +635,7 @@ impl Orchestrator {
                     entry.claimed += 1;
                     entry.released += 1;
                     counts.rejected = true;
+                    counts.throttled += u64::from(is_throttle(&why));
                     released.insert(task_id);
                     tracing::warn!(labourer = %labourer.id, reason = %why, "invocation rejected; the claim is released");
                 }
@@ -562,6 +651,13 @@ impl Orchestrator {
         }
         counts
     }
+}
+
+/// Whether an invocation's rejection says the invoke service throttled it (Lambda's 429
+/// `TooManyRequestsException`, "throttled N times" after the invoker's retries).
+pub fn is_throttle(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    reason.contains("throttl") || reason.contains("toomanyrequests")
 }
 
 /// `floor(max x coefficient)`, never negative.
