@@ -458,6 +458,9 @@ impl Orchestrator {
     /// is over (or congestion shows before), observes the window's outcomes and writes the new state
     /// back by compare-and-set, so every orchestrator shares one controller. Losing every attempt to
     /// other writers gives 0 this round.
+    ///
+    /// The limit counts as "in use" (the controller grows it only then) when the labourer has queued
+    /// work: every round fills every free slot, so work still queued is work the limit held back.
     async fn adaptive_limit(
         &self,
         labourer: &Labourer,
@@ -466,7 +469,13 @@ impl Orchestrator {
         running: u64,
     ) -> crate::Result<u64> {
         let controller = Controller::new(config.clone());
-        let now = self.clock.now().timestamp_millis() as f64 / 1000.0;
+        let clock_now = self.clock.now();
+        let backlog = !self
+            .tasks
+            .get_next_for_labourer(&labourer.id, clock_now.timestamp(), 1)
+            .await?
+            .is_empty();
+        let now = clock_now.timestamp_millis() as f64 / 1000.0;
         let limit = update_ecology(self.store.as_ref(), &labourer.id, |record, outcomes| {
             let first = record.controller.is_none();
             let mut adaptive = record.controller.clone().unwrap_or_else(|| AdaptiveRecord {
@@ -480,8 +489,7 @@ impl Orchestrator {
                 throttled: window.throttled,
                 failed: window.failed,
                 running,
-                // The limit was in use: as many running as it allows.
-                limited: running >= adaptive.state.allowed(config, now),
+                limited: backlog,
             };
             let due = now - adaptive.window_start >= config.window_secs
                 || controller.should_observe_now(&adaptive.state, &observation, now);
