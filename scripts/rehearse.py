@@ -320,6 +320,10 @@ def put_config_rows(c, outputs):
         }
         for w in WORKERS
     }
+    # The steady worker runs the adaptive controller, so the worker assistant's outcome counters and
+    # the orchestrator's shared controller state go through their roles too (the flaky one, whose
+    # tasks mostly fail, would open the breaker and slow the run down).
+    labourers[WORKERS[0]]["ecology"] = {"policy": "adaptive", "window_secs": 2}
     rows = {
         "sosw_essential_config": {"task_config": {"max_attempts": 3, "labourers": labourers}},
         "sosw_scheduler_config": {
