@@ -256,3 +256,65 @@ async fn the_adaptive_labourer_follows_a_capacity_drop_that_thresholds_ignore() 
         record.outcomes
     );
 }
+
+/// Tasks that expire (invoked, never reported) count as failures for an adaptive labourer's
+/// controller when the scavenger retries them; a labourer on thresholds gets no counters.
+#[tokio::test]
+async fn the_scavenger_counts_expiries_of_adaptive_labourers_only() {
+    use sosw::config::ScavengerConfig;
+    use sosw::essentials::scavenger::Scavenger;
+    use sosw::store::{OutcomeCounts, TaskClaims};
+
+    let clock = Arc::new(ManualClock::at_secs(T0));
+    let store = Arc::new(SqliteTaskStore::in_memory().expect("SQLite"));
+    let short = |ecology: Option<Value>| {
+        let mut s = settings(ecology);
+        s["duration"] = json!(10);
+        s["cooldown"] = json!(5);
+        s
+    };
+    let task_config = json!({"labourers": {
+        "adaptive": short(Some(json!({"policy": "adaptive"}))),
+        "thresholds": short(None),
+    }});
+    for labourer in ["adaptive", "thresholds"] {
+        let tasks: Vec<Task> = (0..3)
+            .map(|n| {
+                Task::new(
+                    TaskId::for_chunk(labourer, n).as_str(),
+                    labourer,
+                    json!({}),
+                    2000 + n as i64,
+                    T0 as f64,
+                )
+            })
+            .collect();
+        store
+            .enqueue(&tasks, EnqueueMode::Fresh)
+            .await
+            .expect("enqueue");
+        for task in &tasks {
+            store.claim(&task.task_id, T0).await.expect("claim");
+        }
+    }
+    clock.advance_secs(60);
+    let config: ScavengerConfig =
+        parse_config("sosw_scavenger_config", json!({"task_config": task_config}))
+            .expect("scavenger config");
+    let scavenger = Scavenger::new(
+        config,
+        Closer::new(store.clone(), Arc::new(LogNotifier)).with_clock(clock.clone()),
+    );
+    let report = scavenger.run().await;
+    assert_eq!(report.total().scheduled_for_retry, 6, "{report:?}");
+    let adaptive = store.read_ecology("adaptive").await.expect("read");
+    assert_eq!(
+        adaptive.outcomes,
+        OutcomeCounts {
+            failed: 3,
+            ..OutcomeCounts::default()
+        }
+    );
+    let thresholds = store.read_ecology("thresholds").await.expect("read");
+    assert_eq!(thresholds.outcomes, OutcomeCounts::default());
+}
