@@ -3,7 +3,9 @@
 //! For each labourer, each round:
 //! 1. its **status** 0-4 from its health metrics ([`crate::ecology`]), each metric read once per run;
 //! 2. **desired** = `floor(max_simultaneous_invocations x invocation_number_coefficient[status])`;
-//!    `max_simultaneous_invocations: 0` pauses the labourer (sosw 0.7 turned 0 into 1, bug B5);
+//!    `max_simultaneous_invocations: 0` pauses the labourer (sosw 0.7 turned 0 into 1, bug B5); for
+//!    a labourer whose `ecology` is adaptive, that is the ceiling of the adaptive controller's limit,
+//!    whose state every orchestrator shares through the store (docs/ecology.md);
 //! 3. **free** = desired minus the tasks **running** now (invoked, not expired, not completed: a
 //!    completed task frees its slot at once, not when the scavenger archives it), capped by the
 //!    labourer's optional rate limit, whose grants are taken from the rate log in the store that every
