@@ -314,9 +314,16 @@ def put_config_rows(c, outputs):
             "arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{w}",
             "max_simultaneous_invocations": 5,
             "retry": {"policy": "exponential", "base_secs": 1, "cap_secs": 2},
+            # Far above what the run needs: there so the orchestrator takes its grants from the shared
+            # rate log (sosw_ecology) and its role is checked for those calls.
+            "rate_limit": {"tasks": 10000, "period_secs": 60},
         }
         for w in WORKERS
     }
+    # The steady worker runs the adaptive controller, so the worker assistant's outcome counters and
+    # the orchestrator's shared controller state go through their roles too (the flaky one, whose
+    # tasks mostly fail, would open the breaker and slow the run down).
+    labourers[WORKERS[0]]["ecology"] = {"policy": "adaptive", "window_secs": 2}
     rows = {
         "sosw_essential_config": {"task_config": {"max_attempts": 3, "labourers": labourers}},
         "sosw_scheduler_config": {

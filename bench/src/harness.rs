@@ -594,11 +594,12 @@ impl Bench<'_> {
 
     async fn coldstart(&mut self) -> BenchResult<()> {
         // The config rows name sosw 0.7's tables, which have no key for this implementation's job
-        // table: it keeps its default name here.
+        // and ecology tables: they keep their default names here.
         self.runs += 1;
         let prefix = format!("bench{}_{}_", std::process::id(), self.runs);
         let tables = TableNames {
             jobs: TableNames::default().jobs,
+            ecology: TableNames::default().ecology,
             ..TableNames::with_prefix(&prefix)
         };
         create_tables(&self.direct, &tables)

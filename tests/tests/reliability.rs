@@ -7,6 +7,7 @@
 //! (`make reliability`, see docs/reliability.md).
 
 mod reliability {
+    pub mod adaptive;
     pub mod hostile;
     pub mod rig;
     pub mod scenarios;

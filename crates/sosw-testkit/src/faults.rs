@@ -26,9 +26,10 @@ use super::checker::{Delivery, DeliveryLog};
 use sosw_core::error::{Error, Result};
 use sosw_core::invoke::{InvokeOutcome, Invoker};
 use sosw_core::store::{
-    ClaimOutcome, ClosedStatus, CreateJobOutcome, EnqueueMode, EnqueueReport, JobCounts, JobRecord,
-    JobStatus, JobStore, LabourerControl, MoveOutcome, PausedLabourer, ReportOutcome, TaskArchive,
-    TaskCancel, TaskClaims, TaskLookup, TaskQueue, TaskReport, TaskReports, TaskRetries,
+    ClaimOutcome, ClosedStatus, CreateJobOutcome, EcologyRecord, EcologyState, EnqueueMode,
+    EnqueueReport, JobCounts, JobRecord, JobStatus, JobStore, LabourerControl, MoveOutcome,
+    OutcomeCounts, PausedLabourer, ReportOutcome, TaskArchive, TaskCancel, TaskClaims, TaskLookup,
+    TaskQueue, TaskReport, TaskReports, TaskRetries, VersionedEcology,
 };
 use sosw_core::task::{Markers, Task, TaskId};
 
@@ -382,6 +383,29 @@ impl<S: TaskRetries> TaskRetries for FaultyStore<S> {
     async fn retry_length(&self, labourer_id: &str) -> Result<u64> {
         self.enter("retry_length")?;
         self.inner.retry_length(labourer_id).await
+    }
+}
+
+#[async_trait]
+impl<S: EcologyState> EcologyState for FaultyStore<S> {
+    async fn read_ecology(&self, labourer_id: &str) -> Result<VersionedEcology> {
+        self.enter("read_ecology")?;
+        self.inner.read_ecology(labourer_id).await
+    }
+    async fn write_ecology(
+        &self,
+        labourer_id: &str,
+        expected_version: u64,
+        record: &EcologyRecord,
+    ) -> Result<bool> {
+        self.enter("write_ecology")?;
+        self.inner
+            .write_ecology(labourer_id, expected_version, record)
+            .await
+    }
+    async fn add_outcomes(&self, labourer_id: &str, outcomes: &OutcomeCounts) -> Result<()> {
+        self.enter("add_outcomes")?;
+        self.inner.add_outcomes(labourer_id, outcomes).await
     }
 }
 

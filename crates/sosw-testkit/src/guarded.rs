@@ -5,9 +5,9 @@ use async_trait::async_trait;
 
 use sosw_core::error::Result;
 use sosw_core::store::{
-    ClaimOutcome, ClosedStatus, EnqueueMode, EnqueueReport, MoveOutcome, ReportOutcome,
-    TaskArchive, TaskCancel, TaskClaims, TaskLookup, TaskQueue, TaskReport, TaskReports,
-    TaskRetries,
+    ClaimOutcome, ClosedStatus, EcologyRecord, EcologyState, EnqueueMode, EnqueueReport,
+    MoveOutcome, OutcomeCounts, ReportOutcome, TaskArchive, TaskCancel, TaskClaims, TaskLookup,
+    TaskQueue, TaskReport, TaskReports, TaskRetries, VersionedEcology,
 };
 use sosw_core::task::{Markers, Task, TaskId};
 
@@ -156,5 +156,25 @@ impl<S: TaskRetries, G: Send + Sync> TaskRetries for Guarded<S, G> {
     }
     async fn retry_length(&self, labourer_id: &str) -> Result<u64> {
         self.store.retry_length(labourer_id).await
+    }
+}
+
+#[async_trait]
+impl<S: EcologyState, G: Send + Sync> EcologyState for Guarded<S, G> {
+    async fn read_ecology(&self, labourer_id: &str) -> Result<VersionedEcology> {
+        self.store.read_ecology(labourer_id).await
+    }
+    async fn write_ecology(
+        &self,
+        labourer_id: &str,
+        expected_version: u64,
+        record: &EcologyRecord,
+    ) -> Result<bool> {
+        self.store
+            .write_ecology(labourer_id, expected_version, record)
+            .await
+    }
+    async fn add_outcomes(&self, labourer_id: &str, outcomes: &OutcomeCounts) -> Result<()> {
+        self.store.add_outcomes(labourer_id, outcomes).await
     }
 }

@@ -98,6 +98,9 @@ macro_rules! task_store_conformance {
             task_manager_creates_tasks_and_reads_the_queue,
             task_manager_invokes_tasks_and_counts_running,
             task_manager_closes_retries_and_redrives_tasks,
+            ecology_record_is_written_only_on_the_version_read,
+            concurrent_rate_takers_never_grant_more_than_the_limit,
+            outcome_counters_add_up_and_survive_record_writes,
             cancel_closes_queued_and_waiting_tasks_as_cancelled,
         }
     };

@@ -186,7 +186,7 @@ pub fn orchestrator<S>(
     settings: OrchestratorSettings,
 ) -> Orchestrator
 where
-    S: TaskQueue + sosw::store::TaskClaims + 'static,
+    S: sosw::essentials::orchestrator::OrchestratorStore + 'static,
 {
     Orchestrator::new(
         store,

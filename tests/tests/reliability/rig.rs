@@ -120,6 +120,8 @@ pub struct SimWorkers {
     durations: Box<dyn Durations>,
     pending: Mutex<Vec<Pending>>,
     fates: Mutex<BTreeMap<&'static str, u64>>,
+    /// The virtual time (ms) of every invocation that reached a worker, in arrival order.
+    invoked_at: Mutex<Vec<i64>>,
 }
 
 impl SimWorkers {
@@ -136,6 +138,7 @@ impl SimWorkers {
             durations,
             pending: Mutex::new(Vec::new()),
             fates: Mutex::new(BTreeMap::new()),
+            invoked_at: Mutex::new(Vec::new()),
         }
     }
 
@@ -152,6 +155,11 @@ impl SimWorkers {
         self.pending.lock().expect("lock").len()
     }
 
+    /// The virtual time (ms) of every invocation that reached a worker, in arrival order.
+    pub fn invocation_times(&self) -> Vec<i64> {
+        self.invoked_at.lock().expect("lock").clone()
+    }
+
     /// How many attempts met each fate.
     pub fn fates(&self) -> BTreeMap<&'static str, u64> {
         self.fates.lock().expect("lock").clone()
@@ -162,6 +170,10 @@ impl SimWorkers {
 impl Invoker for SimWorkers {
     async fn invoke(&self, function: &str, payload: &Value) -> sosw::Result<InvokeOutcome> {
         let delivery = Delivery::from_payload(payload, false)?;
+        self.invoked_at
+            .lock()
+            .expect("lock")
+            .push(self.clock.now().timestamp_millis());
         let task_id = TaskId::new(delivery.task_id.clone())?;
         let fate = self
             .faults
@@ -219,6 +231,8 @@ pub struct RunFigures {
     pub crashes: u64,
     /// Claims per orchestrator.
     pub claims_per_orchestrator: Vec<u64>,
+    /// Free slots each orchestrator left empty because of a rate limit.
+    pub rate_limited_per_orchestrator: Vec<u64>,
     /// Most claims in one step, per labourer.
     pub peak_claims_per_step: BTreeMap<String, u64>,
 }
@@ -439,6 +453,9 @@ impl<S: TaskStore + 'static> Rig<S> {
         figures
             .claims_per_orchestrator
             .resize(self.orchestrators.len(), 0);
+        figures
+            .rate_limited_per_orchestrator
+            .resize(self.orchestrators.len(), 0);
         for (i, run) in runs.into_iter().enumerate() {
             let report = run
                 .await
@@ -447,6 +464,7 @@ impl<S: TaskStore + 'static> Rig<S> {
             for (labourer, l) in &report.labourers {
                 figures.claims += l.claimed;
                 figures.claims_per_orchestrator[i] += l.claimed;
+                figures.rate_limited_per_orchestrator[i] += l.rate_limited;
                 figures.claims_lost += l.skipped;
                 let peak = figures
                     .peak_claims_per_step

@@ -22,6 +22,8 @@ pub struct Outcome {
     pub check: QueueCheck,
     pub figures: RunFigures,
     pub injected: String,
+    /// The virtual time (ms) of every invocation that reached a worker, sorted.
+    pub invocation_times: Vec<i64>,
 }
 
 async fn run_on<S: TaskStore + 'static>(store: S, setup: Setup, tasks: u64) -> Outcome {
@@ -36,10 +38,13 @@ async fn run_on<S: TaskStore + 'static>(store: S, setup: Setup, tasks: u64) -> O
         rig.invoker.counts(),
         rig.workers.fates()
     );
+    let mut invocation_times = rig.workers.invocation_times();
+    invocation_times.sort_unstable();
     Outcome {
         check,
         figures,
         injected,
+        invocation_times,
     }
 }
 
@@ -185,6 +190,58 @@ async fn essentials_killed_mid_step(kind: Kind) {
     assert!(outcome.figures.crashes > 2, "{:?}", outcome.figures);
 }
 
+/// Two orchestrators racing every step over one labourer with a rate limit of 50 invocations a
+/// minute: the limit is shared through the store's ecology record, so in no window of a minute do the
+/// workers get more than 50 invocations (each orchestrator counting on its own would allow 100, and
+/// both are held back by the limit at some point), and the limit is used (the busiest minute is close
+/// to it).
+async fn two_orchestrators_share_one_rate_limit(kind: Kind) {
+    const PER_MINUTE: usize = 50;
+    let tasks = size(300, 2_000);
+    let mut settings = super::rig::labourer_settings(400, 60);
+    settings["rate_limit"] = serde_json::json!({"tasks": PER_MINUTE, "period_secs": 60});
+    let setup = Setup {
+        orchestrators: 2,
+        labourers: vec![("w".into(), settings)],
+        ..Setup::one_labourer(55, 400)
+    };
+    let Some(outcome) = run(kind, setup, tasks).await else {
+        return;
+    };
+    let times = &outcome.invocation_times;
+    assert_all_closed(&outcome, tasks);
+    assert_eq!(
+        times.len() as u64,
+        tasks,
+        "no faults: one invocation per task"
+    );
+    // Every window of a minute that starts at an invocation (the fullest windows start at one).
+    let busiest = (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| **t < times[i] + 60_000)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        busiest <= PER_MINUTE,
+        "{busiest} invocations in one minute, beyond the shared limit of {PER_MINUTE}"
+    );
+    assert!(
+        busiest >= PER_MINUTE * 9 / 10,
+        "the limit is used: the busiest minute had {busiest}"
+    );
+    // Both orchestrators wanted more than the shared limit left them: each alone would have taken it.
+    let limited = &outcome.figures.rate_limited_per_orchestrator;
+    assert!(
+        limited.len() == 2 && limited.iter().all(|n| *n > 0),
+        "both orchestrators were held back by the shared limit: {:?}",
+        outcome.figures
+    );
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),+ $(,)?) => {
         mod sqlite {
@@ -211,4 +268,5 @@ on_both_stores!(
     worker_failures_lost_reports_and_duplicates,
     throttling_everywhere,
     essentials_killed_mid_step,
+    two_orchestrators_share_one_rate_limit,
 );

@@ -18,11 +18,16 @@
 //! new in this implementation: counters by `ADD`, the finish by a condition on the status (see the
 //! `jobs` module for the item and every request).
 //!
-//! [`create_tables`] and [`delete_tables`] manage the four tables for tests and local tooling.
+//! And [`sosw_core::store::EcologyState`] over a fifth, `sosw_ecology` (hash key `labourer_id`): the
+//! rate log and controller state every orchestrator shares, written by compare-and-set on a version
+//! (see the `ecology` module).
+//!
+//! [`create_tables`] and [`delete_tables`] manage the five tables for tests and local tooling.
 
 mod batch;
 mod claims;
 mod codec;
+mod ecology;
 pub(crate) mod errors;
 pub(crate) mod expr;
 mod jobs;

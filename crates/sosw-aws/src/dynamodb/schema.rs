@@ -1,5 +1,5 @@
-//! Creating and deleting sosw 0.7's three task tables and this implementation's job table (for tests,
-//! local tooling and docs; production deployments use the CloudFormation templates).
+//! Creating and deleting sosw 0.7's three task tables and this implementation's job and ecology tables
+//! (for tests, local tooling and docs; production deployments use the CloudFormation templates).
 
 use std::time::{Duration, Instant};
 
@@ -47,21 +47,33 @@ fn projection_all() -> Projection {
 ///   `completed_at`, `greenfield`, `attempts`;
 /// * retry: hash `labourer_id`, range `task_id`; LSI `(labourer_id, desired_launch_time N)`, projection
 ///   ALL;
-/// * jobs: hash `job_id` (no index: jobs are read by id, and listed by a scan).
+/// * jobs: hash `job_id` (no index: jobs are read by id, and listed by a scan);
+/// * ecology: hash `labourer_id` (no index: read and written by key).
 pub async fn create_tables(client: &Client, tables: &TableNames) -> Result<()> {
     create_live(client, tables).await?;
     create_closed(client, tables).await?;
     create_retry(client, tables).await?;
-    create_jobs(client, tables).await?;
-    for table in [&tables.tasks, &tables.closed, &tables.retry, &tables.jobs] {
+    create_hash_only(client, &tables.jobs, "job_id").await?;
+    create_hash_only(client, &tables.ecology, "labourer_id").await?;
+    for table in all(tables) {
         wait_active(client, table).await?;
     }
     Ok(())
 }
 
-/// Deletes the four tables. Tables that do not exist are fine.
+fn all(tables: &TableNames) -> [&String; 5] {
+    [
+        &tables.tasks,
+        &tables.closed,
+        &tables.retry,
+        &tables.jobs,
+        &tables.ecology,
+    ]
+}
+
+/// Deletes the five tables. Tables that do not exist are fine.
 pub async fn delete_tables(client: &Client, tables: &TableNames) -> Result<()> {
-    for table in [&tables.tasks, &tables.closed, &tables.retry, &tables.jobs] {
+    for table in all(tables) {
         match client.delete_table().table_name(table).send().await {
             Ok(_) => {}
             Err(e)
@@ -146,17 +158,18 @@ async fn create_retry(client: &Client, t: &TableNames) -> Result<()> {
     send_create(request, &t.retry).await
 }
 
-async fn create_jobs(client: &Client, t: &TableNames) -> Result<()> {
+/// A table with a string hash key and nothing else (jobs, ecology).
+async fn create_hash_only(client: &Client, table: &str, hash: &str) -> Result<()> {
     let build = || -> BuildResult<_> {
         Ok(client
             .create_table()
-            .table_name(&t.jobs)
-            .attribute_definitions(attr("job_id", ScalarAttributeType::S)?)
-            .key_schema(key("job_id", KeyType::Hash)?)
+            .table_name(table)
+            .attribute_definitions(attr(hash, ScalarAttributeType::S)?)
+            .key_schema(key(hash, KeyType::Hash)?)
             .billing_mode(BillingMode::PayPerRequest))
     };
-    let request = build().map_err(|e| build_error("create table", &t.jobs, e))?;
-    send_create(request, &t.jobs).await
+    let request = build().map_err(|e| build_error("create table", table, e))?;
+    send_create(request, table).await
 }
 
 async fn send_create(

@@ -136,6 +136,8 @@ impl TaskConfig {
             retry_launch_index: self.sosw_retry_tasks_greenfield_index.clone(),
             // sosw 0.7 has no job table, hence no config key for its name.
             jobs: prefixed(&TableNames::default().jobs),
+            // Nor an ecology table.
+            ecology: prefixed(&TableNames::default().ecology),
         }
     }
 

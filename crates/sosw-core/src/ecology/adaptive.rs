@@ -109,6 +109,72 @@ impl AdaptiveConfig {
     }
 }
 
+/// How the orchestrator sets a labourer's concurrency: a labourer's `ecology` setting,
+/// `{"policy": "thresholds"}` (sosw 0.7's, the default) or `{"policy": "adaptive", ...}` with any
+/// [`AdaptiveConfig`] field (`{"policy": "adaptive", "window_secs": 5, "backoff": 0.9}`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "serde_json::Value", into = "serde_json::Value")]
+pub enum EcologyPolicy {
+    /// sosw 0.7: `max_simultaneous_invocations` times the coefficient of the health status.
+    #[default]
+    Thresholds,
+    /// The adaptive controller, under the thresholds' result as its ceiling.
+    Adaptive(AdaptiveConfig),
+}
+
+impl TryFrom<serde_json::Value> for EcologyPolicy {
+    type Error = String;
+
+    fn try_from(value: serde_json::Value) -> Result<Self, String> {
+        let serde_json::Value::Object(mut fields) = value else {
+            return Err(format!(
+                "`ecology` must be an object like {{\"policy\": \"adaptive\"}}, not {value}"
+            ));
+        };
+        let policy = match fields.remove("policy") {
+            Some(serde_json::Value::String(policy)) => policy,
+            Some(other) => return Err(format!("`ecology.policy` must be a string, not {other}")),
+            None => {
+                return Err("`ecology` needs a `policy`: \"thresholds\" or \"adaptive\"".to_owned());
+            }
+        };
+        match policy.as_str() {
+            "thresholds" if fields.is_empty() => Ok(EcologyPolicy::Thresholds),
+            "thresholds" => Err(format!(
+                "`ecology` with policy \"thresholds\" takes no other setting; found {}",
+                fields.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+            "adaptive" => {
+                let config: AdaptiveConfig =
+                    serde_json::from_value(serde_json::Value::Object(fields))
+                        .map_err(|e| format!("`ecology` (adaptive): {e}"))?;
+                config
+                    .validate()
+                    .map_err(|e| format!("`ecology` (adaptive): {e}"))?;
+                Ok(EcologyPolicy::Adaptive(config))
+            }
+            other => Err(format!(
+                "unknown `ecology.policy` \"{other}\": \"thresholds\" or \"adaptive\""
+            )),
+        }
+    }
+}
+
+impl From<EcologyPolicy> for serde_json::Value {
+    fn from(policy: EcologyPolicy) -> Self {
+        match policy {
+            EcologyPolicy::Thresholds => serde_json::json!({"policy": "thresholds"}),
+            EcologyPolicy::Adaptive(config) => {
+                let mut value = serde_json::to_value(config).unwrap_or_default();
+                if let serde_json::Value::Object(fields) = &mut value {
+                    fields.insert("policy".into(), "adaptive".into());
+                }
+                value
+            }
+        }
+    }
+}
+
 /// What one observation window saw for one labourer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
@@ -335,6 +401,35 @@ mod tests {
             failed: 0,
             running,
             limited: true,
+        }
+    }
+
+    #[test]
+    fn the_policy_parses_validates_and_round_trips() {
+        use serde_json::json;
+        let parse = |v: serde_json::Value| serde_json::from_value::<EcologyPolicy>(v);
+        assert_eq!(
+            parse(json!({"policy": "thresholds"})).expect("parses"),
+            EcologyPolicy::Thresholds
+        );
+        let adaptive = parse(json!({"policy": "adaptive", "backoff": 0.9})).expect("parses");
+        let EcologyPolicy::Adaptive(config) = &adaptive else {
+            panic!("adaptive: {adaptive:?}");
+        };
+        assert_eq!(config.backoff, 0.9);
+        assert_eq!(config.window_secs, AdaptiveConfig::default().window_secs);
+        let back = serde_json::to_value(adaptive.clone()).expect("serializes");
+        assert_eq!(parse(back).expect("parses again"), adaptive);
+        for (bad, says) in [
+            (json!({"policy": "adaptive", "backoff": 1.5}), "backoff"),
+            (json!({"policy": "adaptive", "speed": 3}), "speed"),
+            (json!({"policy": "magic"}), "magic"),
+            (json!({"backoff": 0.5}), "needs a `policy`"),
+            (json!({"policy": "thresholds", "backoff": 0.5}), "backoff"),
+            (json!("adaptive"), "must be an object"),
+        ] {
+            let err = parse(bad.clone()).expect_err("refused").to_string();
+            assert!(err.contains(says), "{bad}: {err}");
         }
     }
 

@@ -44,6 +44,29 @@ impl RateLog {
         granted
     }
 
+    /// Takes back up to `count` invocations granted at `taken_at_ms` and never used, from the slot that
+    /// grant went into (granting fewer after the fact never breaks the limit). Returns how many were
+    /// taken back: none if that slot is gone (it no longer counts anyway).
+    pub fn give_back(&mut self, period_ms: i64, taken_at_ms: i64, count: u64) -> u64 {
+        let width = (period_ms.max(1) / SLOTS).max(1);
+        let end = (taken_at_ms.div_euclid(width) + 1) * width;
+        let Some(index) = self.slots.iter().position(|(e, _)| *e == end) else {
+            return 0;
+        };
+        let slot = &mut self.slots[index];
+        let back = count.min(slot.1);
+        slot.1 -= back;
+        if slot.1 == 0 {
+            self.slots.remove(index);
+        }
+        back
+    }
+
+    /// Whether the log counts nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// Invocations the log counts at `now_ms` in the last `period_ms`.
     pub fn used(&self, period_ms: i64, now_ms: i64) -> u64 {
         self.slots
@@ -68,6 +91,22 @@ mod tests {
         assert_eq!(log.take(10, 60_000, 60_500, 5), 0);
         assert_eq!(log.take(10, 60_000, 61_000, 5), 4);
         assert_eq!(log.take(10, 60_000, 62_000, 5), 5);
+    }
+
+    #[test]
+    fn unused_grants_given_back_are_granted_again() {
+        let mut log = RateLog::default();
+        assert_eq!(log.take(10, 60_000, 500, 10), 10);
+        assert_eq!(log.give_back(60_000, 500, 4), 4);
+        assert_eq!(log.used(60_000, 600), 6);
+        assert_eq!(log.take(10, 60_000, 700, 10), 4);
+        assert_eq!(
+            log.give_back(60_000, 700, 50),
+            10,
+            "at most what the slot holds"
+        );
+        assert!(log.is_empty());
+        assert_eq!(log.give_back(60_000, 30_000, 1), 0, "no such slot");
     }
 
     #[test]

@@ -3,10 +3,14 @@
 //! For each labourer, each round:
 //! 1. its **status** 0-4 from its health metrics ([`crate::ecology`]), each metric read once per run;
 //! 2. **desired** = `floor(max_simultaneous_invocations x invocation_number_coefficient[status])`;
-//!    `max_simultaneous_invocations: 0` pauses the labourer (sosw 0.7 turned 0 into 1, bug B5);
+//!    `max_simultaneous_invocations: 0` pauses the labourer (sosw 0.7 turned 0 into 1, bug B5); for
+//!    a labourer whose `ecology` is adaptive, that is the ceiling of the adaptive controller's limit,
+//!    whose state every orchestrator shares through the store (docs/ecology.md);
 //! 3. **free** = desired minus the tasks **running** now (invoked, not expired, not completed: a
 //!    completed task frees its slot at once, not when the scavenger archives it), capped by the
-//!    labourer's optional rate limit;
+//!    labourer's optional rate limit, whose grants are taken from the rate log in the store that every
+//!    orchestrator shares ([`take_rate`], by compare-and-set); grants left unused go back at the end of
+//!    the round;
 //! 4. up to *free* queued tasks, lowest greenfield first, are **claimed** with the store's conditional
 //!    claim (sosw 0.7's `mark_task_invoked`) and **invoked** with their sosw 0.7 worker payload
 //!    ([`Task::worker_payload`](crate::task::Task::worker_payload) of the pre-claim row), concurrently up to
@@ -36,7 +40,8 @@
 //!
 //! Two orchestrators may run at once (an overlapping schedule, a manual run): the conditional claim
 //! still invokes each queued task once per attempt, but both count the same running tasks, so together
-//! they may briefly exceed a labourer's `max_simultaneous_invocations`, as in sosw 0.7.
+//! they may briefly exceed a labourer's `max_simultaneous_invocations`, as in sosw 0.7. Its
+//! `rate_limit` they never exceed together: they take from one shared rate log.
 //!
 //! **Paused labourers.** An orchestrator built [`with_labourer_control`](Orchestrator::with_labourer_control)
 //! reads the paused labourers (`sosw pause`) at the start of every round, and skips a paused labourer
@@ -62,26 +67,28 @@ use futures::StreamExt;
 
 use crate::clock::Clock;
 use crate::config::{InvocationCoefficients, OrchestratorConfig};
+use crate::ecology::adaptive::{AdaptiveConfig, Controller, ControllerState, Observation};
 use crate::ecology::{EcologyManager, HealthCache, MetricsSource, NoDataPolicy};
 use crate::error::Error;
 use crate::invoke::{Invoker, WorkerTimeouts};
 use crate::processor::{Invocation, Processor};
-use crate::store::{LabourerControl, TaskClaims, TaskQueue};
+use crate::store::{
+    AdaptiveRecord, Change, EcologyState, LabourerControl, OutcomeCounts, TaskClaims, TaskQueue,
+    give_back_rate, take_rate, update_ecology,
+};
 use crate::task::{Labourer, Markers, TaskId, TaskInvocation, TaskManager};
 
 mod feed;
-mod rate;
 mod report;
 
 pub use feed::{ConfigFeed, DEFAULT_CONFIG_TTL, ORCHESTRATOR_FUNCTION};
 pub use report::{LabourerReport, OrchestratorReport};
 
-use rate::RateLimiter;
+/// What the orchestrator needs of a task store: the queue, the claims and the shared ecology state
+/// (the rate log every orchestrator takes from).
+pub trait OrchestratorStore: TaskQueue + TaskClaims + EcologyState {}
 
-/// What the orchestrator needs of a task store: the queue and the claims.
-pub trait OrchestratorStore: TaskQueue + TaskClaims {}
-
-impl<T: TaskQueue + TaskClaims + ?Sized> OrchestratorStore for T {}
+impl<T: TaskQueue + TaskClaims + EcologyState + ?Sized> OrchestratorStore for T {}
 
 /// Most queue reads per labourer per round: each read after the first replaces tasks another
 /// orchestrator claimed first, so a few are plenty.
@@ -139,7 +146,7 @@ pub struct Orchestrator {
     clock: Arc<dyn Clock>,
     timeouts: Option<Arc<dyn WorkerTimeouts>>,
     settings: OrchestratorSettings,
-    rate: RateLimiter,
+    store: Arc<dyn OrchestratorStore>,
     wake: Option<Arc<tokio::sync::Notify>>,
     control: Option<Arc<dyn LabourerControl>>,
 }
@@ -184,6 +191,8 @@ struct WaveCounts {
     lost: u64,
     /// Whether the invoker rejected any task.
     rejected: bool,
+    /// Rejections that were throttles (Lambda's 429 TooManyRequests after its retries).
+    throttled: u64,
 }
 
 /// What became of one queued task.
@@ -207,14 +216,14 @@ impl Orchestrator {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Orchestrator {
-            tasks: TaskManager::new(store),
+            tasks: TaskManager::new(Arc::clone(&store)),
             invoker,
             metrics,
             config,
             clock,
             timeouts: None,
             settings: OrchestratorSettings::default(),
-            rate: RateLimiter::default(),
+            store,
             wake: None,
             control: None,
         }
@@ -436,24 +445,114 @@ impl Orchestrator {
             }
         };
         entry.running = running;
+        let desired = match labourer.adaptive() {
+            None => desired,
+            Some(config) => match self
+                .adaptive_limit(labourer, config, desired, running)
+                .await
+            {
+                Ok(limit) => {
+                    entry.desired = limit;
+                    limit
+                }
+                Err(e) => {
+                    entry.error(e.to_string());
+                    return Activity::Busy;
+                }
+            },
+        };
         let free = desired.saturating_sub(running);
         if free == 0 {
             return Activity::Busy;
         }
-        let allowed = self.rate.allowance(
-            &labourer.id,
-            labourer.rate_limit,
-            now.timestamp_millis(),
-            free,
-        );
+        let Some(limit) = labourer.rate_limit else {
+            return self.fill(labourer, free, now.timestamp(), run).await.0;
+        };
+        // Grants come from the rate log every orchestrator shares, taken by compare-and-set.
+        let taken_at = now.timestamp_millis();
+        let allowed =
+            match take_rate(self.store.as_ref(), &labourer.id, limit, taken_at, free).await {
+                Ok(allowed) => allowed,
+                Err(e) => {
+                    entry.error(e.to_string());
+                    return Activity::Busy;
+                }
+            };
         entry.rate_limited = free - allowed;
         if allowed == 0 {
             return Activity::Busy;
         }
-        self.fill(labourer, allowed, now.timestamp(), run).await
+        let (activity, used) = self.fill(labourer, allowed, now.timestamp(), run).await;
+        // Grants the queue or lost claims left unused go back, so they do not count against the limit.
+        let unused = allowed.saturating_sub(used);
+        if let Err(e) =
+            give_back_rate(self.store.as_ref(), &labourer.id, limit, taken_at, unused).await
+        {
+            tracing::warn!(labourer = %labourer.id, error = %e, unused, "unused rate-limit grants not given back; they count until their period ends");
+        }
+        activity
     }
 
-    /// Claims and invokes up to `wanted` queued tasks of `labourer` at `now`.
+    /// The adaptive controller's limit for `labourer`, under `ceiling` (the thresholds' result), with
+    /// `running` tasks. Reads the labourer's record and outcome counters; when its observation window
+    /// is over (or congestion shows before), observes the window's outcomes and writes the new state
+    /// back by compare-and-set, so every orchestrator shares one controller. Losing every attempt to
+    /// other writers gives 0 this round.
+    ///
+    /// The limit counts as "in use" (the controller grows it only then) when the labourer has queued
+    /// work: every round fills every free slot, so work still queued is work the limit held back.
+    async fn adaptive_limit(
+        &self,
+        labourer: &Labourer,
+        config: &AdaptiveConfig,
+        ceiling: u64,
+        running: u64,
+    ) -> crate::Result<u64> {
+        let controller = Controller::new(config.clone());
+        let clock_now = self.clock.now();
+        let backlog = !self
+            .tasks
+            .get_next_for_labourer(&labourer.id, clock_now.timestamp(), 1)
+            .await?
+            .is_empty();
+        let now = clock_now.timestamp_millis() as f64 / 1000.0;
+        let limit = update_ecology(self.store.as_ref(), &labourer.id, |record, outcomes| {
+            let first = record.controller.is_none();
+            let mut adaptive = record.controller.clone().unwrap_or_else(|| AdaptiveRecord {
+                state: ControllerState::new(config),
+                window_start: now,
+                seen: *outcomes,
+            });
+            let window = outcomes.since(&adaptive.seen);
+            let observation = Observation {
+                succeeded: window.succeeded,
+                throttled: window.throttled,
+                failed: window.failed,
+                running,
+                limited: backlog,
+            };
+            let due = now - adaptive.window_start >= config.window_secs
+                || controller.should_observe_now(&adaptive.state, &observation, now);
+            if due {
+                adaptive.state =
+                    controller.observe(&adaptive.state, &observation, ceiling as f64, now);
+                adaptive.window_start = now;
+                adaptive.seen = *outcomes;
+            }
+            let limit = adaptive.state.allowed(config, now).min(ceiling);
+            if due || first {
+                record.controller = Some(adaptive);
+                Change::Write(limit)
+            } else {
+                Change::Keep(limit)
+            }
+        })
+        .await?;
+        Ok(limit.unwrap_or(0))
+    }
+
+    /// Claims and invokes up to `wanted` queued tasks of `labourer` at `now`. Returns the activity and
+    /// how many slots it used.
     ///
     /// Claims lost to another orchestrator are replaced from the same read where it holds more
     /// candidates, and each further read asks for as many extra tasks as claims were lost so far, since
@@ -464,12 +563,13 @@ impl Orchestrator {
         wanted: u64,
         now: i64,
         run: &mut RunState,
-    ) -> Activity {
+    ) -> (Activity, u64) {
         let mut remaining = to_usize(wanted);
+        let used = |remaining: usize| wanted.saturating_sub(remaining as u64);
         let mut lost = 0usize;
         for _ in 0..MAX_QUEUE_READS_PER_ROUND {
             if remaining == 0 || self.clock.now() >= run.stop_at {
-                return Activity::Busy;
+                return (Activity::Busy, used(remaining));
             }
             let released = run.released.entry(labourer.id.clone()).or_default();
             let limit = remaining
@@ -483,7 +583,7 @@ impl Orchestrator {
                 Ok(queued) => queued,
                 Err(e) => {
                     run.report.labourer(&labourer.id).error(e.to_string());
-                    return Activity::Busy;
+                    return (Activity::Busy, used(remaining));
                 }
             };
             let exhausted = queued.len() < limit;
@@ -493,24 +593,40 @@ impl Orchestrator {
                 .filter(|id| !released.contains(id))
                 .collect();
             if candidates.is_empty() {
-                return Activity::Idle;
+                return (Activity::Idle, used(remaining));
             }
             while remaining > 0 && !candidates.is_empty() {
                 let rest = candidates.split_off(remaining.min(candidates.len()));
                 let wave = std::mem::replace(&mut candidates, rest);
                 let steps = self.claim_and_invoke_all(labourer, wave, now).await;
                 let counts = self.account(labourer, steps, run);
+                self.count_throttles(labourer, counts.throttled).await;
                 remaining = remaining.saturating_sub(to_usize(counts.used));
                 lost = lost.saturating_add(to_usize(counts.lost));
                 if counts.rejected {
-                    return Activity::Busy;
+                    return (Activity::Busy, used(remaining));
                 }
             }
             if exhausted {
-                return Activity::Idle;
+                return (Activity::Idle, used(remaining));
             }
         }
-        Activity::Busy
+        (Activity::Busy, used(remaining))
+    }
+
+    /// Adds `throttled` invoke throttles to an adaptive labourer's outcome counters, where its
+    /// controller reads them as congestion.
+    async fn count_throttles(&self, labourer: &Labourer, throttled: u64) {
+        if throttled == 0 || labourer.adaptive().is_none() {
+            return;
+        }
+        let outcomes = OutcomeCounts {
+            throttled,
+            ..OutcomeCounts::default()
+        };
+        if let Err(e) = self.store.add_outcomes(&labourer.id, &outcomes).await {
+            tracing::warn!(labourer = %labourer.id, error = %e, throttled, "invoke throttles not counted for the adaptive controller");
+        }
     }
 
     async fn claim_and_invoke_all(
@@ -541,7 +657,7 @@ impl Orchestrator {
         }
     }
 
-    /// Adds `steps` to the report and the rate limiter.
+    /// Adds `steps` to the report.
     fn account(&self, labourer: &Labourer, steps: Vec<Step>, run: &mut RunState) -> WaveCounts {
         let entry = run.report.labourers.entry(labourer.id.clone()).or_default();
         let released = run.released.entry(labourer.id.clone()).or_default();
@@ -567,6 +683,7 @@ impl Orchestrator {
                     entry.claimed += 1;
                     entry.released += 1;
                     counts.rejected = true;
+                    counts.throttled += u64::from(is_throttle(&why));
                     released.insert(task_id);
                     tracing::warn!(labourer = %labourer.id, reason = %why, "invocation rejected; the claim is released");
                 }
@@ -580,14 +697,15 @@ impl Orchestrator {
                 Step::Failed(e) => entry.error(e.to_string()),
             }
         }
-        self.rate.record(
-            &labourer.id,
-            labourer.rate_limit,
-            self.clock.now().timestamp_millis(),
-            counts.used,
-        );
         counts
     }
+}
+
+/// Whether an invocation's rejection says the invoke service throttled it (Lambda's 429
+/// `TooManyRequestsException`, "throttled N times" after the invoker's retries).
+pub fn is_throttle(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    reason.contains("throttl") || reason.contains("toomanyrequests")
 }
 
 /// `floor(max x coefficient)`, never negative.

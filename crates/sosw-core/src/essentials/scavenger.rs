@@ -5,7 +5,9 @@
 //! 2. **expired** tasks (invoked `duration + cooldown` ago, never reported): their
 //!    [fate](crate::task::fate) is decided with the worker assistant's rule: fewer than `max_attempts`
 //!    invocations go to the retry table with the labourer's retry delay; the others are dead, archived
-//!    as `<labourer>_0`, with one batched SNS alert per run;
+//!    as `<labourer>_0`, with one batched SNS alert per run; for a labourer whose `ecology` is adaptive,
+//!    the expiries moved are added to its `failed` outcome counter, which its controller reads
+//!    (docs/ecology.md);
 //! 3. **due retries** go back to the queue ahead of its head (at most `retry_tasks_limit`).
 //!
 //! Every move is atomic and conditional on the row being unchanged, so a report or another scavenger
@@ -32,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::notify::NotificationQueue;
 use crate::notify::jobs;
 use crate::processor::{Invocation, Processor};
-use crate::store::{ClosedStatus, JobCounts, MoveOutcome};
+use crate::store::{ClosedStatus, JobCounts, MoveOutcome, OutcomeCounts};
 use crate::task::fate::Ending;
 use crate::task::{Labourer, Markers};
 
@@ -292,11 +294,42 @@ impl Scavenger {
         counts: &mut LabourerReport,
     ) -> Result<()> {
         let markers = Markers::for_labourer(run.now, labourer);
+        let mut expired = 0;
+        let result = self
+            .close_expired(labourer, &markers, run, counts, &mut expired)
+            .await;
+        if expired > 0 && labourer.adaptive().is_some() {
+            let outcomes = OutcomeCounts {
+                failed: expired,
+                ..OutcomeCounts::default()
+            };
+            if let Err(e) = self
+                .closer
+                .store()
+                .add_outcomes(&labourer.id, &outcomes)
+                .await
+            {
+                tracing::warn!(labourer = %labourer.id, error = %e, expired,
+                    "expiries not counted for the adaptive controller");
+            }
+        }
+        result
+    }
+
+    /// Closes the expired tasks page by page, counting in `expired` those it moved.
+    async fn close_expired(
+        &self,
+        labourer: &Labourer,
+        markers: &Markers,
+        run: &mut Run,
+        counts: &mut LabourerReport,
+        expired: &mut u64,
+    ) -> Result<()> {
         loop {
             let page = self
                 .closer
                 .tasks()
-                .get_expired_tasks_for_labourer(&labourer.id, &markers, PAGE_SIZE)
+                .get_expired_tasks_for_labourer(&labourer.id, markers, PAGE_SIZE)
                 .await?;
             let mut moved = 0;
             for task in &page {
@@ -322,6 +355,7 @@ impl Scavenger {
                 }
                 moved += u64::from(closed != Closed::Conflict);
             }
+            *expired += moved;
             if page.len() < PAGE_SIZE || moved == 0 {
                 return Ok(());
             }

@@ -4,8 +4,9 @@
 //! "task_id": "...", "stats": {...}, "result": {...}}`, where `stats` and `result` may also be JSON
 //! strings, and `actions: ["..."]` (a one-element list) may stand for `action`. Their entries land on
 //! the task as `stat_<k>` and `result_<k>`. This version also reads two optional keys a Python
-//! WorkerAssistant ignores: `retryable` (bool, default `true`) and `attempt` (the invocation the report
-//! is about, `attempts + 1` of the worker payload).
+//! WorkerAssistant ignores: `retryable` (bool, default `true`), `attempt` (the invocation the report
+//! is about, `attempts + 1` of the worker payload) and `throttled` (bool, default `false`: the failure
+//! was the downstream turning the task away because it is saturated).
 //!
 //! What a report does:
 //! * **completed**: `completed_at = now`, conditionally (a report for a task that is already completed,
@@ -19,6 +20,14 @@
 //!     with the report's `result_*` (the worker's error) kept in the row, and a dead-task alert;
 //!   * a report about an older invocation (`attempt` given and not the task's latest), or for a task
 //!     already back in the queue, is recorded only: the task is already on its way again.
+//! * **throttled** (a failure with `throttled: true`): a retryable failure whatever `retryable` says
+//!   (the task goes back through the retry table after the labourer's retry delay, and uses an attempt,
+//!   so a downstream that never recovers does not keep a task forever); for a labourer whose `ecology`
+//!   is adaptive it counts as a throttle, not a failure, for the controller.
+//! * For a labourer whose `ecology` is adaptive, every recorded report is also added to the labourer's
+//!   outcome counters in the store (succeeded, failed or throttled), which the orchestrators'
+//!   controller reads ([`crate::store::EcologyState::add_outcomes`]); a counter that cannot be added is
+//!   logged, not raised: the task's own change is done.
 //! * Job counters follow each task that closes ([`crate::notify::jobs`]); a job's last task finishes it
 //!   and sends the job-finished message to every requester.
 //!
@@ -39,7 +48,9 @@ use crate::config::WorkerAssistantConfig;
 use crate::error::{Error, Result};
 use crate::notify::NotificationQueue;
 use crate::processor::{Invocation, Processor, Stats};
-use crate::store::{ClosedStatus, JobCounts, MoveOutcome, ReportOutcome, TaskReport, TaskStore};
+use crate::store::{
+    ClosedStatus, JobCounts, MoveOutcome, OutcomeCounts, ReportOutcome, TaskReport, TaskStore,
+};
 use crate::task::fate::Ending;
 use crate::task::{Markers, Task, TaskId, TaskState, json_kind};
 
@@ -91,6 +102,10 @@ pub struct AssistantRequest {
     /// The invocation this report is about (1 for the first), if the worker knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
+    /// For a failure: the downstream turned the task away because it is saturated (absent means
+    /// `false`). Always retryable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<bool>,
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -107,6 +122,7 @@ impl AssistantRequest {
             result: BTreeMap::new(),
             retryable: None,
             attempt: None,
+            throttled: None,
         }
     }
 
@@ -140,6 +156,7 @@ impl AssistantRequest {
                 |v| v.as_u64().and_then(|n| u32::try_from(n).ok()),
                 "a positive integer",
             )?,
+            throttled: optional(map, "throttled", Value::as_bool, "a boolean")?,
         })
     }
 
@@ -148,9 +165,14 @@ impl AssistantRequest {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
-    /// Whether a failure may be retried (`retryable`, default `true`).
+    /// Whether a failure may be retried (`retryable`, default `true`; a throttled one always may).
     pub fn is_retryable(&self) -> bool {
-        self.retryable.unwrap_or(true)
+        self.is_throttled() || self.retryable.unwrap_or(true)
+    }
+
+    /// Whether a failure was a throttle (`throttled`, default `false`).
+    pub fn is_throttled(&self) -> bool {
+        self.throttled.unwrap_or(false)
     }
 
     /// The `stat_*` / `result_*` attributes it writes.
@@ -373,7 +395,10 @@ impl WorkerAssistant {
             }
         };
         let task = match recorded {
-            ReportOutcome::Recorded(task) => task,
+            ReportOutcome::Recorded(task) => {
+                self.count_outcome(&task, request).await;
+                task
+            }
             ReportOutcome::AlreadyCompleted => {
                 stats.inc("duplicate_reports");
                 return Ok((AssistantOutcome::Duplicate, false));
@@ -465,6 +490,27 @@ impl WorkerAssistant {
             Closed::Cancelled => AssistantOutcome::Cancelled,
         };
         Ok((outcome, finished))
+    }
+
+    /// Adds the report to the outcome counters of the task's labourer if its `ecology` is adaptive.
+    async fn count_outcome(&self, task: &Task, request: &AssistantRequest) {
+        let labourer = self
+            .config
+            .task_config
+            .labourer_or_default(&task.labourer_id);
+        if labourer.adaptive().is_none() {
+            return;
+        }
+        let mut outcomes = OutcomeCounts::default();
+        match request.action {
+            AssistantAction::MarkTaskAsCompleted => outcomes.succeeded = 1,
+            AssistantAction::MarkTaskAsFailed if request.is_throttled() => outcomes.throttled = 1,
+            AssistantAction::MarkTaskAsFailed => outcomes.failed = 1,
+        }
+        if let Err(e) = self.store().add_outcomes(&labourer.id, &outcomes).await {
+            tracing::warn!(labourer = %labourer.id, task_id = %task.task_id, error = %e,
+                "outcome not counted for the adaptive controller");
+        }
     }
 
     /// Job counters for the task's job, if it has one and a job store is configured.

@@ -9,6 +9,7 @@
 //! | [`TaskArchive`] | scavenger (list completed / expired, archive), ecology (closed sample) |
 //! | [`TaskRetries`] | scavenger (move to retry, due retries, back to the queue) |
 //! | [`TaskCancel`] | `sosw cancel` (close queued and waiting tasks as cancelled), closer |
+//! | [`EcologyState`] | orchestrator (the shared rate log and controller state, by compare-and-set) |
 //!
 //! [`TaskStore`] is all of them. [`LabourerControl`] (`sosw pause`, `sosw resume`, every orchestrator)
 //! is apart: on AWS it lives in the config table, not in the task tables. Two adapters implement it: DynamoDB with sosw 0.7's tables
@@ -29,10 +30,15 @@ use crate::task::{Markers, Task, TaskId, greenfield, json_kind, python_literal};
 
 mod cancel;
 mod control;
+mod ecology;
 mod jobs;
 mod tables;
 pub use cancel::{TaskCancel, cancelled_row};
 pub use control::{LabourerControl, PausedLabourer};
+pub use ecology::{
+    AdaptiveRecord, Change, EcologyRecord, EcologyState, MAX_ECOLOGY_ATTEMPTS, OutcomeCounts,
+    VersionedEcology, give_back_rate, rate_period_ms, take_rate, update_ecology,
+};
 pub use jobs::{CreateJobOutcome, JobCounts, JobRecord, JobStatus, JobStore};
 pub use tables::TableNames;
 
@@ -362,12 +368,26 @@ pub const CLOSED_STATUS_ATTRIBUTE: &str = "labourer_id_task_status";
 
 /// Every capability: what a store adapter implements.
 pub trait TaskStore:
-    TaskQueue + TaskLookup + TaskClaims + TaskReports + TaskArchive + TaskRetries + TaskCancel
+    TaskQueue
+    + TaskLookup
+    + TaskClaims
+    + TaskReports
+    + TaskArchive
+    + TaskRetries
+    + TaskCancel
+    + EcologyState
 {
 }
 
 impl<T> TaskStore for T where
-    T: TaskQueue + TaskLookup + TaskClaims + TaskReports + TaskArchive + TaskRetries + TaskCancel
+    T: TaskQueue
+        + TaskLookup
+        + TaskClaims
+        + TaskReports
+        + TaskArchive
+        + TaskRetries
+        + TaskCancel
+        + EcologyState
 {
 }
 

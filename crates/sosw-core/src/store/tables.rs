@@ -23,10 +23,19 @@ pub struct TableNames {
     /// `job_id`. Defaults to `sosw_jobs` when absent from a serialised value.
     #[serde(default = "default_jobs_table")]
     pub jobs: String,
+    /// Shared ecology state (`sosw_ecology`, new in this implementation), hash key `labourer_id`: one
+    /// item per labourer with its rate log and controller state. Defaults to `sosw_ecology` when
+    /// absent from a serialised value.
+    #[serde(default = "default_ecology_table")]
+    pub ecology: String,
 }
 
 fn default_jobs_table() -> String {
     "sosw_jobs".into()
+}
+
+fn default_ecology_table() -> String {
+    "sosw_ecology".into()
 }
 
 impl Default for TableNames {
@@ -39,6 +48,7 @@ impl Default for TableNames {
             retry: "sosw_retry_tasks".into(),
             retry_launch_index: "labourer_id_greenfield".into(),
             jobs: default_jobs_table(),
+            ecology: default_ecology_table(),
         }
     }
 }
@@ -52,6 +62,7 @@ impl TableNames {
             closed: format!("{prefix}{}", d.closed),
             retry: format!("{prefix}{}", d.retry),
             jobs: format!("{prefix}{}", d.jobs),
+            ecology: format!("{prefix}{}", d.ecology),
             ..d
         }
     }
@@ -68,6 +79,7 @@ mod tests {
         assert_eq!(t.closed, "autotest_sosw_closed_tasks");
         assert_eq!(t.retry, "autotest_sosw_retry_tasks");
         assert_eq!(t.jobs, "autotest_sosw_jobs");
+        assert_eq!(t.ecology, "autotest_sosw_ecology");
         assert_eq!(t.tasks_greenfield_index, "sosw_tasks_greenfield");
     }
 
@@ -76,8 +88,10 @@ mod tests {
         let mut value = serde_json::to_value(TableNames::default()).expect("serialises");
         if let Some(fields) = value.as_object_mut() {
             fields.remove("jobs");
+            fields.remove("ecology");
         }
         let names: TableNames = serde_json::from_value(value).expect("deserialises");
         assert_eq!(names.jobs, "sosw_jobs");
+        assert_eq!(names.ecology, "sosw_ecology");
     }
 }

@@ -70,10 +70,16 @@ pub struct Labourer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
 
-    /// At most this many invocations per period, counted by each orchestrator (new in this
-    /// implementation; default no limit). `{"tasks": 100, "period_secs": 60}`.
+    /// At most this many invocations per period, counted in the store and shared by every
+    /// orchestrator (new in this implementation; default no limit). `{"tasks": 100, "period_secs": 60}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+
+    /// How the orchestrator sets the labourer's concurrency: `{"policy": "thresholds"}` (sosw 0.7's,
+    /// the default) or `{"policy": "adaptive", ...}`, the adaptive controller (new in this
+    /// implementation; see docs/ecology.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecology: Option<crate::ecology::adaptive::EcologyPolicy>,
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -100,6 +106,7 @@ impl Labourer {
             health: None,
             retry: None,
             rate_limit: None,
+            ecology: None,
         }
     }
 
@@ -131,6 +138,14 @@ impl Labourer {
         self.max_simultaneous_invocations == Some(0)
     }
 
+    /// The adaptive controller's tuning, when the labourer's `ecology` selects it.
+    pub fn adaptive(&self) -> Option<&crate::ecology::adaptive::AdaptiveConfig> {
+        match &self.ecology {
+            Some(crate::ecology::adaptive::EcologyPolicy::Adaptive(config)) => Some(config),
+            _ => None,
+        }
+    }
+
     /// The retry policy, defaulted.
     pub fn retry_policy(&self) -> RetryPolicy {
         self.retry.clone().unwrap_or_default()
@@ -139,8 +154,8 @@ impl Labourer {
 
 /// A labourer's invocation rate limit: at most `tasks` invocations in any `period_secs` seconds.
 ///
-/// Each orchestrator counts its own invocations (in memory, across the runs of one container), so `n`
-/// orchestrators running at once may invoke up to `n` times the limit.
+/// Counted in the labourer's ecology record in the store, which every orchestrator takes its grants
+/// from by compare-and-set: however many orchestrators run, together they never exceed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, try_from = "RawRateLimit")]
 pub struct RateLimit {

@@ -88,6 +88,7 @@ pub trait Worker: Send + Sync {
 pub struct WorkError {
     message: String,
     retryable: bool,
+    throttled: bool,
 }
 
 impl WorkError {
@@ -96,6 +97,19 @@ impl WorkError {
         WorkError {
             message: message.into(),
             retryable: true,
+            throttled: false,
+        }
+    }
+
+    /// What the worker depends on turned the task away because it is saturated (an API's 429, a
+    /// database's throttling): retried later like a retryable failure, and reported as *throttled*,
+    /// which an adaptive labourer's controller reads as congestion (lower the concurrency) rather
+    /// than as a failure (docs/ecology.md).
+    pub fn throttled(message: impl Into<String>) -> Self {
+        WorkError {
+            message: message.into(),
+            retryable: true,
+            throttled: true,
         }
     }
 
@@ -104,12 +118,18 @@ impl WorkError {
         WorkError {
             message: message.into(),
             retryable: false,
+            throttled: false,
         }
     }
 
     /// Whether running the task again may succeed.
     pub fn is_retryable(&self) -> bool {
         self.retryable
+    }
+
+    /// Whether the failure was a throttle ([`WorkError::throttled`]).
+    pub fn is_throttled(&self) -> bool {
+        self.throttled
     }
 
     /// What went wrong.
@@ -123,6 +143,7 @@ impl fmt::Debug for WorkError {
         f.debug_struct("WorkError")
             .field("message", &self.message)
             .field("retryable", &self.retryable)
+            .field("throttled", &self.throttled)
             .finish()
     }
 }
@@ -141,6 +162,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for WorkError {
         WorkError {
             message: err.to_string(),
             retryable,
+            throttled: false,
         }
     }
 }

@@ -224,6 +224,7 @@ fn build_request(
         }
         Err(err) => {
             let mut r = AssistantRequest::failed(meta.task_id.clone(), err.is_retryable());
+            r.throttled = err.is_throttled().then_some(true);
             r.result = ctx.result().into_iter().collect();
             r.result
                 .insert("error".to_string(), Value::from(err.message()));

@@ -358,6 +358,33 @@ impl TaskClaims for Contested {
     }
 }
 
+#[async_trait]
+impl sosw_core::store::EcologyState for Contested {
+    async fn read_ecology(
+        &self,
+        labourer_id: &str,
+    ) -> sosw_core::Result<sosw_core::store::VersionedEcology> {
+        self.0.read_ecology(labourer_id).await
+    }
+    async fn write_ecology(
+        &self,
+        labourer_id: &str,
+        expected_version: u64,
+        record: &sosw_core::store::EcologyRecord,
+    ) -> sosw_core::Result<bool> {
+        self.0
+            .write_ecology(labourer_id, expected_version, record)
+            .await
+    }
+    async fn add_outcomes(
+        &self,
+        labourer_id: &str,
+        outcomes: &sosw_core::store::OutcomeCounts,
+    ) -> sosw_core::Result<()> {
+        self.0.add_outcomes(labourer_id, outcomes).await
+    }
+}
+
 #[tokio::test]
 async fn a_task_claimed_by_another_orchestrator_is_skipped_and_the_next_one_taken() {
     let setup = Setup::new("w", 10).await;

@@ -20,6 +20,7 @@ use sosw_core::error::{Error, Result};
 mod archive;
 mod claims;
 mod control;
+mod ecology;
 mod jobs;
 mod queue;
 #[cfg(test)]

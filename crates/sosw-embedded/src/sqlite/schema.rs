@@ -117,6 +117,8 @@ pub(super) fn ensure(conn: &mut Connection) -> Result<()> {
     migrate(&tx, from).map_err(sql_error("migrate schema"))?;
     tx.execute_batch(TASK_INDEXES)
         .map_err(sql_error("create indexes"))?;
+    tx.execute_batch(super::ecology::ECOLOGY_TABLE)
+        .map_err(sql_error("create schema"))?;
     set_version(&tx, found).map_err(sql_error("create schema"))?;
     tx.commit().map_err(sql_error("create schema"))
 }

@@ -9,6 +9,7 @@
 mod archive;
 mod cancel;
 mod claims;
+mod ecology;
 mod enqueue;
 mod jobs;
 mod lifecycle;
@@ -21,6 +22,7 @@ mod support;
 pub use archive::*;
 pub use cancel::*;
 pub use claims::*;
+pub use ecology::*;
 pub use enqueue::*;
 pub use jobs::*;
 pub use lifecycle::*;
