@@ -188,16 +188,16 @@ where
     to_retry(&*store, &ids[1], NOW + 600).await;
     complete(&*store, &ids[2], NOW - 20).await;
     archive(&*store, &ids[2], ClosedStatus::Completed, NOW - 10).await;
-    store
-        .add_outcomes(
-            &job.job_id,
-            JobCounts {
-                completed: 1,
-                ..JobCounts::default()
-            },
-        )
-        .await
-        .expect("count");
+    JobStore::add_outcomes(
+        &*store,
+        &job.job_id,
+        JobCounts {
+            completed: 1,
+            ..JobCounts::default()
+        },
+    )
+    .await
+    .expect("count");
 
     let (notifier, mut queue) = notes();
     let report = cancel_job(&*store, &*store, &mut queue, &job.job_id, NOW)

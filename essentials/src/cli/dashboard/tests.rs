@@ -83,6 +83,7 @@ async fn state_file(name: &str) -> StateFile {
             completed: 0,
             failed: 2,
             dead: 2,
+            cancelled: 0,
         },
         created_at: now - 100,
         started_at: Some(now - 100),
