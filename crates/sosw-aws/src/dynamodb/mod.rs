@@ -26,6 +26,7 @@ mod codec;
 pub(crate) mod errors;
 pub(crate) mod expr;
 mod jobs;
+pub mod lean;
 mod moves;
 mod query;
 mod queue;

@@ -1,0 +1,305 @@
+//! [`TaskLookup`], [`TaskClaims`] and [`TaskReports`] on the lean layout.
+//!
+//! A claim moves the queued item to its claim item: the conditional put of the claim first (the claim
+//! itself: of any number of claimers of the same queued item exactly one put succeeds), then the
+//! conditional delete of the queued item. A claimer whose delete finds the queued item gone or changed
+//! read a stale copy: it takes its claim back and reports the task already claimed.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use super::super::codec::{json_to_attribute, n};
+use super::super::errors::sdk_error;
+use super::super::expr::Placeholders;
+use super::{Found, LeanTaskStore, REV, Written, decode};
+use sosw_core::error::Result;
+use sosw_core::store::{
+    ClaimOutcome, ReportOutcome, TaskClaims, TaskLookup, TaskReport, TaskReports,
+};
+use sosw_core::task::{Markers, Task, TaskId, greenfield};
+
+/// How many times a report re-reads a task that moved under it.
+const MAX_ROUNDS: usize = 6;
+
+/// Whether an item is a claim item (not a queued one).
+pub(crate) fn is_claim(found: &Found) -> bool {
+    found
+        .key
+        .get("pk")
+        .and_then(|v| v.as_s().ok())
+        .is_some_and(|pk| pk.starts_with("r#"))
+}
+
+impl LeanTaskStore {
+    /// The claim items of `labourer` (every shard) that pass `filter`.
+    pub(crate) async fn claimed(
+        &self,
+        operation: &'static str,
+        labourer: &str,
+        filter: Option<&'static str>,
+        values: Vec<(&'static str, AttributeValue)>,
+    ) -> Result<Vec<Found>> {
+        let mut all = Vec::new();
+        for shard in 0..self.shards() {
+            all.extend(
+                self.partition(
+                    operation,
+                    Self::claim_pk(labourer, shard),
+                    None,
+                    filter,
+                    values.clone(),
+                    usize::MAX,
+                    false,
+                )
+                .await?,
+            );
+        }
+        Ok(all)
+    }
+
+    /// Updates `found` in place with `set` on the condition that it has not moved (same move counter)
+    /// and is not completed. `Some(item after)` when written.
+    async fn update_in_place(
+        &self,
+        operation: &'static str,
+        found: &Found,
+        mut p: Placeholders,
+        set: Vec<String>,
+    ) -> Result<Option<Found>> {
+        let condition = format!(
+            "{} = {} AND attribute_not_exists({})",
+            p.name(REV),
+            p.value(n(found.rev)),
+            p.name("completed_at")
+        );
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(found.key.clone()))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression(condition)
+            .set_expression_attribute_names(p.names_opt())
+            .set_expression_attribute_values(p.values_opt())
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Some(decode(
+                out.attributes.unwrap_or_default(),
+                self.table(),
+            )?)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_error(operation, self.table(), e)),
+        }
+    }
+
+    /// The claim of the queued item `found` at `now`.
+    async fn claim_found(&self, found: Found, now: i64) -> Result<ClaimOutcome> {
+        let before = found.task.clone();
+        if before.greenfield >= now || before.completed_at.is_some() {
+            return Ok(ClaimOutcome::AlreadyClaimed);
+        }
+        let mut claimed = before.clone();
+        claimed.greenfield = greenfield::invoked_at(now);
+        claimed.attempts = claimed.attempts.saturating_add(1);
+        let claim_key = self.claim_key(&claimed.labourer_id, claimed.task_id.as_str());
+        let item = self.item(&claimed, &claim_key, found.rev + 1)?;
+        if self.put_newer("claim", item).await? == Written::ConditionFailed {
+            // A later claim exists: this queued item is the stale half of an earlier claim.
+            self.delete_if("claim", found.key, found.rev, None).await?;
+            return Ok(ClaimOutcome::AlreadyClaimed);
+        }
+        if self.delete_if("claim", found.key, found.rev, None).await? == Written::ConditionFailed {
+            // The queued item moved since it was read: this claim was made on a stale copy.
+            self.delete_if(
+                "claim",
+                claim_key,
+                found.rev + 1,
+                Some(("#gf = :gf".to_owned(), vec![(":gf", n(claimed.greenfield))])),
+            )
+            .await?;
+            return Ok(ClaimOutcome::AlreadyClaimed);
+        }
+        Ok(ClaimOutcome::Claimed(before))
+    }
+
+    /// Records a report on the live task `task_id`: `complete` or a failure.
+    async fn report(
+        &self,
+        operation: &'static str,
+        task_id: &TaskId,
+        report: &TaskReport,
+        now: i64,
+        complete: bool,
+    ) -> Result<ReportOutcome> {
+        for _ in 0..MAX_ROUNDS {
+            let Some(found) = self.find_live(task_id, None).await? else {
+                return Ok(ReportOutcome::NotFound);
+            };
+            if found.task.completed_at.is_some() {
+                return Ok(ReportOutcome::AlreadyCompleted);
+            }
+            let queued_now = found.task.greenfield < now;
+            if complete && !is_claim(&found) {
+                // A queued task completes by moving to its claim item, out of the queue.
+                let mut done = found.task.clone();
+                report.apply_to(&mut done);
+                done.completed_at = Some(now);
+                if queued_now {
+                    done.greenfield = greenfield::invoked_at(now);
+                }
+                let key = self.claim_key(&done.labourer_id, task_id.as_str());
+                let item = self.item(&done, &key, found.rev + 1)?;
+                if self.put_newer(operation, item).await? == Written::ConditionFailed {
+                    continue;
+                }
+                if self
+                    .delete_if(operation, found.key, found.rev, None)
+                    .await?
+                    == Written::ConditionFailed
+                {
+                    self.delete_if(operation, key, found.rev + 1, None).await?;
+                    continue;
+                }
+                return Ok(ReportOutcome::Recorded(done));
+            }
+            let mut p = Placeholders::default();
+            let mut set = report
+                .attributes()
+                .map(|(name, value)| Ok(p.assign(&name, json_to_attribute(&name, value)?)))
+                .collect::<Result<Vec<_>>>()?;
+            if complete {
+                set.push(p.assign("completed_at", n(now)));
+                if queued_now {
+                    set.push(p.assign("greenfield", n(greenfield::invoked_at(now))));
+                }
+            } else {
+                let fa = p.name("failed_attempts");
+                let zero = p.value(n(0));
+                let one = p.value(n(1));
+                set.push(format!("{fa} = if_not_exists({fa}, {zero}) + {one}"));
+            }
+            if let Some(after) = self.update_in_place(operation, &found, p, set).await? {
+                return Ok(ReportOutcome::Recorded(after.task));
+            }
+        }
+        Err(super::super::errors::store_error(
+            operation,
+            self.table(),
+            true,
+            format!(
+                "task `{task_id}` kept moving while the report was written; report again later"
+            ),
+        ))
+    }
+}
+
+#[async_trait]
+impl TaskLookup for LeanTaskStore {
+    async fn get_task(&self, task_id: &TaskId) -> Result<Option<Task>> {
+        Ok(self.find_live(task_id, None).await?.map(|f| f.task))
+    }
+
+    async fn get_closed_task(&self, task_id: &TaskId) -> Result<Option<Task>> {
+        Ok(self.find_closed(task_id).await?.map(|f| f.task))
+    }
+
+    async fn get_retry_task(&self, labourer_id: &str, task_id: &TaskId) -> Result<Option<Task>> {
+        let key = Self::retry_key(labourer_id, task_id.as_str());
+        Ok(self.get("get retry task", key).await?.map(|f| f.task))
+    }
+}
+
+#[async_trait]
+impl TaskClaims for LeanTaskStore {
+    async fn claim(&self, task_id: &TaskId, now: i64) -> Result<ClaimOutcome> {
+        match self.find_live(task_id, None).await? {
+            Some(found) if !is_claim(&found) => self.claim_found(found, now).await,
+            _ => Ok(ClaimOutcome::AlreadyClaimed),
+        }
+    }
+
+    async fn release_claim(&self, claimed: &Task, claimed_at: i64) -> Result<bool> {
+        let claim_key = self.claim_key(&claimed.labourer_id, claimed.task_id.as_str());
+        let invoked = greenfield::invoked_at(claimed_at);
+        let Some(found) = self.get("release claim", claim_key).await? else {
+            return Ok(false);
+        };
+        if found.task.greenfield != invoked || found.task.completed_at.is_some() {
+            return Ok(false);
+        }
+        let mut queued = found.task.clone();
+        queued.greenfield = claimed.greenfield;
+        queued.attempts = claimed.attempts;
+        let queued_key = self.queued_key(&queued);
+        let item = self.item(&queued, &queued_key, found.rev + 1)?;
+        if self.put_newer("release claim", item).await? == Written::ConditionFailed {
+            return Ok(false);
+        }
+        let unchanged = (
+            "#gf = :gf AND attribute_not_exists(#done)".to_owned(),
+            vec![(":gf", n(invoked))],
+        );
+        if self
+            .delete_if("release claim", found.key, found.rev, Some(unchanged))
+            .await?
+            == Written::ConditionFailed
+        {
+            self.delete_if("release claim", queued_key, found.rev + 1, None)
+                .await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    async fn count_running(&self, labourer_id: &str, markers: &Markers) -> Result<u64> {
+        let queued = self
+            .queue_range(
+                "count running",
+                labourer_id,
+                markers.expired.saturating_add(1),
+                i64::MAX,
+                usize::MAX,
+                false,
+            )
+            .await?;
+        let claimed = self
+            .claimed(
+                "count running",
+                labourer_id,
+                Some("greenfield > :expired AND attribute_not_exists(completed_at)"),
+                vec![(":expired", n(markers.expired))],
+            )
+            .await?;
+        Ok((queued.len() + claimed.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl TaskReports for LeanTaskStore {
+    async fn complete(
+        &self,
+        task_id: &TaskId,
+        report: &TaskReport,
+        now: i64,
+    ) -> Result<ReportOutcome> {
+        self.report("complete", task_id, report, now, true).await
+    }
+
+    async fn record_failure(
+        &self,
+        task_id: &TaskId,
+        report: &TaskReport,
+        now: i64,
+    ) -> Result<ReportOutcome> {
+        self.report("record failure", task_id, report, now, false)
+            .await
+    }
+}

@@ -1,0 +1,643 @@
+//! The lean layout: one table, partition key `pk` and sort key `sk`, no index, a labourer's tasks over
+//! `shards` partitions (see docs/layout-lean.md for the items, every operation's writes and why each
+//! is safe).
+//!
+//! | item | `pk` | `sk` |
+//! |---|---|---|
+//! | queued task (never claimed, released, requeued, redriven) | `q#<labourer>#<shard>` | `<greenfield, 20 digits>#<task_id>` |
+//! | claimed task (invoked, completed, failed) | `r#<labourer>#<shard>` | `<task_id>` |
+//! | task waiting for retry | `w#<labourer>` | `<task_id>` |
+//! | closed task (TTL `expires_at`) | `c#<labourer>#<shard>` | `<task_id>` |
+//! | labourer registry | `labourers` | `<labourer>` |
+//!
+//! `shard = fnv1a(task_id) mod shards`. Every item carries the task as sosw 0.7's row plus `lrev`, a
+//! counter that grows with every move: a move writes its destination first (`lrev + 1`) and deletes
+//! its source second, each conditionally, so a stop between the two leaves the task in two places with
+//! the later one recognisable by its higher `lrev`, never in none. Reads resolve such a pair to the
+//! later item; the next claim of the stale queued item deletes it.
+//!
+//! Job records stay in their own table (`sosw_jobs`, as on sosw 0.7's layout): [`LeanTaskStore`]
+//! implements [`sosw_core::store::JobStore`] through the 0.7 layout's job store.
+
+mod archive;
+mod claims;
+mod queue;
+mod schema;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+use super::DynamoTaskStore;
+use super::codec::{Item, item_to_task, n, s, task_to_item};
+use super::errors::{build_error, sdk_error, store_error};
+use super::query::{self, QuerySpec};
+use sosw_core::error::Result;
+use sosw_core::store::TableNames;
+use sosw_core::task::{Task, TaskId};
+
+pub use schema::{create_lean_tables, delete_lean_tables};
+
+/// The attribute holding a item's move counter.
+pub(crate) const REV: &str = "lrev";
+/// The TTL attribute of closed items.
+pub(crate) const EXPIRES: &str = "expires_at";
+/// The registry partition.
+const REGISTRY: &str = "labourers";
+/// Keys per `BatchGetItem`.
+const GET_BATCH: usize = 100;
+
+/// Where a lean deployment keeps its tasks and jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeanOptions {
+    /// The lean table (`sosw_lean`): hash `pk` (S), range `sk` (S), TTL on `expires_at`.
+    pub table: String,
+    /// The job records' table (`sosw_jobs`, hash `job_id`), shared with the 0.7 layout's job store.
+    pub jobs_table: String,
+    /// Partitions per labourer and item kind, 1 to 64. Fixed for a table: changing it strands the
+    /// items already written under the old count.
+    pub shards: u32,
+    /// How long a closed item is kept (seconds after `closed_at`) before DynamoDB's TTL deletes it.
+    pub closed_ttl_secs: i64,
+}
+
+impl Default for LeanOptions {
+    fn default() -> Self {
+        LeanOptions {
+            table: "sosw_lean".into(),
+            jobs_table: "sosw_jobs".into(),
+            shards: 4,
+            closed_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+impl LeanOptions {
+    /// The default names with `prefix` in front of both tables.
+    pub fn with_prefix(prefix: &str) -> Self {
+        let d = LeanOptions::default();
+        LeanOptions {
+            table: format!("{prefix}{}", d.table),
+            jobs_table: format!("{prefix}{}", d.jobs_table),
+            ..d
+        }
+    }
+
+    /// The same options with `shards` partitions per labourer.
+    pub fn shards(self, shards: u32) -> Self {
+        LeanOptions { shards, ..self }
+    }
+}
+
+/// The [`sosw_core::store::TaskStore`] and [`sosw_core::store::JobStore`] over the lean layout.
+/// Cheap to clone. Construction makes no request.
+#[derive(Debug, Clone)]
+pub struct LeanTaskStore {
+    inner: Arc<LeanInner>,
+}
+
+#[derive(Debug)]
+struct LeanInner {
+    client: Client,
+    options: LeanOptions,
+    /// The 0.7 layout's store, for the job records and batched puts.
+    legacy: DynamoTaskStore,
+    /// Labourers this process has registered already.
+    registered: Mutex<HashSet<String>>,
+}
+
+/// An item of the lean table decoded: the task, its move counter and its key.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub task: Task,
+    pub rev: i64,
+    pub key: Item,
+}
+
+/// What a conditional write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    Yes,
+    ConditionFailed,
+}
+
+impl LeanTaskStore {
+    /// A store over `options.table` through `client`. Errors if `options.shards` is not 1 to 64.
+    pub fn new(client: Client, options: LeanOptions) -> Result<Self> {
+        if !(1..=64).contains(&options.shards) {
+            return Err(sosw_core::Error::invalid(
+                "lean layout",
+                format!("shards must be 1 to 64, not {}", options.shards),
+            ));
+        }
+        let tables = TableNames {
+            jobs: options.jobs_table.clone(),
+            ..TableNames::default()
+        };
+        Ok(LeanTaskStore {
+            inner: Arc::new(LeanInner {
+                legacy: DynamoTaskStore::new(client.clone(), tables),
+                client,
+                options,
+                registered: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// The options this store uses.
+    pub fn options(&self) -> &LeanOptions {
+        &self.inner.options
+    }
+
+    /// The DynamoDB client.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.inner.options.table
+    }
+
+    pub(crate) fn legacy(&self) -> &DynamoTaskStore {
+        &self.inner.legacy
+    }
+
+    /// The shard of a task id.
+    pub(crate) fn shard(&self, task_id: &str) -> u32 {
+        shard_of(task_id, self.inner.options.shards)
+    }
+
+    pub(crate) fn shards(&self) -> u32 {
+        self.inner.options.shards
+    }
+
+    /// Registers `labourers` in the registry partition (once per process and labourer).
+    pub(crate) async fn register(&self, labourers: &[&str]) -> Result<()> {
+        let new: Vec<String> = {
+            let seen = self
+                .inner
+                .registered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            labourers
+                .iter()
+                .filter(|l| !seen.contains(**l))
+                .map(|l| (*l).to_owned())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        for labourer in new {
+            self.client()
+                .put_item()
+                .table_name(self.table())
+                .item("pk", s(REGISTRY))
+                .item("sk", s(&labourer))
+                .send()
+                .await
+                .map_err(|e| sdk_error("register labourer", self.table(), e))?;
+            self.inner
+                .registered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(labourer);
+        }
+        Ok(())
+    }
+
+    /// Every labourer that ever had a task in this table.
+    pub(crate) async fn labourers(&self) -> Result<Vec<String>> {
+        let spec = QuerySpec::new(
+            "list labourers",
+            self.table(),
+            None,
+            "pk = :pk",
+            vec![(":pk", s(REGISTRY))],
+        )
+        .consistent();
+        let items = query::collect(self.client(), &spec, usize::MAX).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|mut i| match i.remove("sk") {
+                Some(AttributeValue::S(l)) => Some(l),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// One consistent read by key.
+    pub(crate) async fn get(&self, operation: &'static str, key: Item) -> Result<Option<Found>> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(operation, self.table(), e))?;
+        out.item.map(|i| decode(i, self.table())).transpose()
+    }
+
+    /// Consistent reads of many keys (those that exist).
+    pub(crate) async fn get_many(
+        &self,
+        operation: &'static str,
+        keys: Vec<Item>,
+    ) -> Result<Vec<Found>> {
+        let table = self.table().to_owned();
+        let mut found = Vec::new();
+        for chunk in keys.chunks(GET_BATCH) {
+            let mut pending = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| build_error(operation, &table, e))?;
+            for attempt in 0.. {
+                let out = self
+                    .client()
+                    .batch_get_item()
+                    .request_items(&table, pending.clone())
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(operation, &table, e))?;
+                if let Some(mut responses) = out.responses {
+                    for item in responses.remove(&table).unwrap_or_default() {
+                        found.push(decode(item, &table)?);
+                    }
+                }
+                match out.unprocessed_keys.and_then(|mut m| m.remove(&table)) {
+                    Some(rest) if !rest.keys().is_empty() => pending = rest,
+                    _ => break,
+                }
+                let policy = *self.legacy().batch_retry();
+                if attempt >= policy.max_retries {
+                    return Err(store_error(
+                        operation,
+                        &table,
+                        true,
+                        "keys still unprocessed (throttled) after every resend",
+                    ));
+                }
+                tokio::time::sleep(policy.delay(attempt)).await;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every item of partition `pk` (paginated to the end), optionally with a sort-key range
+    /// `(low, high)` (inclusive) and a filter.
+    pub(crate) async fn partition(
+        &self,
+        operation: &'static str,
+        pk: String,
+        range: Option<(String, String)>,
+        filter: Option<&'static str>,
+        mut values: Vec<(&'static str, AttributeValue)>,
+        limit: usize,
+        descending: bool,
+    ) -> Result<Vec<Found>> {
+        let condition = if let Some((low, high)) = range {
+            values.push((":low", s(low)));
+            values.push((":high", s(high)));
+            "pk = :pk AND sk BETWEEN :low AND :high"
+        } else {
+            "pk = :pk"
+        };
+        values.push((":pk", s(pk)));
+        let mut spec =
+            QuerySpec::new(operation, self.table(), None, condition, values).consistent();
+        if let Some(f) = filter {
+            spec = spec.filter(f);
+        }
+        if descending {
+            spec = spec.descending();
+        }
+        let items = query::collect(self.client(), &spec, limit).await?;
+        items.into_iter().map(|i| decode(i, self.table())).collect()
+    }
+
+    /// Puts `item` unless an item with its key exists with `lrev >= rev of item` (a later state).
+    pub(crate) async fn put_newer(&self, operation: &'static str, item: Item) -> Result<Written> {
+        let rev = item.get(REV).cloned().unwrap_or_else(|| n(0));
+        let result = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #rev < :rev")
+            .expression_attribute_names("#rev", REV)
+            .expression_attribute_values(":rev", rev)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Written::Yes),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(Written::ConditionFailed)
+            }
+            Err(e) => Err(sdk_error(operation, self.table(), e)),
+        }
+    }
+
+    /// Deletes `key` if its item still has move counter `rev` and satisfies `extra` (a condition over
+    /// `#gf`, `#done`, `#st`, with its own values).
+    pub(crate) async fn delete_if(
+        &self,
+        operation: &'static str,
+        key: Item,
+        rev: i64,
+        extra: Option<(String, Vec<(&'static str, AttributeValue)>)>,
+    ) -> Result<Written> {
+        let mut condition = "#rev = :rev".to_owned();
+        let mut values = HashMap::from([(":rev".to_owned(), n(rev))]);
+        let mut names = HashMap::from([("#rev".to_owned(), REV.to_owned())]);
+        if let Some((extra, extra_values)) = extra {
+            condition = format!("{condition} AND {extra}");
+            for (k, v) in extra_values {
+                values.insert(k.to_owned(), v);
+            }
+            for (k, v) in [
+                ("#gf", "greenfield"),
+                ("#done", "completed_at"),
+                ("#st", "labourer_id_task_status"),
+            ] {
+                if condition.contains(k) {
+                    names.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        let result = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Written::Yes),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(Written::ConditionFailed)
+            }
+            Err(e) => Err(sdk_error(operation, self.table(), e)),
+        }
+    }
+
+    /// `task` as an item under `key` with move counter `rev`.
+    pub(crate) fn item(&self, task: &Task, key: &Item, rev: i64) -> Result<Item> {
+        let mut item = task_to_item(task, self.table())?;
+        item.extend(key.clone());
+        item.insert(REV.to_owned(), n(rev));
+        Ok(item)
+    }
+
+    // Keys.
+
+    pub(crate) fn queued_key(&self, task: &Task) -> Item {
+        key(
+            format!(
+                "q#{}#{}",
+                task.labourer_id,
+                self.shard(task.task_id.as_str())
+            ),
+            format!("{}#{}", order(task.greenfield), task.task_id),
+        )
+    }
+
+    pub(crate) fn queue_pk(labourer: &str, shard: u32) -> String {
+        format!("q#{labourer}#{shard}")
+    }
+
+    pub(crate) fn claim_key(&self, labourer: &str, task_id: &str) -> Item {
+        key(
+            format!("r#{labourer}#{}", self.shard(task_id)),
+            task_id.to_owned(),
+        )
+    }
+
+    pub(crate) fn claim_pk(labourer: &str, shard: u32) -> String {
+        format!("r#{labourer}#{shard}")
+    }
+
+    pub(crate) fn closed_key(&self, labourer: &str, task_id: &str) -> Item {
+        key(
+            format!("c#{labourer}#{}", self.shard(task_id)),
+            task_id.to_owned(),
+        )
+    }
+
+    pub(crate) fn closed_pk(labourer: &str, shard: u32) -> String {
+        format!("c#{labourer}#{shard}")
+    }
+
+    pub(crate) fn retry_key(labourer: &str, task_id: &str) -> Item {
+        key(format!("w#{labourer}"), task_id.to_owned())
+    }
+
+    pub(crate) fn retry_pk(labourer: &str) -> String {
+        format!("w#{labourer}")
+    }
+
+    /// The queued items of `task_id` under `labourer` (normally none or one; two only after a stop
+    /// between the two writes of a move). Reads the task's queue shard: a queued task's key holds its
+    /// greenfield, which a lookup by id does not know.
+    pub(crate) async fn queued_by_id(
+        &self,
+        labourer: &str,
+        task_id: &TaskId,
+    ) -> Result<Vec<Found>> {
+        let pk = Self::queue_pk(labourer, self.shard(task_id.as_str()));
+        self.partition(
+            "find queued task",
+            pk,
+            None,
+            Some("task_id = :id"),
+            vec![(":id", s(task_id.as_str()))],
+            usize::MAX,
+            false,
+        )
+        .await
+    }
+
+    /// The live item of `task_id` (claimed or queued), the later one if both exist, searched under
+    /// every registered labourer (or only `labourer`).
+    pub(crate) async fn find_live(
+        &self,
+        task_id: &TaskId,
+        labourer: Option<&str>,
+    ) -> Result<Option<Found>> {
+        let labourers = match labourer {
+            Some(l) => vec![l.to_owned()],
+            None => self.labourers().await?,
+        };
+        let keys = labourers
+            .iter()
+            .map(|l| self.claim_key(l, task_id.as_str()))
+            .collect();
+        let mut candidates = self.get_many("find task", keys).await?;
+        if candidates.is_empty() {
+            for l in &labourers {
+                candidates.extend(self.queued_by_id(l, task_id).await?);
+            }
+        } else if let Some(l) = candidates.first().map(|c| c.task.labourer_id.clone()) {
+            candidates.extend(self.queued_by_id(&l, task_id).await?);
+        }
+        Ok(latest(candidates))
+    }
+
+    /// The closed item of `task_id`, searched under every registered labourer.
+    pub(crate) async fn find_closed(&self, task_id: &TaskId) -> Result<Option<Found>> {
+        let keys = self
+            .labourers()
+            .await?
+            .iter()
+            .map(|l| self.closed_key(l, task_id.as_str()))
+            .collect();
+        Ok(latest(self.get_many("find closed task", keys).await?))
+    }
+}
+
+/// The item with the highest move counter.
+pub(crate) fn latest(found: Vec<Found>) -> Option<Found> {
+    found.into_iter().max_by_key(|f| f.rev)
+}
+
+fn key(pk: String, sk: String) -> Item {
+    Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// A greenfield (or any i64) as 20 digits that sort as the numbers do, negatives included.
+pub(crate) fn order(v: i64) -> String {
+    let shifted = (i128::from(v) - i128::from(i64::MIN)) as u128;
+    format!("{shifted:020}")
+}
+
+/// FNV-1a of the id, modulo `shards`.
+pub(crate) fn shard_of(task_id: &str, shards: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in task_id.as_bytes() {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % u64::from(shards.max(1))) as u32
+}
+
+/// Decodes a lean item: the key, the move counter and the TTL are not part of the task.
+pub(crate) fn decode(mut item: Item, table: &str) -> Result<Found> {
+    let pk = item.remove("pk");
+    let sk = item.remove("sk");
+    let rev = item
+        .remove(REV)
+        .and_then(|v| v.as_n().ok().and_then(|n| n.parse::<i64>().ok()))
+        .unwrap_or(0);
+    item.remove(EXPIRES);
+    let task = item_to_task(item, table)?;
+    let mut key = Item::new();
+    if let (Some(pk), Some(sk)) = (pk, sk) {
+        key.insert("pk".to_owned(), pk);
+        key.insert("sk".to_owned(), sk);
+    }
+    Ok(Found { task, rev, key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_sorts_as_the_numbers_do() {
+        let values = [i64::MIN, -5, -1, 0, 1, 2000, 1_700_000_000, i64::MAX];
+        let keys: Vec<String> = values.iter().map(|v| order(*v)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert!(keys.iter().all(|k| k.len() == 20), "{keys:?}");
+    }
+
+    #[test]
+    fn shards_spread_ids_within_bounds() {
+        let mut seen = HashSet::new();
+        for i in 0..200 {
+            let shard = shard_of(&format!("task-{i}"), 16);
+            assert!(shard < 16);
+            seen.insert(shard);
+        }
+        assert_eq!(seen.len(), 16, "200 ids reach every one of 16 shards");
+        assert_eq!(shard_of("anything", 1), 0);
+    }
+}
+
+#[async_trait::async_trait]
+impl sosw_core::store::JobStore for LeanTaskStore {
+    async fn create_job(
+        &self,
+        record: &sosw_core::store::JobRecord,
+    ) -> Result<sosw_core::store::CreateJobOutcome> {
+        self.legacy().create_job(record).await
+    }
+
+    async fn get_job(&self, job_id: &str) -> Result<Option<sosw_core::store::JobRecord>> {
+        self.legacy().get_job(job_id).await
+    }
+
+    async fn add_requester(
+        &self,
+        job_id: &str,
+        requester: &str,
+    ) -> Result<Option<sosw_core::store::JobRecord>> {
+        self.legacy().add_requester(job_id, requester).await
+    }
+
+    async fn record_progress(
+        &self,
+        job_id: &str,
+        enqueued: u64,
+        total: Option<u64>,
+        now: i64,
+    ) -> Result<()> {
+        self.legacy()
+            .record_progress(job_id, enqueued, total, now)
+            .await
+    }
+
+    async fn add_outcomes(
+        &self,
+        job_id: &str,
+        delta: sosw_core::store::JobCounts,
+    ) -> Result<Option<sosw_core::store::JobRecord>> {
+        self.legacy().add_outcomes(job_id, delta).await
+    }
+
+    async fn finish_job(
+        &self,
+        job_id: &str,
+        status: sosw_core::store::JobStatus,
+        now: i64,
+    ) -> Result<bool> {
+        self.legacy().finish_job(job_id, status, now).await
+    }
+
+    async fn list_jobs(&self, limit: usize) -> Result<Vec<sosw_core::store::JobRecord>> {
+        self.legacy().list_jobs(limit).await
+    }
+
+    async fn reopen_job(
+        &self,
+        job_id: &str,
+        redriven: u64,
+    ) -> Result<Option<sosw_core::store::JobRecord>> {
+        self.legacy().reopen_job(job_id, redriven).await
+    }
+}
