@@ -112,12 +112,17 @@ impl LeanTaskStore {
         let claim_key = self.claim_key(&claimed.labourer_id, claimed.task_id.as_str());
         let item = self.item(&claimed, &claim_key, found.rev + 1)?;
         if self.put_newer("claim", item).await? == Written::ConditionFailed {
-            // A later claim exists: this queued item is the stale half of an earlier claim.
+            // Another claim of this attempt (or a later state) exists. If its claimer stopped before
+            // deleting this queued item, the item is the stale half of that move: finish the move.
             self.delete_if("claim", found.key, found.rev, None).await?;
             return Ok(ClaimOutcome::AlreadyClaimed);
         }
-        if self.delete_if("claim", found.key, found.rev, None).await? == Written::ConditionFailed {
-            // The queued item moved since it was read: this claim was made on a stale copy.
+        if self.delete_if("claim", found.key, found.rev, None).await? == Written::ConditionFailed
+            && self.later_exists(&claimed, found.rev + 1).await?
+        {
+            // The queued item moved on since it was read (a claim, completion or release made after
+            // the read): this claim was made on a stale copy, so it is taken back. When nothing later
+            // exists, a losing claimer finished this move by deleting the queued item: the claim holds.
             self.delete_if(
                 "claim",
                 claim_key,
@@ -128,6 +133,20 @@ impl LeanTaskStore {
             return Ok(ClaimOutcome::AlreadyClaimed);
         }
         Ok(ClaimOutcome::Claimed(before))
+    }
+
+    /// Whether any item of `task` (queued, claimed, waiting or closed) has a move counter above `rev`.
+    async fn later_exists(&self, task: &Task, rev: i64) -> Result<bool> {
+        let id = task.task_id.as_str();
+        let lab = &task.labourer_id;
+        let keys = vec![
+            self.claim_key(lab, id),
+            self.closed_key(lab, id),
+            Self::retry_key(lab, id),
+        ];
+        let mut found = self.get_many("claim", keys).await?;
+        found.extend(self.queued_by_id(lab, &task.task_id).await?);
+        Ok(found.iter().any(|f| f.rev > rev))
     }
 
     /// Records a report on the live task `task_id`: `complete` or a failure.
