@@ -39,10 +39,7 @@ impl LeanTaskStore {
     /// queued item at its greenfield.
     async fn live_source(&self, operation: &'static str, task: &Task) -> Result<Option<Found>> {
         let claim = self
-            .get(
-                operation,
-                self.claim_key(&task.labourer_id, task.task_id.as_str()),
-            )
+            .get(operation, self.claim_key(task.task_id.as_str()))
             .await?;
         if let Some(f) = claim.filter(|f| same_state(&f.task, task)) {
             return Ok(Some(f));
@@ -106,7 +103,7 @@ impl TaskArchive for LeanTaskStore {
             .claimed(
                 "list completed",
                 labourer_id,
-                Some("attribute_exists(completed_at)"),
+                "labourer_id = :lab AND attribute_exists(completed_at)",
                 vec![],
             )
             .await?;
@@ -137,9 +134,7 @@ impl TaskArchive for LeanTaskStore {
             self.claimed(
                 "list expired",
                 labourer_id,
-                Some(
-                    "greenfield BETWEEN :start AND :expired AND attribute_not_exists(completed_at)",
-                ),
+                "labourer_id = :lab AND greenfield BETWEEN :start AND :expired AND attribute_not_exists(completed_at)",
                 vec![
                     (":start", n(markers.start)),
                     (":expired", n(markers.expired)),

@@ -7,9 +7,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::super::codec::{json_to_attribute, n};
+use super::super::codec::{Item, is_completed, json_to_attribute, n, s};
 use super::super::errors::sdk_error;
 use super::super::expr::Placeholders;
 use super::{Found, LeanTaskStore, REV, Written, decode};
@@ -18,6 +18,16 @@ use sosw_core::store::{
     ClaimOutcome, ReportOutcome, TaskClaims, TaskLookup, TaskReport, TaskReports,
 };
 use sosw_core::task::{Markers, Task, TaskId, greenfield};
+
+/// What a report written straight onto a claim item did.
+enum Direct {
+    /// Recorded, or refused for good.
+    Done(ReportOutcome),
+    /// The claim item changed under the report: read again.
+    Retry,
+    /// There is no claim item: the task is queued or gone.
+    NoClaim,
+}
 
 /// How many times a report re-reads a task that moved under it.
 const MAX_ROUNDS: usize = 6;
@@ -32,22 +42,23 @@ pub(crate) fn is_claim(found: &Found) -> bool {
 }
 
 impl LeanTaskStore {
-    /// The claim items of `labourer` (every shard) that pass `filter`.
+    /// The claim items (every shard) that pass `filter`, which names `labourer` as `:lab`.
     pub(crate) async fn claimed(
         &self,
         operation: &'static str,
         labourer: &str,
-        filter: Option<&'static str>,
-        values: Vec<(&'static str, AttributeValue)>,
+        filter: &'static str,
+        mut values: Vec<(&'static str, AttributeValue)>,
     ) -> Result<Vec<Found>> {
+        values.push((":lab", s(labourer)));
         let mut all = Vec::new();
         for shard in 0..self.shards() {
             all.extend(
                 self.partition(
                     operation,
-                    Self::claim_pk(labourer, shard),
+                    Self::claim_pk(shard),
                     None,
-                    filter,
+                    Some(filter),
                     values.clone(),
                     usize::MAX,
                     false,
@@ -109,7 +120,7 @@ impl LeanTaskStore {
         let mut claimed = before.clone();
         claimed.greenfield = greenfield::invoked_at(now);
         claimed.attempts = claimed.attempts.saturating_add(1);
-        let claim_key = self.claim_key(&claimed.labourer_id, claimed.task_id.as_str());
+        let claim_key = self.claim_key(claimed.task_id.as_str());
         let item = self.item(&claimed, &claim_key, found.rev + 1)?;
         if self.put_newer("claim", item).await? == Written::ConditionFailed {
             // Another claim of this attempt (or a later state) exists. If its claimer stopped before
@@ -135,12 +146,95 @@ impl LeanTaskStore {
         Ok(ClaimOutcome::Claimed(before))
     }
 
+    /// A report written straight onto the claim item of `task_id`, without a read: a completion
+    /// first on the condition that the task is invoked (`greenfield >= now`), then, if the claim
+    /// item shows a greenfield below `now`, again taking it out of the queue (`queued`).
+    async fn update_claim(
+        &self,
+        operation: &'static str,
+        task_id: &TaskId,
+        report: &TaskReport,
+        now: i64,
+        complete: bool,
+        queued: bool,
+    ) -> Result<Direct> {
+        let mut p = Placeholders::default();
+        let mut set = report
+            .attributes()
+            .map(|(name, value)| Ok(p.assign(&name, json_to_attribute(&name, value)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut condition = format!(
+            "attribute_exists({}) AND attribute_not_exists({})",
+            p.name("pk"),
+            p.name("completed_at")
+        );
+        if complete {
+            set.push(p.assign("completed_at", n(now)));
+            let gf = p.name("greenfield");
+            let now_value = p.value(n(now));
+            if queued {
+                set.push(p.assign("greenfield", n(greenfield::invoked_at(now))));
+                condition = format!("{condition} AND {gf} < {now_value}");
+            } else {
+                condition = format!("{condition} AND {gf} >= {now_value}");
+            }
+        } else {
+            let fa = p.name("failed_attempts");
+            let zero = p.value(n(0));
+            let one = p.value(n(1));
+            set.push(format!("{fa} = if_not_exists({fa}, {zero}) + {one}"));
+        }
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(self.claim_key(task_id.as_str())))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression(condition)
+            .set_expression_attribute_names(p.names_opt())
+            .set_expression_attribute_values(p.values_opt())
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let old: Option<Item> = match result {
+            Ok(out) => {
+                let after = decode(out.attributes.unwrap_or_default(), self.table())?;
+                return Ok(Direct::Done(ReportOutcome::Recorded(after.task)));
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+            {
+                match e.into_service_error() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                }
+            }
+            Err(e) => return Err(sdk_error(operation, self.table(), e)),
+        };
+        let Some(old) = old else {
+            return Ok(Direct::NoClaim);
+        };
+        if is_completed(&old) {
+            return Ok(Direct::Done(ReportOutcome::AlreadyCompleted));
+        }
+        if complete && !queued {
+            let before = decode(old, self.table())?;
+            if before.task.greenfield < now {
+                return Box::pin(self.update_claim(operation, task_id, report, now, true, true))
+                    .await;
+            }
+        }
+        Ok(Direct::Retry)
+    }
+
     /// Whether any item of `task` (queued, claimed, waiting or closed) has a move counter above `rev`.
     async fn later_exists(&self, task: &Task, rev: i64) -> Result<bool> {
         let id = task.task_id.as_str();
         let lab = &task.labourer_id;
         let keys = vec![
-            self.claim_key(lab, id),
+            self.claim_key(id),
             self.closed_key(lab, id),
             Self::retry_key(lab, id),
         ];
@@ -159,14 +253,22 @@ impl LeanTaskStore {
         complete: bool,
     ) -> Result<ReportOutcome> {
         for _ in 0..MAX_ROUNDS {
+            match self
+                .update_claim(operation, task_id, report, now, complete, false)
+                .await?
+            {
+                Direct::Done(outcome) => return Ok(outcome),
+                Direct::Retry => continue,
+                Direct::NoClaim => {}
+            }
             let Some(found) = self.find_live(task_id, None).await? else {
                 return Ok(ReportOutcome::NotFound);
             };
-            if found.task.completed_at.is_some() {
-                return Ok(ReportOutcome::AlreadyCompleted);
+            if is_claim(&found) {
+                continue;
             }
             let queued_now = found.task.greenfield < now;
-            if complete && !is_claim(&found) {
+            if complete {
                 // A queued task completes by moving to its claim item, out of the queue.
                 let mut done = found.task.clone();
                 report.apply_to(&mut done);
@@ -174,7 +276,7 @@ impl LeanTaskStore {
                 if queued_now {
                     done.greenfield = greenfield::invoked_at(now);
                 }
-                let key = self.claim_key(&done.labourer_id, task_id.as_str());
+                let key = self.claim_key(task_id.as_str());
                 let item = self.item(&done, &key, found.rev + 1)?;
                 if self.put_newer(operation, item).await? == Written::ConditionFailed {
                     continue;
@@ -194,17 +296,10 @@ impl LeanTaskStore {
                 .attributes()
                 .map(|(name, value)| Ok(p.assign(&name, json_to_attribute(&name, value)?)))
                 .collect::<Result<Vec<_>>>()?;
-            if complete {
-                set.push(p.assign("completed_at", n(now)));
-                if queued_now {
-                    set.push(p.assign("greenfield", n(greenfield::invoked_at(now))));
-                }
-            } else {
-                let fa = p.name("failed_attempts");
-                let zero = p.value(n(0));
-                let one = p.value(n(1));
-                set.push(format!("{fa} = if_not_exists({fa}, {zero}) + {one}"));
-            }
+            let fa = p.name("failed_attempts");
+            let zero = p.value(n(0));
+            let one = p.value(n(1));
+            set.push(format!("{fa} = if_not_exists({fa}, {zero}) + {one}"));
             if let Some(after) = self.update_in_place(operation, &found, p, set).await? {
                 return Ok(ReportOutcome::Recorded(after.task));
             }
@@ -239,6 +334,9 @@ impl TaskLookup for LeanTaskStore {
 #[async_trait]
 impl TaskClaims for LeanTaskStore {
     async fn claim(&self, task_id: &TaskId, now: i64) -> Result<ClaimOutcome> {
+        if let Some(found) = self.recall_queued(task_id) {
+            return self.claim_found(found, now).await;
+        }
         match self.find_live(task_id, None).await? {
             Some(found) if !is_claim(&found) => self.claim_found(found, now).await,
             _ => Ok(ClaimOutcome::AlreadyClaimed),
@@ -246,7 +344,7 @@ impl TaskClaims for LeanTaskStore {
     }
 
     async fn release_claim(&self, claimed: &Task, claimed_at: i64) -> Result<bool> {
-        let claim_key = self.claim_key(&claimed.labourer_id, claimed.task_id.as_str());
+        let claim_key = self.claim_key(claimed.task_id.as_str());
         let invoked = greenfield::invoked_at(claimed_at);
         let Some(found) = self.get("release claim", claim_key).await? else {
             return Ok(false);
@@ -293,7 +391,7 @@ impl TaskClaims for LeanTaskStore {
             .claimed(
                 "count running",
                 labourer_id,
-                Some("greenfield > :expired AND attribute_not_exists(completed_at)"),
+                "labourer_id = :lab AND greenfield > :expired AND attribute_not_exists(completed_at)",
                 vec![(":expired", n(markers.expired))],
             )
             .await?;

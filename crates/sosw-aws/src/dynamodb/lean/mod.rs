@@ -5,7 +5,7 @@
 //! | item | `pk` | `sk` |
 //! |---|---|---|
 //! | queued task (never claimed, released, requeued, redriven) | `q#<labourer>#<shard>` | `<greenfield, 20 digits>#<task_id>` |
-//! | claimed task (invoked, completed, failed) | `r#<labourer>#<shard>` | `<task_id>` |
+//! | claimed task (invoked, completed, failed) | `r#<shard>` | `<task_id>` |
 //! | task waiting for retry | `w#<labourer>` | `<task_id>` |
 //! | closed task (TTL `expires_at`) | `c#<labourer>#<shard>` | `<task_id>` |
 //! | labourer registry | `labourers` | `<labourer>` |
@@ -108,7 +108,14 @@ struct LeanInner {
     legacy: DynamoTaskStore,
     /// Labourers this process has registered already.
     registered: Mutex<HashSet<String>>,
+    /// Queued items this process read with `next_queued`, by task id: the orchestrator claims what
+    /// it has just read, so a claim needs no read (a stale entry only makes the claim's conditional
+    /// delete fail, and the claim is then taken back).
+    seen_queued: Mutex<HashMap<String, Found>>,
 }
+
+/// At most this many queued items are remembered for claims.
+const SEEN_QUEUED_MAX: usize = 100_000;
 
 /// An item of the lean table decoded: the task, its move counter and its key.
 #[derive(Debug, Clone)]
@@ -144,6 +151,7 @@ impl LeanTaskStore {
                 client,
                 options,
                 registered: Mutex::new(HashSet::new()),
+                seen_queued: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -207,6 +215,30 @@ impl LeanTaskStore {
                 .insert(labourer);
         }
         Ok(())
+    }
+
+    /// Remembers queued items read by `next_queued`.
+    pub(crate) fn remember_queued(&self, found: &[Found]) {
+        let mut seen = self
+            .inner
+            .seen_queued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() + found.len() > SEEN_QUEUED_MAX {
+            seen.clear();
+        }
+        for f in found {
+            seen.insert(f.task.task_id.as_str().to_owned(), f.clone());
+        }
+    }
+
+    /// The queued item of `task_id` this process read last, forgotten as it is returned.
+    pub(crate) fn recall_queued(&self, task_id: &TaskId) -> Option<Found> {
+        self.inner
+            .seen_queued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(task_id.as_str())
     }
 
     /// Every labourer that ever had a task in this table.
@@ -420,15 +452,14 @@ impl LeanTaskStore {
         format!("q#{labourer}#{shard}")
     }
 
-    pub(crate) fn claim_key(&self, labourer: &str, task_id: &str) -> Item {
-        key(
-            format!("r#{labourer}#{}", self.shard(task_id)),
-            task_id.to_owned(),
-        )
+    /// A claim item's key: by task id alone (over the table's shards, not the labourer's), so a
+    /// report finds it without a read.
+    pub(crate) fn claim_key(&self, task_id: &str) -> Item {
+        key(format!("r#{}", self.shard(task_id)), task_id.to_owned())
     }
 
-    pub(crate) fn claim_pk(labourer: &str, shard: u32) -> String {
-        format!("r#{labourer}#{shard}")
+    pub(crate) fn claim_pk(shard: u32) -> String {
+        format!("r#{shard}")
     }
 
     pub(crate) fn closed_key(&self, labourer: &str, task_id: &str) -> Item {
@@ -471,28 +502,29 @@ impl LeanTaskStore {
         .await
     }
 
-    /// The live item of `task_id` (claimed or queued), the later one if both exist, searched under
-    /// every registered labourer (or only `labourer`).
+    /// The live item of `task_id`: its claim item if there is one (one read by key), else its queued
+    /// item, searched under `labourer` or every registered labourer. A queued item left beside a later
+    /// claim item by a stopped move is not looked for here: the next claim of it finishes the move.
     pub(crate) async fn find_live(
         &self,
         task_id: &TaskId,
         labourer: Option<&str>,
     ) -> Result<Option<Found>> {
-        let labourers = match labourer {
-            Some(l) => vec![l.to_owned()],
-            None => self.labourers().await?,
-        };
-        let keys = labourers
-            .iter()
-            .map(|l| self.claim_key(l, task_id.as_str()))
-            .collect();
-        let mut candidates = self.get_many("find task", keys).await?;
-        if candidates.is_empty() {
-            for l in &labourers {
-                candidates.extend(self.queued_by_id(l, task_id).await?);
+        if let Some(found) = self
+            .get("find task", self.claim_key(task_id.as_str()))
+            .await?
+            .filter(|f| labourer.is_none_or(|l| f.task.labourer_id == l))
+        {
+            return Ok(Some(found));
+        }
+        let mut candidates = Vec::new();
+        match labourer {
+            Some(l) => candidates.extend(self.queued_by_id(l, task_id).await?),
+            None => {
+                for l in self.labourers().await? {
+                    candidates.extend(self.queued_by_id(&l, task_id).await?);
+                }
             }
-        } else if let Some(l) = candidates.first().map(|c| c.task.labourer_id.clone()) {
-            candidates.extend(self.queued_by_id(&l, task_id).await?);
         }
         Ok(latest(candidates))
     }

@@ -93,7 +93,7 @@ impl LeanTaskStore {
         let mut keys = Vec::new();
         for t in tasks {
             let id = t.task_id.as_str();
-            keys.push(self.claim_key(&t.labourer_id, id));
+            keys.push(self.claim_key(id));
             keys.push(self.closed_key(&t.labourer_id, id));
             keys.push(Self::retry_key(&t.labourer_id, id));
         }
@@ -152,8 +152,19 @@ impl TaskQueue for LeanTaskStore {
     }
 
     async fn next_queued(&self, labourer_id: &str, now: i64, limit: usize) -> Result<Vec<Task>> {
-        self.queued("next queued", labourer_id, now, limit, false)
-            .await
+        let mut found = self
+            .queue_range(
+                "next queued",
+                labourer_id,
+                i64::MIN,
+                now.saturating_sub(1),
+                limit,
+                false,
+            )
+            .await?;
+        found.truncate(limit);
+        self.remember_queued(&found);
+        Ok(found.into_iter().map(|f| f.task).collect())
     }
 
     async fn queue_length(&self, labourer_id: &str, now: i64) -> Result<u64> {
