@@ -38,6 +38,15 @@ impl LeanTaskStore {
     /// The live item `task` was read from, if it is still there unchanged: its claim item, or its
     /// queued item at its greenfield.
     async fn live_source(&self, operation: &'static str, task: &Task) -> Result<Option<Found>> {
+        if let Some(rev) = self.recall_claim(task.task_id.as_str()) {
+            // This process has just written a report on the claim item: no read (the delete's
+            // condition checks the counter, greenfield and completion).
+            return Ok(Some(Found {
+                task: task.clone(),
+                rev,
+                key: self.claim_key(task.task_id.as_str()),
+            }));
+        }
         let claim = self
             .get(operation, self.claim_key(task.task_id.as_str()))
             .await?;
@@ -186,6 +195,7 @@ impl TaskArchive for LeanTaskStore {
                     vec![(":st", s(status.index_key(labourer_id)))],
                     usize::MAX,
                     false,
+                    false,
                 )
                 .await?,
             );
@@ -251,6 +261,7 @@ impl TaskRetries for LeanTaskStore {
                 vec![(":now", n(now))],
                 usize::MAX,
                 false,
+                true,
             )
             .await?;
         found.sort_by_key(|f| f.task.desired_launch_time);
@@ -288,6 +299,7 @@ impl TaskRetries for LeanTaskStore {
                 vec![],
                 usize::MAX,
                 false,
+                true,
             )
             .await?;
         Ok(found.len() as u64)

@@ -62,6 +62,7 @@ impl LeanTaskStore {
                     values.clone(),
                     usize::MAX,
                     false,
+                    false,
                 )
                 .await?,
             );
@@ -200,6 +201,7 @@ impl LeanTaskStore {
         let old: Option<Item> = match result {
             Ok(out) => {
                 let after = decode(out.attributes.unwrap_or_default(), self.table())?;
+                self.remember_claim(task_id.as_str(), after.rev);
                 return Ok(Direct::Done(ReportOutcome::Recorded(after.task)));
             }
             Err(e)

@@ -112,6 +112,10 @@ struct LeanInner {
     /// it has just read, so a claim needs no read (a stale entry only makes the claim's conditional
     /// delete fail, and the claim is then taken back).
     seen_queued: Mutex<HashMap<String, Found>>,
+    /// Move counters of claim items this process has just written a report on, by task id: the
+    /// worker assistant archives what it has just completed, so the archive needs no read (a stale
+    /// counter only makes the archive's conditional delete fail, and the move is taken back).
+    seen_claims: Mutex<HashMap<String, i64>>,
 }
 
 /// At most this many queued items are remembered for claims.
@@ -152,6 +156,7 @@ impl LeanTaskStore {
                 options,
                 registered: Mutex::new(HashSet::new()),
                 seen_queued: Mutex::new(HashMap::new()),
+                seen_claims: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -241,6 +246,29 @@ impl LeanTaskStore {
             .remove(task_id.as_str())
     }
 
+    /// Remembers the move counter of a claim item just written.
+    pub(crate) fn remember_claim(&self, task_id: &str, rev: i64) {
+        let mut seen = self
+            .inner
+            .seen_claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= SEEN_QUEUED_MAX {
+            seen.clear();
+        }
+        seen.insert(task_id.to_owned(), rev);
+    }
+
+    /// The move counter of the claim item of `task_id` this process wrote last, forgotten as it is
+    /// returned.
+    pub(crate) fn recall_claim(&self, task_id: &str) -> Option<i64> {
+        self.inner
+            .seen_claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(task_id)
+    }
+
     /// Every labourer that ever had a task in this table.
     pub(crate) async fn labourers(&self) -> Result<Vec<String>> {
         let spec = QuerySpec::new(
@@ -322,7 +350,9 @@ impl LeanTaskStore {
     }
 
     /// Every item of partition `pk` (paginated to the end), optionally with a sort-key range
-    /// `(low, high)` (inclusive) and a filter.
+    /// `(low, high)` (inclusive) and a filter. Listings read eventually consistently (as sosw 0.7's
+    /// index queries do: every change they lead to is a conditional write); lookups before a move read
+    /// consistently.
     pub(crate) async fn partition(
         &self,
         operation: &'static str,
@@ -332,6 +362,7 @@ impl LeanTaskStore {
         mut values: Vec<(&'static str, AttributeValue)>,
         limit: usize,
         descending: bool,
+        consistent: bool,
     ) -> Result<Vec<Found>> {
         let condition = if let Some((low, high)) = range {
             values.push((":low", s(low)));
@@ -341,8 +372,10 @@ impl LeanTaskStore {
             "pk = :pk"
         };
         values.push((":pk", s(pk)));
-        let mut spec =
-            QuerySpec::new(operation, self.table(), None, condition, values).consistent();
+        let mut spec = QuerySpec::new(operation, self.table(), None, condition, values);
+        if consistent {
+            spec = spec.consistent();
+        }
         if let Some(f) = filter {
             spec = spec.filter(f);
         }
@@ -498,6 +531,7 @@ impl LeanTaskStore {
             vec![(":id", s(task_id.as_str()))],
             usize::MAX,
             false,
+            true,
         )
         .await
     }

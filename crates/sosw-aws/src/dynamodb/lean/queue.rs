@@ -37,6 +37,7 @@ impl LeanTaskStore {
                     vec![],
                     limit,
                     descending,
+                    false,
                 )
                 .await?,
             );
