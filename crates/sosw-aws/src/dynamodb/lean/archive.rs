@@ -7,7 +7,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
 use super::super::codec::{Item, n, s};
-use super::{EXPIRES, Found, LeanTaskStore, Written};
+use super::super::scavenge::closed_row;
+use super::{EXPIRES, Found, LeanTaskStore, Read, Written};
 use sosw_core::error::Result;
 use sosw_core::store::{
     CLOSED_STATUS_ATTRIBUTE, ClosedStatus, MoveOutcome, TaskArchive, TaskRetries, fresh_from_dead,
@@ -86,18 +87,6 @@ impl LeanTaskStore {
         }
         Ok(MoveOutcome::Moved)
     }
-}
-
-/// `task` as its closed row: `closed_at`, no retry time, and the status key.
-fn closed_row(task: &Task, status: ClosedStatus, closed_at: i64) -> Task {
-    let mut closed = task.clone();
-    closed.closed_at = Some(closed_at);
-    closed.desired_launch_time = None;
-    closed.extra.insert(
-        CLOSED_STATUS_ATTRIBUTE.to_owned(),
-        Value::from(status.index_key(&task.labourer_id)),
-    );
-    closed
 }
 
 #[async_trait]
@@ -187,16 +176,16 @@ impl TaskArchive for LeanTaskStore {
         let mut found = Vec::new();
         for shard in 0..self.shards() {
             found.extend(
-                self.partition(
-                    "closed sample",
-                    Self::closed_pk(labourer_id, shard),
-                    None,
-                    Some("labourer_id_task_status = :st"),
-                    vec![(":st", s(status.index_key(labourer_id)))],
-                    usize::MAX,
-                    false,
-                    false,
-                )
+                self.partition(Read {
+                    operation: "closed sample",
+                    pk: Self::closed_pk(labourer_id, shard),
+                    range: None,
+                    filter: Some("labourer_id_task_status = :st"),
+                    values: vec![(":st", s(status.index_key(labourer_id)))],
+                    limit: usize::MAX,
+                    descending: false,
+                    consistent: false,
+                })
                 .await?,
             );
         }
@@ -253,16 +242,16 @@ impl TaskRetries for LeanTaskStore {
 
     async fn due_retries(&self, labourer_id: &str, now: i64, limit: usize) -> Result<Vec<Task>> {
         let mut found = self
-            .partition(
-                "due retries",
-                Self::retry_pk(labourer_id),
-                None,
-                Some("desired_launch_time <= :now"),
-                vec![(":now", n(now))],
-                usize::MAX,
-                false,
-                true,
-            )
+            .partition(Read {
+                operation: "due retries",
+                pk: Self::retry_pk(labourer_id),
+                range: None,
+                filter: Some("desired_launch_time <= :now"),
+                values: vec![(":now", n(now))],
+                limit: usize::MAX,
+                descending: false,
+                consistent: true,
+            })
             .await?;
         found.sort_by_key(|f| f.task.desired_launch_time);
         Ok(found.into_iter().take(limit).map(|f| f.task).collect())
@@ -291,16 +280,16 @@ impl TaskRetries for LeanTaskStore {
 
     async fn retry_length(&self, labourer_id: &str) -> Result<u64> {
         let found = self
-            .partition(
-                "retry length",
-                Self::retry_pk(labourer_id),
-                None,
-                None,
-                vec![],
-                usize::MAX,
-                false,
-                true,
-            )
+            .partition(Read {
+                operation: "retry length",
+                pk: Self::retry_pk(labourer_id),
+                range: None,
+                filter: None,
+                values: vec![],
+                limit: usize::MAX,
+                descending: false,
+                consistent: true,
+            })
             .await?;
         Ok(found.len() as u64)
     }

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use super::super::codec::{Item, is_completed, json_to_attribute, n, s};
 use super::super::errors::sdk_error;
 use super::super::expr::Placeholders;
-use super::{Found, LeanTaskStore, REV, Written, decode};
+use super::{Found, LeanTaskStore, REV, Read, Written, decode};
 use sosw_core::error::Result;
 use sosw_core::store::{
     ClaimOutcome, ReportOutcome, TaskClaims, TaskLookup, TaskReport, TaskReports,
@@ -20,6 +20,10 @@ use sosw_core::store::{
 use sosw_core::task::{Markers, Task, TaskId, greenfield};
 
 /// What a report written straight onto a claim item did.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per report and matched at once; boxing would only add an allocation"
+)]
 enum Direct {
     /// Recorded, or refused for good.
     Done(ReportOutcome),
@@ -54,16 +58,16 @@ impl LeanTaskStore {
         let mut all = Vec::new();
         for shard in 0..self.shards() {
             all.extend(
-                self.partition(
+                self.partition(Read {
                     operation,
-                    Self::claim_pk(shard),
-                    None,
-                    Some(filter),
-                    values.clone(),
-                    usize::MAX,
-                    false,
-                    false,
-                )
+                    pk: Self::claim_pk(shard),
+                    range: None,
+                    filter: Some(filter),
+                    values: values.clone(),
+                    limit: usize::MAX,
+                    descending: false,
+                    consistent: false,
+                })
                 .await?,
             );
         }

@@ -129,6 +129,19 @@ pub(crate) struct Found {
     pub key: Item,
 }
 
+/// One read of a partition: every item of `pk` (at most `limit`), optionally within a sort-key range
+/// (inclusive) and through a filter whose values are `values`.
+pub(crate) struct Read {
+    pub operation: &'static str,
+    pub pk: String,
+    pub range: Option<(String, String)>,
+    pub filter: Option<&'static str>,
+    pub values: Vec<(&'static str, AttributeValue)>,
+    pub limit: usize,
+    pub descending: bool,
+    pub consistent: bool,
+}
+
 /// What a conditional write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Written {
@@ -353,17 +366,17 @@ impl LeanTaskStore {
     /// `(low, high)` (inclusive) and a filter. Listings read eventually consistently (as sosw 0.7's
     /// index queries do: every change they lead to is a conditional write); lookups before a move read
     /// consistently.
-    pub(crate) async fn partition(
-        &self,
-        operation: &'static str,
-        pk: String,
-        range: Option<(String, String)>,
-        filter: Option<&'static str>,
-        mut values: Vec<(&'static str, AttributeValue)>,
-        limit: usize,
-        descending: bool,
-        consistent: bool,
-    ) -> Result<Vec<Found>> {
+    pub(crate) async fn partition(&self, read: Read) -> Result<Vec<Found>> {
+        let Read {
+            operation,
+            pk,
+            range,
+            filter,
+            mut values,
+            limit,
+            descending,
+            consistent,
+        } = read;
         let condition = if let Some((low, high)) = range {
             values.push((":low", s(low)));
             values.push((":high", s(high)));
@@ -523,16 +536,16 @@ impl LeanTaskStore {
         task_id: &TaskId,
     ) -> Result<Vec<Found>> {
         let pk = Self::queue_pk(labourer, self.shard(task_id.as_str()));
-        self.partition(
-            "find queued task",
+        self.partition(Read {
+            operation: "find queued task",
             pk,
-            None,
-            Some("task_id = :id"),
-            vec![(":id", s(task_id.as_str()))],
-            usize::MAX,
-            false,
-            true,
-        )
+            range: None,
+            filter: Some("task_id = :id"),
+            values: vec![(":id", s(task_id.as_str()))],
+            limit: usize::MAX,
+            descending: false,
+            consistent: true,
+        })
         .await
     }
 
@@ -618,33 +631,6 @@ pub(crate) fn decode(mut item: Item, table: &str) -> Result<Found> {
     Ok(Found { task, rev, key })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn order_sorts_as_the_numbers_do() {
-        let values = [i64::MIN, -5, -1, 0, 1, 2000, 1_700_000_000, i64::MAX];
-        let keys: Vec<String> = values.iter().map(|v| order(*v)).collect();
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(keys, sorted);
-        assert!(keys.iter().all(|k| k.len() == 20), "{keys:?}");
-    }
-
-    #[test]
-    fn shards_spread_ids_within_bounds() {
-        let mut seen = HashSet::new();
-        for i in 0..200 {
-            let shard = shard_of(&format!("task-{i}"), 16);
-            assert!(shard < 16);
-            seen.insert(shard);
-        }
-        assert_eq!(seen.len(), 16, "200 ids reach every one of 16 shards");
-        assert_eq!(shard_of("anything", 1), 0);
-    }
-}
-
 #[async_trait::async_trait]
 impl sosw_core::store::JobStore for LeanTaskStore {
     async fn create_job(
@@ -705,5 +691,32 @@ impl sosw_core::store::JobStore for LeanTaskStore {
         redriven: u64,
     ) -> Result<Option<sosw_core::store::JobRecord>> {
         self.legacy().reopen_job(job_id, redriven).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_sorts_as_the_numbers_do() {
+        let values = [i64::MIN, -5, -1, 0, 1, 2000, 1_700_000_000, i64::MAX];
+        let keys: Vec<String> = values.iter().map(|v| order(*v)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert!(keys.iter().all(|k| k.len() == 20), "{keys:?}");
+    }
+
+    #[test]
+    fn shards_spread_ids_within_bounds() {
+        let mut seen = HashSet::new();
+        for i in 0..200 {
+            let shard = shard_of(&format!("task-{i}"), 16);
+            assert!(shard < 16);
+            seen.insert(shard);
+        }
+        assert_eq!(seen.len(), 16, "200 ids reach every one of 16 shards");
+        assert_eq!(shard_of("anything", 1), 0);
     }
 }

@@ -5,8 +5,9 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use super::{Found, LeanTaskStore, order};
-use sosw_core::error::{Error, Result};
+use super::super::queue::validate_all;
+use super::{Found, LeanTaskStore, Read, order};
+use sosw_core::error::Result;
 use sosw_core::store::{EnqueueMode, EnqueueReport, TaskQueue};
 use sosw_core::task::Task;
 
@@ -29,16 +30,16 @@ impl LeanTaskStore {
         for shard in 0..self.shards() {
             let range = (order(low), format!("{}#\u{10ffff}", order(high)));
             all.extend(
-                self.partition(
+                self.partition(Read {
                     operation,
-                    Self::queue_pk(labourer, shard),
-                    Some(range),
-                    None,
-                    vec![],
+                    pk: Self::queue_pk(labourer, shard),
+                    range: Some(range),
+                    filter: None,
+                    values: vec![],
                     limit,
                     descending,
-                    false,
-                )
+                    consistent: false,
+                })
                 .await?,
             );
         }
@@ -103,24 +104,6 @@ impl LeanTaskStore {
         }
         Ok(found)
     }
-}
-
-/// Every task valid, no id twice.
-fn validate_all(tasks: &[Task]) -> Result<()> {
-    let mut seen = HashSet::with_capacity(tasks.len());
-    for task in tasks {
-        task.validate()?;
-        if !seen.insert(task.task_id.as_str()) {
-            return Err(Error::invalid(
-                "tasks",
-                format!(
-                    "task id `{}` appears more than once in one enqueue",
-                    task.task_id
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[async_trait]
