@@ -53,40 +53,39 @@ pub async fn run(kind: Kind, setup: Setup, tasks: u64) -> Option<Outcome> {
     let started = std::time::Instant::now();
     let outcome = match kind {
         Kind::Sqlite => run_on(SqliteTaskStore::in_memory().expect("SQLite"), setup, tasks).await,
-        Kind::Dynamo => {
+        Kind::Dynamo | Kind::Lean => {
             // Under store throttling, batch writes also come back partly unprocessed, at the same rate.
             let rate = setup.store_throttle;
             let (client, unprocessed) =
                 sosw_integration_tests::dynamodb_client_with_unprocessed_items(rate, setup.seed)
                     .await?;
-            let tables = TableNames::with_prefix(&sosw_integration_tests::unique_prefix());
-            create_tables(&client, &tables).await.expect("tables");
-            let store = DynamoTaskStore::new(client.clone(), tables.clone());
-            let mut outcome = run_on(store, setup, tasks).await;
-            delete_tables(&client, &tables)
-                .await
-                .expect("tables deleted");
+            let prefix = sosw_integration_tests::unique_prefix();
+            let mut outcome = if kind == Kind::Dynamo {
+                let tables = TableNames::with_prefix(&prefix);
+                create_tables(&client, &tables).await.expect("tables");
+                let store = DynamoTaskStore::new(client.clone(), tables.clone());
+                let outcome = run_on(store, setup, tasks).await;
+                delete_tables(&client, &tables)
+                    .await
+                    .expect("tables deleted");
+                outcome
+            } else {
+                let options = LeanOptions::with_prefix(&prefix);
+                create_lean_tables(&client, &options)
+                    .await
+                    .expect("lean tables");
+                let store =
+                    LeanTaskStore::new(client.clone(), options.clone()).expect("lean options");
+                let outcome = run_on(store, setup, tasks).await;
+                delete_lean_tables(&client, &options)
+                    .await
+                    .expect("lean tables deleted");
+                outcome
+            };
             outcome.injected += &format!(", batch writes left unprocessed {}", unprocessed.taken());
             if rate > 0.0 {
                 assert!(unprocessed.taken() > 0, "UnprocessedItems were injected");
             }
-            outcome
-        }
-        Kind::Lean => {
-            let rate = setup.store_throttle;
-            let (client, unprocessed) =
-                sosw_integration_tests::dynamodb_client_with_unprocessed_items(rate, setup.seed)
-                    .await?;
-            let options = LeanOptions::with_prefix(&sosw_integration_tests::unique_prefix());
-            create_lean_tables(&client, &options)
-                .await
-                .expect("lean tables");
-            let store = LeanTaskStore::new(client.clone(), options.clone()).expect("lean options");
-            let mut outcome = run_on(store, setup, tasks).await;
-            delete_lean_tables(&client, &options)
-                .await
-                .expect("lean tables deleted");
-            outcome.injected += &format!(", batch writes left unprocessed {}", unprocessed.taken());
             outcome
         }
     };
