@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sosw::aws::dynamodb::lean::{LeanOptions, create_lean_tables, delete_lean_tables};
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
 use sosw::store::{EnqueueMode, TableNames, TaskQueue};
 use sosw::task::{Task, TaskId};
@@ -494,69 +495,116 @@ impl Bench<'_> {
                     )
                     .into());
                 }
-                let n = tasks as f64;
-                let mut total = Tally::default();
-                for phase in ["enqueue", "claim", "complete", "archive"] {
-                    let t = tallies.get(phase).cloned().unwrap_or_default();
-                    self.record(
-                        &workload,
-                        &format!("{phase}: write units per task"),
-                        imp,
-                        t.write_units / n,
-                    );
-                    self.record(
-                        &workload,
-                        &format!("{phase}: requests per task"),
-                        imp,
-                        t.requests as f64 / n,
-                    );
-                    for (operation, units) in &t.write_units_by_operation {
-                        self.record(
-                            &format!("{workload}, by operation"),
-                            &format!("{phase}: {operation} write units per task"),
-                            imp,
-                            units / n,
-                        );
-                    }
-                    total.requests += t.requests;
-                    total.write_units += t.write_units;
-                    total.read_units += t.read_units;
-                    total.transact_units += t.transact_units;
-                    total.write_requests += t.write_requests;
-                }
-                self.record(
-                    &workload,
-                    "total: write units per task",
-                    imp,
-                    total.write_units / n,
-                );
-                self.record(
-                    &workload,
-                    "total: of which in transactions",
-                    imp,
-                    total.transact_units / n,
-                );
-                self.record(
-                    &workload,
-                    "total: read units per task",
-                    imp,
-                    total.read_units / n,
-                );
-                self.record(
-                    &workload,
-                    "total: DynamoDB requests per task",
-                    imp,
-                    total.requests as f64 / n,
-                );
-                self.record(
-                    &workload,
-                    "total: write requests per task",
-                    imp,
-                    total.write_requests as f64 / n,
-                );
+                self.record_lifecycle(&workload, imp, &tallies, tasks as f64);
             }
+            // This implementation again on the lean layout (docs/layout-lean.md), in the same run.
+            let lean_workload = format!("{workload}, lean layout");
+            let (prefix, tables) = self.fresh_tables().await?;
+            self.drop_tables(&tables).await?;
+            let options = LeanOptions::with_prefix(&prefix);
+            create_lean_tables(&self.direct, &options)
+                .await
+                .map_err(bench_error)?;
+            self.proxy.take();
+            self.receiver.take();
+            let mut run_args = self.run_args(&prefix, tasks);
+            run_args.extend(["--layout".to_owned(), "lean".to_owned()]);
+            let out = self
+                .child(Implementation::Ours, "lifecycle", &run_args)
+                .await?;
+            let tallies = self.proxy.take();
+            if std::env::var_os("BENCH_VERBOSE").is_some() {
+                println!("  lean: {}", serde_json::to_string(&tallies)?);
+            }
+            delete_lean_tables(&self.direct, &options)
+                .await
+                .map_err(bench_error)?;
+            if out["completed"].as_u64() != Some(tasks) {
+                return Err(format!(
+                    "lean layout: lifecycle completed {} of {tasks}",
+                    out["completed"]
+                )
+                .into());
+            }
+            self.record_lifecycle(&lean_workload, Implementation::Ours, &tallies, tasks as f64);
         }
         Ok(())
+    }
+
+    /// Records a lifecycle run's tallies by phase, by operation and in total, per task.
+    fn record_lifecycle(
+        &mut self,
+        workload: &str,
+        imp: Implementation,
+        tallies: &std::collections::HashMap<String, Tally>,
+        n: f64,
+    ) {
+        let workload = workload.to_owned();
+        let mut total = Tally::default();
+        for phase in ["enqueue", "claim", "complete", "archive"] {
+            let t = tallies.get(phase).cloned().unwrap_or_default();
+            self.record(
+                &workload,
+                &format!("{phase}: write units per task"),
+                imp,
+                t.write_units / n,
+            );
+            self.record(
+                &workload,
+                &format!("{phase}: requests per task"),
+                imp,
+                t.requests as f64 / n,
+            );
+            self.record(
+                &workload,
+                &format!("{phase}: read units per task"),
+                imp,
+                t.read_units / n,
+            );
+            for (operation, units) in &t.write_units_by_operation {
+                self.record(
+                    &format!("{workload}, by operation"),
+                    &format!("{phase}: {operation} write units per task"),
+                    imp,
+                    units / n,
+                );
+            }
+            total.requests += t.requests;
+            total.write_units += t.write_units;
+            total.read_units += t.read_units;
+            total.transact_units += t.transact_units;
+            total.write_requests += t.write_requests;
+        }
+        self.record(
+            &workload,
+            "total: write units per task",
+            imp,
+            total.write_units / n,
+        );
+        self.record(
+            &workload,
+            "total: of which in transactions",
+            imp,
+            total.transact_units / n,
+        );
+        self.record(
+            &workload,
+            "total: read units per task",
+            imp,
+            total.read_units / n,
+        );
+        self.record(
+            &workload,
+            "total: DynamoDB requests per task",
+            imp,
+            total.requests as f64 / n,
+        );
+        self.record(
+            &workload,
+            "total: write requests per task",
+            imp,
+            total.write_requests as f64 / n,
+        );
     }
 
     /// Ours measured; sosw 0.7's figure follows from its design: one single pass per scheduled minute,

@@ -62,6 +62,10 @@ pub struct Args {
     pub python: String,
     /// The directory of the release essentials binaries.
     pub bins: String,
+    /// The table layout ours runs on (`ours` only): `0.7` (sosw 0.7's tables) or `lean`.
+    pub layout: String,
+    /// Shards per labourer of the lean layout.
+    pub shards: u32,
 }
 
 impl Default for Args {
@@ -80,6 +84,8 @@ impl Default for Args {
             only: Vec::new(),
             python: ".tools/sosw07-venv/bin/python".into(),
             bins: String::new(),
+            layout: "0.7".into(),
+            shards: 4,
         }
     }
 }
@@ -105,6 +111,8 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> BenchResult<Args> {
             "--only" => args.only = value()?.split(',').map(str::to_owned).collect(),
             "--python" => args.python = value()?,
             "--bins" => args.bins = value()?,
+            "--layout" => args.layout = value()?,
+            "--shards" => args.shards = value()?.parse()?,
             "--quick" => args.size = "quick".into(),
             "--smoke" => args.size = "smoke".into(),
             other => return Err(format!("unknown argument `{other}`").into()),

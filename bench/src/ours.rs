@@ -10,15 +10,21 @@ use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
 use sosw::aws::cloudwatch::CloudWatchMetrics;
 use sosw::aws::dynamodb::DynamoTaskStore;
+use sosw::aws::dynamodb::lean::{LeanOptions, LeanTaskStore};
 use sosw::aws::lambda::{FunctionTimeouts, LambdaInvoker};
 use sosw::aws::s3::S3BlobStore;
+use sosw::aws::sns::SnsNotifier;
 use sosw::clock::SystemClock;
 use sosw::config::{OrchestratorConfig, ScavengerConfig, SchedulerConfig, WorkerAssistantConfig};
+use sosw::essentials::closer::Closer;
 use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings, RunMode};
+use sosw::essentials::scavenger::Scavenger;
 use sosw::essentials::scheduler::Scheduler;
 use sosw::essentials::worker_assistant::AssistantRequest;
-use sosw::lambda::aws::{Clients, build_scavenger, build_worker_assistant};
+use sosw::essentials::worker_assistant::WorkerAssistant;
+use sosw::lambda::aws::{Clients, build_worker_assistant};
 use sosw::processor::Stats;
+use sosw::store::{JobStore, TaskStore};
 use sosw::task::TaskId;
 
 use crate::{Args, BenchResult, bench_error, phase, sections_job};
@@ -117,21 +123,71 @@ pub async fn orchestrate(args: &Args) -> BenchResult<Value> {
     Ok(json!({"secs": secs, "invoked": report.invoked()}))
 }
 
-/// Enqueue, claim, complete (one worker report per task) and archive, each phase timed and counted.
+/// Enqueue, claim, complete (one worker report per task) and archive, each phase timed and counted,
+/// on the layout `args.layout` names.
 pub async fn lifecycle(args: &Args) -> BenchResult<Value> {
     let clients = clients().await;
-    let scheduler = scheduler(&clients, args)?;
-    let orchestrator = orchestrator(&clients, args)?;
+    match args.layout.as_str() {
+        "0.7" => {
+            let store = store(&clients, args)?;
+            lifecycle_on(&clients, args, store).await
+        }
+        "lean" => {
+            let options = LeanOptions::with_prefix(&args.prefix).shards(args.shards);
+            let store = Arc::new(
+                LeanTaskStore::new(clients.dynamodb.clone(), options).map_err(bench_error)?,
+            );
+            lifecycle_on(&clients, args, store).await
+        }
+        other => Err(format!("unknown layout `{other}`: 0.7 or lean").into()),
+    }
+}
+
+/// The lifecycle over `store`, wired as the Lambda binaries wire the essentials.
+async fn lifecycle_on<S>(clients: &Clients, args: &Args, store: Arc<S>) -> BenchResult<Value>
+where
+    S: TaskStore + JobStore + 'static,
+{
+    let config: SchedulerConfig = parse(
+        "sosw_scheduler_config",
+        json!({
+            "task_config": task_config(args, 1),
+            "queue_bucket": args.bucket,
+            "job_schema": {"chunkable_attrs": [["section", {}]]},
+        }),
+    )?;
+    let blobs = S3BlobStore::new(S3BlobStore::client(&clients.sdk, true), &args.bucket);
+    let scheduler = Scheduler::new(config, store.clone()).with_blob_store(Arc::new(blobs));
+    let config: OrchestratorConfig = parse(
+        "sosw_orchestrator_config",
+        json!({"task_config": task_config(args, args.tasks)}),
+    )?;
+    let orchestrator = Orchestrator::new(
+        store.clone(),
+        Arc::new(LambdaInvoker::from_sdk_config(&clients.sdk)),
+        Arc::new(CloudWatchMetrics::from_sdk_config(&clients.sdk)),
+        ConfigFeed::fixed(config),
+        Arc::new(SystemClock),
+    )
+    .with_worker_timeouts(Arc::new(FunctionTimeouts::from_sdk_config(&clients.sdk)))
+    .with_settings(OrchestratorSettings {
+        mode: RunMode::SinglePass,
+        ..OrchestratorSettings::default()
+    });
+    let closer = || {
+        Closer::new(store.clone(), Arc::new(SnsNotifier::new(&clients.sdk)))
+            .with_jobs(store.clone())
+    };
     let config: WorkerAssistantConfig = parse(
         "sosw_worker_assistant_config",
         json!({"task_config": task_config(args, args.tasks)}),
     )?;
-    let assistant = build_worker_assistant(&clients, config);
+    let assistant = WorkerAssistant::new(config, closer());
     let config: ScavengerConfig = parse(
         "sosw_scavenger_config",
         json!({"task_config": task_config(args, args.tasks)}),
     )?;
-    let scavenger = build_scavenger(&clients, config);
+    let scavenger = Scavenger::new(config, closer());
     let mut secs = serde_json::Map::new();
 
     phase("enqueue").await;
@@ -152,7 +208,7 @@ pub async fn lifecycle(args: &Args) -> BenchResult<Value> {
     secs.insert("claim".into(), started.elapsed().as_secs_f64().into());
 
     phase("idle").await;
-    let task_ids = live_task_ids(&clients, args).await?;
+    let task_ids = live_task_ids(clients, args).await?;
     phase("complete").await;
     let started = Instant::now();
     let mut stats = Stats::default();
@@ -176,21 +232,31 @@ pub async fn lifecycle(args: &Args) -> BenchResult<Value> {
     Ok(json!({"secs": secs, "completed": task_ids.len()}))
 }
 
-/// The ids of every live task (read outside the counted phases).
+/// The ids of every live task (read outside the counted phases): the live table's rows on sosw 0.7's
+/// layout, the claim items on the lean one.
 async fn live_task_ids(clients: &Clients, args: &Args) -> BenchResult<Vec<TaskId>> {
-    let store = store(clients, args)?;
-    let table = store.tables().tasks.clone();
+    let (table, claims_only) = if args.layout == "lean" {
+        (LeanOptions::with_prefix(&args.prefix).table, true)
+    } else {
+        (store(clients, args)?.tables().tasks.clone(), false)
+    };
     let mut ids = Vec::new();
     let mut pages = clients
         .dynamodb
         .scan()
         .table_name(table)
-        .projection_expression("task_id")
         .into_paginator()
         .items()
         .send();
     while let Some(item) = pages.next().await {
         let item = item.map_err(bench_error)?;
+        let is_claim = item
+            .get("pk")
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|pk| pk.starts_with("r#"));
+        if claims_only && !is_claim {
+            continue;
+        }
         if let Some(id) = item.get("task_id").and_then(|v| v.as_s().ok()) {
             ids.push(TaskId::new(id.as_str()).map_err(bench_error)?);
         }

@@ -378,7 +378,9 @@ const NOTES: &str = r#"
   transactions* row shows the part written in transactions, and the *by operation* rows split every
   phase by request type. A failed conditional write costs a unit
   on AWS and nothing here; no write in these runs fails its condition. Ours also keeps a job record
-  (progress counters), whose writes are included.
+  (progress counters), whose writes are included. The rows *lifecycle of N tasks, lean layout* are
+  ours again, in the same run, on the lean layout (one table, no index, 4 shards; see
+  [layout-lean.md](layout-lean.md)), with the same essentials wired over `LeanTaskStore`.
 * **short tasks**: a labourer with 10 slots and tasks that work one second. Ours is measured: one
   orchestrator run as a one-minute schedule starts it (production settings: refills freed slots
   every 500 ms, stops 10 s before the minute ends), each task is an in-process worker that sleeps one

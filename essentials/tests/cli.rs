@@ -1398,9 +1398,9 @@ fn no_command_panics_on_a_closed_stdout() {
 #[path = "cli/inspect.rs"]
 mod inspect;
 
-/// The steering commands: `cancel`, `pause`, `resume`.
-#[path = "cli/steer.rs"]
-mod steer;
 /// `sosw dashboard`: refusals, pages on a real port, redrive with the CSRF token, the token, `--aws`.
 #[path = "cli/dashboard.rs"]
 mod dashboard;
+/// The steering commands: `cancel`, `pause`, `resume`.
+#[path = "cli/steer.rs"]
+mod steer;

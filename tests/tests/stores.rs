@@ -1,4 +1,4 @@
-//! The stores and config sources against what they run on: `DynamoTaskStore` and `DynamoConfigSource`
+//! The stores and config sources against what they run on: `DynamoTaskStore`, `LeanTaskStore` and `DynamoConfigSource`
 //! on DynamoDB Local (the conformance suites and the behaviour request-shape tests cannot show), and the
 //! sample config documents of `examples/configs`.
 //!
@@ -14,6 +14,7 @@ mod stores {
     mod dynamodb_conformance;
     mod dynamodb_store;
     mod jobs_sosw07;
+    mod lean_conformance;
     mod partition_model;
     mod redrive_sosw07;
 }

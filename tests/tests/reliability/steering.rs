@@ -67,6 +67,30 @@ macro_rules! on_store {
                     .await
                     .expect("tables deleted");
             }
+            Kind::Lean => {
+                let Some(client) = sosw_integration_tests::dynamodb_client().await else {
+                    return;
+                };
+                let prefix = sosw_integration_tests::unique_prefix();
+                let options = sosw::aws::dynamodb::lean::LeanOptions::with_prefix(&prefix);
+                sosw::aws::dynamodb::lean::create_lean_tables(&client, &options)
+                    .await
+                    .expect("lean tables");
+                let config_table = format!("{prefix}config");
+                create_config_table(&client, &config_table)
+                    .await
+                    .expect("config table");
+                let control: Arc<dyn LabourerControl> =
+                    Arc::new(DynamoConfigSource::new(client.clone()).with_table(config_table));
+                let store =
+                    sosw::aws::dynamodb::lean::LeanTaskStore::new(client.clone(), options.clone())
+                        .expect("lean options");
+                let r = rig(store, $setup, |_| control);
+                $scenario(r).await;
+                sosw::aws::dynamodb::lean::delete_lean_tables(&client, &options)
+                    .await
+                    .expect("lean tables deleted");
+            }
         }
     };
 }
@@ -301,5 +325,17 @@ mod dynamodb {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_labourer_paused_under_racing_orchestrators() {
         super::a_labourer_paused_under_racing_orchestrators(super::Kind::Dynamo).await;
+    }
+}
+
+mod lean {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_job_cancelled_under_racing_orchestrators() {
+        super::a_job_cancelled_under_racing_orchestrators(super::Kind::Lean).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_labourer_paused_under_racing_orchestrators() {
+        super::a_labourer_paused_under_racing_orchestrators(super::Kind::Lean).await;
     }
 }

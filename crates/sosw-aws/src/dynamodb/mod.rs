@@ -31,6 +31,7 @@ mod ecology;
 pub(crate) mod errors;
 pub(crate) mod expr;
 mod jobs;
+pub mod lean;
 mod moves;
 mod query;
 mod queue;

@@ -41,7 +41,7 @@ impl DynamoTaskStore {
 }
 
 /// Every task valid, no id twice (one batch cannot hold the same key twice).
-fn validate_all(tasks: &[Task]) -> Result<()> {
+pub(crate) fn validate_all(tasks: &[Task]) -> Result<()> {
     let mut seen = HashSet::with_capacity(tasks.len());
     for task in tasks {
         task.validate()?;

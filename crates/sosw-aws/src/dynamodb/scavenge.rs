@@ -115,7 +115,7 @@ impl DynamoTaskStore {
 }
 
 /// `task` as its closed row: `closed_at`, no retry time, and the status index key.
-fn closed_row(task: &Task, status: ClosedStatus, closed_at: i64) -> Task {
+pub(crate) fn closed_row(task: &Task, status: ClosedStatus, closed_at: i64) -> Task {
     let mut closed = task.clone();
     closed.closed_at = Some(closed_at);
     closed.desired_launch_time = None;

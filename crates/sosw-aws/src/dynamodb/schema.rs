@@ -17,16 +17,16 @@ use sosw_core::store::TableNames;
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
-type BuildResult<T> = std::result::Result<T, aws_sdk_dynamodb::error::BuildError>;
+pub(crate) type BuildResult<T> = std::result::Result<T, aws_sdk_dynamodb::error::BuildError>;
 
-fn attr(name: &str, ty: ScalarAttributeType) -> BuildResult<AttributeDefinition> {
+pub(crate) fn attr(name: &str, ty: ScalarAttributeType) -> BuildResult<AttributeDefinition> {
     AttributeDefinition::builder()
         .attribute_name(name)
         .attribute_type(ty)
         .build()
 }
 
-fn key(name: &str, ty: KeyType) -> BuildResult<KeySchemaElement> {
+pub(crate) fn key(name: &str, ty: KeyType) -> BuildResult<KeySchemaElement> {
     KeySchemaElement::builder()
         .attribute_name(name)
         .key_type(ty)
@@ -159,7 +159,7 @@ async fn create_retry(client: &Client, t: &TableNames) -> Result<()> {
 }
 
 /// A table with a string hash key and nothing else (jobs, ecology).
-async fn create_hash_only(client: &Client, table: &str, hash: &str) -> Result<()> {
+pub(crate) async fn create_hash_only(client: &Client, table: &str, hash: &str) -> Result<()> {
     let build = || -> BuildResult<_> {
         Ok(client
             .create_table()
@@ -172,7 +172,7 @@ async fn create_hash_only(client: &Client, table: &str, hash: &str) -> Result<()
     send_create(request, table).await
 }
 
-async fn send_create(
+pub(crate) async fn send_create(
     request: aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder,
     table: &str,
 ) -> Result<()> {
@@ -190,7 +190,7 @@ async fn send_create(
 }
 
 /// Polls `DescribeTable` until the table and its global indexes are ACTIVE.
-async fn wait_active(client: &Client, table: &str) -> Result<()> {
+pub(crate) async fn wait_active(client: &Client, table: &str) -> Result<()> {
     let deadline = Instant::now() + ACTIVE_TIMEOUT;
     loop {
         let out = client

@@ -9,15 +9,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use sosw::essentials::cancel;
-use sosw::notify::{NotificationQueue, Notifier};
 use sosw::essentials::redrive::{RedriveReport, RedriveTarget, redrive};
+use sosw::notify::{NotificationQueue, Notifier};
 use sosw::query::{self, TaskStatus};
 use sosw::task::TaskId;
 
 use super::super::control::describe;
 use super::super::stores::Backend;
 use super::super::{CliError, CliResult};
-
 
 /// Most dead tasks one press of a redrive button sends back (as `sosw redrive`'s default --limit).
 const REDRIVE_LIMIT: usize = 10_000;
@@ -127,7 +126,9 @@ pub(crate) async fn pause_labourer(store: &Backend, labourer_id: &str) -> CliRes
         if cancel::pause_labourer(store.control.as_ref(), labourer_id, Utc::now().timestamp())
             .await?
         {
-            format!("paused labourer {labourer_id}: orchestrators invoke none of its tasks from their next round on")
+            format!(
+                "paused labourer {labourer_id}: orchestrators invoke none of its tasks from their next round on"
+            )
         } else {
             format!("labourer {labourer_id} was already paused: nothing to do")
         },
@@ -138,7 +139,9 @@ pub(crate) async fn pause_labourer(store: &Backend, labourer_id: &str) -> CliRes
 pub(crate) async fn resume_labourer(store: &Backend, labourer_id: &str) -> CliResult<String> {
     Ok(
         if cancel::resume_labourer(store.control.as_ref(), labourer_id).await? {
-            format!("resumed labourer {labourer_id}: orchestrators invoke its tasks again from their next round on")
+            format!(
+                "resumed labourer {labourer_id}: orchestrators invoke its tasks again from their next round on"
+            )
         } else {
             format!("labourer {labourer_id} was not paused: nothing to do")
         },

@@ -388,7 +388,10 @@ async fn labourer_and_job_actions_pause_resume_redrive_and_cancel() {
     assert_eq!(dead_and_queued(&state).await, (0, 0));
     let store = SqliteTaskStore::open(&state.0).expect("state");
     let job = store.get_job(JOB).await.expect("read").expect("job");
-    assert_eq!((job.status, job.counts.cancelled), (JobStatus::Cancelled, 3));
+    assert_eq!(
+        (job.status, job.counts.cancelled),
+        (JobStatus::Cancelled, 3)
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,320 @@
+//! [`TaskArchive`] and [`TaskRetries`] on the lean layout: every move writes its destination first
+//! (`lrev + 1`, refused if a later item is there) and deletes its source second, on the condition that
+//! the source is unchanged since it was read; a refused delete takes the destination back.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+
+use super::super::codec::{Item, n, s};
+use super::super::scavenge::closed_row;
+use super::{EXPIRES, Found, LeanTaskStore, Read, Written};
+use sosw_core::error::Result;
+use sosw_core::store::{
+    CLOSED_STATUS_ATTRIBUTE, ClosedStatus, MoveOutcome, TaskArchive, TaskCancel, TaskRetries,
+    cancelled_row, fresh_from_dead, restore_dead_payload,
+};
+use sosw_core::task::{Markers, Task};
+
+type Condition = (String, Vec<(&'static str, AttributeValue)>);
+
+/// The source condition of a live item: the greenfield and completion mark it was read with.
+fn unchanged(task: &Task) -> Condition {
+    let mut values = vec![(":gf", n(task.greenfield))];
+    let completion = match task.completed_at {
+        Some(at) => {
+            values.push((":done", n(at)));
+            "#done = :done"
+        }
+        None => "attribute_not_exists(#done)",
+    };
+    (format!("#gf = :gf AND {completion}"), values)
+}
+
+fn same_state(found: &Task, task: &Task) -> bool {
+    found.greenfield == task.greenfield && found.completed_at == task.completed_at
+}
+
+impl LeanTaskStore {
+    /// The live item `task` was read from, if it is still there unchanged: its claim item, or its
+    /// queued item at its greenfield.
+    async fn live_source(&self, operation: &'static str, task: &Task) -> Result<Option<Found>> {
+        if let Some(rev) = self.recall_claim(task.task_id.as_str()) {
+            // This process has just written a report on the claim item: no read (the delete's
+            // condition checks the counter, greenfield and completion).
+            return Ok(Some(Found {
+                task: task.clone(),
+                rev,
+                key: self.claim_key(task.task_id.as_str()),
+            }));
+        }
+        let claim = self
+            .get(operation, self.claim_key(task.task_id.as_str()))
+            .await?;
+        if let Some(f) = claim.filter(|f| same_state(&f.task, task)) {
+            return Ok(Some(f));
+        }
+        let queued = self.get(operation, self.queued_key(task)).await?;
+        Ok(queued.filter(|f| same_state(&f.task, task)))
+    }
+
+    /// Moves `source` to `dest` (written as `task` plus `extra` attributes), deleting the source on
+    /// `condition`.
+    async fn move_to(
+        &self,
+        operation: &'static str,
+        source: Found,
+        task: &Task,
+        dest: Item,
+        extra: Vec<(&str, AttributeValue)>,
+        condition: Option<Condition>,
+    ) -> Result<MoveOutcome> {
+        let mut item = self.item(task, &dest, source.rev + 1)?;
+        for (k, v) in extra {
+            item.insert(k.to_owned(), v);
+        }
+        if self.put_newer(operation, item).await? == Written::ConditionFailed {
+            return Ok(MoveOutcome::Conflict);
+        }
+        if self
+            .delete_if(operation, source.key, source.rev, condition)
+            .await?
+            == Written::ConditionFailed
+        {
+            self.delete_if(operation, dest, source.rev + 1, None)
+                .await?;
+            return Ok(MoveOutcome::Conflict);
+        }
+        Ok(MoveOutcome::Moved)
+    }
+}
+
+#[async_trait]
+impl TaskArchive for LeanTaskStore {
+    async fn list_completed(
+        &self,
+        labourer_id: &str,
+        _now: i64,
+        limit: usize,
+    ) -> Result<Vec<Task>> {
+        let mut found = self
+            .claimed(
+                "list completed",
+                labourer_id,
+                "labourer_id = :lab AND attribute_exists(completed_at)",
+                vec![],
+            )
+            .await?;
+        found.sort_by_key(|f| f.task.greenfield);
+        Ok(found.into_iter().take(limit).map(|f| f.task).collect())
+    }
+
+    async fn list_expired(
+        &self,
+        labourer_id: &str,
+        markers: &Markers,
+        limit: usize,
+    ) -> Result<Vec<Task>> {
+        if markers.expired < markers.start {
+            return Ok(Vec::new());
+        }
+        let mut found = self
+            .queue_range(
+                "list expired",
+                labourer_id,
+                markers.start,
+                markers.expired,
+                limit,
+                false,
+            )
+            .await?;
+        found.extend(
+            self.claimed(
+                "list expired",
+                labourer_id,
+                "labourer_id = :lab AND greenfield BETWEEN :start AND :expired AND attribute_not_exists(completed_at)",
+                vec![
+                    (":start", n(markers.start)),
+                    (":expired", n(markers.expired)),
+                ],
+            )
+            .await?,
+        );
+        found.sort_by_key(|f| f.task.greenfield);
+        Ok(found.into_iter().take(limit).map(|f| f.task).collect())
+    }
+
+    async fn archive(
+        &self,
+        task: &Task,
+        status: ClosedStatus,
+        closed_at: i64,
+    ) -> Result<MoveOutcome> {
+        let Some(source) = self.live_source("archive", task).await? else {
+            return Ok(MoveOutcome::Conflict);
+        };
+        let closed = closed_row(task, status, closed_at);
+        let dest = self.closed_key(&task.labourer_id, task.task_id.as_str());
+        let expires = closed_at.saturating_add(self.options().closed_ttl_secs);
+        self.move_to(
+            "archive",
+            source,
+            &closed,
+            dest,
+            vec![(EXPIRES, n(expires))],
+            Some(unchanged(task)),
+        )
+        .await
+    }
+
+    async fn closed_sample(
+        &self,
+        labourer_id: &str,
+        status: ClosedStatus,
+        limit: usize,
+    ) -> Result<Vec<Task>> {
+        let mut found = Vec::new();
+        for shard in 0..self.shards() {
+            found.extend(
+                self.partition(Read {
+                    operation: "closed sample",
+                    pk: Self::closed_pk(labourer_id, shard),
+                    range: None,
+                    filter: Some("labourer_id_task_status = :st"),
+                    values: vec![(":st", s(status.index_key(labourer_id)))],
+                    limit: usize::MAX,
+                    descending: false,
+                    consistent: false,
+                })
+                .await?,
+            );
+        }
+        found.sort_by_key(|f| std::cmp::Reverse(f.task.closed_at));
+        Ok(found.into_iter().take(limit).map(|f| f.task).collect())
+    }
+
+    async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
+        let mut queued = task.clone();
+        restore_dead_payload(&mut queued)?;
+        fresh_from_dead(&mut queued, greenfield);
+        let dead = ClosedStatus::Dead.index_key(&task.labourer_id);
+        let key = self.closed_key(&task.labourer_id, task.task_id.as_str());
+        let Some(source) = self.get("redrive", key).await? else {
+            return Ok(MoveOutcome::Conflict);
+        };
+        if source.task.extra.get(CLOSED_STATUS_ATTRIBUTE) != Some(&Value::from(dead.clone())) {
+            return Ok(MoveOutcome::Conflict);
+        }
+        if self
+            .find_live(&task.task_id, Some(&task.labourer_id))
+            .await?
+            .is_some()
+        {
+            return Ok(MoveOutcome::Conflict);
+        }
+        let dest = self.queued_key(&queued);
+        let condition = ("#st = :st".to_owned(), vec![(":st", s(dead))]);
+        self.move_to("redrive", source, &queued, dest, vec![], Some(condition))
+            .await
+    }
+}
+
+#[async_trait]
+impl TaskRetries for LeanTaskStore {
+    async fn move_to_retry(&self, task: &Task, desired_launch_time: i64) -> Result<MoveOutcome> {
+        let Some(source) = self.live_source("move to retry", task).await? else {
+            return Ok(MoveOutcome::Conflict);
+        };
+        let mut waiting = task.clone();
+        waiting.desired_launch_time = Some(desired_launch_time);
+        waiting.closed_at = None;
+        let dest = Self::retry_key(&task.labourer_id, task.task_id.as_str());
+        self.move_to(
+            "move to retry",
+            source,
+            &waiting,
+            dest,
+            vec![],
+            Some(unchanged(task)),
+        )
+        .await
+    }
+
+    async fn due_retries(&self, labourer_id: &str, now: i64, limit: usize) -> Result<Vec<Task>> {
+        let mut found = self
+            .partition(Read {
+                operation: "due retries",
+                pk: Self::retry_pk(labourer_id),
+                range: None,
+                filter: Some("desired_launch_time <= :now"),
+                values: vec![(":now", n(now))],
+                limit: usize::MAX,
+                descending: false,
+                consistent: true,
+            })
+            .await?;
+        found.sort_by_key(|f| f.task.desired_launch_time);
+        Ok(found.into_iter().take(limit).map(|f| f.task).collect())
+    }
+
+    async fn return_to_queue(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
+        let key = Self::retry_key(&task.labourer_id, task.task_id.as_str());
+        let Some(source) = self.get("return to queue", key).await? else {
+            return Ok(MoveOutcome::Conflict);
+        };
+        if self
+            .find_live(&task.task_id, Some(&task.labourer_id))
+            .await?
+            .is_some()
+        {
+            return Ok(MoveOutcome::Conflict);
+        }
+        let mut queued = task.clone();
+        queued.greenfield = greenfield;
+        queued.desired_launch_time = None;
+        queued.closed_at = None;
+        let dest = self.queued_key(&queued);
+        self.move_to("return to queue", source, &queued, dest, vec![], None)
+            .await
+    }
+
+    async fn retry_length(&self, labourer_id: &str) -> Result<u64> {
+        let found = self
+            .partition(Read {
+                operation: "retry length",
+                pk: Self::retry_pk(labourer_id),
+                range: None,
+                filter: None,
+                values: vec![],
+                limit: usize::MAX,
+                descending: false,
+                consistent: true,
+            })
+            .await?;
+        Ok(found.len() as u64)
+    }
+}
+
+/// Queued tasks close through [`TaskArchive::archive`] (the trait's default); a waiting one moves from
+/// its retry item to a closed item in the same ordered, conditional way as every other move.
+#[async_trait]
+impl TaskCancel for LeanTaskStore {
+    async fn cancel_retry(&self, task: &Task, closed_at: i64) -> Result<MoveOutcome> {
+        let key = Self::retry_key(&task.labourer_id, task.task_id.as_str());
+        let Some(source) = self.get("cancel", key).await? else {
+            return Ok(MoveOutcome::Conflict);
+        };
+        let closed = cancelled_row(task, closed_at);
+        let dest = self.closed_key(&task.labourer_id, task.task_id.as_str());
+        let expires = closed_at.saturating_add(self.options().closed_ttl_secs);
+        self.move_to(
+            "cancel",
+            source,
+            &closed,
+            dest,
+            vec![(EXPIRES, n(expires))],
+            None,
+        )
+        .await
+    }
+}

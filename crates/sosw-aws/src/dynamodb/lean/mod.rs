@@ -1,0 +1,756 @@
+//! The lean layout: one table, partition key `pk` and sort key `sk`, no index, a labourer's tasks over
+//! `shards` partitions (see docs/layout-lean.md for the items, every operation's writes and why each
+//! is safe).
+//!
+//! | item | `pk` | `sk` |
+//! |---|---|---|
+//! | queued task (never claimed, released, requeued, redriven) | `q#<labourer>#<shard>` | `<greenfield, 20 digits>#<task_id>` |
+//! | claimed task (invoked, completed, failed) | `r#<shard>` | `<task_id>` |
+//! | task waiting for retry | `w#<labourer>` | `<task_id>` |
+//! | closed task (TTL `expires_at`) | `c#<labourer>#<shard>` | `<task_id>` |
+//! | labourer registry | `labourers` | `<labourer>` |
+//!
+//! `shard = fnv1a(task_id) mod shards`. Every item carries the task as sosw 0.7's row plus `lrev`, a
+//! counter that grows with every move: a move writes its destination first (`lrev + 1`) and deletes
+//! its source second, each conditionally, so a stop between the two leaves the task in two places with
+//! the later one recognisable by its higher `lrev`, never in none. Reads resolve such a pair to the
+//! later item; the next claim of the stale queued item deletes it.
+//!
+//! Job records stay in their own table (`sosw_jobs`, as on sosw 0.7's layout): [`LeanTaskStore`]
+//! implements [`sosw_core::store::JobStore`] through the 0.7 layout's job store.
+
+mod archive;
+mod claims;
+mod queue;
+mod schema;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+use super::DynamoTaskStore;
+use super::codec::{Item, item_to_task, n, s, task_to_item};
+use super::errors::{build_error, sdk_error, store_error};
+use super::query::{self, QuerySpec};
+use sosw_core::error::Result;
+use sosw_core::store::TableNames;
+use sosw_core::task::{Task, TaskId};
+
+pub use schema::{create_lean_tables, delete_lean_tables};
+
+/// The attribute holding a item's move counter.
+pub(crate) const REV: &str = "lrev";
+/// The TTL attribute of closed items.
+pub(crate) const EXPIRES: &str = "expires_at";
+/// The registry partition.
+const REGISTRY: &str = "labourers";
+/// Keys per `BatchGetItem`.
+const GET_BATCH: usize = 100;
+
+/// Where a lean deployment keeps its tasks and jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeanOptions {
+    /// The lean table (`sosw_lean`): hash `pk` (S), range `sk` (S), TTL on `expires_at`.
+    pub table: String,
+    /// The job records' table (`sosw_jobs`, hash `job_id`), shared with the 0.7 layout's job store.
+    pub jobs_table: String,
+    /// The shared ecology state's table (`sosw_ecology`, hash `labourer_id`), shared with the 0.7
+    /// layout's store.
+    pub ecology_table: String,
+    /// Partitions per labourer and item kind, 1 to 64. Fixed for a table: changing it strands the
+    /// items already written under the old count.
+    pub shards: u32,
+    /// How long a closed item is kept (seconds after `closed_at`) before DynamoDB's TTL deletes it.
+    pub closed_ttl_secs: i64,
+}
+
+impl Default for LeanOptions {
+    fn default() -> Self {
+        LeanOptions {
+            table: "sosw_lean".into(),
+            jobs_table: "sosw_jobs".into(),
+            ecology_table: "sosw_ecology".into(),
+            shards: 4,
+            closed_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+impl LeanOptions {
+    /// The default names with `prefix` in front of both tables.
+    pub fn with_prefix(prefix: &str) -> Self {
+        let d = LeanOptions::default();
+        LeanOptions {
+            table: format!("{prefix}{}", d.table),
+            jobs_table: format!("{prefix}{}", d.jobs_table),
+            ecology_table: format!("{prefix}{}", d.ecology_table),
+            ..d
+        }
+    }
+
+    /// The same options with `shards` partitions per labourer.
+    pub fn shards(self, shards: u32) -> Self {
+        LeanOptions { shards, ..self }
+    }
+}
+
+/// The [`sosw_core::store::TaskStore`] and [`sosw_core::store::JobStore`] over the lean layout.
+/// Cheap to clone. Construction makes no request.
+#[derive(Debug, Clone)]
+pub struct LeanTaskStore {
+    inner: Arc<LeanInner>,
+}
+
+#[derive(Debug)]
+struct LeanInner {
+    client: Client,
+    options: LeanOptions,
+    /// The 0.7 layout's store, for the job records and batched puts.
+    legacy: DynamoTaskStore,
+    /// Labourers this process has registered already.
+    registered: Mutex<HashSet<String>>,
+    /// Queued items this process read with `next_queued`, by task id: the orchestrator claims what
+    /// it has just read, so a claim needs no read (a stale entry only makes the claim's conditional
+    /// delete fail, and the claim is then taken back).
+    seen_queued: Mutex<HashMap<String, Found>>,
+    /// Move counters of claim items this process has just written a report on, by task id: the
+    /// worker assistant archives what it has just completed, so the archive needs no read (a stale
+    /// counter only makes the archive's conditional delete fail, and the move is taken back).
+    seen_claims: Mutex<HashMap<String, i64>>,
+}
+
+/// At most this many queued items are remembered for claims.
+const SEEN_QUEUED_MAX: usize = 100_000;
+
+/// An item of the lean table decoded: the task, its move counter and its key.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub task: Task,
+    pub rev: i64,
+    pub key: Item,
+}
+
+/// One read of a partition: every item of `pk` (at most `limit`), optionally within a sort-key range
+/// (inclusive) and through a filter whose values are `values`.
+pub(crate) struct Read {
+    pub operation: &'static str,
+    pub pk: String,
+    pub range: Option<(String, String)>,
+    pub filter: Option<&'static str>,
+    pub values: Vec<(&'static str, AttributeValue)>,
+    pub limit: usize,
+    pub descending: bool,
+    pub consistent: bool,
+}
+
+/// What a conditional write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    Yes,
+    ConditionFailed,
+}
+
+impl LeanTaskStore {
+    /// A store over `options.table` through `client`. Errors if `options.shards` is not 1 to 64.
+    pub fn new(client: Client, options: LeanOptions) -> Result<Self> {
+        if !(1..=64).contains(&options.shards) {
+            return Err(sosw_core::Error::invalid(
+                "lean layout",
+                format!("shards must be 1 to 64, not {}", options.shards),
+            ));
+        }
+        let tables = TableNames {
+            jobs: options.jobs_table.clone(),
+            ecology: options.ecology_table.clone(),
+            ..TableNames::default()
+        };
+        Ok(LeanTaskStore {
+            inner: Arc::new(LeanInner {
+                legacy: DynamoTaskStore::new(client.clone(), tables),
+                client,
+                options,
+                registered: Mutex::new(HashSet::new()),
+                seen_queued: Mutex::new(HashMap::new()),
+                seen_claims: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The options this store uses.
+    pub fn options(&self) -> &LeanOptions {
+        &self.inner.options
+    }
+
+    /// The DynamoDB client.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.inner.options.table
+    }
+
+    pub(crate) fn legacy(&self) -> &DynamoTaskStore {
+        &self.inner.legacy
+    }
+
+    /// The shard of a task id.
+    pub(crate) fn shard(&self, task_id: &str) -> u32 {
+        shard_of(task_id, self.inner.options.shards)
+    }
+
+    pub(crate) fn shards(&self) -> u32 {
+        self.inner.options.shards
+    }
+
+    /// Registers `labourers` in the registry partition (once per process and labourer).
+    pub(crate) async fn register(&self, labourers: &[&str]) -> Result<()> {
+        let new: Vec<String> = {
+            let seen = self
+                .inner
+                .registered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            labourers
+                .iter()
+                .filter(|l| !seen.contains(**l))
+                .map(|l| (*l).to_owned())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        for labourer in new {
+            self.client()
+                .put_item()
+                .table_name(self.table())
+                .item("pk", s(REGISTRY))
+                .item("sk", s(&labourer))
+                .send()
+                .await
+                .map_err(|e| sdk_error("register labourer", self.table(), e))?;
+            self.inner
+                .registered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(labourer);
+        }
+        Ok(())
+    }
+
+    /// Remembers queued items read by `next_queued`.
+    pub(crate) fn remember_queued(&self, found: &[Found]) {
+        let mut seen = self
+            .inner
+            .seen_queued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() + found.len() > SEEN_QUEUED_MAX {
+            seen.clear();
+        }
+        for f in found {
+            seen.insert(f.task.task_id.as_str().to_owned(), f.clone());
+        }
+    }
+
+    /// The queued item of `task_id` this process read last, forgotten as it is returned.
+    pub(crate) fn recall_queued(&self, task_id: &TaskId) -> Option<Found> {
+        self.inner
+            .seen_queued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(task_id.as_str())
+    }
+
+    /// Remembers the move counter of a claim item just written.
+    pub(crate) fn remember_claim(&self, task_id: &str, rev: i64) {
+        let mut seen = self
+            .inner
+            .seen_claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= SEEN_QUEUED_MAX {
+            seen.clear();
+        }
+        seen.insert(task_id.to_owned(), rev);
+    }
+
+    /// The move counter of the claim item of `task_id` this process wrote last, forgotten as it is
+    /// returned.
+    pub(crate) fn recall_claim(&self, task_id: &str) -> Option<i64> {
+        self.inner
+            .seen_claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(task_id)
+    }
+
+    /// Every labourer that ever had a task in this table.
+    pub(crate) async fn labourers(&self) -> Result<Vec<String>> {
+        let spec = QuerySpec::new(
+            "list labourers",
+            self.table(),
+            None,
+            "pk = :pk",
+            vec![(":pk", s(REGISTRY))],
+        )
+        .consistent();
+        let items = query::collect(self.client(), &spec, usize::MAX).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|mut i| match i.remove("sk") {
+                Some(AttributeValue::S(l)) => Some(l),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// One consistent read by key.
+    pub(crate) async fn get(&self, operation: &'static str, key: Item) -> Result<Option<Found>> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(operation, self.table(), e))?;
+        out.item.map(|i| decode(i, self.table())).transpose()
+    }
+
+    /// Consistent reads of many keys (those that exist).
+    pub(crate) async fn get_many(
+        &self,
+        operation: &'static str,
+        keys: Vec<Item>,
+    ) -> Result<Vec<Found>> {
+        let table = self.table().to_owned();
+        let mut found = Vec::new();
+        for chunk in keys.chunks(GET_BATCH) {
+            let mut pending = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| build_error(operation, &table, e))?;
+            for attempt in 0.. {
+                let out = self
+                    .client()
+                    .batch_get_item()
+                    .request_items(&table, pending.clone())
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(operation, &table, e))?;
+                if let Some(mut responses) = out.responses {
+                    for item in responses.remove(&table).unwrap_or_default() {
+                        found.push(decode(item, &table)?);
+                    }
+                }
+                match out.unprocessed_keys.and_then(|mut m| m.remove(&table)) {
+                    Some(rest) if !rest.keys().is_empty() => pending = rest,
+                    _ => break,
+                }
+                let policy = *self.legacy().batch_retry();
+                if attempt >= policy.max_retries {
+                    return Err(store_error(
+                        operation,
+                        &table,
+                        true,
+                        "keys still unprocessed (throttled) after every resend",
+                    ));
+                }
+                tokio::time::sleep(policy.delay(attempt)).await;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every item of partition `pk` (paginated to the end), optionally with a sort-key range
+    /// `(low, high)` (inclusive) and a filter. Listings read eventually consistently (as sosw 0.7's
+    /// index queries do: every change they lead to is a conditional write); lookups before a move read
+    /// consistently.
+    pub(crate) async fn partition(&self, read: Read) -> Result<Vec<Found>> {
+        let Read {
+            operation,
+            pk,
+            range,
+            filter,
+            mut values,
+            limit,
+            descending,
+            consistent,
+        } = read;
+        let condition = if let Some((low, high)) = range {
+            values.push((":low", s(low)));
+            values.push((":high", s(high)));
+            "pk = :pk AND sk BETWEEN :low AND :high"
+        } else {
+            "pk = :pk"
+        };
+        values.push((":pk", s(pk)));
+        let mut spec = QuerySpec::new(operation, self.table(), None, condition, values);
+        if consistent {
+            spec = spec.consistent();
+        }
+        if let Some(f) = filter {
+            spec = spec.filter(f);
+        }
+        if descending {
+            spec = spec.descending();
+        }
+        let items = query::collect(self.client(), &spec, limit).await?;
+        items.into_iter().map(|i| decode(i, self.table())).collect()
+    }
+
+    /// Puts `item` unless an item with its key exists with `lrev >= rev of item` (a later state).
+    pub(crate) async fn put_newer(&self, operation: &'static str, item: Item) -> Result<Written> {
+        let rev = item.get(REV).cloned().unwrap_or_else(|| n(0));
+        let result = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #rev < :rev")
+            .expression_attribute_names("#rev", REV)
+            .expression_attribute_values(":rev", rev)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Written::Yes),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(Written::ConditionFailed)
+            }
+            Err(e) => Err(sdk_error(operation, self.table(), e)),
+        }
+    }
+
+    /// Deletes `key` if its item still has move counter `rev` and satisfies `extra` (a condition over
+    /// `#gf`, `#done`, `#st`, with its own values).
+    pub(crate) async fn delete_if(
+        &self,
+        operation: &'static str,
+        key: Item,
+        rev: i64,
+        extra: Option<(String, Vec<(&'static str, AttributeValue)>)>,
+    ) -> Result<Written> {
+        let mut condition = "#rev = :rev".to_owned();
+        let mut values = HashMap::from([(":rev".to_owned(), n(rev))]);
+        let mut names = HashMap::from([("#rev".to_owned(), REV.to_owned())]);
+        if let Some((extra, extra_values)) = extra {
+            condition = format!("{condition} AND {extra}");
+            for (k, v) in extra_values {
+                values.insert(k.to_owned(), v);
+            }
+            for (k, v) in [
+                ("#gf", "greenfield"),
+                ("#done", "completed_at"),
+                ("#st", "labourer_id_task_status"),
+            ] {
+                if condition.contains(k) {
+                    names.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        let result = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Written::Yes),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(Written::ConditionFailed)
+            }
+            Err(e) => Err(sdk_error(operation, self.table(), e)),
+        }
+    }
+
+    /// `task` as an item under `key` with move counter `rev`.
+    pub(crate) fn item(&self, task: &Task, key: &Item, rev: i64) -> Result<Item> {
+        let mut item = task_to_item(task, self.table())?;
+        item.extend(key.clone());
+        item.insert(REV.to_owned(), n(rev));
+        Ok(item)
+    }
+
+    // Keys.
+
+    pub(crate) fn queued_key(&self, task: &Task) -> Item {
+        key(
+            format!(
+                "q#{}#{}",
+                task.labourer_id,
+                self.shard(task.task_id.as_str())
+            ),
+            format!("{}#{}", order(task.greenfield), task.task_id),
+        )
+    }
+
+    pub(crate) fn queue_pk(labourer: &str, shard: u32) -> String {
+        format!("q#{labourer}#{shard}")
+    }
+
+    /// A claim item's key: by task id alone (over the table's shards, not the labourer's), so a
+    /// report finds it without a read.
+    pub(crate) fn claim_key(&self, task_id: &str) -> Item {
+        key(format!("r#{}", self.shard(task_id)), task_id.to_owned())
+    }
+
+    pub(crate) fn claim_pk(shard: u32) -> String {
+        format!("r#{shard}")
+    }
+
+    pub(crate) fn closed_key(&self, labourer: &str, task_id: &str) -> Item {
+        key(
+            format!("c#{labourer}#{}", self.shard(task_id)),
+            task_id.to_owned(),
+        )
+    }
+
+    pub(crate) fn closed_pk(labourer: &str, shard: u32) -> String {
+        format!("c#{labourer}#{shard}")
+    }
+
+    pub(crate) fn retry_key(labourer: &str, task_id: &str) -> Item {
+        key(format!("w#{labourer}"), task_id.to_owned())
+    }
+
+    pub(crate) fn retry_pk(labourer: &str) -> String {
+        format!("w#{labourer}")
+    }
+
+    /// The queued items of `task_id` under `labourer` (normally none or one; two only after a stop
+    /// between the two writes of a move). Reads the task's queue shard: a queued task's key holds its
+    /// greenfield, which a lookup by id does not know.
+    pub(crate) async fn queued_by_id(
+        &self,
+        labourer: &str,
+        task_id: &TaskId,
+    ) -> Result<Vec<Found>> {
+        let pk = Self::queue_pk(labourer, self.shard(task_id.as_str()));
+        self.partition(Read {
+            operation: "find queued task",
+            pk,
+            range: None,
+            filter: Some("task_id = :id"),
+            values: vec![(":id", s(task_id.as_str()))],
+            limit: usize::MAX,
+            descending: false,
+            consistent: true,
+        })
+        .await
+    }
+
+    /// The live item of `task_id`: its claim item if there is one (one read by key), else its queued
+    /// item, searched under `labourer` or every registered labourer. A queued item left beside a later
+    /// claim item by a stopped move is not looked for here: the next claim of it finishes the move.
+    pub(crate) async fn find_live(
+        &self,
+        task_id: &TaskId,
+        labourer: Option<&str>,
+    ) -> Result<Option<Found>> {
+        if let Some(found) = self
+            .get("find task", self.claim_key(task_id.as_str()))
+            .await?
+            .filter(|f| labourer.is_none_or(|l| f.task.labourer_id == l))
+        {
+            return Ok(Some(found));
+        }
+        let mut candidates = Vec::new();
+        match labourer {
+            Some(l) => candidates.extend(self.queued_by_id(l, task_id).await?),
+            None => {
+                for l in self.labourers().await? {
+                    candidates.extend(self.queued_by_id(&l, task_id).await?);
+                }
+            }
+        }
+        Ok(latest(candidates))
+    }
+
+    /// The closed item of `task_id`, searched under every registered labourer.
+    pub(crate) async fn find_closed(&self, task_id: &TaskId) -> Result<Option<Found>> {
+        let keys = self
+            .labourers()
+            .await?
+            .iter()
+            .map(|l| self.closed_key(l, task_id.as_str()))
+            .collect();
+        Ok(latest(self.get_many("find closed task", keys).await?))
+    }
+}
+
+/// The item with the highest move counter.
+pub(crate) fn latest(found: Vec<Found>) -> Option<Found> {
+    found.into_iter().max_by_key(|f| f.rev)
+}
+
+fn key(pk: String, sk: String) -> Item {
+    Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// A greenfield (or any i64) as 20 digits that sort as the numbers do, negatives included.
+pub(crate) fn order(v: i64) -> String {
+    let shifted = (i128::from(v) - i128::from(i64::MIN)) as u128;
+    format!("{shifted:020}")
+}
+
+/// FNV-1a of the id, modulo `shards`.
+pub(crate) fn shard_of(task_id: &str, shards: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in task_id.as_bytes() {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % u64::from(shards.max(1))) as u32
+}
+
+/// Decodes a lean item: the key, the move counter and the TTL are not part of the task.
+pub(crate) fn decode(mut item: Item, table: &str) -> Result<Found> {
+    let pk = item.remove("pk");
+    let sk = item.remove("sk");
+    let rev = item
+        .remove(REV)
+        .and_then(|v| v.as_n().ok().and_then(|n| n.parse::<i64>().ok()))
+        .unwrap_or(0);
+    item.remove(EXPIRES);
+    let task = item_to_task(item, table)?;
+    let mut key = Item::new();
+    if let (Some(pk), Some(sk)) = (pk, sk) {
+        key.insert("pk".to_owned(), pk);
+        key.insert("sk".to_owned(), sk);
+    }
+    Ok(Found { task, rev, key })
+}
+
+/// The shared ecology state is one small item per labourer, as on the 0.7 layout: the same table and
+/// the same compare-and-set writes.
+#[async_trait::async_trait]
+impl sosw_core::store::EcologyState for LeanTaskStore {
+    async fn read_ecology(&self, labourer_id: &str) -> Result<sosw_core::store::VersionedEcology> {
+        self.legacy().read_ecology(labourer_id).await
+    }
+
+    async fn write_ecology(
+        &self,
+        labourer_id: &str,
+        expected_version: u64,
+        record: &sosw_core::store::EcologyRecord,
+    ) -> Result<bool> {
+        self.legacy()
+            .write_ecology(labourer_id, expected_version, record)
+            .await
+    }
+
+    async fn add_outcomes(
+        &self,
+        labourer_id: &str,
+        outcomes: &sosw_core::store::OutcomeCounts,
+    ) -> Result<()> {
+        sosw_core::store::EcologyState::add_outcomes(self.legacy(), labourer_id, outcomes).await
+    }
+}
+
+#[async_trait::async_trait]
+impl sosw_core::store::JobStore for LeanTaskStore {
+    async fn create_job(
+        &self,
+        record: &sosw_core::store::JobRecord,
+    ) -> Result<sosw_core::store::CreateJobOutcome> {
+        self.legacy().create_job(record).await
+    }
+
+    async fn get_job(&self, job_id: &str) -> Result<Option<sosw_core::store::JobRecord>> {
+        self.legacy().get_job(job_id).await
+    }
+
+    async fn add_requester(
+        &self,
+        job_id: &str,
+        requester: &str,
+    ) -> Result<Option<sosw_core::store::JobRecord>> {
+        self.legacy().add_requester(job_id, requester).await
+    }
+
+    async fn record_progress(
+        &self,
+        job_id: &str,
+        enqueued: u64,
+        total: Option<u64>,
+        now: i64,
+    ) -> Result<()> {
+        self.legacy()
+            .record_progress(job_id, enqueued, total, now)
+            .await
+    }
+
+    async fn add_outcomes(
+        &self,
+        job_id: &str,
+        delta: sosw_core::store::JobCounts,
+    ) -> Result<Option<sosw_core::store::JobRecord>> {
+        sosw_core::store::JobStore::add_outcomes(self.legacy(), job_id, delta).await
+    }
+
+    async fn finish_job(
+        &self,
+        job_id: &str,
+        status: sosw_core::store::JobStatus,
+        now: i64,
+    ) -> Result<bool> {
+        self.legacy().finish_job(job_id, status, now).await
+    }
+
+    async fn list_jobs(&self, limit: usize) -> Result<Vec<sosw_core::store::JobRecord>> {
+        self.legacy().list_jobs(limit).await
+    }
+
+    async fn reopen_job(
+        &self,
+        job_id: &str,
+        redriven: u64,
+    ) -> Result<Option<sosw_core::store::JobRecord>> {
+        self.legacy().reopen_job(job_id, redriven).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_sorts_as_the_numbers_do() {
+        let values = [i64::MIN, -5, -1, 0, 1, 2000, 1_700_000_000, i64::MAX];
+        let keys: Vec<String> = values.iter().map(|v| order(*v)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert!(keys.iter().all(|k| k.len() == 20), "{keys:?}");
+    }
+
+    #[test]
+    fn shards_spread_ids_within_bounds() {
+        let mut seen = HashSet::new();
+        for i in 0..200 {
+            let shard = shard_of(&format!("task-{i}"), 16);
+            assert!(shard < 16);
+            seen.insert(shard);
+        }
+        assert_eq!(seen.len(), 16, "200 ids reach every one of 16 shards");
+        assert_eq!(shard_of("anything", 1), 0);
+    }
+}

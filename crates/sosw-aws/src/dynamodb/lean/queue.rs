@@ -1,0 +1,179 @@
+//! [`TaskQueue`] on the lean layout: queued items sorted by greenfield inside each shard, the shards
+//! merged by greenfield.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+
+use super::super::queue::validate_all;
+use super::{Found, LeanTaskStore, Read, order};
+use sosw_core::error::Result;
+use sosw_core::store::{EnqueueMode, EnqueueReport, TaskQueue};
+use sosw_core::task::Task;
+
+impl LeanTaskStore {
+    /// The queued items of `labourer` with greenfield in `[low, high]`, every shard, lowest
+    /// greenfield first (highest if `descending`), at most `limit` per shard.
+    pub(crate) async fn queue_range(
+        &self,
+        operation: &'static str,
+        labourer: &str,
+        low: i64,
+        high: i64,
+        limit: usize,
+        descending: bool,
+    ) -> Result<Vec<Found>> {
+        if high < low {
+            return Ok(Vec::new());
+        }
+        let mut all = Vec::new();
+        for shard in 0..self.shards() {
+            let range = (order(low), format!("{}#\u{10ffff}", order(high)));
+            all.extend(
+                self.partition(Read {
+                    operation,
+                    pk: Self::queue_pk(labourer, shard),
+                    range: Some(range),
+                    filter: None,
+                    values: vec![],
+                    limit,
+                    descending,
+                    consistent: false,
+                })
+                .await?,
+            );
+        }
+        all.sort_by(|a, b| {
+            let by = a.task.greenfield.cmp(&b.task.greenfield);
+            if descending { by.reverse() } else { by }
+        });
+        Ok(all)
+    }
+
+    /// Queued at `now`: greenfield below `now`.
+    async fn queued(
+        &self,
+        operation: &'static str,
+        labourer: &str,
+        now: i64,
+        limit: usize,
+        descending: bool,
+    ) -> Result<Vec<Task>> {
+        let mut found = self
+            .queue_range(
+                operation,
+                labourer,
+                i64::MIN,
+                now.saturating_sub(1),
+                limit,
+                descending,
+            )
+            .await?;
+        found.truncate(limit);
+        Ok(found.into_iter().map(|f| f.task).collect())
+    }
+
+    /// The ids among `tasks` that exist as queued, claimed, waiting or closed items.
+    async fn existing_ids(&self, tasks: &[Task]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        let labourers: HashSet<&str> = tasks.iter().map(|t| t.labourer_id.as_str()).collect();
+        for labourer in labourers {
+            for f in self
+                .queue_range(
+                    "enqueue (skip existing)",
+                    labourer,
+                    i64::MIN,
+                    i64::MAX,
+                    usize::MAX,
+                    false,
+                )
+                .await?
+            {
+                found.insert(f.task.task_id.as_str().to_owned());
+            }
+        }
+        let mut keys = Vec::new();
+        for t in tasks {
+            let id = t.task_id.as_str();
+            keys.push(self.claim_key(id));
+            keys.push(self.closed_key(&t.labourer_id, id));
+            keys.push(Self::retry_key(&t.labourer_id, id));
+        }
+        for f in self.get_many("enqueue (skip existing)", keys).await? {
+            found.insert(f.task.task_id.as_str().to_owned());
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl TaskQueue for LeanTaskStore {
+    async fn enqueue(&self, tasks: &[Task], mode: EnqueueMode) -> Result<EnqueueReport> {
+        validate_all(tasks)?;
+        let items = tasks
+            .iter()
+            .map(|t| self.item(t, &self.queued_key(t), 0))
+            .collect::<Result<Vec<_>>>()?;
+        let labourers: Vec<&str> = tasks.iter().map(|t| t.labourer_id.as_str()).collect();
+        self.register(&labourers).await?;
+        let existing = match mode {
+            EnqueueMode::Fresh => HashSet::new(),
+            EnqueueMode::SkipExisting => self.existing_ids(tasks).await?,
+        };
+        let new_items: Vec<_> = tasks
+            .iter()
+            .zip(items)
+            .filter(|(t, _)| !existing.contains(t.task_id.as_str()))
+            .map(|(_, item)| item)
+            .collect();
+        let written = new_items.len();
+        let write_requests = self.legacy().batch_put(self.table(), new_items).await?;
+        Ok(EnqueueReport {
+            written,
+            skipped_existing: tasks.len() - written,
+            write_requests,
+        })
+    }
+
+    async fn next_queued(&self, labourer_id: &str, now: i64, limit: usize) -> Result<Vec<Task>> {
+        let mut found = self
+            .queue_range(
+                "next queued",
+                labourer_id,
+                i64::MIN,
+                now.saturating_sub(1),
+                limit,
+                false,
+            )
+            .await?;
+        found.truncate(limit);
+        self.remember_queued(&found);
+        Ok(found.into_iter().map(|f| f.task).collect())
+    }
+
+    async fn queue_length(&self, labourer_id: &str, now: i64) -> Result<u64> {
+        let found = self
+            .queue_range(
+                "queue length",
+                labourer_id,
+                i64::MIN,
+                now.saturating_sub(1),
+                usize::MAX,
+                false,
+            )
+            .await?;
+        Ok(found.len() as u64)
+    }
+
+    async fn oldest_queued_greenfield(&self, labourer_id: &str, now: i64) -> Result<Option<i64>> {
+        let head = self
+            .queued("queue head", labourer_id, now, 1, false)
+            .await?;
+        Ok(head.first().map(|t| t.greenfield))
+    }
+
+    async fn newest_queued_greenfield(&self, labourer_id: &str, now: i64) -> Result<Option<i64>> {
+        let tail = self.queued("queue tail", labourer_id, now, 1, true).await?;
+        Ok(tail.first().map(|t| t.greenfield))
+    }
+}
