@@ -150,7 +150,10 @@ fn runtime(one_thread: bool) -> BenchResult<tokio::runtime::Runtime> {
     let mut builder = if one_thread {
         tokio::runtime::Builder::new_current_thread()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
+        // As `sosw` itself (the local workloads drive the library's local runner).
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(sosw::local::runtime_worker_threads());
+        builder
     };
     Ok(builder.enable_all().build()?)
 }

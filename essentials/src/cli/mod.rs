@@ -273,6 +273,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(sosw::local::runtime_worker_threads())
         .enable_all()
         .build()
     {

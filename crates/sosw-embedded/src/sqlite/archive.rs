@@ -5,7 +5,7 @@
 //! attribute written after the caller's read is not lost.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 
 use super::rows::{self, CLOSED, RETRY, TASKS};
 use super::{Failure, SqliteTaskStore, count, sql_limit};
@@ -131,7 +131,7 @@ impl TaskRetries for SqliteTaskStore {
     async fn retry_length(&self, labourer_id: &str) -> Result<u64> {
         self.run("retry length", |conn| {
             let n: i64 = conn
-                .prepare("SELECT COUNT(*) FROM retry_tasks WHERE labourer_id = ?1")?
+                .prepare_cached("SELECT COUNT(*) FROM retry_tasks WHERE labourer_id = ?1")?
                 .query_row([labourer_id], |row| row.get(0))?;
             Ok(count(n))
         })
@@ -145,12 +145,14 @@ fn move_live(
     task: &Task,
     write: impl FnOnce(&Connection, Task) -> Result<(), Failure>,
 ) -> Result<MoveOutcome, Failure> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::begin_write(conn)?;
     let Some(row) = rows::get_live(&tx, task.task_id.as_str())? else {
         return Ok(MoveOutcome::Conflict);
     };
     let deleted = tx
-        .prepare("DELETE FROM tasks WHERE task_id = ?1 AND greenfield = ?2 AND completed_at IS ?3")?
+        .prepare_cached(
+            "DELETE FROM tasks WHERE task_id = ?1 AND greenfield = ?2 AND completed_at IS ?3",
+        )?
         .execute(params![
             task.task_id.as_str(),
             task.greenfield,
@@ -166,7 +168,7 @@ fn move_live(
 
 /// Moves the dead closed row of `task` back to the live table as a fresh task.
 fn redrive(conn: &mut Connection, task: &Task, greenfield: i64) -> Result<MoveOutcome, Failure> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::begin_write(conn)?;
     let task_id = task.task_id.as_str();
     let Some(mut row) = rows::select_one(
         &tx,
@@ -182,7 +184,9 @@ fn redrive(conn: &mut Connection, task: &Task, greenfield: i64) -> Result<MoveOu
     }
     let dead_key = ClosedStatus::Dead.index_key(&row.labourer_id);
     let deleted = tx
-        .prepare("DELETE FROM closed_tasks WHERE task_id = ?1 AND labourer_id_task_status = ?2")?
+        .prepare_cached(
+            "DELETE FROM closed_tasks WHERE task_id = ?1 AND labourer_id_task_status = ?2",
+        )?
         .execute(params![task_id, dead_key])?;
     if deleted != 1 {
         return Ok(MoveOutcome::Conflict);
@@ -199,7 +203,7 @@ fn return_to_queue(
     task: &Task,
     greenfield: i64,
 ) -> Result<MoveOutcome, Failure> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::begin_write(conn)?;
     let (labourer_id, task_id) = (task.labourer_id.as_str(), task.task_id.as_str());
     let Some(mut row) = rows::get_retry(&tx, labourer_id, task_id)? else {
         return Ok(MoveOutcome::Conflict);
@@ -207,7 +211,7 @@ fn return_to_queue(
     if rows::row_exists(&tx, "SELECT 1 FROM tasks WHERE task_id = ?1", [task_id])? {
         return Ok(MoveOutcome::Conflict);
     }
-    tx.prepare("DELETE FROM retry_tasks WHERE labourer_id = ?1 AND task_id = ?2")?
+    tx.prepare_cached("DELETE FROM retry_tasks WHERE labourer_id = ?1 AND task_id = ?2")?
         .execute([labourer_id, task_id])?;
     row.greenfield = greenfield;
     row.desired_launch_time = None;

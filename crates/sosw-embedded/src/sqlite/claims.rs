@@ -4,7 +4,7 @@
 //! condition, not the read, decides the outcome, so two processes sharing the file cannot both win.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 
 use super::rows::{self, TASKS};
 use super::{Failure, SqliteTaskStore, count};
@@ -34,7 +34,7 @@ impl TaskClaims for SqliteTaskStore {
     async fn count_running(&self, labourer_id: &str, markers: &Markers) -> Result<u64> {
         self.run("count running", |conn| {
             let n: i64 = conn
-                .prepare(RUNNING_COUNT)?
+                .prepare_cached(RUNNING_COUNT)?
                 .query_row(params![labourer_id, markers.expired], |row| row.get(0))?;
             Ok(count(n))
         })
@@ -42,7 +42,7 @@ impl TaskClaims for SqliteTaskStore {
 }
 
 fn claim(conn: &mut Connection, task_id: &str, now: i64) -> Result<ClaimOutcome, Failure> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::begin_write(conn)?;
     let Some(before) = rows::get_live(&tx, task_id)? else {
         return Ok(ClaimOutcome::AlreadyClaimed);
     };
@@ -57,7 +57,7 @@ fn claim(conn: &mut Connection, task_id: &str, now: i64) -> Result<ClaimOutcome,
 }
 
 fn release(conn: &mut Connection, claimed: &Task, claimed_at: i64) -> Result<bool, Failure> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::begin_write(conn)?;
     let Some(mut row) = rows::get_live(&tx, claimed.task_id.as_str())? else {
         return Ok(false);
     };
@@ -117,7 +117,7 @@ fn report_on(
     task_id: &str,
     change: impl FnOnce(&mut Task),
 ) -> Result<ReportOutcome, Failure> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::begin_write(conn)?;
     let Some(mut task) = rows::get_live(&tx, task_id)? else {
         return Ok(ReportOutcome::NotFound);
     };

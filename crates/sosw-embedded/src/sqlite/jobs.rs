@@ -86,7 +86,7 @@ impl JobStore for SqliteTaskStore {
         // SQLite evaluates every right-hand side on the row as it was, so `status` in the CASEs is the
         // old status: started_at is set exactly when a requested job starts running.
         self.run("record progress", |conn| {
-            conn.prepare(
+            conn.prepare_cached(
                 "UPDATE jobs SET
                      enqueued = MAX(enqueued, ?2),
                      total = COALESCE(?3, total),
@@ -141,7 +141,7 @@ impl JobStore for SqliteTaskStore {
         // The status condition decides the race: only the first UPDATE finds the job unfinished.
         self.run("finish job", |conn| {
             let changed = conn
-                .prepare(
+                .prepare_cached(
                     "UPDATE jobs SET status = ?2, finished_at = ?3
                      WHERE job_id = ?1 AND status IN ('requested', 'running')",
                 )?
@@ -154,7 +154,7 @@ impl JobStore for SqliteTaskStore {
         let sql =
             format!("SELECT {COLUMNS} FROM jobs ORDER BY created_at DESC, job_id DESC LIMIT ?1");
         self.run("list jobs", |conn| {
-            let mut stmt = conn.prepare(&sql)?;
+            let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map([sql_limit(limit)], RawJob::from_row)?;
             let mut jobs = Vec::new();
             for row in rows {
@@ -275,7 +275,7 @@ fn insert_new(conn: &Connection, row: &NewRow<'_>) -> Result<bool, Failure> {
     let r = row.record;
     let [enqueued, completed, failed, dead, cancelled] = row.counts;
     let inserted = conn
-        .prepare(&format!(
+        .prepare_cached(&format!(
             "INSERT INTO jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
              ?12, ?13, ?14) ON CONFLICT (job_id) DO NOTHING"
         ))?
@@ -313,7 +313,7 @@ fn returning(
     params: impl rusqlite::Params,
 ) -> Result<Option<JobRecord>, Failure> {
     let raw = conn
-        .prepare(sql)?
+        .prepare_cached(sql)?
         .query_row(params, RawJob::from_row)
         .optional()?;
     match raw {

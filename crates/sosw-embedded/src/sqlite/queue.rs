@@ -1,7 +1,7 @@
 //! Queue and lookup operations: enqueue, the queue by greenfield, reads by id.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 
 use super::rows::{self, CLOSED, TASKS};
 use super::{Failure, SqliteTaskStore, count, sql_limit};
@@ -43,7 +43,7 @@ impl TaskQueue for SqliteTaskStore {
         let sql = format!("SELECT COUNT(*) FROM tasks WHERE {QUEUED}");
         self.run("queue length", |conn| {
             let n: i64 = conn
-                .prepare(&sql)?
+                .prepare_cached(&sql)?
                 .query_row(params![labourer_id, now], |row| row.get(0))?;
             Ok(count(n))
         })
@@ -69,7 +69,7 @@ fn write_batch(
     tasks: &[Task],
     mode: EnqueueMode,
 ) -> Result<EnqueueReport, Failure> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = super::begin_write(conn)?;
     let mut report = EnqueueReport::default();
     for task in tasks {
         if mode == EnqueueMode::SkipExisting && rows::exists_anywhere(&tx, task)? {
@@ -92,7 +92,7 @@ fn queue_end(
 ) -> Result<Option<i64>, Failure> {
     // MIN/MAX over no rows is one NULL row.
     let end = conn
-        .prepare(sql)?
+        .prepare_cached(sql)?
         .query_row(params![labourer_id, now], |row| row.get(0))?;
     Ok(end)
 }
@@ -146,15 +146,15 @@ impl SqliteTaskStore {
     ) -> Result<LabourerCounts> {
         let queued_sql = format!("SELECT COUNT(*) FROM tasks WHERE {QUEUED}");
         self.run("labourer counts", |conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             let queued: i64 = tx
-                .prepare(&queued_sql)?
+                .prepare_cached(&queued_sql)?
                 .query_row(params![labourer_id, now], |row| row.get(0))?;
             let running: i64 = tx
-                .prepare(super::claims::RUNNING_COUNT)?
+                .prepare_cached(super::claims::RUNNING_COUNT)?
                 .query_row(params![labourer_id, markers.expired], |row| row.get(0))?;
             let retry: i64 = tx
-                .prepare("SELECT COUNT(*) FROM retry_tasks WHERE labourer_id = ?1")?
+                .prepare_cached("SELECT COUNT(*) FROM retry_tasks WHERE labourer_id = ?1")?
                 .query_row([labourer_id], |row| row.get(0))?;
             tx.commit()?;
             Ok(LabourerCounts {

@@ -43,7 +43,7 @@ fn decode_error(table: &str, task_id: &str, problem: String) -> Error {
 
 /// Inserts or replaces `task` in the live table.
 pub(super) fn put_live(conn: &Connection, task: &Task) -> Result<(), Failure> {
-    conn.prepare(
+    conn.prepare_cached(
         "INSERT OR REPLACE INTO tasks (task_id, labourer_id, greenfield, completed_at, item)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -69,7 +69,7 @@ pub(super) fn update_live_if(
         "UPDATE tasks SET labourer_id = ?2, greenfield = ?3, completed_at = ?4, item = ?5
          WHERE task_id = ?1 AND {condition}"
     );
-    let changed = conn.prepare(&sql)?.execute(params![
+    let changed = conn.prepare_cached(&sql)?.execute(params![
         task.task_id.as_str(),
         task.labourer_id,
         task.greenfield,
@@ -87,7 +87,7 @@ pub(super) fn put_closed(
     status_key: &str,
     closed_at: i64,
 ) -> Result<(), Failure> {
-    conn.prepare(
+    conn.prepare_cached(
         "INSERT OR REPLACE INTO closed_tasks (task_id, labourer_id_task_status, closed_at, item)
          VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -106,7 +106,7 @@ pub(super) fn put_retry(
     task: &Task,
     desired_launch_time: i64,
 ) -> Result<(), Failure> {
-    conn.prepare(
+    conn.prepare_cached(
         "INSERT OR REPLACE INTO retry_tasks (labourer_id, task_id, desired_launch_time, item)
          VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -127,7 +127,7 @@ pub(super) fn select_one(
     params: impl Params,
 ) -> Result<Option<Task>, Failure> {
     let row: Option<(String, String)> = conn
-        .prepare(sql)?
+        .prepare_cached(sql)?
         .query_row(params, |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     match row {
@@ -143,7 +143,7 @@ pub(super) fn select_many(
     sql: &str,
     params: impl Params,
 ) -> Result<Vec<Task>, Failure> {
-    let mut stmt = conn.prepare(sql)?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params, |row| {
         Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
     })?;
@@ -172,7 +172,7 @@ pub(super) fn row_exists(
     params: impl Params,
 ) -> Result<bool, Failure> {
     let found = conn
-        .prepare(sql)?
+        .prepare_cached(sql)?
         .query_row(params, |_| Ok(()))
         .optional()?;
     Ok(found.is_some())
