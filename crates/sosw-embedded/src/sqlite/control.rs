@@ -2,7 +2,7 @@
 //! `paused_labourers` table ([`LabourerControl`]).
 
 use async_trait::async_trait;
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::params;
 
 use super::rows;
 use super::{Failure, SqliteTaskStore};
@@ -16,7 +16,7 @@ use sosw_core::task::Task;
 impl TaskCancel for SqliteTaskStore {
     async fn cancel_retry(&self, task: &Task, closed_at: i64) -> Result<MoveOutcome> {
         self.run("cancel retry", |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::begin_write(conn)?;
             let (labourer_id, task_id) = (task.labourer_id.as_str(), task.task_id.as_str());
             // The stored row moves (not the caller's copy), so nothing written after the read is lost.
             let Some(row) = rows::get_retry(&tx, labourer_id, task_id)? else {
