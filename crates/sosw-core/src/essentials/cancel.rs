@@ -5,7 +5,7 @@
 //!    being unfinished: of two cancels, or a cancel racing the job's last task, exactly one wins);
 //! 2. sweeps the job's tasks (their ids come from the job id, one per task enqueued so far): each task
 //!    queued in the live table, or waiting in the retry table, moves to the closed table with the status
-//!    key `<labourer>_cancelled` ([`TaskCancel`]). Each move is conditional: a task an orchestrator
+//!    key `<labourer>_cancelled` ([`TaskCancel`](crate::store::TaskCancel)). Each move is conditional: a task an orchestrator
 //!    claimed in the meantime is left to run;
 //! 3. adds the tasks it closed to the job's `cancelled` counter;
 //! 4. queues the job-finished message (status `cancelled`) for every requester, as a finishing job
