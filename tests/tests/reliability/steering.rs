@@ -328,6 +328,14 @@ mod dynamodb {
     }
 }
 
-// Not registered on the lean layout (`Kind::Lean` above builds it): with 20% worker failures and
-// retries, the queue checker finds 20 of 2,000 (pause) and 40 of 2,666 (cancel) tasks nowhere at the
-// end; see docs/layout-lean.md, *Known bugs*.
+mod lean {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_job_cancelled_under_racing_orchestrators() {
+        super::a_job_cancelled_under_racing_orchestrators(super::Kind::Lean).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_labourer_paused_under_racing_orchestrators() {
+        super::a_labourer_paused_under_racing_orchestrators(super::Kind::Lean).await;
+    }
+}

@@ -27,7 +27,9 @@ mod one_shard {
     sosw::job_store_conformance!(lean_store(1));
 }
 
-// Not registered: the suite with four shards (`task_store_conformance!(lean_store(4))`) passed on the
-// layout branch and in one run after the merge, then failed in the next on
-// `complete_of_a_task_that_is_not_live_is_not_found`: flaky with several shards; see
-// docs/layout-lean.md, *Known bugs*.
+mod four_shards {
+    use super::lean_store;
+
+    sosw::task_store_conformance!(lean_store(4));
+    sosw::cancel_conformance!(lean_store(4));
+}

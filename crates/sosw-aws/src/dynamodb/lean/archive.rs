@@ -87,6 +87,41 @@ impl LeanTaskStore {
         }
         Ok(MoveOutcome::Moved)
     }
+
+    /// Moves `source` to the closed item of `closed` (a row already closed: `closed_at` set), with
+    /// its TTL.
+    async fn move_to_closed(
+        &self,
+        operation: &'static str,
+        source: Found,
+        closed: &Task,
+        condition: Option<Condition>,
+    ) -> Result<MoveOutcome> {
+        let dest = self.closed_key(&closed.labourer_id, closed.task_id.as_str());
+        let expires = closed_expiry(
+            closed.closed_at.unwrap_or_default(),
+            chrono::Utc::now().timestamp(),
+            self.options().closed_ttl_secs,
+        );
+        self.move_to(
+            operation,
+            source,
+            closed,
+            dest,
+            vec![(EXPIRES, n(expires))],
+            condition,
+        )
+        .await
+    }
+}
+
+/// When DynamoDB's TTL may delete a closed item: `ttl` seconds after the later of the task's
+/// `closed_at` and the time of the write (`now`). Counting from the write too keeps an item whose
+/// `closed_at` is far behind the table's clock (a caller's skewed or simulated clock, a task closed
+/// long after the fact by the scavenger) for the whole `ttl`, instead of handing it to the TTL sweeper
+/// at once: a deleted closed item is a task found nowhere.
+fn closed_expiry(closed_at: i64, now: i64, ttl: i64) -> i64 {
+    closed_at.max(now).saturating_add(ttl)
 }
 
 #[async_trait]
@@ -154,17 +189,8 @@ impl TaskArchive for LeanTaskStore {
             return Ok(MoveOutcome::Conflict);
         };
         let closed = closed_row(task, status, closed_at);
-        let dest = self.closed_key(&task.labourer_id, task.task_id.as_str());
-        let expires = closed_at.saturating_add(self.options().closed_ttl_secs);
-        self.move_to(
-            "archive",
-            source,
-            &closed,
-            dest,
-            vec![(EXPIRES, n(expires))],
-            Some(unchanged(task)),
-        )
-        .await
+        self.move_to_closed("archive", source, &closed, Some(unchanged(task)))
+            .await
     }
 
     async fn closed_sample(
@@ -305,16 +331,28 @@ impl TaskCancel for LeanTaskStore {
             return Ok(MoveOutcome::Conflict);
         };
         let closed = cancelled_row(task, closed_at);
-        let dest = self.closed_key(&task.labourer_id, task.task_id.as_str());
-        let expires = closed_at.saturating_add(self.options().closed_ttl_secs);
-        self.move_to(
-            "cancel",
-            source,
-            &closed,
-            dest,
-            vec![(EXPIRES, n(expires))],
-            None,
-        )
-        .await
+        self.move_to_closed("cancel", source, &closed, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closed_expiry;
+
+    #[test]
+    fn a_closed_item_is_kept_for_the_ttl_from_the_later_of_its_close_and_its_write() {
+        let day = 24 * 3600;
+        assert_eq!(closed_expiry(1_000, 1_000, day), 1_000 + day, "closed now");
+        assert_eq!(
+            closed_expiry(1_700_000_000, 1_800_000_000, day),
+            1_800_000_000 + day,
+            "closed_at far in the past: counted from the write"
+        );
+        assert_eq!(
+            closed_expiry(1_900_000_000, 1_800_000_000, day),
+            1_900_000_000 + day,
+            "closed_at ahead of the writer's clock: counted from closed_at"
+        );
+        assert_eq!(closed_expiry(0, i64::MAX - 1, day), i64::MAX, "saturates");
     }
 }
