@@ -314,6 +314,8 @@ pub struct QueueCheck {
     pub cancelled: u64,
     /// Submitted tasks still live (queued or invoked) or waiting for retry.
     pub pending: u64,
+    /// The pending tasks with where each is (`<id> (<place>)`), for a failure's message.
+    pub pending_places: Vec<String>,
     /// Submitted tasks found nowhere.
     pub lost: Vec<String>,
     /// Ids found in the store or delivered that were never submitted, and completed tasks no worker
@@ -370,7 +372,7 @@ impl fmt::Display for QueueCheck {
             self.completed,
             self.dead,
             self.cancelled,
-            self.pending,
+            head(&self.pending_places),
             head(&self.lost),
             head(&self.unexpected),
             head(&self.in_several_places),
@@ -447,7 +449,10 @@ pub fn check(
             }
             [Place::ClosedDead] => out.dead += 1,
             [Place::ClosedCancelled] => out.cancelled += 1,
-            [_] => out.pending += 1,
+            [place] => {
+                out.pending += 1;
+                out.pending_places.push(format!("{id} ({place:?})"));
+            }
             _ => {}
         }
     }

@@ -73,6 +73,7 @@ macro_rules! task_store_conformance {
             claim_returns_the_pre_claim_task_and_marks_it_invoked,
             claim_of_a_missing_completed_or_retried_task_is_already_claimed,
             concurrent_claimers_claim_every_task_exactly_once,
+            a_claim_racing_a_move_of_the_same_queued_task_leaves_one_winner,
             release_claim_puts_the_task_back_in_the_queue,
             release_claim_refuses_when_the_row_changed,
             count_running_counts_only_busy_tasks,

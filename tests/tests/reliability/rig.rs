@@ -23,7 +23,7 @@ use sosw::processor::Stats;
 use sosw::store::{
     EnqueueMode, JobCounts, JobRecord, JobStatus, JobStore, LabourerControl, TaskStore,
 };
-use sosw::task::{Jitter, Task, TaskId};
+use sosw::task::{Jitter, Markers, Task, TaskId};
 use sosw::testing::checker::{Delivery, DeliveryLog, FinalState, QueueCheck, check};
 use sosw::testing::faults::{
     Dice, FaultyInvoker, FaultyStore, InvokeFaults, WorkerFate, WorkerFaults,
@@ -498,10 +498,20 @@ impl<S: TaskStore + 'static> Rig<S> {
     /// Whether every task is closed: nothing live, waiting for retry or completed but not archived.
     async fn finished(&self) -> bool {
         let inner = self.store.inner();
+        // Every live task not completed, queued or invoked: on the lean layout an invoked task is a
+        // claim item, outside the queue that `queue_length` counts.
+        let every_live = Markers {
+            start: i64::MIN,
+            invoked: i64::MIN,
+            expired: i64::MAX,
+        };
         for (labourer, _) in &self.setup.labourers {
             let busy = async {
                 Ok::<bool, sosw::Error>(
-                    inner.queue_length(labourer, EVERYTHING).await? > 0
+                    !inner
+                        .list_expired(labourer, &every_live, 1)
+                        .await?
+                        .is_empty()
                         || inner.retry_length(labourer).await? > 0
                         || !inner
                             .list_completed(labourer, EVERYTHING, 1)

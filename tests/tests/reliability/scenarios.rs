@@ -293,15 +293,30 @@ on_both_stores!(
     two_orchestrators_share_one_rate_limit,
 );
 
-/// The lean layout (4 shards) on DynamoDB Local: only the scenario without faults passes. The three
-/// with faults (`worker_failures_lost_reports_and_duplicates`, `throttling_everywhere`,
-/// `essentials_killed_mid_step`) end, in some runs, with tasks still pending (1, 1 and 89 of 1,000 in
-/// the runs seen): the checker finds nothing lost, duplicated or in two places, but not every task
-/// closed, where sosw 0.7's tables close all. A liveness bug of the lean store, not yet found
-/// (docs/layout-lean.md, "What is not built").
+/// The lean layout (4 shards) on DynamoDB Local: every scenario.
 mod lean {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn four_orchestrators_race() {
         super::four_orchestrators_race(super::Kind::Lean).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn worker_failures_lost_reports_and_duplicates() {
+        super::worker_failures_lost_reports_and_duplicates(super::Kind::Lean).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn throttling_everywhere() {
+        super::throttling_everywhere(super::Kind::Lean).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn essentials_killed_mid_step() {
+        super::essentials_killed_mid_step(super::Kind::Lean).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_orchestrators_share_one_rate_limit() {
+        super::two_orchestrators_share_one_rate_limit(super::Kind::Lean).await;
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::support::{NOW, Scope, WINDOW, YEAR_AGO, claim, complete, live, put, to_retry};
-use sosw_core::store::{ClaimOutcome, TaskStore};
+use sosw_core::store::{ClaimOutcome, ClosedStatus, MoveOutcome, TaskStore};
 use sosw_core::task::greenfield::invoked_at;
 use sosw_core::task::{Markers, Task, TaskId};
 
@@ -309,4 +309,95 @@ pub async fn count_running_counts_only_busy_tasks<S: TaskStore + 'static>(store:
         .await
         .expect("count_running succeeds");
     assert_eq!(running, 2, "a completed task stops counting at once");
+}
+
+/// A claim racing a move of the same queued task elsewhere (an archive, as `sosw cancel` closes a
+/// queued task, or a move to the retry table), each from its own read of the queued row: exactly one
+/// of them wins, and the task ends in exactly one place, the winner's. Three racers per task (two
+/// claimers and the mover), over 200 tasks, so each pair meets in both orders.
+pub async fn a_claim_racing_a_move_of_the_same_queued_task_leaves_one_winner<
+    S: TaskStore + 'static,
+>(
+    store: Arc<S>,
+) {
+    const TASKS: u64 = 200;
+    let s = Scope::new("claimmove");
+    let tasks = s.queued(TASKS);
+    put(&*store, &tasks).await;
+    let mut racers = Vec::new();
+    for (n, task) in tasks.iter().enumerate() {
+        for _ in 0..2 {
+            let store = Arc::clone(&store);
+            let id = task.task_id.clone();
+            racers.push(tokio::spawn(async move {
+                let won = matches!(
+                    store.claim(&id, NOW).await.expect("claim succeeds"),
+                    ClaimOutcome::Claimed(_)
+                );
+                (id, "claim", won)
+            }));
+        }
+        let store = Arc::clone(&store);
+        let task = task.clone();
+        racers.push(tokio::spawn(async move {
+            let (how, outcome) = if n % 2 == 0 {
+                let outcome = store
+                    .archive(&task, ClosedStatus::Dead, NOW)
+                    .await
+                    .expect("archive succeeds");
+                ("archive", outcome)
+            } else {
+                let outcome = store
+                    .move_to_retry(&task, NOW + 600)
+                    .await
+                    .expect("move_to_retry succeeds");
+                ("retry", outcome)
+            };
+            (task.task_id, how, outcome == MoveOutcome::Moved)
+        }));
+    }
+    let mut winners: HashMap<TaskId, Vec<&'static str>> = HashMap::new();
+    for racer in racers {
+        let (id, how, won) = racer.await.expect("a racer does not panic");
+        let entry = winners.entry(id).or_default();
+        if won {
+            entry.push(how);
+        }
+    }
+    let mut claims = 0;
+    for task in &tasks {
+        let id = &task.task_id;
+        let won = &winners[id];
+        assert_eq!(won.len(), 1, "`{id}`: exactly one racer wins, not {won:?}");
+        let live_row = store.get_task(id).await.expect("get_task succeeds");
+        let closed = store
+            .get_closed_task(id)
+            .await
+            .expect("get_closed_task succeeds");
+        let waiting = store
+            .get_retry_task(&s.labourer, id)
+            .await
+            .expect("get_retry_task succeeds");
+        let places = (live_row.is_some(), closed.is_some(), waiting.is_some());
+        let expected = match won[0] {
+            "claim" => {
+                claims += 1;
+                assert!(
+                    live_row
+                        .as_ref()
+                        .is_some_and(|t| t.greenfield == invoked_at(NOW)),
+                    "`{id}`: claimed, so invoked"
+                );
+                (true, false, false)
+            }
+            "archive" => (false, true, false),
+            _ => (false, false, true),
+        };
+        assert_eq!(
+            places, expected,
+            "`{id}` (won by {}): (live, closed, waiting)",
+            won[0]
+        );
+    }
+    assert!(claims > 0, "some claims won");
 }

@@ -36,6 +36,11 @@ enum Direct {
 /// How many times a report re-reads a task that moved under it.
 const MAX_ROUNDS: usize = 6;
 
+/// A claim item at least this old (seconds since its claim) whose queued item is still there was left
+/// by a claimer that stopped between its two writes; a later claimer then deletes the queued item for
+/// it. Younger, its claimer may still be about to delete it (a throttled write retried by the SDK).
+const FINISH_AFTER_SECS: i64 = 60;
+
 /// Whether an item is a claim item (not a queued one).
 pub(crate) fn is_claim(found: &Found) -> bool {
     found
@@ -127,18 +132,31 @@ impl LeanTaskStore {
         claimed.attempts = claimed.attempts.saturating_add(1);
         let claim_key = self.claim_key(claimed.task_id.as_str());
         let item = self.item(&claimed, &claim_key, found.rev + 1)?;
-        if self.put_newer("claim", item).await? == Written::ConditionFailed {
+        if let Some(refused_by) = self.put_newer_seeing("claim", item).await? {
             // Another claim of this attempt (or a later state) exists. If its claimer stopped before
-            // deleting this queued item, the item is the stale half of that move: finish the move.
-            self.delete_if("claim", found.key, found.rev, None).await?;
+            // deleting this queued item, the item is the stale half of that move: finish the move,
+            // but only once that claim is old enough that its claimer is surely not still making it.
+            // A claimer alive between its two writes deletes the item itself, and a third deleter
+            // would make it and a concurrent archive or retry both find their source gone and both
+            // take their moves back.
+            let stale = refused_by.is_none_or(|other| {
+                other.rev > found.rev + 1
+                    || greenfield::invocation_time(other.task.greenfield) + FINISH_AFTER_SECS <= now
+            });
+            if stale {
+                self.delete_if("claim", found.key, found.rev, None).await?;
+            }
             return Ok(ClaimOutcome::AlreadyClaimed);
         }
         if self.delete_if("claim", found.key, found.rev, None).await? == Written::ConditionFailed
-            && self.later_exists(&claimed, found.rev + 1).await?
+            && self.superseded(&claimed, found.rev + 1).await?
         {
-            // The queued item moved on since it was read (a claim, completion or release made after
-            // the read): this claim was made on a stale copy, so it is taken back. When nothing later
-            // exists, a losing claimer finished this move by deleting the queued item: the claim holds.
+            // The queued item moved elsewhere since it was read: a claim, completion or release made
+            // after the read (a higher move counter), or a concurrent archive, cancel or retry of the
+            // same queued item that deleted it first (its destination has this claim's counter).
+            // This claim was made on a copy another move won, so it is taken back. When nothing else
+            // holds the task, a losing claimer finished this move by deleting the queued item: the
+            // claim holds.
             self.delete_if(
                 "claim",
                 claim_key,
@@ -235,8 +253,10 @@ impl LeanTaskStore {
         Ok(Direct::Retry)
     }
 
-    /// Whether any item of `task` (queued, claimed, waiting or closed) has a move counter above `rev`.
-    async fn later_exists(&self, task: &Task, rev: i64) -> Result<bool> {
+    /// Whether the claim item of `task` with move counter `rev` has been superseded: another item of
+    /// the task (queued, waiting or closed) has a move counter of `rev` or more (a move from the same
+    /// source, or a later one), or the claim item itself a higher one.
+    async fn superseded(&self, task: &Task, rev: i64) -> Result<bool> {
         let id = task.task_id.as_str();
         let lab = &task.labourer_id;
         let keys = vec![
@@ -246,7 +266,9 @@ impl LeanTaskStore {
         ];
         let mut found = self.get_many("claim", keys).await?;
         found.extend(self.queued_by_id(lab, &task.task_id).await?);
-        Ok(found.iter().any(|f| f.rev > rev))
+        Ok(found
+            .iter()
+            .any(|f| f.rev > rev || (f.rev == rev && !is_claim(f))))
     }
 
     /// Records a report on the live task `task_id`: `complete` or a failure.

@@ -30,7 +30,9 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure,
+};
 
 use super::DynamoTaskStore;
 use super::codec::{Item, item_to_task, n, s, task_to_item};
@@ -407,6 +409,20 @@ impl LeanTaskStore {
 
     /// Puts `item` unless an item with its key exists with `lrev >= rev of item` (a later state).
     pub(crate) async fn put_newer(&self, operation: &'static str, item: Item) -> Result<Written> {
+        Ok(match self.put_newer_seeing(operation, item).await? {
+            None => Written::Yes,
+            Some(_) => Written::ConditionFailed,
+        })
+    }
+
+    /// [`LeanTaskStore::put_newer`] that, when refused, gives back the item that refused it
+    /// (`Some(None)` if DynamoDB returned none); `None` when written. The refusing item comes with the
+    /// refusal (`ReturnValuesOnConditionCheckFailure`), without a read.
+    pub(crate) async fn put_newer_seeing(
+        &self,
+        operation: &'static str,
+        item: Item,
+    ) -> Result<Option<Option<Found>>> {
         let rev = item.get(REV).cloned().unwrap_or_else(|| n(0));
         let result = self
             .client()
@@ -416,15 +432,20 @@ impl LeanTaskStore {
             .condition_expression("attribute_not_exists(pk) OR #rev < :rev")
             .expression_attribute_names("#rev", REV)
             .expression_attribute_values(":rev", rev)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Written::Yes),
+            Ok(_) => Ok(None),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
             {
-                Ok(Written::ConditionFailed)
+                let old = match e.into_service_error() {
+                    PutItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                };
+                Ok(Some(old.map(|i| decode(i, self.table())).transpose()?))
             }
             Err(e) => Err(sdk_error(operation, self.table(), e)),
         }
