@@ -263,60 +263,30 @@ async fn two_orchestrators_share_one_rate_limit(kind: Kind) {
     );
 }
 
-macro_rules! on_both_stores {
+/// One test per scenario on each store: SQLite, sosw 0.7's tables on DynamoDB Local, and the lean
+/// layout (4 shards) on DynamoDB Local.
+macro_rules! on_every_store {
     ($($case:ident),+ $(,)?) => {
-        mod sqlite {
+        on_every_store!(@store sqlite Sqlite $($case),+);
+        on_every_store!(@store dynamodb Dynamo $($case),+);
+        on_every_store!(@store lean Lean $($case),+);
+    };
+    (@store $module:ident $kind:ident $($case:ident),+) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    super::$case(super::Kind::Sqlite).await;
+                    super::$case(super::Kind::$kind).await;
                 }
             )+
         }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(super::Kind::Dynamo).await;
-                }
-            )+
-        }
-
     };
 }
 
-on_both_stores!(
+on_every_store!(
     four_orchestrators_race,
     worker_failures_lost_reports_and_duplicates,
     throttling_everywhere,
     essentials_killed_mid_step,
     two_orchestrators_share_one_rate_limit,
 );
-
-/// The lean layout (4 shards) on DynamoDB Local: every scenario.
-mod lean {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn four_orchestrators_race() {
-        super::four_orchestrators_race(super::Kind::Lean).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn worker_failures_lost_reports_and_duplicates() {
-        super::worker_failures_lost_reports_and_duplicates(super::Kind::Lean).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn throttling_everywhere() {
-        super::throttling_everywhere(super::Kind::Lean).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn essentials_killed_mid_step() {
-        super::essentials_killed_mid_step(super::Kind::Lean).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn two_orchestrators_share_one_rate_limit() {
-        super::two_orchestrators_share_one_rate_limit(super::Kind::Lean).await;
-    }
-}
