@@ -112,16 +112,14 @@ struct Phase {
     turned_away: f64,
 }
 
-/// Runs one labourer with `settings` through the whole capacity profile; returns the steady state of
-/// each phase and the store.
-async fn run(settings: Value) -> (Phase, Phase, Arc<SqliteTaskStore>) {
-    let clock = Arc::new(ManualClock::at_secs(T0));
-    let store = Arc::new(SqliteTaskStore::in_memory().expect("SQLite"));
-    let downstream = Arc::new(Downstream {
-        clock: clock.clone(),
-        state: Mutex::new(DownstreamState::default()),
-    });
-    let task_config = json!({"labourers": {"w": settings}});
+/// The real orchestrator (one pass per run, no health metrics) and worker assistant over `store`, with
+/// the labourers of `task_config`, on `clock`.
+pub(super) fn essentials(
+    store: Arc<SqliteTaskStore>,
+    invoker: Arc<dyn Invoker>,
+    clock: Arc<ManualClock>,
+    task_config: &Value,
+) -> (Orchestrator, WorkerAssistant) {
     let orchestrator_config: OrchestratorConfig = parse_config(
         "sosw_orchestrator_config",
         json!({"task_config": task_config}),
@@ -129,7 +127,7 @@ async fn run(settings: Value) -> (Phase, Phase, Arc<SqliteTaskStore>) {
     .expect("orchestrator config");
     let orchestrator = Orchestrator::new(
         store.clone(),
-        downstream.clone(),
+        invoker,
         Arc::new(sosw::ecology::FixedMetrics::new()),
         ConfigFeed::fixed(orchestrator_config),
         clock.clone(),
@@ -145,7 +143,26 @@ async fn run(settings: Value) -> (Phase, Phase, Arc<SqliteTaskStore>) {
     .expect("assistant config");
     let assistant = WorkerAssistant::new(
         assistant_config,
-        Closer::new(store.clone(), Arc::new(LogNotifier)).with_clock(clock.clone()),
+        Closer::new(store, Arc::new(LogNotifier)).with_clock(clock),
+    );
+    (orchestrator, assistant)
+}
+
+/// Runs one labourer with `settings` through the whole capacity profile; returns the steady state of
+/// each phase and the store.
+async fn run(settings: Value) -> (Phase, Phase, Arc<SqliteTaskStore>) {
+    let clock = Arc::new(ManualClock::at_secs(T0));
+    let store = Arc::new(SqliteTaskStore::in_memory().expect("SQLite"));
+    let downstream = Arc::new(Downstream {
+        clock: clock.clone(),
+        state: Mutex::new(DownstreamState::default()),
+    });
+    let task_config = json!({"labourers": {"w": settings}});
+    let (orchestrator, assistant) = essentials(
+        store.clone(),
+        downstream.clone(),
+        clock.clone(),
+        &task_config,
     );
     // More than the run can finish: the queue never runs dry.
     let tasks: Vec<Task> = (0..8_000)

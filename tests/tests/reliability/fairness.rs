@@ -16,18 +16,16 @@ use async_trait::async_trait;
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 use sosw::clock::{Clock, ManualClock};
-use sosw::config::{OrchestratorConfig, WorkerAssistantConfig, parse_config};
+use sosw::config::{OrchestratorConfig, parse_config};
 use sosw::embedded::SqliteTaskStore;
-use sosw::essentials::closer::Closer;
-use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings, RunMode};
-use sosw::essentials::worker_assistant::{AssistantRequest, WorkerAssistant};
+use sosw::essentials::worker_assistant::AssistantRequest;
 use sosw::invoke::{InvokeOutcome, Invoker};
-use sosw::notify::LogNotifier;
 use sosw::processor::Stats;
 use sosw::store::{EnqueueMode, TaskQueue};
 use sosw::task::{Task, TaskId};
 use sosw::testing::checker::Delivery;
 
+use super::adaptive::essentials;
 use super::rig::T0;
 
 /// The labourer's slots.
@@ -98,31 +96,8 @@ async fn run(labourer: Value, hot: u64) -> Finish {
     let store = Arc::new(SqliteTaskStore::in_memory().expect("SQLite"));
     let worker = Arc::new(OneSecondWorker::default());
     let task_config = json!({"labourers": {"w": labourer}});
-    let orchestrator_config: OrchestratorConfig = parse_config(
-        "sosw_orchestrator_config",
-        json!({"task_config": task_config}),
-    )
-    .expect("orchestrator config");
-    let orchestrator = Orchestrator::new(
-        store.clone(),
-        worker.clone(),
-        Arc::new(sosw::ecology::FixedMetrics::new()),
-        ConfigFeed::fixed(orchestrator_config),
-        clock.clone(),
-    )
-    .with_settings(OrchestratorSettings {
-        mode: RunMode::SinglePass,
-        ..OrchestratorSettings::default()
-    });
-    let assistant_config: WorkerAssistantConfig = parse_config(
-        "sosw_worker_assistant_config",
-        json!({"task_config": task_config}),
-    )
-    .expect("assistant config");
-    let assistant = WorkerAssistant::new(
-        assistant_config,
-        Closer::new(store.clone(), Arc::new(LogNotifier)).with_clock(clock.clone()),
-    );
+    let (orchestrator, assistant) =
+        essentials(store.clone(), worker.clone(), clock.clone(), &task_config);
     let (tasks, keys) = tasks(hot);
     let total = tasks.len();
     store
