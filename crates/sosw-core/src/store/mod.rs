@@ -2,7 +2,7 @@
 //!
 //! | capability | used by |
 //! |---|---|
-//! | [`TaskQueue`] | scheduler (enqueue), orchestrator (next queued), CLI (queue length) |
+//! | [`TaskQueue`] | scheduler (enqueue), orchestrator (next queued, queue by fairness key), CLI (queue length) |
 //! | [`TaskLookup`] | everyone (get by id) |
 //! | [`TaskClaims`] | orchestrator (claim, release, running count) |
 //! | [`TaskReports`] | worker assistant (complete, fail) |
