@@ -385,20 +385,32 @@ impl sosw_core::store::EcologyState for Contested {
     }
 }
 
+/// An orchestrator over [`Contested`] for one labourer `w` with `settings`, on `clock`.
+fn contested(
+    setup: &Setup,
+    invoker: Arc<dyn Invoker>,
+    settings: Value,
+    clock: Arc<dyn Clock>,
+) -> Orchestrator {
+    let config: OrchestratorConfig =
+        sosw_core::config::parse_config("c", labourers(json!({"w": settings}))).expect("config");
+    Orchestrator::new(
+        Arc::new(Contested(setup.store.clone())),
+        invoker,
+        setup.metrics.clone(),
+        ConfigFeed::fixed(config),
+        clock,
+    )
+}
+
 #[tokio::test]
 async fn a_task_claimed_by_another_orchestrator_is_skipped_and_the_next_one_taken() {
     let setup = Setup::new("w", 10).await;
     let invoker = Scripted::accepting();
-    let config: OrchestratorConfig = sosw_core::config::parse_config(
-        "c",
-        labourers(json!({"w": {"max_simultaneous_invocations": 3}})),
-    )
-    .expect("config");
-    let orchestrator = Orchestrator::new(
-        Arc::new(Contested(setup.store.clone())),
+    let orchestrator = contested(
+        &setup,
         invoker.clone(),
-        setup.metrics.clone(),
-        ConfigFeed::fixed(config),
+        json!({"max_simultaneous_invocations": 3}),
         setup.clock.clone(),
     )
     .with_settings(OrchestratorSettings {
@@ -570,16 +582,10 @@ async fn fairness_on_a_store_without_a_per_key_queue_is_refused_not_ignored() {
     let setup = Setup::new("w", 5).await;
     let invoker = Scripted::accepting();
     let clock = Arc::new(TokioClock(tokio::time::Instant::now()));
-    let config: OrchestratorConfig = sosw_core::config::parse_config(
-        "c",
-        labourers(json!({"w": {"max_simultaneous_invocations": 3, "fairness": {"key": "n"}}})),
-    )
-    .expect("config");
-    let orchestrator = Orchestrator::new(
-        Arc::new(Contested(setup.store.clone())),
+    let orchestrator = contested(
+        &setup,
         invoker.clone(),
-        setup.metrics.clone(),
-        ConfigFeed::fixed(config),
+        json!({"max_simultaneous_invocations": 3, "fairness": {"key": "n"}}),
         clock.clone(),
     )
     .with_settings(OrchestratorSettings {
