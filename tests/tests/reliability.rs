@@ -8,6 +8,7 @@
 
 mod reliability {
     pub mod adaptive;
+    pub mod fairness;
     pub mod hostile;
     pub mod rig;
     pub mod scenarios;

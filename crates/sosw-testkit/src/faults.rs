@@ -23,13 +23,14 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::checker::{Delivery, DeliveryLog};
+use sosw_core::ecology::fair::FairnessKey;
 use sosw_core::error::{Error, Result};
 use sosw_core::invoke::{InvokeOutcome, Invoker};
 use sosw_core::store::{
     ClaimOutcome, ClosedStatus, CreateJobOutcome, EcologyRecord, EcologyState, EnqueueMode,
-    EnqueueReport, JobCounts, JobRecord, JobStatus, JobStore, LabourerControl, MoveOutcome,
-    OutcomeCounts, PausedLabourer, ReportOutcome, TaskArchive, TaskCancel, TaskClaims, TaskLookup,
-    TaskQueue, TaskReport, TaskReports, TaskRetries, VersionedEcology,
+    EnqueueReport, JobCounts, JobRecord, JobStatus, JobStore, KeyedQueue, LabourerControl,
+    MoveOutcome, OutcomeCounts, PausedLabourer, ReportOutcome, TaskArchive, TaskCancel, TaskClaims,
+    TaskLookup, TaskQueue, TaskReport, TaskReports, TaskRetries, VersionedEcology,
 };
 use sosw_core::task::{Markers, Task, TaskId};
 
@@ -207,6 +208,18 @@ impl<S: TaskQueue> TaskQueue for FaultyStore<S> {
     async fn newest_queued_greenfield(&self, labourer_id: &str, now: i64) -> Result<Option<i64>> {
         self.enter("newest_queued_greenfield")?;
         self.inner.newest_queued_greenfield(labourer_id, now).await
+    }
+    async fn queue_by_key(
+        &self,
+        labourer_id: &str,
+        key: &FairnessKey,
+        markers: &Markers,
+        per_key: usize,
+    ) -> Result<KeyedQueue> {
+        self.enter("queue_by_key")?;
+        self.inner
+            .queue_by_key(labourer_id, key, markers, per_key)
+            .await
     }
 }
 

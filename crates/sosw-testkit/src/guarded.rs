@@ -3,11 +3,12 @@
 
 use async_trait::async_trait;
 
+use sosw_core::ecology::fair::FairnessKey;
 use sosw_core::error::Result;
 use sosw_core::store::{
     ClaimOutcome, ClosedStatus, EcologyRecord, EcologyState, EnqueueMode, EnqueueReport,
-    MoveOutcome, OutcomeCounts, ReportOutcome, TaskArchive, TaskCancel, TaskClaims, TaskLookup,
-    TaskQueue, TaskReport, TaskReports, TaskRetries, VersionedEcology,
+    KeyedQueue, MoveOutcome, OutcomeCounts, ReportOutcome, TaskArchive, TaskCancel, TaskClaims,
+    TaskLookup, TaskQueue, TaskReport, TaskReports, TaskRetries, VersionedEcology,
 };
 use sosw_core::task::{Markers, Task, TaskId};
 
@@ -50,6 +51,17 @@ impl<S: TaskQueue, G: Send + Sync> TaskQueue for Guarded<S, G> {
     }
     async fn newest_queued_greenfield(&self, labourer_id: &str, now: i64) -> Result<Option<i64>> {
         self.store.newest_queued_greenfield(labourer_id, now).await
+    }
+    async fn queue_by_key(
+        &self,
+        labourer_id: &str,
+        key: &FairnessKey,
+        markers: &Markers,
+        per_key: usize,
+    ) -> Result<KeyedQueue> {
+        self.store
+            .queue_by_key(labourer_id, key, markers, per_key)
+            .await
     }
 }
 

@@ -103,6 +103,7 @@ macro_rules! task_store_conformance {
             concurrent_rate_takers_never_grant_more_than_the_limit,
             outcome_counters_add_up_and_survive_record_writes,
             cancel_closes_queued_and_waiting_tasks_as_cancelled,
+            queue_by_key_gives_each_keys_running_count_and_queue_head,
         }
     };
 }

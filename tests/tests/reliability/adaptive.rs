@@ -50,6 +50,8 @@ fn capacity(t: i64) -> usize {
 struct Downstream {
     clock: Arc<ManualClock>,
     state: Mutex<DownstreamState>,
+    /// The capacity at each second of the run; `None`: an outage, every request fails at once.
+    profile: fn(i64) -> Option<usize>,
 }
 
 #[derive(Default)]
@@ -81,15 +83,23 @@ impl Invoker for Downstream {
         let t = (now / 1000) - T0;
         let mut state = self.state.lock().expect("lock");
         state.busy.retain(|end| *end > now);
-        let report = if state.busy.len() < capacity(t) {
-            state.busy.push(now + TASK_MS);
-            state.second(t).0 += 1;
-            (now + TASK_MS, AssistantRequest::completed(task_id))
-        } else {
-            state.second(t).1 += 1;
-            let mut report = AssistantRequest::failed(task_id, true);
-            report.throttled = Some(true);
-            (now + 100, report)
+        let report = match (self.profile)(t) {
+            None => {
+                // An outage: the downstream fails the request (an error, not a throttle).
+                state.second(t).1 += 1;
+                (now + 100, AssistantRequest::failed(task_id, true))
+            }
+            Some(capacity) if state.busy.len() < capacity => {
+                state.busy.push(now + TASK_MS);
+                state.second(t).0 += 1;
+                (now + TASK_MS, AssistantRequest::completed(task_id))
+            }
+            Some(_) => {
+                state.second(t).1 += 1;
+                let mut report = AssistantRequest::failed(task_id, true);
+                report.throttled = Some(true);
+                (now + 100, report)
+            }
         };
         let attempt = delivery.attempt;
         state.reports.push((
@@ -112,16 +122,14 @@ struct Phase {
     turned_away: f64,
 }
 
-/// Runs one labourer with `settings` through the whole capacity profile; returns the steady state of
-/// each phase and the store.
-async fn run(settings: Value) -> (Phase, Phase, Arc<SqliteTaskStore>) {
-    let clock = Arc::new(ManualClock::at_secs(T0));
-    let store = Arc::new(SqliteTaskStore::in_memory().expect("SQLite"));
-    let downstream = Arc::new(Downstream {
-        clock: clock.clone(),
-        state: Mutex::new(DownstreamState::default()),
-    });
-    let task_config = json!({"labourers": {"w": settings}});
+/// The real orchestrator (one pass per run, no health metrics) and worker assistant over `store`, with
+/// the labourers of `task_config`, on `clock`.
+pub(super) fn essentials(
+    store: Arc<SqliteTaskStore>,
+    invoker: Arc<dyn Invoker>,
+    clock: Arc<ManualClock>,
+    task_config: &Value,
+) -> (Orchestrator, WorkerAssistant) {
     let orchestrator_config: OrchestratorConfig = parse_config(
         "sosw_orchestrator_config",
         json!({"task_config": task_config}),
@@ -129,7 +137,7 @@ async fn run(settings: Value) -> (Phase, Phase, Arc<SqliteTaskStore>) {
     .expect("orchestrator config");
     let orchestrator = Orchestrator::new(
         store.clone(),
-        downstream.clone(),
+        invoker,
         Arc::new(sosw::ecology::FixedMetrics::new()),
         ConfigFeed::fixed(orchestrator_config),
         clock.clone(),
@@ -145,7 +153,53 @@ async fn run(settings: Value) -> (Phase, Phase, Arc<SqliteTaskStore>) {
     .expect("assistant config");
     let assistant = WorkerAssistant::new(
         assistant_config,
-        Closer::new(store.clone(), Arc::new(LogNotifier)).with_clock(clock.clone()),
+        Closer::new(store, Arc::new(LogNotifier)).with_clock(clock),
+    );
+    (orchestrator, assistant)
+}
+
+/// Runs one labourer with `settings` through the whole capacity profile; returns the steady state of
+/// each phase and the store.
+async fn run(settings: Value) -> (Phase, Phase, Arc<SqliteTaskStore>) {
+    let (seconds, store) = simulate(settings, |t| Some(capacity(t)), END_AT).await;
+    let phase = |from: i64, to: i64| {
+        let seconds = &seconds[from as usize..to as usize];
+        let admitted: u64 = seconds.iter().map(|s| s.0).sum();
+        let turned_away: u64 = seconds.iter().map(|s| s.1).sum();
+        // Slot-seconds the admitted requests held, over the slot-seconds there were.
+        let held = admitted as f64 * TASK_MS as f64 / 1000.0;
+        Phase {
+            used: held / (seconds.len() as f64 * capacity(from) as f64),
+            turned_away: turned_away as f64 / (admitted + turned_away).max(1) as f64,
+        }
+    };
+    (
+        phase(DROP_AT - 60, DROP_AT),
+        phase(END_AT - 60, END_AT),
+        store,
+    )
+}
+
+/// Runs one labourer with `settings` for `end` virtual seconds against a downstream of capacity
+/// `profile`; returns per second (requests admitted, requests turned away or failed) and the store.
+async fn simulate(
+    settings: Value,
+    profile: fn(i64) -> Option<usize>,
+    end: i64,
+) -> (Vec<(u64, u64)>, Arc<SqliteTaskStore>) {
+    let clock = Arc::new(ManualClock::at_secs(T0));
+    let store = Arc::new(SqliteTaskStore::in_memory().expect("SQLite"));
+    let downstream = Arc::new(Downstream {
+        clock: clock.clone(),
+        state: Mutex::new(DownstreamState::default()),
+        profile,
+    });
+    let task_config = json!({"labourers": {"w": settings}});
+    let (orchestrator, assistant) = essentials(
+        store.clone(),
+        downstream.clone(),
+        clock.clone(),
+        &task_config,
     );
     // More than the run can finish: the queue never runs dry.
     let tasks: Vec<Task> = (0..8_000)
@@ -164,7 +218,7 @@ async fn run(settings: Value) -> (Phase, Phase, Arc<SqliteTaskStore>) {
         .await
         .expect("enqueue");
 
-    for _ in 0..END_AT {
+    for _ in 0..end {
         let now = clock.now();
         orchestrator
             .run(now + TimeDelta::seconds(60))
@@ -191,23 +245,8 @@ async fn run(settings: Value) -> (Phase, Phase, Arc<SqliteTaskStore>) {
     }
 
     let mut state = downstream.state.lock().expect("lock");
-    state.second(END_AT - 1);
-    let phase = |from: i64, to: i64| {
-        let seconds = &state.seconds[from as usize..to as usize];
-        let admitted: u64 = seconds.iter().map(|s| s.0).sum();
-        let turned_away: u64 = seconds.iter().map(|s| s.1).sum();
-        // Slot-seconds the admitted requests held, over the slot-seconds there were.
-        let held = admitted as f64 * TASK_MS as f64 / 1000.0;
-        Phase {
-            used: held / (seconds.len() as f64 * capacity(from) as f64),
-            turned_away: turned_away as f64 / (admitted + turned_away).max(1) as f64,
-        }
-    };
-    (
-        phase(DROP_AT - 60, DROP_AT),
-        phase(END_AT - 60, END_AT),
-        store,
-    )
+    state.second(end - 1);
+    (std::mem::take(&mut state.seconds), store)
 }
 
 fn settings(ecology: Option<Value>) -> Value {
@@ -253,6 +292,78 @@ async fn the_adaptive_labourer_follows_a_capacity_drop_that_thresholds_ignore() 
     assert!(
         record.outcomes.succeeded > 0 && record.outcomes.throttled > 0,
         "the worker assistant counted outcomes: {:?}",
+        record.outcomes
+    );
+}
+
+/// Where the outage starts and ends, in virtual seconds from the start, and the end of its run.
+const OUTAGE_FROM: i64 = 120;
+const OUTAGE_TO: i64 = 420;
+const OUTAGE_END_AT: i64 = 600;
+
+/// 40 requests at once, then a 5-minute outage in which every request fails, then 40 again.
+fn outage(t: i64) -> Option<usize> {
+    (!(OUTAGE_FROM..OUTAGE_TO).contains(&t)).then_some(CAPACITY_BEFORE)
+}
+
+/// A downstream outage through the real orchestrator and worker assistant: the breaker opens (the
+/// labourer is paused but for a few probes every `open_secs`), and after the outage the probes succeed
+/// and the labourer is back to 90% of the capacity within 2 minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_pauses_during_an_outage_probes_and_recovers_within_two_minutes() {
+    let (seconds, store) = simulate(
+        settings(Some(json!({"policy": "adaptive"}))),
+        outage,
+        OUTAGE_END_AT,
+    )
+    .await;
+    let requests = |from: i64, to: i64| -> u64 {
+        seconds[from as usize..to as usize]
+            .iter()
+            .map(|s| s.0 + s.1)
+            .sum()
+    };
+    // The first seconds of the outage fail whatever was sent (the breaker needs two bad windows);
+    // after that, only probes: 3 per open period of 20 s at most.
+    let trip = 30;
+    let during = requests(OUTAGE_FROM + trip, OUTAGE_TO);
+    let periods = ((OUTAGE_TO - OUTAGE_FROM - trip) / 20 + 1) as u64;
+    let before = requests(OUTAGE_FROM - 30, OUTAGE_FROM);
+    println!(
+        "outage: {} requests in its first {trip} s, {during} in the remaining {} s \
+         ({periods} open periods); {before} in the 30 s before it",
+        requests(OUTAGE_FROM, OUTAGE_FROM + trip),
+        OUTAGE_TO - OUTAGE_FROM - trip
+    );
+    assert!(during <= 3 * periods, "paused but for probes: {during}");
+    assert!(
+        during >= periods / 2,
+        "it keeps probing through the outage: {during} in {periods} periods"
+    );
+    // Recovery: the first 10 s window after the outage in which the admitted requests held at
+    // least 90% of the slots.
+    let held = |from: i64| -> f64 {
+        let admitted: u64 = seconds[from as usize..(from + 10) as usize]
+            .iter()
+            .map(|s| s.0)
+            .sum();
+        admitted as f64 * TASK_MS as f64 / 1000.0 / (10.0 * CAPACITY_BEFORE as f64)
+    };
+    let recovered = (OUTAGE_TO..OUTAGE_END_AT - 10).find(|t| held(*t) >= 0.9);
+    println!(
+        "back to 90% of the capacity {:?} s after the outage ended",
+        recovered.map(|t| t - OUTAGE_TO)
+    );
+    let recovered = recovered.expect("back to 90% of the capacity before the run ends");
+    assert!(
+        recovered - OUTAGE_TO <= 120,
+        "recovered {} s after the outage",
+        recovered - OUTAGE_TO
+    );
+    let record = store.read_ecology("w").await.expect("read_ecology");
+    assert!(
+        record.outcomes.failed > 0 && record.outcomes.succeeded > 0,
+        "{:?}",
         record.outcomes
     );
 }

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use super::DynamoTaskStore;
 use super::codec::{items_to_tasks, n, s, task_to_item};
 use super::query::{self, QuerySpec};
+use sosw_core::ecology::fair::FairnessKey;
 use sosw_core::error::{Error, Result};
-use sosw_core::store::{EnqueueMode, EnqueueReport, TaskQueue};
-use sosw_core::task::Task;
+use sosw_core::store::{EnqueueMode, EnqueueReport, KeyedQueue, TaskQueue, fairness_unsupported};
+use sosw_core::task::{Markers, Task};
 
 /// Queued: below `now` on the greenfield index and not completed.
 const QUEUED: &str = "labourer_id = :lab AND greenfield < :now";
@@ -106,6 +107,22 @@ impl TaskQueue for DynamoTaskStore {
 
     async fn newest_queued_greenfield(&self, labourer_id: &str, now: i64) -> Result<Option<i64>> {
         self.queue_end(labourer_id, now, true).await
+    }
+
+    /// Refused: sosw 0.7's tables have no index by fairness key, and a window of the queue head would
+    /// be fair only within the window (docs/ecology.md, "Per-key fairness").
+    async fn queue_by_key(
+        &self,
+        labourer_id: &str,
+        key: &FairnessKey,
+        _markers: &Markers,
+        _per_key: usize,
+    ) -> Result<KeyedQueue> {
+        Err(fairness_unsupported(
+            "the DynamoDB store with sosw 0.7's tables",
+            labourer_id,
+            key,
+        ))
     }
 }
 

@@ -283,16 +283,24 @@ impl Controller {
     }
 
     /// Whether the orchestrator should call [`Controller::observe`] now, before its window is over:
-    /// the window so far (`partial`) is congested and the state is not holding. Backing off at the
-    /// first sign of congestion, instead of at the end of the window, is what keeps the requests
-    /// beyond capacity low; increases still wait for whole windows.
+    /// the window so far (`partial`) is congested and the state is not holding, or the breaker is half
+    /// open and its probes have answered. Backing off at the first sign of congestion, instead of at
+    /// the end of the window, is what keeps the requests beyond capacity low; increases still wait for
+    /// whole windows. Deciding on the probes as soon as they answer keeps a half-open breaker to
+    /// `probes` invocations per open period when probes fail fast.
     pub fn should_observe_now(
         &self,
         state: &ControllerState,
         partial: &Observation,
         now: f64,
     ) -> bool {
-        state.breaker == Breaker::Closed && !state.holding(now) && self.congested(partial)
+        match state.breaker {
+            Breaker::Closed => !state.holding(now) && self.congested(partial),
+            // The probes answered: decide at once, so no more than `probes` are sent per open period
+            // (an orchestrator refills freed slots every round, and failed probes free theirs fast).
+            Breaker::HalfOpen => partial.outcomes() >= u64::from(self.config.probes),
+            Breaker::Open { .. } => false,
+        }
     }
 
     /// The state after a window that saw `observation`, ending at `now` seconds, with the limit capped
@@ -526,12 +534,22 @@ mod tests {
         state = c.observe(&state, &Observation::default(), 100.0, 30.0);
         assert_eq!(state.breaker, Breaker::HalfOpen);
         assert_eq!(state.allowed(c.config(), 30.0), 3);
-        // Probes that fail reopen it.
+        // Probes that fail reopen it, decided as soon as they all answered (not at the window's end).
         let probes_fail = Observation {
             failed: 3,
             ..Observation::default()
         };
+        let two_answered = Observation {
+            failed: 2,
+            ..Observation::default()
+        };
+        assert!(!c.should_observe_now(&state, &two_answered, 31.0));
+        assert!(c.should_observe_now(&state, &probes_fail, 31.0));
         state = c.observe(&state, &probes_fail, 100.0, 35.0);
+        assert!(
+            !c.should_observe_now(&state, &probes_fail, 36.0),
+            "an open breaker waits for `until`"
+        );
         assert_eq!(state.breaker, Breaker::Open { until: 55.0 });
         state = c.observe(&state, &Observation::default(), 100.0, 55.0);
         // Probes that succeed close it, in slow start from the probes.

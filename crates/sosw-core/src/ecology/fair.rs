@@ -9,6 +9,122 @@
 //! already using.
 
 use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The key of a task whose payload lacks the fairness key's field (or holds `null` there): those tasks
+/// share one key, the empty string, and get a fair share together like any other key.
+pub const DEFAULT_KEY: &str = "";
+
+/// A labourer's per-key fairness setting (`task_config.labourers.<id>.fairness`):
+/// `{"key": "account.id", "max_per_key": 5}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fairness {
+    /// Where each task's key is in its payload: field names separated by dots.
+    pub key: FairnessKey,
+    /// At most this many tasks of one key run at once (default: no cap but the labourer's limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_key: Option<MaxPerKey>,
+}
+
+impl Fairness {
+    /// The cap per key, if any.
+    pub fn cap(&self) -> Option<u64> {
+        self.max_per_key.map(|m| u64::from(m.0))
+    }
+}
+
+/// A per-key cap: at least 1 (a cap of 0 would start nothing; pause the labourer for that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct MaxPerKey(u32);
+
+impl TryFrom<u32> for MaxPerKey {
+    type Error = String;
+
+    fn try_from(n: u32) -> Result<Self, Self::Error> {
+        if n == 0 {
+            return Err(
+                "`fairness.max_per_key` must be at least 1 (a cap of 0 would start no task; \
+                        set `max_simultaneous_invocations: 0` to pause a labourer)"
+                    .into(),
+            );
+        }
+        Ok(MaxPerKey(n))
+    }
+}
+
+impl From<MaxPerKey> for u32 {
+    fn from(m: MaxPerKey) -> u32 {
+        m.0
+    }
+}
+
+/// A field path into a task's payload, e.g. `tenant` or `account.id`: non-empty field names separated
+/// by dots. Parsed when the config is read; a path that is empty, has an empty field name (`a..b`,
+/// `.a`) or a control character is refused there, naming it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FairnessKey {
+    path: String,
+    fields: Vec<String>,
+}
+
+impl TryFrom<String> for FairnessKey {
+    type Error = String;
+
+    fn try_from(path: String) -> Result<Self, Self::Error> {
+        let fields: Vec<String> = path.split('.').map(str::to_owned).collect();
+        if path.chars().any(char::is_control) || fields.iter().any(String::is_empty) {
+            return Err(format!(
+                "`fairness.key` {path:?} is not a field path: field names separated by dots, none \
+                 empty (e.g. \"tenant\" or \"account.id\")"
+            ));
+        }
+        Ok(FairnessKey { path, fields })
+    }
+}
+
+impl From<FairnessKey> for String {
+    fn from(k: FairnessKey) -> String {
+        k.path
+    }
+}
+
+impl fmt::Display for FairnessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path)
+    }
+}
+
+impl FairnessKey {
+    /// The path as configured.
+    pub fn as_str(&self) -> &str {
+        &self.path
+    }
+
+    /// The key of a task with `payload`: the value at the path, a string as it is and any other value
+    /// as its JSON text (`42`, `true`, `{"a":1}`); [`DEFAULT_KEY`] when a field on the way is missing,
+    /// the payload is not an object there, or the value is `null`. Never fails: a task without a key
+    /// still runs, in the default key's share.
+    pub fn key_of(&self, payload: &Value) -> String {
+        let mut at = payload;
+        for field in &self.fields {
+            match at.get(field) {
+                Some(next) => at = next,
+                None => return DEFAULT_KEY.to_owned(),
+            }
+        }
+        match at {
+            Value::Null => DEFAULT_KEY.to_owned(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+}
 
 /// One key's position in a round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,6 +236,53 @@ mod tests {
 
     fn starts(result: &BTreeMap<String, u64>) -> Vec<(&str, u64)> {
         result.iter().map(|(k, n)| (k.as_str(), *n)).collect()
+    }
+
+    #[test]
+    fn keys_are_read_from_the_payload_and_missing_ones_share_the_default_key() {
+        let key: FairnessKey =
+            serde_json::from_value(serde_json::json!("account.id")).expect("a path");
+        let payload = serde_json::json!({"account": {"id": "acme"}, "n": 1});
+        assert_eq!(key.key_of(&payload), "acme");
+        assert_eq!(
+            key.key_of(&serde_json::json!({"account": {"id": 42}})),
+            "42"
+        );
+        assert_eq!(
+            key.key_of(&serde_json::json!({"account": {"id": true}})),
+            "true"
+        );
+        for keyless in [
+            serde_json::json!({}),
+            serde_json::json!({"account": "flat"}),
+            serde_json::json!({"account": {"id": null}}),
+            serde_json::json!({"account": [1, 2]}),
+            serde_json::json!("text"),
+        ] {
+            assert_eq!(key.key_of(&keyless), DEFAULT_KEY, "{keyless}");
+        }
+    }
+
+    #[test]
+    fn bad_fairness_settings_are_refused_naming_the_field() {
+        for (bad, names) in [
+            (serde_json::json!({"key": ""}), "fairness.key"),
+            (serde_json::json!({"key": "a..b"}), "fairness.key"),
+            (serde_json::json!({"key": ".a"}), "fairness.key"),
+            (
+                serde_json::json!({"key": "a", "max_per_key": 0}),
+                "max_per_key",
+            ),
+            (serde_json::json!({"key": "a", "cap": 3}), "cap"),
+            (serde_json::json!({"max_per_key": 3}), "key"),
+        ] {
+            let err = serde_json::from_value::<Fairness>(bad.clone()).expect_err("refused");
+            assert!(err.to_string().contains(names), "{bad}: {err}");
+        }
+        let ok: Fairness =
+            serde_json::from_value(serde_json::json!({"key": "t", "max_per_key": 4}))
+                .expect("valid");
+        assert_eq!((ok.key.as_str(), ok.cap()), ("t", Some(4)));
     }
 
     #[test]

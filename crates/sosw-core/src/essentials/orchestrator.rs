@@ -11,7 +11,8 @@
 //!    labourer's optional rate limit, whose grants are taken from the rate log in the store that every
 //!    orchestrator shares ([`take_rate`], by compare-and-set); grants left unused go back at the end of
 //!    the round;
-//! 4. up to *free* queued tasks, lowest greenfield first, are **claimed** with the store's conditional
+//! 4. up to *free* queued tasks, lowest greenfield first (for a labourer with `fairness`: shared
+//!    max-min fairly among the keys with queued work, [`fair_starts`], each key's queue head first), are **claimed** with the store's conditional
 //!    claim (sosw 0.7's `mark_task_invoked`) and **invoked** with their sosw 0.7 worker payload
 //!    ([`Task::worker_payload`](crate::task::Task::worker_payload) of the pre-claim row), concurrently up to
 //!    [`OrchestratorSettings::max_concurrent_invocations`]. A task another orchestrator claimed first
@@ -68,13 +69,14 @@ use futures::StreamExt;
 use crate::clock::Clock;
 use crate::config::{InvocationCoefficients, OrchestratorConfig};
 use crate::ecology::adaptive::{AdaptiveConfig, Controller, ControllerState, Observation};
+use crate::ecology::fair::{Fairness, fair_starts};
 use crate::ecology::{EcologyManager, HealthCache, MetricsSource, NoDataPolicy};
 use crate::error::Error;
 use crate::invoke::{Invoker, WorkerTimeouts};
 use crate::processor::{Invocation, Processor};
 use crate::store::{
     AdaptiveRecord, Change, EcologyState, LabourerControl, OutcomeCounts, TaskClaims, TaskQueue,
-    give_back_rate, take_rate, update_ecology,
+    give_back_rate, key_loads, take_rate, update_ecology,
 };
 use crate::task::{Labourer, Markers, TaskId, TaskInvocation, TaskManager};
 
@@ -564,6 +566,9 @@ impl Orchestrator {
         now: i64,
         run: &mut RunState,
     ) -> (Activity, u64) {
+        if let Some(fairness) = &labourer.fairness {
+            return self.fill_fair(labourer, fairness, wanted, now, run).await;
+        }
         let mut remaining = to_usize(wanted);
         let used = |remaining: usize| wanted.saturating_sub(remaining as u64);
         let mut lost = 0usize;
@@ -612,6 +617,70 @@ impl Orchestrator {
             }
         }
         (Activity::Busy, used(remaining))
+    }
+
+    /// [`Orchestrator::fill`] for a labourer with per-key fairness: one read of its open work by key
+    /// ([`TaskQueue::queue_by_key`]), then [`fair_starts`] divides the running tasks plus `wanted` among
+    /// the keys with queued work, and the heads of their queues are claimed and invoked in one wave.
+    /// Claims lost to another orchestrator are not replaced this round (the next round, a poll
+    /// interval later, reads the queues again). A store without a per-key queue refuses the setting:
+    /// the labourer gets nothing for the rest of the run and its report entry says why.
+    async fn fill_fair(
+        &self,
+        labourer: &Labourer,
+        fairness: &Fairness,
+        wanted: u64,
+        now: i64,
+        run: &mut RunState,
+    ) -> (Activity, u64) {
+        if self.clock.now() >= run.stop_at {
+            return (Activity::Busy, 0);
+        }
+        let markers = Markers::for_labourer(now, labourer);
+        let released = run.released.entry(labourer.id.clone()).or_default().clone();
+        let per_key = to_usize(wanted).saturating_add(released.len());
+        let mut queue = match self
+            .store
+            .queue_by_key(&labourer.id, &fairness.key, &markers, per_key)
+            .await
+        {
+            Ok(queue) => queue,
+            Err(e) => {
+                if matches!(e, Error::Invalid { .. }) {
+                    tracing::warn!(labourer = %labourer.id, error = %e, "fairness refused; labourer skipped this run");
+                    run.unhealthy.insert(labourer.id.clone());
+                }
+                run.report.labourer(&labourer.id).error(e.to_string());
+                return (Activity::Busy, 0);
+            }
+        };
+        for work in queue.values_mut() {
+            work.queued.retain(|t| !released.contains(&t.task_id));
+        }
+        if queue.values().all(|w| w.queued.is_empty()) {
+            return (Activity::Idle, 0);
+        }
+        let loads = key_loads(&queue);
+        let running: u64 = loads.values().map(|l| l.running).sum();
+        let starts = fair_starts(&loads, running.saturating_add(wanted), fairness.cap());
+        let wave: Vec<TaskId> = starts
+            .iter()
+            .flat_map(|(key, n)| {
+                queue[key]
+                    .queued
+                    .iter()
+                    .take(to_usize(*n))
+                    .map(|t| t.task_id.clone())
+            })
+            .collect();
+        if wave.is_empty() {
+            // Every key with queued work is at its cap.
+            return (Activity::Busy, 0);
+        }
+        let steps = self.claim_and_invoke_all(labourer, wave, now).await;
+        let counts = self.account(labourer, steps, run);
+        self.count_throttles(labourer, counts.throttled).await;
+        (Activity::Busy, counts.used)
     }
 
     /// Adds `throttled` invoke throttles to an adaptive labourer's outcome counters, where its

@@ -2,7 +2,7 @@
 //!
 //! | capability | used by |
 //! |---|---|
-//! | [`TaskQueue`] | scheduler (enqueue), orchestrator (next queued), CLI (queue length) |
+//! | [`TaskQueue`] | scheduler (enqueue), orchestrator (next queued, queue by fairness key), CLI (queue length) |
 //! | [`TaskLookup`] | everyone (get by id) |
 //! | [`TaskClaims`] | orchestrator (claim, release, running count) |
 //! | [`TaskReports`] | worker assistant (complete, fail) |
@@ -25,12 +25,14 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ecology::fair::FairnessKey;
 use crate::error::{Error, Result};
 use crate::task::{Markers, Task, TaskId, greenfield, json_kind, python_literal};
 
 mod cancel;
 mod control;
 mod ecology;
+mod fair;
 mod jobs;
 mod tables;
 pub use cancel::{TaskCancel, cancelled_row};
@@ -39,6 +41,7 @@ pub use ecology::{
     AdaptiveRecord, Change, EcologyRecord, EcologyState, MAX_ECOLOGY_ATTEMPTS, OutcomeCounts,
     VersionedEcology, give_back_rate, rate_period_ms, take_rate, update_ecology,
 };
+pub use fair::{KeyedQueue, KeyedWork, fairness_unsupported, key_loads};
 pub use jobs::{CreateJobOutcome, JobCounts, JobRecord, JobStatus, JobStore};
 pub use tables::TableNames;
 
@@ -180,6 +183,24 @@ pub trait TaskQueue: Send + Sync {
 
     /// The highest queued greenfield of `labourer_id` (the queue tail), if any.
     async fn newest_queued_greenfield(&self, labourer_id: &str, now: i64) -> Result<Option<i64>>;
+
+    /// The open work of `labourer_id` by fairness key (`key` read from each task's payload,
+    /// [`FairnessKey::key_of`]): for every key with tasks running (invoked after `markers.expired`, not
+    /// completed) or queued (greenfield below `markers.start`, not completed), its running count and
+    /// the head of its queue, at most `per_key` tasks, lowest greenfield first.
+    ///
+    /// Provided: refused with [`fairness_unsupported`], for stores without a per-key queue index (both
+    /// DynamoDB layouts). The SQLite store answers it from its per-key index.
+    async fn queue_by_key(
+        &self,
+        labourer_id: &str,
+        key: &FairnessKey,
+        markers: &Markers,
+        per_key: usize,
+    ) -> Result<KeyedQueue> {
+        let _ = (markers, per_key);
+        Err(fairness_unsupported("this store", labourer_id, key))
+    }
 }
 
 /// Reading one task by id.

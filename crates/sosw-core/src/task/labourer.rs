@@ -80,6 +80,13 @@ pub struct Labourer {
     /// implementation; see docs/ecology.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecology: Option<crate::ecology::adaptive::EcologyPolicy>,
+
+    /// Per-key fairness: `{"key": "tenant", "max_per_key": 5}` shares the labourer's slots fairly among
+    /// the keys (read from each task's payload at `key`) with queued work, at most `max_per_key` running
+    /// per key (new in this implementation; default none: one queue in greenfield order). Needs a store
+    /// with a per-key queue index (SQLite); see docs/ecology.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<crate::ecology::fair::Fairness>,
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -107,6 +114,7 @@ impl Labourer {
             retry: None,
             rate_limit: None,
             ecology: None,
+            fairness: None,
         }
     }
 

@@ -385,20 +385,32 @@ impl sosw_core::store::EcologyState for Contested {
     }
 }
 
+/// An orchestrator over [`Contested`] for one labourer `w` with `settings`, on `clock`.
+fn contested(
+    setup: &Setup,
+    invoker: Arc<dyn Invoker>,
+    settings: Value,
+    clock: Arc<dyn Clock>,
+) -> Orchestrator {
+    let config: OrchestratorConfig =
+        sosw_core::config::parse_config("c", labourers(json!({"w": settings}))).expect("config");
+    Orchestrator::new(
+        Arc::new(Contested(setup.store.clone())),
+        invoker,
+        setup.metrics.clone(),
+        ConfigFeed::fixed(config),
+        clock,
+    )
+}
+
 #[tokio::test]
 async fn a_task_claimed_by_another_orchestrator_is_skipped_and_the_next_one_taken() {
     let setup = Setup::new("w", 10).await;
     let invoker = Scripted::accepting();
-    let config: OrchestratorConfig = sosw_core::config::parse_config(
-        "c",
-        labourers(json!({"w": {"max_simultaneous_invocations": 3}})),
-    )
-    .expect("config");
-    let orchestrator = Orchestrator::new(
-        Arc::new(Contested(setup.store.clone())),
+    let orchestrator = contested(
+        &setup,
         invoker.clone(),
-        setup.metrics.clone(),
-        ConfigFeed::fixed(config),
+        json!({"max_simultaneous_invocations": 3}),
         setup.clock.clone(),
     )
     .with_settings(OrchestratorSettings {
@@ -560,4 +572,36 @@ async fn a_continuous_run_keeps_polling_until_the_deadline_minus_the_margin() {
     assert_eq!(report.rounds, 100, "one round per 500 ms over 50 s");
     assert_eq!(report.invoked(), 4, "the task queued mid-run was picked up");
     assert!(invoker.task_ids().contains(&"late".to_string()));
+}
+
+/// A labourer with `fairness` on a store without a per-key queue (here `Contested`, which keeps the
+/// port's provided `queue_by_key`, as both DynamoDB layouts do) gets no invocation, and a continuous
+/// run records the refusal once and stops trying: the setting is never ignored silently.
+#[tokio::test(start_paused = true)]
+async fn fairness_on_a_store_without_a_per_key_queue_is_refused_not_ignored() {
+    let setup = Setup::new("w", 5).await;
+    let invoker = Scripted::accepting();
+    let clock = Arc::new(TokioClock(tokio::time::Instant::now()));
+    let orchestrator = contested(
+        &setup,
+        invoker.clone(),
+        json!({"max_simultaneous_invocations": 3, "fairness": {"key": "n"}}),
+        clock.clone(),
+    )
+    .with_settings(OrchestratorSettings {
+        stop_when_idle: false,
+        ..OrchestratorSettings::default()
+    });
+    let report = orchestrator
+        .run(clock.now() + chrono::Duration::seconds(15))
+        .await
+        .expect("run");
+    let entry = &report.labourers["w"];
+    assert!(invoker.calls().is_empty(), "nothing invoked");
+    assert!(report.rounds > 1, "{report:?}");
+    assert_eq!(entry.errors.len(), 1, "refused once per run: {entry:?}");
+    assert!(
+        entry.errors[0].contains("fairness") && entry.errors[0].contains("per-key queue index"),
+        "{entry:?}"
+    );
 }

@@ -34,6 +34,7 @@ mod archive;
 mod claims;
 mod control;
 mod ecology;
+mod fair;
 mod jobs;
 mod queue;
 #[cfg(test)]

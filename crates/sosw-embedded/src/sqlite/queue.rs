@@ -5,8 +5,9 @@ use rusqlite::{Connection, params};
 
 use super::rows::{self, CLOSED, TASKS};
 use super::{Failure, SqliteTaskStore, count, sql_limit};
+use sosw_core::ecology::fair::FairnessKey;
 use sosw_core::error::Result;
-use sosw_core::store::{EnqueueMode, EnqueueReport, TaskLookup, TaskQueue};
+use sosw_core::store::{EnqueueMode, EnqueueReport, KeyedQueue, TaskLookup, TaskQueue};
 use sosw_core::task::{Markers, Task, TaskId};
 
 /// Queued: below `now` and not completed (a completion reported while queued takes a task out).
@@ -53,6 +54,20 @@ impl TaskQueue for SqliteTaskStore {
         let sql = format!("SELECT MIN(greenfield) FROM tasks WHERE {QUEUED}");
         self.run("oldest queued greenfield", |conn| {
             queue_end(conn, &sql, labourer_id, now)
+        })
+    }
+
+    /// From the per-key index: one seek per key, its running count and its queue head; rows written
+    /// since the last read are keyed first (their payload read once).
+    async fn queue_by_key(
+        &self,
+        labourer_id: &str,
+        key: &FairnessKey,
+        markers: &Markers,
+        per_key: usize,
+    ) -> Result<KeyedQueue> {
+        self.run("queue by key", |conn| {
+            super::fair::queue_by_key(conn, labourer_id, key, markers, per_key)
         })
     }
 

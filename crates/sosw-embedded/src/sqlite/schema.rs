@@ -2,7 +2,8 @@
 //! an incompatible build.
 //!
 //! Version 1 had the three task tables; version 2 adds `jobs`; version 3 adds the `cancelled` counter
-//! of a job and `paused_labourers` (`sosw cancel`, `sosw pause`). Opening a file of an older version
+//! of a job and `paused_labourers` (`sosw cancel`, `sosw pause`); version 4 adds the fairness key column
+//! of `tasks`, its index and `fairness_paths` (per-key fairness). Opening a file of an older version
 //! migrates it in place (each step only adds tables), inside the same transaction that checks the
 //! version, so two processes opening an old file at once migrate it once. A file of a newer version is
 //! refused: this build cannot know what the newer one changed.
@@ -13,7 +14,7 @@ use super::{STORE, sql_error};
 use sosw_core::error::{Error, Result};
 
 /// The schema this build reads and writes.
-pub(super) const VERSION: i64 = 3;
+pub(super) const VERSION: i64 = 4;
 
 /// Version 1: sosw 0.7's tables and indexes, under the names of the DynamoDB ones they mirror (minus
 /// `sosw_`). Created on every open (`IF NOT EXISTS`), so a new file starts at version 1 and migrates.
@@ -77,6 +78,20 @@ CREATE TABLE IF NOT EXISTS paused_labourers (
 );
 ";
 
+/// Version 4: per-key fairness (docs/ecology.md). Each live task's fairness key as a column, filled
+/// from its payload with the path its labourer configures (`NULL` until then: rows are written without
+/// it and keyed on the first per-key read), the path each labourer's keys were computed with (a changed
+/// path recomputes them), and the queue per key: open tasks by labourer, key, then greenfield.
+const V4_FAIRNESS: &str = "
+ALTER TABLE tasks ADD COLUMN fairness_key TEXT;
+CREATE TABLE IF NOT EXISTS fairness_paths (
+    labourer_id TEXT NOT NULL PRIMARY KEY,
+    path TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_open_by_key ON tasks (labourer_id, fairness_key, greenfield, task_id)
+    WHERE completed_at IS NULL;
+";
+
 /// The indexes of `tasks`, (re)built on every open: the queries only ever ask for open tasks (queue,
 /// running, expired: `completed_at IS NULL`) or for completed ones waiting to be archived, each in
 /// greenfield then task id order, so each has a partial index in exactly that order. A query reads the
@@ -94,7 +109,7 @@ CREATE INDEX IF NOT EXISTS tasks_completed ON tasks (labourer_id, greenfield, ta
 ";
 
 /// The migrations after version 1: `(version it leads to, DDL)`, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(2, V2_JOBS), (3, V3_CANCEL_AND_PAUSE)];
+const MIGRATIONS: &[(i64, &str)] = &[(2, V2_JOBS), (3, V3_CANCEL_AND_PAUSE), (4, V4_FAIRNESS)];
 
 /// Creates the tables if missing, migrates an older file and checks the schema version. Safe to run on
 /// every open, from several processes at once: it runs in one `IMMEDIATE` transaction.
@@ -212,6 +227,7 @@ mod tests {
             "retry_tasks",
             "jobs",
             "paused_labourers",
+            "fairness_paths",
         ] {
             assert!(has_table(&conn, table), "table `{table}` exists");
         }
