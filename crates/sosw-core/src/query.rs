@@ -417,7 +417,7 @@ pub async fn list_tasks(
 }
 
 /// Whether `task` belongs to the job `job_id` (its `job_id`, or a chunk id of the job).
-fn of_job(task: &Task, job_id: &str) -> bool {
+pub(crate) fn of_job(task: &Task, job_id: &str) -> bool {
     match &task.job_id {
         Some(id) => id == job_id,
         None => task

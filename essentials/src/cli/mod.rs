@@ -152,8 +152,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RedriveArgs {
     /// A labourer id (every dead task of it) or a task id (that task), e.g.
-    /// sosw_tutorial_flaky_hashtags. `sosw queue` shows the dead count per labourer.
+    /// sosw_tutorial_flaky_hashtags; with --job, a job id (every dead task of that job). `sosw queue`
+    /// shows the dead count per labourer, `sosw job <id>` a job's.
     pub target: String,
+    /// The target is a job id: redrive the dead tasks of that job only, and reopen it.
+    #[arg(long)]
+    pub job: bool,
     /// At most this many tasks in one run (with --stagger: in one round).
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub limit: usize,

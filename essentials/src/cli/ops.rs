@@ -235,12 +235,15 @@ impl SubmitProgress {
     }
 }
 
-/// `sosw redrive <labourer|task>`: dead tasks back to the queue, their jobs reopened.
+/// `sosw redrive <labourer|task>` or `sosw redrive --job <job>`: dead tasks back to the queue, their
+/// jobs reopened.
 pub async fn redrive(global: &Global, args: RedriveArgs) -> CliResult {
     let config = orchestrator_config(global).await?;
     let store = backend(global, &config.task_config, false).await?;
     let labourers = labourer_ids(&config);
-    let target = if labourers.contains(&args.target) {
+    let target = if args.job {
+        RedriveTarget::Job(args.target.clone())
+    } else if labourers.contains(&args.target) {
         RedriveTarget::Labourer(args.target.clone())
     } else {
         let id = TaskId::new(args.target.clone()).map_err(|err| {
@@ -266,6 +269,16 @@ pub async fn redrive(global: &Global, args: RedriveArgs) -> CliResult {
                 .await?
                 .len();
             dead.div_ceil(args.limit.max(1)).max(1)
+        }
+        (RedriveTarget::Job(job_id), Some(_)) => {
+            let dead = match store.jobs.get_job(job_id).await? {
+                Some(job) => job.counts.dead,
+                None => 0,
+            };
+            usize::try_from(dead)
+                .unwrap_or(usize::MAX)
+                .div_ceil(args.limit.max(1))
+                .max(1)
         }
         _ => 1,
     };

@@ -200,13 +200,25 @@ async fn jobs_job_tasks_and_queue_show_the_flaky_runs_dead_tasks_as_text_and_jso
     child.kill().expect("stopped");
     let _ = child.wait();
 
-    // `redrive --stagger`: the two dead tasks back in rounds of one, a pause between them; the job
-    // is running again.
+    // `redrive --job --stagger`: the job's two dead tasks back in rounds of one, a pause between them;
+    // the job is running again.
     let (code, _, err) = with(&["redrive", FLAKY, "--stagger", "5 parsecs"]);
     assert_eq!(code, 2);
     assert!(err.contains("--stagger"), "{err}");
+    let (code, _, err) = with(&["redrive", "--job", "no-such-job"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no job `no-such-job`"), "{err}");
+    // By job (its dead count from the job record sets the rounds).
     let started = std::time::Instant::now();
-    let (code, out, err) = with(&["redrive", FLAKY, "--limit", "1", "--stagger", "300ms"]);
+    let (code, out, err) = with(&[
+        "redrive",
+        "--job",
+        id.as_str(),
+        "--limit",
+        "1",
+        "--stagger",
+        "300ms",
+    ]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(out.matches("redriven  ").count(), 2, "{out}");
     assert_eq!(
@@ -217,6 +229,7 @@ async fn jobs_job_tasks_and_queue_show_the_flaky_runs_dead_tasks_as_text_and_jso
     );
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
     assert!(out.contains("2 dead task(s) back in the queue"), "{out}");
+    assert!(out.contains(&format!("reopened  job {id}")), "{out}");
     let (code, out, err) = with(&["tasks", FLAKY, "--output", "json"]);
     assert_eq!(code, 0, "{err}");
     let queued = json_lines(&out);

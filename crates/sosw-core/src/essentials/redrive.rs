@@ -1,4 +1,4 @@
-//! Redrive: dead tasks back to the queue (`sosw redrive <labourer|task>`).
+//! Redrive: dead tasks back to the queue (`sosw redrive <labourer|task>`, `sosw redrive --job <job>`).
 //!
 //! A dead task (closed as `<labourer>_0`, after `max_attempts` or a non-retryable failure) goes back to
 //! the live table as a fresh task: no attempts, no completion, placed ahead of its labourer's queue head
@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::query::{JOB_SEARCH, of_job};
 use crate::store::{
     CLOSED_STATUS_ATTRIBUTE, ClosedStatus, JobStore, MoveOutcome, TaskArchive, TaskLookup,
     TaskQueue, restore_dead_payload,
@@ -34,6 +35,9 @@ pub enum RedriveTarget {
     Labourer(String),
     /// One task.
     Task(TaskId),
+    /// Every dead task of this job (up to the limit): its labourer's dead tasks that belong to it,
+    /// found among the newest [`JOB_SEARCH`] of them. Needs the job records.
+    Job(String),
 }
 
 /// What a redrive did.
@@ -77,7 +81,7 @@ where
 {
     let mut report = RedriveReport::default();
     let mut dead = Vec::new();
-    for mut task in dead_tasks(tasks, target, limit).await? {
+    for mut task in dead_tasks(tasks, jobs, target, limit).await? {
         match restore_dead_payload(&mut task) {
             Ok(()) => dead.push(task),
             // One task asked for by id: refusing it is the answer.
@@ -126,7 +130,12 @@ where
 }
 
 /// The full closed rows of the dead tasks `target` names.
-async fn dead_tasks<S>(tasks: &S, target: &RedriveTarget, limit: usize) -> Result<Vec<Task>>
+async fn dead_tasks<S>(
+    tasks: &S,
+    jobs: Option<&dyn JobStore>,
+    target: &RedriveTarget,
+    limit: usize,
+) -> Result<Vec<Task>>
 where
     S: TaskLookup + TaskArchive + ?Sized,
 {
@@ -155,17 +164,47 @@ where
             Ok(vec![task])
         }
         RedriveTarget::Labourer(labourer) => {
-            // The status index projects only some attributes: read each whole row.
             let sample = tasks
                 .closed_sample(labourer, ClosedStatus::Dead, limit)
                 .await?;
-            let mut dead = Vec::with_capacity(sample.len());
-            for task in sample {
-                if let Some(row) = tasks.get_closed_task(&task.task_id).await? {
-                    dead.push(row);
-                }
-            }
-            Ok(dead)
+            whole_rows(tasks, sample).await
+        }
+        RedriveTarget::Job(job_id) => {
+            let Some(jobs) = jobs else {
+                return Err(Error::invalid(
+                    "redrive",
+                    format!("job `{job_id}`: a job's redrive needs the job records' store"),
+                ));
+            };
+            let Some(job) = jobs.get_job(job_id).await? else {
+                return Err(Error::invalid(
+                    "redrive",
+                    format!("no job `{job_id}` among the job records"),
+                ));
+            };
+            let sample = tasks
+                .closed_sample(&job.labourer_id, ClosedStatus::Dead, JOB_SEARCH)
+                .await?
+                .into_iter()
+                .filter(|task| of_job(task, job_id))
+                .take(limit)
+                .collect();
+            whole_rows(tasks, sample).await
         }
     }
+}
+
+/// The whole closed rows of `sample` (the status index projects only some attributes), those still
+/// closed.
+async fn whole_rows<S>(tasks: &S, sample: Vec<Task>) -> Result<Vec<Task>>
+where
+    S: TaskLookup + ?Sized,
+{
+    let mut dead = Vec::with_capacity(sample.len());
+    for task in sample {
+        if let Some(row) = tasks.get_closed_task(&task.task_id).await? {
+            dead.push(row);
+        }
+    }
+    Ok(dead)
 }

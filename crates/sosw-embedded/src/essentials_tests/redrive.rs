@@ -119,3 +119,59 @@ async fn one_task_is_redriven_and_a_live_or_unknown_one_is_a_clear_error() {
         .expect_err("unknown");
     assert!(err.to_string().contains("`nope`"), "{err}");
 }
+
+#[tokio::test]
+async fn a_job_s_dead_tasks_are_redriven_and_another_job_s_stay_dead() {
+    let store = store_with_dead(3).await;
+    let mut other = Task::new("other", "w", json!({}), 900, 0.0);
+    other.job_id = Some("job-2".into());
+    store
+        .enqueue(std::slice::from_ref(&other), EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    let id = TaskId::new("other").expect("id");
+    assert!(matches!(
+        store.claim(&id, NOW - 9000).await.expect("claim"),
+        ClaimOutcome::Claimed(_)
+    ));
+    let row = store.get_task(&id).await.expect("get").expect("live");
+    let moved = store
+        .archive(&row, ClosedStatus::Dead, NOW - 10)
+        .await
+        .expect("archive");
+    assert_eq!(moved, MoveOutcome::Moved);
+
+    let job = RedriveTarget::Job("job-1".into());
+    let err = redrive(&*store, None, &job, NOW, 100)
+        .await
+        .expect_err("no job records");
+    assert!(err.to_string().contains("job records"), "{err}");
+    let unknown = RedriveTarget::Job("job-9".into());
+    let err = redrive(&*store, Some(&*store), &unknown, NOW, 100)
+        .await
+        .expect_err("unknown job");
+    assert!(err.to_string().contains("no job `job-9`"), "{err}");
+
+    let first = redrive(&*store, Some(&*store), &job, NOW, 2)
+        .await
+        .expect("redrive");
+    assert_eq!(first.redriven.len(), 2, "at most the limit: {first:?}");
+    let rest = redrive(&*store, Some(&*store), &job, NOW, 100)
+        .await
+        .expect("redrive");
+    let mut all: Vec<String> = first
+        .redriven
+        .iter()
+        .chain(&rest.redriven)
+        .map(|id| id.as_str().to_owned())
+        .collect();
+    all.sort();
+    assert_eq!(all, ["t0", "t1", "t2"], "every dead task of job-1, once");
+    assert_eq!(rest.jobs_reopened.get("job-1"), Some(&1));
+    assert!(
+        store.get_closed_task(&id).await.expect("get").is_some(),
+        "job-2's dead task stays dead"
+    );
+    let job = store.get_job("job-1").await.expect("get").expect("job");
+    assert_eq!((job.status, job.counts.dead), (JobStatus::Running, 0));
+}

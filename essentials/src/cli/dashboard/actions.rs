@@ -11,12 +11,10 @@ use chrono::Utc;
 use sosw::essentials::cancel;
 use sosw::essentials::redrive::{RedriveReport, RedriveTarget, redrive};
 use sosw::notify::{NotificationQueue, Notifier};
-use sosw::query::{self, TaskStatus};
-use sosw::task::TaskId;
 
+use super::super::CliResult;
 use super::super::control::describe;
 use super::super::stores::Backend;
-use super::super::{CliError, CliResult};
 
 /// Most dead tasks one press of a redrive button sends back (as `sosw redrive`'s default --limit).
 const REDRIVE_LIMIT: usize = 10_000;
@@ -48,50 +46,26 @@ fn redriven(report: &RedriveReport, of: &str) -> String {
 /// Every dead task of `labourer_id` back to the queue, their jobs reopened.
 pub(crate) async fn redrive_labourer(store: &Backend, labourer_id: &str) -> CliResult<String> {
     let target = RedriveTarget::Labourer(labourer_id.to_owned());
-    let report = redrive(
-        store.tasks.as_ref(),
-        Some(store.jobs.as_ref()),
-        &target,
-        Utc::now().timestamp(),
-        REDRIVE_LIMIT,
-    )
-    .await?;
-    Ok(redriven(&report, &format!("labourer {labourer_id}")))
+    redrive_and_say(store, &target, &format!("labourer {labourer_id}")).await
 }
 
 /// Every dead task of the job `job_id` back to the queue, the job reopened.
 pub(crate) async fn redrive_job(store: &Backend, job_id: &str) -> CliResult<String> {
-    let Some(job) = store.jobs.get_job(job_id).await? else {
-        return Err(CliError::new(format!(
-            "no job `{job_id}` in {}",
-            store.name
-        )));
-    };
-    let dead: Vec<TaskId> = query::job_failures(store.tasks.as_ref(), &job, REDRIVE_LIMIT)
-        .await?
-        .into_iter()
-        .filter(|task| task.status == TaskStatus::Dead)
-        .map(|task| TaskId::new(task.task_id))
-        .collect::<Result<_, _>>()?;
-    let mut total = RedriveReport::default();
-    for id in dead {
-        let report = redrive(
-            store.tasks.as_ref(),
-            Some(store.jobs.as_ref()),
-            &RedriveTarget::Task(id),
-            Utc::now().timestamp(),
-            1,
-        )
-        .await?;
-        total.redriven.extend(report.redriven);
-        total.conflicts += report.conflicts;
-        for (job, n) in report.jobs_reopened {
-            *total.jobs_reopened.entry(job).or_default() += n;
-        }
-        total.warnings.extend(report.warnings);
-        total.refused.extend(report.refused);
-    }
-    Ok(redriven(&total, &format!("job {job_id}")))
+    let target = RedriveTarget::Job(job_id.to_owned());
+    redrive_and_say(store, &target, &format!("job {job_id}")).await
+}
+
+/// Up to [`REDRIVE_LIMIT`] dead tasks of `target` back to the queue; the sentence for it.
+async fn redrive_and_say(store: &Backend, target: &RedriveTarget, of: &str) -> CliResult<String> {
+    let report = redrive(
+        store.tasks.as_ref(),
+        Some(store.jobs.as_ref()),
+        target,
+        Utc::now().timestamp(),
+        REDRIVE_LIMIT,
+    )
+    .await?;
+    Ok(redriven(&report, of))
 }
 
 /// Cancels the job `job_id` as `sosw cancel` does: its queued and waiting tasks close as cancelled,
