@@ -8,8 +8,14 @@
 //! `SOSW_REQUIRE_EMULATORS=1`).
 
 use serde_json::json;
+use sosw::aws::dynamodb::lean::{
+    LeanOptions, LeanTaskStore, create_lean_tables, delete_lean_tables,
+};
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
-use sosw::store::{EnqueueMode, TableNames, TaskQueue};
+use sosw::store::{
+    ClaimOutcome, ClosedStatus, EnqueueMode, JobCounts, JobRecord, JobStatus, JobStore,
+    MoveOutcome, ReportOutcome, TableNames, TaskQueue, TaskReport, TaskStore,
+};
 use sosw::task::Task;
 use sosw_integration_tests::{
     DYNAMODB_ENDPOINT_VAR, dynamodb_client_at, emulator_endpoint, unique_prefix,
@@ -101,4 +107,188 @@ async fn one_labourers_queue_is_throttled_at_its_index_partition_and_nothing_is_
     delete_tables(&direct, &tables)
         .await
         .expect("tables deleted");
+}
+
+/// Limits no test run reaches: the model only counts.
+const COUNT_ONLY: PartitionLimits = PartitionLimits {
+    write_units_per_sec: 1e12,
+    read_units_per_sec: 1e12,
+};
+
+/// DynamoDB's write limit per partition key and second.
+const KEY_WRITE_UNITS_PER_SEC: f64 = 1_000.0;
+
+/// Runs the whole lifecycle of `count` tasks of one labourer, spread over `jobs` jobs, through `store`:
+/// enqueue, claim (from the queue head, as the orchestrator does), complete, archive, and the job's
+/// counter (the worker assistant's calls).
+async fn lifecycle<S: TaskStore + JobStore>(store: &S, labourer: &str, count: usize, jobs: usize) {
+    let now = 1_800_000_000;
+    for j in 0..jobs {
+        let record = JobRecord {
+            job_id: format!("{labourer}-job-{j}"),
+            labourer_id: labourer.to_owned(),
+            status: JobStatus::Running,
+            total: None,
+            enqueued: 0,
+            counts: JobCounts::default(),
+            created_at: now,
+            started_at: Some(now),
+            finished_at: None,
+            requesters: vec![],
+            job: json!({}),
+        };
+        store.create_job(&record).await.expect("job created");
+    }
+    let mut all = tasks(labourer, count);
+    for (i, task) in all.iter_mut().enumerate() {
+        task.job_id = Some(format!("{labourer}-job-{}", i % jobs));
+    }
+    for chunk in all.chunks(100) {
+        store
+            .enqueue(chunk, EnqueueMode::Fresh)
+            .await
+            .expect("enqueued");
+    }
+    let mut closed = 0;
+    while closed < count {
+        let head = store
+            .next_queued(labourer, now, 100)
+            .await
+            .expect("queue read");
+        assert!(!head.is_empty(), "{closed} of {count} closed, queue empty");
+        for task in head {
+            let claimed = store.claim(&task.task_id, now).await.expect("claim");
+            assert!(matches!(claimed, ClaimOutcome::Claimed(_)), "claimed once");
+            let done = match store
+                .complete(&task.task_id, &TaskReport::default(), now + 1)
+                .await
+                .expect("complete")
+            {
+                ReportOutcome::Recorded(done) => done,
+                other => panic!("completion recorded, not {other:?}"),
+            };
+            let moved = store
+                .archive(&done, ClosedStatus::Completed, now + 1)
+                .await
+                .expect("archive");
+            assert_eq!(moved, MoveOutcome::Moved);
+            let delta = JobCounts {
+                completed: 1,
+                ..JobCounts::default()
+            };
+            let job = done.job_id.as_deref().expect("a job");
+            JobStore::add_outcomes(store, job, delta)
+                .await
+                .expect("counted");
+            closed += 1;
+        }
+    }
+}
+
+/// The partition key with the most write units (of `table` only, if given), and its units per task.
+fn hottest(proxy: &PartitionProxy, count: usize, table: Option<&str>) -> (String, f64) {
+    let stats = proxy.stats();
+    let top = stats
+        .iter()
+        .filter(|s| s.direction == Direction::Write)
+        .filter(|s| table.is_none_or(|t| s.partition.table == t))
+        .max_by(|a, b| a.units.total_cmp(&b.units))
+        .expect("writes were made");
+    let name = format!(
+        "{}{} {}",
+        top.partition.table,
+        top.partition
+            .index
+            .as_deref()
+            .map(|i| format!(" index {i}"))
+            .unwrap_or_default(),
+        top.partition.key
+    );
+    (name, top.units / count as f64)
+}
+
+/// One labourer's ceiling on each layout, from the write units the real stores put on each partition
+/// key (counted by the partition model over DynamoDB Local, nothing throttled): a key serves at most
+/// 1,000 write units a second, so the labourer's steady rate is at most 1,000 over the units per task
+/// of its hottest key. sosw 0.7's tables: the labourer's greenfield index key, about 200 tasks/s. The
+/// lean layout with 16 shards: above 3,000 tasks/s when the labourer's tasks come from at least four
+/// jobs; with a single job, that job's record (one counter write per task) caps it at 1,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_labourer_s_ceiling_is_its_hottest_partition_key_on_each_layout() {
+    let Some(endpoint) = emulator_endpoint(DYNAMODB_ENDPOINT_VAR) else {
+        return;
+    };
+    const TASKS: usize = 640;
+    let direct = dynamodb_client_at(&endpoint).await;
+
+    let tables = TableNames::with_prefix(&unique_prefix());
+    create_tables(&direct, &tables).await.expect("tables");
+    let proxy = PartitionProxy::start(&endpoint, COUNT_ONLY)
+        .await
+        .expect("the proxy starts");
+    let store = DynamoTaskStore::new(dynamodb_client_at(proxy.url()).await, tables.clone());
+    lifecycle(&store, "w", TASKS, 4).await;
+    let (key_07, per_task_07) = hottest(&proxy, TASKS, None);
+    delete_tables(&direct, &tables).await.expect("deleted");
+
+    let mut lean = Vec::new();
+    for jobs in [4, 1] {
+        let options = LeanOptions::with_prefix(&unique_prefix()).shards(16);
+        create_lean_tables(&direct, &options).await.expect("tables");
+        let proxy = PartitionProxy::start(&endpoint, COUNT_ONLY)
+            .await
+            .expect("the proxy starts");
+        let store = LeanTaskStore::new(dynamodb_client_at(proxy.url()).await, options.clone())
+            .expect("lean options");
+        lifecycle(&store, "w", TASKS, jobs).await;
+        let (key, per_task) = hottest(&proxy, TASKS, Some(&options.table));
+        println!(
+            "lean, 16 shards, {jobs} job(s): hottest key of the lean table {key}, {per_task:.3} write \
+             units per task, ceiling {:.0} tasks/s",
+            KEY_WRITE_UNITS_PER_SEC / per_task
+        );
+        lean.push((jobs, hottest(&proxy, TASKS, None)));
+        delete_lean_tables(&direct, &options)
+            .await
+            .expect("deleted");
+    }
+
+    let ceiling = |per_task: f64| KEY_WRITE_UNITS_PER_SEC / per_task;
+    println!(
+        "sosw 0.7 tables, 4 jobs: hottest key {key_07}, {per_task_07:.3} write units per task, \
+         ceiling {:.0} tasks/s",
+        ceiling(per_task_07)
+    );
+    for (jobs, (key, per_task)) in &lean {
+        println!(
+            "lean, 16 shards, {jobs} job(s): hottest key {key}, {per_task:.3} write units per task, \
+             ceiling {:.0} tasks/s",
+            ceiling(*per_task)
+        );
+    }
+    assert!(
+        key_07.contains(&tables.tasks_greenfield_index),
+        "on sosw 0.7's tables the greenfield index key is the hottest: {key_07}"
+    );
+    assert!(
+        ceiling(per_task_07) <= 300.0,
+        "sosw 0.7's tables: one labourer near 200 tasks/s, not {:.0}",
+        ceiling(per_task_07)
+    );
+    let (_, (four_key, four)) = &lean[0];
+    assert!(
+        ceiling(*four) >= 3_000.0,
+        "lean, 16 shards, 4 jobs: at least 3,000 tasks/s, not {:.0} (hottest {four_key})",
+        ceiling(*four)
+    );
+    let (_, (one_key, one)) = &lean[1];
+    assert!(
+        one_key.contains("job"),
+        "lean, one job: the job record is the hottest key: {one_key}"
+    );
+    assert!(
+        (ceiling(*one) - KEY_WRITE_UNITS_PER_SEC).abs() < 50.0,
+        "lean, one job: its record's counter caps the labourer near 1,000 tasks/s, not {:.0}",
+        ceiling(*one)
+    );
 }
