@@ -21,7 +21,6 @@ use sosw::invoke::inprocess::{InProcessInvoker, handler_fn};
 use sosw::lambda::settings::{LAYOUT_VAR, LEAN_SHARDS_VAR, SCHEDULER_FUNCTION, StoreLayout};
 use sosw::lambda::{Settings, aws};
 use sosw::processor::Stats;
-use sosw::store::{JobStore, TaskLookup, TaskQueue};
 use sosw::task::TaskId;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
