@@ -17,7 +17,7 @@ use sosw::config::{OrchestratorConfig, parse_config};
 use sosw::ecology::FixedMetrics;
 use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings, RunMode};
 use sosw::invoke::inprocess::{InProcessInvoker, handler_fn};
-use sosw::store::{EnqueueMode, TableNames, TaskClaims, TaskLookup, TaskQueue};
+use sosw::store::{EnqueueMode, TableNames, TaskClaims, TaskLookup, TaskQueue, TaskRetries};
 use sosw::task::{Task, TaskId};
 
 use super::{DynamoJob, HASHTAGS};
@@ -74,29 +74,41 @@ async fn migrate_layout_moves_the_queue_once_and_a_second_run_moves_nothing() {
     create_lean_tables(&job.client, &options)
         .await
         .expect("lean table");
-    // Two tasks invoked on the 0.7 side: they stay there.
+    // Two tasks invoked on the 0.7 side: they stay there. A third waits for a retry: it moves.
     let now = chrono::Utc::now().timestamp();
-    let head = job.store.next_queued(HASHTAGS, now, 2).await.expect("head");
+    let head = job.store.next_queued(HASHTAGS, now, 3).await.expect("head");
     for task in &head {
         job.store.claim(&task.task_id, now).await.expect("claim");
     }
+    let retried = head[2].task_id.clone();
+    let row = job
+        .store
+        .get_task(&retried)
+        .await
+        .expect("get")
+        .expect("claimed");
+    job.store
+        .move_to_retry(&row, now + 3600)
+        .await
+        .expect("to retry");
     let ids: Vec<String> = job.report_ids().await;
-    assert_eq!(ids.len(), 36);
+    assert_eq!(ids.len(), 35);
 
     let (code, out, stderr) = job.sosw(&["migrate-layout", "--dry-run"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        out.contains("would move 34 queued and 0 waiting-for-retry tasks; 2 invoked"),
+        out.contains("would move 33 queued and 1 waiting-for-retry tasks; 2 invoked"),
         "{out}"
     );
     let (code, out, stderr) = job.sosw(&["migrate-layout", "--progress-every", "10"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        out.contains("moved     34 queued, 0 waiting for retry"),
+        out.contains("moved     33 queued, 1 waiting for retry"),
         "{out}"
     );
     assert!(out.contains("running   2 invoked"), "{out}");
     assert!(stderr.contains("moved or left 10 of 34"), "{stderr}");
+    assert!(stderr.contains("moved or left 34 of 34"), "{stderr}");
     let (code, out, stderr) = job.sosw(&["migrate-layout", "--output", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let second: Value = serde_json::from_str(out.trim()).expect("json");
@@ -112,11 +124,19 @@ async fn migrate_layout_moves_the_queue_once_and_a_second_run_moves_nothing() {
 
     let lean = LeanTaskStore::new(job.client.clone(), options.clone()).expect("lean store");
     let later = chrono::Utc::now().timestamp() + 1;
-    assert_eq!(lean.queue_length(HASHTAGS, later).await.expect("len"), 34);
+    assert_eq!(lean.queue_length(HASHTAGS, later).await.expect("len"), 33);
     assert_eq!(
         job.store.queue_length(HASHTAGS, later).await.expect("len"),
         0
     );
+    assert_eq!(lean.retry_length(HASHTAGS).await.expect("len"), 1);
+    assert_eq!(job.store.retry_length(HASHTAGS).await.expect("len"), 0);
+    let waiting = lean
+        .get_retry_task(HASHTAGS, &retried)
+        .await
+        .expect("get")
+        .expect("waiting on the lean side");
+    assert_eq!(waiting.desired_launch_time, Some(now + 3600));
     let (mut lost, mut twice, mut on_old) = (0, 0, 0);
     for (_, old, new) in whereabouts(&job.store, &lean, &ids).await {
         match (old, new) {
