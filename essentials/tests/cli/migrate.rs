@@ -20,7 +20,7 @@ use sosw::invoke::inprocess::{InProcessInvoker, handler_fn};
 use sosw::store::{EnqueueMode, TableNames, TaskClaims, TaskLookup, TaskQueue, TaskRetries};
 use sosw::task::{Task, TaskId};
 
-use super::{DynamoJob, HASHTAGS};
+use super::{DynamoJob, HASHTAGS, run};
 
 /// The lean table beside the 0.7 tables of `prefix` (same job and ecology tables).
 fn lean_options(prefix: &str, tables: &TableNames) -> LeanOptions {
@@ -64,6 +64,14 @@ async fn migrate_layout_moves_the_queue_once_and_a_second_run_moves_nothing() {
         .expect("prefixed")
         .to_owned();
     let options = lean_options(&prefix, &job.tables);
+    // Without --aws there is nothing to migrate: the state file has one layout.
+    let (code, _, stderr) = run(&["migrate-layout"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("pass --aws"), "{stderr}");
+    // A shard count out of range names the setting.
+    let (code, _, stderr) = job.sosw(&["migrate-layout", "--shards", "0"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("1 to 64"), "{stderr}");
     // Without the lean table the command says which table is missing.
     let (code, _, stderr) = job.sosw(&["migrate-layout"]);
     assert_eq!(code, 1, "{stderr}");
