@@ -44,6 +44,10 @@ def _tag(loader, suffix, node):
     return Tagged(suffix, value)
 
 
+def is_no_value(value):
+    return isinstance(value, Tagged) and value.tag == "Ref" and value.value == "AWS::NoValue"
+
+
 class Loader(yaml.SafeLoader):
     pass
 
@@ -106,6 +110,11 @@ class Template:
                     return self.ref(key)
 
                 return re.sub(r"\$\{([^}]+)\}", sub, value.value)
+            if value.tag == "If":
+                # Both branches are linted (a statement of either layout), AWS::NoValue dropped.
+                _, *branches = value.value
+                kept = [b for b in branches if not is_no_value(b)]
+                return [self.resolve(b) for b in kept]
             raise ValueError(f"{self.path}: intrinsic !{value.tag} is not resolved here")
         if isinstance(value, list):
             out = []

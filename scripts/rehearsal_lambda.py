@@ -222,7 +222,9 @@ class Sandbox:
         self.fn = fn
         self.inbox = queue.Queue()
         self.server = serve(self._handler())
-        env = dict(fn.conf["environment"])  # what the stack gave the function, nothing of sosw's added
+        # What the stack gave the function, nothing of sosw's added; as strings, as Lambda gives them
+        # (moto keeps the value of a Number parameter, e.g. LeanShards, as a number).
+        env = {k: str(v) for k, v in fn.conf["environment"].items()}
         proxy = f"http://127.0.0.1:{fn.proxy.server_address[1]}"
         env.update({
             # What Lambda itself sets in every function's environment.

@@ -239,6 +239,9 @@ def role_policies(c, role_arn):
                 doc = json.loads(doc)
             except json.JSONDecodeError:
                 doc = ast.literal_eval(doc)
+        # moto keeps a statement that is `!If [cond, ..., !Ref AWS::NoValue]` with a false condition as
+        # null in the list; AWS drops it (the essentials' layout statements are written so).
+        doc["Statement"] = [s for s in doc["Statement"] if s is not None]
         out[name] = aws_log_group_arns(doc)
     return out
 

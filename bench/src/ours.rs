@@ -277,7 +277,7 @@ pub async fn throughput(args: &Args) -> BenchResult<Value> {
         "sosw_worker_assistant_config",
         json!({"task_config": task_config(args, args.slots)}),
     )?;
-    let assistant = Arc::new(build_worker_assistant(&clients, config));
+    let assistant = Arc::new(build_worker_assistant(&clients, config).map_err(bench_error)?);
     let started = Instant::now();
     let window = std::time::Duration::from_secs(60);
     let finished = Arc::new(AtomicU64::new(0));

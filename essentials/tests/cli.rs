@@ -602,6 +602,21 @@ impl DynamoJob {
         outcome(command)
     }
 
+    /// The ids of the job's tasks (queued or claimed) in the 0.7 tables.
+    async fn report_ids(&self) -> Vec<String> {
+        let now = chrono::Utc::now().timestamp() + sosw::task::greenfield::INVOCATION_DELTA * 2;
+        let mut ids: Vec<String> = self
+            .store
+            .next_queued(HASHTAGS, now, 1000)
+            .await
+            .expect("queue")
+            .into_iter()
+            .map(|t| t.task_id.as_str().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     async fn delete_tables(&self) {
         let _ = sosw::aws::dynamodb::delete_tables(&self.client, &self.tables).await;
     }
@@ -1402,5 +1417,8 @@ mod inspect;
 #[path = "cli/dashboard.rs"]
 mod dashboard;
 /// The steering commands: `cancel`, `pause`, `resume`.
+#[path = "cli/migrate.rs"]
+mod migrate;
+
 #[path = "cli/steer.rs"]
 mod steer;

@@ -9,5 +9,6 @@
 mod lambda {
     mod aws_wiring;
     mod handlers;
+    mod lean_layout;
     mod runtime_api;
 }

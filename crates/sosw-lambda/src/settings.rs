@@ -45,6 +45,125 @@ pub const METRICS_QUEUE_LENGTHS_VAR: &str = "SOSW_METRICS_QUEUE_LENGTHS";
 /// sibling is spawned only with `force` or `auto_spawning`). The essentials' stack sets its schedule.
 pub const SCHEDULE_RULE_VAR: &str = "SOSW_SCHEDULE_RULE";
 
+/// The task tables' layout: `sosw07` (sosw 0.7's tables, the default; `0.7` is read as the same) or
+/// `lean` (one table without indexes, docs/layout-lean.md).
+pub const LAYOUT_VAR: &str = "SOSW_LAYOUT";
+
+/// The lean layout's table (default `sosw_lean`, after the config's `table_prefix`). Read only with
+/// `SOSW_LAYOUT=lean`.
+pub const LEAN_TABLE_VAR: &str = "SOSW_LEAN_TABLE";
+
+/// The lean layout's shards per labourer, 1 to 64 (default 4). Fixed for a table: changing it strands
+/// the items written under the old count. Read only with `SOSW_LAYOUT=lean`.
+pub const LEAN_SHARDS_VAR: &str = "SOSW_LEAN_SHARDS";
+
+/// The lean table's name when `SOSW_LEAN_TABLE` is not set (the config's `table_prefix` goes in front).
+pub const DEFAULT_LEAN_TABLE: &str = "sosw_lean";
+
+/// The lean layout's shards per labourer when `SOSW_LEAN_SHARDS` is not set.
+pub const DEFAULT_LEAN_SHARDS: u32 = 4;
+
+/// Which DynamoDB layout holds a deployment's tasks (`SOSW_LAYOUT`). Every essential, worker reporting
+/// to the store and `sosw --aws` of a deployment must read the same one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StoreLayout {
+    /// sosw 0.7's tables (`sosw_tasks`, `sosw_closed_tasks`, `sosw_retry_tasks`, named by the config's
+    /// `task_config`): the default, and the only layout sosw 0.7's Python essentials share.
+    #[default]
+    Sosw07,
+    /// The lean layout: one table (hash `pk`, range `sk`, no index), job records and the ecology state
+    /// in the config's tables as on 0.7.
+    Lean(LeanLayout),
+}
+
+/// The lean layout's table and shards, validated (shards 1 to 64, a table name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeanLayout {
+    table: Option<String>,
+    shards: u32,
+}
+
+impl LeanLayout {
+    /// The lean layout over `table` (`None`: `<table_prefix>sosw_lean`) with `shards` shards per
+    /// labourer; an error unless `shards` is 1 to 64.
+    pub fn new(table: Option<String>, shards: u32) -> Result<Self> {
+        if !(1..=64).contains(&shards) {
+            return Err(Error::invalid(
+                "environment variable",
+                format!("{LEAN_SHARDS_VAR} is `{shards}`; set it to a whole number from 1 to 64"),
+            ));
+        }
+        Ok(LeanLayout { table, shards })
+    }
+
+    /// The table set by `SOSW_LEAN_TABLE`, if any.
+    pub fn table(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
+    /// The table's name for a deployment whose config has `table_prefix`: `SOSW_LEAN_TABLE` as given,
+    /// else `<table_prefix>sosw_lean`.
+    pub fn table_name(&self, table_prefix: &str) -> String {
+        self.table
+            .clone()
+            .unwrap_or_else(|| format!("{table_prefix}{DEFAULT_LEAN_TABLE}"))
+    }
+
+    /// Shards per labourer.
+    pub fn shards(&self) -> u32 {
+        self.shards
+    }
+}
+
+impl StoreLayout {
+    /// The layout this process's environment names (`SOSW_LAYOUT`, `SOSW_LEAN_TABLE`,
+    /// `SOSW_LEAN_SHARDS`).
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The layout `lookup` names; blank values count as unset. An unknown layout or a bad shard count
+    /// is an error naming the variable and the values it takes.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let read = |name: &str| {
+            lookup(name)
+                .map(|value| value.trim().to_string())
+                .filter(|value| !value.is_empty())
+        };
+        let shards = match read(LEAN_SHARDS_VAR) {
+            None => DEFAULT_LEAN_SHARDS,
+            Some(value) => value.parse::<u32>().map_err(|_| {
+                Error::invalid(
+                    "environment variable",
+                    format!(
+                        "{LEAN_SHARDS_VAR} is `{value}`; set it to a whole number from 1 to 64"
+                    ),
+                )
+            })?,
+        };
+        let lean = LeanLayout::new(read(LEAN_TABLE_VAR), shards)?;
+        match read(LAYOUT_VAR).as_deref() {
+            None | Some("sosw07" | "0.7") => Ok(StoreLayout::Sosw07),
+            Some("lean") => Ok(StoreLayout::Lean(lean)),
+            Some(other) => Err(Error::invalid(
+                "environment variable",
+                format!(
+                    "{LAYOUT_VAR} is `{other}`; set it to `sosw07` (sosw 0.7's tables, the default) \
+                     or `lean` (the lean layout, docs/layout-lean.md)"
+                ),
+            )),
+        }
+    }
+
+    /// `sosw07` or `lean`, as `SOSW_LAYOUT` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StoreLayout::Sosw07 => "sosw07",
+            StoreLayout::Lean(_) => "lean",
+        }
+    }
+}
+
 /// An essential's settings from the environment. Every default is stated on its field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -68,6 +187,9 @@ pub struct Settings {
     pub metrics_queue_lengths: bool,
     /// The rule the scheduler's sibling guard reads: `SOSW_SCHEDULE_RULE`, else none.
     pub schedule_rule: Option<String>,
+    /// The task tables' layout: `SOSW_LAYOUT` (with `SOSW_LEAN_TABLE`, `SOSW_LEAN_SHARDS`), else
+    /// sosw 0.7's tables.
+    pub layout: StoreLayout,
 }
 
 impl Settings {
@@ -101,6 +223,7 @@ impl Settings {
                 .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.into()),
             metrics_queue_lengths: flag(METRICS_QUEUE_LENGTHS_VAR, true)?,
             schedule_rule: read(SCHEDULE_RULE_VAR),
+            layout: StoreLayout::from_lookup(&lookup)?,
         })
     }
 }
@@ -142,6 +265,7 @@ mod tests {
         assert!(s.metrics_enabled && s.metrics_queue_lengths);
         assert_eq!(s.metrics_namespace, "sosw");
         assert_eq!(s.schedule_rule, None);
+        assert_eq!(s.layout, StoreLayout::Sosw07);
         Ok(())
     }
 
@@ -190,5 +314,55 @@ mod tests {
         let err = settings(&[(S3_FORCE_PATH_STYLE_VAR, "maybe")]).expect_err("not a bool");
         assert!(!err.is_retryable());
         assert!(err.to_string().contains(S3_FORCE_PATH_STYLE_VAR), "{err}");
+    }
+
+    #[test]
+    fn the_layout_is_sosw_07_unless_lean_is_named_and_bad_values_name_the_variable() -> Result<()> {
+        assert_eq!(
+            settings(&[(LAYOUT_VAR, "0.7")])?.layout,
+            StoreLayout::Sosw07
+        );
+        assert_eq!(
+            settings(&[(LAYOUT_VAR, "sosw07"), (LEAN_SHARDS_VAR, "8")])?.layout,
+            StoreLayout::Sosw07
+        );
+        let StoreLayout::Lean(lean) = settings(&[(LAYOUT_VAR, " lean ")])?.layout else {
+            return Err(Error::invalid("test", "lean expected"));
+        };
+        assert_eq!((lean.table(), lean.shards()), (None, DEFAULT_LEAN_SHARDS));
+        assert_eq!(lean.table_name("dev_"), "dev_sosw_lean");
+        let StoreLayout::Lean(lean) = settings(&[
+            (LAYOUT_VAR, "lean"),
+            (LEAN_TABLE_VAR, "tasks_lean"),
+            (LEAN_SHARDS_VAR, "16"),
+        ])?
+        .layout
+        else {
+            return Err(Error::invalid("test", "lean expected"));
+        };
+        assert_eq!(
+            (lean.table_name("dev_"), lean.shards()),
+            ("tasks_lean".into(), 16)
+        );
+        for (vars, named, allowed) in [
+            (vec![(LAYOUT_VAR, "fast")], LAYOUT_VAR, "`sosw07`"),
+            (
+                vec![(LAYOUT_VAR, "lean"), (LEAN_SHARDS_VAR, "0")],
+                LEAN_SHARDS_VAR,
+                "1 to 64",
+            ),
+            (
+                vec![(LAYOUT_VAR, "lean"), (LEAN_SHARDS_VAR, "65")],
+                LEAN_SHARDS_VAR,
+                "1 to 64",
+            ),
+            (vec![(LEAN_SHARDS_VAR, "four")], LEAN_SHARDS_VAR, "1 to 64"),
+        ] {
+            let err = settings(&vars).expect_err("a bad layout setting");
+            assert!(!err.is_retryable());
+            let text = err.to_string();
+            assert!(text.contains(named) && text.contains(allowed), "{text}");
+        }
+        Ok(())
     }
 }

@@ -10,14 +10,9 @@ use serde_json::{Value, json};
 
 use sosw_aws::assistant::LambdaAssistantReporter;
 use sosw_aws::config_source::DynamoConfigSource;
-use sosw_aws::dynamodb::DynamoTaskStore;
-use sosw_aws::sns::SnsNotifier;
 use sosw_core::config::WorkerAssistantConfig;
 use sosw_core::error::Result;
-use sosw_core::essentials::closer::Closer;
-use sosw_core::essentials::worker_assistant::{
-    FUNCTION_NAME as ASSISTANT_FUNCTION_NAME, WorkerAssistant,
-};
+use sosw_core::essentials::worker_assistant::FUNCTION_NAME as ASSISTANT_FUNCTION_NAME;
 use sosw_core::processor::{HandlerError, function_name_or, load_config};
 use sosw_core::worker::{Reporter, StoreReporter, Worker, WorkerConfig, WorkerRunner};
 
@@ -114,19 +109,17 @@ fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// A [`StoreReporter`] over the DynamoDB tables named in the worker assistant's config.
+/// A [`StoreReporter`] over the DynamoDB tables named in the worker assistant's config, in the layout
+/// `SOSW_LAYOUT` names (the essentials' setting: a worker reporting to the store must read the same).
 async fn store_reporter(
     sdk: &aws_config::SdkConfig,
     source: &DynamoConfigSource,
 ) -> Result<StoreReporter> {
+    let layout = crate::settings::StoreLayout::from_env()?;
     let config: WorkerAssistantConfig =
         load_config(source, ASSISTANT_FUNCTION_NAME, json!({}), None).await?;
-    let store = Arc::new(DynamoTaskStore::new(
-        aws_sdk_dynamodb::Client::new(sdk),
-        config.task_config.table_names(),
-    ));
-    let closer = Closer::new(store.clone(), Arc::new(SnsNotifier::new(sdk))).with_jobs(store);
-    let assistant = WorkerAssistant::new(config, closer);
+    let clients = crate::aws::Clients::new(sdk.clone()).with_layout(layout);
+    let assistant = crate::aws::build_worker_assistant(&clients, config)?;
     Ok(StoreReporter::new(Arc::new(assistant)))
 }
 

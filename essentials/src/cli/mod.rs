@@ -29,6 +29,7 @@ mod dashboard;
 mod defaults;
 mod inspect;
 mod local;
+mod migrate;
 mod ops;
 mod output;
 mod stores;
@@ -138,6 +139,11 @@ pub enum Command {
     Pause(control::LabourerArgs),
     /// Resume a paused labourer.
     Resume(control::LabourerArgs),
+    /// Move a deployment's waiting tasks (queued, waiting for retry) from sosw 0.7's tables to the
+    /// lean table, oldest first, while the essentials run (with --aws). Invoked tasks finish where
+    /// they are. Resumable: run it again to finish or re-check. See docs/deploy.md, "Migrating to the
+    /// lean layout".
+    MigrateLayout(migrate::MigrateLayoutArgs),
     /// Work with config documents.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -314,6 +320,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Pause(args) => control::pause(&global, args).await,
         Command::Resume(args) => control::resume(&global, args).await,
         Command::Dashboard(args) => dashboard::dashboard(&global, args).await,
+        Command::MigrateLayout(args) => migrate::migrate_layout(&global, args).await,
         Command::Config(ConfigCommand::Check { dir }) => ops::config_check(&dir).await,
     }
 }

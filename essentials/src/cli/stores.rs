@@ -64,7 +64,8 @@ pub fn config_dir(dir: &Path) -> CliResult<FileConfigSource> {
     Ok(FileConfigSource::new(dir))
 }
 
-/// The store to read: the DynamoDB tables `task_config` names with `--aws`, else the state file, which
+/// The store to read: the DynamoDB tables `task_config` names with `--aws` (in the layout `SOSW_LAYOUT`
+/// names, as the essentials read it), else the state file, which
 /// must exist unless `create` is set.
 pub async fn backend(
     global: &Global,
@@ -72,9 +73,9 @@ pub async fn backend(
     create: bool,
 ) -> CliResult<Backend> {
     if global.aws {
-        let clients = Clients::new(sdk_config().await);
-        let store = sosw::lambda::aws::task_store(&clients, task_config);
         let settings = Settings::from_env(ORCHESTRATOR_FUNCTION)?;
+        let clients = Clients::new(sdk_config().await).with_layout(settings.layout.clone());
+        let store = sosw::lambda::aws::deployment_store(&clients, task_config)?;
         return Ok(Backend {
             tasks: store.clone(),
             jobs: store,

@@ -21,6 +21,7 @@
 
 mod archive;
 mod claims;
+pub mod migrate;
 mod queue;
 mod schema;
 

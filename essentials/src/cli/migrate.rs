@@ -1,0 +1,154 @@
+//! `sosw migrate-layout --aws`: moves a deployment's waiting tasks from sosw 0.7's tables to the lean
+//! table ([`sosw::aws::dynamodb::lean::migrate`]; docs/layout-lean.md and docs/deploy.md, "Migrating
+//! to the lean layout").
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::Args;
+use serde_json::json;
+use sosw::aws::dynamodb::DynamoTaskStore;
+use sosw::aws::dynamodb::lean::migrate::{Migration, MigrationReport};
+use sosw::aws::dynamodb::lean::{LeanOptions, LeanTaskStore};
+use sosw::lambda::aws::{Clients, sdk_config};
+use sosw::lambda::settings::{LAYOUT_VAR, LeanLayout, StoreLayout};
+
+use super::inspect::{Output, json_line};
+use super::ops::orchestrator_config;
+use super::{CliError, CliResult, Global};
+
+/// `sosw migrate-layout`.
+#[derive(Debug, Args)]
+pub struct MigrateLayoutArgs {
+    /// Count what would move (queued and retry rows, running ones left) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The lean table. Default: SOSW_LEAN_TABLE, else `<table_prefix>sosw_lean`.
+    #[arg(long, value_name = "TABLE")]
+    pub lean_table: Option<String>,
+    /// Shards per labourer of the lean table, 1 to 64: the essentials' SOSW_LEAN_SHARDS. Default:
+    /// SOSW_LEAN_SHARDS, else 4.
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+    /// Print progress every N tasks (on stderr).
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub progress_every: u64,
+    /// `--output text|json`.
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// Runs `sosw migrate-layout`.
+pub async fn migrate_layout(global: &Global, args: MigrateLayoutArgs) -> CliResult {
+    if !global.aws {
+        return Err(CliError::new(
+            "migrate-layout moves tasks between DynamoDB layouts: pass --aws (the state file has one \
+             layout only)",
+        ));
+    }
+    let config = orchestrator_config(global).await?;
+    let task_config = &config.task_config;
+    // The lean table and shards as the essentials read them (SOSW_LEAN_TABLE, SOSW_LEAN_SHARDS),
+    // whatever SOSW_LAYOUT says now: the migration runs before the switch.
+    let from_env = match StoreLayout::from_lookup(|name| match name {
+        LAYOUT_VAR => Some("lean".into()),
+        _ => std::env::var(name).ok(),
+    })? {
+        StoreLayout::Lean(lean) => lean,
+        StoreLayout::Sosw07 => LeanLayout::new(None, sosw::lambda::settings::DEFAULT_LEAN_SHARDS)?,
+    };
+    let lean = LeanLayout::new(
+        args.lean_table
+            .clone()
+            .or(from_env.table().map(str::to_owned)),
+        args.shards.unwrap_or(from_env.shards()),
+    )?;
+    let tables = task_config.table_names();
+    let options = LeanOptions {
+        table: lean.table_name(&task_config.table_prefix),
+        jobs_table: tables.jobs.clone(),
+        ecology_table: tables.ecology.clone(),
+        shards: lean.shards(),
+        ..LeanOptions::default()
+    };
+    let clients = Clients::new(sdk_config().await);
+    let from = DynamoTaskStore::new(clients.dynamodb.clone(), tables.clone());
+    let to = LeanTaskStore::new(clients.dynamodb.clone(), options.clone())?;
+    let migration = Migration::new(from, to);
+    let text = !args.output.json();
+    if text {
+        tell!(
+            "{} from `{}` and `{}` to `{}` ({} shards)",
+            if args.dry_run { "counting" } else { "moving" },
+            tables.tasks,
+            tables.retry,
+            options.table,
+            options.shards
+        );
+    }
+    let report = migration
+        .run(
+            Utc::now().timestamp(),
+            args.dry_run,
+            args.progress_every,
+            |p| {
+                if text && !args.dry_run {
+                    tell!("moved or left {} of {} waiting tasks", p.done, p.total);
+                }
+            },
+        )
+        .await
+        .map_err(|err| CliError::new(format!("migrate-layout: {err}")))?;
+    if args.output.json() {
+        json_line(&json!({
+            "dry_run": args.dry_run,
+            "lean_table": options.table,
+            "shards": options.shards,
+            "queued_found": report.queued_found,
+            "retries_found": report.retries_found,
+            "queued_moved": report.queued_moved,
+            "retries_moved": report.retries_moved,
+            "finished_earlier_moves": report.finished_earlier_moves,
+            "left_changed": report.left_changed,
+            "left_running": report.left_running,
+        }))?;
+    } else {
+        print_report(&report, args.dry_run);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(report: &MigrationReport, dry_run: bool) {
+    if dry_run {
+        say!(
+            "would move {} queued and {} waiting-for-retry tasks; {} invoked or completed stay on \
+             sosw 0.7's tables (dry run: nothing written)",
+            report.queued_found,
+            report.retries_found,
+            report.left_running
+        );
+        return;
+    }
+    say!(
+        "moved     {} queued, {} waiting for retry",
+        report.queued_moved,
+        report.retries_moved
+    );
+    if report.finished_earlier_moves > 0 {
+        say!(
+            "finished  {} moves an earlier run had started",
+            report.finished_earlier_moves
+        );
+    }
+    if report.left_changed > 0 {
+        say!(
+            "left      {} claimed or changed by a sosw 0.7 essential during the move (run again \
+             once they are back in the queue, or let them finish there)",
+            report.left_changed
+        );
+    }
+    say!(
+        "running   {} invoked or completed: they finish on sosw 0.7's tables",
+        report.left_running
+    );
+}

@@ -1,0 +1,304 @@
+//! `sosw migrate-layout --aws` on DynamoDB Local: sosw 0.7's tables to the lean table, counted, run
+//! twice (the second moves nothing and loses nothing), and with a sosw 0.7 orchestrator claiming from
+//! the same queue during the move (every task ends exactly once in one of the two layouts).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use sosw::aws::dynamodb::lean::migrate::Migration;
+use sosw::aws::dynamodb::lean::{
+    LeanOptions, LeanTaskStore, create_lean_tables, delete_lean_tables,
+};
+use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
+use sosw::clock::SystemClock;
+use sosw::config::{OrchestratorConfig, parse_config};
+use sosw::ecology::FixedMetrics;
+use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings, RunMode};
+use sosw::invoke::inprocess::{InProcessInvoker, handler_fn};
+use sosw::store::{EnqueueMode, TableNames, TaskClaims, TaskLookup, TaskQueue, TaskRetries};
+use sosw::task::{Task, TaskId};
+
+use super::{DynamoJob, HASHTAGS, run};
+
+/// The lean table beside the 0.7 tables of `prefix` (same job and ecology tables).
+fn lean_options(prefix: &str, tables: &TableNames) -> LeanOptions {
+    LeanOptions {
+        table: format!("{prefix}sosw_lean"),
+        jobs_table: tables.jobs.clone(),
+        ecology_table: tables.ecology.clone(),
+        shards: 4,
+        ..LeanOptions::default()
+    }
+}
+
+/// Where each of `ids` is: (on the 0.7 side live, on the lean side live).
+async fn whereabouts(
+    old: &DynamoTaskStore,
+    lean: &LeanTaskStore,
+    ids: &[String],
+) -> Vec<(String, Option<Task>, Option<Task>)> {
+    let mut out = Vec::new();
+    for id in ids {
+        let task_id = TaskId::new(id.as_str()).expect("id");
+        let on_old = old.get_task(&task_id).await.expect("0.7 lookup");
+        let on_lean = lean.get_task(&task_id).await.expect("lean lookup");
+        out.push((id.clone(), on_old, on_lean));
+    }
+    out
+}
+
+#[tokio::test]
+async fn migrate_layout_moves_the_queue_once_and_a_second_run_moves_nothing() {
+    let Some(endpoint) =
+        sosw_integration_tests::emulator_endpoint(sosw_integration_tests::DYNAMODB_ENDPOINT_VAR)
+    else {
+        return;
+    };
+    let job = DynamoJob::schedule(&endpoint, "migrate").await;
+    let prefix = job
+        .tables
+        .tasks
+        .strip_suffix("sosw_tasks")
+        .expect("prefixed")
+        .to_owned();
+    let options = lean_options(&prefix, &job.tables);
+    // Without --aws there is nothing to migrate: the state file has one layout.
+    let (code, _, stderr) = run(&["migrate-layout"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("pass --aws"), "{stderr}");
+    // A shard count out of range names the setting.
+    let (code, _, stderr) = job.sosw(&["migrate-layout", "--shards", "0"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("1 to 64"), "{stderr}");
+    // Without the lean table the command says which table is missing.
+    let (code, _, stderr) = job.sosw(&["migrate-layout"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&options.table) && stderr.contains("Layout=lean"),
+        "{stderr}"
+    );
+    create_lean_tables(&job.client, &options)
+        .await
+        .expect("lean table");
+    // Two tasks invoked on the 0.7 side: they stay there. A third waits for a retry: it moves.
+    let now = chrono::Utc::now().timestamp();
+    let head = job.store.next_queued(HASHTAGS, now, 3).await.expect("head");
+    for task in &head {
+        job.store.claim(&task.task_id, now).await.expect("claim");
+    }
+    let retried = head[2].task_id.clone();
+    let row = job
+        .store
+        .get_task(&retried)
+        .await
+        .expect("get")
+        .expect("claimed");
+    job.store
+        .move_to_retry(&row, now + 3600)
+        .await
+        .expect("to retry");
+    let ids: Vec<String> = job.report_ids().await;
+    assert_eq!(ids.len(), 35);
+
+    let (code, out, stderr) = job.sosw(&["migrate-layout", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        out.contains("would move 33 queued and 1 waiting-for-retry tasks; 2 invoked"),
+        "{out}"
+    );
+    let (code, out, stderr) = job.sosw(&["migrate-layout", "--progress-every", "10"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        out.contains("moved     33 queued, 1 waiting for retry"),
+        "{out}"
+    );
+    assert!(out.contains("running   2 invoked"), "{out}");
+    assert!(stderr.contains("moved or left 10 of 34"), "{stderr}");
+    assert!(stderr.contains("moved or left 34 of 34"), "{stderr}");
+    let (code, out, stderr) = job.sosw(&["migrate-layout", "--output", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let second: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(
+        (
+            second["queued_found"].as_u64(),
+            second["queued_moved"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{second}"
+    );
+    assert_eq!(second["left_running"], 2, "{second}");
+
+    let lean = LeanTaskStore::new(job.client.clone(), options.clone()).expect("lean store");
+    let later = chrono::Utc::now().timestamp() + 1;
+    assert_eq!(lean.queue_length(HASHTAGS, later).await.expect("len"), 33);
+    assert_eq!(
+        job.store.queue_length(HASHTAGS, later).await.expect("len"),
+        0
+    );
+    assert_eq!(lean.retry_length(HASHTAGS).await.expect("len"), 1);
+    assert_eq!(job.store.retry_length(HASHTAGS).await.expect("len"), 0);
+    let waiting = lean
+        .get_retry_task(HASHTAGS, &retried)
+        .await
+        .expect("get")
+        .expect("waiting on the lean side");
+    assert_eq!(waiting.desired_launch_time, Some(now + 3600));
+    let (mut lost, mut twice, mut on_old) = (0, 0, 0);
+    for (_, old, new) in whereabouts(&job.store, &lean, &ids).await {
+        match (old, new) {
+            (None, None) => lost += 1,
+            (Some(_), Some(_)) => twice += 1,
+            (Some(_), None) => on_old += 1,
+            (None, Some(_)) => {}
+        }
+    }
+    assert_eq!((lost, twice, on_old), (0, 0, 2));
+    delete_lean_tables(&job.client, &options)
+        .await
+        .expect("delete");
+    job.delete_tables().await;
+}
+
+#[tokio::test]
+async fn a_sosw07_orchestrator_claiming_during_the_move_leaves_every_task_in_one_layout_once() {
+    let Some(client) = sosw_integration_tests::dynamodb_client().await else {
+        return;
+    };
+    const LABOURER: &str = "migrating";
+    const TASKS: usize = 300;
+    let prefix = sosw_integration_tests::unique_prefix();
+    let tables = TableNames::with_prefix(&prefix);
+    create_tables(&client, &tables).await.expect("0.7 tables");
+    let options = lean_options(&prefix, &tables);
+    create_lean_tables(&client, &options)
+        .await
+        .expect("lean table");
+    let old = Arc::new(DynamoTaskStore::new(client.clone(), tables.clone()));
+    let lean = LeanTaskStore::new(client.clone(), options.clone()).expect("lean store");
+    let ids: Vec<String> = (0..TASKS).map(|i| format!("m{i:04}")).collect();
+    let tasks: Vec<Task> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            Task::new(
+                id.as_str(),
+                LABOURER,
+                json!({"n": i}),
+                2000 + 1000 * i as i64,
+                0.0,
+            )
+        })
+        .collect();
+    old.enqueue(&tasks, EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+
+    // A sosw 0.7 orchestrator (this implementation on the 0.7 tables) in a loop of single passes; its
+    // worker records each invocation and never reports, so every claim stays on the 0.7 side.
+    let invoked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = invoked.clone();
+    let worker = handler_fn(move |payload: Value| {
+        let seen = seen.clone();
+        async move {
+            if let (Some(id), Ok(mut seen)) = (payload["task_id"].as_str(), seen.lock()) {
+                seen.push(id.to_owned());
+            }
+        }
+    });
+    let invoker = InProcessInvoker::new().register(LABOURER, worker);
+    let config: OrchestratorConfig = parse_config(
+        "sosw_orchestrator_config",
+        json!({"task_config": {"table_prefix": prefix, "labourers": {LABOURER: {"max_simultaneous_invocations": TASKS}}}}),
+    )
+    .expect("config");
+    let orchestrator = Orchestrator::new(
+        old.clone(),
+        Arc::new(invoker.clone()),
+        Arc::new(FixedMetrics::new()),
+        ConfigFeed::fixed(config),
+        Arc::new(SystemClock),
+    )
+    .with_settings(OrchestratorSettings {
+        mode: RunMode::SinglePass,
+        ..OrchestratorSettings::default()
+    });
+    let start = Arc::new(tokio::sync::Notify::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let loop_task = {
+        let (start, stop) = (start.clone(), stop.clone());
+        tokio::spawn(async move {
+            start.notified().await;
+            let mut rounds = 0;
+            while !stop.load(Ordering::SeqCst) {
+                orchestrator
+                    .run(chrono::Utc::now() + chrono::TimeDelta::seconds(30))
+                    .await
+                    .expect("orchestrator round");
+                rounds += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            rounds
+        })
+    };
+
+    // The orchestrator starts once the migration has moved its first tasks: the two race over the rest.
+    let migration = Migration::new((*old).clone(), lean.clone());
+    let now = chrono::Utc::now().timestamp();
+    let report = migration
+        .run(now, false, 5, |p| {
+            if p.done == 5 {
+                start.notify_one();
+            }
+        })
+        .await
+        .expect("migration");
+    start.notify_one();
+    stop.store(true, Ordering::SeqCst);
+    let rounds = loop_task.await.expect("orchestrator loop");
+    invoker.wait_idle().await;
+
+    let invoked = invoked.lock().expect("lock").clone();
+    let invoked_set: BTreeSet<&String> = invoked.iter().collect();
+    assert_eq!(invoked_set.len(), invoked.len(), "no task invoked twice");
+    let (mut lost, mut twice, mut on_old, mut on_lean) = (0, 0, 0, 0);
+    for (id, old_row, lean_row) in whereabouts(&old, &lean, &ids).await {
+        match (old_row, lean_row) {
+            (None, None) => lost += 1,
+            (Some(_), Some(_)) => twice += 1,
+            (Some(_), None) => on_old += 1,
+            (None, Some(task)) => {
+                on_lean += 1;
+                assert!(!invoked_set.contains(&id), "{id} invoked on 0.7 and moved");
+                assert_eq!(task.attempts, 0, "{id} moved unclaimed");
+            }
+        }
+    }
+    eprintln!(
+        "migration during {rounds} orchestrator rounds: {report:?}; invoked on 0.7 {}, on the 0.7 side \
+         {on_old}, on the lean side {on_lean}, lost {lost}, duplicated {twice}",
+        invoked.len()
+    );
+    assert_eq!((lost, twice), (0, 0), "0 lost, 0 duplicated");
+    assert_eq!(on_old + on_lean, TASKS);
+    assert_eq!(on_lean as u64, report.queued_moved);
+    assert!(
+        report.queued_moved > 0,
+        "the migration moved tasks: {report:?}"
+    );
+    assert!(
+        !invoked.is_empty(),
+        "the orchestrator claimed during the move"
+    );
+    // Every task left on the 0.7 side was claimed there or changed under the move.
+    let later = chrono::Utc::now().timestamp() + 1;
+    assert_eq!(
+        old.queue_length(LABOURER, later).await.expect("len") + invoked.len() as u64,
+        on_old as u64
+    );
+    delete_lean_tables(&client, &options)
+        .await
+        .expect("delete lean");
+    let _ = delete_tables(&client, &tables).await;
+}

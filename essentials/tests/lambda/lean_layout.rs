@@ -1,0 +1,193 @@
+//! The essentials wired as the Lambda binaries wire them (`sosw::lambda::aws`) with `SOSW_LAYOUT=lean`,
+//! on DynamoDB Local: a job through the scheduler, the orchestrator, a worker reporting through the
+//! worker assistant and the scavenger, to closed, on the lean table alone (sosw 0.7's task tables are
+//! never created, so a store of that layout would fail at its first request).
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use serde_json::{Value, json};
+use sosw::aws::dynamodb::lean::{LeanOptions, create_lean_tables, delete_lean_tables};
+use sosw::clock::SystemClock;
+use sosw::config::{
+    OrchestratorConfig, ScavengerConfig, SchedulerConfig, WorkerAssistantConfig, parse_config,
+};
+use sosw::ecology::FixedMetrics;
+use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings, RunMode};
+use sosw::essentials::worker_assistant::AssistantRequest;
+use sosw::invoke::inprocess::{InProcessInvoker, handler_fn};
+use sosw::lambda::settings::{LAYOUT_VAR, LEAN_SHARDS_VAR, SCHEDULER_FUNCTION, StoreLayout};
+use sosw::lambda::{Settings, aws};
+use sosw::processor::Stats;
+use sosw::task::TaskId;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const LABOURER: &str = "lean_worker";
+const TASKS: usize = 12;
+
+fn sdk() -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .build()
+}
+
+fn config<C: serde::de::DeserializeOwned>(
+    document: &str,
+    prefix: &str,
+    extra: Value,
+) -> sosw::Result<C> {
+    let mut value = json!({"task_config": {
+        "table_prefix": prefix,
+        "labourers": {LABOURER: {"max_simultaneous_invocations": TASKS}},
+    }});
+    if let (Some(map), Value::Object(extra)) = (value.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    parse_config(document, value)
+}
+
+#[tokio::test]
+async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
+    let Some(client) = sosw_integration_tests::dynamodb_client().await else {
+        return Ok(());
+    };
+    let prefix = sosw_integration_tests::unique_prefix();
+    let settings = Settings::from_lookup(SCHEDULER_FUNCTION, |name| match name {
+        LAYOUT_VAR => Some("lean".into()),
+        LEAN_SHARDS_VAR => Some("3".into()),
+        _ => None,
+    })?;
+    let StoreLayout::Lean(lean) = &settings.layout else {
+        return Err("SOSW_LAYOUT=lean must give the lean layout".into());
+    };
+    let options = LeanOptions::with_prefix(&prefix).shards(lean.shards());
+    assert_eq!(
+        options.table,
+        lean.table_name(&prefix),
+        "the same default name"
+    );
+    create_lean_tables(&client, &options).await?;
+    let clients = aws::Clients::new(sdk())
+        .with_dynamodb(client.clone())
+        .with_layout(settings.layout.clone());
+
+    // Scheduler: the job's tasks into the lean table.
+    let scheduler_config: SchedulerConfig = config(
+        "sosw_scheduler_config",
+        &prefix,
+        json!({"job_schema": {"chunkable_attrs": [["section", {}]]}}),
+    )?;
+    let task_config = scheduler_config.task_config.clone();
+    let scheduler = aws::build_scheduler(&clients, &settings, scheduler_config)?;
+    let sections: Vec<String> = (0..TASKS).map(|i| format!("s{i}")).collect();
+    let job =
+        json!({"job": {"lambda_name": LABOURER, "isolate_sections": true, "sections": sections}});
+    let report = scheduler
+        .run(&job, chrono::Utc::now() + chrono::TimeDelta::minutes(5))
+        .await?;
+    assert_eq!(report.enqueued, TASKS as u64);
+    let store = aws::deployment_store(&clients, &task_config)?;
+    let now = chrono::Utc::now().timestamp() + 1;
+    assert_eq!(store.queue_length(LABOURER, now).await?, TASKS as u64);
+
+    // Orchestrator and worker: every task invoked once; the worker reports through the worker
+    // assistant, which leaves completed tasks for the scavenger (`archive_completed: false`).
+    let assistant_config: WorkerAssistantConfig = config(
+        "sosw_worker_assistant_config",
+        &prefix,
+        json!({"archive_completed": false}),
+    )?;
+    let assistant = Arc::new(aws::build_worker_assistant(&clients, assistant_config)?);
+    let invoked = Arc::new(Mutex::new(Vec::new()));
+    let seen = invoked.clone();
+    let worker = handler_fn(move |payload: Value| {
+        let assistant = assistant.clone();
+        let seen = seen.clone();
+        async move {
+            let Some(id) = payload["task_id"]
+                .as_str()
+                .and_then(|id| TaskId::new(id).ok())
+            else {
+                return;
+            };
+            let outcome = assistant
+                .handle(
+                    &AssistantRequest::completed(id.clone()),
+                    &mut Stats::default(),
+                )
+                .await;
+            if let Ok(mut seen) = seen.lock() {
+                seen.push((id.as_str().to_owned(), outcome.is_ok()));
+            }
+        }
+    });
+    let invoker = InProcessInvoker::new().register(LABOURER, worker);
+    let orchestrator_config: OrchestratorConfig =
+        config("sosw_orchestrator_config", &prefix, json!({}))?;
+    let orchestrator = Orchestrator::new(
+        store.clone(),
+        Arc::new(invoker.clone()),
+        Arc::new(FixedMetrics::new()),
+        ConfigFeed::fixed(orchestrator_config),
+        Arc::new(SystemClock),
+    )
+    .with_settings(OrchestratorSettings {
+        mode: RunMode::SinglePass,
+        ..OrchestratorSettings::default()
+    });
+    let run = orchestrator
+        .run(chrono::Utc::now() + chrono::TimeDelta::seconds(60))
+        .await?;
+    assert_eq!(run.invoked(), TASKS as u64);
+    tokio::time::timeout(Duration::from_secs(60), invoker.wait_idle()).await?;
+    let invoked = invoked.lock().map_err(|_| "poisoned")?.clone();
+    assert_eq!(invoked.len(), TASKS, "{invoked:?}");
+    assert!(
+        invoked.iter().all(|(_, ok)| *ok),
+        "every report recorded: {invoked:?}"
+    );
+    let ids: BTreeSet<String> = invoked.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids.len(), TASKS, "each task invoked once");
+
+    // Scavenger: archives the completed tasks to closed.
+    let scavenger_config: ScavengerConfig = config("sosw_scavenger_config", &prefix, json!({}))?;
+    let scavenger = aws::build_scavenger(&clients, scavenger_config)?;
+    let swept = scavenger.run().await;
+    assert!(swept.failures.is_empty(), "{:?}", swept.failures);
+
+    for id in &ids {
+        let id = TaskId::new(id.as_str())?;
+        assert!(
+            store.get_task(&id).await?.is_none(),
+            "{id} is not live any more"
+        );
+        let closed = store
+            .get_closed_task(&id)
+            .await?
+            .ok_or(format!("{id} closed"))?;
+        assert!(closed.completed_at.is_some(), "{id} closed as completed");
+    }
+    let record = store
+        .get_job(&report.job_id)
+        .await?
+        .ok_or("the job record")?;
+    assert_eq!(record.counts.completed, TASKS as u64, "{record:?}");
+    // The tasks are the lean table's closed items (`c#<labourer>#<shard>`), nowhere else.
+    let scan = client.scan().table_name(&options.table).send().await?;
+    let closed_items = scan
+        .items()
+        .iter()
+        .filter(|item| {
+            item.get("pk")
+                .and_then(|pk| pk.as_s().ok())
+                .is_some_and(|pk| pk.starts_with(&format!("c#{LABOURER}#")))
+        })
+        .count();
+    assert_eq!(closed_items, TASKS);
+    delete_lean_tables(&client, &options).await?;
+    Ok(())
+}
