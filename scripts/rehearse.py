@@ -70,14 +70,20 @@ def load_template(path):
     return yaml.load(Path(path).read_text(), Loader=Loader)
 
 
+# The table layout the stacks are deployed with (--layout): sosw 0.7's tables or the lean table.
+LAYOUT = "sosw07"
+LEAN_TABLE = "sosw_lean"
+
+
 def deploys(repo):
     """docs/deploy.md's stacks and parameters, in its order (section 2, 4; section 6 updates)."""
     worker_arns = ",".join(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{w}" for w in WORKERS)
-    yield "sosw-tables", repo / "cloudformation/sosw-tables.yaml", {}, []
+    layout = {} if LAYOUT == "sosw07" else {"Layout": LAYOUT}
+    yield "sosw-tables", repo / "cloudformation/sosw-tables.yaml", dict(layout), []
     yield (
         "sosw-essentials",
         repo / "cloudformation/sosw-essentials.yaml",
-        {"CodeBucket": CODE_BUCKET, "LabourerFunctionArns": worker_arns, "ScheduleState": "DISABLED"},
+        {"CodeBucket": CODE_BUCKET, "LabourerFunctionArns": worker_arns, "ScheduleState": "DISABLED"} | layout,
         ["CAPABILITY_IAM"],
     )
     for worker in WORKERS:
@@ -390,17 +396,58 @@ def handover(c, hosts, repo, outputs):
         time.sleep(1)
         if scheduler.in_flight == 0:
             break
-    queued = c["dynamodb"].query(
+    queued = queued_count(c, labourer)
+    print(f"after the handover: {queued} task(s) of {labourer} queued, scheduler invocations: {scheduler.invocations}")
+    if scheduler.invocations < 3:
+        fail("the scheduler did not hand the flaky job over to a sibling")
+    return json.loads(body)["job_id"]
+
+
+def count_items(c, table, condition=None, values=None):
+    """Items of `table` (all pages of a scan), those matching the filter `condition` if given."""
+    kwargs = {"TableName": table, "Select": "COUNT"}
+    if condition:
+        kwargs |= {"FilterExpression": condition, "ExpressionAttributeValues": values}
+    return sum(page["Count"] for page in c["dynamodb"].get_paginator("scan").paginate(**kwargs))
+
+
+def closed_count(c):
+    """Closed tasks in all, on the deployed layout."""
+    if LAYOUT == "lean":
+        return count_items(c, LEAN_TABLE, "begins_with(pk, :c)", {":c": {"S": "c#"}})
+    return count_items(c, "sosw_closed_tasks")
+
+
+def live_count(c):
+    """Live rows (queued, invoked, waiting for retry on the lean layout), on the deployed layout."""
+    if LAYOUT == "lean":
+        prefixes = {":q": {"S": "q#"}, ":r": {"S": "r#"}, ":w": {"S": "w#"}}
+        return count_items(c, LEAN_TABLE, "begins_with(pk, :q) OR begins_with(pk, :r) OR begins_with(pk, :w)", prefixes)
+    return count_items(c, "sosw_tasks")
+
+
+def queued_count(c, labourer):
+    """Queued tasks of `labourer`, on the deployed layout."""
+    if LAYOUT == "lean":
+        return count_items(c, LEAN_TABLE, "begins_with(pk, :q)", {":q": {"S": f"q#{labourer}#"}})
+    return c["dynamodb"].query(
         TableName="sosw_tasks",
         IndexName="sosw_tasks_greenfield",
         KeyConditionExpression="labourer_id = :l",
         ExpressionAttributeValues={":l": {"S": labourer}},
         Select="COUNT",
     )["Count"]
-    print(f"after the handover: {queued} task(s) of {labourer} queued, scheduler invocations: {scheduler.invocations}")
-    if scheduler.invocations < 3:
-        fail("the scheduler did not hand the flaky job over to a sibling")
-    return json.loads(body)["job_id"]
+
+
+def closed_with_status(c, status):
+    """Closed tasks whose `labourer_id_task_status` is `status`, on the deployed layout."""
+    if LAYOUT == "lean":
+        return count_items(c, LEAN_TABLE, "begins_with(pk, :c) AND labourer_id_task_status = :s",
+                           {":c": {"S": "c#"}, ":s": {"S": status}})
+    return c["dynamodb"].query(
+        TableName="sosw_closed_tasks", IndexName="labourer_task_status_with_time",
+        KeyConditionExpression="labourer_id_task_status = :l",
+        ExpressionAttributeValues={":l": {"S": status}}, Select="COUNT")["Count"]
 
 
 def job_state(c, job_id):
@@ -423,8 +470,8 @@ def ticks(c, hosts, rule, targets, job_id, until, deadline):
         while any(hosts[rehearsal_lambda.function_name(a)].in_flight for a in targets):
             time.sleep(0.5)
         status = job_state(c, job_id)
-        closed = c["dynamodb"].scan(TableName="sosw_closed_tasks", Select="COUNT")["Count"]
-        queued = c["dynamodb"].scan(TableName="sosw_tasks", Select="COUNT")["Count"]
+        closed = closed_count(c)
+        queued = live_count(c)
         print(f"  tick {tick}: job {job_id} {status}, {closed} closed in all, {queued} live rows")
         if until(status, closed, queued):
             return tick
@@ -460,12 +507,18 @@ def operator_cli(args, repo, endpoint, log):
 
     proxy = rehearsal_lambda.recording_proxy(endpoint, log, "operator")
     target = Path(os.environ.get("CARGO_TARGET_DIR", repo / "target"))
-    cli = next((p for p in [target / "release/sosw", target / "debug/sosw"] if p.exists()), None)
+    # The CLI of the build the bundles come from (scripts/rehearse.sh names it), else the newest one.
+    named = os.environ.get("SOSW_REHEARSE_CLI")
+    candidates = [Path(named)] if named else sorted(
+        (p for p in [target / "release/sosw", target / "debug/sosw"] if p.exists()),
+        key=lambda p: p.stat().st_mtime, reverse=True)
+    cli = next((p for p in candidates if p.exists()), None)
     if cli is None:
         fail(f"the sosw CLI is not built in {target} (cargo build -p sosw-essentials --bin sosw)")
     env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.server_address[1]}", AWS_REGION=REGION,
                AWS_ACCESS_KEY_ID="rehearsal", AWS_SECRET_ACCESS_KEY="rehearsal", SOSW_CONFIG_TABLE="config",
-               SOSW_CONFIG_ENV="production", SOSW_S3_FORCE_PATH_STYLE="true")
+               SOSW_CONFIG_ENV="production", SOSW_S3_FORCE_PATH_STYLE="true",
+               SOSW_LAYOUT=LAYOUT)  # docs/deploy.md: the operator sets the layout in the shell
     try:
         done = subprocess.run([str(cli), "--aws", *args], env=env, capture_output=True, text=True, timeout=120)
     finally:
@@ -540,10 +593,7 @@ def run(c, args, functions, outputs, repo, invoke_configs):
         dead_labourer = f"{flaky}_0"
 
         def dead_count():
-            return c["dynamodb"].query(
-                TableName="sosw_closed_tasks", IndexName="labourer_task_status_with_time",
-                KeyConditionExpression="labourer_id_task_status = :l",
-                ExpressionAttributeValues={":l": {"S": dead_labourer}}, Select="COUNT")["Count"]
+            return closed_with_status(c, dead_labourer)
 
         print("the flaky job, until its tasks are closed or dead:")
         tick += ticks(c, hosts, rule, targets, flaky_id, lambda st, closed, q: st in ENDED, deadline)
@@ -622,7 +672,12 @@ def main():
     parser.add_argument("--report", help="write the JSON report here")
     parser.add_argument("--no-run", action="store_true", help="stop after the stacks' checks")
     parser.add_argument("--run-seconds", type=int, default=600, help="give up on the job after this long")
+    parser.add_argument("--layout", choices=["sosw07", "lean"], default="sosw07",
+                        help="the stacks' Layout parameter (docs/deploy.md, \"Which table layout\")")
     args = parser.parse_args()
+    global LAYOUT
+    LAYOUT = args.layout
+    print(f"layout: {LAYOUT}")
     repo = Path(__file__).resolve().parent.parent
     c = clients(args.endpoint)
     started = time.time()

@@ -6,7 +6,9 @@
 # Bundles: SOSW_REHEARSE_BUNDLES (a folder of <function>.zip), else dist/current, else
 # `scripts/package.sh` builds them first (a release cross build: minutes). `--debug` zips the debug
 # bootstraps `cargo test` built instead (what `make test` does: the stacks on moto do not run the code).
-# Environment: SOSW_REHEARSE_REPORT (default <repo>/target/rehearsal.json) for the JSON report.
+# Environment: SOSW_REHEARSE_REPORT (default <repo>/target/rehearsal.json, rehearsal-lean.json with
+# the lean layout) for the JSON report;
+# SOSW_REHEARSE_LAYOUT (sosw07, the default, or lean) for the stacks' Layout parameter.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -21,6 +23,8 @@ if [[ "${1:-}" == --debug ]]; then
     # --all-targets: the same feature resolution as `cargo test` (dev-dependencies included), so only
     # the missing binaries are built, not the SDK again.
     cargo build -q --workspace --all-features --all-targets
+    # The operator's `sosw --aws` calls run the CLI of the same build.
+    export SOSW_REHEARSE_CLI="${CARGO_TARGET_DIR:-$repo/target}/debug/sosw"
     bundles="$(mktemp -d)"
     tmp="$bundles"
     trap 'rm -rf "$tmp"' EXIT
@@ -50,8 +54,11 @@ python3 scripts/rehearsal_lambda_selftest.py
 bash scripts/check-iam.sh >/dev/null
 emulators_up moto
 trap 'emulators_down; [[ -z "${tmp:-}" ]] || rm -rf "$tmp"' EXIT
-report="${SOSW_REHEARSE_REPORT:-$repo/target/rehearsal.json}"
+layout="${SOSW_REHEARSE_LAYOUT:-sosw07}"
+suffix=""
+[[ "$layout" == sosw07 ]] || suffix="-$layout"
+report="${SOSW_REHEARSE_REPORT:-$repo/target/rehearsal$suffix.json}"
 mkdir -p "$(dirname "$report")"
 .tools/parliament-venv/bin/python scripts/rehearse.py --endpoint "$SOSW_MOTO_ENDPOINT" \
-    --bundles "$bundles" --report "$report"
+    --bundles "$bundles" --report "$report" --layout "$layout"
 echo "rehearse: passed in $(($(date +%s) - t0)) s (report: $report)"

@@ -46,6 +46,8 @@ bash scripts/package-selftest.sh
 
 step "deploy rehearsal: the three stacks on moto's CloudFormation (debug bundles; make rehearse)"
 bash scripts/rehearse.sh --debug
+step "deploy rehearsal with the lean table layout (Layout=lean on both stacks)"
+SOSW_REHEARSE_LAYOUT=lean bash scripts/rehearse.sh --debug
 
 step "summary"
 # One line per test binary that runs emulator-backed tests, so the DynamoDB run is visible in the log.
