@@ -6,6 +6,27 @@
 //! Sizes: reduced by default (`make test`); `SOSW_RELIABILITY_FULL=1` runs the full sizes
 //! (`make reliability`, see docs/reliability.md).
 
+/// One `#[tokio::test]` per case on each store: SQLite, sosw 0.7's tables on DynamoDB Local, and the
+/// lean layout (4 shards) on DynamoDB Local. Each case is `async fn case(kind: Kind)` in the module
+/// that invokes the macro, which also defines `Kind` with the variants `Sqlite`, `Dynamo` and `Lean`.
+macro_rules! on_every_store {
+    ($($case:ident),+ $(,)?) => {
+        on_every_store!(@store sqlite Sqlite $($case),+);
+        on_every_store!(@store dynamodb Dynamo $($case),+);
+        on_every_store!(@store lean Lean $($case),+);
+    };
+    (@store $module:ident $kind:ident $($case:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(super::Kind::$kind).await;
+                }
+            )+
+        }
+    };
+}
+
 mod reliability {
     pub mod adaptive;
     pub mod fairness;

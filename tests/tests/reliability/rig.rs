@@ -365,15 +365,29 @@ impl<S: TaskStore + 'static> Rig<S> {
     /// Enqueues `count` tasks of `labourer` (ids `<labourer>-<n>`), as the scheduler would, in batches
     /// of 1,000, straight to the inner store (submission is not under test here).
     pub async fn submit(&mut self, labourer: &str, count: u64) {
+        self.enqueue_numbered(labourer, labourer, None, count).await;
+    }
+
+    /// Enqueues `count` tasks of `labourer` with ids `<prefix>-<n>` (of job `job_id`, if given) in
+    /// batches of 1,000, straight to the inner store, and records them as submitted.
+    async fn enqueue_numbered(
+        &mut self,
+        labourer: &str,
+        prefix: &str,
+        job_id: Option<&str>,
+        count: u64,
+    ) {
         let tasks: Vec<Task> = (0..count)
             .map(|n| {
-                Task::new(
-                    TaskId::for_chunk(labourer, n).as_str(),
+                let mut task = Task::new(
+                    TaskId::for_chunk(prefix, n).as_str(),
                     labourer,
                     json!({"n": n}),
                     2000 + n as i64,
                     T0 as f64,
-                )
+                );
+                task.job_id = job_id.map(str::to_owned);
+                task
             })
             .collect();
         for chunk in tasks.chunks(1000) {
@@ -622,27 +636,7 @@ impl<S: TaskStore + JobStore + 'static> Rig<S> {
             .create_job(&record)
             .await
             .expect("job recorded");
-        let tasks: Vec<Task> = (0..count)
-            .map(|n| {
-                let mut task = Task::new(
-                    TaskId::for_chunk(job_id, n).as_str(),
-                    labourer,
-                    json!({"n": n}),
-                    2000 + n as i64,
-                    T0 as f64,
-                );
-                task.job_id = Some(job_id.to_owned());
-                task
-            })
-            .collect();
-        for chunk in tasks.chunks(1000) {
-            self.store
-                .inner()
-                .enqueue(chunk, EnqueueMode::Fresh)
-                .await
-                .expect("enqueue");
-        }
-        self.submitted
-            .extend(tasks.into_iter().map(|t| (labourer.to_owned(), t.task_id)));
+        self.enqueue_numbered(labourer, job_id, Some(job_id), count)
+            .await;
     }
 }

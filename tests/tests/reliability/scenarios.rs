@@ -263,26 +263,6 @@ async fn two_orchestrators_share_one_rate_limit(kind: Kind) {
     );
 }
 
-/// One test per scenario on each store: SQLite, sosw 0.7's tables on DynamoDB Local, and the lean
-/// layout (4 shards) on DynamoDB Local.
-macro_rules! on_every_store {
-    ($($case:ident),+ $(,)?) => {
-        on_every_store!(@store sqlite Sqlite $($case),+);
-        on_every_store!(@store dynamodb Dynamo $($case),+);
-        on_every_store!(@store lean Lean $($case),+);
-    };
-    (@store $module:ident $kind:ident $($case:ident),+) => {
-        mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(super::Kind::$kind).await;
-                }
-            )+
-        }
-    };
-}
-
 on_every_store!(
     four_orchestrators_race,
     worker_failures_lost_reports_and_duplicates,

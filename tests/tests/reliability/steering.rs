@@ -304,38 +304,7 @@ async fn a_labourer_paused_under_racing_orchestrators(kind: Kind) {
     on_store!(kind, two_labourers(37), pause_scenario);
 }
 
-mod sqlite {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_job_cancelled_under_racing_orchestrators() {
-        super::a_job_cancelled_under_racing_orchestrators(super::Kind::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_labourer_paused_under_racing_orchestrators() {
-        super::a_labourer_paused_under_racing_orchestrators(super::Kind::Sqlite).await;
-    }
-}
-
-mod dynamodb {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_job_cancelled_under_racing_orchestrators() {
-        super::a_job_cancelled_under_racing_orchestrators(super::Kind::Dynamo).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_labourer_paused_under_racing_orchestrators() {
-        super::a_labourer_paused_under_racing_orchestrators(super::Kind::Dynamo).await;
-    }
-}
-
-mod lean {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_job_cancelled_under_racing_orchestrators() {
-        super::a_job_cancelled_under_racing_orchestrators(super::Kind::Lean).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_labourer_paused_under_racing_orchestrators() {
-        super::a_labourer_paused_under_racing_orchestrators(super::Kind::Lean).await;
-    }
-}
+on_every_store!(
+    a_job_cancelled_under_racing_orchestrators,
+    a_labourer_paused_under_racing_orchestrators,
+);
