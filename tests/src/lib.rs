@@ -47,6 +47,17 @@ pub async fn dynamodb_client_at(endpoint: &str) -> DynamoClient {
     DynamoClient::new(&config)
 }
 
+/// A DynamoDB Streams client for DynamoDB Local at `endpoint` (the lean table's stream).
+pub async fn dynamodb_streams_client_at(endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .test_credentials()
+        .load()
+        .await;
+    aws_sdk_dynamodbstreams::Client::new(&config)
+}
+
 /// A DynamoDB Local client whose batch writes come back partly unprocessed at `rate` (see
 /// [`unprocessed::UnprocessedItems`]), with a handle on the interceptor's count; `None` when the test
 /// is to be skipped.

@@ -57,6 +57,8 @@ pub struct Clients {
     pub sdk: SdkConfig,
     /// DynamoDB: the config table and the task tables.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// DynamoDB Streams: the lean table's stream, which its job counters are counted from.
+    pub dynamodb_streams: aws_sdk_dynamodbstreams::Client,
     /// The task tables' layout (sosw 0.7's unless [`Clients::with_layout`] names another).
     pub layout: StoreLayout,
 }
@@ -65,9 +67,11 @@ impl Clients {
     /// The clients over `sdk`, on sosw 0.7's tables.
     pub fn new(sdk: SdkConfig) -> Self {
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let dynamodb_streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
         Clients {
             sdk,
             dynamodb,
+            dynamodb_streams,
             layout: StoreLayout::Sosw07,
         }
     }
@@ -75,6 +79,12 @@ impl Clients {
     /// The same clients with another DynamoDB client (a mocked one in tests).
     pub fn with_dynamodb(mut self, dynamodb: aws_sdk_dynamodb::Client) -> Self {
         self.dynamodb = dynamodb;
+        self
+    }
+
+    /// The same clients with another DynamoDB Streams client (one at an emulator in tests).
+    pub fn with_dynamodb_streams(mut self, streams: aws_sdk_dynamodbstreams::Client) -> Self {
+        self.dynamodb_streams = streams;
         self
     }
 
@@ -139,10 +149,12 @@ pub fn deployment_store(
                 shards: lean.shards(),
                 ..LeanOptions::default()
             };
-            Ok(Arc::new(LeanTaskStore::new(
-                clients.dynamodb.clone(),
-                options,
-            )?))
+            let store = LeanTaskStore::new(clients.dynamodb.clone(), options)?;
+            Ok(Arc::new(if lean.batched_job_counts() {
+                store.with_job_counts_from_stream(clients.dynamodb_streams.clone())
+            } else {
+                store
+            }))
         }
     }
 }

@@ -57,6 +57,12 @@ pub const LEAN_TABLE_VAR: &str = "SOSW_LEAN_TABLE";
 /// the items written under the old count. Read only with `SOSW_LAYOUT=lean`.
 pub const LEAN_SHARDS_VAR: &str = "SOSW_LEAN_SHARDS";
 
+/// How the lean layout keeps job counters: `batched` (the default: closed tasks counted from the lean
+/// table's stream, one update per job and scavenger run) or `immediate` (each closer adds its task to
+/// the job record at once, as on sosw 0.7's tables; for a lean table without a stream). Read only
+/// with `SOSW_LAYOUT=lean`.
+pub const LEAN_JOB_COUNTS_VAR: &str = "SOSW_LEAN_JOB_COUNTS";
+
 /// The lean table's name when `SOSW_LEAN_TABLE` is not set (the config's `table_prefix` goes in front).
 pub const DEFAULT_LEAN_TABLE: &str = "sosw_lean";
 
@@ -81,6 +87,7 @@ pub enum StoreLayout {
 pub struct LeanLayout {
     table: Option<String>,
     shards: u32,
+    batched_job_counts: bool,
 }
 
 impl LeanLayout {
@@ -93,7 +100,25 @@ impl LeanLayout {
                 format!("{LEAN_SHARDS_VAR} is `{shards}`; set it to a whole number from 1 to 64"),
             ));
         }
-        Ok(LeanLayout { table, shards })
+        Ok(LeanLayout {
+            table,
+            shards,
+            batched_job_counts: true,
+        })
+    }
+
+    /// The same layout with job counters kept `batched` (from the table's stream, the default) or
+    /// not (`SOSW_LEAN_JOB_COUNTS`).
+    pub fn with_batched_job_counts(self, batched: bool) -> Self {
+        LeanLayout {
+            batched_job_counts: batched,
+            ..self
+        }
+    }
+
+    /// Whether closed tasks are counted into their jobs in batches, from the table's stream.
+    pub fn batched_job_counts(&self) -> bool {
+        self.batched_job_counts
     }
 
     /// The table set by `SOSW_LEAN_TABLE`, if any.
@@ -141,7 +166,21 @@ impl StoreLayout {
                 )
             })?,
         };
-        let lean = LeanLayout::new(read(LEAN_TABLE_VAR), shards)?;
+        let batched = match read(LEAN_JOB_COUNTS_VAR).as_deref() {
+            None | Some("batched") => true,
+            Some("immediate") => false,
+            Some(other) => {
+                return Err(Error::invalid(
+                    "environment variable",
+                    format!(
+                        "{LEAN_JOB_COUNTS_VAR} is `{other}`; set it to `batched` (job counters from \
+                         the lean table's stream, the default) or `immediate` (one update per \
+                         closed task)"
+                    ),
+                ));
+            }
+        };
+        let lean = LeanLayout::new(read(LEAN_TABLE_VAR), shards)?.with_batched_job_counts(batched);
         match read(LAYOUT_VAR).as_deref() {
             None | Some("sosw07" | "0.7") => Ok(StoreLayout::Sosw07),
             Some("lean") => Ok(StoreLayout::Lean(lean)),

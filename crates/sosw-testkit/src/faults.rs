@@ -342,6 +342,12 @@ impl<S: JobStore> JobStore for FaultyStore<S> {
     async fn add_outcomes(&self, job_id: &str, delta: JobCounts) -> Result<Option<JobRecord>> {
         self.inner.add_outcomes(job_id, delta).await
     }
+    fn counts_closed_tasks(&self) -> bool {
+        self.inner.counts_closed_tasks()
+    }
+    async fn count_closed_tasks(&self, now: i64) -> Result<Vec<JobRecord>> {
+        self.inner.count_closed_tasks(now).await
+    }
     async fn finish_job(&self, job_id: &str, status: JobStatus, now: i64) -> Result<bool> {
         self.inner.finish_job(job_id, status, now).await
     }

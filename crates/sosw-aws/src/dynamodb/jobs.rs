@@ -212,6 +212,82 @@ impl DynamoTaskStore {
         self.update_job(job_id, update).await.map(drop)
     }
 
+    /// Applies `changes` (a job's closed-counter changes from one stream shard, each with its padded
+    /// sequence number, in order) after the job's mark for that shard (attribute `mark`), moving the
+    /// mark to the last of them, in one update conditional on the mark being the one read: each change
+    /// is counted once however many passes race or repeat. Returns the record after the update, or
+    /// `None` when nothing was left to apply or the job does not exist.
+    pub(crate) async fn apply_counted(
+        &self,
+        job_id: &str,
+        mark: &str,
+        changes: &[(String, super::lean::Signed)],
+    ) -> Result<Option<JobRecord>> {
+        let table = &self.tables().jobs;
+        // A race with another pass makes the condition fail: read the mark again and apply the rest.
+        for _ in 0..5 {
+            let Some(item) = self
+                .get_job_item("count closed tasks", job_id.to_owned())
+                .await?
+            else {
+                return Ok(None);
+            };
+            let previous = item.get(mark).and_then(|v| v.as_s().ok()).cloned();
+            let mut sum = super::lean::Signed::default();
+            let mut last = None;
+            for (seq, delta) in changes {
+                if previous.as_ref().is_none_or(|p| seq > p) {
+                    sum.completed += delta.completed;
+                    sum.dead += delta.dead;
+                    sum.cancelled += delta.cancelled;
+                    last = Some(seq.clone());
+                }
+            }
+            let Some(last) = last else {
+                return Ok(None);
+            };
+            let mut request = self
+                .client()
+                .update_item()
+                .table_name(table)
+                .key("job_id", s(job_id))
+                .update_expression(
+                    "ADD #completed :completed, #dead :dead, #cancelled :cancelled SET #mark = :last",
+                )
+                .expression_attribute_names("#id", "job_id")
+                .expression_attribute_names("#completed", "completed")
+                .expression_attribute_names("#dead", "dead")
+                .expression_attribute_names("#cancelled", "cancelled")
+                .expression_attribute_names("#mark", mark)
+                .expression_attribute_values(":completed", n(sum.completed))
+                .expression_attribute_values(":dead", n(sum.dead))
+                .expression_attribute_values(":cancelled", n(sum.cancelled))
+                .expression_attribute_values(":last", s(last))
+                .return_values(ReturnValue::AllNew);
+            request = match previous {
+                Some(p) => request
+                    .condition_expression("attribute_exists(#id) AND #mark = :previous")
+                    .expression_attribute_values(":previous", s(p)),
+                None => request
+                    .condition_expression("attribute_exists(#id) AND attribute_not_exists(#mark)"),
+            };
+            match request.send().await {
+                Ok(out) => return self.decode(out.attributes.unwrap_or_default()).map(Some),
+                Err(e) if is_condition_failure(&e) => continue,
+                Err(e) => return Err(sdk_error("count closed tasks", table, e)),
+            }
+        }
+        Err(super::errors::store_error(
+            "count closed tasks",
+            table,
+            true,
+            format!(
+                "job `{job_id}`: its count mark `{mark}` kept changing under five tries (another \
+                 count is running); the next pass counts what is left"
+            ),
+        ))
+    }
+
     fn decode(&self, item: Item) -> Result<JobRecord> {
         item_to_job(item, &self.tables().jobs)
     }

@@ -177,7 +177,8 @@ pub async fn cancel_job(
         cancelled: report.cancelled(),
         ..JobCounts::default()
     };
-    let record = if delta.is_zero() {
+    let record = if delta.is_zero() || jobs.counts_closed_tasks() {
+        // A store that counts closed tasks itself counts the cancelled ones from their closed items.
         Some(job)
     } else {
         jobs.add_outcomes(job_id, delta).await?

@@ -13,6 +13,8 @@
 //! Every move is atomic and conditional on the row being unchanged, so a report or another scavenger
 //! racing this one makes the move a no-op instead of losing or duplicating the task. Job counters
 //! follow each dead task (completions are counted by the worker assistant when it records them).
+//! With a job store that counts closed tasks itself, in batches (the lean DynamoDB layout), each run
+//! applies that count first ([`jobs::count_closed_by_store`]) and finishes the jobs it shows closed.
 //!
 //! 4. **job reconciliation** (when the config's `reconcile_jobs` is on), after every labourer: up to [`RECONCILED_JOBS_PER_RUN`] unfinished jobs of
 //!    these labourers have their counters brought up to the closed table
@@ -98,6 +100,10 @@ pub struct ScavengerReport {
     /// closed), with what was added.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub jobs_reconciled: BTreeMap<String, JobCounts>,
+    /// Why the job store's own count of closed tasks failed, if it did (the next run counts them:
+    /// nothing is counted twice or lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_count_error: Option<String>,
     /// Why job reconciliation stopped, if it did (the tasks were scavenged regardless).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconcile_error: Option<String>,
@@ -179,6 +185,10 @@ impl Scavenger {
             tracing::info!(labourer = %labourer.id, counts = ?counts, "labourer scavenged");
             report.labourers.insert(labourer.id.clone(), counts);
         }
+        if let Err(err) = self.count_closed_by_store(&mut run).await {
+            tracing::error!(error = %err, "job counts from the store not applied");
+            report.job_count_error = Some(err.to_string());
+        }
         if let Err(err) = self.reconcile_jobs(&mut run, &mut report).await {
             tracing::error!(error = %err, "job reconciliation stopped");
             report.reconcile_error = Some(err.to_string());
@@ -191,6 +201,17 @@ impl Scavenger {
         (report, first_error)
     }
 
+    /// With a job store that counts closed tasks itself (the lean DynamoDB layout): applies its count
+    /// ([`jobs::count_closed_by_store`]) and finishes the jobs it shows closed.
+    async fn count_closed_by_store(&self, run: &mut Run) -> Result<()> {
+        let Some(store) = self.closer.job_store() else {
+            return Ok(());
+        };
+        let finished = jobs::count_closed_by_store(store.as_ref(), &mut run.queue, run.now).await?;
+        run.jobs_finished.extend(finished);
+        Ok(())
+    }
+
     /// Brings the counters of up to [`RECONCILED_JOBS_PER_RUN`] unfinished jobs of this scavenger's
     /// labourers up to the closed table ([`jobs::reconcile_from_closed`]), so a job whose tasks a
     /// Python sosw 0.7 essential archived still finishes.
@@ -201,6 +222,11 @@ impl Scavenger {
         let Some(store) = self.closer.job_store() else {
             return Ok(());
         };
+        if store.counts_closed_tasks() {
+            // Its own count sees every closed item, whoever wrote it; adding what the closed table
+            // shows on top would count a task twice.
+            return Ok(());
+        }
         let labourers: BTreeSet<String> = self
             .config
             .task_config

@@ -35,6 +35,9 @@ pub enum JobProgress {
     Counted(JobRecord),
     /// Counted, and this caller finished the job and queued one notification per requester.
     Finished(JobRecord),
+    /// Left to the job store, which counts closed tasks itself, in batches
+    /// ([`JobStore::counts_closed_tasks`]); the job finishes when that count shows every task closed.
+    CountedByStore,
 }
 
 /// Whether `requester` is an SNS topic ARN (then it is the notification's recipient).
@@ -45,7 +48,10 @@ pub fn is_sns_topic_arn(requester: &str) -> bool {
 
 /// Adds `delta` to job `job_id`; when that closes the job's last task, finishes the job (once, across
 /// every concurrent caller) and queues the job-finished notification for each requester on `queue`.
-/// The caller commits the queue.
+/// The caller commits the queue. With a job store that [counts closed tasks
+/// itself](JobStore::counts_closed_tasks), only `delta.failed` is added here and the result is
+/// [`JobProgress::CountedByStore`]: the store's own count adds the closed task and the scavenger
+/// finishes the job ([`count_closed_by_store`]).
 pub async fn record_outcome(
     jobs: &dyn JobStore,
     queue: &mut NotificationQueue,
@@ -53,12 +59,42 @@ pub async fn record_outcome(
     delta: JobCounts,
     now: i64,
 ) -> Result<JobProgress> {
+    if jobs.counts_closed_tasks() {
+        // The store counts the closed task from its own write; only a failed attempt is ours to add.
+        if delta.failed > 0 {
+            let failed = JobCounts {
+                failed: delta.failed,
+                ..JobCounts::default()
+            };
+            if jobs.add_outcomes(job_id, failed).await?.is_none() {
+                return Ok(JobProgress::NoJob);
+            }
+        }
+        return Ok(JobProgress::CountedByStore);
+    }
     let Some(record) = jobs.add_outcomes(job_id, delta).await? else {
         tracing::debug!(job_id, "no job record: counters not kept");
         return Ok(JobProgress::NoJob);
     };
     let closes_a_task = delta.completed > 0 || delta.dead > 0 || delta.cancelled > 0;
-    if !closes_a_task || !record.all_tasks_closed() || record.status.is_finished() {
+    if !closes_a_task {
+        return Ok(JobProgress::Counted(record));
+    }
+    finish_if_all_closed(jobs, queue, record, now).await
+}
+
+/// Finishes the job of `record` (its counters as just written) when they show every task closed and
+/// it is not finished yet: of any number of concurrent callers exactly one wins
+/// ([`JobStore::finish_job`]) and queues the job-finished notification for each requester on `queue`.
+pub async fn finish_if_all_closed(
+    jobs: &dyn JobStore,
+    queue: &mut NotificationQueue,
+    record: JobRecord,
+    now: i64,
+) -> Result<JobProgress> {
+    let job_id = record.job_id.clone();
+    let job_id = job_id.as_str();
+    if !record.all_tasks_closed() || record.status.is_finished() {
         return Ok(JobProgress::Counted(record));
     }
     let status = record.final_status();
@@ -74,6 +110,26 @@ pub async fn record_outcome(
     queue_job_finished(queue, &finished);
     tracing::info!(job_id, status = ?status, requesters = finished.requesters.len(), "job finished");
     Ok(JobProgress::Finished(finished))
+}
+
+/// For a job store that [counts closed tasks itself](JobStore::counts_closed_tasks): runs its count
+/// ([`JobStore::count_closed_tasks`]) and finishes each job it shows closed, queueing the
+/// notifications on `queue` ([`finish_if_all_closed`]). Returns the jobs it finished.
+pub async fn count_closed_by_store(
+    jobs: &dyn JobStore,
+    queue: &mut NotificationQueue,
+    now: i64,
+) -> Result<Vec<String>> {
+    if !jobs.counts_closed_tasks() {
+        return Ok(Vec::new());
+    }
+    let mut finished = Vec::new();
+    for record in jobs.count_closed_tasks(now).await? {
+        if let JobProgress::Finished(job) = finish_if_all_closed(jobs, queue, record, now).await? {
+            finished.push(job.job_id);
+        }
+    }
+    Ok(finished)
 }
 
 /// How long after a task closed [`reconcile_from_closed`] counts it: our own essentials add a task to

@@ -167,11 +167,34 @@ pub trait JobStore: Send + Sync {
     /// again without `finished_at` (`sosw redrive`), atomically; when the redriven tasks close, the job
     /// finishes (and notifies) again. Returns the record after the change, or `None` if the job does not
     /// exist. An error if the job counts fewer dead tasks than `redriven`.
+    ///
+    /// A store that [counts closed tasks itself](JobStore::counts_closed_tasks) leaves `dead` to that
+    /// count (the redriven tasks' closed items are gone, and its count takes them out) and only
+    /// reopens the job.
     async fn reopen_job(&self, job_id: &str, redriven: u64) -> Result<Option<JobRecord>> {
         let _ = (job_id, redriven);
         Err(crate::Error::NotImplemented(
             "reopening a job (sosw redrive) is not supported by this job store",
         ))
+    }
+
+    /// Whether this store counts closed tasks (`completed`, `dead`, `cancelled`) into their jobs
+    /// itself, in batches, from what its task store wrote ([`JobStore::count_closed_tasks`]): then the
+    /// essentials that close a task add only `failed` ([`crate::notify::jobs::record_outcome`]), and a
+    /// job's closed counters lag its tasks by up to one count (one scavenger run). Provided: `false`,
+    /// every closer adds its own task at once.
+    fn counts_closed_tasks(&self) -> bool {
+        false
+    }
+
+    /// For a store that [counts closed tasks itself](JobStore::counts_closed_tasks): applies the tasks
+    /// closed (and taken back out of the closed place, by a redrive or a move that lost a race) since
+    /// the last count to their jobs' counters, each exactly once however many counts run or fail
+    /// halfway, and returns the records of the jobs it changed, after the change. The scavenger calls
+    /// it once a run and finishes the jobs it shows closed. Provided: nothing to count.
+    async fn count_closed_tasks(&self, now: i64) -> Result<Vec<JobRecord>> {
+        let _ = now;
+        Ok(Vec::new())
     }
 }
 

@@ -21,6 +21,7 @@
 
 mod archive;
 mod claims;
+mod counts;
 pub mod migrate;
 mod queue;
 mod schema;
@@ -43,6 +44,7 @@ use sosw_core::error::Result;
 use sosw_core::store::TableNames;
 use sosw_core::task::{Task, TaskId};
 
+pub use counts::Signed;
 pub use schema::{create_lean_tables, delete_lean_tables};
 
 /// The attribute holding a item's move counter.
@@ -124,6 +126,9 @@ struct LeanInner {
     /// worker assistant archives what it has just completed, so the archive needs no read (a stale
     /// counter only makes the archive's conditional delete fail, and the move is taken back).
     seen_claims: Mutex<HashMap<String, i64>>,
+    /// With a client, closed tasks are counted into their jobs in batches from the table's stream
+    /// (`counts.rs`); without, each closer adds its task to the job record at once.
+    streams: Option<aws_sdk_dynamodbstreams::Client>,
 }
 
 /// At most this many queued items are remembered for claims.
@@ -179,8 +184,32 @@ impl LeanTaskStore {
                 registered: Mutex::new(HashSet::new()),
                 seen_queued: Mutex::new(HashMap::new()),
                 seen_claims: Mutex::new(HashMap::new()),
+                streams: None,
             }),
         })
+    }
+
+    /// This store counting closed tasks into their jobs in batches, from the table's stream through
+    /// `streams` (one update per job and scavenger run instead of one per closed task; the table needs
+    /// its stream with `NEW_AND_OLD_IMAGES`, as [`create_lean_tables`] and the stacks make it). See
+    /// docs/layout-lean.md, "Job counters in batches".
+    pub fn with_job_counts_from_stream(self, streams: aws_sdk_dynamodbstreams::Client) -> Self {
+        let inner = &self.inner;
+        LeanTaskStore {
+            inner: Arc::new(LeanInner {
+                client: inner.client.clone(),
+                options: inner.options.clone(),
+                legacy: inner.legacy.clone(),
+                registered: Mutex::new(HashSet::new()),
+                seen_queued: Mutex::new(HashMap::new()),
+                seen_claims: Mutex::new(HashMap::new()),
+                streams: Some(streams),
+            }),
+        }
+    }
+
+    pub(crate) fn streams_client(&self) -> Option<&aws_sdk_dynamodbstreams::Client> {
+        self.inner.streams.as_ref()
     }
 
     /// The options this store uses.
@@ -746,7 +775,24 @@ impl sosw_core::store::JobStore for LeanTaskStore {
         job_id: &str,
         redriven: u64,
     ) -> Result<Option<sosw_core::store::JobRecord>> {
-        self.legacy().reopen_job(job_id, redriven).await
+        // Counting from the stream, the redriven tasks' closed items leaving count them out of `dead`.
+        let minus = if self.counts_closed_tasks() {
+            0
+        } else {
+            redriven
+        };
+        self.legacy().reopen_job(job_id, minus).await
+    }
+
+    fn counts_closed_tasks(&self) -> bool {
+        self.inner.streams.is_some()
+    }
+
+    async fn count_closed_tasks(&self, now: i64) -> Result<Vec<sosw_core::store::JobRecord>> {
+        if !self.counts_closed_tasks() {
+            return Ok(Vec::new());
+        }
+        self.count_from_stream(now).await
     }
 }
 

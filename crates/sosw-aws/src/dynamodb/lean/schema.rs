@@ -1,15 +1,19 @@
 //! Creating and deleting the lean table (and the job table beside it) for tests and local tooling.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{BillingMode, KeyType, ScalarAttributeType, TimeToLiveSpecification};
+use aws_sdk_dynamodb::types::{
+    BillingMode, KeyType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
+};
 
 use super::super::errors::{build_error, sdk_error};
 use super::super::schema::{BuildResult, attr, create_hash_only, key, send_create, wait_active};
 use super::{EXPIRES, LeanOptions};
 use sosw_core::error::Result;
 
-/// Creates the lean table (hash `pk` S, range `sk` S, no index, on-demand, TTL on `expires_at`) and
-/// the job table, and waits until both are ACTIVE. Tables that exist are left as they are.
+/// Creates the lean table (hash `pk` S, range `sk` S, no index, on-demand, TTL on `expires_at`, its
+/// stream with `NEW_AND_OLD_IMAGES` for the job counts) and the job table, and waits until both are
+/// ACTIVE. Tables that exist are left as they are.
 pub async fn create_lean_tables(client: &Client, options: &LeanOptions) -> Result<()> {
     let table = &options.table;
     let build = || -> BuildResult<_> {
@@ -20,7 +24,13 @@ pub async fn create_lean_tables(client: &Client, options: &LeanOptions) -> Resul
             .attribute_definitions(attr("sk", ScalarAttributeType::S)?)
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
-            .billing_mode(BillingMode::PayPerRequest))
+            .billing_mode(BillingMode::PayPerRequest)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()?,
+            ))
     };
     let request = build().map_err(|e| build_error("create table", table, e))?;
     send_create(request, table).await?;
