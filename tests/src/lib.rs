@@ -38,24 +38,22 @@ pub fn emulator_endpoint(var: &str) -> Option<String> {
 
 /// A DynamoDB client for DynamoDB Local at `endpoint`, with fake credentials and retries suited to tests.
 pub async fn dynamodb_client_at(endpoint: &str) -> DynamoClient {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    DynamoClient::new(&emulator_config(endpoint).await)
+}
+
+/// SDK config for an emulator at `endpoint`: fake credentials, `us-east-1`.
+async fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .test_credentials()
         .load()
-        .await;
-    DynamoClient::new(&config)
+        .await
 }
 
 /// A DynamoDB Streams client for DynamoDB Local at `endpoint` (the lean table's stream).
 pub async fn dynamodb_streams_client_at(endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .test_credentials()
-        .load()
-        .await;
-    aws_sdk_dynamodbstreams::Client::new(&config)
+    aws_sdk_dynamodbstreams::Client::new(&emulator_config(endpoint).await)
 }
 
 /// A DynamoDB Local client whose batch writes come back partly unprocessed at `rate` (see

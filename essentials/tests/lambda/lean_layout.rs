@@ -71,8 +71,13 @@ async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
         "the same default name"
     );
     create_lean_tables(&client, &options).await?;
+    let endpoint = sosw_integration_tests::emulator_endpoint(
+        sosw_integration_tests::DYNAMODB_ENDPOINT_VAR,
+    )
+    .ok_or("the endpoint")?;
     let clients = aws::Clients::new(sdk())
         .with_dynamodb(client.clone())
+        .with_dynamodb_streams(sosw_integration_tests::dynamodb_streams_client_at(&endpoint).await)
         .with_layout(settings.layout.clone());
 
     // Scheduler: the job's tasks into the lean table.
@@ -153,11 +158,14 @@ async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
     let ids: BTreeSet<String> = invoked.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(ids.len(), TASKS, "each task invoked once");
 
-    // Scavenger: archives the completed tasks to closed.
+    // Scavenger: archives the completed tasks to closed, then counts them into the job from the
+    // lean table's stream (SOSW_LEAN_JOB_COUNTS defaults to batched) and finishes it.
     let scavenger_config: ScavengerConfig = config("sosw_scavenger_config", &prefix, json!({}))?;
     let scavenger = aws::build_scavenger(&clients, scavenger_config)?;
     let swept = scavenger.run().await;
     assert!(swept.failures.is_empty(), "{:?}", swept.failures);
+    assert_eq!(swept.job_count_error, None);
+    assert_eq!(swept.jobs_finished, vec![report.job_id.clone()]);
 
     for id in &ids {
         let id = TaskId::new(id.as_str())?;
@@ -176,6 +184,7 @@ async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
         .await?
         .ok_or("the job record")?;
     assert_eq!(record.counts.completed, TASKS as u64, "{record:?}");
+    assert_eq!(record.status, sosw::store::JobStatus::Finished, "{record:?}");
     // The tasks are the lean table's closed items (`c#<labourer>#<shard>`), nowhere else.
     let scan = client.scan().table_name(&options.table).send().await?;
     let closed_items = scan
