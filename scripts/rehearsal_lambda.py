@@ -45,6 +45,26 @@ def serve(handler):
 # ---- the recording proxy: which action on which resource ----
 
 
+# Shard iterators handed out by DynamoDB Streams (GetShardIterator, GetRecords' NextShardIterator),
+# with the stream they read: GetRecords names its stream only through one.
+STREAM_OF_ITERATOR = {}
+
+
+def remember_iterators(headers, body, answer):
+    """Records the shard iterators in a DynamoDB Streams answer against the stream they read."""
+    target = headers.get("X-Amz-Target", "")
+    if not target.startswith("DynamoDBStreams_"):
+        return
+    try:
+        request, reply = json.loads(body or b"{}"), json.loads(answer or b"{}")
+    except ValueError:
+        return
+    stream = request.get("StreamArn") or STREAM_OF_ITERATOR.get(request.get("ShardIterator"))
+    for key in ("ShardIterator", "NextShardIterator"):
+        if stream and reply.get(key):
+            STREAM_OF_ITERATOR[reply[key]] = stream
+
+
 def call_of(method, path, headers, body):
     """(IAM action, resource ARN) of one SDK request, from its SigV4 scope, target and body."""
     auth = headers.get("Authorization", "")
@@ -56,6 +76,12 @@ def call_of(method, path, headers, body):
         doc = json.loads(body) if body and body[:1] == b"{" else {}
     except ValueError:
         doc = {}
+    if service == "dynamodb" and target.startswith("DynamoDBStreams_"):
+        # DynamoDB Streams signs as dynamodb; IAM scopes its actions to the stream's ARN, which
+        # GetRecords names only through its shard iterator (remembered from the answers that gave it).
+        action = "dynamodb:" + target.split(".")[-1]
+        stream = doc.get("StreamArn") or STREAM_OF_ITERATOR.get(doc.get("ShardIterator"), "?")
+        return [(action, stream)]
     if service == "dynamodb":
         action = "dynamodb:" + target.split(".")[-1]
         tables = [doc["TableName"]] if "TableName" in doc else list(doc.get("RequestItems", {}))
@@ -183,6 +209,7 @@ def recording_proxy(upstream, log, function):
             conn.request(self.command, self.path, body=body, headers=headers)
             answer = conn.getresponse()
             data = answer.read()
+            remember_iterators(self.headers, body, data)
             self.send_response(answer.status)
             for k, v in answer.getheaders():
                 if k.lower() not in ("transfer-encoding", "content-length", "connection"):

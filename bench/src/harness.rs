@@ -239,6 +239,7 @@ impl Bench<'_> {
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_ENDPOINT_URL")
             .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
+            .env("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", dynamodb)
             .env("AWS_ENDPOINT_URL_LAMBDA", &self.receiver.url)
             .env("AWS_ENDPOINT_URL_S3", &self.moto)
             .env("AWS_ENDPOINT_URL_SNS", &self.moto)

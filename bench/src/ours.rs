@@ -134,8 +134,12 @@ pub async fn lifecycle(args: &Args) -> BenchResult<Value> {
         }
         "lean" => {
             let options = LeanOptions::with_prefix(&args.prefix).shards(args.shards);
+            // Job counters in batches from the table's stream, as a lean deployment keeps them
+            // (SOSW_LEAN_JOB_COUNTS=batched, the default): the scavenger's pass counts them.
             let store = Arc::new(
-                LeanTaskStore::new(clients.dynamodb.clone(), options).map_err(bench_error)?,
+                LeanTaskStore::new(clients.dynamodb.clone(), options)
+                    .map_err(bench_error)?
+                    .with_job_counts_from_stream(clients.dynamodb_streams.clone()),
             );
             lifecycle_on(&clients, args, store).await
         }

@@ -50,3 +50,12 @@ pub fn full() -> bool {
 pub fn size(reduced: u64, full_size: u64) -> u64 {
     if full() { full_size } else { reduced }
 }
+
+/// A DynamoDB Streams client for DynamoDB Local (the lean layout's job counts), or a panic naming the
+/// variable: only called by lean cases, which have already found the endpoint.
+pub async fn lean_streams() -> aws_sdk_dynamodbstreams::Client {
+    let endpoint =
+        sosw_integration_tests::emulator_endpoint(sosw_integration_tests::DYNAMODB_ENDPOINT_VAR)
+            .expect("SOSW_DYNAMODB_ENDPOINT is set for the lean cases");
+    sosw_integration_tests::dynamodb_streams_client_at(&endpoint).await
+}

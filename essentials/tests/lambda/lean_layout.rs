@@ -71,10 +71,9 @@ async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
         "the same default name"
     );
     create_lean_tables(&client, &options).await?;
-    let endpoint = sosw_integration_tests::emulator_endpoint(
-        sosw_integration_tests::DYNAMODB_ENDPOINT_VAR,
-    )
-    .ok_or("the endpoint")?;
+    let endpoint =
+        sosw_integration_tests::emulator_endpoint(sosw_integration_tests::DYNAMODB_ENDPOINT_VAR)
+            .ok_or("the endpoint")?;
     let clients = aws::Clients::new(sdk())
         .with_dynamodb(client.clone())
         .with_dynamodb_streams(sosw_integration_tests::dynamodb_streams_client_at(&endpoint).await)
@@ -184,7 +183,11 @@ async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
         .await?
         .ok_or("the job record")?;
     assert_eq!(record.counts.completed, TASKS as u64, "{record:?}");
-    assert_eq!(record.status, sosw::store::JobStatus::Finished, "{record:?}");
+    assert_eq!(
+        record.status,
+        sosw::store::JobStatus::Finished,
+        "{record:?}"
+    );
     // The tasks are the lean table's closed items (`c#<labourer>#<shard>`), nowhere else.
     let scan = client.scan().table_name(&options.table).send().await?;
     let closed_items = scan

@@ -79,8 +79,10 @@ pub async fn run(kind: Kind, setup: Setup, tasks: u64) -> Option<Outcome> {
                 create_lean_tables(&client, &options)
                     .await
                     .expect("lean tables");
-                let store =
-                    LeanTaskStore::new(client.clone(), options.clone()).expect("lean options");
+                // Job counters in batches from the stream, as a lean deployment keeps them.
+                let store = LeanTaskStore::new(client.clone(), options.clone())
+                    .expect("lean options")
+                    .with_job_counts_from_stream(crate::lean_streams().await);
                 let outcome = run_on(store, setup, tasks).await;
                 delete_lean_tables(&client, &options)
                     .await
