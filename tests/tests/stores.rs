@@ -14,6 +14,7 @@ mod stores {
     mod dynamodb_conformance;
     mod dynamodb_store;
     mod jobs_sosw07;
+    mod lean_close;
     mod lean_conformance;
     mod lean_job_counts;
     mod partition_model;

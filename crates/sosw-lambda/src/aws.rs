@@ -147,6 +147,7 @@ pub fn deployment_store(
                 jobs_table: tables.jobs,
                 ecology_table: tables.ecology,
                 shards: lean.shards(),
+                close_on_completion: lean.close_on_completion(),
                 ..LeanOptions::default()
             };
             let store = LeanTaskStore::new(clients.dynamodb.clone(), options)?;

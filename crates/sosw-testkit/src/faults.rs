@@ -266,6 +266,15 @@ impl<S: TaskReports> TaskReports for FaultyStore<S> {
         self.enter("complete")?;
         self.inner.complete(task_id, report, now).await
     }
+    async fn complete_and_close(
+        &self,
+        task_id: &TaskId,
+        report: &TaskReport,
+        now: i64,
+    ) -> Result<(ReportOutcome, Option<MoveOutcome>)> {
+        self.enter("complete")?;
+        self.inner.complete_and_close(task_id, report, now).await
+    }
     async fn record_failure(
         &self,
         task_id: &TaskId,

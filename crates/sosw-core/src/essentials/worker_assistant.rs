@@ -382,7 +382,15 @@ impl WorkerAssistant {
         let now = self.closer.now_secs();
         let report = request.task_report();
         let tasks = self.closer.tasks();
+        let mut closed_at_once = false;
         let recorded = match request.action {
+            AssistantAction::MarkTaskAsCompleted if self.config.archive_completed => {
+                let (recorded, moved) = tasks
+                    .mark_task_completed_and_close(&request.task_id, &report, now)
+                    .await?;
+                closed_at_once = moved == Some(MoveOutcome::Moved);
+                recorded
+            }
             AssistantAction::MarkTaskAsCompleted => {
                 tasks
                     .mark_task_completed(&request.task_id, &report, now)
@@ -415,15 +423,24 @@ impl WorkerAssistant {
             stats,
         };
         match request.action {
-            AssistantAction::MarkTaskAsCompleted => self.after_completion(&mut closing).await,
+            AssistantAction::MarkTaskAsCompleted => {
+                self.after_completion(&mut closing, closed_at_once).await
+            }
             AssistantAction::MarkTaskAsFailed => self.after_failure(request, &mut closing).await,
         }
     }
 
-    async fn after_completion(&self, c: &mut Closing<'_>) -> Result<(AssistantOutcome, bool)> {
+    /// After a completion was recorded; `closed_at_once` when the store archived it with the same call.
+    async fn after_completion(
+        &self,
+        c: &mut Closing<'_>,
+        closed_at_once: bool,
+    ) -> Result<(AssistantOutcome, bool)> {
         c.stats.inc("marked_as_completed");
-        let mut archived = false;
-        if self.config.archive_completed {
+        let mut archived = closed_at_once;
+        if closed_at_once {
+            c.stats.add("archived_tasks", 1);
+        } else if self.config.archive_completed {
             archived = self
                 .closer
                 .tasks()

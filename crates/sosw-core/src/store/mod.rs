@@ -249,6 +249,20 @@ pub trait TaskReports: Send + Sync {
         now: i64,
     ) -> Result<ReportOutcome>;
 
+    /// [`TaskReports::complete`], and, where the store can do both in one move for fewer writes, the
+    /// archive of the completed task as [`ClosedStatus::Completed`] at `now` too: then the second
+    /// value is `Some(MoveOutcome::Moved)` and the task is closed; `None` leaves the archive to the
+    /// caller (`TaskArchive::archive` with the recorded task), as after `complete`. Provided:
+    /// `complete` alone. The lean DynamoDB layout overrides it when its `close_on_completion` is on.
+    async fn complete_and_close(
+        &self,
+        task_id: &TaskId,
+        report: &TaskReport,
+        now: i64,
+    ) -> Result<(ReportOutcome, Option<MoveOutcome>)> {
+        Ok((self.complete(task_id, report, now).await?, None))
+    }
+
     /// Records a failure report: `failed_attempts += 1` plus the report's attributes, on a live task that
     /// is not completed. Outcomes as for [`TaskReports::complete`].
     async fn record_failure(

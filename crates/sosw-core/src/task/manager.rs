@@ -285,6 +285,17 @@ impl<S: TaskReports + ?Sized> TaskManager<S> {
         self.store.complete(task_id, report, now).await
     }
 
+    /// [`TaskManager::mark_task_completed`], closing the task too where the store does both in one
+    /// move ([`TaskReports::complete_and_close`]): `Some(Moved)` when it did.
+    pub async fn mark_task_completed_and_close(
+        &self,
+        task_id: &TaskId,
+        report: &TaskReport,
+        now: i64,
+    ) -> Result<(ReportOutcome, Option<MoveOutcome>)> {
+        self.store.complete_and_close(task_id, report, now).await
+    }
+
     /// Records a failure report on a live, not completed task: `failed_attempts + 1` and the report's
     /// attributes.
     pub async fn mark_task_failed(

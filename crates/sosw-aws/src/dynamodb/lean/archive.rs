@@ -14,7 +14,8 @@ use sosw_core::store::{
     CLOSED_STATUS_ATTRIBUTE, ClosedStatus, MoveOutcome, TaskArchive, TaskCancel, TaskRetries,
     cancelled_row, fresh_from_dead, restore_dead_payload,
 };
-use sosw_core::task::{Markers, Task};
+use sosw_core::store::{ReportOutcome, TaskReport};
+use sosw_core::task::{Markers, Task, TaskId};
 
 type Condition = (String, Vec<(&'static str, AttributeValue)>);
 
@@ -112,6 +113,47 @@ impl LeanTaskStore {
             condition,
         )
         .await
+    }
+}
+
+impl LeanTaskStore {
+    /// A completion that closes the task in the same move (`LeanOptions::close_on_completion`): the
+    /// claim read (eventually consistent), the closed item written with the report and `completed_at`,
+    /// the claim deleted on the condition that it is the one read (move counter, greenfield, no
+    /// completion, the same failed attempts: a failure report in between refuses it). Anything else
+    /// (no claim read, a completed one, a refused move, which takes its closed item back) falls back
+    /// to the completion mark alone, and the caller archives as after `complete`.
+    pub(crate) async fn complete_closing(
+        &self,
+        task_id: &TaskId,
+        report: &TaskReport,
+        now: i64,
+    ) -> Result<(ReportOutcome, Option<MoveOutcome>)> {
+        const OPERATION: &str = "complete and close";
+        let claim = self
+            .get_read(OPERATION, self.claim_key(task_id.as_str()), false)
+            .await?;
+        if let Some(claim) = claim.filter(|c| c.task.completed_at.is_none()) {
+            let mut done = claim.task.clone();
+            report.apply_to(&mut done);
+            done.completed_at = Some(now);
+            let closed = closed_row(&done, ClosedStatus::Completed, now);
+            let (mut condition, mut values) = unchanged(&claim.task);
+            match claim.task.failed_attempts {
+                Some(fa) => {
+                    condition.push_str(" AND #fa = :fa");
+                    values.push((":fa", n(i64::from(fa))));
+                }
+                None => condition.push_str(" AND attribute_not_exists(#fa)"),
+            }
+            let moved = self
+                .move_to_closed(OPERATION, claim, &closed, Some((condition, values)))
+                .await?;
+            if moved == MoveOutcome::Moved {
+                return Ok((ReportOutcome::Recorded(done), Some(MoveOutcome::Moved)));
+            }
+        }
+        Ok((self.complete_only(task_id, report, now).await?, None))
     }
 }
 

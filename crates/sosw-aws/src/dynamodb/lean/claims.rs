@@ -15,7 +15,7 @@ use super::super::expr::Placeholders;
 use super::{Found, LeanTaskStore, REV, Read, Written, decode};
 use sosw_core::error::Result;
 use sosw_core::store::{
-    ClaimOutcome, ReportOutcome, TaskClaims, TaskLookup, TaskReport, TaskReports,
+    ClaimOutcome, MoveOutcome, ReportOutcome, TaskClaims, TaskLookup, TaskReport, TaskReports,
 };
 use sosw_core::task::{Markers, Task, TaskId, greenfield};
 
@@ -272,6 +272,16 @@ impl LeanTaskStore {
     }
 
     /// Records a report on the live task `task_id`: `complete` or a failure.
+    /// The completion mark (one conditional update of the claim item, or a move out of the queue).
+    pub(crate) async fn complete_only(
+        &self,
+        task_id: &TaskId,
+        report: &TaskReport,
+        now: i64,
+    ) -> Result<ReportOutcome> {
+        self.report("complete", task_id, report, now, true).await
+    }
+
     async fn report(
         &self,
         operation: &'static str,
@@ -435,7 +445,20 @@ impl TaskReports for LeanTaskStore {
         report: &TaskReport,
         now: i64,
     ) -> Result<ReportOutcome> {
-        self.report("complete", task_id, report, now, true).await
+        self.complete_only(task_id, report, now).await
+    }
+
+    async fn complete_and_close(
+        &self,
+        task_id: &TaskId,
+        report: &TaskReport,
+        now: i64,
+    ) -> Result<(ReportOutcome, Option<MoveOutcome>)> {
+        if self.options().close_on_completion {
+            self.complete_closing(task_id, report, now).await
+        } else {
+            Ok((self.complete_only(task_id, report, now).await?, None))
+        }
     }
 
     async fn record_failure(

@@ -71,6 +71,11 @@ pub struct LeanOptions {
     pub shards: u32,
     /// How long a closed item is kept (seconds after `closed_at`) before DynamoDB's TTL deletes it.
     pub closed_ttl_secs: i64,
+    /// A completion reported to the worker assistant (with `archive_completed` on) closes the task in
+    /// one move: an eventually consistent read of the claim, the closed item written, the claim
+    /// deleted (2 write units and half a read unit) instead of a completion mark and a move (3 write
+    /// units). Off by default (docs/layout-lean.md, "Completing and closing in one move").
+    pub close_on_completion: bool,
 }
 
 impl Default for LeanOptions {
@@ -81,6 +86,7 @@ impl Default for LeanOptions {
             ecology_table: "sosw_ecology".into(),
             shards: 4,
             closed_ttl_secs: 30 * 24 * 3600,
+            close_on_completion: false,
         }
     }
 }
@@ -342,12 +348,23 @@ impl LeanTaskStore {
 
     /// One consistent read by key.
     pub(crate) async fn get(&self, operation: &'static str, key: Item) -> Result<Option<Found>> {
+        self.get_read(operation, key, true).await
+    }
+
+    /// One read by key, strongly consistent or not (half the read units; may miss a write of the
+    /// last second).
+    pub(crate) async fn get_read(
+        &self,
+        operation: &'static str,
+        key: Item,
+        consistent: bool,
+    ) -> Result<Option<Found>> {
         let out = self
             .client()
             .get_item()
             .table_name(self.table())
             .set_key(Some(key))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| sdk_error(operation, self.table(), e))?;
@@ -502,6 +519,7 @@ impl LeanTaskStore {
                 ("#gf", "greenfield"),
                 ("#done", "completed_at"),
                 ("#st", "labourer_id_task_status"),
+                ("#fa", "failed_attempts"),
             ] {
                 if condition.contains(k) {
                     names.insert(k.to_owned(), v.to_owned());

@@ -1,0 +1,191 @@
+//! Completing and closing in one move on the lean layout (`LeanOptions::close_on_completion`), on
+//! DynamoDB Local: the completed task lands in its closed item with the report, the claim is gone, a
+//! failure report racing the close is never lost, and with the option off the call only completes.
+//! Skipped without `SOSW_DYNAMODB_ENDPOINT` (failing instead when `SOSW_REQUIRE_EMULATORS=1`).
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use sosw::aws::dynamodb::lean::{
+    LeanOptions, LeanTaskStore, create_lean_tables, delete_lean_tables,
+};
+use sosw::store::{
+    ClaimOutcome, ClosedStatus, EnqueueMode, MoveOutcome, ReportOutcome, TaskArchive, TaskClaims,
+    TaskLookup, TaskQueue, TaskReport, TaskReports,
+};
+use sosw::task::Task;
+use sosw_integration_tests::{dynamodb_client, unique_prefix};
+
+const NOW: i64 = 1_800_000_000;
+
+fn report(key: &str) -> TaskReport {
+    TaskReport {
+        stats: BTreeMap::from([(key.to_owned(), json!(1))]),
+        result: BTreeMap::new(),
+    }
+}
+
+/// A lean store (`close` on or off) with `count` claimed tasks, or `None` to skip.
+async fn claimed(close: bool, count: usize) -> Option<(LeanTaskStore, LeanOptions, Vec<Task>)> {
+    let client = dynamodb_client().await?;
+    let options = LeanOptions {
+        close_on_completion: close,
+        ..LeanOptions::with_prefix(&unique_prefix())
+    };
+    create_lean_tables(&client, &options)
+        .await
+        .expect("lean tables");
+    let store = LeanTaskStore::new(client, options.clone()).expect("lean options");
+    let tasks: Vec<Task> = (0..count)
+        .map(|i| Task::new(format!("t-{i:03}"), "w", json!({"i": i}), 1_000 + i as i64, 1.0))
+        .collect();
+    store
+        .enqueue(&tasks, EnqueueMode::Fresh)
+        .await
+        .expect("enqueued");
+    let head = store.next_queued("w", NOW, count).await.expect("head");
+    assert_eq!(head.len(), count);
+    for task in &head {
+        let outcome = store.claim(&task.task_id, NOW).await.expect("claim");
+        assert!(matches!(outcome, ClaimOutcome::Claimed(_)));
+    }
+    Some((store, options, tasks))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_closes_the_task_in_one_move() {
+    let Some((store, options, tasks)) = claimed(true, 6).await else {
+        return;
+    };
+    // One task has a failure recorded first: its count travels to the closed item.
+    store
+        .record_failure(&tasks[5].task_id, &report("failed_once"), NOW + 1)
+        .await
+        .expect("failure recorded");
+    for task in &tasks {
+        let (outcome, moved) = store
+            .complete_and_close(&task.task_id, &report("done"), NOW + 2)
+            .await
+            .expect("completed");
+        assert!(matches!(outcome, ReportOutcome::Recorded(_)), "{outcome:?}");
+        assert_eq!(moved, Some(MoveOutcome::Moved), "closed in the same call");
+        assert!(
+            store.get_task(&task.task_id).await.expect("read").is_none(),
+            "no live copy left"
+        );
+        let closed = store
+            .get_closed_task(&task.task_id)
+            .await
+            .expect("read")
+            .expect("closed");
+        assert_eq!(closed.completed_at, Some(NOW + 2));
+        assert_eq!(closed.closed_at, Some(NOW + 2));
+        assert_eq!(closed.extra.get("stat_done"), Some(&json!(1)));
+        let (again, none) = store
+            .complete_and_close(&task.task_id, &report("done"), NOW + 3)
+            .await
+            .expect("second report");
+        assert_eq!((again, none), (ReportOutcome::NotFound, None), "closed already");
+    }
+    let last = store
+        .get_closed_task(&tasks[5].task_id)
+        .await
+        .expect("read")
+        .expect("closed");
+    assert_eq!(last.failed_attempts, Some(1));
+    let sample = store
+        .closed_sample("w", ClosedStatus::Completed, 10)
+        .await
+        .expect("sample");
+    assert_eq!(sample.len(), tasks.len(), "closed as completed");
+    delete_lean_tables(&dynamodb_client().await.expect("client"), &options)
+        .await
+        .expect("deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_report_racing_the_close_is_never_lost() {
+    let Some((store, options, tasks)) = claimed(true, 40).await else {
+        return;
+    };
+    let races = tasks.iter().map(|task| {
+        let store = store.clone();
+        let id = task.task_id.clone();
+        async move {
+            let closing = async {
+                store
+                    .complete_and_close(&id, &report("done"), NOW + 2)
+                    .await
+                    .expect("completion")
+            };
+            let failing = async {
+                store
+                    .record_failure(&id, &report("failed"), NOW + 2)
+                    .await
+                    .expect("failure")
+            };
+            let ((completed, moved), failed) = tokio::join!(closing, failing);
+            (id, completed, moved, failed)
+        }
+    });
+    let outcomes = futures::future::join_all(races).await;
+    let mut closed_at_once = 0;
+    for (id, completed, moved, failed) in outcomes {
+        let ReportOutcome::Recorded(done) = completed else {
+            panic!("{id}: the completion is recorded, not {completed:?}");
+        };
+        if moved.is_none() {
+            // Fell back to the completion mark: the caller archives, as the worker assistant does.
+            let archived = store
+                .archive(&done, ClosedStatus::Completed, NOW + 2)
+                .await
+                .expect("archive");
+            assert_eq!(archived, MoveOutcome::Moved, "{id}");
+        } else {
+            closed_at_once += 1;
+        }
+        assert!(store.get_task(&id).await.expect("read").is_none(), "{id}");
+        let closed = store
+            .get_closed_task(&id)
+            .await
+            .expect("read")
+            .unwrap_or_else(|| panic!("{id} is closed"));
+        assert!(closed.completed_at.is_some(), "{id}");
+        if matches!(failed, ReportOutcome::Recorded(_)) {
+            assert_eq!(
+                closed.failed_attempts,
+                Some(1),
+                "{id}: a failure recorded before the close is in the closed item"
+            );
+        } else {
+            assert_eq!(failed, ReportOutcome::NotFound, "{id}: the close came first");
+        }
+    }
+    println!("{closed_at_once} of {} closed in one move", tasks.len());
+    assert!(closed_at_once > 0, "the one-move close happened at least once");
+    delete_lean_tables(&dynamodb_client().await.expect("client"), &options)
+        .await
+        .expect("deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_option_off_a_completion_only_completes() {
+    let Some((store, options, tasks)) = claimed(false, 1).await else {
+        return;
+    };
+    let (outcome, moved) = store
+        .complete_and_close(&tasks[0].task_id, &report("done"), NOW + 2)
+        .await
+        .expect("completed");
+    assert!(matches!(outcome, ReportOutcome::Recorded(_)));
+    assert_eq!(moved, None, "left to the caller's archive");
+    let live = store
+        .get_task(&tasks[0].task_id)
+        .await
+        .expect("read")
+        .expect("still live");
+    assert_eq!(live.completed_at, Some(NOW + 2));
+    delete_lean_tables(&dynamodb_client().await.expect("client"), &options)
+        .await
+        .expect("deleted");
+}
