@@ -498,36 +498,42 @@ impl Bench<'_> {
                 }
                 self.record_lifecycle(&workload, imp, &tallies, tasks as f64);
             }
-            // This implementation again on the lean layout (docs/layout-lean.md), in the same run.
-            let lean_workload = format!("{workload}, lean layout");
-            let (prefix, tables) = self.fresh_tables().await?;
-            self.drop_tables(&tables).await?;
-            let options = LeanOptions::with_prefix(&prefix);
-            create_lean_tables(&self.direct, &options)
-                .await
-                .map_err(bench_error)?;
-            self.proxy.take();
-            self.receiver.take();
-            let mut run_args = self.run_args(&prefix, tasks);
-            run_args.extend(["--layout".to_owned(), "lean".to_owned()]);
-            let out = self
-                .child(Implementation::Ours, "lifecycle", &run_args)
-                .await?;
-            let tallies = self.proxy.take();
-            if std::env::var_os("BENCH_VERBOSE").is_some() {
-                println!("  lean: {}", serde_json::to_string(&tallies)?);
+            // This implementation again on the lean layout (docs/layout-lean.md), in the same run:
+            // as deployed by default, and closing completed tasks in one move.
+            for (variant, close) in [("", false), (", close on completion", true)] {
+                let lean_workload = format!("{workload}, lean layout{variant}");
+                let (prefix, tables) = self.fresh_tables().await?;
+                self.drop_tables(&tables).await?;
+                let options = LeanOptions::with_prefix(&prefix);
+                create_lean_tables(&self.direct, &options)
+                    .await
+                    .map_err(bench_error)?;
+                self.proxy.take();
+                self.receiver.take();
+                let mut run_args = self.run_args(&prefix, tasks);
+                run_args.extend(["--layout".to_owned(), "lean".to_owned()]);
+                if close {
+                    run_args.push("--lean-close".to_owned());
+                }
+                let out = self
+                    .child(Implementation::Ours, "lifecycle", &run_args)
+                    .await?;
+                let tallies = self.proxy.take();
+                if std::env::var_os("BENCH_VERBOSE").is_some() {
+                    println!("  lean{variant}: {}", serde_json::to_string(&tallies)?);
+                }
+                delete_lean_tables(&self.direct, &options)
+                    .await
+                    .map_err(bench_error)?;
+                if out["completed"].as_u64() != Some(tasks) {
+                    return Err(format!(
+                        "lean layout{variant}: lifecycle completed {} of {tasks}",
+                        out["completed"]
+                    )
+                    .into());
+                }
+                self.record_lifecycle(&lean_workload, Implementation::Ours, &tallies, tasks as f64);
             }
-            delete_lean_tables(&self.direct, &options)
-                .await
-                .map_err(bench_error)?;
-            if out["completed"].as_u64() != Some(tasks) {
-                return Err(format!(
-                    "lean layout: lifecycle completed {} of {tasks}",
-                    out["completed"]
-                )
-                .into());
-            }
-            self.record_lifecycle(&lean_workload, Implementation::Ours, &tallies, tasks as f64);
         }
         Ok(())
     }

@@ -66,6 +66,8 @@ pub struct Args {
     pub layout: String,
     /// Shards per labourer of the lean layout.
     pub shards: u32,
+    /// The lean layout closes a completed task in one move (`LeanOptions::close_on_completion`).
+    pub lean_close: bool,
 }
 
 impl Default for Args {
@@ -86,6 +88,7 @@ impl Default for Args {
             bins: String::new(),
             layout: "0.7".into(),
             shards: 4,
+            lean_close: false,
         }
     }
 }
@@ -113,6 +116,7 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> BenchResult<Args> {
             "--bins" => args.bins = value()?,
             "--layout" => args.layout = value()?,
             "--shards" => args.shards = value()?.parse()?,
+            "--lean-close" => args.lean_close = true,
             "--quick" => args.size = "quick".into(),
             "--smoke" => args.size = "smoke".into(),
             other => return Err(format!("unknown argument `{other}`").into()),

@@ -133,7 +133,10 @@ pub async fn lifecycle(args: &Args) -> BenchResult<Value> {
             lifecycle_on(&clients, args, store).await
         }
         "lean" => {
-            let options = LeanOptions::with_prefix(&args.prefix).shards(args.shards);
+            let options = LeanOptions {
+                close_on_completion: args.lean_close,
+                ..LeanOptions::with_prefix(&args.prefix).shards(args.shards)
+            };
             // Job counters in batches from the table's stream, as a lean deployment keeps them
             // (SOSW_LEAN_JOB_COUNTS=batched, the default): the scavenger's pass counts them.
             let store = Arc::new(

@@ -37,7 +37,15 @@ async fn claimed(close: bool, count: usize) -> Option<(LeanTaskStore, LeanOption
         .expect("lean tables");
     let store = LeanTaskStore::new(client, options.clone()).expect("lean options");
     let tasks: Vec<Task> = (0..count)
-        .map(|i| Task::new(format!("t-{i:03}"), "w", json!({"i": i}), 1_000 + i as i64, 1.0))
+        .map(|i| {
+            Task::new(
+                format!("t-{i:03}"),
+                "w",
+                json!({"i": i}),
+                1_000 + i as i64,
+                1.0,
+            )
+        })
         .collect();
     store
         .enqueue(&tasks, EnqueueMode::Fresh)
@@ -85,7 +93,11 @@ async fn a_completion_closes_the_task_in_one_move() {
             .complete_and_close(&task.task_id, &report("done"), NOW + 3)
             .await
             .expect("second report");
-        assert_eq!((again, none), (ReportOutcome::NotFound, None), "closed already");
+        assert_eq!(
+            (again, none),
+            (ReportOutcome::NotFound, None),
+            "closed already"
+        );
     }
     let last = store
         .get_closed_task(&tasks[5].task_id)
@@ -158,11 +170,18 @@ async fn a_failure_report_racing_the_close_is_never_lost() {
                 "{id}: a failure recorded before the close is in the closed item"
             );
         } else {
-            assert_eq!(failed, ReportOutcome::NotFound, "{id}: the close came first");
+            assert_eq!(
+                failed,
+                ReportOutcome::NotFound,
+                "{id}: the close came first"
+            );
         }
     }
     println!("{closed_at_once} of {} closed in one move", tasks.len());
-    assert!(closed_at_once > 0, "the one-move close happened at least once");
+    assert!(
+        closed_at_once > 0,
+        "the one-move close happened at least once"
+    );
     delete_lean_tables(&dynamodb_client().await.expect("client"), &options)
         .await
         .expect("deleted");
