@@ -208,3 +208,83 @@ async fn with_the_option_off_a_completion_only_completes() {
         .await
         .expect("deleted");
 }
+
+/// An archive whose mover stopped after writing the closed item and before deleting the claim (a
+/// delete throttled past the SDK's retries, a killed process) is finished by the next archive of the
+/// task once the closed item is a minute old, instead of being refused for ever; a younger one is
+/// left to its mover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_stopped_halfway_is_finished_by_the_next_one_after_a_minute() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let Some((store, options, tasks)) = claimed(false, 2).await else {
+        return;
+    };
+    let client = dynamodb_client().await.expect("client");
+    let mut done = Vec::new();
+    for task in &tasks {
+        let ReportOutcome::Recorded(t) = store
+            .complete(&task.task_id, &report("done"), NOW + 2)
+            .await
+            .expect("completed")
+        else {
+            panic!("recorded");
+        };
+        done.push(t);
+    }
+    // The first half of each task's archive, written as the store writes it: the claim item copied
+    // to the closed partition with the next move counter, closed at NOW + 2.
+    let claims = client
+        .scan()
+        .table_name(&options.table)
+        .filter_expression("begins_with(pk, :r)")
+        .expression_attribute_values(":r", AttributeValue::S("r#".into()))
+        .send()
+        .await
+        .expect("scan");
+    assert_eq!(claims.count(), 2);
+    for claim in claims.items() {
+        let mut closed = claim.clone();
+        let pk = claim["pk"].as_s().expect("pk");
+        let shard = pk.trim_start_matches("r#");
+        let rev: i64 = claim["lrev"].as_n().expect("lrev").parse().expect("number");
+        closed.insert("pk".into(), AttributeValue::S(format!("c#w#{shard}")));
+        closed.insert("lrev".into(), AttributeValue::N((rev + 1).to_string()));
+        closed.insert("closed_at".into(), AttributeValue::N((NOW + 2).to_string()));
+        closed.insert(
+            "labourer_id_task_status".into(),
+            AttributeValue::S("w_1".into()),
+        );
+        client
+            .put_item()
+            .table_name(&options.table)
+            .set_item(Some(closed))
+            .send()
+            .await
+            .expect("half a move");
+    }
+    // Ten seconds later its mover may still be at work: refused, the claim stays.
+    let young = store
+        .archive(&done[0], ClosedStatus::Completed, NOW + 12)
+        .await
+        .expect("archive");
+    assert_eq!(young, MoveOutcome::Conflict);
+    assert!(store.get_task(&done[0].task_id).await.expect("read").is_some());
+    // A minute on, the next archive finishes the move.
+    for task in &done {
+        let moved = store
+            .archive(task, ClosedStatus::Completed, NOW + 62)
+            .await
+            .expect("archive");
+        assert_eq!(moved, MoveOutcome::Moved, "{}", task.task_id);
+        assert!(store.get_task(&task.task_id).await.expect("read").is_none());
+        let closed = store
+            .get_closed_task(&task.task_id)
+            .await
+            .expect("read")
+            .expect("closed");
+        assert_eq!(closed.closed_at, Some(NOW + 2), "the first mover's item stands");
+    }
+    delete_lean_tables(&client, &options)
+        .await
+        .expect("deleted");
+}

@@ -441,12 +441,23 @@ impl WorkerAssistant {
         if closed_at_once {
             c.stats.add("archived_tasks", 1);
         } else if self.config.archive_completed {
-            archived = self
+            // A failed archive leaves the completed task to the scavenger's archive; the job still
+            // counts the completion here (a retried report would find the task completed and count
+            // nothing, so an error must not stop the count).
+            archived = match self
                 .closer
                 .tasks()
                 .archive_task(c.task, ClosedStatus::Completed, c.now)
-                .await?
-                == MoveOutcome::Moved;
+                .await
+            {
+                Ok(moved) => moved == MoveOutcome::Moved,
+                Err(e) => {
+                    tracing::warn!(task_id = %c.task.task_id, error = %e,
+                        "completed task not archived; the scavenger archives it");
+                    c.stats.inc("archive_errors");
+                    false
+                }
+            };
             c.stats.add("archived_tasks", u64::from(archived));
         }
         let delta = JobCounts {

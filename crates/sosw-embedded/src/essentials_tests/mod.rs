@@ -5,3 +5,4 @@ mod durations;
 mod orchestrator;
 mod redrive;
 mod scheduler;
+mod worker_assistant;

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::super::codec::{Item, n, s};
 use super::super::scavenge::closed_row;
+use super::claims::FINISH_AFTER_SECS;
 use super::{EXPIRES, Found, LeanTaskStore, Read, Written};
 use sosw_core::error::Result;
 use sosw_core::store::{
@@ -91,6 +92,12 @@ impl LeanTaskStore {
 
     /// Moves `source` to the closed item of `closed` (a row already closed: `closed_at` set), with
     /// its TTL.
+    ///
+    /// A closed item of this very move already there (the counter this move would give it), closed
+    /// at least [`FINISH_AFTER_SECS`] before `closed`, is the first half of a move whose mover stopped
+    /// before deleting the source (a delete throttled past the SDK's retries, a killed process): this
+    /// call finishes it, deleting the source on the same condition, instead of refusing for ever. A
+    /// younger one may be a mover still at work, which deletes the source itself.
     async fn move_to_closed(
         &self,
         operation: &'static str,
@@ -99,20 +106,46 @@ impl LeanTaskStore {
         condition: Option<Condition>,
     ) -> Result<MoveOutcome> {
         let dest = self.closed_key(&closed.labourer_id, closed.task_id.as_str());
+        let closed_at = closed.closed_at.unwrap_or_default();
         let expires = closed_expiry(
-            closed.closed_at.unwrap_or_default(),
+            closed_at,
             chrono::Utc::now().timestamp(),
             self.options().closed_ttl_secs,
         );
-        self.move_to(
-            operation,
-            source,
-            closed,
-            dest,
-            vec![(EXPIRES, n(expires))],
-            condition,
-        )
-        .await
+        let mut item = self.item(closed, &dest, source.rev + 1)?;
+        item.insert(EXPIRES.to_owned(), n(expires));
+        match self.put_newer_seeing(operation, item).await? {
+            None => {}
+            Some(Some(there))
+                if there.rev == source.rev + 1
+                    && there.task.task_id == closed.task_id
+                    && there
+                        .task
+                        .closed_at
+                        .is_some_and(|at| at.saturating_add(FINISH_AFTER_SECS) <= closed_at) =>
+            {
+                return Ok(
+                    match self
+                        .delete_if(operation, source.key, source.rev, condition)
+                        .await?
+                    {
+                        Written::Yes => MoveOutcome::Moved,
+                        Written::ConditionFailed => MoveOutcome::Conflict,
+                    },
+                );
+            }
+            Some(_) => return Ok(MoveOutcome::Conflict),
+        }
+        if self
+            .delete_if(operation, source.key, source.rev, condition)
+            .await?
+            == Written::ConditionFailed
+        {
+            self.delete_if(operation, dest, source.rev + 1, None)
+                .await?;
+            return Ok(MoveOutcome::Conflict);
+        }
+        Ok(MoveOutcome::Moved)
     }
 }
 

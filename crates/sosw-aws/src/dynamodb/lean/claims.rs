@@ -39,7 +39,7 @@ const MAX_ROUNDS: usize = 6;
 /// A claim item at least this old (seconds since its claim) whose queued item is still there was left
 /// by a claimer that stopped between its two writes; a later claimer then deletes the queued item for
 /// it. Younger, its claimer may still be about to delete it (a throttled write retried by the SDK).
-const FINISH_AFTER_SECS: i64 = 60;
+pub(crate) const FINISH_AFTER_SECS: i64 = 60;
 
 /// Whether an item is a claim item (not a queued one).
 pub(crate) fn is_claim(found: &Found) -> bool {
