@@ -406,7 +406,7 @@ impl LeanTaskStore {
             *running.entry(path.key_of(&c.task.payload)).or_default() += 1;
             live.insert(c.task.task_id.as_str().to_owned(), c.rev);
         }
-        let mut queued: BTreeMap<String, Vec<Task>> = BTreeMap::new();
+        let mut queued: BTreeMap<String, Vec<Found>> = BTreeMap::new();
         for f in latest_per_task(found) {
             // A queued item left beside a later claim item by a stopped move is not queued.
             if live
@@ -420,16 +420,19 @@ impl LeanTaskStore {
             if f.task.greenfield > markers.expired {
                 *running.entry(k).or_default() += 1;
             } else if f.task.greenfield < markers.start {
-                queued.entry(k).or_default().push(f.task);
+                queued.entry(k).or_default().push(f);
             }
         }
         let mut queue = KeyedQueue::new();
-        for (k, mut tasks) in queued {
-            tasks.sort_by(|a, b| {
-                (a.greenfield, a.task_id.as_str()).cmp(&(b.greenfield, b.task_id.as_str()))
+        for (k, mut heads) in queued {
+            heads.sort_by(|a, b| {
+                (a.task.greenfield, a.task.task_id.as_str())
+                    .cmp(&(b.task.greenfield, b.task.task_id.as_str()))
             });
-            tasks.truncate(per_key);
-            queue.entry(k).or_default().queued = tasks;
+            heads.truncate(per_key);
+            // The orchestrator claims what it has just read: its claims need no read.
+            self.remember_queued(&heads);
+            queue.entry(k).or_default().queued = heads.into_iter().map(|f| f.task).collect();
         }
         for (k, count) in running {
             queue.entry(k).or_default().running = count;
