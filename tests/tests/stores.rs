@@ -15,6 +15,7 @@ mod stores {
     mod dynamodb_store;
     mod jobs_sosw07;
     mod lean_conformance;
+    mod lean_fairness;
     mod partition_model;
     mod redrive_sosw07;
 }
