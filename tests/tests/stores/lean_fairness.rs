@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use sosw::aws::dynamodb::lean::{
     LeanOptions, LeanTaskStore, create_lean_tables, delete_lean_tables,
@@ -71,12 +72,17 @@ async fn items_under(store: &LeanTaskStore, pk: &str) -> usize {
         .query()
         .table_name(&store.options().table)
         .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+        .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
         .consistent_read(true)
         .send()
         .await
         .expect("query");
     out.items.unwrap_or_default().len()
+}
+
+/// The number of items under key `key` of path `tenant` (one shard).
+async fn under_key(store: &LeanTaskStore, key: &str) -> usize {
+    items_under(store, &format!("q#{LABOURER}#k#tenant#{key}#0")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -113,16 +119,10 @@ async fn keyed_tasks_are_filed_by_key_and_found_through_every_move() {
         .await
         .expect("enqueue");
     assert_eq!(items_under(&store, &format!("q#{LABOURER}#0")).await, 1);
+    assert_eq!(under_key(&store, "a").await, 2);
+    assert_eq!(under_key(&store, "b").await, 1);
     assert_eq!(
-        items_under(&store, &format!("q#{LABOURER}#k#tenant#a#0")).await,
-        2
-    );
-    assert_eq!(
-        items_under(&store, &format!("q#{LABOURER}#k#tenant#b#0")).await,
-        1
-    );
-    assert_eq!(
-        items_under(&store, &format!("q#{LABOURER}#k#tenant##0")).await,
+        under_key(&store, "").await,
         1,
         "the default key's partition"
     );
@@ -192,10 +192,7 @@ async fn keyed_tasks_are_filed_by_key_and_found_through_every_move() {
     assert_eq!(running["a"].running, 1, "{:?}", summary(&running));
     assert_eq!(running["a"].queued.len(), 2);
     assert!(store.release_claim(&claimed, NOW).await.expect("release"));
-    assert_eq!(
-        items_under(&store, &format!("q#{LABOURER}#k#tenant#a#0")).await,
-        2
-    );
+    assert_eq!(under_key(&store, "a").await, 2);
 
     // Completed, then moved to retry and back: under its key again.
     let t3 = TaskId::for_chunk(LABOURER, 3);
@@ -213,10 +210,7 @@ async fn keyed_tasks_are_filed_by_key_and_found_through_every_move() {
             .expect("to retry"),
         MoveOutcome::Moved
     );
-    assert_eq!(
-        items_under(&store, &format!("q#{LABOURER}#k#tenant#b#0")).await,
-        0
-    );
+    assert_eq!(under_key(&store, "b").await, 0);
     let waiting = store
         .get_retry_task(LABOURER, &t3)
         .await
@@ -226,10 +220,7 @@ async fn keyed_tasks_are_filed_by_key_and_found_through_every_move() {
         store.return_to_queue(&waiting, 1500).await.expect("return"),
         MoveOutcome::Moved
     );
-    assert_eq!(
-        items_under(&store, &format!("q#{LABOURER}#k#tenant#b#0")).await,
-        1
-    );
+    assert_eq!(under_key(&store, "b").await, 1);
 
     // Dead, then redriven: under its key.
     let t2 = TaskId::for_chunk(LABOURER, 2);
@@ -251,11 +242,7 @@ async fn keyed_tasks_are_filed_by_key_and_found_through_every_move() {
         store.redrive(&dead, 9000).await.expect("redrive"),
         MoveOutcome::Moved
     );
-    assert_eq!(
-        items_under(&store, &format!("q#{LABOURER}#k#tenant#a#0")).await,
-        2,
-        "tasks 1 and 2"
-    );
+    assert_eq!(under_key(&store, "a").await, 2, "tasks 1 and 2");
 
     // A queued keyed task archived straight from the queue (a cancel) and one completed while queued.
     let t4 = store
@@ -336,6 +323,73 @@ async fn a_new_path_regroups_the_queue_and_files_new_tasks_by_it() {
         [("a", 5), ("b", 4)]
     );
     assert_eq!(store.queue_length(LABOURER, NOW).await.expect("len"), 9);
+    delete_lean_tables(store.client(), store.options())
+        .await
+        .expect("tables deleted");
+}
+
+/// A registered key whose partitions are empty drops out of the registry once its registry item is an
+/// hour old; a key with queued tasks stays whatever its age.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn empty_keys_drop_out_of_the_registry_after_an_hour() {
+    let Some(store) = lean_store(2).await else {
+        return;
+    };
+    let markers = Markers::new(NOW, WINDOW);
+    let tenant = path("tenant");
+    store
+        .queue_by_key(LABOURER, &tenant, &markers, 10)
+        .await
+        .expect("announce");
+    store
+        .enqueue(&[task(0, json!("busy"))], EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    let registry = format!("k#{LABOURER}");
+    let an_hour_ago = chrono::Utc::now().timestamp() - 3700;
+    for (key, touched_at) in [("busy", an_hour_ago), ("gone", an_hour_ago), ("fresh", 0)] {
+        let touched_at = if touched_at == 0 {
+            chrono::Utc::now().timestamp()
+        } else {
+            touched_at
+        };
+        store
+            .client()
+            .put_item()
+            .table_name(&store.options().table)
+            .item("pk", AttributeValue::S(registry.clone()))
+            .item("sk", AttributeValue::S(format!("tenant#{key}")))
+            .item("path", AttributeValue::S("tenant".into()))
+            .item("fkey", AttributeValue::S(key.into()))
+            .item("touched_at", AttributeValue::N(touched_at.to_string()))
+            .send()
+            .await
+            .expect("registry item");
+    }
+    assert_eq!(items_under(&store, &registry).await, 3);
+    let queue = store
+        .queue_by_key(LABOURER, &tenant, &markers, 10)
+        .await
+        .expect("queue by key");
+    assert_eq!(queue.len(), 1, "{:?}", summary(&queue));
+    let out = store
+        .client()
+        .query()
+        .table_name(&store.options().table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(registry))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query");
+    let mut left: Vec<String> = out
+        .items
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["tenant#busy", "tenant#fresh"]);
     delete_lean_tables(store.client(), store.options())
         .await
         .expect("tables deleted");
