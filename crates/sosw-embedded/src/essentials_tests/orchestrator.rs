@@ -601,7 +601,7 @@ async fn a_continuous_run_keeps_polling_until_the_deadline_minus_the_margin() {
 }
 
 /// A labourer with `fairness` on a store without a per-key queue (here `Contested`, which keeps the
-/// port's provided `queue_by_key`, as both DynamoDB layouts do) gets no invocation, and a continuous
+/// port's provided `queue_by_key`, as sosw 0.7's DynamoDB layout does) gets no invocation, and a continuous
 /// run records the refusal once and stops trying: the setting is never ignored silently.
 #[tokio::test(start_paused = true)]
 async fn fairness_on_a_store_without_a_per_key_queue_is_refused_not_ignored() {
