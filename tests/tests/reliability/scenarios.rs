@@ -135,6 +135,38 @@ async fn four_orchestrators_race(kind: Kind) {
     assert!(busy >= 2, "the orchestrators raced: {:?}", outcome.figures);
 }
 
+/// Four orchestrators race over a labourer with per-key fairness (the tasks' 8 keys, at most 60 of a
+/// key running): claims lost to a rival are replaced from the same key, and every task still runs
+/// exactly once. On SQLite and the lean layout: sosw 0.7's tables refuse fairness (the conformance
+/// suite and the orchestrator's tests check the refusal).
+async fn four_orchestrators_race_with_fairness(kind: Kind) {
+    let tasks = size(1_000, 10_000);
+    let mut settings = super::rig::labourer_settings(400, 60);
+    settings["fairness"] = serde_json::json!({"key": "k", "max_per_key": 60});
+    let setup = Setup {
+        orchestrators: 4,
+        labourers: vec![("w".into(), settings)],
+        ..Setup::one_labourer(12, 400)
+    };
+    let Some(outcome) = run(kind, setup, tasks).await else {
+        return;
+    };
+    assert_all_closed(&outcome, tasks);
+    let check = &outcome.check;
+    assert_eq!(check.completed, tasks, "no faults, no dead task");
+    assert_eq!(check.exactly_once_fraction(), 1.0, "{check}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_orchestrators_race_with_fairness_on_sqlite() {
+    four_orchestrators_race_with_fairness(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_orchestrators_race_with_fairness_on_the_lean_layout() {
+    four_orchestrators_race_with_fairness(Kind::Lean).await;
+}
+
 async fn worker_failures_lost_reports_and_duplicates(kind: Kind) {
     let tasks = size(1_000, 10_000);
     let setup = Setup {
