@@ -248,13 +248,41 @@ impl LeanTaskStore {
     /// The key of the queued item `task` is written to now: under its fairness key's partition if
     /// its labourer is keyed (registering the key first), else under the plain queue partition.
     pub(crate) async fn queue_key_for(&self, task: &Task) -> Result<Item> {
-        let Some(path) = self.fairness_path(&task.labourer_id).await? else {
-            return Ok(self.queued_key(task));
-        };
-        let fkey = path.key_of(&task.payload);
-        self.register_key(&task.labourer_id, &path, &fkey).await?;
-        let prefix = key_prefix(&task.labourer_id, path.as_str(), &fkey);
-        Ok(self.queued_key_under(&prefix, task))
+        let key = self.queue_keys_for(std::slice::from_ref(task)).await?.pop();
+        // One key per task: never `None`.
+        Ok(key.unwrap_or_else(|| self.queued_key(task)))
+    }
+
+    /// [`LeanTaskStore::queue_key_for`] of each of `tasks`, in order: the keys new to this process
+    /// registered concurrently, each once.
+    pub(crate) async fn queue_keys_for(&self, tasks: &[Task]) -> Result<Vec<Item>> {
+        let mut paths: HashMap<&str, Option<FairnessKey>> = HashMap::new();
+        for t in tasks {
+            if !paths.contains_key(t.labourer_id.as_str()) {
+                let path = self.fairness_path(&t.labourer_id).await?;
+                paths.insert(&t.labourer_id, path);
+            }
+        }
+        let mut keys = Vec::with_capacity(tasks.len());
+        let mut to_register: HashMap<(&str, String), &FairnessKey> = HashMap::new();
+        for t in tasks {
+            match &paths[t.labourer_id.as_str()] {
+                None => keys.push(self.queued_key(t)),
+                Some(path) => {
+                    let fkey = path.key_of(&t.payload);
+                    let prefix = key_prefix(&t.labourer_id, path.as_str(), &fkey);
+                    keys.push(self.queued_key_under(&prefix, t));
+                    to_register.insert((t.labourer_id.as_str(), fkey), path);
+                }
+            }
+        }
+        futures::stream::iter(to_register)
+            .map(Ok)
+            .try_for_each_concurrent(READ_CONCURRENCY, |((labourer, fkey), path)| async move {
+                self.register_key(labourer, path, &fkey).await
+            })
+            .await?;
+        Ok(keys)
     }
 
     /// The queued item's key of `task` under the partition prefix `prefix` (shard appended).

@@ -116,10 +116,11 @@ impl TaskQueue for LeanTaskStore {
         validate_all(tasks)?;
         let labourers: Vec<&str> = tasks.iter().map(|t| t.labourer_id.as_str()).collect();
         self.register(&labourers).await?;
-        let mut items = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            items.push(self.item(t, &self.queue_key_for(t).await?, 0)?);
-        }
+        let items = tasks
+            .iter()
+            .zip(self.queue_keys_for(tasks).await?)
+            .map(|(t, key)| self.item(t, &key, 0))
+            .collect::<Result<Vec<_>>>()?;
         let existing = match mode {
             EnqueueMode::Fresh => HashSet::new(),
             EnqueueMode::SkipExisting => self.existing_ids(tasks).await?,
