@@ -7,7 +7,7 @@
 //! The 5% target needs a hot backlog of more than 21 times the small keys' tasks: sharing the slots
 //! equally among 12 keys, the small keys finish after about 12 x their size / slots steps, the hot key
 //! after (hot + small) / slots. On SQLite the hot key holds 30,000 tasks against 10 x 100 (100,000,
-//! the figure, under `SOSW_RELIABILITY_FULL=1`); on the lean layout 8,000 against 10 x 10.
+//! the figure, under `SOSW_RELIABILITY_FULL=1`); on the lean layout 6,000 against 10 x 10.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -58,7 +58,7 @@ fn sqlite_sizes() -> Sizes {
 /// The lean layout's sizes: what DynamoDB Local runs in about a minute.
 fn lean_sizes() -> Sizes {
     Sizes {
-        hot: super::super::size(8_000, 20_000),
+        hot: super::super::size(6_000, 20_000),
         small_tasks: 10,
         small_keys: 10,
         keyless: 20,
