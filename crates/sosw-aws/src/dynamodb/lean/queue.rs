@@ -48,7 +48,9 @@ impl LeanTaskStore {
         let all = self.read_all(reads).await?.into_iter().flatten().collect();
         let mut all = latest_per_task(all);
         all.sort_by(|a, b| {
-            let by = a.task.greenfield.cmp(&b.task.greenfield);
+            // The task id breaks ties, as the sort key does within a partition.
+            let by = (a.task.greenfield, a.task.task_id.as_str())
+                .cmp(&(b.task.greenfield, b.task.task_id.as_str()));
             if descending { by.reverse() } else { by }
         });
         Ok(all)
