@@ -17,6 +17,7 @@ mod stores {
     mod lean_close;
     mod lean_conformance;
     mod lean_job_counts;
+    mod lean_fairness;
     mod partition_model;
     mod redrive_sosw07;
 }

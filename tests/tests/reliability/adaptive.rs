@@ -22,7 +22,7 @@ use sosw::essentials::worker_assistant::{AssistantRequest, WorkerAssistant};
 use sosw::invoke::{InvokeOutcome, Invoker};
 use sosw::notify::LogNotifier;
 use sosw::processor::Stats;
-use sosw::store::{EcologyState, EnqueueMode, TaskQueue, requeue_due_retries};
+use sosw::store::{EcologyState, EnqueueMode, TaskQueue, TaskStore, requeue_due_retries};
 use sosw::task::{Task, TaskId};
 use sosw::testing::checker::Delivery;
 
@@ -124,8 +124,8 @@ struct Phase {
 
 /// The real orchestrator (one pass per run, no health metrics) and worker assistant over `store`, with
 /// the labourers of `task_config`, on `clock`.
-pub(super) fn essentials(
-    store: Arc<SqliteTaskStore>,
+pub(super) fn essentials<S: TaskStore + 'static>(
+    store: Arc<S>,
     invoker: Arc<dyn Invoker>,
     clock: Arc<ManualClock>,
     task_config: &Value,

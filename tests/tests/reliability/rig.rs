@@ -382,7 +382,8 @@ impl<S: TaskStore + 'static> Rig<S> {
                 let mut task = Task::new(
                     TaskId::for_chunk(prefix, n).as_str(),
                     labourer,
-                    json!({"n": n}),
+                    // `k`: a key for the scenarios with per-key fairness (8 keys).
+                    json!({"n": n, "k": n % 8}),
                     2000 + n as i64,
                     T0 as f64,
                 );

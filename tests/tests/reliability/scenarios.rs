@@ -116,10 +116,16 @@ fn assert_all_closed(outcome: &Outcome, tasks: u64) {
 }
 
 async fn four_orchestrators_race(kind: Kind) {
+    race_of_four(kind, Setup::one_labourer(11, 400)).await;
+}
+
+/// Four orchestrators over `setup`'s labourer `w`, no faults: every task completed exactly once, and
+/// more than one orchestrator claimed.
+async fn race_of_four(kind: Kind, setup: Setup) {
     let tasks = size(1_000, 10_000);
     let setup = Setup {
         orchestrators: 4,
-        ..Setup::one_labourer(11, 400)
+        ..setup
     };
     let Some(outcome) = run(kind, setup, tasks).await else {
         return;
@@ -135,6 +141,30 @@ async fn four_orchestrators_race(kind: Kind) {
         .filter(|c| **c > 0)
         .count();
     assert!(busy >= 2, "the orchestrators raced: {:?}", outcome.figures);
+}
+
+/// Four orchestrators race over a labourer with per-key fairness (the tasks' 8 keys, at most 60 of a
+/// key running): claims lost to a rival are replaced from the same key, and every task still runs
+/// exactly once. On SQLite and the lean layout: sosw 0.7's tables refuse fairness (the conformance
+/// suite and the orchestrator's tests check the refusal).
+async fn four_orchestrators_race_with_fairness(kind: Kind) {
+    let mut settings = super::rig::labourer_settings(400, 60);
+    settings["fairness"] = serde_json::json!({"key": "k", "max_per_key": 60});
+    let setup = Setup {
+        labourers: vec![("w".into(), settings)],
+        ..Setup::one_labourer(12, 400)
+    };
+    race_of_four(kind, setup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_orchestrators_race_with_fairness_on_sqlite() {
+    four_orchestrators_race_with_fairness(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_orchestrators_race_with_fairness_on_the_lean_layout() {
+    four_orchestrators_race_with_fairness(Kind::Lean).await;
 }
 
 async fn worker_failures_lost_reports_and_duplicates(kind: Kind) {

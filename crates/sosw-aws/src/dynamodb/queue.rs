@@ -109,8 +109,9 @@ impl TaskQueue for DynamoTaskStore {
         self.queue_end(labourer_id, now, true).await
     }
 
-    /// Refused: sosw 0.7's tables have no index by fairness key, and a window of the queue head would
-    /// be fair only within the window (docs/ecology.md, "Per-key fairness").
+    /// Refused: sosw 0.7's tables have no index by fairness key (their schema is sosw 0.7's; the lean
+    /// layout files a keyed labourer's queue per key), and a window of the queue head would be fair only
+    /// within the window (docs/ecology.md, "Per-key fairness").
     async fn queue_by_key(
         &self,
         labourer_id: &str,

@@ -57,7 +57,7 @@
 //! [`InvokeOutcome::Rejected`]: crate::invoke::InvokeOutcome::Rejected
 //! [`InvokeOutcome::Unknown`]: crate::invoke::InvokeOutcome::Unknown
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,6 +195,29 @@ struct WaveCounts {
     rejected: bool,
     /// Rejections that were throttles (Lambda's 429 TooManyRequests after its retries).
     throttled: u64,
+}
+
+/// One key's part of a fair wave.
+struct KeyPlan {
+    /// Tasks still to start (its share, plus one for every claim a rival won).
+    due: u64,
+    /// Claims its cap still allows (won or lost: a rival's claim runs too).
+    room: u64,
+    /// Its queue head, in order, not tried yet.
+    heads: std::collections::VecDeque<TaskId>,
+}
+
+impl KeyPlan {
+    /// The next tasks of key `key` to claim: as many as are due and the cap allows.
+    fn next_wave(&mut self, key: &str) -> Vec<(String, TaskId)> {
+        let take = self.due.min(self.room).min(self.heads.len() as u64);
+        self.due -= take;
+        self.room -= take;
+        self.heads
+            .drain(..to_usize(take))
+            .map(|id| (key.to_owned(), id))
+            .collect()
+    }
 }
 
 /// What became of one queued task.
@@ -619,12 +642,17 @@ impl Orchestrator {
         (Activity::Busy, used(remaining))
     }
 
-    /// [`Orchestrator::fill`] for a labourer with per-key fairness: one read of its open work by key
+    /// [`Orchestrator::fill`] for a labourer with per-key fairness: a read of its open work by key
     /// ([`TaskQueue::queue_by_key`]), then [`fair_starts`] divides the running tasks plus `wanted` among
-    /// the keys with queued work, and the heads of their queues are claimed and invoked in one wave.
-    /// Claims lost to another orchestrator are not replaced this round (the next round, a poll
-    /// interval later, reads the queues again). A store without a per-key queue refuses the setting:
-    /// the labourer gets nothing for the rest of the run and its report entry says why.
+    /// the keys with queued work, and the heads of their queues are claimed and invoked in waves.
+    ///
+    /// A claim lost to another orchestrator is replaced by the next head of the same key from the same
+    /// read, as long as the key's cap leaves room (the rival's claim runs too, so it counts against the
+    /// cap). When a key's heads run out while claims are still to replace, the queue is read again (at
+    /// most [`MAX_QUEUE_READS_PER_ROUND`] reads a round); the tasks this round claimed or lost count as
+    /// running for their key even where the new read does not show them yet, so no read lets a key past
+    /// its cap. A store without a per-key queue refuses the setting: the labourer gets nothing for the
+    /// rest of the run and its report entry says why.
     async fn fill_fair(
         &self,
         labourer: &Labourer,
@@ -633,54 +661,131 @@ impl Orchestrator {
         now: i64,
         run: &mut RunState,
     ) -> (Activity, u64) {
-        if self.clock.now() >= run.stop_at {
-            return (Activity::Busy, 0);
-        }
         let markers = Markers::for_labourer(now, labourer);
-        let released = run.released.entry(labourer.id.clone()).or_default().clone();
-        let per_key = to_usize(wanted).saturating_add(released.len());
-        let mut queue = match self
-            .store
-            .queue_by_key(&labourer.id, &fairness.key, &markers, per_key)
-            .await
-        {
-            Ok(queue) => queue,
-            Err(e) => {
-                if matches!(e, Error::Invalid { .. }) {
-                    tracing::warn!(labourer = %labourer.id, error = %e, "fairness refused; labourer skipped this run");
-                    run.unhealthy.insert(labourer.id.clone());
-                }
-                run.report.labourer(&labourer.id).error(e.to_string());
-                return (Activity::Busy, 0);
+        let mut remaining = wanted;
+        let mut used = 0u64;
+        // This round's claims, won or lost: never taken from a read again, and per key the tasks
+        // they put to running (ours, or a rival's) on top of the first read's count.
+        let mut tried: HashSet<TaskId> = HashSet::new();
+        let mut taken: BTreeMap<String, u64> = BTreeMap::new();
+        let mut first_running: Option<BTreeMap<String, u64>> = None;
+        for _ in 0..MAX_QUEUE_READS_PER_ROUND {
+            if remaining == 0 || self.clock.now() >= run.stop_at {
+                return (Activity::Busy, used);
             }
-        };
-        for work in queue.values_mut() {
-            work.queued.retain(|t| !released.contains(&t.task_id));
+            let released = run.released.entry(labourer.id.clone()).or_default().clone();
+            let per_key = to_usize(remaining)
+                .saturating_add(released.len())
+                .saturating_add(tried.len());
+            let mut queue = match self
+                .store
+                .queue_by_key(&labourer.id, &fairness.key, &markers, per_key)
+                .await
+            {
+                Ok(queue) => queue,
+                Err(e) => {
+                    if matches!(e, Error::Invalid { .. }) {
+                        tracing::warn!(labourer = %labourer.id, error = %e, "fairness refused; labourer skipped this run");
+                        run.unhealthy.insert(labourer.id.clone());
+                    }
+                    run.report.labourer(&labourer.id).error(e.to_string());
+                    return (Activity::Busy, used);
+                }
+            };
+            for work in queue.values_mut() {
+                work.queued
+                    .retain(|t| !released.contains(&t.task_id) && !tried.contains(&t.task_id));
+            }
+            let first = first_running
+                .get_or_insert_with(|| queue.iter().map(|(k, w)| (k.clone(), w.running)).collect());
+            for (k, n) in &taken {
+                let at_least = first.get(k).copied().unwrap_or(0).saturating_add(*n);
+                let work = queue.entry(k.clone()).or_default();
+                work.running = work.running.max(at_least);
+            }
+            if queue.values().all(|w| w.queued.is_empty()) {
+                return (Activity::Idle, used);
+            }
+            let loads = key_loads(&queue);
+            let running: u64 = loads.values().map(|l| l.running).sum();
+            let starts = fair_starts(&loads, running.saturating_add(remaining), fairness.cap());
+            if starts.is_empty() {
+                // Every key with queued work is at its cap.
+                return (Activity::Busy, used);
+            }
+            let mut plan: BTreeMap<String, KeyPlan> = starts
+                .into_iter()
+                .map(|(k, n)| {
+                    let work = queue.remove(&k).unwrap_or_default();
+                    let room = fairness
+                        .cap()
+                        .map_or(u64::MAX, |cap| cap.saturating_sub(work.running));
+                    let heads = work.queued.into_iter().map(|t| t.task_id).collect();
+                    (
+                        k,
+                        KeyPlan {
+                            due: n,
+                            room,
+                            heads,
+                        },
+                    )
+                })
+                .collect();
+            let mut lost_any = false;
+            loop {
+                let wave: Vec<(String, TaskId)> =
+                    plan.iter_mut().flat_map(|(k, p)| p.next_wave(k)).collect();
+                if wave.is_empty() {
+                    break;
+                }
+                tried.extend(wave.iter().map(|(_, id)| id.clone()));
+                let steps = self.claim_and_invoke_keyed(labourer, wave, now).await;
+                let mut plain = Vec::with_capacity(steps.len());
+                for (k, step) in steps {
+                    match step {
+                        Step::Skipped => {
+                            lost_any = true;
+                            *taken.entry(k.clone()).or_default() += 1;
+                            if let Some(p) = plan.get_mut(&k) {
+                                p.due += 1;
+                            }
+                        }
+                        Step::Invoked | Step::Unknown(_) | Step::ReleaseFailed(_) => {
+                            *taken.entry(k).or_default() += 1;
+                        }
+                        Step::Released(..) | Step::Failed(_) => {}
+                    }
+                    plain.push(step);
+                }
+                let counts = self.account(labourer, plain, run);
+                self.count_throttles(labourer, counts.throttled).await;
+                used = used.saturating_add(counts.used);
+                remaining = remaining.saturating_sub(counts.used);
+                if counts.rejected {
+                    return (Activity::Busy, used);
+                }
+            }
+            if !lost_any || plan.values().all(|p| p.due == 0 || p.room == 0) {
+                return (Activity::Busy, used);
+            }
         }
-        if queue.values().all(|w| w.queued.is_empty()) {
-            return (Activity::Idle, 0);
-        }
-        let loads = key_loads(&queue);
-        let running: u64 = loads.values().map(|l| l.running).sum();
-        let starts = fair_starts(&loads, running.saturating_add(wanted), fairness.cap());
-        let wave: Vec<TaskId> = starts
-            .iter()
-            .flat_map(|(key, n)| {
-                queue[key]
-                    .queued
-                    .iter()
-                    .take(to_usize(*n))
-                    .map(|t| t.task_id.clone())
+        (Activity::Busy, used)
+    }
+
+    /// [`Orchestrator::claim_and_invoke_all`] keeping each task's fairness key beside its step.
+    async fn claim_and_invoke_keyed(
+        &self,
+        labourer: &Labourer,
+        wave: Vec<(String, TaskId)>,
+        now: i64,
+    ) -> Vec<(String, Step)> {
+        futures::stream::iter(wave)
+            .map(|(key, task_id)| async move {
+                (key, self.claim_and_invoke(labourer, task_id, now).await)
             })
-            .collect();
-        if wave.is_empty() {
-            // Every key with queued work is at its cap.
-            return (Activity::Busy, 0);
-        }
-        let steps = self.claim_and_invoke_all(labourer, wave, now).await;
-        let counts = self.account(labourer, steps, run);
-        self.count_throttles(labourer, counts.throttled).await;
-        (Activity::Busy, counts.used)
+            .buffer_unordered(self.settings.max_concurrent_invocations.max(1))
+            .collect()
+            .await
     }
 
     /// Adds `throttled` invoke throttles to an adaptive labourer's outcome counters, where its

@@ -42,8 +42,8 @@ pub fn fairness_unsupported(store: &str, labourer_id: &str, key: &FairnessKey) -
         format!(
             "labourer `{labourer_id}` sets `fairness` (key `{key}`), which needs a store with a \
              per-key queue index; {store} has none, so the labourer gets no invocations. Remove \
-             `fairness` from its config, or run it on the SQLite store (docs/ecology.md, \"Per-key \
-             fairness\")"
+             `fairness` from its config, or run it on the SQLite store or the lean DynamoDB layout \
+             (docs/ecology.md, \"Per-key fairness\")"
         ),
     )
 }

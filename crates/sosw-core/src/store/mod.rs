@@ -189,8 +189,9 @@ pub trait TaskQueue: Send + Sync {
     /// completed) or queued (greenfield below `markers.start`, not completed), its running count and
     /// the head of its queue, at most `per_key` tasks, lowest greenfield first.
     ///
-    /// Provided: refused with [`fairness_unsupported`], for stores without a per-key queue index (both
-    /// DynamoDB layouts). The SQLite store answers it from its per-key index.
+    /// Provided: refused with [`fairness_unsupported`], for stores without a per-key queue index (sosw
+    /// 0.7's DynamoDB tables). The SQLite store answers it from its per-key index, the lean DynamoDB
+    /// layout from its per-key queue partitions.
     async fn queue_by_key(
         &self,
         labourer_id: &str,

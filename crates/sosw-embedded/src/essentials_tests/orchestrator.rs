@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use sosw_core::clock::{Clock, ManualClock};
 use sosw_core::config::{InvocationCoefficients, OrchestratorConfig};
 use sosw_core::ecology::FixedMetrics;
+use sosw_core::ecology::fair::FairnessKey;
 use sosw_core::essentials::orchestrator::*;
 use sosw_core::invoke::{InvokeOutcome, Invoker, WorkerTimeouts};
-use sosw_core::store::{ClaimOutcome, TaskClaims, TaskQueue};
+use sosw_core::store::{ClaimOutcome, KeyedQueue, TaskClaims, TaskQueue, fairness_unsupported};
 use sosw_core::store::{EnqueueMode, TaskLookup, TaskReport, TaskReports};
 use sosw_core::task::{Markers, TaskId};
 use sosw_core::task::{RateLimit, Task};
@@ -307,9 +308,10 @@ async fn an_unknown_outcome_keeps_the_claim() {
     assert_eq!(invoker.calls().len(), 1);
 }
 
-/// A store that lets another claimer win the first task of every queue read, as a racing orchestrator
-/// would.
-struct Contested(Arc<SqliteTaskStore>);
+/// A store that lets another claimer win the first task of every queue read (with `true`: of every
+/// key's queue head too), as a racing orchestrator would. With `false` it has no per-key queue, as
+/// sosw 0.7's DynamoDB layout.
+struct Contested(Arc<SqliteTaskStore>, bool);
 
 #[async_trait]
 impl TaskQueue for Contested {
@@ -340,6 +342,27 @@ impl TaskQueue for Contested {
     }
     async fn newest_queued_greenfield(&self, l: &str, now: i64) -> sosw_core::Result<Option<i64>> {
         self.0.newest_queued_greenfield(l, now).await
+    }
+    async fn queue_by_key(
+        &self,
+        labourer_id: &str,
+        key: &FairnessKey,
+        markers: &Markers,
+        per_key: usize,
+    ) -> sosw_core::Result<KeyedQueue> {
+        if !self.1 {
+            return Err(fairness_unsupported("Contested", labourer_id, key));
+        }
+        let queue = self
+            .0
+            .queue_by_key(labourer_id, key, markers, per_key)
+            .await?;
+        for work in queue.values() {
+            if let Some(first) = work.queued.first() {
+                self.0.claim(&first.task_id, markers.start).await?;
+            }
+        }
+        Ok(queue)
     }
 }
 
@@ -385,17 +408,19 @@ impl sosw_core::store::EcologyState for Contested {
     }
 }
 
-/// An orchestrator over [`Contested`] for one labourer `w` with `settings`, on `clock`.
+/// An orchestrator over [`Contested`] (with a per-key queue or without) for one labourer `w` with
+/// `settings`, on `clock`.
 fn contested(
     setup: &Setup,
     invoker: Arc<dyn Invoker>,
     settings: Value,
     clock: Arc<dyn Clock>,
+    per_key_queue: bool,
 ) -> Orchestrator {
     let config: OrchestratorConfig =
         sosw_core::config::parse_config("c", labourers(json!({"w": settings}))).expect("config");
     Orchestrator::new(
-        Arc::new(Contested(setup.store.clone())),
+        Arc::new(Contested(setup.store.clone(), per_key_queue)),
         invoker,
         setup.metrics.clone(),
         ConfigFeed::fixed(config),
@@ -412,6 +437,7 @@ async fn a_task_claimed_by_another_orchestrator_is_skipped_and_the_next_one_take
         invoker.clone(),
         json!({"max_simultaneous_invocations": 3}),
         setup.clock.clone(),
+        false,
     )
     .with_settings(OrchestratorSettings {
         mode: RunMode::SinglePass,
@@ -575,7 +601,7 @@ async fn a_continuous_run_keeps_polling_until_the_deadline_minus_the_margin() {
 }
 
 /// A labourer with `fairness` on a store without a per-key queue (here `Contested`, which keeps the
-/// port's provided `queue_by_key`, as both DynamoDB layouts do) gets no invocation, and a continuous
+/// port's provided `queue_by_key`, as sosw 0.7's DynamoDB layout does) gets no invocation, and a continuous
 /// run records the refusal once and stops trying: the setting is never ignored silently.
 #[tokio::test(start_paused = true)]
 async fn fairness_on_a_store_without_a_per_key_queue_is_refused_not_ignored() {
@@ -587,6 +613,7 @@ async fn fairness_on_a_store_without_a_per_key_queue_is_refused_not_ignored() {
         invoker.clone(),
         json!({"max_simultaneous_invocations": 3, "fairness": {"key": "n"}}),
         clock.clone(),
+        false,
     )
     .with_settings(OrchestratorSettings {
         stop_when_idle: false,
@@ -604,4 +631,98 @@ async fn fairness_on_a_store_without_a_per_key_queue_is_refused_not_ignored() {
         entry.errors[0].contains("fairness") && entry.errors[0].contains("per-key queue index"),
         "{entry:?}"
     );
+}
+
+/// Three keys of `count` tasks each (payload `{"k": "a"}` and so on), queued after `setup`'s.
+async fn enqueue_keyed(setup: &Setup, count: u64) {
+    let tasks: Vec<Task> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .flat_map(|(i, k)| {
+            (0..count).map(move |n| {
+                let n = 100 * i as u64 + n;
+                let id = TaskId::for_chunk("w", n);
+                Task::new(
+                    id.as_str(),
+                    "w",
+                    json!({"k": k, "n": n}),
+                    2000 + 1000 * n as i64,
+                    T0 as f64 - 60.0,
+                )
+            })
+        })
+        .collect();
+    setup
+        .store
+        .enqueue(&tasks, EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+}
+
+/// One single-pass run over [`Contested`] with a per-key queue, on three keys of five tasks each, for
+/// labourer `w` with `settings`.
+async fn run_fair_contested(settings: Value) -> (Setup, Arc<Scripted>, LabourerReport) {
+    let setup = Setup::new("w", 0).await;
+    enqueue_keyed(&setup, 5).await;
+    let invoker = Scripted::accepting();
+    let orchestrator = contested(&setup, invoker.clone(), settings, setup.clock.clone(), true)
+        .with_settings(OrchestratorSettings {
+            mode: RunMode::SinglePass,
+            ..OrchestratorSettings::default()
+        });
+    let mut report = orchestrator.run(setup.deadline()).await.expect("run");
+    let entry = report.labourers.remove("w").expect("labourer w reported");
+    (setup, invoker, entry)
+}
+
+/// With fairness, a claim a rival orchestrator wins is replaced by the next head of the same key, so
+/// the labourer's slots are filled in the same round, each key getting its share.
+#[tokio::test]
+async fn fair_claims_lost_to_a_rival_are_replaced_from_the_same_key() {
+    let (_setup, invoker, entry) =
+        run_fair_contested(json!({"max_simultaneous_invocations": 6, "fairness": {"key": "k"}}))
+            .await;
+    assert_eq!(
+        entry.invoked, 6,
+        "every slot filled despite lost claims: {entry:?}"
+    );
+    assert_eq!(
+        entry.skipped, 3,
+        "the rival won each key's first head: {entry:?}"
+    );
+    let mut per_key: std::collections::BTreeMap<String, u64> = Default::default();
+    for (_, payload) in invoker.calls() {
+        let key = payload["k"].as_str().map(str::to_owned);
+        *per_key.entry(key.unwrap_or_default()).or_default() += 1;
+    }
+    assert_eq!(
+        per_key.into_iter().collect::<Vec<_>>(),
+        [("a".into(), 2), ("b".into(), 2), ("c".into(), 2)],
+        "two of each key (the rival's claims are its own slots' business)"
+    );
+}
+
+/// A lost claim is not replaced past the key's cap: the rival's claim runs too.
+#[tokio::test]
+async fn a_lost_fair_claim_is_not_replaced_past_the_keys_cap() {
+    let (setup, _invoker, entry) = run_fair_contested(json!({
+        "max_simultaneous_invocations": 6,
+        "fairness": {"key": "k", "max_per_key": 2}
+    }))
+    .await;
+    assert_eq!(
+        entry.invoked, 3,
+        "one of ours per key beside the rival's: {entry:?}"
+    );
+    let markers = Markers::new(T0, 3600);
+    let key: FairnessKey = serde_json::from_value(json!("k")).expect("a path");
+    let queue = setup
+        .store
+        .queue_by_key("w", &key, &markers, 10)
+        .await
+        .expect("read");
+    assert_eq!(queue.len(), 3, "{queue:?}");
+    for (k, work) in &queue {
+        assert_eq!(work.running, 2, "key {k}: the cap, ours and the rival's");
+    }
 }

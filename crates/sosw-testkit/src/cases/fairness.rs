@@ -1,5 +1,5 @@
 //! Per-key fairness: [`TaskQueue::queue_by_key`](sosw_core::store::TaskQueue::queue_by_key), each
-//! key's running count and queue head. A store without a per-key queue index (both DynamoDB layouts)
+//! key's running count and queue head. A store without a per-key queue index (sosw 0.7's DynamoDB tables)
 //! must refuse it with an error naming the setting and the labourer, never answer something else.
 
 use std::sync::Arc;

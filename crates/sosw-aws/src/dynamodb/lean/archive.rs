@@ -56,8 +56,7 @@ impl LeanTaskStore {
         if let Some(f) = claim.filter(|f| same_state(&f.task, task)) {
             return Ok(Some(f));
         }
-        let queued = self.get(operation, self.queued_key(task)).await?;
-        Ok(queued.filter(|f| same_state(&f.task, task)))
+        self.find_queued(operation, task).await
     }
 
     /// Moves `source` to `dest` (written as `task` plus `extra` attributes), deleting the source on
@@ -313,7 +312,7 @@ impl TaskArchive for LeanTaskStore {
         {
             return Ok(MoveOutcome::Conflict);
         }
-        let dest = self.queued_key(&queued);
+        let dest = self.queue_key_for(&queued).await?;
         let condition = ("#st = :st".to_owned(), vec![(":st", s(dead))]);
         self.move_to("redrive", source, &queued, dest, vec![], Some(condition))
             .await
@@ -374,7 +373,7 @@ impl TaskRetries for LeanTaskStore {
         queued.greenfield = greenfield;
         queued.desired_launch_time = None;
         queued.closed_at = None;
-        let dest = self.queued_key(&queued);
+        let dest = self.queue_key_for(&queued).await?;
         self.move_to("return to queue", source, &queued, dest, vec![], None)
             .await
     }

@@ -393,7 +393,7 @@ impl TaskClaims for LeanTaskStore {
         let mut queued = found.task.clone();
         queued.greenfield = claimed.greenfield;
         queued.attempts = claimed.attempts;
-        let queued_key = self.queued_key(&queued);
+        let queued_key = self.queue_key_for(&queued).await?;
         let item = self.item(&queued, &queued_key, found.rev + 1)?;
         if self.put_newer("release claim", item).await? == Written::ConditionFailed {
             return Ok(false);

@@ -203,12 +203,13 @@ impl Migration {
         }
     }
 
-    /// The lean key a 0.7 row of `kind` moves to.
-    fn lean_key(&self, kind: Kind, task: &Task) -> Item {
-        match kind {
-            Kind::Queued => self.to.queued_key(task),
+    /// The lean key a 0.7 row of `kind` moves to (a queued row under its fairness key's partition if
+    /// its labourer is keyed).
+    async fn lean_key(&self, kind: Kind, task: &Task) -> Result<Item> {
+        Ok(match kind {
+            Kind::Queued => self.to.queue_key_for(task).await?,
             Kind::Retry => LeanTaskStore::retry_key(&task.labourer_id, task.task_id.as_str()),
-        }
+        })
     }
 
     /// Whether any lean item of `task` other than `except` exists (a claim, a waiting or closed item,
@@ -229,7 +230,7 @@ impl Migration {
     }
 
     async fn move_one(&self, kind: Kind, task: &Task) -> Result<Moved> {
-        let key = self.lean_key(kind, task);
+        let key = self.lean_key(kind, task).await?;
         let already = self
             .to
             .get("migrate layout: find moved task", key.clone())

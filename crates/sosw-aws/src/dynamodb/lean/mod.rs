@@ -5,6 +5,7 @@
 //! | item | `pk` | `sk` |
 //! |---|---|---|
 //! | queued task (never claimed, released, requeued, redriven) | `q#<labourer>#<shard>` | `<greenfield, 20 digits>#<task_id>` |
+//! | queued task of a labourer with per-key fairness (see `fair`) | `q#<labourer>#k#<path>#<key>#<shard>` | `<greenfield, 20 digits>#<task_id>` |
 //! | claimed task (invoked, completed, failed) | `r#<shard>` | `<task_id>` |
 //! | task waiting for retry | `w#<labourer>` | `<task_id>` |
 //! | closed task (TTL `expires_at`) | `c#<labourer>#<shard>` | `<task_id>` |
@@ -22,6 +23,7 @@
 mod archive;
 mod claims;
 mod counts;
+mod fair;
 pub mod migrate;
 mod queue;
 mod schema;
@@ -135,6 +137,8 @@ struct LeanInner {
     /// With a client, closed tasks are counted into their jobs in batches from the table's stream
     /// (`counts.rs`); without, each closer adds its task to the job record at once.
     streams: Option<aws_sdk_dynamodbstreams::Client>,
+    /// The fairness paths and keys this process has read or registered (see `fair`).
+    fair: fair::FairState,
 }
 
 /// At most this many queued items are remembered for claims.
@@ -191,6 +195,7 @@ impl LeanTaskStore {
                 seen_queued: Mutex::new(HashMap::new()),
                 seen_claims: Mutex::new(HashMap::new()),
                 streams: None,
+                fair: fair::FairState::default(),
             }),
         })
     }
@@ -210,6 +215,7 @@ impl LeanTaskStore {
                 seen_queued: Mutex::new(HashMap::new()),
                 seen_claims: Mutex::new(HashMap::new()),
                 streams: Some(streams),
+                fair: fair::FairState::default(),
             }),
         }
     }
@@ -603,25 +609,31 @@ impl LeanTaskStore {
     }
 
     /// The queued items of `task_id` under `labourer` (normally none or one; two only after a stop
-    /// between the two writes of a move). Reads the task's queue shard: a queued task's key holds its
-    /// greenfield, which a lookup by id does not know.
+    /// between the two writes of a move). Reads the task's queue shard, plain and of every fairness
+    /// key: a queued task's key holds its greenfield and its fairness key, which a lookup by id does
+    /// not know.
     pub(crate) async fn queued_by_id(
         &self,
         labourer: &str,
         task_id: &TaskId,
     ) -> Result<Vec<Found>> {
-        let pk = Self::queue_pk(labourer, self.shard(task_id.as_str()));
-        self.partition(Read {
-            operation: "find queued task",
-            pk,
-            range: None,
-            filter: Some("task_id = :id"),
-            values: vec![(":id", s(task_id.as_str()))],
-            limit: usize::MAX,
-            descending: false,
-            consistent: true,
-        })
-        .await
+        let pks = self
+            .queue_shard_pks(labourer, self.shard(task_id.as_str()))
+            .await?;
+        let reads = pks
+            .into_iter()
+            .map(|pk| Read {
+                operation: "find queued task",
+                pk,
+                range: None,
+                filter: Some("task_id = :id"),
+                values: vec![(":id", s(task_id.as_str()))],
+                limit: usize::MAX,
+                descending: false,
+                consistent: true,
+            })
+            .collect();
+        Ok(self.read_all(reads).await?.into_iter().flatten().collect())
     }
 
     /// The live item of `task_id`: its claim item if there is one (one read by key), else its queued
@@ -680,12 +692,17 @@ pub(crate) fn order(v: i64) -> String {
 
 /// FNV-1a of the id, modulo `shards`.
 pub(crate) fn shard_of(task_id: &str, shards: u32) -> u32 {
+    (fnv1a(task_id.as_bytes()) % u64::from(shards.max(1))) as u32
+}
+
+/// FNV-1a, 64 bits.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in task_id.as_bytes() {
+    for b in bytes {
         hash ^= u64::from(*b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    (hash % u64::from(shards.max(1))) as u32
+    hash
 }
 
 /// Decodes a lean item: the key, the move counter and the TTL are not part of the task.

@@ -6,14 +6,17 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 
 use super::super::queue::validate_all;
+use super::fair::latest_per_task;
 use super::{Found, LeanTaskStore, Read, order};
+use sosw_core::ecology::fair::FairnessKey;
 use sosw_core::error::Result;
-use sosw_core::store::{EnqueueMode, EnqueueReport, TaskQueue};
-use sosw_core::task::Task;
+use sosw_core::store::{EnqueueMode, EnqueueReport, KeyedQueue, TaskQueue};
+use sosw_core::task::{Markers, Task};
 
 impl LeanTaskStore {
-    /// The queued items of `labourer` with greenfield in `[low, high]`, every shard, lowest
-    /// greenfield first (highest if `descending`), at most `limit` per shard.
+    /// The queued items of `labourer` with greenfield in `[low, high]`, every shard of the plain
+    /// partitions and of every fairness key's, lowest greenfield first (highest if `descending`), at
+    /// most `limit` per partition; of a task found twice (a stopped move) the later item.
     pub(crate) async fn queue_range(
         &self,
         operation: &'static str,
@@ -26,25 +29,28 @@ impl LeanTaskStore {
         if high < low {
             return Ok(Vec::new());
         }
-        let mut all = Vec::new();
-        for shard in 0..self.shards() {
-            let range = (order(low), format!("{}#\u{10ffff}", order(high)));
-            all.extend(
-                self.partition(Read {
-                    operation,
-                    pk: Self::queue_pk(labourer, shard),
-                    range: Some(range),
-                    filter: None,
-                    values: vec![],
-                    limit,
-                    descending,
-                    consistent: false,
-                })
-                .await?,
-            );
-        }
+        let range = (order(low), format!("{}#\u{10ffff}", order(high)));
+        let reads = self
+            .queue_pks(labourer)
+            .await?
+            .into_iter()
+            .map(|pk| Read {
+                operation,
+                pk,
+                range: Some(range.clone()),
+                filter: None,
+                values: vec![],
+                limit,
+                descending,
+                consistent: false,
+            })
+            .collect();
+        let all = self.read_all(reads).await?.into_iter().flatten().collect();
+        let mut all = latest_per_task(all);
         all.sort_by(|a, b| {
-            let by = a.task.greenfield.cmp(&b.task.greenfield);
+            // The task id breaks ties, as the sort key does within a partition.
+            let by = (a.task.greenfield, a.task.task_id.as_str())
+                .cmp(&(b.task.greenfield, b.task.task_id.as_str()));
             if descending { by.reverse() } else { by }
         });
         Ok(all)
@@ -110,12 +116,13 @@ impl LeanTaskStore {
 impl TaskQueue for LeanTaskStore {
     async fn enqueue(&self, tasks: &[Task], mode: EnqueueMode) -> Result<EnqueueReport> {
         validate_all(tasks)?;
-        let items = tasks
-            .iter()
-            .map(|t| self.item(t, &self.queued_key(t), 0))
-            .collect::<Result<Vec<_>>>()?;
         let labourers: Vec<&str> = tasks.iter().map(|t| t.labourer_id.as_str()).collect();
         self.register(&labourers).await?;
+        let items = tasks
+            .iter()
+            .zip(self.queue_keys_for(tasks).await?)
+            .map(|(t, key)| self.item(t, &key, 0))
+            .collect::<Result<Vec<_>>>()?;
         let existing = match mode {
             EnqueueMode::Fresh => HashSet::new(),
             EnqueueMode::SkipExisting => self.existing_ids(tasks).await?,
@@ -175,5 +182,16 @@ impl TaskQueue for LeanTaskStore {
     async fn newest_queued_greenfield(&self, labourer_id: &str, now: i64) -> Result<Option<i64>> {
         let tail = self.queued("queue tail", labourer_id, now, 1, true).await?;
         Ok(tail.first().map(|t| t.greenfield))
+    }
+
+    async fn queue_by_key(
+        &self,
+        labourer_id: &str,
+        key: &FairnessKey,
+        markers: &Markers,
+        per_key: usize,
+    ) -> Result<KeyedQueue> {
+        self.lean_queue_by_key(labourer_id, key, markers, per_key)
+            .await
     }
 }

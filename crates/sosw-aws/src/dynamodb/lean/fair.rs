@@ -1,0 +1,562 @@
+//! Per-key fairness on the lean layout ([`TaskQueue::queue_by_key`](sosw_core::store::TaskQueue)):
+//! a labourer's queued items under one partition set per fairness key (docs/layout-lean.md,
+//! "Per-key fairness").
+//!
+//! | item | `pk` | `sk` |
+//! |---|---|---|
+//! | queued task of a keyed labourer | `q#<labourer>#k#<path>#<key>#<shard>` | `<greenfield, 20 digits>#<task_id>` |
+//! | the path a labourer is keyed by | `fairness` | `<labourer>` |
+//! | a key of a labourer | `k#<labourer>` | `<path>#<key>` |
+//!
+//! The orchestrator announces the path it reads a labourer's queue by (its `fairness.key`) on its
+//! first `queue_by_key` of the labourer; every process that queues a task of that labourer reads the
+//! announcement (cached for [`PATH_TTL_SECS`]) and files the task under its key's partitions,
+//! registering the key first. Nothing is ever only in a keyed partition that no read looks at: every
+//! walk of a labourer's queue reads the plain partitions and every registered key's partitions, so a
+//! task queued before the announcement, under another path, or by a process whose cached announcement
+//! is stale is still found (and `queue_by_key` groups such tasks by the key read from their payload).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::{StreamExt, TryStreamExt};
+
+use super::super::codec::{Item, n, s};
+use super::super::errors::sdk_error;
+use super::super::query::{self, QuerySpec};
+use super::{Found, LeanTaskStore, Read, fnv1a, key, order};
+use sosw_core::ecology::fair::FairnessKey;
+use sosw_core::error::{Error, Result};
+use sosw_core::store::KeyedQueue;
+use sosw_core::task::{Markers, Task};
+
+/// The partition of the path announcements.
+const PATHS: &str = "fairness";
+/// How long a process trusts the path it read for a labourer.
+const PATH_TTL_SECS: u64 = 60;
+/// How long a process trusts that a key it registered is still registered: it writes the registry
+/// item again (refreshing `touched_at`) after this.
+const REGISTER_TTL_SECS: u64 = 300;
+/// A key whose partitions are empty is dropped from the registry once its registry item has not been
+/// written for this long (seconds): far longer than [`REGISTER_TTL_SECS`], so a process that trusts
+/// its registration still finds the item there when its write lands.
+const PRUNE_AFTER_SECS: i64 = 3600;
+/// At most this many empty keys are dropped per `queue_by_key`.
+const PRUNE_PER_READ: usize = 20;
+/// Partition reads in flight at once.
+const READ_CONCURRENCY: usize = 16;
+/// A path or key longer than this, or with a character outside [`safe`], is written into keys as a
+/// readable prefix and a hash.
+const SEGMENT_MAX: usize = 48;
+
+/// What this process knows of the fairness registry.
+#[derive(Debug, Default)]
+pub(crate) struct FairState {
+    /// The path each labourer is keyed by (`None`: not keyed), and when it was read.
+    paths: Mutex<HashMap<String, (Instant, Option<FairnessKey>)>>,
+    /// Registry items (labourer, sort key) written, and when.
+    registered: Mutex<HashMap<(String, String), Instant>>,
+}
+
+/// One registered key of a labourer.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyPartition {
+    /// The fairness path the key was computed with.
+    path: String,
+    /// The key itself.
+    key: String,
+    /// The partition prefix (`q#<labourer>#k#<path>#<key>`); the shard follows.
+    prefix: String,
+    /// The registry item's sort key and write time.
+    sk: String,
+    touched_at: i64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn safe(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.:@+=/,".contains(c)
+}
+
+/// A path or key as a key segment: itself if short and made of [`safe`] characters, else up to 16 of
+/// its characters (others as `_`), `~` and a 64-bit hash of it. Never contains `#`; `~` marks a hashed
+/// segment, so a hashed segment never equals a plain one.
+fn segment(value: &str) -> String {
+    if value.len() <= SEGMENT_MAX && value.chars().all(safe) {
+        return value.to_owned();
+    }
+    let readable: String = value
+        .chars()
+        .take(16)
+        .map(|c| if safe(c) { c } else { '_' })
+        .collect();
+    format!("{readable}~{:016x}", fnv1a(value.as_bytes()))
+}
+
+/// The registry sort key of `key` under `path`.
+fn registry_sk(path: &str, key: &str) -> String {
+    format!("{}#{}", segment(path), segment(key))
+}
+
+/// The partition prefix of `key` under `path` for `labourer`.
+fn key_prefix(labourer: &str, path: &str, key: &str) -> String {
+    format!("q#{labourer}#k#{}", registry_sk(path, key))
+}
+
+fn registry_pk(labourer: &str) -> String {
+    format!("k#{labourer}")
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn attr_s(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn parse_path(labourer: &str, path: String) -> Result<FairnessKey> {
+    FairnessKey::try_from(path).map_err(|e| {
+        Error::invalid(
+            "fairness",
+            format!("the lean table's fairness path of labourer `{labourer}`: {e}"),
+        )
+    })
+}
+
+/// Keeps the item of each task with the highest move counter (a stopped move leaves two).
+pub(crate) fn latest_per_task(found: Vec<Found>) -> Vec<Found> {
+    let mut by_id: HashMap<String, Found> = HashMap::new();
+    for f in found {
+        match by_id.get(f.task.task_id.as_str()) {
+            Some(seen) if seen.rev >= f.rev => {}
+            _ => {
+                by_id.insert(f.task.task_id.as_str().to_owned(), f);
+            }
+        }
+    }
+    by_id.into_values().collect()
+}
+
+impl LeanTaskStore {
+    /// The path `labourer`'s queue is keyed by, as announced in the table (cached for a minute).
+    pub(crate) async fn fairness_path(&self, labourer: &str) -> Result<Option<FairnessKey>> {
+        if let Some((at, path)) = lock(&self.inner.fair.paths).get(labourer)
+            && at.elapsed() < Duration::from_secs(PATH_TTL_SECS)
+        {
+            return Ok(path.clone());
+        }
+        let item = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key("pk", s(PATHS))
+            .key("sk", s(labourer))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("read fairness path", self.table(), e))?
+            .item;
+        let path = item
+            .and_then(|i| attr_s(&i, "path"))
+            .map(|p| parse_path(labourer, p))
+            .transpose()?;
+        lock(&self.inner.fair.paths).insert(labourer.to_owned(), (Instant::now(), path.clone()));
+        Ok(path)
+    }
+
+    /// Records that `labourer`'s queue is read by `path` from now on (a write only when it changes).
+    async fn announce_path(&self, labourer: &str, path: &FairnessKey) -> Result<()> {
+        if self.fairness_path(labourer).await?.as_ref() == Some(path) {
+            return Ok(());
+        }
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .item("pk", s(PATHS))
+            .item("sk", s(labourer))
+            .item("path", s(path.as_str()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("announce fairness path", self.table(), e))?;
+        lock(&self.inner.fair.paths)
+            .insert(labourer.to_owned(), (Instant::now(), Some(path.clone())));
+        Ok(())
+    }
+
+    /// Writes the registry item of `key` under `path` unless this process wrote it recently.
+    async fn register_key(&self, labourer: &str, path: &FairnessKey, key: &str) -> Result<()> {
+        let sk = registry_sk(path.as_str(), key);
+        let cache_key = (labourer.to_owned(), sk.clone());
+        if lock(&self.inner.fair.registered)
+            .get(&cache_key)
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(REGISTER_TTL_SECS))
+        {
+            return Ok(());
+        }
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .item("pk", s(registry_pk(labourer)))
+            .item("sk", s(sk))
+            .item("path", s(path.as_str()))
+            .item("fkey", s(key))
+            .item("touched_at", n(now_secs()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("register fairness key", self.table(), e))?;
+        lock(&self.inner.fair.registered).insert(cache_key, Instant::now());
+        Ok(())
+    }
+
+    /// Every registered key of `labourer` (one consistent query).
+    async fn key_partitions(&self, labourer: &str) -> Result<Vec<KeyPartition>> {
+        let spec = QuerySpec::new(
+            "list fairness keys",
+            self.table(),
+            None,
+            "pk = :pk",
+            vec![(":pk", s(registry_pk(labourer)))],
+        )
+        .consistent();
+        let items = query::collect(self.client(), &spec, usize::MAX).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| {
+                let (path, key, sk) = (attr_s(&i, "path")?, attr_s(&i, "fkey")?, attr_s(&i, "sk")?);
+                let touched_at = i
+                    .get("touched_at")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                Some(KeyPartition {
+                    prefix: key_prefix(labourer, &path, &key),
+                    path,
+                    key,
+                    sk,
+                    touched_at,
+                })
+            })
+            .collect())
+    }
+
+    /// The key of the queued item `task` is written to now: under its fairness key's partition if
+    /// its labourer is keyed (registering the key first), else under the plain queue partition.
+    pub(crate) async fn queue_key_for(&self, task: &Task) -> Result<Item> {
+        let key = self.queue_keys_for(std::slice::from_ref(task)).await?.pop();
+        // One key per task: never `None`.
+        Ok(key.unwrap_or_else(|| self.queued_key(task)))
+    }
+
+    /// [`LeanTaskStore::queue_key_for`] of each of `tasks`, in order: the keys new to this process
+    /// registered concurrently, each once.
+    pub(crate) async fn queue_keys_for(&self, tasks: &[Task]) -> Result<Vec<Item>> {
+        let mut paths: HashMap<&str, Option<FairnessKey>> = HashMap::new();
+        for t in tasks {
+            if !paths.contains_key(t.labourer_id.as_str()) {
+                let path = self.fairness_path(&t.labourer_id).await?;
+                paths.insert(&t.labourer_id, path);
+            }
+        }
+        let mut keys = Vec::with_capacity(tasks.len());
+        let mut to_register: HashMap<(&str, String), &FairnessKey> = HashMap::new();
+        for t in tasks {
+            match &paths[t.labourer_id.as_str()] {
+                None => keys.push(self.queued_key(t)),
+                Some(path) => {
+                    let fkey = path.key_of(&t.payload);
+                    let prefix = key_prefix(&t.labourer_id, path.as_str(), &fkey);
+                    keys.push(self.queued_key_under(&prefix, t));
+                    to_register.insert((t.labourer_id.as_str(), fkey), path);
+                }
+            }
+        }
+        futures::stream::iter(to_register)
+            .map(Ok)
+            .try_for_each_concurrent(READ_CONCURRENCY, |((labourer, fkey), path)| async move {
+                self.register_key(labourer, path, &fkey).await
+            })
+            .await?;
+        Ok(keys)
+    }
+
+    /// The queued item's key of `task` under the partition prefix `prefix` (shard appended).
+    fn queued_key_under(&self, prefix: &str, task: &Task) -> Item {
+        key(
+            format!("{prefix}#{}", self.shard(task.task_id.as_str())),
+            format!("{}#{}", order(task.greenfield), task.task_id),
+        )
+    }
+
+    /// Every key the queued item of `task` can be under: the plain partition and, for every path a
+    /// key of its labourer was registered with, that key's partition.
+    pub(crate) async fn queued_keys_of(&self, task: &Task) -> Result<Vec<Item>> {
+        let mut keys = vec![self.queued_key(task)];
+        let mut paths = HashSet::new();
+        for part in self.key_partitions(&task.labourer_id).await? {
+            if paths.insert(part.path.clone()) {
+                let path = parse_path(&task.labourer_id, part.path)?;
+                let prefix = key_prefix(
+                    &task.labourer_id,
+                    path.as_str(),
+                    &path.key_of(&task.payload),
+                );
+                keys.push(self.queued_key_under(&prefix, task));
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The queued item of `task` still as it was read (same greenfield, not completed), wherever it
+    /// is filed.
+    pub(crate) async fn find_queued(
+        &self,
+        operation: &'static str,
+        task: &Task,
+    ) -> Result<Option<Found>> {
+        let keys = self.queued_keys_of(task).await?;
+        let found = self.get_many(operation, keys).await?;
+        Ok(super::latest(
+            found
+                .into_iter()
+                .filter(|f| {
+                    f.task.greenfield == task.greenfield && f.task.completed_at == task.completed_at
+                })
+                .collect(),
+        ))
+    }
+
+    /// The queue partitions of `labourer` (all shards): the plain ones, then every registered key's.
+    pub(crate) async fn queue_pks(&self, labourer: &str) -> Result<Vec<String>> {
+        let mut pks: Vec<String> = (0..self.shards())
+            .map(|shard| Self::queue_pk(labourer, shard))
+            .collect();
+        for part in self.key_partitions(labourer).await? {
+            pks.extend((0..self.shards()).map(|shard| format!("{}#{shard}", part.prefix)));
+        }
+        Ok(pks)
+    }
+
+    /// The queue partitions of `labourer` that shard `shard` of a task id can be in.
+    pub(crate) async fn queue_shard_pks(&self, labourer: &str, shard: u32) -> Result<Vec<String>> {
+        let mut pks = vec![Self::queue_pk(labourer, shard)];
+        pks.extend(
+            self.key_partitions(labourer)
+                .await?
+                .into_iter()
+                .map(|part| format!("{}#{shard}", part.prefix)),
+        );
+        Ok(pks)
+    }
+
+    /// The results of `reads`, some at a time.
+    pub(crate) async fn read_all(&self, reads: Vec<Read>) -> Result<Vec<Vec<Found>>> {
+        futures::stream::iter(reads)
+            .map(|read| self.partition(read))
+            .buffered(READ_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// The open work of `labourer` by the key at `path`; see `TaskQueue::queue_by_key`.
+    ///
+    /// Per registered key under `path`: the head of each shard (at most `per_key`, greenfield below
+    /// `markers.start`). The plain partitions and keys registered under another path are read
+    /// whole and grouped by the key in each task's payload. Running counts come from the claim items
+    /// (every claim shard), grouped by the key in their payload.
+    pub(crate) async fn lean_queue_by_key(
+        &self,
+        labourer: &str,
+        path: &FairnessKey,
+        markers: &Markers,
+        per_key: usize,
+    ) -> Result<KeyedQueue> {
+        self.announce_path(labourer, path).await?;
+        let parts = self.key_partitions(labourer).await?;
+        let head_high = format!("{}#\u{10ffff}", order(markers.start.saturating_sub(1)));
+        let mut reads = Vec::new();
+        // (registry index, or None for the plain partitions) of every read, in order.
+        let mut origin = Vec::new();
+        for shard in 0..self.shards() {
+            reads.push(Read {
+                operation: "queue by key",
+                pk: Self::queue_pk(labourer, shard),
+                range: None,
+                filter: None,
+                values: vec![],
+                limit: usize::MAX,
+                descending: false,
+                consistent: false,
+            });
+            origin.push(None);
+        }
+        for (i, part) in parts.iter().enumerate() {
+            let ours = part.path == path.as_str();
+            for shard in 0..self.shards() {
+                reads.push(Read {
+                    operation: "queue by key",
+                    pk: format!("{}#{shard}", part.prefix),
+                    range: ours.then(|| (order(i64::MIN), head_high.clone())),
+                    filter: None,
+                    values: vec![],
+                    limit: if ours { per_key } else { usize::MAX },
+                    descending: false,
+                    consistent: false,
+                });
+                origin.push(Some(i));
+            }
+        }
+        let results = self.read_all(reads).await?;
+        let mut nonempty: HashSet<usize> = HashSet::new();
+        let mut found = Vec::new();
+        for (result, from) in results.into_iter().zip(origin) {
+            if let (Some(i), false) = (from, result.is_empty()) {
+                nonempty.insert(i);
+            }
+            found.extend(result);
+        }
+        let claims = self
+            .claimed(
+                "queue by key",
+                labourer,
+                "labourer_id = :lab AND greenfield > :expired AND attribute_not_exists(completed_at)",
+                vec![(":expired", n(markers.expired))],
+            )
+            .await?;
+        let mut running: BTreeMap<String, u64> = BTreeMap::new();
+        let mut live: HashMap<String, i64> = HashMap::new();
+        for c in &claims {
+            *running.entry(path.key_of(&c.task.payload)).or_default() += 1;
+            live.insert(c.task.task_id.as_str().to_owned(), c.rev);
+        }
+        let mut queued: BTreeMap<String, Vec<Found>> = BTreeMap::new();
+        for f in latest_per_task(found) {
+            // A queued item left beside a later claim item by a stopped move is not queued.
+            if live
+                .get(f.task.task_id.as_str())
+                .is_some_and(|rev| *rev > f.rev)
+                || f.task.completed_at.is_some()
+            {
+                continue;
+            }
+            let k = path.key_of(&f.task.payload);
+            if f.task.greenfield > markers.expired {
+                *running.entry(k).or_default() += 1;
+            } else if f.task.greenfield < markers.start {
+                queued.entry(k).or_default().push(f);
+            }
+        }
+        let mut queue = KeyedQueue::new();
+        for (k, mut heads) in queued {
+            heads.sort_by(|a, b| {
+                (a.task.greenfield, a.task.task_id.as_str())
+                    .cmp(&(b.task.greenfield, b.task.task_id.as_str()))
+            });
+            heads.truncate(per_key);
+            // The orchestrator claims what it has just read: its claims need no read.
+            self.remember_queued(&heads);
+            queue.entry(k).or_default().queued = heads.into_iter().map(|f| f.task).collect();
+        }
+        for (k, count) in running {
+            queue.entry(k).or_default().running = count;
+        }
+        let empty: Vec<&KeyPartition> = parts
+            .iter()
+            .enumerate()
+            .filter(|(i, part)| {
+                !nonempty.contains(i)
+                    && !queue.contains_key(&part.key)
+                    && part.touched_at + PRUNE_AFTER_SECS < now_secs()
+            })
+            .map(|(_, part)| part)
+            .take(PRUNE_PER_READ)
+            .collect();
+        for part in empty {
+            self.prune_key(labourer, part).await?;
+        }
+        Ok(queue)
+    }
+
+    /// Drops `part` from the registry if every shard of it is empty (consistent reads) and its
+    /// registry item has not been written since it was listed.
+    async fn prune_key(&self, labourer: &str, part: &KeyPartition) -> Result<()> {
+        for shard in 0..self.shards() {
+            let one = self
+                .partition(Read {
+                    operation: "prune fairness key",
+                    pk: format!("{}#{shard}", part.prefix),
+                    range: None,
+                    filter: None,
+                    values: vec![],
+                    limit: 1,
+                    descending: false,
+                    consistent: true,
+                })
+                .await?;
+            if !one.is_empty() {
+                return Ok(());
+            }
+        }
+        let result = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .key("pk", s(registry_pk(labourer)))
+            .key("sk", s(&part.sk))
+            .condition_expression("touched_at = :t")
+            .expression_attribute_values(":t", AttributeValue::N(part.touched_at.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                tracing::debug!(labourer, key = %part.key, path = %part.path, "empty fairness key dropped from the registry");
+                Ok(())
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error("prune fairness key", self.table(), e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_keep_short_safe_values_and_hash_the_rest_without_a_separator() {
+        assert_eq!(segment("acme-42"), "acme-42");
+        assert_eq!(segment("account.id"), "account.id");
+        assert_eq!(segment(""), "");
+        for odd in ["a#b", "a b", "ünï", &"x".repeat(SEGMENT_MAX + 1), "a~b"] {
+            let seg = segment(odd);
+            assert!(!seg.contains('#'), "{odd:?} -> {seg}");
+            assert!(seg.contains('~'), "{odd:?} -> {seg}");
+            assert!(seg.len() <= 16 * 4 + 17, "{odd:?} -> {seg}");
+        }
+        assert_ne!(
+            segment("a#b"),
+            segment("a b"),
+            "same readable prefix, other hash"
+        );
+        assert_eq!(segment("a#b"), segment("a#b"));
+    }
+
+    #[test]
+    fn the_same_key_under_two_paths_is_in_two_partitions() {
+        assert_ne!(
+            key_prefix("w", "tenant", "a"),
+            key_prefix("w", "account", "a")
+        );
+        assert_eq!(key_prefix("w", "tenant", "a"), "q#w#k#tenant#a");
+    }
+}

@@ -1,0 +1,396 @@
+//! Per-key fairness on the lean layout (docs/layout-lean.md, "Per-key fairness"), on DynamoDB Local:
+//! once a labourer's path is announced (its first `queue_by_key`), its queued tasks are filed under
+//! their key's partitions, and every move back to the queue (release, retry, redrive) files them
+//! there too; every read of the queue (the plain walk, lookups by id, `queue_by_key`) finds them
+//! wherever they are, tasks queued before the announcement included. Skipped without
+//! `SOSW_DYNAMODB_ENDPOINT` (failing instead when `SOSW_REQUIRE_EMULATORS=1`).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use sosw::aws::dynamodb::lean::{
+    LeanOptions, LeanTaskStore, create_lean_tables, delete_lean_tables,
+};
+use sosw::ecology::fair::FairnessKey;
+use sosw::store::{
+    ClaimOutcome, ClosedStatus, EnqueueMode, KeyedQueue, MoveOutcome, TaskArchive, TaskClaims,
+    TaskLookup, TaskQueue, TaskReport, TaskReports, TaskRetries,
+};
+use sosw::task::{Markers, Task, TaskId};
+use sosw_integration_tests::{dynamodb_client, unique_prefix};
+
+const NOW: i64 = 1_700_000_000;
+const WINDOW: u64 = 3600;
+const LABOURER: &str = "fair";
+
+async fn lean_store(shards: u32) -> Option<LeanTaskStore> {
+    let client = dynamodb_client().await?;
+    let options = LeanOptions::with_prefix(&unique_prefix()).shards(shards);
+    create_lean_tables(&client, &options)
+        .await
+        .expect("lean tables created on DynamoDB Local");
+    Some(LeanTaskStore::new(client, options).expect("valid lean options"))
+}
+
+fn path(p: &str) -> FairnessKey {
+    serde_json::from_value(json!(p)).expect("a valid path")
+}
+
+fn task(n: u64, tenant: Value) -> Task {
+    let id = TaskId::for_chunk(LABOURER, n);
+    Task::new(
+        id.as_str(),
+        LABOURER,
+        json!({"tenant": tenant, "n": n}),
+        2000 + 1000 * n as i64,
+        NOW as f64 - 60.0,
+    )
+}
+
+/// `(key, running, queued task numbers)` of every key.
+fn summary(queue: &KeyedQueue) -> BTreeMap<String, (u64, Vec<String>)> {
+    queue
+        .iter()
+        .map(|(k, w)| {
+            let ids = w.queued.iter().map(|t| t.task_id.to_string()).collect();
+            (k.clone(), (w.running, ids))
+        })
+        .collect()
+}
+
+fn ids(ns: &[u64]) -> Vec<String> {
+    ns.iter()
+        .map(|n| TaskId::for_chunk(LABOURER, *n).to_string())
+        .collect()
+}
+
+/// The number of items in the partition `pk` (raw, consistent).
+async fn items_under(store: &LeanTaskStore, pk: &str) -> usize {
+    let out = store
+        .client()
+        .query()
+        .table_name(&store.options().table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query");
+    out.items.unwrap_or_default().len()
+}
+
+/// The number of items under key `key` of path `tenant` (one shard).
+async fn under_key(store: &LeanTaskStore, key: &str) -> usize {
+    items_under(store, &format!("q#{LABOURER}#k#tenant#{key}#0")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keyed_tasks_are_filed_by_key_and_found_through_every_move() {
+    let Some(store) = lean_store(1).await else {
+        return;
+    };
+    let tenant = path("tenant");
+    let markers = Markers::new(NOW, WINDOW);
+    // Queued before any announcement: the plain partition.
+    store
+        .enqueue(&[task(0, json!("a"))], EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    let first = store
+        .queue_by_key(LABOURER, &tenant, &markers, 10)
+        .await
+        .expect("queue by key");
+    assert_eq!(
+        summary(&first),
+        BTreeMap::from([("a".into(), (0, ids(&[0])))]),
+        "a task of the plain partition is grouped by its payload's key"
+    );
+    // Announced now: new tasks go under their key (an odd key hashed, a missing one the default).
+    let later = [
+        task(1, json!("a")),
+        task(2, json!("a")),
+        task(3, json!("b")),
+        task(4, json!("weird # key with spaces and ünicode")),
+        task(5, Value::Null),
+    ];
+    store
+        .enqueue(&later, EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    assert_eq!(items_under(&store, &format!("q#{LABOURER}#0")).await, 1);
+    assert_eq!(under_key(&store, "a").await, 2);
+    assert_eq!(under_key(&store, "b").await, 1);
+    assert_eq!(
+        under_key(&store, "").await,
+        1,
+        "the default key's partition"
+    );
+    let queue = store
+        .queue_by_key(LABOURER, &tenant, &markers, 2)
+        .await
+        .expect("queue by key");
+    assert_eq!(
+        summary(&queue),
+        BTreeMap::from([
+            ("".into(), (0, ids(&[5]))),
+            ("a".into(), (0, ids(&[0, 1]))),
+            ("b".into(), (0, ids(&[3]))),
+            ("weird # key with spaces and ünicode".into(), (0, ids(&[4]))),
+        ]),
+        "per key its head, plain and keyed partitions merged, at most 2"
+    );
+    // The plain walk sees every partition.
+    assert_eq!(store.queue_length(LABOURER, NOW).await.expect("len"), 6);
+    assert_eq!(
+        store
+            .oldest_queued_greenfield(LABOURER, NOW)
+            .await
+            .expect("head"),
+        Some(2000)
+    );
+    assert_eq!(
+        store
+            .newest_queued_greenfield(LABOURER, NOW)
+            .await
+            .expect("tail"),
+        Some(7000)
+    );
+    let next: Vec<String> = store
+        .next_queued(LABOURER, NOW, 3)
+        .await
+        .expect("next")
+        .iter()
+        .map(|t| t.task_id.to_string())
+        .collect();
+    assert_eq!(next, ids(&[0, 1, 2]));
+    let skipped = store
+        .enqueue(&later, EnqueueMode::SkipExisting)
+        .await
+        .expect("enqueue again");
+    assert_eq!(skipped.written, 0, "keyed tasks are found as existing");
+    // A lookup by id (no payload known) finds a keyed task.
+    let found = store
+        .get_task(&TaskId::for_chunk(LABOURER, 3))
+        .await
+        .expect("get")
+        .expect("a live task");
+    assert_eq!(found.payload["tenant"], "b");
+
+    // Claim and release: back under its key.
+    let ClaimOutcome::Claimed(claimed) = store
+        .claim(&TaskId::for_chunk(LABOURER, 1), NOW)
+        .await
+        .expect("claim")
+    else {
+        panic!("task 1 claimed");
+    };
+    let running = store
+        .queue_by_key(LABOURER, &tenant, &markers, 10)
+        .await
+        .expect("queue by key");
+    assert_eq!(running["a"].running, 1, "{:?}", summary(&running));
+    assert_eq!(running["a"].queued.len(), 2);
+    assert!(store.release_claim(&claimed, NOW).await.expect("release"));
+    assert_eq!(under_key(&store, "a").await, 2);
+
+    // Completed, then moved to retry and back: under its key again.
+    let t3 = TaskId::for_chunk(LABOURER, 3);
+    store.claim(&t3, NOW).await.expect("claim 3");
+    let report = TaskReport::default();
+    store
+        .record_failure(&t3, &report, NOW + 1)
+        .await
+        .expect("failure");
+    let failed = store.get_task(&t3).await.expect("get").expect("live");
+    assert_eq!(
+        store
+            .move_to_retry(&failed, NOW + 10)
+            .await
+            .expect("to retry"),
+        MoveOutcome::Moved
+    );
+    assert_eq!(under_key(&store, "b").await, 0);
+    let waiting = store
+        .get_retry_task(LABOURER, &t3)
+        .await
+        .expect("get")
+        .expect("waiting");
+    assert_eq!(
+        store.return_to_queue(&waiting, 1500).await.expect("return"),
+        MoveOutcome::Moved
+    );
+    assert_eq!(under_key(&store, "b").await, 1);
+
+    // Dead, then redriven: under its key.
+    let t2 = TaskId::for_chunk(LABOURER, 2);
+    store.claim(&t2, NOW).await.expect("claim 2");
+    let live = store.get_task(&t2).await.expect("get").expect("live");
+    assert_eq!(
+        store
+            .archive(&live, ClosedStatus::Dead, NOW + 2)
+            .await
+            .expect("archive"),
+        MoveOutcome::Moved
+    );
+    let dead = store
+        .get_closed_task(&t2)
+        .await
+        .expect("get")
+        .expect("closed");
+    assert_eq!(
+        store.redrive(&dead, 9000).await.expect("redrive"),
+        MoveOutcome::Moved
+    );
+    assert_eq!(under_key(&store, "a").await, 2, "tasks 1 and 2");
+
+    // A queued keyed task archived straight from the queue (a cancel) and one completed while queued.
+    let t4 = store
+        .get_task(&TaskId::for_chunk(LABOURER, 4))
+        .await
+        .expect("get")
+        .expect("live");
+    assert_eq!(
+        store
+            .archive(&t4, ClosedStatus::Cancelled, NOW + 3)
+            .await
+            .expect("cancel"),
+        MoveOutcome::Moved
+    );
+    store
+        .complete(&TaskId::for_chunk(LABOURER, 5), &report, NOW + 3)
+        .await
+        .expect("complete a queued task");
+    let end = store
+        .queue_by_key(LABOURER, &tenant, &markers, 10)
+        .await
+        .expect("queue by key");
+    assert_eq!(
+        summary(&end),
+        BTreeMap::from([
+            ("a".into(), (0, ids(&[0, 1, 2]))),
+            ("b".into(), (0, ids(&[3]))),
+        ]),
+        "released, returned and redriven tasks back in their keys' queues; closed ones gone"
+    );
+    delete_lean_tables(store.client(), store.options())
+        .await
+        .expect("tables deleted");
+}
+
+/// Another path regroups every task by the new path (each read whole), and tasks queued after are
+/// filed under the new path's keys; nothing is lost in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_path_regroups_the_queue_and_files_new_tasks_by_it() {
+    let Some(store) = lean_store(4).await else {
+        return;
+    };
+    let markers = Markers::new(NOW, WINDOW);
+    store
+        .queue_by_key(LABOURER, &path("tenant"), &markers, 10)
+        .await
+        .expect("announce tenant");
+    let before: Vec<Task> = (0..8)
+        .map(|n| task(n, json!(if n % 2 == 0 { "a" } else { "b" })))
+        .collect();
+    store
+        .enqueue(&before, EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    let by_n = store
+        .queue_by_key(LABOURER, &path("n"), &markers, 10)
+        .await
+        .expect("read by n");
+    assert_eq!(by_n.len(), 8, "one key per task: {:?}", summary(&by_n));
+    store
+        .enqueue(&[task(8, json!("a"))], EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    let by_n = store
+        .queue_by_key(LABOURER, &path("n"), &markers, 10)
+        .await
+        .expect("read by n");
+    assert_eq!(by_n.len(), 9, "{:?}", summary(&by_n));
+    let by_tenant = store
+        .queue_by_key(LABOURER, &path("tenant"), &markers, 10)
+        .await
+        .expect("read by tenant again");
+    assert_eq!(
+        by_tenant
+            .iter()
+            .map(|(k, w)| (k.as_str(), w.queued.len()))
+            .collect::<Vec<_>>(),
+        [("a", 5), ("b", 4)]
+    );
+    assert_eq!(store.queue_length(LABOURER, NOW).await.expect("len"), 9);
+    delete_lean_tables(store.client(), store.options())
+        .await
+        .expect("tables deleted");
+}
+
+/// A registered key whose partitions are empty drops out of the registry once its registry item is an
+/// hour old; a key with queued tasks stays whatever its age.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn empty_keys_drop_out_of_the_registry_after_an_hour() {
+    let Some(store) = lean_store(2).await else {
+        return;
+    };
+    let markers = Markers::new(NOW, WINDOW);
+    let tenant = path("tenant");
+    store
+        .queue_by_key(LABOURER, &tenant, &markers, 10)
+        .await
+        .expect("announce");
+    store
+        .enqueue(&[task(0, json!("busy"))], EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    let registry = format!("k#{LABOURER}");
+    let an_hour_ago = chrono::Utc::now().timestamp() - 3700;
+    for (key, touched_at) in [("busy", an_hour_ago), ("gone", an_hour_ago), ("fresh", 0)] {
+        let touched_at = if touched_at == 0 {
+            chrono::Utc::now().timestamp()
+        } else {
+            touched_at
+        };
+        store
+            .client()
+            .put_item()
+            .table_name(&store.options().table)
+            .item("pk", AttributeValue::S(registry.clone()))
+            .item("sk", AttributeValue::S(format!("tenant#{key}")))
+            .item("path", AttributeValue::S("tenant".into()))
+            .item("fkey", AttributeValue::S(key.into()))
+            .item("touched_at", AttributeValue::N(touched_at.to_string()))
+            .send()
+            .await
+            .expect("registry item");
+    }
+    assert_eq!(items_under(&store, &registry).await, 3);
+    let queue = store
+        .queue_by_key(LABOURER, &tenant, &markers, 10)
+        .await
+        .expect("queue by key");
+    assert_eq!(queue.len(), 1, "{:?}", summary(&queue));
+    let out = store
+        .client()
+        .query()
+        .table_name(&store.options().table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(registry))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query");
+    let mut left: Vec<String> = out
+        .items
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["tenant#busy", "tenant#fresh"]);
+    delete_lean_tables(store.client(), store.options())
+        .await
+        .expect("tables deleted");
+}
