@@ -15,6 +15,17 @@ pub struct PartitionLimits {
     pub read_units_per_sec: f64,
 }
 
+impl PartitionLimits {
+    /// These limits divided by `factor` (the scaled model of a sustained run: a rate measured under
+    /// limits divided by `factor` stands for `factor` times that rate under these).
+    pub fn scaled_down(self, factor: f64) -> PartitionLimits {
+        PartitionLimits {
+            write_units_per_sec: self.write_units_per_sec / factor,
+            read_units_per_sec: self.read_units_per_sec / factor,
+        }
+    }
+}
+
 impl Default for PartitionLimits {
     fn default() -> Self {
         PartitionLimits {
@@ -238,6 +249,11 @@ impl Budgets {
             limits,
             buckets: HashMap::new(),
         }
+    }
+
+    /// The limits these budgets enforce.
+    pub fn limits(&self) -> PartitionLimits {
+        self.limits
     }
 
     fn limit(&self, direction: Direction) -> f64 {
