@@ -18,8 +18,8 @@
 //! only lower the figure; and in-flight concurrency: at `X * D` tasks a second a real deployment needs
 //! `D` times as many requests in flight (or `D` times shorter round trips) as this run.
 //!
-//! The run is measured over a steady window after a warm-up: tasks closed (completed and archived by
-//! the worker assistant) per second, the hottest partition key's write units per second and per task,
+//! The run is measured over a steady window after a warm-up: tasks completed (reported by their
+//! worker, recorded, archived and counted in the job by the worker assistant) per second, the hottest partition key's write units per second and per task,
 //! the requests the proxy turned away, and at the end the queue checker
 //! ([`crate::checker::check`]) over every task submitted, after every worker report has landed.
 
@@ -33,11 +33,12 @@ use chrono::{TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sosw_core::clock::SystemClock;
-use sosw_core::config::{OrchestratorConfig, WorkerAssistantConfig, parse_config};
+use sosw_core::config::{OrchestratorConfig, ScavengerConfig, WorkerAssistantConfig, parse_config};
 use sosw_core::ecology::FixedMetrics;
 use sosw_core::error::{Error, Result};
 use sosw_core::essentials::closer::Closer;
 use sosw_core::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings};
+use sosw_core::essentials::scavenger::Scavenger;
 use sosw_core::essentials::worker_assistant::{AssistantRequest, WorkerAssistant};
 use sosw_core::invoke::{InvokeOutcome, Invoker};
 use sosw_core::notify::LogNotifier;
@@ -68,7 +69,7 @@ pub struct SustainedRun {
     /// counts outcomes in.
     pub jobs: usize,
     /// Tasks queued ahead of the orchestrator: written before the run, then kept at this depth by a
-    /// feeder that enqueues (through the store under test) as many tasks as were closed.
+    /// feeder that enqueues (through the store under test) as many tasks as were completed.
     pub backlog: usize,
     /// The labourer's `max_simultaneous_invocations`.
     pub slots: u64,
@@ -76,6 +77,9 @@ pub struct SustainedRun {
     pub warmup: Duration,
     /// The measured window.
     pub window: Duration,
+    /// The scavenger runs this often during the run (it finishes archive moves a throttle
+    /// interrupted, as its scheduled runs do in production), and once more at the end.
+    pub scavenge_every: Duration,
 }
 
 impl SustainedRun {
@@ -89,6 +93,7 @@ impl SustainedRun {
             slots: 256,
             warmup: Duration::from_secs(3),
             window,
+            scavenge_every: Duration::from_secs(5),
         }
     }
 }
@@ -112,9 +117,10 @@ pub struct SustainedFigures {
     pub dilation: f64,
     /// The measured window, in seconds.
     pub window_secs: f64,
-    /// Tasks closed (completed and archived by the worker assistant) in the window.
-    pub closed: u64,
-    /// `closed / window_secs`.
+    /// Tasks whose completion report the worker assistant accepted in the window (it archives them
+    /// at once; a move a throttle interrupts is finished by the scavenger).
+    pub completed: u64,
+    /// `completed / window_secs`.
     pub real_tasks_per_sec: f64,
     /// `real_tasks_per_sec * dilation`: the rate under DynamoDB's real limits.
     pub virtual_tasks_per_sec: f64,
@@ -124,7 +130,9 @@ pub struct SustainedFigures {
     pub read_throttles: u64,
     /// The key with the most write units in the window.
     pub hottest_write_key: KeyLoad,
-    /// Its write units per task closed in the window.
+    /// The five keys with the most write units in the window, busiest first.
+    pub top_write_keys: Vec<KeyLoad>,
+    /// The hottest key's write units per task completed in the window.
     pub hottest_write_units_per_task: f64,
     /// Its write units per second in the window, times `dilation`: against DynamoDB's 1,000.
     pub hottest_virtual_write_units_per_sec: f64,
@@ -140,6 +148,12 @@ pub struct SustainedFigures {
     pub reports_dropped: u64,
     /// Feeder enqueue calls retried after a failure.
     pub enqueue_retries: u64,
+    /// Tasks the scavenger archived during the run (moves the worker assistant could not finish).
+    pub scavenger_archived: u64,
+    /// Tasks the scavenger's last pass, after the run, archived.
+    pub scavenger_archived_at_end: u64,
+    /// Completions counted in the job records at the end (the sum over the jobs).
+    pub job_counted_completed: u64,
     /// Orchestrator runs (each until the end of the window or its own stop).
     pub orchestrator_runs: u64,
     /// Errors the orchestrator runs reported (throttles that outlasted the SDK's retries, mostly).
@@ -148,13 +162,15 @@ pub struct SustainedFigures {
     pub errors: Vec<String>,
     /// The queue checker's verdict over every submitted task.
     pub check: QueueCheck,
+    /// The first few tasks the checker found in several places, with the places (`id: [..]`).
+    pub several_places: Vec<String>,
 }
 
 /// The in-process workers: each delivery spawns a worker that reports completion through the worker
 /// assistant at once (retrying a retryable failure, as Lambda retries an asynchronous event).
 struct Workers {
     assistant: Arc<WorkerAssistant>,
-    closed: Arc<AtomicU64>,
+    completed: Arc<AtomicU64>,
     retries: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
     errors: Arc<Mutex<Vec<String>>>,
@@ -176,9 +192,9 @@ impl Invoker for Workers {
             attempt: Some(delivery.attempt),
             ..AssistantRequest::completed(TaskId::new(delivery.task_id)?)
         };
-        let (assistant, closed, retries, dropped, errors) = (
+        let (assistant, completed, retries, dropped, errors) = (
             self.assistant.clone(),
-            self.closed.clone(),
+            self.completed.clone(),
             self.retries.clone(),
             self.dropped.clone(),
             self.errors.clone(),
@@ -187,7 +203,7 @@ impl Invoker for Workers {
             for attempt in 1..=REPORT_TRIES {
                 match assistant.handle(&request, &mut Stats::default()).await {
                     Ok(_) => {
-                        closed.fetch_add(1, Ordering::SeqCst);
+                        completed.fetch_add(1, Ordering::SeqCst);
                         return;
                     }
                     Err(e) if e.is_retryable() && attempt < REPORT_TRIES => {
@@ -345,11 +361,24 @@ impl SustainedRun {
             "sosw_worker_assistant_config",
             json!({"task_config": task_config}),
         )?;
-        let closer = Closer::new(store.clone(), Arc::new(LogNotifier)).with_jobs(store.clone());
+        let closer = |store: Arc<S>| {
+            Closer::new(store.clone(), Arc::new(LogNotifier)).with_jobs(store.clone())
+        };
+        let scavenger_config: ScavengerConfig = parse_config(
+            "sosw_scavenger_config",
+            json!({"task_config": task_config, "retry_tasks_limit": 100_000}),
+        )?;
+        let scavenger = Arc::new(Scavenger::new(
+            scavenger_config.clone(),
+            closer(store.clone()),
+        ));
         let errors = Arc::new(Mutex::new(Vec::new()));
         let workers = Arc::new(Workers {
-            assistant: Arc::new(WorkerAssistant::new(assistant_config, closer)),
-            closed: Arc::new(AtomicU64::new(0)),
+            assistant: Arc::new(WorkerAssistant::new(
+                assistant_config,
+                closer(store.clone()),
+            )),
+            completed: Arc::new(AtomicU64::new(0)),
             retries: Arc::new(AtomicU64::new(0)),
             dropped: Arc::new(AtomicU64::new(0)),
             errors: errors.clone(),
@@ -390,7 +419,7 @@ impl SustainedRun {
         let feeder = tokio::spawn(feed(
             self.clone(),
             store.clone(),
-            workers.closed.clone(),
+            workers.completed.clone(),
             submitted.clone(),
             stop.clone(),
             enqueue_retries.clone(),
@@ -420,15 +449,32 @@ impl SustainedRun {
             (runs, failures, messages)
         });
 
+        let every = self.scavenge_every;
+        let scavenging = {
+            let (stop, errors) = (stop.clone(), errors.clone());
+            tokio::spawn(async move {
+                let mut archived = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    tokio::time::sleep(every).await;
+                    let report = scavenger.run().await;
+                    archived += report.total().archived;
+                    for failure in report.failures {
+                        note(&errors, format!("scavenger: {}", failure.error));
+                    }
+                }
+                archived
+            })
+        };
+
         tokio::time::sleep_until((started + self.warmup).into()).await;
-        let (closed_before, stats_before, at_start) = (
-            workers.closed.load(Ordering::SeqCst),
+        let (completed_before, stats_before, at_start) = (
+            workers.completed.load(Ordering::SeqCst),
             snapshot(proxy),
             Instant::now(),
         );
         tokio::time::sleep_until(end.into()).await;
-        let (closed_after, stats_after, at_end) = (
-            workers.closed.load(Ordering::SeqCst),
+        let (completed_after, stats_after, at_end) = (
+            workers.completed.load(Ordering::SeqCst),
             snapshot(proxy),
             Instant::now(),
         );
@@ -440,10 +486,29 @@ impl SustainedRun {
             .await
             .map_err(|e| Error::invalid("sustained run", format!("the feeder: {e}")))?;
         workers.wait().await;
+        let scavenger_archived = scavenging
+            .await
+            .map_err(|e| Error::invalid("sustained run", format!("the scavenger loop: {e}")))?;
+        let last = Scavenger::new(scavenger_config, closer(direct.clone()))
+            .run()
+            .await;
+        if let Some(failure) = last.failures.first() {
+            return Err(Error::invalid(
+                "sustained run",
+                format!("the scavenger's last pass failed: {}", failure.error),
+            ));
+        }
+        let mut job_counted_completed = 0;
+        for j in 0..self.jobs {
+            let job_id = format!("{}-job-{j}", self.labourer);
+            if let Some(record) = direct.get_job(&job_id).await? {
+                job_counted_completed += record.counts.completed;
+            }
+        }
 
         let window_secs = (at_end - at_start).as_secs_f64();
-        let closed = closed_after - closed_before;
-        let real_tasks_per_sec = closed as f64 / window_secs;
+        let completed = completed_after - completed_before;
+        let real_tasks_per_sec = completed as f64 / window_secs;
         let writes = window_loads(&stats_before, &stats_after, Direction::Write);
         let reads = window_loads(&stats_before, &stats_after, Direction::Read);
         let hottest_write_key = writes.first().cloned().ok_or_else(|| {
@@ -458,6 +523,12 @@ impl SustainedRun {
             .collect::<Result<Vec<_>>>()?;
         let state = FinalState::look_up(direct.as_ref(), &self.labourer, &task_ids).await?;
         let check = check(ids.iter().cloned(), &log.snapshot(), &state);
+        let several_places = check
+            .in_several_places
+            .iter()
+            .take(5)
+            .map(|id| format!("{id}: {:?}", state.places(id)))
+            .collect();
 
         let mut all_errors = messages;
         all_errors.truncate(5);
@@ -465,19 +536,23 @@ impl SustainedRun {
         Ok(SustainedFigures {
             dilation,
             window_secs,
-            closed,
+            completed,
             real_tasks_per_sec,
             virtual_tasks_per_sec: real_tasks_per_sec * dilation,
             write_throttles: writes.iter().map(|l| l.throttled).sum(),
             read_throttles: reads.iter().map(|l| l.throttled).sum(),
-            hottest_write_units_per_task: hottest_write_key.units / closed.max(1) as f64,
+            hottest_write_units_per_task: hottest_write_key.units / completed.max(1) as f64,
             hottest_virtual_write_units_per_sec: hottest_write_key.units / window_secs * dilation,
             hottest_virtual_read_units_per_sec: hottest_read_key
                 .as_ref()
                 .map_or(0.0, |k| k.units / window_secs * dilation),
             hottest_write_key,
             hottest_read_key,
+            top_write_keys: writes.iter().take(5).cloned().collect(),
             submitted: ids.len() as u64,
+            scavenger_archived,
+            scavenger_archived_at_end: last.total().archived,
+            job_counted_completed,
             report_retries: workers.retries.load(Ordering::SeqCst),
             reports_dropped: workers.dropped.load(Ordering::SeqCst),
             enqueue_retries: enqueue_retries.load(Ordering::SeqCst),
@@ -485,18 +560,19 @@ impl SustainedRun {
             orchestrator_errors,
             errors: all_errors,
             check,
+            several_places,
         })
     }
 }
 
 /// Keeps the queue `run.backlog` deep: every few milliseconds, enqueues through `store` as many new
-/// tasks as were closed since (in chunks of [`FEED_CHUNK`]). A failed enqueue is retried with
+/// tasks as were completed since (in chunks of [`FEED_CHUNK`]). A failed enqueue is retried with
 /// [`EnqueueMode::SkipExisting`] (some of its tasks may be written); a task counts as submitted once
 /// its enqueue succeeded.
 async fn feed<S>(
     run: SustainedRun,
     store: Arc<S>,
-    closed: Arc<AtomicU64>,
+    completed: Arc<AtomicU64>,
     submitted: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     retries: Arc<AtomicU64>,
@@ -506,7 +582,7 @@ async fn feed<S>(
 {
     let mut next = run.backlog;
     while !stop.load(Ordering::SeqCst) {
-        let queued = next.saturating_sub(closed.load(Ordering::SeqCst) as usize);
+        let queued = next.saturating_sub(completed.load(Ordering::SeqCst) as usize);
         let want = run.backlog.saturating_sub(queued).min(FEED_CHUNK);
         if want < FEED_CHUNK / 4 {
             tokio::time::sleep(Duration::from_millis(20)).await;
