@@ -58,6 +58,8 @@ struct Sizes {
     orchestrate: u64,
     lifecycle: u64,
     throughput: bool,
+    /// The measured window of each sustained run, in seconds.
+    sustained_secs: u64,
 }
 
 impl Sizes {
@@ -69,6 +71,7 @@ impl Sizes {
                 orchestrate: 50,
                 lifecycle: 10,
                 throughput: false,
+                sustained_secs: 5,
             },
             "quick" => Sizes {
                 enqueue_both: vec![1_000],
@@ -76,6 +79,7 @@ impl Sizes {
                 orchestrate: 10_000,
                 lifecycle: 200,
                 throughput: true,
+                sustained_secs: 20,
             },
             _ => Sizes {
                 enqueue_both: vec![1_000],
@@ -83,6 +87,7 @@ impl Sizes {
                 orchestrate: 10_000,
                 lifecycle: 500,
                 throughput: true,
+                sustained_secs: 60,
             },
         }
     }
@@ -161,6 +166,9 @@ pub async fn run(args: &Args) -> BenchResult<()> {
     }
     if selected("throughput") && sizes.throughput {
         note(&mut failures, bench.throughput().await);
+    }
+    if selected("sustained") {
+        note(&mut failures, bench.sustained(sizes.sustained_secs).await);
     }
     if selected("coldstart") {
         note(&mut failures, bench.coldstart().await);
@@ -636,6 +644,33 @@ impl Bench<'_> {
                 Implementation::Python07,
                 slots as f64,
             );
+        }
+        Ok(())
+    }
+
+    /// One labourer sustained under the partition model, limits scaled down by `--dilation` (see
+    /// [`crate::sustained`]): the machine's own rate, then each layout, one run each.
+    async fn sustained(&mut self, window_secs: u64) -> BenchResult<()> {
+        let dilation = self.args.dilation;
+        for case in crate::sustained::cases(dilation) {
+            println!("{}", case.workload);
+            self.runs += 1;
+            let prefix = format!("bench{}_{}_", std::process::id(), self.runs);
+            let figures = crate::sustained::run_case(
+                &case,
+                &self.direct,
+                &self.dynamodb,
+                &prefix,
+                Duration::from_secs(window_secs),
+                dilation,
+            )
+            .await?;
+            if std::env::var_os("BENCH_VERBOSE").is_some() {
+                println!("  {}", serde_json::to_string(&figures)?);
+            }
+            for (metric, value) in crate::sustained::rows(&case, &figures) {
+                self.record(&case.workload, metric, Implementation::Ours, value);
+            }
         }
         Ok(())
     }

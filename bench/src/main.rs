@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! sosw-bench run [--quick|--smoke] [--reps N] [--out DIR] [--only w1,w2] [--python PATH] [--bins DIR]
+//!                [--dilation D]
 //! sosw-bench local [--quick|--smoke] [--out DIR] [--only true,inprocess,million] --bins DIR
 //! sosw-bench ours <enqueue|orchestrate|lifecycle|throughput> --prefix P --labourer L --tasks N ...
 //! ```
@@ -17,6 +18,7 @@ mod ours;
 mod proxy;
 mod receiver;
 mod report;
+mod sustained;
 
 use std::process::ExitCode;
 
@@ -66,6 +68,8 @@ pub struct Args {
     pub layout: String,
     /// Shards per labourer of the lean layout.
     pub shards: u32,
+    /// DynamoDB's per-key limits are divided by this in the `sustained` workload.
+    pub dilation: f64,
 }
 
 impl Default for Args {
@@ -86,6 +90,7 @@ impl Default for Args {
             bins: String::new(),
             layout: "0.7".into(),
             shards: 4,
+            dilation: 200.0,
         }
     }
 }
@@ -113,6 +118,14 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> BenchResult<Args> {
             "--bins" => args.bins = value()?,
             "--layout" => args.layout = value()?,
             "--shards" => args.shards = value()?.parse()?,
+            "--dilation" => {
+                args.dilation = value()?.parse()?;
+                if !(args.dilation.is_finite() && args.dilation >= 1.0) {
+                    return Err(
+                        format!("--dilation must be at least 1, not {}", args.dilation).into(),
+                    );
+                }
+            }
             "--quick" => args.size = "quick".into(),
             "--smoke" => args.size = "smoke".into(),
             other => return Err(format!("unknown argument `{other}`").into()),
