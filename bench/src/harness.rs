@@ -118,19 +118,37 @@ fn env_var(name: &str) -> BenchResult<String> {
 
 /// Runs the workloads `args` selects and writes the report.
 pub async fn run(args: &Args) -> BenchResult<()> {
+    let selected = |w: &str| args.only.is_empty() || args.only.iter().any(|o| o == w);
     let dynamodb = env_var("SOSW_DYNAMODB_ENDPOINT")?;
-    let moto = env_var("SOSW_MOTO_ENDPOINT")?;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto)
+    // Only the `sustained` workload runs without moto (DynamoDB Local alone).
+    let needs_moto = [
+        "enqueue",
+        "orchestrate",
+        "lifecycle",
+        "throughput",
+        "coldstart",
+    ]
+    .iter()
+    .any(|w| selected(w));
+    let moto = if needs_moto {
+        env_var("SOSW_MOTO_ENDPOINT")?
+    } else {
+        std::env::var("SOSW_MOTO_ENDPOINT").unwrap_or_default()
+    };
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .test_credentials()
-        .load()
-        .await;
-    let s3 = sosw::aws::s3::S3BlobStore::new(
-        sosw::aws::s3::S3BlobStore::client(&sdk, true),
-        &args.bucket,
-    );
-    s3.create_bucket().await.map_err(bench_error)?;
+        .test_credentials();
+    if !moto.is_empty() {
+        loader = loader.endpoint_url(&moto);
+    }
+    let sdk = loader.load().await;
+    if needs_moto {
+        let s3 = sosw::aws::s3::S3BlobStore::new(
+            sosw::aws::s3::S3BlobStore::client(&sdk, true),
+            &args.bucket,
+        );
+        s3.create_bucket().await.map_err(bench_error)?;
+    }
     let direct = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
             .endpoint_url(&dynamodb)
@@ -148,7 +166,6 @@ pub async fn run(args: &Args) -> BenchResult<()> {
         python_secs_per_task: Vec::new(),
     };
     let sizes = Sizes::of(&args.size);
-    let selected = |w: &str| args.only.is_empty() || args.only.iter().any(|o| o == w);
     let mut failures = Vec::new();
     if selected("enqueue") {
         for tasks in &sizes.enqueue_both {
@@ -665,6 +682,13 @@ impl Bench<'_> {
                 dilation,
             )
             .await?;
+            println!(
+                "  hottest write keys: {}",
+                serde_json::to_string(&figures.top_write_keys)?
+            );
+            if !figures.several_places.is_empty() {
+                println!("  in several places: {:?}", figures.several_places);
+            }
             if std::env::var_os("BENCH_VERBOSE").is_some() {
                 println!("  {}", serde_json::to_string(&figures)?);
             }
