@@ -414,6 +414,14 @@ mod tests {
     }
 
     #[test]
+    fn scaled_down_limits_are_dynamodbs_divided_by_the_factor() {
+        let scaled = PartitionLimits::default().scaled_down(200.0);
+        assert_eq!(scaled.write_units_per_sec, 5.0);
+        assert_eq!(scaled.read_units_per_sec, 15.0);
+        assert_eq!(Budgets::new(scaled).limits(), scaled);
+    }
+
+    #[test]
     fn a_partition_serves_its_limit_per_second_and_no_more() {
         let mut budgets = Budgets::new(PartitionLimits {
             write_units_per_sec: 10.0,
