@@ -144,7 +144,7 @@ pub struct SustainedFigures {
     pub submitted: u64,
     /// Worker reports retried after a retryable failure.
     pub report_retries: u64,
-    /// Worker reports given up after [`REPORT_TRIES`] tries or a failure that is not retryable.
+    /// Worker reports given up after 20 tries or a failure that is not retryable.
     pub reports_dropped: u64,
     /// Feeder enqueue calls retried after a failure.
     pub enqueue_retries: u64,
