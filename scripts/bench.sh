@@ -5,22 +5,30 @@
 # workload and writes docs/performance.md, docs/performance.csv and docs/performance-local.md.
 # Arguments are passed to `sosw-bench run` and `sosw-bench local` (e.g. --quick, --reps 5,
 # --only enqueue,lifecycle). `--only local` (or only the local workloads: true, inprocess, million)
-# runs local mode alone: no Python, no emulators.
+# runs local mode alone: no Python, no emulators; `--only sustained` needs DynamoDB Local alone (no
+# Python, no moto).
 # Not part of `make test`.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-# Whether --only names nothing but local workloads.
+# Whether --only names nothing but local workloads; whether it names nothing that needs Python sosw 0.7
+# or moto (the `sustained` workload needs DynamoDB Local alone).
 local_only=false
+dynamodb_only=false
 previous=""
 for arg in "$@"; do
     if [ "$previous" = "--only" ]; then
         local_only=true
+        dynamodb_only=true
         for workload in ${arg//,/ }; do
             case "$workload" in
             local | true | inprocess | million) ;;
-            *) local_only=false ;;
+            sustained) local_only=false ;;
+            *)
+                local_only=false
+                dynamodb_only=false
+                ;;
             esac
         done
     fi
@@ -30,7 +38,12 @@ done
 cargo build --release -p sosw-bench -p sosw-essentials --bins
 target="${CARGO_TARGET_DIR:-$repo/target}"
 
-if [ "$local_only" = false ]; then
+if [ "$local_only" = false ] && [ "$dynamodb_only" = true ]; then
+    # shellcheck source-path=SCRIPTDIR source=lib/emulators.sh
+    source scripts/lib/emulators.sh
+    emulators_up dynamodb-local
+    "$target/release/sosw-bench" run --out docs --bins "$target/release" "$@"
+elif [ "$local_only" = false ]; then
     # shellcheck source-path=SCRIPTDIR source=lib/emulators.sh
     source scripts/lib/emulators.sh
     python="$(bash scripts/sosw07.sh python)"

@@ -58,6 +58,8 @@ struct Sizes {
     orchestrate: u64,
     lifecycle: u64,
     throughput: bool,
+    /// The measured window of each sustained run, in seconds.
+    sustained_secs: u64,
 }
 
 impl Sizes {
@@ -69,6 +71,7 @@ impl Sizes {
                 orchestrate: 50,
                 lifecycle: 10,
                 throughput: false,
+                sustained_secs: 5,
             },
             "quick" => Sizes {
                 enqueue_both: vec![1_000],
@@ -76,6 +79,7 @@ impl Sizes {
                 orchestrate: 10_000,
                 lifecycle: 200,
                 throughput: true,
+                sustained_secs: 20,
             },
             _ => Sizes {
                 enqueue_both: vec![1_000],
@@ -83,6 +87,7 @@ impl Sizes {
                 orchestrate: 10_000,
                 lifecycle: 500,
                 throughput: true,
+                sustained_secs: 60,
             },
         }
     }
@@ -113,19 +118,37 @@ fn env_var(name: &str) -> BenchResult<String> {
 
 /// Runs the workloads `args` selects and writes the report.
 pub async fn run(args: &Args) -> BenchResult<()> {
+    let selected = |w: &str| args.only.is_empty() || args.only.iter().any(|o| o == w);
     let dynamodb = env_var("SOSW_DYNAMODB_ENDPOINT")?;
-    let moto = env_var("SOSW_MOTO_ENDPOINT")?;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto)
+    // Only the `sustained` workload runs without moto (DynamoDB Local alone).
+    let needs_moto = [
+        "enqueue",
+        "orchestrate",
+        "lifecycle",
+        "throughput",
+        "coldstart",
+    ]
+    .iter()
+    .any(|w| selected(w));
+    let moto = if needs_moto {
+        env_var("SOSW_MOTO_ENDPOINT")?
+    } else {
+        std::env::var("SOSW_MOTO_ENDPOINT").unwrap_or_default()
+    };
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .test_credentials()
-        .load()
-        .await;
-    let s3 = sosw::aws::s3::S3BlobStore::new(
-        sosw::aws::s3::S3BlobStore::client(&sdk, true),
-        &args.bucket,
-    );
-    s3.create_bucket().await.map_err(bench_error)?;
+        .test_credentials();
+    if !moto.is_empty() {
+        loader = loader.endpoint_url(&moto);
+    }
+    let sdk = loader.load().await;
+    if needs_moto {
+        let s3 = sosw::aws::s3::S3BlobStore::new(
+            sosw::aws::s3::S3BlobStore::client(&sdk, true),
+            &args.bucket,
+        );
+        s3.create_bucket().await.map_err(bench_error)?;
+    }
     let direct = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
             .endpoint_url(&dynamodb)
@@ -143,7 +166,6 @@ pub async fn run(args: &Args) -> BenchResult<()> {
         python_secs_per_task: Vec::new(),
     };
     let sizes = Sizes::of(&args.size);
-    let selected = |w: &str| args.only.is_empty() || args.only.iter().any(|o| o == w);
     let mut failures = Vec::new();
     if selected("enqueue") {
         for tasks in &sizes.enqueue_both {
@@ -161,6 +183,9 @@ pub async fn run(args: &Args) -> BenchResult<()> {
     }
     if selected("throughput") && sizes.throughput {
         note(&mut failures, bench.throughput().await);
+    }
+    if selected("sustained") {
+        note(&mut failures, bench.sustained(sizes.sustained_secs).await);
     }
     if selected("coldstart") {
         note(&mut failures, bench.coldstart().await);
@@ -643,6 +668,40 @@ impl Bench<'_> {
                 Implementation::Python07,
                 slots as f64,
             );
+        }
+        Ok(())
+    }
+
+    /// One labourer sustained under the partition model, limits scaled down by `--dilation` (see
+    /// [`crate::sustained`]): the machine's own rate, then each layout, one run each.
+    async fn sustained(&mut self, window_secs: u64) -> BenchResult<()> {
+        let dilation = self.args.dilation;
+        for case in crate::sustained::cases(dilation) {
+            println!("{}", case.workload);
+            self.runs += 1;
+            let prefix = format!("bench{}_{}_", std::process::id(), self.runs);
+            let figures = crate::sustained::run_case(
+                &case,
+                &self.direct,
+                &self.dynamodb,
+                &prefix,
+                Duration::from_secs(window_secs),
+                dilation,
+            )
+            .await?;
+            println!(
+                "  hottest write keys: {}",
+                serde_json::to_string(&figures.top_write_keys)?
+            );
+            if !figures.several_places.is_empty() {
+                println!("  in several places: {:?}", figures.several_places);
+            }
+            if std::env::var_os("BENCH_VERBOSE").is_some() {
+                println!("  {}", serde_json::to_string(&figures)?);
+            }
+            for (metric, value) in crate::sustained::rows(&case, &figures) {
+                self.record(&case.workload, metric, Implementation::Ours, value);
+            }
         }
         Ok(())
     }

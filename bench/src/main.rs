@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! sosw-bench run [--quick|--smoke] [--reps N] [--out DIR] [--only w1,w2] [--python PATH] [--bins DIR]
+//!                [--dilation D]
 //! sosw-bench local [--quick|--smoke] [--out DIR] [--only true,inprocess,million] --bins DIR
 //! sosw-bench ours <enqueue|orchestrate|lifecycle|throughput> --prefix P --labourer L --tasks N ...
 //! ```
@@ -17,6 +18,7 @@ mod ours;
 mod proxy;
 mod receiver;
 mod report;
+mod sustained;
 
 use std::process::ExitCode;
 
@@ -68,6 +70,8 @@ pub struct Args {
     pub shards: u32,
     /// The lean layout closes a completed task in one move (`LeanOptions::close_on_completion`).
     pub lean_close: bool,
+    /// DynamoDB's per-key limits are divided by this in the `sustained` workload.
+    pub dilation: f64,
 }
 
 impl Default for Args {
@@ -89,6 +93,7 @@ impl Default for Args {
             layout: "0.7".into(),
             shards: 4,
             lean_close: false,
+            dilation: 200.0,
         }
     }
 }
@@ -117,6 +122,14 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> BenchResult<Args> {
             "--layout" => args.layout = value()?,
             "--shards" => args.shards = value()?.parse()?,
             "--lean-close" => args.lean_close = true,
+            "--dilation" => {
+                args.dilation = value()?.parse()?;
+                if !(args.dilation.is_finite() && args.dilation >= 1.0) {
+                    return Err(
+                        format!("--dilation must be at least 1, not {}", args.dilation).into(),
+                    );
+                }
+            }
             "--quick" => args.size = "quick".into(),
             "--smoke" => args.size = "smoke".into(),
             other => return Err(format!("unknown argument `{other}`").into()),

@@ -23,9 +23,11 @@
 
 mod model;
 mod proxy;
+mod sustained;
 
 pub use model::{
     Budgets, Direction, KeySchema, Partition, PartitionLimits, PartitionStats, item_partitions,
     item_size, query_partition, write_units,
 };
 pub use proxy::PartitionProxy;
+pub use sustained::{KeyLoad, SustainedFigures, SustainedRun};

@@ -15,6 +15,17 @@ pub struct PartitionLimits {
     pub read_units_per_sec: f64,
 }
 
+impl PartitionLimits {
+    /// These limits divided by `factor` (the scaled model of a sustained run: a rate measured under
+    /// limits divided by `factor` stands for `factor` times that rate under these).
+    pub fn scaled_down(self, factor: f64) -> PartitionLimits {
+        PartitionLimits {
+            write_units_per_sec: self.write_units_per_sec / factor,
+            read_units_per_sec: self.read_units_per_sec / factor,
+        }
+    }
+}
+
 impl Default for PartitionLimits {
     fn default() -> Self {
         PartitionLimits {
@@ -240,6 +251,11 @@ impl Budgets {
         }
     }
 
+    /// The limits these budgets enforce.
+    pub fn limits(&self) -> PartitionLimits {
+        self.limits
+    }
+
     fn limit(&self, direction: Direction) -> f64 {
         match direction {
             Direction::Read => self.limits.read_units_per_sec,
@@ -395,6 +411,14 @@ mod tests {
         let p = query_partition("tasks", &schema(), &request).expect("a partition");
         assert_eq!(p.index.as_deref(), Some("sosw_tasks_greenfield"));
         assert_eq!(p.key, r#"{"S":"lab"}"#);
+    }
+
+    #[test]
+    fn scaled_down_limits_are_dynamodbs_divided_by_the_factor() {
+        let scaled = PartitionLimits::default().scaled_down(200.0);
+        assert_eq!(scaled.write_units_per_sec, 5.0);
+        assert_eq!(scaled.read_units_per_sec, 15.0);
+        assert_eq!(Budgets::new(scaled).limits(), scaled);
     }
 
     #[test]

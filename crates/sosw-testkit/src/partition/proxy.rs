@@ -62,6 +62,11 @@ impl PartitionProxy {
         lock(&self.state).budgets.stats()
     }
 
+    /// The limits this proxy enforces per partition key.
+    pub fn limits(&self) -> PartitionLimits {
+        lock(&self.state).budgets.limits()
+    }
+
     /// Requests (or batch items) turned away so far.
     pub fn throttled(&self) -> u64 {
         self.stats().iter().map(|s| s.throttled).sum()
