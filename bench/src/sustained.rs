@@ -94,7 +94,21 @@ pub async fn run_case(
         create_lean_tables(direct, &options)
             .await
             .map_err(bench_error)?;
-        let store = |client| LeanTaskStore::new(client, options.clone()).map(Arc::new);
+        // Job counters in batches from the table's stream, as a lean deployment keeps them.
+        let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+            aws_sdk_dynamodbstreams::Config::builder()
+                .behavior_version_latest()
+                .endpoint_url(endpoint)
+                .region(direct.config().region().cloned())
+                .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
+                    "bench", "bench", None, None, "bench",
+                ))
+                .build(),
+        );
+        let store = |client| {
+            LeanTaskStore::new(client, options.clone())
+                .map(|s| Arc::new(s.with_job_counts_from_stream(streams.clone())))
+        };
         let figures = run
             .run(
                 store(through).map_err(bench_error)?,

@@ -16,8 +16,8 @@ mod stores {
     mod jobs_sosw07;
     mod lean_close;
     mod lean_conformance;
-    mod lean_job_counts;
     mod lean_fairness;
+    mod lean_job_counts;
     mod partition_model;
     mod redrive_sosw07;
 }

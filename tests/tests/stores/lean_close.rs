@@ -268,7 +268,13 @@ async fn an_archive_stopped_halfway_is_finished_by_the_next_one_after_a_minute()
         .await
         .expect("archive");
     assert_eq!(young, MoveOutcome::Conflict);
-    assert!(store.get_task(&done[0].task_id).await.expect("read").is_some());
+    assert!(
+        store
+            .get_task(&done[0].task_id)
+            .await
+            .expect("read")
+            .is_some()
+    );
     // A minute on, the next archive finishes the move.
     for task in &done {
         let moved = store
@@ -282,7 +288,11 @@ async fn an_archive_stopped_halfway_is_finished_by_the_next_one_after_a_minute()
             .await
             .expect("read")
             .expect("closed");
-        assert_eq!(closed.closed_at, Some(NOW + 2), "the first mover's item stands");
+        assert_eq!(
+            closed.closed_at,
+            Some(NOW + 2),
+            "the first mover's item stands"
+        );
     }
     delete_lean_tables(&client, &options)
         .await

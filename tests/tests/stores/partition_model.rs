@@ -348,7 +348,15 @@ async fn sustained_on(
     let figures = if layout == "lean" {
         let options = LeanOptions::with_prefix(&unique_prefix()).shards(16);
         create_lean_tables(&direct, &options).await.expect("tables");
-        let store = |client| Arc::new(LeanTaskStore::new(client, options.clone()).expect("lean"));
+        // Job counters in batches from the table's stream, as a lean deployment keeps them.
+        let streams = dynamodb_streams_client_at(endpoint).await;
+        let store = |client| {
+            Arc::new(
+                LeanTaskStore::new(client, options.clone())
+                    .expect("lean")
+                    .with_job_counts_from_stream(streams.clone()),
+            )
+        };
         let figures = run
             .run(store(through), store(direct.clone()), &proxy)
             .await

@@ -8,7 +8,9 @@ use crate::SqliteTaskStore;
 use sosw_core::clock::ManualClock;
 use sosw_core::config::{WorkerAssistantConfig, parse_config};
 use sosw_core::essentials::closer::Closer;
-use sosw_core::essentials::worker_assistant::{AssistantOutcome, AssistantRequest, WorkerAssistant};
+use sosw_core::essentials::worker_assistant::{
+    AssistantOutcome, AssistantRequest, WorkerAssistant,
+};
 use sosw_core::notify::LogNotifier;
 use sosw_core::processor::Stats;
 use sosw_core::store::{
@@ -68,12 +70,22 @@ async fn a_completion_whose_archive_fails_still_counts_and_the_task_stays_for_th
         .handle(&AssistantRequest::completed(id.clone()), &mut stats)
         .await
         .expect("the report is handled");
-    assert_eq!(reply.outcome, AssistantOutcome::Completed { archived: false });
+    assert_eq!(
+        reply.outcome,
+        AssistantOutcome::Completed { archived: false }
+    );
     assert!(reply.job_finished);
     store.heal();
     let job = store.get_job("job-1").await.expect("read").expect("job");
     assert_eq!(job.counts.completed, 1, "counted despite the archive error");
     assert_eq!(job.status, JobStatus::Finished);
-    let live = store.get_task(&id).await.expect("read").expect("still live");
-    assert!(live.completed_at.is_some(), "completed, left for the scavenger");
+    let live = store
+        .get_task(&id)
+        .await
+        .expect("read")
+        .expect("still live");
+    assert!(
+        live.completed_at.is_some(),
+        "completed, left for the scavenger"
+    );
 }
