@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use sosw::aws::dynamodb::lean::migrate::Migration;
 use sosw::aws::dynamodb::lean::{
-    LeanOptions, LeanTaskStore, create_lean_tables, delete_lean_tables,
+    LeanOptions, LeanTaskStore, create_lean_tables_without_stream, delete_lean_tables,
 };
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
 use sosw::clock::SystemClock;
@@ -79,7 +79,7 @@ async fn migrate_layout_moves_the_queue_once_and_a_second_run_moves_nothing() {
         stderr.contains(&options.table) && stderr.contains("Layout=lean"),
         "{stderr}"
     );
-    create_lean_tables(&job.client, &options)
+    create_lean_tables_without_stream(&job.client, &options)
         .await
         .expect("lean table");
     // Two tasks invoked on the 0.7 side: they stay there. A third waits for a retry: it moves.
@@ -172,7 +172,7 @@ async fn a_sosw07_orchestrator_claiming_during_the_move_leaves_every_task_in_one
     let tables = TableNames::with_prefix(&prefix);
     create_tables(&client, &tables).await.expect("0.7 tables");
     let options = lean_options(&prefix, &tables);
-    create_lean_tables(&client, &options)
+    create_lean_tables_without_stream(&client, &options)
         .await
         .expect("lean table");
     let old = Arc::new(DynamoTaskStore::new(client.clone(), tables.clone()));

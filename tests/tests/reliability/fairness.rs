@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 use sosw::aws::dynamodb::lean::{
-    LeanOptions, LeanTaskStore, create_lean_tables, delete_lean_tables,
+    LeanOptions, LeanTaskStore, create_lean_tables_without_stream, delete_lean_tables,
 };
 use sosw::clock::{Clock, ManualClock};
 use sosw::config::{OrchestratorConfig, parse_config};
@@ -240,7 +240,7 @@ fn sqlite() -> Arc<SqliteTaskStore> {
 async fn lean() -> Option<Arc<LeanTaskStore>> {
     let client = sosw_integration_tests::dynamodb_client().await?;
     let options = LeanOptions::with_prefix(&sosw_integration_tests::unique_prefix());
-    create_lean_tables(&client, &options)
+    create_lean_tables_without_stream(&client, &options)
         .await
         .expect("lean tables");
     Some(Arc::new(

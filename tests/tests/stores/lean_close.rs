@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use sosw::aws::dynamodb::lean::{
-    LeanOptions, LeanTaskStore, create_lean_tables, delete_lean_tables,
+    LeanOptions, LeanTaskStore, create_lean_tables_without_stream, delete_lean_tables,
 };
 use sosw::store::{
     ClaimOutcome, ClosedStatus, EnqueueMode, MoveOutcome, ReportOutcome, TaskArchive, TaskClaims,
@@ -32,7 +32,7 @@ async fn claimed(close: bool, count: usize) -> Option<(LeanTaskStore, LeanOption
         close_on_completion: close,
         ..LeanOptions::with_prefix(&unique_prefix())
     };
-    create_lean_tables(&client, &options)
+    create_lean_tables_without_stream(&client, &options)
         .await
         .expect("lean tables");
     let store = LeanTaskStore::new(client, options.clone()).expect("lean options");

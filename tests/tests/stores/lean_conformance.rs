@@ -5,14 +5,14 @@
 
 use std::sync::Arc;
 
-use sosw::aws::dynamodb::lean::{LeanOptions, LeanTaskStore, create_lean_tables};
+use sosw::aws::dynamodb::lean::{LeanOptions, LeanTaskStore, create_lean_tables_without_stream};
 use sosw_integration_tests::{dynamodb_client, unique_prefix};
 
 /// A lean store with `shards` shards on freshly created, uniquely prefixed tables, or `None` to skip.
 async fn lean_store(shards: u32) -> Option<Arc<LeanTaskStore>> {
     let client = dynamodb_client().await?;
     let options = LeanOptions::with_prefix(&unique_prefix()).shards(shards);
-    create_lean_tables(&client, &options)
+    create_lean_tables_without_stream(&client, &options)
         .await
         .expect("lean tables created on DynamoDB Local");
     Some(Arc::new(

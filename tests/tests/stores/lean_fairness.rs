@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use sosw::aws::dynamodb::lean::{
-    LeanOptions, LeanTaskStore, create_lean_tables, delete_lean_tables,
+    LeanOptions, LeanTaskStore, create_lean_tables_without_stream, delete_lean_tables,
 };
 use sosw::ecology::fair::FairnessKey;
 use sosw::store::{
@@ -27,7 +27,7 @@ const LABOURER: &str = "fair";
 async fn lean_store(shards: u32) -> Option<LeanTaskStore> {
     let client = dynamodb_client().await?;
     let options = LeanOptions::with_prefix(&unique_prefix()).shards(shards);
-    create_lean_tables(&client, &options)
+    create_lean_tables_without_stream(&client, &options)
         .await
         .expect("lean tables created on DynamoDB Local");
     Some(LeanTaskStore::new(client, options).expect("valid lean options"))

@@ -47,7 +47,7 @@ use sosw_core::store::TableNames;
 use sosw_core::task::{Task, TaskId};
 
 pub use counts::Signed;
-pub use schema::{create_lean_tables, delete_lean_tables};
+pub use schema::{create_lean_tables, create_lean_tables_without_stream, delete_lean_tables};
 
 /// The attribute holding a item's move counter.
 pub(crate) const REV: &str = "lrev";

@@ -15,6 +15,21 @@ use sosw_core::error::Result;
 /// stream with `NEW_AND_OLD_IMAGES` for the job counts) and the job table, and waits until both are
 /// ACTIVE. Tables that exist are left as they are.
 pub async fn create_lean_tables(client: &Client, options: &LeanOptions) -> Result<()> {
+    create(client, options, true).await
+}
+
+/// [`create_lean_tables`] without the stream: for a store that counts jobs per task
+/// (`SOSW_LEAN_JOB_COUNTS=immediate`). Tests that only exercise the queue use it: DynamoDB Local
+/// records every write to a stream, and several busy tables with streams at once slow it down many
+/// times over.
+pub async fn create_lean_tables_without_stream(
+    client: &Client,
+    options: &LeanOptions,
+) -> Result<()> {
+    create(client, options, false).await
+}
+
+async fn create(client: &Client, options: &LeanOptions, stream: bool) -> Result<()> {
     let table = &options.table;
     let build = || -> BuildResult<_> {
         Ok(client
@@ -25,12 +40,16 @@ pub async fn create_lean_tables(client: &Client, options: &LeanOptions) -> Resul
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
             .billing_mode(BillingMode::PayPerRequest)
-            .stream_specification(
+            .stream_specification(if stream {
                 StreamSpecification::builder()
                     .stream_enabled(true)
                     .stream_view_type(StreamViewType::NewAndOldImages)
-                    .build()?,
-            ))
+                    .build()?
+            } else {
+                StreamSpecification::builder()
+                    .stream_enabled(false)
+                    .build()?
+            }))
     };
     let request = build().map_err(|e| build_error("create table", table, e))?;
     send_create(request, table).await?;
