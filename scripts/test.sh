@@ -38,6 +38,10 @@ mkdir -p target
 cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 # `tee` hides cargo's exit status; pipefail brings it back.
 
+step "the sustained run under the partition model, alone (a measurement: rates over fixed windows)"
+cargo test --workspace --all-features --test stores -- --ignored a_sustained_run 2>&1 |
+    tee -a target/test-output.log
+
 step "the dashboard in a real browser: headless Chromium during a local run of the flaky job"
 bash scripts/dashboard-browser-test.sh
 
