@@ -456,15 +456,21 @@ impl<S: TaskStore + 'static> Rig<S> {
 
     async fn orchestrate(&self, figures: &mut RunFigures) {
         let deadline = self.clock.now() + TimeDelta::seconds(60);
-        // Each run is a task of its own, so on a multi-threaded runtime they really race.
-        let runs: Vec<_> = self
-            .orchestrators
-            .iter()
-            .map(|o| {
-                let o = o.clone();
-                tokio::spawn(async move { o.run(deadline).await })
+        // Each run is a task of its own, so on a multi-threaded runtime they really race. The one
+        // spawned first starts first, and on a busy machine (or an in-process store that rarely
+        // yields) it can take every free slot before the others are polled: the order rotates with
+        // the step, so no orchestrator is favoured in every step.
+        let n = self.orchestrators.len();
+        let first = figures.steps as usize % n.max(1);
+        let mut spawned: Vec<_> = (0..n)
+            .map(|k| (first + k) % n)
+            .map(|i| {
+                let o = self.orchestrators[i].clone();
+                (i, tokio::spawn(async move { o.run(deadline).await }))
             })
             .collect();
+        spawned.sort_by_key(|(i, _)| *i);
+        let runs: Vec<_> = spawned.into_iter().map(|(_, run)| run).collect();
         figures
             .claims_per_orchestrator
             .resize(self.orchestrators.len(), 0);

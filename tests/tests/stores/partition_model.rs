@@ -390,43 +390,48 @@ async fn sustained_on(
 /// One labourer under the partition model, sustained, scaled down by [`DILATION`] (see
 /// `sosw_testkit::partition::SustainedRun`): the real orchestrator, worker assistant, scavenger and job
 /// counters on each layout, a backlog that never empties. On sosw 0.7's tables the labourer's
-/// greenfield index key saturates; the lean layout (16 shards, 4 jobs) sustains a multiple of that
-/// rate. The queue checker finds no task lost and no claim delivered twice on either. An unthrottled
-/// run of the lean layout first shows what this machine sustains without the limits, the condition the
-/// scaled figures hold under.
+/// greenfield index key is the hottest key, throttled and served no more than its limit; the lean
+/// layout (16 shards, 4 jobs) puts so much less on its hottest key per task that the same limit
+/// allows a multiple of the rate. The queue checker finds no task lost and no claim delivered twice
+/// on either.
+///
+/// What is asserted is what a task costs each key (units per task), which does not depend on how fast
+/// this machine is; the rates themselves (virtual tasks per second, and the unthrottled run that shows
+/// the limits, not the machine, set them) are measured by `make bench` (`--only sustained`), not here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement that needs the machine to itself: `make test` (scripts/test.sh) runs it \
-            alone after the other tests, with `--ignored`"]
+#[ignore = "a run over fixed windows that wants the machine to itself: `make test` (scripts/test.sh) \
+            runs it alone after the other tests, with `--ignored`"]
 async fn a_sustained_run_saturates_the_07_layout_and_the_lean_layout_sustains_a_multiple() {
     let Some(endpoint) = emulator_endpoint(DYNAMODB_ENDPOINT_VAR) else {
         return;
     };
     let scaled = PartitionLimits::default().scaled_down(DILATION);
-    let reference = SustainedRun::new("w", 4, Duration::from_secs(8));
     let run = SustainedRun::new("w", 4, Duration::from_secs(12));
-    let free = sustained_on(&endpoint, "lean", COUNT_ONLY, &reference).await;
     let old = sustained_on(&endpoint, "0.7", scaled, &run).await;
     let lean = sustained_on(&endpoint, "lean", scaled, &run).await;
+    let limit = PartitionLimits::default().write_units_per_sec;
+    // The rate a layout's hottest key allows under DynamoDB's real limit: what it costs per task.
+    let ceiling = |f: &SustainedFigures| limit / f.hottest_write_units_per_task;
     println!(
         "sustained, limits scaled down {DILATION}x: sosw 0.7's tables {:.0} virtual tasks/s \
-         (hottest key {}: {:.2} write units per task, {:.0} virtual units/s, {} write throttles); \
-         lean, 16 shards, 4 jobs {:.0} virtual tasks/s (hottest key {}: {:.2} write units per \
-         task, {:.0} virtual units/s, {} write throttles); this machine without limits: {:.1} real \
-         tasks/s against lean's {:.1} under them",
+         (hottest key {}: {:.2} write units per task, so at most {:.0} tasks/s; {:.0} virtual \
+         units/s, {} write throttles); lean, 16 shards, 4 jobs {:.0} virtual tasks/s (hottest key \
+         {}: {:.3} write units per task, so at most {:.0} tasks/s; {:.0} virtual units/s, {} write \
+         throttles)",
         old.virtual_tasks_per_sec,
         old.hottest_write_key.key,
         old.hottest_write_units_per_task,
+        ceiling(&old),
         old.hottest_virtual_write_units_per_sec,
         old.write_throttles,
         lean.virtual_tasks_per_sec,
         lean.hottest_write_key.key,
         lean.hottest_write_units_per_task,
+        ceiling(&lean),
         lean.hottest_virtual_write_units_per_sec,
         lean.write_throttles,
-        free.real_tasks_per_sec,
-        lean.real_tasks_per_sec,
     );
-    for (name, f) in [("unthrottled", &free), ("0.7", &old), ("lean", &lean)] {
+    for (name, f) in [("0.7", &old), ("lean", &lean)] {
         assert!(
             f.check.lost.is_empty()
                 && f.check.duplicated.is_empty()
@@ -435,17 +440,22 @@ async fn a_sustained_run_saturates_the_07_layout_and_the_lean_layout_sustains_a_
             f.check
         );
         assert!(
-            f.completed > 0,
-            "{name}: tasks were completed in the window"
+            f.completed >= 10,
+            "{name}: at least 10 tasks completed in the window, {} did (after {:.0} s of warm-up)",
+            f.completed,
+            f.warmup_secs
         );
     }
-    // Without throttles, and on sosw 0.7's tables (whose scavenger finishes an archive a throttle
-    // interrupted), every task is in one place. The lean layout under throttles is not asserted so: an
-    // archive interrupted between its put and its delete stays in two places (docs/layout-lean.md,
-    // "Sustained, with the limits scaled down"); `several_places` lists some.
-    for (name, f) in [("unthrottled", &free), ("0.7", &old)] {
-        assert!(f.check.is_sound(), "{name}: the queue checker: {}", f.check);
-    }
+    // On sosw 0.7's tables (whose scavenger finishes an archive a throttle interrupted) every task
+    // is in one place. The lean layout under throttles is not asserted so: an archive interrupted
+    // between its put and its delete stays in two places until the scavenger finishes it a minute
+    // later (docs/layout-lean.md, "Sustained, with the limits scaled down"); `several_places` lists
+    // some.
+    assert!(
+        old.check.is_sound(),
+        "0.7: the queue checker: {}",
+        old.check
+    );
     // sosw 0.7's tables: the greenfield index key is the bottleneck, saturated and throttled.
     assert!(
         old.hottest_write_key.key.contains("greenfield"),
@@ -453,24 +463,28 @@ async fn a_sustained_run_saturates_the_07_layout_and_the_lean_layout_sustains_a_
         old.hottest_write_key.key
     );
     assert!(old.write_throttles > 0, "0.7: the hot key was throttled");
-    let limit = PartitionLimits::default().write_units_per_sec;
     assert!(
         old.hottest_virtual_write_units_per_sec <= 1.1 * limit,
         "0.7: the model serves a key no more than its limit: {:.0} virtual units/s",
         old.hottest_virtual_write_units_per_sec
     );
-    // The lean layout: a multiple of sosw 0.7's rate, and below what this machine does without limits
-    // (so the limits, not the machine, set both figures).
     assert!(
-        lean.virtual_tasks_per_sec >= 3.0 * old.virtual_tasks_per_sec,
-        "lean ({:.0}) sustains a multiple of sosw 0.7's tables ({:.0}) in virtual tasks/s",
-        lean.virtual_tasks_per_sec,
-        old.virtual_tasks_per_sec
+        ceiling(&old) < 1_000.0,
+        "0.7: one labourer's hottest key caps it below 1,000 tasks/s ({:.0})",
+        ceiling(&old)
+    );
+    // The lean layout: its hottest key (a claim shard) allows at least 3,000 tasks/s and a multiple
+    // of sosw 0.7's tables.
+    assert!(
+        !lean.hottest_write_key.key.contains("greenfield") && ceiling(&lean) >= 3_000.0,
+        "lean: the hottest key ({}) allows at least 3,000 tasks/s: {:.0}",
+        lean.hottest_write_key.key,
+        ceiling(&lean)
     );
     assert!(
-        free.real_tasks_per_sec > lean.real_tasks_per_sec,
-        "this machine without limits ({:.1} real tasks/s) is faster than lean under them ({:.1})",
-        free.real_tasks_per_sec,
-        lean.real_tasks_per_sec
+        ceiling(&lean) >= 3.0 * ceiling(&old),
+        "lean's hottest key allows a multiple of sosw 0.7's: {:.0} against {:.0} tasks/s",
+        ceiling(&lean),
+        ceiling(&old)
     );
 }

@@ -60,6 +60,12 @@ const FEED_CHUNK: usize = 100;
 /// Most tries of one worker report (retryable failures only) before it counts as dropped.
 const REPORT_TRIES: u32 = 20;
 
+/// How long one orchestrator run of the pipeline lasts (runs follow each other until the end).
+const ORCHESTRATOR_RUN: Duration = Duration::from_secs(3);
+
+/// The longest the window waits, after the warm-up, for the pipeline's first completed task.
+const START_WAIT: Duration = Duration::from_secs(90);
+
 /// How one sustained run is set up.
 #[derive(Debug, Clone)]
 pub struct SustainedRun {
@@ -115,6 +121,9 @@ pub struct SustainedFigures {
     /// DynamoDB's write limit per key over the proxy's: the scale `D` of the run (about 0 for a proxy
     /// with limits nothing reaches).
     pub dilation: f64,
+    /// Seconds from the start to the window's start: the warm-up, longer when the pipeline had not
+    /// completed a task by then.
+    pub warmup_secs: f64,
     /// The measured window, in seconds.
     pub window_secs: f64,
     /// Tasks whose completion report the worker assistant accepted in the window (it archives them
@@ -154,7 +163,7 @@ pub struct SustainedFigures {
     pub scavenger_archived_at_end: u64,
     /// Completions counted in the job records at the end (the sum over the jobs).
     pub job_counted_completed: u64,
-    /// Orchestrator runs (each until the end of the window or its own stop).
+    /// Orchestrator runs (each a few seconds long, one after another until the end of the window).
     pub orchestrator_runs: u64,
     /// Errors the orchestrator runs reported (throttles that outlasted the SDK's retries, mostly).
     pub orchestrator_errors: u64,
@@ -413,7 +422,6 @@ impl SustainedRun {
         );
 
         let started = Instant::now();
-        let end = started + self.warmup + self.window;
         let stop = Arc::new(AtomicBool::new(false));
         let enqueue_retries = Arc::new(AtomicU64::new(0));
         let feeder = tokio::spawn(feed(
@@ -426,28 +434,34 @@ impl SustainedRun {
             errors.clone(),
         ));
         let margin = settings.margin;
-        let runs = tokio::spawn(async move {
-            let (mut runs, mut failures, mut messages) = (0_u64, 0_u64, Vec::new());
-            while Instant::now() + Duration::from_millis(100) < end {
-                let left = end.saturating_duration_since(Instant::now()) + margin;
-                let deadline = Utc::now() + TimeDelta::from_std(left).unwrap_or(TimeDelta::zero());
-                runs += 1;
-                match orchestrator.run(deadline).await {
-                    Ok(report) => {
-                        for l in report.labourers.values() {
-                            failures += l.error_count;
-                            messages.extend(l.errors.iter().take(2).cloned());
+        let runs = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let (mut runs, mut failures, mut messages) = (0_u64, 0_u64, Vec::new());
+                // Runs of a few seconds each until the window is over (its end is not known in
+                // advance: the window starts once the pipeline has completed a task).
+                while !stop.load(Ordering::SeqCst) {
+                    let deadline = Utc::now()
+                        + TimeDelta::from_std(ORCHESTRATOR_RUN + margin)
+                            .unwrap_or(TimeDelta::zero());
+                    runs += 1;
+                    match orchestrator.run(deadline).await {
+                        Ok(report) => {
+                            for l in report.labourers.values() {
+                                failures += l.error_count;
+                                messages.extend(l.errors.iter().take(2).cloned());
+                            }
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            messages.push(format!("orchestrator run: {e}"));
+                            tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                     }
-                    Err(e) => {
-                        failures += 1;
-                        messages.push(format!("orchestrator run: {e}"));
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
                 }
-            }
-            (runs, failures, messages)
-        });
+                (runs, failures, messages)
+            })
+        };
 
         let every = self.scavenge_every;
         let scavenging = {
@@ -467,6 +481,15 @@ impl SustainedRun {
         };
 
         tokio::time::sleep_until((started + self.warmup).into()).await;
+        // A machine slower than the one the warm-up was chosen on (or an emulator still warming
+        // its own caches) may not have completed anything yet: the window waits for the first
+        // completion, at most START_WAIT longer.
+        let give_up = Instant::now() + START_WAIT;
+        while workers.completed.load(Ordering::SeqCst) == 0 && Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let warmup_secs = started.elapsed().as_secs_f64();
+        let end = Instant::now() + self.window;
         let (completed_before, stats_before, at_start) = (
             workers.completed.load(Ordering::SeqCst),
             snapshot(proxy),
@@ -535,6 +558,7 @@ impl SustainedRun {
         all_errors.extend(errors.lock().unwrap_or_else(|p| p.into_inner()).clone());
         Ok(SustainedFigures {
             dilation,
+            warmup_secs,
             window_secs,
             completed,
             real_tasks_per_sec,
