@@ -59,10 +59,39 @@ fn higher_is_better(metric: &str) -> bool {
     metric.contains("per second") || metric.contains("per minute")
 }
 
+/// The lifecycle workload on sosw 0.7's tables that a lean-layout lifecycle workload is held against
+/// (`lifecycle of N tasks, lean layout, ...` -> `lifecycle of N tasks`).
+fn lean_reference(workload: &str) -> Option<&str> {
+    workload
+        .find(", lean layout")
+        .filter(|_| workload.starts_with("lifecycle"))
+        .map(|at| &workload[..at])
+}
+
 /// The target a metric is held to, as text, and whether `ours` (the median) meets it, given sosw 0.7's
-/// median.
-fn target(workload: &str, metric: &str, ours: f64, python: Option<f64>) -> Option<(String, bool)> {
+/// median and, for a lean-layout lifecycle, our median of the same metric on sosw 0.7's tables.
+fn target(
+    workload: &str,
+    metric: &str,
+    ours: f64,
+    python: Option<f64>,
+    on_07_tables: Option<f64>,
+) -> Option<(String, bool)> {
     let t = |text: &str, met: bool| Some((text.to_owned(), met));
+    // Issue 18: the lean layout's lifecycle at most 5 write units per task, and no more read units
+    // than the same lifecycle on sosw 0.7's tables.
+    if lean_reference(workload).is_some() {
+        if metric == "total: write units per task" {
+            return t("<= 5", ours <= 5.0);
+        }
+        if metric == "total: read units per task" {
+            let reference = on_07_tables?;
+            return t(
+                &format!("<= 0.7 tables' ({})", fmt(reference)),
+                ours <= reference,
+            );
+        }
+    }
     if workload.starts_with("enqueue") && metric == "wall time (s)" {
         let ratio = python.map(|p| p / ours).unwrap_or(f64::NAN);
         return t(">= 30x faster than sosw 0.7", ratio >= 30.0);
@@ -288,11 +317,24 @@ pub fn write_report(args: &Args, samples: &[Sample]) -> BenchResult<()> {
             }
             _ => "–".into(),
         };
-        let (target_text, met) =
-            match o.and_then(|o| target(workload, metric, o.median, p.map(|p| p.median))) {
-                Some((text, met)) => (text, if met { "yes" } else { "**no**" }.to_owned()),
-                None => ("".into(), "".into()),
-            };
+        let on_07_tables = lean_reference(workload).and_then(|base| {
+            values
+                .get(&(base.to_owned(), metric.clone(), ours.to_owned()))
+                .and_then(|(v, computed)| summarise(v, *computed))
+                .map(|s| s.median)
+        });
+        let (target_text, met) = match o.and_then(|o| {
+            target(
+                workload,
+                metric,
+                o.median,
+                p.map(|p| p.median),
+                on_07_tables,
+            )
+        }) {
+            Some((text, met)) => (text, if met { "yes" } else { "**no**" }.to_owned()),
+            None => ("".into(), "".into()),
+        };
         let shown = if *workload == last_workload {
             String::new()
         } else {
@@ -446,7 +488,8 @@ mod tests {
     #[test]
     fn the_sustained_target_applies_to_the_scaled_lean_run_with_four_jobs_only() {
         let rate = "virtual tasks per second";
-        let met = |workload: &str, value: f64| target(workload, rate, value, None).map(|t| t.1);
+        let met =
+            |workload: &str, value: f64| target(workload, rate, value, None, None).map(|t| t.1);
         let cases = crate::sustained::cases(200.0);
         let names: Vec<&str> = cases.iter().map(|c| c.workload.as_str()).collect();
         let [free, old, lean, one] = names[..] else {
@@ -458,24 +501,57 @@ mod tests {
             assert_eq!(met(other, 1.0), None, "{other}");
         }
         let lost = "queue checker: tasks lost";
-        assert_eq!(target(old, lost, 0.0, None).map(|t| t.1), Some(true));
-        assert_eq!(target(old, lost, 1.0, None).map(|t| t.1), Some(false));
+        assert_eq!(target(old, lost, 0.0, None, None).map(|t| t.1), Some(true));
+        assert_eq!(target(old, lost, 1.0, None, None).map(|t| t.1), Some(false));
     }
 
     #[test]
     fn the_enqueue_target_is_a_ratio_to_sosw_07() {
         let wall = "wall time (s)";
         assert_eq!(
-            target("enqueue 10 tasks", wall, 1.0, Some(31.0)).map(|t| t.1),
+            target("enqueue 10 tasks", wall, 1.0, Some(31.0), None).map(|t| t.1),
             Some(true)
         );
         assert_eq!(
-            target("enqueue 10 tasks", wall, 1.0, Some(29.0)).map(|t| t.1),
+            target("enqueue 10 tasks", wall, 1.0, Some(29.0), None).map(|t| t.1),
             Some(false)
         );
         assert_eq!(
-            target("enqueue 10 tasks", wall, 1.0, None).map(|t| t.1),
+            target("enqueue 10 tasks", wall, 1.0, None, None).map(|t| t.1),
             Some(false)
+        );
+    }
+
+    #[test]
+    fn the_lean_lifecycle_is_held_to_five_write_units_and_the_07_tables_reads() {
+        let lean = "lifecycle of 200 tasks, lean layout, close on completion";
+        assert_eq!(lean_reference(lean), Some("lifecycle of 200 tasks"));
+        assert_eq!(lean_reference("lifecycle of 200 tasks"), None);
+        assert_eq!(lean_reference("sustained run, lean layout"), None);
+        let writes = "total: write units per task";
+        assert_eq!(
+            target(lean, writes, 5.0, None, None).map(|t| t.1),
+            Some(true)
+        );
+        assert_eq!(
+            target(lean, writes, 5.06, None, None).map(|t| t.1),
+            Some(false)
+        );
+        let old = target("lifecycle of 200 tasks", writes, 6.0, Some(11.0), None);
+        assert_eq!(old.map(|t| t.0), Some("<= 6".to_owned()));
+        let reads = "total: read units per task";
+        assert_eq!(
+            target(lean, reads, 0.02, None, Some(0.0225)).map(|t| t.1),
+            Some(true)
+        );
+        assert_eq!(
+            target(lean, reads, 0.05, None, Some(0.0225)).map(|t| t.1),
+            Some(false)
+        );
+        assert_eq!(
+            target(lean, reads, 0.05, None, None),
+            None,
+            "no 0.7 figure, no target"
         );
     }
 }
