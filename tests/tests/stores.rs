@@ -18,6 +18,7 @@ mod stores {
     mod lean_conformance;
     mod lean_fairness;
     mod lean_job_counts;
+    mod lean_running;
     mod partition_model;
     mod redrive_sosw07;
 }

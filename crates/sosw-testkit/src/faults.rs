@@ -253,6 +253,16 @@ impl<S: TaskClaims> TaskClaims for FaultyStore<S> {
         self.enter("count_running")?;
         self.inner.count_running(labourer_id, markers).await
     }
+    fn counts_running_together(&self) -> bool {
+        self.inner.counts_running_together()
+    }
+    async fn count_running_many(
+        &self,
+        labourers: &[(String, Markers)],
+    ) -> Result<std::collections::HashMap<String, u64>> {
+        self.enter("count_running_many")?;
+        self.inner.count_running_many(labourers).await
+    }
 }
 
 #[async_trait]

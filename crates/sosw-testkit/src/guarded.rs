@@ -89,6 +89,15 @@ impl<S: TaskClaims, G: Send + Sync> TaskClaims for Guarded<S, G> {
     async fn count_running(&self, labourer_id: &str, markers: &Markers) -> Result<u64> {
         self.store.count_running(labourer_id, markers).await
     }
+    fn counts_running_together(&self) -> bool {
+        self.store.counts_running_together()
+    }
+    async fn count_running_many(
+        &self,
+        labourers: &[(String, Markers)],
+    ) -> Result<std::collections::HashMap<String, u64>> {
+        self.store.count_running_many(labourers).await
+    }
 }
 
 #[async_trait]

@@ -77,6 +77,7 @@ macro_rules! task_store_conformance {
             release_claim_puts_the_task_back_in_the_queue,
             release_claim_refuses_when_the_row_changed,
             count_running_counts_only_busy_tasks,
+            count_running_many_matches_count_running,
             complete_records_completion_and_report,
             complete_twice_is_already_completed_and_changes_nothing,
             complete_of_a_task_that_is_not_live_is_not_found,

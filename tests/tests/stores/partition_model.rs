@@ -14,7 +14,7 @@ use sosw::aws::dynamodb::lean::{
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
 use sosw::store::{
     ClaimOutcome, ClosedStatus, EnqueueMode, JobCounts, JobRecord, JobStatus, JobStore,
-    MoveOutcome, ReportOutcome, TableNames, TaskQueue, TaskReport, TaskStore,
+    MoveOutcome, ReportOutcome, TableNames, TaskClaims, TaskQueue, TaskReport, TaskStore,
 };
 use sosw::task::Task;
 use sosw_integration_tests::{
@@ -487,4 +487,89 @@ async fn a_sustained_run_saturates_the_07_layout_and_the_lean_layout_sustains_a_
         ceiling(&lean),
         ceiling(&old)
     );
+}
+
+/// Read units the proxy served on the lean table's claim shards (`r#<shard>`) so far.
+fn claim_shard_read_units(proxy: &PartitionProxy) -> f64 {
+    proxy
+        .stats()
+        .iter()
+        .filter(|s| s.direction == Direction::Read && s.partition.key.contains("\"r#"))
+        .map(|s| s.units)
+        .sum()
+}
+
+/// On the lean layout every labourer's claims share the claim shards, so one labourer's running
+/// count reads the running tasks of all. Counted together (`count_running_many`, what the
+/// orchestrator does at the start of a round on this layout), six labourers cost one read of the
+/// shards instead of six, and get the same counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lean_counts_the_running_tasks_of_many_labourers_with_one_read_of_the_claim_shards() {
+    let Some(endpoint) = emulator_endpoint(DYNAMODB_ENDPOINT_VAR) else {
+        return;
+    };
+    const NOW: i64 = 1_700_000_000;
+    let direct = dynamodb_client_at(&endpoint).await;
+    let options = LeanOptions::with_prefix(&unique_prefix()).shards(4);
+    sosw::aws::dynamodb::lean::create_lean_tables_without_stream(&direct, &options)
+        .await
+        .expect("tables");
+    let proxy = PartitionProxy::start(&endpoint, COUNT_ONLY)
+        .await
+        .expect("the proxy starts");
+    let store = LeanTaskStore::new(dynamodb_client_at(proxy.url()).await, options.clone())
+        .expect("lean options");
+    let labourers: Vec<String> = (0..6).map(|l| format!("lab{l}")).collect();
+    for (l, labourer) in labourers.iter().enumerate() {
+        let queued = tasks(labourer, 8);
+        store
+            .enqueue(&queued, EnqueueMode::Fresh)
+            .await
+            .expect("enqueued");
+        // Labourer l has l + 3 tasks running.
+        for task in queued.iter().take(l + 3) {
+            let outcome = store.claim(&task.task_id, NOW).await.expect("claim");
+            assert!(
+                matches!(outcome, ClaimOutcome::Claimed(_)),
+                "{}: {outcome:?}",
+                task.task_id
+            );
+        }
+    }
+    let asked: Vec<(String, sosw::task::Markers)> = labourers
+        .iter()
+        .map(|l| (l.clone(), sosw::task::Markers::new(NOW, 900)))
+        .collect();
+
+    let before = claim_shard_read_units(&proxy);
+    let mut one_by_one = Vec::new();
+    for (labourer, markers) in &asked {
+        one_by_one.push(store.count_running(labourer, markers).await.expect("count"));
+    }
+    let singles = claim_shard_read_units(&proxy) - before;
+    let before = claim_shard_read_units(&proxy);
+    let together = store.count_running_many(&asked).await.expect("counts");
+    let once = claim_shard_read_units(&proxy) - before;
+    println!(
+        "6 labourers, 27 running tasks over 4 claim shards: claim-shard read units {singles} one \
+         labourer at a time, {once} together"
+    );
+
+    let expected: Vec<u64> = (0..6).map(|l| l + 3).collect();
+    assert_eq!(one_by_one, expected, "each labourer's own running tasks");
+    for (l, labourer) in labourers.iter().enumerate() {
+        assert_eq!(
+            together.get(labourer),
+            Some(&expected[l]),
+            "{labourer}: {together:?}"
+        );
+    }
+    assert!(
+        once > 0.0 && once * 4.0 <= singles,
+        "counted together, the claim shards are read once, not once per labourer: {once} units \
+         against {singles}"
+    );
+    delete_lean_tables(&direct, &options)
+        .await
+        .expect("deleted");
 }

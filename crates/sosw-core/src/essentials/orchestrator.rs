@@ -172,6 +172,9 @@ struct RunState {
     timeouts: HashMap<String, Option<u64>>,
     /// Tasks whose invocation was rejected and claim released this run: not claimed again this run.
     released: HashMap<String, HashSet<TaskId>>,
+    /// Running counts read for every labourer at the start of this round, where the store counts
+    /// them more cheaply together; each is taken (used once) at its labourer's turn.
+    running_this_round: HashMap<String, u64>,
     stop_at: DateTime<Utc>,
 }
 
@@ -299,6 +302,7 @@ impl Orchestrator {
             unhealthy: HashSet::new(),
             timeouts: HashMap::new(),
             released: HashMap::new(),
+            running_this_round: HashMap::new(),
             stop_at: self.stop_at(deadline),
         };
         loop {
@@ -378,6 +382,7 @@ impl Orchestrator {
                 }
             },
         };
+        self.count_running_together(&labourers, &paused, run).await;
         for mut labourer in labourers {
             if self.clock.now() >= run.stop_at {
                 break;
@@ -401,6 +406,46 @@ impl Orchestrator {
             }
         }
         activity
+    }
+
+    /// Where the store counts running tasks more cheaply together (the lean layout: every labourer's
+    /// claims share the claim shards), reads the counts of this round's labourers at once into
+    /// `run.running_this_round`. A labourer's count is then as old as the round (its completions since
+    /// only make it higher, so no slot is given twice; claims other orchestrators made since are missed
+    /// as they would be between any count and the claims after it). On an error every labourer counts
+    /// on its own, as with other stores.
+    async fn count_running_together(
+        &self,
+        labourers: &[Labourer],
+        paused: &HashSet<String>,
+        run: &mut RunState,
+    ) {
+        run.running_this_round.clear();
+        if !self.tasks.counts_running_together() {
+            return;
+        }
+        let now = self.clock.now().timestamp();
+        let mut wanted = Vec::new();
+        for labourer in labourers {
+            if paused.contains(&labourer.id)
+                || labourer.is_paused()
+                || run.unhealthy.contains(&labourer.id)
+            {
+                continue;
+            }
+            let mut labourer = labourer.clone();
+            self.fill_in_timeout(&mut labourer, run).await;
+            wanted.push((labourer.id.clone(), Markers::for_labourer(now, &labourer)));
+        }
+        if wanted.len() < 2 {
+            return;
+        }
+        match self.tasks.get_counts_of_running_tasks(&wanted).await {
+            Ok(counts) => run.running_this_round = counts,
+            Err(e) => {
+                tracing::warn!(error = %e, "running counts of the round unknown; each labourer counts on its own");
+            }
+        }
     }
 
     /// Sets `max_duration` from the worker's real timeout when the config gives neither it nor
@@ -458,11 +503,15 @@ impl Orchestrator {
         }
         let now = self.clock.now();
         let markers = Markers::for_labourer(now.timestamp(), labourer);
-        let running = match self
-            .tasks
-            .get_count_of_running_tasks_for_labourer(&labourer.id, &markers)
-            .await
-        {
+        let counted = match run.running_this_round.remove(&labourer.id) {
+            Some(running) => Ok(running),
+            None => {
+                self.tasks
+                    .get_count_of_running_tasks_for_labourer(&labourer.id, &markers)
+                    .await
+            }
+        };
+        let running = match counted {
             Ok(running) => running,
             Err(e) => {
                 entry.error(e.to_string());

@@ -19,7 +19,7 @@
 //! Outcomes that are part of normal operation (a claim lost to another orchestrator, a late report for
 //! a task that is gone) are values of the `*Outcome` enums, never errors.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -233,6 +233,28 @@ pub trait TaskClaims: Send + Sync {
     /// How many tasks of `labourer_id` occupy a slot: invoked after `markers.expired` and not completed.
     /// Completed tasks do not count, archived or not.
     async fn count_running(&self, labourer_id: &str, markers: &Markers) -> Result<u64>;
+
+    /// Whether [`TaskClaims::count_running_many`] costs less than one
+    /// [`TaskClaims::count_running`] per labourer (the store reads the running tasks of every
+    /// labourer at once). The orchestrator then counts all its labourers at the start of a round;
+    /// otherwise each just before its turn. `false` unless a store says so.
+    fn counts_running_together(&self) -> bool {
+        false
+    }
+
+    /// [`TaskClaims::count_running`] of each of `labourers` (id and markers), by id. Provided: one
+    /// `count_running` per labourer.
+    async fn count_running_many(
+        &self,
+        labourers: &[(String, Markers)],
+    ) -> Result<HashMap<String, u64>> {
+        let mut counts = HashMap::with_capacity(labourers.len());
+        for (labourer_id, markers) in labourers {
+            let running = self.count_running(labourer_id, markers).await?;
+            counts.insert(labourer_id.clone(), running);
+        }
+        Ok(counts)
+    }
 }
 
 /// The worker assistant's operations.

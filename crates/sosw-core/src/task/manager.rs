@@ -240,6 +240,21 @@ impl<S: TaskClaims + ?Sized> TaskManager<S> {
         self.store.count_running(labourer_id, markers).await
     }
 
+    /// Whether the store counts the running tasks of several labourers more cheaply together
+    /// ([`crate::store::TaskClaims::counts_running_together`]).
+    pub fn counts_running_together(&self) -> bool {
+        self.store.counts_running_together()
+    }
+
+    /// [`TaskManager::get_count_of_running_tasks_for_labourer`] of each of `labourers`, by id, in one
+    /// go where the store can.
+    pub async fn get_counts_of_running_tasks(
+        &self,
+        labourers: &[(String, Markers)],
+    ) -> Result<std::collections::HashMap<String, u64>> {
+        self.store.count_running_many(labourers).await
+    }
+
     /// sosw 0.7's `invoke_task`: claims the queued task `task_id` at `now` and sends its worker payload
     /// (the pre-claim row, [`Task::worker_payload`]) to `labourer`'s function through `invoker`. A
     /// refused invocation releases the claim at once; an unknown one keeps it, so sosw never invokes a

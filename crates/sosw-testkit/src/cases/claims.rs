@@ -311,6 +311,61 @@ pub async fn count_running_counts_only_busy_tasks<S: TaskStore + 'static>(store:
     assert_eq!(running, 2, "a completed task stops counting at once");
 }
 
+/// `count_running_many` gives every labourer the count `count_running` gives it (each with its own
+/// markers), whether the store counts them together or one by one: the orchestrator takes a round's
+/// counts from it where the store says it is cheaper.
+pub async fn count_running_many_matches_count_running<S: TaskStore + 'static>(store: Arc<S>) {
+    let s = Scope::new("running-many");
+    let other = s.other();
+    let idle = format!("{}_idle", s.labourer);
+    let mut tasks = s.queued(6);
+    tasks.push(s.task_of(&other, 6, 2000));
+    tasks.push(s.task_of(&other, 7, 2001));
+    put(&*store, &tasks).await;
+    let window = WINDOW as i64;
+    for (id, at) in [
+        (s.id(0), NOW),
+        (s.id(1), NOW - 600),
+        (s.id(2), NOW - 5000), // expired
+        (s.id(3), NOW - 100),  // completed below
+        (tasks[6].task_id.clone(), NOW),
+        (tasks[7].task_id.clone(), NOW - window - 10), // expired at NOW
+    ] {
+        claim(&*store, &id, at).await;
+    }
+    complete(&*store, &s.id(3), NOW - 50).await;
+    let asked = vec![
+        (s.labourer.clone(), Markers::new(NOW, WINDOW)),
+        (other.clone(), Markers::new(NOW - 4000, WINDOW)),
+        (idle.clone(), Markers::new(NOW, WINDOW)),
+    ];
+    let many = store
+        .count_running_many(&asked)
+        .await
+        .expect("count_running_many succeeds");
+    assert_eq!(many.len(), 3, "one count per labourer asked: {many:?}");
+    for (labourer, markers) in &asked {
+        let one = store
+            .count_running(labourer, markers)
+            .await
+            .expect("count_running succeeds");
+        assert_eq!(
+            many.get(labourer),
+            Some(&one),
+            "`{labourer}`: count_running_many and count_running agree ({many:?})"
+        );
+    }
+    assert_eq!(
+        many[&s.labourer], 2,
+        "invoked now and running; expired and completed do not"
+    );
+    assert_eq!(
+        many[&other], 2,
+        "both of the other labourer's claims run at its earlier markers"
+    );
+    assert_eq!(many[&idle], 0, "a labourer with no task runs none");
+}
+
 /// A claim racing a move of the same queued task elsewhere (an archive, as `sosw cancel` closes a
 /// queued task, or a move to the retry table), each from its own read of the queued row: exactly one
 /// of them wins, and the task ends in exactly one place, the winner's. Three racers per task (two

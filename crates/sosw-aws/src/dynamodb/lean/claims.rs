@@ -5,6 +5,8 @@
 //! conditional delete of the queued item. A claimer whose delete finds the queued item gone or changed
 //! read a stale copy: it takes its claim back and reports the task already claimed.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -60,6 +62,32 @@ impl LeanTaskStore {
         mut values: Vec<(&'static str, AttributeValue)>,
     ) -> Result<Vec<Found>> {
         values.push((":lab", s(labourer)));
+        self.claims_passing(operation, filter, values).await
+    }
+
+    /// The queued items of `labourer` that occupy a slot at `markers` (greenfield after
+    /// `markers.expired`: put back by a clock ahead), counted with its claims as running.
+    async fn queued_running(&self, labourer: &str, markers: &Markers) -> Result<u64> {
+        let queued = self
+            .queue_range(
+                "count running",
+                labourer,
+                markers.expired.saturating_add(1),
+                i64::MAX,
+                usize::MAX,
+                false,
+            )
+            .await?;
+        Ok(queued.len() as u64)
+    }
+
+    /// The claim items of every labourer (every shard) that pass `filter` with `values`.
+    async fn claims_passing(
+        &self,
+        operation: &'static str,
+        filter: &'static str,
+        values: Vec<(&'static str, AttributeValue)>,
+    ) -> Result<Vec<Found>> {
         let mut all = Vec::new();
         for shard in 0..self.shards() {
             all.extend(
@@ -415,16 +443,7 @@ impl TaskClaims for LeanTaskStore {
     }
 
     async fn count_running(&self, labourer_id: &str, markers: &Markers) -> Result<u64> {
-        let queued = self
-            .queue_range(
-                "count running",
-                labourer_id,
-                markers.expired.saturating_add(1),
-                i64::MAX,
-                usize::MAX,
-                false,
-            )
-            .await?;
+        let queued = self.queued_running(labourer_id, markers).await?;
         let claimed = self
             .claimed(
                 "count running",
@@ -433,7 +452,38 @@ impl TaskClaims for LeanTaskStore {
                 vec![(":expired", n(markers.expired))],
             )
             .await?;
-        Ok((queued.len() + claimed.len()) as u64)
+        Ok(queued + claimed.len() as u64)
+    }
+
+    /// Claims of every labourer share the claim shards, so one labourer's count reads the running
+    /// tasks of all: counted together, one read of the shards serves every labourer.
+    fn counts_running_together(&self) -> bool {
+        true
+    }
+
+    async fn count_running_many(
+        &self,
+        labourers: &[(String, Markers)],
+    ) -> Result<HashMap<String, u64>> {
+        let open = self
+            .claims_passing(
+                "count running",
+                "attribute_not_exists(completed_at)",
+                vec![],
+            )
+            .await?;
+        let mut counts = HashMap::with_capacity(labourers.len());
+        for (labourer_id, markers) in labourers {
+            let queued = self.queued_running(labourer_id, markers).await?;
+            let claimed = open
+                .iter()
+                .filter(|f| {
+                    f.task.labourer_id == *labourer_id && f.task.greenfield > markers.expired
+                })
+                .count();
+            counts.insert(labourer_id.clone(), queued + claimed as u64);
+        }
+        Ok(counts)
     }
 }
 
