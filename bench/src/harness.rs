@@ -601,9 +601,18 @@ impl Bench<'_> {
                     units / n,
                 );
             }
+            for (operation, units) in &t.read_units_by_operation {
+                self.record(
+                    &format!("{workload}, by operation"),
+                    &format!("{phase}: {operation} read units per task"),
+                    imp,
+                    units / n,
+                );
+            }
             total.requests += t.requests;
             total.write_units += t.write_units;
             total.read_units += t.read_units;
+            total.empty_read_units += t.empty_read_units;
             total.transact_units += t.transact_units;
             total.write_requests += t.write_requests;
         }
@@ -624,6 +633,12 @@ impl Bench<'_> {
             "total: read units per task",
             imp,
             total.read_units / n,
+        );
+        self.record(
+            &workload,
+            "total: of which AWS's minimum for empty reads",
+            imp,
+            total.empty_read_units / n,
         );
         self.record(
             &workload,

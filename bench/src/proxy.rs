@@ -20,6 +20,8 @@ const WRITES: &[&str] = &[
     "BatchWriteItem",
     "TransactWriteItems",
 ];
+/// Read operations AWS charges at least one 4 KB unit even when they return nothing.
+const MINIMUM_ONE_UNIT: &[&str] = &["GetItem", "Query", "Scan"];
 /// Operations that read items.
 const READS: &[&str] = &[
     "GetItem",
@@ -48,14 +50,23 @@ pub struct Tally {
     pub transact_units: f64,
     /// Requests answered with an error (a failed condition costs a write unit on AWS, none here).
     pub errors: u64,
+    /// The part of `read_units` DynamoDB Local did not report: AWS charges a read that returns
+    /// nothing (an empty `Query` or `Scan`, a `GetItem` of a missing key) one 4 KB unit (0.5 read
+    /// units eventually consistent, 1 strongly consistent); DynamoDB Local reports 0 for it. The
+    /// tally adds that minimum so the figures are AWS's.
+    pub empty_read_units: f64,
     /// Requests per operation.
     pub operations: BTreeMap<String, u64>,
+    /// Read units per read operation (the minimum for empty reads included).
+    pub read_units_by_operation: BTreeMap<String, f64>,
     /// Write units per write operation (tables and indexes).
     pub write_units_by_operation: BTreeMap<String, f64>,
 }
 
 impl Tally {
-    fn add(&mut self, operation: &str, answer: &Response) {
+    /// Tallies one request: `operation`, whether it asked for a strongly consistent read, and its
+    /// answer.
+    fn add(&mut self, operation: &str, consistent: bool, answer: &Response) {
         self.requests += 1;
         *self.operations.entry(operation.to_owned()).or_default() += 1;
         let is_write = WRITES.contains(&operation);
@@ -76,6 +87,19 @@ impl Tally {
             Value::Null => Vec::new(),
             one => vec![one.clone()],
         };
+        let reported: f64 = consumed
+            .iter()
+            .map(|c| c["CapacityUnits"].as_f64().unwrap_or(0.0))
+            .sum();
+        if !is_write && reported == 0.0 && MINIMUM_ONE_UNIT.contains(&operation) {
+            let minimum = if consistent { 1.0 } else { 0.5 };
+            self.empty_read_units += minimum;
+            self.read_units += minimum;
+            *self
+                .read_units_by_operation
+                .entry(operation.to_owned())
+                .or_default() += minimum;
+        }
         for c in consumed {
             let units = c["CapacityUnits"].as_f64().unwrap_or(0.0);
             if is_write {
@@ -89,6 +113,10 @@ impl Tally {
                 }
             } else {
                 self.read_units += units;
+                *self
+                    .read_units_by_operation
+                    .entry(operation.to_owned())
+                    .or_default() += units;
             }
         }
     }
@@ -160,9 +188,11 @@ async fn forward(request: Request, upstream: &Upstream, state: &Mutex<State>) ->
         .unwrap_or("")
         .to_owned();
     let (parts, mut body) = request.into_parts();
+    let mut consistent = false;
     if (WRITES.contains(&operation.as_str()) || READS.contains(&operation.as_str()))
         && let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body)
     {
+        consistent = fields.get("ConsistentRead") == Some(&Value::Bool(true));
         fields.insert("ReturnConsumedCapacity".into(), "INDEXES".into());
         if let Ok(rewritten) = serde_json::to_vec(&fields) {
             body = Bytes::from(rewritten);
@@ -178,7 +208,7 @@ async fn forward(request: Request, upstream: &Upstream, state: &Mutex<State>) ->
         .tallies
         .entry(phase)
         .or_default()
-        .add(&operation, &answer);
+        .add(&operation, consistent, &answer);
     answer
 }
 
@@ -208,10 +238,11 @@ mod tests {
             {"TableName": "a", "CapacityUnits": 2.0, "Table": {"CapacityUnits": 1.0}},
             {"TableName": "b", "CapacityUnits": 3.0, "Table": {"CapacityUnits": 2.0}},
         ]});
-        t.add("TransactWriteItems", &answer(200, consumed));
+        t.add("TransactWriteItems", false, &answer(200, consumed));
         assert_eq!((t.requests, t.write_requests), (1, 1));
         t.add(
             "PutItem",
+            false,
             &answer(
                 200,
                 serde_json::json!({"ConsumedCapacity": {"CapacityUnits": 2.0}}),
@@ -231,13 +262,46 @@ mod tests {
     fn reads_errors_and_control_plane_calls_are_told_apart() {
         let mut t = Tally::default();
         let one = serde_json::json!({"ConsumedCapacity": {"CapacityUnits": 0.5}});
-        t.add("Query", &answer(200, one));
-        t.add("UpdateItem", &answer(400, serde_json::json!({})));
-        t.add("DescribeTable", &answer(200, serde_json::json!({})));
+        t.add("Query", false, &answer(200, one));
+        t.add("UpdateItem", false, &answer(400, serde_json::json!({})));
+        t.add("DescribeTable", false, &answer(200, serde_json::json!({})));
         assert_eq!(
             (t.requests, t.read_requests, t.write_requests, t.errors),
             (3, 1, 1, 1)
         );
         assert_eq!((t.read_units, t.write_units), (0.5, 0.0));
+    }
+
+    #[test]
+    fn an_empty_read_is_charged_aws_s_minimum() {
+        let mut t = Tally::default();
+        let nothing = serde_json::json!({"Count": 0, "ConsumedCapacity": {"CapacityUnits": 0.0}});
+        t.add("Query", false, &answer(200, nothing.clone()));
+        t.add("GetItem", true, &answer(200, nothing.clone()));
+        t.add(
+            "Query",
+            true,
+            &answer(
+                200,
+                serde_json::json!({"ConsumedCapacity": {"CapacityUnits": 2.0}}),
+            ),
+        );
+        // A batch is left as reported (AWS charges each key; the keys are not tallied here); a
+        // write that reports nothing is not a read.
+        t.add("BatchGetItem", false, &answer(200, nothing.clone()));
+        t.add("PutItem", false, &answer(200, nothing));
+        assert_eq!(
+            t.empty_read_units, 1.5,
+            "0.5 eventually consistent, 1 strongly"
+        );
+        assert_eq!(t.read_units, 3.5);
+        assert_eq!(
+            t.read_units_by_operation,
+            BTreeMap::from([
+                ("BatchGetItem".to_owned(), 0.0),
+                ("GetItem".to_owned(), 1.0),
+                ("Query".to_owned(), 2.5)
+            ])
+        );
     }
 }

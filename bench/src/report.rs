@@ -430,8 +430,12 @@ const NOTES: &str = r#"
   reports a transaction's units per table as if the table had one item, so the job creation (two
   items in the job table, once per job) shows 2 units where AWS charges 4. The *of which in
   transactions* row shows the part written in transactions, and the *by operation* rows split every
-  phase by request type. A failed conditional write costs a unit
-  on AWS and nothing here; no write in these runs fails its condition. Ours also keeps a job record
+  phase by request type. Two differences from AWS's bill are corrected or stated: DynamoDB Local
+  reports 0 units for a read that returns nothing (an empty `Query` or `Scan`, a `GetItem` of a
+  missing key), which AWS charges one 4 KB unit (0.5 read units eventually consistent, 1 strongly
+  consistent), so the proxy adds that minimum (the row *of which AWS's minimum for empty reads*; a
+  `BatchGetItem`'s missing keys are left at 0); and a failed conditional write costs a unit
+  on AWS and nothing here (no write in these runs fails its condition). Ours also keeps a job record
   (progress counters), whose writes are included. The rows *lifecycle of N tasks, lean layout* are
   ours again, in the same run, on the lean layout (one table, no index, 4 shards; see
   [layout-lean.md](layout-lean.md)), with the same essentials wired over `LeanTaskStore`.

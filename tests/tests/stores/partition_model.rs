@@ -499,6 +499,29 @@ fn claim_shard_read_units(proxy: &PartitionProxy) -> f64 {
         .sum()
 }
 
+/// A lean table of 4 shards (no stream), a counting proxy in front of DynamoDB Local, a store through
+/// it, and a client straight to DynamoDB Local.
+async fn lean_behind_counting_proxy(
+    endpoint: &str,
+) -> (
+    aws_sdk_dynamodb::Client,
+    LeanOptions,
+    PartitionProxy,
+    LeanTaskStore,
+) {
+    let direct = dynamodb_client_at(endpoint).await;
+    let options = LeanOptions::with_prefix(&unique_prefix()).shards(4);
+    sosw::aws::dynamodb::lean::create_lean_tables_without_stream(&direct, &options)
+        .await
+        .expect("tables");
+    let proxy = PartitionProxy::start(endpoint, COUNT_ONLY)
+        .await
+        .expect("the proxy starts");
+    let store = LeanTaskStore::new(dynamodb_client_at(proxy.url()).await, options.clone())
+        .expect("lean options");
+    (direct, options, proxy, store)
+}
+
 /// On the lean layout every labourer's claims share the claim shards, so one labourer's running
 /// count reads the running tasks of all. Counted together (`count_running_many`, what the
 /// orchestrator does at the start of a round on this layout), six labourers cost one read of the
@@ -509,16 +532,7 @@ async fn lean_counts_the_running_tasks_of_many_labourers_with_one_read_of_the_cl
         return;
     };
     const NOW: i64 = 1_700_000_000;
-    let direct = dynamodb_client_at(&endpoint).await;
-    let options = LeanOptions::with_prefix(&unique_prefix()).shards(4);
-    sosw::aws::dynamodb::lean::create_lean_tables_without_stream(&direct, &options)
-        .await
-        .expect("tables");
-    let proxy = PartitionProxy::start(&endpoint, COUNT_ONLY)
-        .await
-        .expect("the proxy starts");
-    let store = LeanTaskStore::new(dynamodb_client_at(proxy.url()).await, options.clone())
-        .expect("lean options");
+    let (direct, options, proxy, store) = lean_behind_counting_proxy(&endpoint).await;
     let labourers: Vec<String> = (0..6).map(|l| format!("lab{l}")).collect();
     for (l, labourer) in labourers.iter().enumerate() {
         let queued = tasks(labourer, 8);
@@ -569,6 +583,129 @@ async fn lean_counts_the_running_tasks_of_many_labourers_with_one_read_of_the_cl
         "counted together, the claim shards are read once, not once per labourer: {once} units \
          against {singles}"
     );
+    delete_lean_tables(&direct, &options)
+        .await
+        .expect("deleted");
+}
+
+/// Read units the proxy saw on the queue partitions (`q#...`).
+fn queue_read_units(proxy: &PartitionProxy) -> f64 {
+    proxy
+        .stats()
+        .iter()
+        .filter(|s| s.direction == Direction::Read && s.partition.key.contains("\"q#"))
+        .map(|s| s.units)
+        .sum()
+}
+
+/// The queue partition (`pk`) of every queued item of the table, by task id.
+async fn queue_partitions(
+    client: &aws_sdk_dynamodb::Client,
+    options: &LeanOptions,
+) -> std::collections::HashMap<String, String> {
+    let mut pages = client
+        .scan()
+        .table_name(&options.table)
+        .into_paginator()
+        .items()
+        .send();
+    let mut found = std::collections::HashMap::new();
+    while let Some(item) = pages.next().await {
+        let item = item.expect("scan");
+        let pk = item["pk"].as_s().expect("pk").clone();
+        if pk.starts_with("q#")
+            && let Some(id) = item.get("task_id").and_then(|v| v.as_s().ok())
+        {
+            found.insert(id.clone(), pk);
+        }
+    }
+    found
+}
+
+/// An orchestrator round asks the lean queue for as many tasks as it has free slots. The shards are
+/// read for their share of that number (and again only where the oldest tasks may go on), not each
+/// for the whole number: with 4 shards a head of 40 tasks reads about 40 items, not 160. The head is
+/// the oldest tasks of all shards, oldest first, however unevenly the shards are filled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lean_reads_about_as_many_queued_items_as_the_round_asks_for() {
+    let Some(endpoint) = emulator_endpoint(DYNAMODB_ENDPOINT_VAR) else {
+        return;
+    };
+    let (direct, options, proxy, store) = lean_behind_counting_proxy(&endpoint).await;
+    // About 1 KB per queued item, so the read units follow the items read.
+    let filler = "x".repeat(900);
+    let deep: Vec<Task> = (0..400)
+        .map(|i| {
+            Task::new(
+                format!("deep-{i:05}"),
+                "deep",
+                json!({"i": i, "filler": filler}),
+                1_000 + i as i64,
+                1.0,
+            )
+        })
+        .collect();
+    store
+        .enqueue(&deep, EnqueueMode::Fresh)
+        .await
+        .expect("enqueued");
+    let shallow = tasks("shallow", 30);
+    store
+        .enqueue(&shallow, EnqueueMode::Fresh)
+        .await
+        .expect("enqueued");
+    let partitions = queue_partitions(&direct, &options).await;
+    const NOW: i64 = 1_700_000_000;
+
+    let before = queue_read_units(&proxy);
+    let whole = store.queue_length("deep", NOW).await.expect("length");
+    let whole_units = queue_read_units(&proxy) - before;
+    let before = queue_read_units(&proxy);
+    let head = store.next_queued("deep", NOW, 40).await.expect("head");
+    let head_units = queue_read_units(&proxy) - before;
+    println!(
+        "400 queued items of about 1 KB over 4 shards: the whole queue read {whole_units} units, a \
+         head of 40 {head_units}"
+    );
+    assert_eq!(whole, 400, "setup: the whole queue");
+    assert_eq!(head.len(), 40, "the round gets what it asked for");
+    // At most half as many items again as the head holds (the batches past the 40th), plus a
+    // rounding to 4 KB for each of up to two queries per shard.
+    let ceiling = whole_units * 60.0 / 400.0 + 2.0 * 4.0 * 0.5;
+    assert!(
+        head_units <= ceiling,
+        "a head of 40 reads about 40 items: {head_units} units, at most {ceiling} expected (each \
+         shard read for 40 would be about {})",
+        whole_units * 160.0 / 400.0
+    );
+    let expected: Vec<&str> = deep[..40].iter().map(|t| t.task_id.as_str()).collect();
+    let got: Vec<&str> = head.iter().map(|t| t.task_id.as_str()).collect();
+    assert_eq!(got, expected, "the 40 oldest of all shards, oldest first");
+    let per_shard = partitions
+        .iter()
+        .filter(|(id, _)| expected.contains(&id.as_str()))
+        .fold(
+            std::collections::BTreeMap::<&str, usize>::new(),
+            |mut m, (_, pk)| {
+                *m.entry(pk.as_str()).or_default() += 1;
+                m
+            },
+        );
+    println!("the 40 oldest by shard: {per_shard:?}");
+
+    // Shards of uneven depth: a short shard's shortfall is read from the others.
+    let head = store.next_queued("shallow", NOW, 29).await.expect("head");
+    assert_eq!(head.len(), 29, "29 of 30 queued, however they hash");
+    let all = store.next_queued("shallow", NOW, 100).await.expect("head");
+    assert_eq!(
+        all.len(),
+        30,
+        "a limit above the queue gives the whole queue"
+    );
+    let greenfields: Vec<i64> = all.iter().map(|t| t.greenfield).collect();
+    let mut sorted = greenfields.clone();
+    sorted.sort_unstable();
+    assert_eq!(greenfields, sorted, "the head comes oldest first");
     delete_lean_tables(&direct, &options)
         .await
         .expect("deleted");

@@ -68,10 +68,11 @@ impl LeanTaskStore {
     /// The queued items of `labourer` that occupy a slot at `markers` (greenfield after
     /// `markers.expired`: put back by a clock ahead), counted with its claims as running.
     async fn queued_running(&self, labourer: &str, markers: &Markers) -> Result<u64> {
+        let pks = self.round_queue_pks(labourer).await?;
         let queued = self
-            .queue_range(
+            .range_of(
                 "count running",
-                labourer,
+                pks,
                 markers.expired.saturating_add(1),
                 i64::MAX,
                 usize::MAX,

@@ -59,7 +59,15 @@ pub(crate) struct FairState {
     paths: Mutex<HashMap<String, (Instant, Option<FairnessKey>)>>,
     /// Registry items (labourer, sort key) written, and when.
     registered: Mutex<HashMap<(String, String), Instant>>,
+    /// Each labourer's registered keys as last read for an orchestrator round, and when.
+    round_keys: Mutex<HashMap<String, (Instant, Vec<KeyPartition>)>>,
 }
+
+/// How long an orchestrator round's walks reuse a labourer's key registry as read: one read serves
+/// the round's running count and its queue head. A key registered since is missed for at most this
+/// long, which only delays its tasks (the walks that must see every item read the registry each
+/// time).
+const ROUND_KEYS_AGE: Duration = Duration::from_secs(2);
 
 /// One registered key of a labourer.
 #[derive(Debug, Clone)]
@@ -216,14 +224,38 @@ impl LeanTaskStore {
 
     /// Every registered key of `labourer` (one consistent query).
     async fn key_partitions(&self, labourer: &str) -> Result<Vec<KeyPartition>> {
-        let spec = QuerySpec::new(
+        self.read_key_partitions(labourer, true).await
+    }
+
+    /// The registered keys of `labourer` for an orchestrator round's walks (the running count and the
+    /// queue head): read eventually consistent and reused for [`ROUND_KEYS_AGE`].
+    async fn round_key_partitions(&self, labourer: &str) -> Result<Vec<KeyPartition>> {
+        if let Some((at, parts)) = lock(&self.inner.fair.round_keys).get(labourer)
+            && at.elapsed() < ROUND_KEYS_AGE
+        {
+            return Ok(parts.clone());
+        }
+        let parts = self.read_key_partitions(labourer, false).await?;
+        lock(&self.inner.fair.round_keys)
+            .insert(labourer.to_owned(), (Instant::now(), parts.clone()));
+        Ok(parts)
+    }
+
+    async fn read_key_partitions(
+        &self,
+        labourer: &str,
+        consistent: bool,
+    ) -> Result<Vec<KeyPartition>> {
+        let mut spec = QuerySpec::new(
             "list fairness keys",
             self.table(),
             None,
             "pk = :pk",
             vec![(":pk", s(registry_pk(labourer)))],
-        )
-        .consistent();
+        );
+        if consistent {
+            spec = spec.consistent();
+        }
         let items = query::collect(self.client(), &spec, usize::MAX).await?;
         Ok(items
             .into_iter()
@@ -333,13 +365,24 @@ impl LeanTaskStore {
 
     /// The queue partitions of `labourer` (all shards): the plain ones, then every registered key's.
     pub(crate) async fn queue_pks(&self, labourer: &str) -> Result<Vec<String>> {
-        let mut pks: Vec<String> = (0..self.shards())
-            .map(|shard| Self::queue_pk(labourer, shard))
-            .collect();
-        for part in self.key_partitions(labourer).await? {
-            pks.extend((0..self.shards()).map(|shard| format!("{}#{shard}", part.prefix)));
-        }
-        Ok(pks)
+        let parts = self.key_partitions(labourer).await?;
+        Ok(self.pks_of(labourer, &parts))
+    }
+
+    /// Every shard of the plain queue partitions of `labourer`, then of each of `parts`.
+    fn pks_of(&self, labourer: &str, parts: &[KeyPartition]) -> Vec<String> {
+        let plain = (0..self.shards()).map(|shard| Self::queue_pk(labourer, shard));
+        let keyed = parts.iter().flat_map(|part| {
+            (0..self.shards()).map(move |shard| format!("{}#{shard}", part.prefix))
+        });
+        plain.chain(keyed).collect()
+    }
+
+    /// [`LeanTaskStore::queue_pks`] for an orchestrator round's walks (the registry as read for the
+    /// round; see [`ROUND_KEYS_AGE`]).
+    pub(crate) async fn round_queue_pks(&self, labourer: &str) -> Result<Vec<String>> {
+        let parts = self.round_key_partitions(labourer).await?;
+        Ok(self.pks_of(labourer, &parts))
     }
 
     /// The queue partitions of `labourer` that shard `shard` of a task id can be in.

@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use aws_sdk_dynamodb::types::AttributeValue;
+
 use async_trait::async_trait;
 
 use super::super::queue::validate_all;
@@ -12,6 +14,17 @@ use sosw_core::ecology::fair::FairnessKey;
 use sosw_core::error::Result;
 use sosw_core::store::{EnqueueMode, EnqueueReport, KeyedQueue, TaskQueue};
 use sosw_core::task::{Markers, Task};
+
+/// `found` sorted by greenfield (the task id breaking ties, as the sort key does within a
+/// partition), highest first if `descending`.
+fn by_greenfield(mut found: Vec<Found>, descending: bool) -> Vec<Found> {
+    found.sort_by(|a, b| {
+        let by = (a.task.greenfield, a.task.task_id.as_str())
+            .cmp(&(b.task.greenfield, b.task.task_id.as_str()));
+        if descending { by.reverse() } else { by }
+    });
+    found
+}
 
 impl LeanTaskStore {
     /// The queued items of `labourer` with greenfield in `[low, high]`, every shard of the plain
@@ -29,10 +42,26 @@ impl LeanTaskStore {
         if high < low {
             return Ok(Vec::new());
         }
+        let pks = self.queue_pks(labourer).await?;
+        self.range_of(operation, pks, low, high, limit, descending)
+            .await
+    }
+
+    /// [`LeanTaskStore::queue_range`] over `pks`.
+    pub(crate) async fn range_of(
+        &self,
+        operation: &'static str,
+        pks: Vec<String>,
+        low: i64,
+        high: i64,
+        limit: usize,
+        descending: bool,
+    ) -> Result<Vec<Found>> {
+        if high < low {
+            return Ok(Vec::new());
+        }
         let range = (order(low), format!("{}#\u{10ffff}", order(high)));
-        let reads = self
-            .queue_pks(labourer)
-            .await?
+        let reads = pks
             .into_iter()
             .map(|pk| Read {
                 operation,
@@ -46,14 +75,99 @@ impl LeanTaskStore {
             })
             .collect();
         let all = self.read_all(reads).await?.into_iter().flatten().collect();
-        let mut all = latest_per_task(all);
-        all.sort_by(|a, b| {
-            // The task id breaks ties, as the sort key does within a partition.
-            let by = (a.task.greenfield, a.task.task_id.as_str())
-                .cmp(&(b.task.greenfield, b.task.task_id.as_str()));
-            if descending { by.reverse() } else { by }
-        });
-        Ok(all)
+        Ok(by_greenfield(latest_per_task(all), descending))
+    }
+
+    /// The `limit` oldest queued items of `labourer` (greenfield at most `high`) for an orchestrator
+    /// round, lowest greenfield first, reading about `limit` items in all rather than `limit` from
+    /// each partition: a merge of the partitions' heads fetched in batches. Each partition is first
+    /// asked for its share of `limit`; then only a partition that gave a whole batch and whose last
+    /// item is older than the current `limit`-th oldest may hold more of the head, and is asked for
+    /// more, until none does. Each batch asks for one item more than it needs, so that a partition
+    /// that has no more is known without an empty read. Of a task found twice (a stopped move) the
+    /// later item.
+    pub(crate) async fn queue_head(
+        &self,
+        operation: &'static str,
+        labourer: &str,
+        high: i64,
+        limit: usize,
+    ) -> Result<Vec<Found>> {
+        struct Part {
+            pk: String,
+            /// The sort key from which to read on.
+            from: String,
+            /// Whether it may hold more (its last read filled the batch).
+            more: bool,
+            /// The last item read from it, as (greenfield, task id).
+            last: Option<(i64, String)>,
+        }
+        let mut parts: Vec<Part> = self
+            .round_queue_pks(labourer)
+            .await?
+            .into_iter()
+            .map(|pk| Part {
+                pk,
+                from: order(i64::MIN),
+                more: true,
+                last: None,
+            })
+            .collect();
+        if limit == 0 || parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let high = format!("{}#\u{10ffff}", order(high));
+        let mut found: Vec<Found> = Vec::new();
+        loop {
+            found = by_greenfield(latest_per_task(found), false);
+            let cutoff = found
+                .get(limit - 1)
+                .map(|f| (f.task.greenfield, f.task.task_id.as_str().to_owned()));
+            let wanted: Vec<usize> = (0..parts.len())
+                .filter(|i| {
+                    let part = &parts[*i];
+                    part.more
+                        && match (&cutoff, &part.last) {
+                            (Some(cutoff), Some(last)) => last < cutoff,
+                            _ => true,
+                        }
+                })
+                .collect();
+            if wanted.is_empty() {
+                break;
+            }
+            let missing = limit.saturating_sub(found.len()).max(limit / 4).max(1);
+            let batch = missing.div_ceil(wanted.len());
+            let reads = wanted
+                .iter()
+                .map(|i| Read {
+                    operation,
+                    pk: parts[*i].pk.clone(),
+                    range: Some((parts[*i].from.clone(), high.clone())),
+                    filter: None,
+                    values: vec![],
+                    // One more than the batch: a partition that has no more says so now, not
+                    // with an empty read next time.
+                    limit: batch + 1,
+                    descending: false,
+                    consistent: false,
+                })
+                .collect();
+            for (i, items) in wanted.into_iter().zip(self.read_all(reads).await?) {
+                let part = &mut parts[i];
+                part.more = items.len() > batch;
+                if let Some(last) = items.last() {
+                    part.last = Some((last.task.greenfield, last.task.task_id.as_str().to_owned()));
+                    if let Some(AttributeValue::S(sk)) = last.key.get("sk") {
+                        // Just past the last sort key read.
+                        part.from = format!("{sk}\u{0}");
+                    }
+                }
+                found.extend(items);
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
     }
 
     /// Queued at `now`: greenfield below `now`.
@@ -143,17 +257,9 @@ impl TaskQueue for LeanTaskStore {
     }
 
     async fn next_queued(&self, labourer_id: &str, now: i64, limit: usize) -> Result<Vec<Task>> {
-        let mut found = self
-            .queue_range(
-                "next queued",
-                labourer_id,
-                i64::MIN,
-                now.saturating_sub(1),
-                limit,
-                false,
-            )
+        let found = self
+            .queue_head("next queued", labourer_id, now.saturating_sub(1), limit)
             .await?;
-        found.truncate(limit);
         self.remember_queued(&found);
         Ok(found.into_iter().map(|f| f.task).collect())
     }
