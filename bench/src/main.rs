@@ -68,7 +68,8 @@ pub struct Args {
     pub layout: String,
     /// Shards per labourer of the lean layout.
     pub shards: u32,
-    /// The lean layout closes a completed task in one move (`LeanOptions::close_on_completion`).
+    /// The lean layout closes a completed task in one move (`LeanOptions::close_on_completion`, the
+    /// default; `--lean-mark` marks the completion and archives it instead).
     pub lean_close: bool,
     /// DynamoDB's per-key limits are divided by this in the `sustained` workload.
     pub dilation: f64,
@@ -92,7 +93,7 @@ impl Default for Args {
             bins: String::new(),
             layout: "0.7".into(),
             shards: 4,
-            lean_close: false,
+            lean_close: true,
             dilation: 200.0,
         }
     }
@@ -122,6 +123,7 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> BenchResult<Args> {
             "--layout" => args.layout = value()?,
             "--shards" => args.shards = value()?.parse()?,
             "--lean-close" => args.lean_close = true,
+            "--lean-mark" => args.lean_close = false,
             "--dilation" => {
                 args.dilation = value()?.parse()?;
                 if !(args.dilation.is_finite() && args.dilation >= 1.0) {

@@ -528,7 +528,7 @@ mod tests {
 
     #[test]
     fn the_lean_lifecycle_is_held_to_five_write_units_and_the_07_tables_reads() {
-        let lean = "lifecycle of 200 tasks, lean layout, close on completion";
+        let lean = "lifecycle of 200 tasks, lean layout, completion marked then archived";
         assert_eq!(lean_reference(lean), Some("lifecycle of 200 tasks"));
         assert_eq!(lean_reference("lifecycle of 200 tasks"), None);
         assert_eq!(lean_reference("sustained run, lean layout"), None);

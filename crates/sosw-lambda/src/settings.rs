@@ -63,9 +63,10 @@ pub const LEAN_SHARDS_VAR: &str = "SOSW_LEAN_SHARDS";
 /// with `SOSW_LAYOUT=lean`.
 pub const LEAN_JOB_COUNTS_VAR: &str = "SOSW_LEAN_JOB_COUNTS";
 
-/// `true` makes the lean layout's worker assistant close a completed task in one move (a read of the
-/// claim, then 2 write units, instead of 3 write units); default `false`. Read only with
-/// `SOSW_LAYOUT=lean` (docs/layout-lean.md, "Completing and closing in one move").
+/// `true` (the default) makes the lean layout's worker assistant close a completed task in one move
+/// (an eventually consistent read of the claim, then 2 write units); `false` marks the completion and
+/// archives it (3 write units, no read). Read only with `SOSW_LAYOUT=lean` (docs/layout-lean.md,
+/// "Completing and closing in one move").
 pub const LEAN_CLOSE_ON_COMPLETION_VAR: &str = "SOSW_LEAN_CLOSE_ON_COMPLETION";
 
 /// The lean table's name when `SOSW_LEAN_TABLE` is not set (the config's `table_prefix` goes in front).
@@ -110,7 +111,7 @@ impl LeanLayout {
             table,
             shards,
             batched_job_counts: true,
-            close_on_completion: false,
+            close_on_completion: true,
         })
     }
 
@@ -201,7 +202,7 @@ impl StoreLayout {
             }
         };
         let close = match read(LEAN_CLOSE_ON_COMPLETION_VAR) {
-            None => false,
+            None => true,
             Some(value) => parse_bool(LEAN_CLOSE_ON_COMPLETION_VAR, &value)?,
         };
         let lean = LeanLayout::new(read(LEAN_TABLE_VAR), shards)?
@@ -328,12 +329,12 @@ mod tests {
             }
         };
         let default = lean(&[])?;
-        assert!(default.batched_job_counts() && !default.close_on_completion());
+        assert!(default.batched_job_counts() && default.close_on_completion());
         let set = lean(&[
             (LEAN_JOB_COUNTS_VAR, "immediate"),
-            (LEAN_CLOSE_ON_COMPLETION_VAR, "true"),
+            (LEAN_CLOSE_ON_COMPLETION_VAR, "false"),
         ])?;
-        assert!(!set.batched_job_counts() && set.close_on_completion());
+        assert!(!set.batched_job_counts() && !set.close_on_completion());
         for (var, bad) in [
             (LEAN_JOB_COUNTS_VAR, "later"),
             (LEAN_CLOSE_ON_COMPLETION_VAR, "maybe"),

@@ -76,7 +76,8 @@ pub struct LeanOptions {
     /// A completion reported to the worker assistant (with `archive_completed` on) closes the task in
     /// one move: an eventually consistent read of the claim, the closed item written, the claim
     /// deleted (2 write units and half a read unit) instead of a completion mark and a move (3 write
-    /// units). Off by default (docs/layout-lean.md, "Completing and closing in one move").
+    /// units). On by default: half a read unit costs a tenth of the write unit it saves
+    /// (docs/layout-lean.md, "Completing and closing in one move").
     pub close_on_completion: bool,
 }
 
@@ -88,7 +89,7 @@ impl Default for LeanOptions {
             ecology_table: "sosw_ecology".into(),
             shards: 4,
             closed_ttl_secs: 30 * 24 * 3600,
-            close_on_completion: false,
+            close_on_completion: true,
         }
     }
 }
