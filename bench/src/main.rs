@@ -122,7 +122,6 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> BenchResult<Args> {
             "--bins" => args.bins = value()?,
             "--layout" => args.layout = value()?,
             "--shards" => args.shards = value()?.parse()?,
-            "--lean-close" => args.lean_close = true,
             "--lean-mark" => args.lean_close = false,
             "--dilation" => {
                 args.dilation = value()?.parse()?;

@@ -7,7 +7,7 @@
 //! few hundred tasks. Skipped without `SOSW_DYNAMODB_ENDPOINT` (failing instead when
 //! `SOSW_REQUIRE_EMULATORS=1`).
 
-use serde_json::json;
+use serde_json::{Value, json};
 use sosw::aws::dynamodb::lean::{
     LeanOptions, LeanTaskStore, create_lean_tables, delete_lean_tables,
 };
@@ -33,12 +33,17 @@ const LIMITS: PartitionLimits = PartitionLimits {
 };
 
 fn tasks(labourer: &str, count: usize) -> Vec<Task> {
+    tasks_with(labourer, count, |i| json!({"i": i}))
+}
+
+/// `count` queued tasks of `labourer`, oldest first, task `i` with `payload(i)`.
+fn tasks_with(labourer: &str, count: usize, payload: impl Fn(usize) -> Value) -> Vec<Task> {
     (0..count)
         .map(|i| {
             Task::new(
                 format!("{labourer}-{i:05}"),
                 labourer,
-                json!({"i": i}),
+                payload(i),
                 1_000 + i as i64,
                 1.0,
             )
@@ -634,17 +639,7 @@ async fn lean_reads_about_as_many_queued_items_as_the_round_asks_for() {
     let (direct, options, proxy, store) = lean_behind_counting_proxy(&endpoint).await;
     // About 1 KB per queued item, so the read units follow the items read.
     let filler = "x".repeat(900);
-    let deep: Vec<Task> = (0..400)
-        .map(|i| {
-            Task::new(
-                format!("deep-{i:05}"),
-                "deep",
-                json!({"i": i, "filler": filler}),
-                1_000 + i as i64,
-                1.0,
-            )
-        })
-        .collect();
+    let deep = tasks_with("deep", 400, |i| json!({"i": i, "filler": filler}));
     store
         .enqueue(&deep, EnqueueMode::Fresh)
         .await

@@ -15,6 +15,11 @@ use sosw_core::error::Result;
 use sosw_core::store::{EnqueueMode, EnqueueReport, KeyedQueue, TaskQueue};
 use sosw_core::task::{Markers, Task};
 
+/// The highest sort key of a queued item with greenfield `high` (any task id).
+fn up_to(high: i64) -> String {
+    format!("{}#\u{10ffff}", order(high))
+}
+
 /// `found` sorted by greenfield (the task id breaking ties, as the sort key does within a
 /// partition), highest first if `descending`.
 fn by_greenfield(mut found: Vec<Found>, descending: bool) -> Vec<Found> {
@@ -60,7 +65,7 @@ impl LeanTaskStore {
         if high < low {
             return Ok(Vec::new());
         }
-        let range = (order(low), format!("{}#\u{10ffff}", order(high)));
+        let range = (order(low), up_to(high));
         let reads = pks
             .into_iter()
             .map(|pk| Read {
@@ -102,6 +107,9 @@ impl LeanTaskStore {
             /// The last item read from it, as (greenfield, task id).
             last: Option<(i64, String)>,
         }
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let mut parts: Vec<Part> = self
             .round_queue_pks(labourer)
             .await?
@@ -113,10 +121,7 @@ impl LeanTaskStore {
                 last: None,
             })
             .collect();
-        if limit == 0 || parts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let high = format!("{}#\u{10ffff}", order(high));
+        let high = up_to(high);
         let mut found: Vec<Found> = Vec::new();
         loop {
             found = by_greenfield(latest_per_task(found), false);
