@@ -528,9 +528,15 @@ impl Bench<'_> {
                 self.record_lifecycle(&workload, imp, &tallies, tasks as f64);
             }
             // This implementation again on the lean layout (docs/layout-lean.md), in the same run:
-            // as deployed by default (a completion closes the task in one move), and with the
-            // completion marked, then archived (`SOSW_LEAN_CLOSE_ON_COMPLETION=false`).
-            for (variant, close) in [("", true), (", completion marked then archived", false)] {
+            // as deployed by default (a completion closes the task in one move, the worker sends
+            // its event and claim receipt back), with workers that report the task id alone (sosw
+            // 0.7's Python workers: the close reads the claim), and with the completion marked,
+            // then archived (`SOSW_LEAN_CLOSE_ON_COMPLETION=false`).
+            for (variant, close, echo) in [
+                ("", true, true),
+                (", workers reporting the task id alone", true, false),
+                (", completion marked then archived", false, true),
+            ] {
                 let lean_workload = format!("{workload}, lean layout{variant}");
                 let (prefix, tables) = self.fresh_tables().await?;
                 self.drop_tables(&tables).await?;
@@ -544,6 +550,9 @@ impl Bench<'_> {
                 run_args.extend(["--layout".to_owned(), "lean".to_owned()]);
                 if !close {
                     run_args.push("--lean-mark".to_owned());
+                }
+                if !echo {
+                    run_args.push("--no-echo".to_owned());
                 }
                 let out = self
                     .child(Implementation::Ours, "lifecycle", &run_args)

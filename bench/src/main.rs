@@ -71,6 +71,10 @@ pub struct Args {
     /// The lean layout closes a completed task in one move (`LeanOptions::close_on_completion`, the
     /// default; `--lean-mark` marks the completion and archives it instead).
     pub lean_close: bool,
+    /// The simulated workers send their event back with a completion, as workers run by sosw's
+    /// worker runner do (on the lean layout the close then needs no read of the claim); `--no-echo`
+    /// reports as sosw 0.7's Python workers do, with the task id alone.
+    pub echo: bool,
     /// DynamoDB's per-key limits are divided by this in the `sustained` workload.
     pub dilation: f64,
 }
@@ -94,6 +98,7 @@ impl Default for Args {
             layout: "0.7".into(),
             shards: 4,
             lean_close: true,
+            echo: true,
             dilation: 200.0,
         }
     }
@@ -123,6 +128,7 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> BenchResult<Args> {
             "--layout" => args.layout = value()?,
             "--shards" => args.shards = value()?.parse()?,
             "--lean-mark" => args.lean_close = false,
+            "--no-echo" => args.echo = false,
             "--dilation" => {
                 args.dilation = value()?.parse()?;
                 if !(args.dilation.is_finite() && args.dilation >= 1.0) {

@@ -3,7 +3,8 @@
 //! harness's proxy and receiver through the `AWS_ENDPOINT_URL_*` variables. The essentials are wired
 //! as the Lambda binaries wire them (`sosw::lambda::aws`), over the same tables Python sosw 0.7 uses.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{TimeDelta, Utc};
@@ -22,10 +23,12 @@ use sosw::essentials::scavenger::Scavenger;
 use sosw::essentials::scheduler::Scheduler;
 use sosw::essentials::worker_assistant::AssistantRequest;
 use sosw::essentials::worker_assistant::WorkerAssistant;
+use sosw::invoke::{InvokeOutcome, Invoker};
 use sosw::lambda::aws::{Clients, build_worker_assistant};
 use sosw::processor::Stats;
 use sosw::store::{JobStore, TaskStore};
 use sosw::task::TaskId;
+use sosw::task::receipt::carries_receipt;
 
 use crate::{Args, BenchResult, bench_error, phase, sections_job};
 
@@ -169,9 +172,10 @@ where
         "sosw_orchestrator_config",
         json!({"task_config": task_config(args, args.tasks)}),
     )?;
+    let invoker = Arc::new(Echoing::new(LambdaInvoker::from_sdk_config(&clients.sdk)));
     let orchestrator = Orchestrator::new(
         store.clone(),
-        Arc::new(LambdaInvoker::from_sdk_config(&clients.sdk)),
+        invoker.clone(),
         Arc::new(CloudWatchMetrics::from_sdk_config(&clients.sdk)),
         ConfigFeed::fixed(config),
         Arc::new(SystemClock),
@@ -220,7 +224,14 @@ where
     let started = Instant::now();
     let mut stats = Stats::default();
     for task_id in &task_ids {
-        let request = AssistantRequest::completed(task_id.clone());
+        // A worker run by sosw's worker runner sends its event back when it carries a claim
+        // receipt; with `--no-echo`, the report is the task id alone (sosw 0.7's workers).
+        let request = AssistantRequest {
+            invocation: invoker
+                .event_of(task_id)
+                .filter(|event| args.echo && carries_receipt(event)),
+            ..AssistantRequest::completed(task_id.clone())
+        };
         assistant
             .handle(&request, &mut stats)
             .await
@@ -237,6 +248,43 @@ where
         return Err(format!("the scavenger failed: {:?}", report.failures).into());
     }
     Ok(json!({"secs": secs, "completed": task_ids.len()}))
+}
+
+/// The Lambda invoker, keeping each task's event as its worker got it, so the simulated worker can
+/// send it back with its completion as a worker run by sosw's worker runner does.
+struct Echoing {
+    inner: LambdaInvoker,
+    events: Mutex<HashMap<String, Value>>,
+}
+
+impl Echoing {
+    fn new(inner: LambdaInvoker) -> Self {
+        Echoing {
+            inner,
+            events: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn event_of(&self, task_id: &TaskId) -> Option<Value> {
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(task_id.as_str())
+            .cloned()
+    }
+}
+
+#[async_trait::async_trait]
+impl Invoker for Echoing {
+    async fn invoke(&self, function: &str, payload: &Value) -> sosw::Result<InvokeOutcome> {
+        if let Some(id) = payload.get("task_id").and_then(Value::as_str) {
+            self.events
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id.to_owned(), payload.clone());
+        }
+        self.inner.invoke(function, payload).await
+    }
 }
 
 /// The ids of every live task (read outside the counted phases): the live table's rows on sosw 0.7's

@@ -263,6 +263,9 @@ impl<S: TaskClaims> TaskClaims for FaultyStore<S> {
         self.enter("count_running_many")?;
         self.inner.count_running_many(labourers).await
     }
+    fn claim_receipt(&self, task_id: &TaskId) -> Option<serde_json::Value> {
+        self.inner.claim_receipt(task_id)
+    }
 }
 
 #[async_trait]

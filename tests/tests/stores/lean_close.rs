@@ -22,6 +22,7 @@ fn report(key: &str) -> TaskReport {
     TaskReport {
         stats: BTreeMap::from([(key.to_owned(), json!(1))]),
         result: BTreeMap::new(),
+        invocation: None,
     }
 }
 

@@ -12,11 +12,15 @@ use sosw::aws::dynamodb::lean::{
     LeanOptions, LeanTaskStore, create_lean_tables, delete_lean_tables,
 };
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
+use sosw::invoke::{InvokeOutcome, Invoker};
+use sosw::store::TaskLookup;
 use sosw::store::{
     ClaimOutcome, ClosedStatus, EnqueueMode, JobCounts, JobRecord, JobStatus, JobStore,
-    MoveOutcome, ReportOutcome, TableNames, TaskClaims, TaskQueue, TaskReport, TaskStore,
+    MoveOutcome, ReportOutcome, TableNames, TaskClaims, TaskQueue, TaskReport, TaskReports,
+    TaskStore,
 };
-use sosw::task::Task;
+use sosw::task::receipt::{CLAIM_RECEIPT_KEY, carries_receipt};
+use sosw::task::{Labourer, Task, TaskId, TaskInvocation, TaskManager};
 use sosw_integration_tests::{
     DYNAMODB_ENDPOINT_VAR, dynamodb_client_at, dynamodb_streams_client_at, emulator_endpoint,
     unique_prefix,
@@ -701,6 +705,161 @@ async fn lean_reads_about_as_many_queued_items_as_the_round_asks_for() {
     let mut sorted = greenfields.clone();
     sorted.sort_unstable();
     assert_eq!(greenfields, sorted, "the head comes oldest first");
+    delete_lean_tables(&direct, &options)
+        .await
+        .expect("deleted");
+}
+
+/// Records every event the orchestrator's side sends, as a worker would receive it.
+#[derive(Default)]
+struct Recorder {
+    events: std::sync::Mutex<Vec<Value>>,
+}
+
+#[async_trait::async_trait]
+impl Invoker for Recorder {
+    async fn invoke(&self, _function: &str, payload: &Value) -> sosw::Result<InvokeOutcome> {
+        // As Lambda delivers it: JSON text, parsed again by the worker.
+        let text = serde_json::to_string(payload).expect("an event is JSON");
+        self.events
+            .lock()
+            .expect("not poisoned")
+            .push(serde_json::from_str(&text).expect("parses"));
+        Ok(InvokeOutcome::Accepted)
+    }
+}
+
+/// A completion sent back with the worker's event (as sosw's worker runner sends it), whose claim
+/// receipt the orchestrator put there, closes the task without reading its claim; one reported with
+/// the task id alone (sosw 0.7's workers) reads the claim, half a read unit. The closed items are the
+/// same either way. A stale receipt (the task released and claimed again since) closes nothing: the
+/// current claim is marked completed, as without a receipt, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lean_closes_a_completion_sent_back_with_its_claim_receipt_without_reading_the_claim() {
+    let Some(endpoint) = emulator_endpoint(DYNAMODB_ENDPOINT_VAR) else {
+        return;
+    };
+    const NOW: i64 = 1_700_000_000;
+    let (direct, options, proxy, store) = lean_behind_counting_proxy(&endpoint).await;
+    let store = Arc::new(store);
+    let manager = TaskManager::new(store.clone());
+    let mut queued = tasks_with(
+        "lab",
+        8,
+        |i| json!({"i": i, "nested": {"z": [1, 2.5, null], "a": "é"}, "text": "x"}),
+    );
+    for task in &mut queued {
+        task.job_id = Some("job-1".into());
+    }
+    store
+        .enqueue(&queued, EnqueueMode::Fresh)
+        .await
+        .expect("enqueued");
+    let head = store.next_queued("lab", NOW, 8).await.expect("head");
+    let invoker = Recorder::default();
+    let labourer = Labourer::new("lab");
+    for task in &head {
+        let invoked = manager
+            .invoke_task(&invoker, &labourer, &task.task_id, NOW)
+            .await
+            .expect("invoked");
+        assert_eq!(invoked, TaskInvocation::Invoked);
+    }
+    let events = invoker.events.lock().expect("not poisoned").clone();
+    assert_eq!(events.len(), 8);
+    for (i, event) in events.iter().enumerate() {
+        assert!(carries_receipt(event), "event {i} carries a receipt");
+        let id = TaskId::new(event["task_id"].as_str().expect("a task id")).expect("an id");
+        let echo = i % 2 == 0;
+        let report = TaskReport {
+            invocation: echo.then(|| event.clone()),
+            ..TaskReport::default()
+        };
+        let before = claim_shard_read_units(&proxy);
+        let (outcome, moved) = store
+            .complete_and_close(&id, &report, NOW + 5)
+            .await
+            .expect("completed");
+        assert!(matches!(outcome, ReportOutcome::Recorded(_)), "{outcome:?}");
+        assert_eq!(moved, Some(MoveOutcome::Moved), "{id}: closed in one move");
+        let read = claim_shard_read_units(&proxy) - before;
+        if echo {
+            assert_eq!(read, 0.0, "{id}: no read of the claim with its receipt");
+        } else {
+            assert_eq!(read, 0.5, "{id}: the claim read without a receipt");
+        }
+    }
+    let mut shapes = Vec::new();
+    for task in &queued {
+        let closed = store
+            .get_closed_task(&task.task_id)
+            .await
+            .expect("read")
+            .expect("closed");
+        assert_eq!(closed.payload, task.payload, "{}", task.task_id);
+        assert_eq!(closed.job_id.as_deref(), Some("job-1"));
+        assert_eq!(
+            (closed.attempts, closed.greenfield, closed.completed_at),
+            (1, sosw::task::greenfield::invoked_at(NOW), Some(NOW + 5))
+        );
+        assert!(
+            TaskClaims::claim_receipt(&*store, &task.task_id).is_none(),
+            "a receipt is given once"
+        );
+        let mut shape = closed.clone();
+        shape.task_id = TaskId::new("same").expect("an id");
+        shape.payload = Value::Null;
+        shape.created_at = 0.0;
+        shapes.push(shape);
+    }
+    assert!(
+        shapes.windows(2).all(|w| w[0] == w[1]),
+        "closed items with and without the receipt differ only in their task: {shapes:#?}"
+    );
+
+    // A stale receipt: the task was released and claimed again after the event was sent.
+    let stale = tasks_with("lab", 1, |_| json!({"s": 1}))
+        .into_iter()
+        .map(|mut t| {
+            t.task_id = TaskId::new("lab-stale").expect("an id");
+            t
+        })
+        .collect::<Vec<_>>();
+    store
+        .enqueue(&stale, EnqueueMode::Fresh)
+        .await
+        .expect("enqueued");
+    let id = &stale[0].task_id;
+    let ClaimOutcome::Claimed(first) = store.claim(id, NOW).await.expect("claim") else {
+        panic!("claimed");
+    };
+    let mut old_event = first.worker_payload();
+    old_event[CLAIM_RECEIPT_KEY] = TaskClaims::claim_receipt(&*store, id).expect("a receipt");
+    assert!(store.release_claim(&first, NOW).await.expect("released"));
+    assert!(matches!(
+        store.claim(id, NOW + 1).await.expect("claim"),
+        ClaimOutcome::Claimed(_)
+    ));
+    let report = TaskReport {
+        invocation: Some(old_event),
+        ..TaskReport::default()
+    };
+    let (outcome, moved) = store
+        .complete_and_close(id, &report, NOW + 5)
+        .await
+        .expect("completed");
+    assert!(matches!(outcome, ReportOutcome::Recorded(_)), "{outcome:?}");
+    assert_eq!(moved, None, "the stale receipt's close is taken back");
+    assert!(
+        store.get_closed_task(id).await.expect("read").is_none(),
+        "nothing closed from the stale receipt"
+    );
+    let live = store.get_task(id).await.expect("read").expect("still live");
+    assert_eq!(
+        (live.completed_at, live.attempts),
+        (Some(NOW + 5), 1),
+        "the current claim carries the completion"
+    );
     delete_lean_tables(&direct, &options)
         .await
         .expect("deleted");

@@ -106,6 +106,12 @@ pub struct AssistantRequest {
     /// `false`). Always retryable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttled: Option<bool>,
+    /// For a completion: the worker's invocation event as it received it, sent back when the event
+    /// carries a claim receipt (`sosw_claim`, [`crate::task::receipt`]), so that a store closing the
+    /// task in one move needs no read of the claim. An assistant that does not know the key ignores
+    /// it, and one that cannot use the receipt reads the claim as without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<Value>,
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -123,6 +129,7 @@ impl AssistantRequest {
             retryable: None,
             attempt: None,
             throttled: None,
+            invocation: None,
         }
     }
 
@@ -157,6 +164,16 @@ impl AssistantRequest {
                 "a positive integer",
             )?,
             throttled: optional(map, "throttled", Value::as_bool, "a boolean")?,
+            invocation: match map.get("invocation") {
+                None | Some(Value::Null) => None,
+                Some(event @ Value::Object(_)) => Some(event.clone()),
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "`invocation` must be the worker's event (an object), got {}",
+                        json_kind(other)
+                    )));
+                }
+            },
         })
     }
 
@@ -180,6 +197,10 @@ impl AssistantRequest {
         TaskReport {
             stats: self.stats.clone(),
             result: self.result.clone(),
+            invocation: match self.action {
+                AssistantAction::MarkTaskAsCompleted => self.invocation.clone(),
+                _ => None,
+            },
         }
     }
 }

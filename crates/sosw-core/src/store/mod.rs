@@ -91,6 +91,11 @@ pub struct TaskReport {
     /// Written as `result_<key>`.
     #[serde(default)]
     pub result: BTreeMap<String, Value>,
+    /// The worker's invocation event, sent back with a completion when it carries a claim receipt
+    /// ([`crate::task::receipt`]); not written. A store that closes the task in one move rebuilds
+    /// the claim from it instead of reading it.
+    #[serde(skip)]
+    pub invocation: Option<Value>,
 }
 
 impl TaskReport {
@@ -254,6 +259,15 @@ pub trait TaskClaims: Send + Sync {
             counts.insert(labourer_id.clone(), running);
         }
         Ok(counts)
+    }
+
+    /// The receipt of the claim of `task_id` this store has just made, for the worker's event
+    /// ([`crate::task::receipt`]): a store that closes a completion in one move needs no read of the
+    /// claim when the worker sends it back. Taken once: a second call gives `None`. Provided: `None`
+    /// (no receipts).
+    fn claim_receipt(&self, task_id: &TaskId) -> Option<Value> {
+        let _ = task_id;
+        None
     }
 }
 

@@ -256,7 +256,8 @@ impl<S: TaskClaims + ?Sized> TaskManager<S> {
     }
 
     /// sosw 0.7's `invoke_task`: claims the queued task `task_id` at `now` and sends its worker payload
-    /// (the pre-claim row, [`Task::worker_payload`]) to `labourer`'s function through `invoker`. A
+    /// (the pre-claim row, [`Task::worker_payload`], with the store's claim receipt under `sosw_claim`
+    /// when it gives one: [`TaskClaims::claim_receipt`]) to `labourer`'s function through `invoker`. A
     /// refused invocation releases the claim at once; an unknown one keeps it, so sosw never invokes a
     /// task twice of its own doubt. Errors are the claim's; the invoker's own errors count as unknown.
     pub async fn invoke_task(
@@ -270,7 +271,12 @@ impl<S: TaskClaims + ?Sized> TaskManager<S> {
             ClaimOutcome::Claimed(task) => task,
             ClaimOutcome::AlreadyClaimed => return Ok(TaskInvocation::Skipped),
         };
-        let payload = claimed.worker_payload();
+        let mut payload = claimed.worker_payload();
+        if let (Some(receipt), Some(event)) =
+            (self.store.claim_receipt(task_id), payload.as_object_mut())
+        {
+            event.insert(super::receipt::CLAIM_RECEIPT_KEY.to_owned(), receipt);
+        }
         Ok(match invoker.invoke(labourer.function(), &payload).await {
             Ok(InvokeOutcome::Accepted) => TaskInvocation::Invoked,
             Ok(InvokeOutcome::Unknown(why)) => TaskInvocation::Unknown(why),

@@ -6,6 +6,7 @@ mod labourer;
 pub mod manager;
 mod model;
 pub mod python_literal;
+pub mod receipt;
 pub mod retry;
 
 pub use greenfield::{Markers, TaskState};

@@ -11,16 +11,12 @@ use crate::blob::{BlobStore, payload_ref_key, resolve_payload};
 use crate::error::{Error, Result};
 use crate::essentials::worker_assistant::AssistantRequest;
 use crate::processor::{HandlerError, LifetimeStats, Stats};
+use crate::task::receipt::{CLAIM_RECEIPT_KEY, WORKER_TASK_KEYS, carries_receipt};
 use crate::task::{TaskId, json_kind};
 
-/// The keys sosw merges into a worker payload; they go to the context, not the typed payload.
-const TASK_KEYS: [&str; 5] = [
-    "task_id",
-    "labourer_id",
-    "created_at",
-    "greenfield",
-    "attempts",
-];
+/// A worker's event larger than this is not sent back with its completion (the store then reads the
+/// claim): the report stays well within Lambda's limit for an event invocation.
+const MAX_ECHOED_EVENT_BYTES: usize = 64 * 1024;
 
 /// A worker with its reporter: handles invocations and reports their outcomes.
 pub struct WorkerRunner<W> {
@@ -78,11 +74,14 @@ impl<W: Worker> WorkerRunner<W> {
         deadline: Option<DateTime<Utc>>,
         request_id: &str,
     ) -> Result<Value, HandlerError> {
+        // The event as received (a payload stored as a pointer still a pointer), sent back with the
+        // completion when it carries a claim receipt.
+        let echo = carries_receipt(&payload).then(|| payload.clone());
         let payload = self.resolve(payload).await?;
         let (meta, body) = split_payload(payload).map_err(HandlerError::from)?;
         let ctx = self.context(meta, deadline, request_id).await;
         let outcome = self.work(body, ctx.clone()).await;
-        let reported = self.report(&ctx, &outcome).await;
+        let reported = self.report(&ctx, &outcome, echo).await;
         self.count(&ctx, &outcome, &reported);
         reported?;
         outcome.map_err(|err| {
@@ -152,11 +151,17 @@ impl<W: Worker> WorkerRunner<W> {
         &self,
         ctx: &WorkerContext,
         outcome: &Result<Value, WorkError>,
+        echo: Option<Value>,
     ) -> Result<(), HandlerError> {
         let Some(meta) = ctx.task() else {
             return Ok(());
         };
-        let request = build_request(meta, ctx, outcome);
+        let mut request = build_request(meta, ctx, outcome);
+        if outcome.is_ok() {
+            request.invocation = echo.filter(|event| {
+                serde_json::to_vec(event).is_ok_and(|bytes| bytes.len() <= MAX_ECHOED_EVENT_BYTES)
+            });
+        }
         self.reporter.report(&request).await.map_err(|err| {
             tracing::error!(task_id = %meta.task_id, action = ?request.action, error = %err,
                 "the report could not be delivered");
@@ -248,10 +253,13 @@ pub fn split_payload(payload: Value) -> Result<(Option<TaskMeta>, Value)> {
             format!("expected a JSON object, got {}", json_kind(&payload)),
         ));
     };
-    let fields: Map<String, Value> = TASK_KEYS
+    let fields: Map<String, Value> = WORKER_TASK_KEYS
         .iter()
-        .filter_map(|k| map.remove(*k).map(|v| (k.to_string(), v)))
+        .filter_map(|k| map.shift_remove(*k).map(|v| (k.to_string(), v)))
         .collect();
+    // The claim receipt is sosw's, not the worker's: sent back with the completion, never seen by the
+    // worker's typed payload.
+    map.shift_remove(CLAIM_RECEIPT_KEY);
     let meta = match fields.get("task_id") {
         None | Some(Value::Null) => None,
         Some(_) => Some(task_meta(&fields)?),

@@ -12,6 +12,7 @@ use sosw_core::store::{
     ClaimOutcome, ClosedStatus, EnqueueMode, MoveOutcome, ReportOutcome, TaskStore,
 };
 use sosw_core::task::greenfield::{INVOCATION_DELTA, invoked_at};
+use sosw_core::task::receipt::{CLAIM_RECEIPT_KEY, redeem};
 use sosw_core::task::{Labourer, Markers, TaskInvocation, TaskManager};
 
 /// An invoker answering `outcome` to every call and keeping what it was sent.
@@ -171,13 +172,23 @@ pub async fn task_manager_invokes_tasks_and_counts_running<S: TaskStore + 'stati
         labourer.function(),
         "sent to the labourer's function"
     );
+    // A store that gives claim receipts adds one under `sosw_claim`; the rest is sosw 0.7's payload.
+    let mut payload = sent[0].1.clone();
+    let receipt = payload
+        .as_object_mut()
+        .and_then(|event| event.shift_remove(CLAIM_RECEIPT_KEY));
     assert_eq!(
-        sent[0].1,
+        payload,
         s.task(0, 2000).worker_payload(),
         "the worker gets the pre-claim row's payload"
     );
     let row = live(&*store, &s.id(0)).await;
     assert_eq!((row.greenfield, row.attempts), (invoked_at(NOW), 1));
+    if receipt.is_some() {
+        let (claimed, _) =
+            redeem(&sent[0].1, &s.id(0)).expect("the receipt in the event is redeemed");
+        assert_eq!(claimed, row, "the receipt names the claimed row exactly");
+    }
 
     let again = tasks
         .invoke_task(&accepting, &labourer, &s.id(0), NOW + 1)

@@ -197,8 +197,11 @@ fn note(errors: &Mutex<Vec<String>>, message: String) {
 impl Invoker for Workers {
     async fn invoke(&self, _function: &str, payload: &Value) -> Result<InvokeOutcome> {
         let delivery = Delivery::from_payload(payload, false)?;
+        // As a worker run by sosw's worker runner reports: its event sent back when it carries a
+        // claim receipt.
         let request = AssistantRequest {
             attempt: Some(delivery.attempt),
+            invocation: sosw_core::task::receipt::carries_receipt(payload).then(|| payload.clone()),
             ..AssistantRequest::completed(TaskId::new(delivery.task_id)?)
         };
         let (assistant, completed, retries, dropped, errors) = (

@@ -16,7 +16,7 @@ use sosw_core::store::{
     cancelled_row, fresh_from_dead, restore_dead_payload,
 };
 use sosw_core::store::{ReportOutcome, TaskReport};
-use sosw_core::task::{Markers, Task, TaskId};
+use sosw_core::task::{Markers, Task, TaskId, receipt};
 
 type Condition = (String, Vec<(&'static str, AttributeValue)>);
 
@@ -162,9 +162,23 @@ impl LeanTaskStore {
         now: i64,
     ) -> Result<(ReportOutcome, Option<MoveOutcome>)> {
         const OPERATION: &str = "complete and close";
-        let claim = self
-            .get_read(OPERATION, self.claim_key(task_id.as_str()), false)
-            .await?;
+        // The claim as the worker's event describes it (its receipt, sent back with the report), or
+        // as read. The delete's condition below proves either still current.
+        let claim = match report
+            .invocation
+            .as_ref()
+            .and_then(|event| receipt::redeem(event, task_id))
+        {
+            Some((task, rev)) => Some(Found {
+                key: self.claim_key(task_id.as_str()),
+                task,
+                rev,
+            }),
+            None => {
+                self.get_read(OPERATION, self.claim_key(task_id.as_str()), false)
+                    .await?
+            }
+        };
         if let Some(claim) = claim.filter(|c| c.task.completed_at.is_none()) {
             let mut done = claim.task.clone();
             report.apply_to(&mut done);

@@ -195,6 +195,7 @@ impl LeanTaskStore {
             .await?;
             return Ok(ClaimOutcome::AlreadyClaimed);
         }
+        self.issue_receipt(&claimed, found.rev + 1);
         Ok(ClaimOutcome::Claimed(before))
     }
 
@@ -485,6 +486,10 @@ impl TaskClaims for LeanTaskStore {
             counts.insert(labourer_id.clone(), queued + claimed as u64);
         }
         Ok(counts)
+    }
+
+    fn claim_receipt(&self, task_id: &TaskId) -> Option<serde_json::Value> {
+        self.take_receipt(task_id)
     }
 }
 

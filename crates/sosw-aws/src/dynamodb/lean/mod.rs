@@ -79,6 +79,12 @@ pub struct LeanOptions {
     /// units). On by default: half a read unit costs a tenth of the write unit it saves
     /// (docs/layout-lean.md, "Completing and closing in one move").
     pub close_on_completion: bool,
+    /// A claim gives a receipt for the worker's event (`sosw_claim`, `sosw_core::task::receipt`):
+    /// the claimed row without its payload, the claim's move counter and a digest of the payload. A
+    /// worker run by sosw's worker runner sends its event back with the completion, and the close then
+    /// needs no read of the claim. On by default (it only matters with `close_on_completion`); off,
+    /// workers' events are exactly sosw 0.7's.
+    pub claim_receipts: bool,
 }
 
 impl Default for LeanOptions {
@@ -90,6 +96,7 @@ impl Default for LeanOptions {
             shards: 4,
             closed_ttl_secs: 30 * 24 * 3600,
             close_on_completion: true,
+            claim_receipts: true,
         }
     }
 }
@@ -135,6 +142,9 @@ struct LeanInner {
     /// worker assistant archives what it has just completed, so the archive needs no read (a stale
     /// counter only makes the archive's conditional delete fail, and the move is taken back).
     seen_claims: Mutex<HashMap<String, i64>>,
+    /// Receipts of the claims this process has just made, by task id, until the orchestrator takes
+    /// them for the worker's event.
+    receipts: Mutex<HashMap<String, serde_json::Value>>,
     /// With a client, closed tasks are counted into their jobs in batches from the table's stream
     /// (`counts.rs`); without, each closer adds its task to the job record at once.
     streams: Option<aws_sdk_dynamodbstreams::Client>,
@@ -195,6 +205,7 @@ impl LeanTaskStore {
                 registered: Mutex::new(HashSet::new()),
                 seen_queued: Mutex::new(HashMap::new()),
                 seen_claims: Mutex::new(HashMap::new()),
+                receipts: Mutex::new(HashMap::new()),
                 streams: None,
                 fair: fair::FairState::default(),
             }),
@@ -215,6 +226,7 @@ impl LeanTaskStore {
                 registered: Mutex::new(HashSet::new()),
                 seen_queued: Mutex::new(HashMap::new()),
                 seen_claims: Mutex::new(HashMap::new()),
+                receipts: Mutex::new(HashMap::new()),
                 streams: Some(streams),
                 fair: fair::FairState::default(),
             }),
@@ -331,6 +343,36 @@ impl LeanTaskStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(task_id)
+    }
+
+    /// Keeps the receipt of a claim just made (`claimed` as written, with move counter `rev`) for the
+    /// worker's event, when receipts are on.
+    pub(crate) fn issue_receipt(&self, claimed: &Task, rev: i64) {
+        let options = self.options();
+        if !(options.claim_receipts && options.close_on_completion) {
+            return;
+        }
+        let Some(receipt) = sosw_core::task::receipt::issue(claimed, rev) else {
+            return;
+        };
+        let mut receipts = self
+            .inner
+            .receipts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if receipts.len() >= SEEN_QUEUED_MAX {
+            receipts.clear();
+        }
+        receipts.insert(claimed.task_id.as_str().to_owned(), receipt);
+    }
+
+    /// The receipt of the claim of `task_id` this process made last, forgotten as it is returned.
+    pub(crate) fn take_receipt(&self, task_id: &TaskId) -> Option<serde_json::Value> {
+        self.inner
+            .receipts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(task_id.as_str())
     }
 
     /// Every labourer that ever had a task in this table.
