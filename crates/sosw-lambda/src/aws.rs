@@ -148,6 +148,7 @@ pub fn deployment_store(
                 ecology_table: tables.ecology,
                 shards: lean.shards(),
                 close_on_completion: lean.close_on_completion(),
+                claim_receipts: lean.claim_receipts(),
                 ..LeanOptions::default()
             };
             let store = LeanTaskStore::new(clients.dynamodb.clone(), options)?;

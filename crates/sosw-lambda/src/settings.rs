@@ -68,6 +68,9 @@ pub const LEAN_JOB_COUNTS_VAR: &str = "SOSW_LEAN_JOB_COUNTS";
 /// archives it (3 write units, no read). Read only with `SOSW_LAYOUT=lean` (docs/layout-lean.md,
 /// "Completing and closing in one move").
 pub const LEAN_CLOSE_ON_COMPLETION_VAR: &str = "SOSW_LEAN_CLOSE_ON_COMPLETION";
+/// With the lean layout: `false` keeps the claim receipt (`sosw_claim`) out of workers' events, so
+/// they are exactly sosw 0.7's (the orchestrator reads it; default `true`).
+pub const LEAN_CLAIM_RECEIPTS_VAR: &str = "SOSW_LEAN_CLAIM_RECEIPTS";
 
 /// The lean table's name when `SOSW_LEAN_TABLE` is not set (the config's `table_prefix` goes in front).
 pub const DEFAULT_LEAN_TABLE: &str = "sosw_lean";
@@ -95,6 +98,7 @@ pub struct LeanLayout {
     shards: u32,
     batched_job_counts: bool,
     close_on_completion: bool,
+    claim_receipts: bool,
 }
 
 impl LeanLayout {
@@ -112,6 +116,7 @@ impl LeanLayout {
             shards,
             batched_job_counts: true,
             close_on_completion: true,
+            claim_receipts: true,
         })
     }
 
@@ -135,6 +140,19 @@ impl LeanLayout {
     /// Whether a completion closes the task in the same move.
     pub fn close_on_completion(&self) -> bool {
         self.close_on_completion
+    }
+
+    /// The same layout giving claim receipts in workers' events, or not (`SOSW_LEAN_CLAIM_RECEIPTS`).
+    pub fn with_claim_receipts(self, receipts: bool) -> Self {
+        LeanLayout {
+            claim_receipts: receipts,
+            ..self
+        }
+    }
+
+    /// Whether claims give receipts for workers' events.
+    pub fn claim_receipts(&self) -> bool {
+        self.claim_receipts
     }
 
     /// Whether closed tasks are counted into their jobs in batches, from the table's stream.
@@ -205,9 +223,14 @@ impl StoreLayout {
             None => true,
             Some(value) => parse_bool(LEAN_CLOSE_ON_COMPLETION_VAR, &value)?,
         };
+        let receipts = match read(LEAN_CLAIM_RECEIPTS_VAR) {
+            None => true,
+            Some(value) => parse_bool(LEAN_CLAIM_RECEIPTS_VAR, &value)?,
+        };
         let lean = LeanLayout::new(read(LEAN_TABLE_VAR), shards)?
             .with_batched_job_counts(batched)
-            .with_close_on_completion(close);
+            .with_close_on_completion(close)
+            .with_claim_receipts(receipts);
         match read(LAYOUT_VAR).as_deref() {
             None | Some("sosw07" | "0.7") => Ok(StoreLayout::Sosw07),
             Some("lean") => Ok(StoreLayout::Lean(lean)),
@@ -329,15 +352,21 @@ mod tests {
             }
         };
         let default = lean(&[])?;
-        assert!(default.batched_job_counts() && default.close_on_completion());
+        assert!(
+            default.batched_job_counts()
+                && default.close_on_completion()
+                && default.claim_receipts()
+        );
         let set = lean(&[
             (LEAN_JOB_COUNTS_VAR, "immediate"),
             (LEAN_CLOSE_ON_COMPLETION_VAR, "false"),
+            (LEAN_CLAIM_RECEIPTS_VAR, "false"),
         ])?;
-        assert!(!set.batched_job_counts() && !set.close_on_completion());
+        assert!(!set.batched_job_counts() && !set.close_on_completion() && !set.claim_receipts());
         for (var, bad) in [
             (LEAN_JOB_COUNTS_VAR, "later"),
             (LEAN_CLOSE_ON_COMPLETION_VAR, "maybe"),
+            (LEAN_CLAIM_RECEIPTS_VAR, "sometimes"),
         ] {
             let err = settings(&[(LAYOUT_VAR, "lean"), (var, bad)]).expect_err("refused");
             assert!(err.to_string().contains(var), "{err}");

@@ -585,6 +585,37 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_completion_s_event_sent_back_travels_to_the_store_and_nothing_else_does() {
+        let event = json!({"task_id": "t1", "k": 1, "sosw_claim": {"v": 1}});
+        let request = AssistantRequest {
+            invocation: Some(event.clone()),
+            ..AssistantRequest::completed(TaskId::new("t1").expect("id"))
+        };
+        let parsed = AssistantRequest::from_event(&request.to_event()).expect("parses");
+        assert_eq!(parsed, request, "the event round-trips through the report");
+        assert_eq!(parsed.task_report().invocation, Some(event.clone()));
+        let failure = AssistantRequest {
+            invocation: Some(event),
+            ..AssistantRequest::failed(TaskId::new("t1").expect("id"), true)
+        };
+        assert_eq!(
+            failure.task_report().invocation,
+            None,
+            "only a completion uses it"
+        );
+        let err = AssistantRequest::from_event(&json!({
+            "action": "mark_task_as_completed", "task_id": "t1", "invocation": "x"
+        }))
+        .expect_err("an event must be an object");
+        assert!(err.to_string().contains("`invocation`"), "{err}");
+        let old = AssistantRequest::from_event(&json!({
+            "action": "mark_task_as_completed", "task_id": "t1"
+        }))
+        .expect("parses");
+        assert_eq!(old.invocation, None, "sosw 0.7's reports have none");
+    }
+
+    #[test]
     fn sosw_07_reports_parse_in_every_accepted_shape() {
         let r = AssistantRequest::from_event(&json!({
             "action": "mark_task_as_completed", "task_id": "t1",

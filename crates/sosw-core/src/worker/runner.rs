@@ -326,6 +326,98 @@ mod tests {
         assert_eq!(body, json!({"words": ["a"]}));
     }
 
+    /// Keeps every report it is given.
+    #[derive(Default)]
+    struct Kept(std::sync::Mutex<Vec<AssistantRequest>>);
+
+    #[async_trait::async_trait]
+    impl Reporter for Kept {
+        async fn report(&self, request: &AssistantRequest) -> Result<()> {
+            self.0.lock().expect("not poisoned").push(request.clone());
+            Ok(())
+        }
+    }
+
+    /// Fails when the payload says so, and refuses payloads with keys it does not know.
+    struct Strict;
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct StrictPayload {
+        fail: bool,
+        #[serde(default)]
+        pad: String,
+    }
+
+    #[async_trait::async_trait]
+    impl Worker for Strict {
+        type Payload = StrictPayload;
+        type Output = Value;
+
+        async fn work(
+            &self,
+            payload: StrictPayload,
+            _ctx: WorkerContext,
+        ) -> Result<Value, WorkError> {
+            if payload.fail {
+                Err(WorkError::non_retryable(format!(
+                    "asked to fail{}",
+                    payload.pad
+                )))
+            } else {
+                Ok(json!({"ok": true}))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_completion_sends_back_an_event_with_a_claim_receipt_and_the_worker_never_sees_it() {
+        let kept = Arc::new(Kept::default());
+        let runner = WorkerRunner::new(Strict, kept.clone());
+        let receipt = json!({"v": 1, "rev": 3});
+        let event = |fail: bool, with_receipt: bool| {
+            let mut e = json!({"task_id": "t1", "labourer_id": "w", "created_at": 1.5,
+                "greenfield": 2000, "attempts": 0, "fail": fail});
+            if with_receipt {
+                e[CLAIM_RECEIPT_KEY] = receipt.clone();
+            }
+            e
+        };
+        runner
+            .handle_payload(event(false, true), None, "r1")
+            .await
+            .expect("the worker's strict payload does not see the receipt");
+        runner
+            .handle_payload(event(false, false), None, "r2")
+            .await
+            .expect("done");
+        let failed = runner.handle_payload(event(true, true), None, "r3").await;
+        assert!(failed.is_err(), "the failure is returned to Lambda too");
+        let big = {
+            let mut e = event(false, true);
+            e["pad"] = json!("x".repeat(MAX_ECHOED_EVENT_BYTES));
+            e
+        };
+        runner.handle_payload(big, None, "r4").await.expect("done");
+        let kept = kept.0.lock().expect("not poisoned").clone();
+        assert_eq!(kept.len(), 4);
+        assert_eq!(
+            kept[0].invocation,
+            Some(event(false, true)),
+            "a completion carries the event as received"
+        );
+        assert_eq!(kept[1].invocation, None, "no receipt, nothing sent back");
+        assert_eq!(
+            kept[2].action,
+            crate::essentials::worker_assistant::AssistantAction::MarkTaskAsFailed
+        );
+        assert_eq!(kept[2].invocation, None, "a failure sends nothing back");
+        assert_eq!(
+            kept[3].invocation, None,
+            "an event too large is not sent back"
+        );
+    }
+
     #[test]
     fn a_payload_without_task_id_is_outside_sosw() {
         let (meta, body) = split_payload(json!({"x": 1})).expect("splits");
