@@ -22,6 +22,8 @@ use sosw::lambda::settings::{LAYOUT_VAR, LEAN_SHARDS_VAR, SCHEDULER_FUNCTION, St
 use sosw::lambda::{Settings, aws};
 use sosw::processor::Stats;
 use sosw::task::TaskId;
+use sosw::task::receipt::{CLAIM_RECEIPT_KEY, carries_receipt};
+use sosw::worker::{StoreReporter, WorkError, Worker, WorkerContext, WorkerRunner};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -200,6 +202,136 @@ async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
         })
         .count();
     assert_eq!(closed_items, TASKS);
+    delete_lean_tables(&client, &options).await?;
+    Ok(())
+}
+
+/// A worker built on the `Worker` trait, recording the payloads it is given.
+struct Sections(Arc<Mutex<Vec<Value>>>);
+
+#[async_trait::async_trait]
+impl Worker for Sections {
+    type Payload = Value;
+    type Output = Value;
+
+    async fn work(&self, payload: Value, _ctx: WorkerContext) -> Result<Value, WorkError> {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.push(payload);
+        }
+        Ok(json!({"done": true}))
+    }
+}
+
+/// As deployed on the lean layout: the orchestrator puts each claim's receipt in the worker's event,
+/// a worker run by sosw's worker runner never sees it and sends it back with its completion, and the
+/// worker assistant closes every task in one move, before any scavenger run.
+#[tokio::test]
+async fn a_worker_s_completions_close_its_tasks_through_their_claim_receipts() -> TestResult {
+    let Some(client) = sosw_integration_tests::dynamodb_client().await else {
+        return Ok(());
+    };
+    let prefix = sosw_integration_tests::unique_prefix();
+    let settings = Settings::from_lookup(SCHEDULER_FUNCTION, |name| match name {
+        LAYOUT_VAR => Some("lean".into()),
+        _ => None,
+    })?;
+    let StoreLayout::Lean(lean) = &settings.layout else {
+        return Err("SOSW_LAYOUT=lean must give the lean layout".into());
+    };
+    assert!(lean.claim_receipts(), "receipts are on by default");
+    let options = LeanOptions::with_prefix(&prefix).shards(lean.shards());
+    create_lean_tables(&client, &options).await?;
+    let endpoint =
+        sosw_integration_tests::emulator_endpoint(sosw_integration_tests::DYNAMODB_ENDPOINT_VAR)
+            .ok_or("the endpoint")?;
+    let clients = aws::Clients::new(sdk())
+        .with_dynamodb(client.clone())
+        .with_dynamodb_streams(sosw_integration_tests::dynamodb_streams_client_at(&endpoint).await)
+        .with_layout(settings.layout.clone());
+    let scheduler_config: SchedulerConfig = config(
+        "sosw_scheduler_config",
+        &prefix,
+        json!({"job_schema": {"chunkable_attrs": [["section", {}]]}}),
+    )?;
+    let task_config = scheduler_config.task_config.clone();
+    let scheduler = aws::build_scheduler(&clients, &settings, scheduler_config)?;
+    let sections: Vec<String> = (0..TASKS).map(|i| format!("s{i}")).collect();
+    let job =
+        json!({"job": {"lambda_name": LABOURER, "isolate_sections": true, "sections": sections}});
+    scheduler
+        .run(&job, chrono::Utc::now() + chrono::TimeDelta::minutes(5))
+        .await?;
+    let store = aws::deployment_store(&clients, &task_config)?;
+
+    let assistant_config: WorkerAssistantConfig =
+        config("sosw_worker_assistant_config", &prefix, json!({}))?;
+    let assistant = Arc::new(aws::build_worker_assistant(&clients, assistant_config)?);
+    let payloads = Arc::new(Mutex::new(Vec::new()));
+    let runner = Arc::new(WorkerRunner::new(
+        Sections(payloads.clone()),
+        Arc::new(StoreReporter::new(assistant)),
+    ));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let worker = handler_fn(move |event: Value| {
+        let runner = runner.clone();
+        let seen = seen.clone();
+        async move {
+            if let Ok(mut seen) = seen.lock() {
+                seen.push(event.clone());
+            }
+            let _ = runner.handle_payload(event, None, "in-process").await;
+        }
+    });
+    let invoker = InProcessInvoker::new().register(LABOURER, worker);
+    let orchestrator_config: OrchestratorConfig =
+        config("sosw_orchestrator_config", &prefix, json!({}))?;
+    let orchestrator = Orchestrator::new(
+        store.clone(),
+        Arc::new(invoker.clone()),
+        Arc::new(FixedMetrics::new()),
+        ConfigFeed::fixed(orchestrator_config),
+        Arc::new(SystemClock),
+    )
+    .with_settings(OrchestratorSettings {
+        mode: RunMode::SinglePass,
+        ..OrchestratorSettings::default()
+    });
+    let run = orchestrator
+        .run(chrono::Utc::now() + chrono::TimeDelta::seconds(60))
+        .await?;
+    assert_eq!(run.invoked(), TASKS as u64);
+    tokio::time::timeout(Duration::from_secs(60), invoker.wait_idle()).await?;
+
+    let events = events.lock().map_err(|_| "poisoned")?.clone();
+    assert_eq!(events.len(), TASKS);
+    assert!(
+        events.iter().all(carries_receipt),
+        "every event carries its claim's receipt"
+    );
+    let payloads = payloads.lock().map_err(|_| "poisoned")?.clone();
+    assert_eq!(payloads.len(), TASKS);
+    for payload in &payloads {
+        assert!(
+            payload.get(CLAIM_RECEIPT_KEY).is_none() && payload.get("section").is_some(),
+            "the worker sees its payload without the receipt: {payload}"
+        );
+    }
+    // Closed in one move each, before any scavenger run: no claim is left.
+    for event in &events {
+        let id = TaskId::new(event["task_id"].as_str().ok_or("a task id")?)?;
+        assert!(store.get_task(&id).await?.is_none(), "{id} is not live");
+        let closed = store
+            .get_closed_task(&id)
+            .await?
+            .ok_or(format!("{id} closed"))?;
+        assert!(closed.completed_at.is_some(), "{id} closed as completed");
+        assert_eq!(closed.extra.get("result_done"), Some(&json!(true)));
+        assert!(
+            closed.extra.get(CLAIM_RECEIPT_KEY).is_none(),
+            "the receipt is not stored"
+        );
+    }
     delete_lean_tables(&client, &options).await?;
     Ok(())
 }
