@@ -313,7 +313,7 @@ async fn a_worker_s_completions_close_its_tasks_through_their_claim_receipts() -
     assert_eq!(payloads.len(), TASKS);
     for payload in &payloads {
         assert!(
-            payload.get(CLAIM_RECEIPT_KEY).is_none() && payload.get("section").is_some(),
+            payload.get(CLAIM_RECEIPT_KEY).is_none() && payload.get("sections").is_some(),
             "the worker sees its payload without the receipt: {payload}"
         );
     }
