@@ -139,3 +139,24 @@ pub fn sosw07_python(root: &std::path::Path) -> Option<String> {
     eprintln!("skipped: sosw 0.7.47 could not be installed: {why}");
     None
 }
+
+/// An orchestrator as the tests drive one: a single pass over `store`, invoking through `invoker`,
+/// with fixed health metrics, the system clock and the labourers of `config`.
+pub fn single_pass_orchestrator(
+    store: std::sync::Arc<dyn sosw::essentials::orchestrator::OrchestratorStore>,
+    invoker: std::sync::Arc<dyn sosw::invoke::Invoker>,
+    config: sosw::config::OrchestratorConfig,
+) -> sosw::essentials::orchestrator::Orchestrator {
+    use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings, RunMode};
+    Orchestrator::new(
+        store,
+        invoker,
+        std::sync::Arc::new(sosw::ecology::FixedMetrics::new()),
+        ConfigFeed::fixed(config),
+        std::sync::Arc::new(sosw::clock::SystemClock),
+    )
+    .with_settings(OrchestratorSettings {
+        mode: RunMode::SinglePass,
+        ..OrchestratorSettings::default()
+    })
+}

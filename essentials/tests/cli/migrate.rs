@@ -12,10 +12,7 @@ use sosw::aws::dynamodb::lean::{
     LeanOptions, LeanTaskStore, create_lean_tables_without_stream, delete_lean_tables,
 };
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
-use sosw::clock::SystemClock;
 use sosw::config::{OrchestratorConfig, parse_config};
-use sosw::ecology::FixedMetrics;
-use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings, RunMode};
 use sosw::invoke::inprocess::{InProcessInvoker, handler_fn};
 use sosw::store::{EnqueueMode, TableNames, TaskClaims, TaskLookup, TaskQueue, TaskRetries};
 use sosw::task::{Task, TaskId};
@@ -213,17 +210,11 @@ async fn a_sosw07_orchestrator_claiming_during_the_move_leaves_every_task_in_one
         json!({"task_config": {"table_prefix": prefix, "labourers": {LABOURER: {"max_simultaneous_invocations": TASKS}}}}),
     )
     .expect("config");
-    let orchestrator = Orchestrator::new(
+    let orchestrator = sosw_integration_tests::single_pass_orchestrator(
         old.clone(),
         Arc::new(invoker.clone()),
-        Arc::new(FixedMetrics::new()),
-        ConfigFeed::fixed(config),
-        Arc::new(SystemClock),
-    )
-    .with_settings(OrchestratorSettings {
-        mode: RunMode::SinglePass,
-        ..OrchestratorSettings::default()
-    });
+        config,
+    );
     let start = Arc::new(tokio::sync::Notify::new());
     let stop = Arc::new(AtomicBool::new(false));
     let loop_task = {

@@ -10,15 +10,14 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde_json::{Value, json};
 use sosw::aws::dynamodb::lean::{LeanOptions, create_lean_tables, delete_lean_tables};
-use sosw::clock::SystemClock;
 use sosw::config::{
     OrchestratorConfig, ScavengerConfig, SchedulerConfig, WorkerAssistantConfig, parse_config,
 };
-use sosw::ecology::FixedMetrics;
-use sosw::essentials::orchestrator::{ConfigFeed, Orchestrator, OrchestratorSettings, RunMode};
-use sosw::essentials::worker_assistant::AssistantRequest;
+use sosw::essentials::worker_assistant::{AssistantRequest, WorkerAssistant};
 use sosw::invoke::inprocess::{InProcessInvoker, handler_fn};
-use sosw::lambda::settings::{LAYOUT_VAR, LEAN_SHARDS_VAR, SCHEDULER_FUNCTION, StoreLayout};
+use sosw::lambda::settings::{
+    LAYOUT_VAR, LEAN_SHARDS_VAR, LeanLayout, SCHEDULER_FUNCTION, StoreLayout,
+};
 use sosw::lambda::{Settings, aws};
 use sosw::processor::Stats;
 use sosw::task::TaskId;
@@ -52,62 +51,123 @@ fn config<C: serde::de::DeserializeOwned>(
     parse_config(document, value)
 }
 
+/// A lean deployment on DynamoDB Local wired as the Lambda binaries wire it, with the job's `TASKS`
+/// tasks enqueued by the scheduler.
+struct Deployment {
+    client: aws_sdk_dynamodb::Client,
+    prefix: String,
+    options: LeanOptions,
+    /// The lean layout as the functions' environment gives it.
+    lean: LeanLayout,
+    clients: aws::Clients,
+    store: Arc<dyn aws::DeploymentStore>,
+    job_id: String,
+}
+
+impl Deployment {
+    /// `SOSW_LAYOUT=lean` and `vars` as the functions' environment; `None` without DynamoDB Local.
+    async fn start(vars: &[(&str, &str)]) -> Result<Option<Self>, Box<dyn std::error::Error>> {
+        let Some(client) = sosw_integration_tests::dynamodb_client().await else {
+            return Ok(None);
+        };
+        let prefix = sosw_integration_tests::unique_prefix();
+        let settings = Settings::from_lookup(SCHEDULER_FUNCTION, |name| {
+            if name == LAYOUT_VAR {
+                return Some("lean".into());
+            }
+            vars.iter()
+                .find(|(var, _)| *var == name)
+                .map(|(_, value)| (*value).to_owned())
+        })?;
+        let StoreLayout::Lean(lean) = &settings.layout else {
+            return Err("SOSW_LAYOUT=lean must give the lean layout".into());
+        };
+        let options = LeanOptions::with_prefix(&prefix).shards(lean.shards());
+        assert_eq!(
+            options.table,
+            lean.table_name(&prefix),
+            "the same default name"
+        );
+        create_lean_tables(&client, &options).await?;
+        let endpoint = sosw_integration_tests::emulator_endpoint(
+            sosw_integration_tests::DYNAMODB_ENDPOINT_VAR,
+        )
+        .ok_or("the endpoint")?;
+        let clients = aws::Clients::new(sdk())
+            .with_dynamodb(client.clone())
+            .with_dynamodb_streams(
+                sosw_integration_tests::dynamodb_streams_client_at(&endpoint).await,
+            )
+            .with_layout(settings.layout.clone());
+
+        // Scheduler: the job's tasks into the lean table.
+        let scheduler_config: SchedulerConfig = config(
+            "sosw_scheduler_config",
+            &prefix,
+            json!({"job_schema": {"chunkable_attrs": [["section", {}]]}}),
+        )?;
+        let task_config = scheduler_config.task_config.clone();
+        let scheduler = aws::build_scheduler(&clients, &settings, scheduler_config)?;
+        let sections: Vec<String> = (0..TASKS).map(|i| format!("s{i}")).collect();
+        let job = json!({"job": {"lambda_name": LABOURER, "isolate_sections": true, "sections": sections}});
+        let report = scheduler
+            .run(&job, chrono::Utc::now() + chrono::TimeDelta::minutes(5))
+            .await?;
+        assert_eq!(report.enqueued, TASKS as u64);
+        let store = aws::deployment_store(&clients, &task_config)?;
+        let lean = lean.clone();
+        Ok(Some(Deployment {
+            client,
+            prefix,
+            options,
+            lean,
+            clients,
+            store,
+            job_id: report.job_id,
+        }))
+    }
+
+    /// The worker assistant with `extra` config keys.
+    fn assistant(&self, extra: Value) -> sosw::Result<Arc<WorkerAssistant>> {
+        let config: WorkerAssistantConfig =
+            config("sosw_worker_assistant_config", &self.prefix, extra)?;
+        Ok(Arc::new(aws::build_worker_assistant(
+            &self.clients,
+            config,
+        )?))
+    }
+
+    /// One orchestrator run invoking through `invoker`, until every invocation has returned.
+    async fn orchestrate(&self, invoker: &InProcessInvoker) -> TestResult {
+        let config: OrchestratorConfig =
+            config("sosw_orchestrator_config", &self.prefix, json!({}))?;
+        let orchestrator = sosw_integration_tests::single_pass_orchestrator(
+            self.store.clone(),
+            Arc::new(invoker.clone()),
+            config,
+        );
+        let run = orchestrator
+            .run(chrono::Utc::now() + chrono::TimeDelta::seconds(60))
+            .await?;
+        assert_eq!(run.invoked(), TASKS as u64);
+        tokio::time::timeout(Duration::from_secs(60), invoker.wait_idle()).await?;
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
-    let Some(client) = sosw_integration_tests::dynamodb_client().await else {
+    let Some(d) = Deployment::start(&[(LEAN_SHARDS_VAR, "3")]).await? else {
         return Ok(());
     };
-    let prefix = sosw_integration_tests::unique_prefix();
-    let settings = Settings::from_lookup(SCHEDULER_FUNCTION, |name| match name {
-        LAYOUT_VAR => Some("lean".into()),
-        LEAN_SHARDS_VAR => Some("3".into()),
-        _ => None,
-    })?;
-    let StoreLayout::Lean(lean) = &settings.layout else {
-        return Err("SOSW_LAYOUT=lean must give the lean layout".into());
-    };
-    let options = LeanOptions::with_prefix(&prefix).shards(lean.shards());
-    assert_eq!(
-        options.table,
-        lean.table_name(&prefix),
-        "the same default name"
-    );
-    create_lean_tables(&client, &options).await?;
-    let endpoint =
-        sosw_integration_tests::emulator_endpoint(sosw_integration_tests::DYNAMODB_ENDPOINT_VAR)
-            .ok_or("the endpoint")?;
-    let clients = aws::Clients::new(sdk())
-        .with_dynamodb(client.clone())
-        .with_dynamodb_streams(sosw_integration_tests::dynamodb_streams_client_at(&endpoint).await)
-        .with_layout(settings.layout.clone());
-
-    // Scheduler: the job's tasks into the lean table.
-    let scheduler_config: SchedulerConfig = config(
-        "sosw_scheduler_config",
-        &prefix,
-        json!({"job_schema": {"chunkable_attrs": [["section", {}]]}}),
-    )?;
-    let task_config = scheduler_config.task_config.clone();
-    let scheduler = aws::build_scheduler(&clients, &settings, scheduler_config)?;
-    let sections: Vec<String> = (0..TASKS).map(|i| format!("s{i}")).collect();
-    let job =
-        json!({"job": {"lambda_name": LABOURER, "isolate_sections": true, "sections": sections}});
-    let report = scheduler
-        .run(&job, chrono::Utc::now() + chrono::TimeDelta::minutes(5))
-        .await?;
-    assert_eq!(report.enqueued, TASKS as u64);
-    let store = aws::deployment_store(&clients, &task_config)?;
+    assert_eq!(d.options.shards, 3, "SOSW_LEAN_SHARDS read");
+    let store = &d.store;
     let now = chrono::Utc::now().timestamp() + 1;
     assert_eq!(store.queue_length(LABOURER, now).await?, TASKS as u64);
 
     // Orchestrator and worker: every task invoked once; the worker reports through the worker
     // assistant, which leaves completed tasks for the scavenger (`archive_completed: false`).
-    let assistant_config: WorkerAssistantConfig = config(
-        "sosw_worker_assistant_config",
-        &prefix,
-        json!({"archive_completed": false}),
-    )?;
-    let assistant = Arc::new(aws::build_worker_assistant(&clients, assistant_config)?);
+    let assistant = d.assistant(json!({"archive_completed": false}))?;
     let invoked = Arc::new(Mutex::new(Vec::new()));
     let seen = invoked.clone();
     let worker = handler_fn(move |payload: Value| {
@@ -132,24 +192,7 @@ async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
         }
     });
     let invoker = InProcessInvoker::new().register(LABOURER, worker);
-    let orchestrator_config: OrchestratorConfig =
-        config("sosw_orchestrator_config", &prefix, json!({}))?;
-    let orchestrator = Orchestrator::new(
-        store.clone(),
-        Arc::new(invoker.clone()),
-        Arc::new(FixedMetrics::new()),
-        ConfigFeed::fixed(orchestrator_config),
-        Arc::new(SystemClock),
-    )
-    .with_settings(OrchestratorSettings {
-        mode: RunMode::SinglePass,
-        ..OrchestratorSettings::default()
-    });
-    let run = orchestrator
-        .run(chrono::Utc::now() + chrono::TimeDelta::seconds(60))
-        .await?;
-    assert_eq!(run.invoked(), TASKS as u64);
-    tokio::time::timeout(Duration::from_secs(60), invoker.wait_idle()).await?;
+    d.orchestrate(&invoker).await?;
     let invoked = invoked.lock().map_err(|_| "poisoned")?.clone();
     assert_eq!(invoked.len(), TASKS, "{invoked:?}");
     assert!(
@@ -161,12 +204,12 @@ async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
 
     // Scavenger: archives the completed tasks to closed, then counts them into the job from the
     // lean table's stream (SOSW_LEAN_JOB_COUNTS defaults to batched) and finishes it.
-    let scavenger_config: ScavengerConfig = config("sosw_scavenger_config", &prefix, json!({}))?;
-    let scavenger = aws::build_scavenger(&clients, scavenger_config)?;
+    let scavenger_config: ScavengerConfig = config("sosw_scavenger_config", &d.prefix, json!({}))?;
+    let scavenger = aws::build_scavenger(&d.clients, scavenger_config)?;
     let swept = scavenger.run().await;
     assert!(swept.failures.is_empty(), "{:?}", swept.failures);
     assert_eq!(swept.job_count_error, None);
-    assert_eq!(swept.jobs_finished, vec![report.job_id.clone()]);
+    assert_eq!(swept.jobs_finished, vec![d.job_id.clone()]);
 
     for id in &ids {
         let id = TaskId::new(id.as_str())?;
@@ -180,10 +223,7 @@ async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
             .ok_or(format!("{id} closed"))?;
         assert!(closed.completed_at.is_some(), "{id} closed as completed");
     }
-    let record = store
-        .get_job(&report.job_id)
-        .await?
-        .ok_or("the job record")?;
+    let record = store.get_job(&d.job_id).await?.ok_or("the job record")?;
     assert_eq!(record.counts.completed, TASKS as u64, "{record:?}");
     assert_eq!(
         record.status,
@@ -191,7 +231,7 @@ async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
         "{record:?}"
     );
     // The tasks are the lean table's closed items (`c#<labourer>#<shard>`), nowhere else.
-    let scan = client.scan().table_name(&options.table).send().await?;
+    let scan = d.client.scan().table_name(&d.options.table).send().await?;
     let closed_items = scan
         .items()
         .iter()
@@ -202,7 +242,7 @@ async fn the_essentials_close_a_job_on_the_lean_layout() -> TestResult {
         })
         .count();
     assert_eq!(closed_items, TASKS);
-    delete_lean_tables(&client, &options).await?;
+    delete_lean_tables(&d.client, &d.options).await?;
     Ok(())
 }
 
@@ -227,45 +267,14 @@ impl Worker for Sections {
 /// worker assistant closes every task in one move, before any scavenger run.
 #[tokio::test]
 async fn a_worker_s_completions_close_its_tasks_through_their_claim_receipts() -> TestResult {
-    let Some(client) = sosw_integration_tests::dynamodb_client().await else {
+    let Some(d) = Deployment::start(&[]).await? else {
         return Ok(());
     };
-    let prefix = sosw_integration_tests::unique_prefix();
-    let settings = Settings::from_lookup(SCHEDULER_FUNCTION, |name| match name {
-        LAYOUT_VAR => Some("lean".into()),
-        _ => None,
-    })?;
-    let StoreLayout::Lean(lean) = &settings.layout else {
-        return Err("SOSW_LAYOUT=lean must give the lean layout".into());
-    };
-    assert!(lean.claim_receipts(), "receipts are on by default");
-    let options = LeanOptions::with_prefix(&prefix).shards(lean.shards());
-    create_lean_tables(&client, &options).await?;
-    let endpoint =
-        sosw_integration_tests::emulator_endpoint(sosw_integration_tests::DYNAMODB_ENDPOINT_VAR)
-            .ok_or("the endpoint")?;
-    let clients = aws::Clients::new(sdk())
-        .with_dynamodb(client.clone())
-        .with_dynamodb_streams(sosw_integration_tests::dynamodb_streams_client_at(&endpoint).await)
-        .with_layout(settings.layout.clone());
-    let scheduler_config: SchedulerConfig = config(
-        "sosw_scheduler_config",
-        &prefix,
-        json!({"job_schema": {"chunkable_attrs": [["section", {}]]}}),
-    )?;
-    let task_config = scheduler_config.task_config.clone();
-    let scheduler = aws::build_scheduler(&clients, &settings, scheduler_config)?;
-    let sections: Vec<String> = (0..TASKS).map(|i| format!("s{i}")).collect();
-    let job =
-        json!({"job": {"lambda_name": LABOURER, "isolate_sections": true, "sections": sections}});
-    scheduler
-        .run(&job, chrono::Utc::now() + chrono::TimeDelta::minutes(5))
-        .await?;
-    let store = aws::deployment_store(&clients, &task_config)?;
-
-    let assistant_config: WorkerAssistantConfig =
-        config("sosw_worker_assistant_config", &prefix, json!({}))?;
-    let assistant = Arc::new(aws::build_worker_assistant(&clients, assistant_config)?);
+    assert!(
+        d.lean.claim_receipts(),
+        "SOSW_LEAN_CLAIM_RECEIPTS defaults to on"
+    );
+    let assistant = d.assistant(json!({}))?;
     let payloads = Arc::new(Mutex::new(Vec::new()));
     let runner = Arc::new(WorkerRunner::new(
         Sections(payloads.clone()),
@@ -284,24 +293,7 @@ async fn a_worker_s_completions_close_its_tasks_through_their_claim_receipts() -
         }
     });
     let invoker = InProcessInvoker::new().register(LABOURER, worker);
-    let orchestrator_config: OrchestratorConfig =
-        config("sosw_orchestrator_config", &prefix, json!({}))?;
-    let orchestrator = Orchestrator::new(
-        store.clone(),
-        Arc::new(invoker.clone()),
-        Arc::new(FixedMetrics::new()),
-        ConfigFeed::fixed(orchestrator_config),
-        Arc::new(SystemClock),
-    )
-    .with_settings(OrchestratorSettings {
-        mode: RunMode::SinglePass,
-        ..OrchestratorSettings::default()
-    });
-    let run = orchestrator
-        .run(chrono::Utc::now() + chrono::TimeDelta::seconds(60))
-        .await?;
-    assert_eq!(run.invoked(), TASKS as u64);
-    tokio::time::timeout(Duration::from_secs(60), invoker.wait_idle()).await?;
+    d.orchestrate(&invoker).await?;
 
     let events = events.lock().map_err(|_| "poisoned")?.clone();
     assert_eq!(events.len(), TASKS);
@@ -320,8 +312,9 @@ async fn a_worker_s_completions_close_its_tasks_through_their_claim_receipts() -
     // Closed in one move each, before any scavenger run: no claim is left.
     for event in &events {
         let id = TaskId::new(event["task_id"].as_str().ok_or("a task id")?)?;
-        assert!(store.get_task(&id).await?.is_none(), "{id} is not live");
-        let closed = store
+        assert!(d.store.get_task(&id).await?.is_none(), "{id} is not live");
+        let closed = d
+            .store
             .get_closed_task(&id)
             .await?
             .ok_or(format!("{id} closed"))?;
@@ -332,6 +325,6 @@ async fn a_worker_s_completions_close_its_tasks_through_their_claim_receipts() -
             "the receipt is not stored"
         );
     }
-    delete_lean_tables(&client, &options).await?;
+    delete_lean_tables(&d.client, &d.options).await?;
     Ok(())
 }

@@ -12,12 +12,8 @@ use serde_json::json;
 use sosw::aws::dynamodb::lean::{
     LeanOptions, LeanTaskStore, create_lean_tables_without_stream, delete_lean_tables,
 };
-use sosw::clock::SystemClock;
 use sosw::config::{OrchestratorConfig, parse_config};
-use sosw::ecology::FixedMetrics;
-use sosw::essentials::orchestrator::{
-    ConfigFeed, Orchestrator, OrchestratorReport, OrchestratorSettings, RunMode,
-};
+use sosw::essentials::orchestrator::OrchestratorReport;
 use sosw::invoke::inprocess::{InProcessInvoker, handler_fn};
 use sosw::store::{EnqueueMode, TaskClaims, TaskQueue, TaskReport, TaskReports};
 use sosw::task::{Task, TaskId};
@@ -58,17 +54,8 @@ async fn run_once(store: &Arc<Store>, invoker: &Arc<InProcessInvoker>) -> Orches
         json!({"task_config": {"labourers": labourers}}),
     )
     .expect("a valid config");
-    let orchestrator = Orchestrator::new(
-        store.clone(),
-        invoker.clone(),
-        Arc::new(FixedMetrics::new()),
-        ConfigFeed::fixed(config),
-        Arc::new(SystemClock),
-    )
-    .with_settings(OrchestratorSettings {
-        mode: RunMode::SinglePass,
-        ..OrchestratorSettings::default()
-    });
+    let orchestrator =
+        sosw_integration_tests::single_pass_orchestrator(store.clone(), invoker.clone(), config);
     let report = orchestrator
         .run(Utc::now() + TimeDelta::seconds(60))
         .await

@@ -197,10 +197,7 @@ impl AssistantRequest {
         TaskReport {
             stats: self.stats.clone(),
             result: self.result.clone(),
-            invocation: match self.action {
-                AssistantAction::MarkTaskAsCompleted => self.invocation.clone(),
-                _ => None,
-            },
+            invocation: self.invocation.clone(),
         }
     }
 }
@@ -585,7 +582,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_completion_s_event_sent_back_travels_to_the_store_and_nothing_else_does() {
+    fn a_completion_s_event_sent_back_travels_to_the_store() {
         let event = json!({"task_id": "t1", "k": 1, "sosw_claim": {"v": 1}});
         let request = AssistantRequest {
             invocation: Some(event.clone()),
@@ -593,16 +590,7 @@ mod tests {
         };
         let parsed = AssistantRequest::from_event(&request.to_event()).expect("parses");
         assert_eq!(parsed, request, "the event round-trips through the report");
-        assert_eq!(parsed.task_report().invocation, Some(event.clone()));
-        let failure = AssistantRequest {
-            invocation: Some(event),
-            ..AssistantRequest::failed(TaskId::new("t1").expect("id"), true)
-        };
-        assert_eq!(
-            failure.task_report().invocation,
-            None,
-            "only a completion uses it"
-        );
+        assert_eq!(parsed.task_report().invocation, Some(event));
         let err = AssistantRequest::from_event(&json!({
             "action": "mark_task_as_completed", "task_id": "t1", "invocation": "x"
         }))

@@ -152,8 +152,29 @@ struct LeanInner {
     fair: fair::FairState,
 }
 
-/// At most this many queued items are remembered for claims.
+/// At most this many queued items are remembered for claims (and as many claim counters and
+/// receipts): past it, what is remembered is forgotten at once, which only costs reads.
 const SEEN_QUEUED_MAX: usize = 100_000;
+
+/// Remembers `value` for `task_id` in one of the process's memories of what it has just read or
+/// written, forgetting everything first when it is full.
+fn keep<V>(memory: &Mutex<HashMap<String, V>>, task_id: &str, value: V) {
+    let mut memory = memory
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if memory.len() >= SEEN_QUEUED_MAX {
+        memory.clear();
+    }
+    memory.insert(task_id.to_owned(), value);
+}
+
+/// What one of those memories holds for `task_id`, forgotten as it is returned.
+fn take<V>(memory: &Mutex<HashMap<String, V>>, task_id: &str) -> Option<V> {
+    memory
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(task_id)
+}
 
 /// An item of the lean table decoded: the task, its move counter and its key.
 #[derive(Debug, Clone)]
@@ -315,34 +336,18 @@ impl LeanTaskStore {
 
     /// The queued item of `task_id` this process read last, forgotten as it is returned.
     pub(crate) fn recall_queued(&self, task_id: &TaskId) -> Option<Found> {
-        self.inner
-            .seen_queued
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(task_id.as_str())
+        take(&self.inner.seen_queued, task_id.as_str())
     }
 
     /// Remembers the move counter of a claim item just written.
     pub(crate) fn remember_claim(&self, task_id: &str, rev: i64) {
-        let mut seen = self
-            .inner
-            .seen_claims
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.len() >= SEEN_QUEUED_MAX {
-            seen.clear();
-        }
-        seen.insert(task_id.to_owned(), rev);
+        keep(&self.inner.seen_claims, task_id, rev);
     }
 
     /// The move counter of the claim item of `task_id` this process wrote last, forgotten as it is
     /// returned.
     pub(crate) fn recall_claim(&self, task_id: &str) -> Option<i64> {
-        self.inner
-            .seen_claims
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(task_id)
+        take(&self.inner.seen_claims, task_id)
     }
 
     /// Keeps the receipt of a claim just made (`claimed` as written, with move counter `rev`) for the
@@ -352,27 +357,14 @@ impl LeanTaskStore {
         if !(options.claim_receipts && options.close_on_completion) {
             return;
         }
-        let Some(receipt) = sosw_core::task::receipt::issue(claimed, rev) else {
-            return;
-        };
-        let mut receipts = self
-            .inner
-            .receipts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if receipts.len() >= SEEN_QUEUED_MAX {
-            receipts.clear();
+        if let Some(receipt) = sosw_core::task::receipt::issue(claimed, rev) {
+            keep(&self.inner.receipts, claimed.task_id.as_str(), receipt);
         }
-        receipts.insert(claimed.task_id.as_str().to_owned(), receipt);
     }
 
     /// The receipt of the claim of `task_id` this process made last, forgotten as it is returned.
     pub(crate) fn take_receipt(&self, task_id: &TaskId) -> Option<serde_json::Value> {
-        self.inner
-            .receipts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(task_id.as_str())
+        take(&self.inner.receipts, task_id.as_str())
     }
 
     /// Every labourer that ever had a task in this table.
