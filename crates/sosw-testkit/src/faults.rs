@@ -314,6 +314,17 @@ impl<S: TaskArchive> TaskArchive for FaultyStore<S> {
         self.enter("list_expired")?;
         self.inner.list_expired(labourer_id, markers, limit).await
     }
+    fn lists_closable_together(&self) -> bool {
+        self.inner.lists_closable_together()
+    }
+    async fn list_closable_many(
+        &self,
+        labourers: &[(String, Markers)],
+        limit: usize,
+    ) -> Result<std::collections::HashMap<String, sosw_core::store::Closable>> {
+        self.enter("list_closable_many")?;
+        self.inner.list_closable_many(labourers, limit).await
+    }
     async fn archive(
         &self,
         task: &Task,

@@ -98,6 +98,9 @@ impl<S: TaskClaims, G: Send + Sync> TaskClaims for Guarded<S, G> {
     ) -> Result<std::collections::HashMap<String, u64>> {
         self.store.count_running_many(labourers).await
     }
+    fn claim_receipt(&self, task_id: &TaskId) -> Option<serde_json::Value> {
+        self.store.claim_receipt(task_id)
+    }
 }
 
 #[async_trait]
@@ -109,6 +112,14 @@ impl<S: TaskReports, G: Send + Sync> TaskReports for Guarded<S, G> {
         now: i64,
     ) -> Result<ReportOutcome> {
         self.store.complete(task_id, report, now).await
+    }
+    async fn complete_and_close(
+        &self,
+        task_id: &TaskId,
+        report: &TaskReport,
+        now: i64,
+    ) -> Result<(ReportOutcome, Option<MoveOutcome>)> {
+        self.store.complete_and_close(task_id, report, now).await
     }
     async fn record_failure(
         &self,
@@ -132,6 +143,16 @@ impl<S: TaskArchive, G: Send + Sync> TaskArchive for Guarded<S, G> {
         limit: usize,
     ) -> Result<Vec<Task>> {
         self.store.list_expired(labourer_id, markers, limit).await
+    }
+    fn lists_closable_together(&self) -> bool {
+        self.store.lists_closable_together()
+    }
+    async fn list_closable_many(
+        &self,
+        labourers: &[(String, Markers)],
+        limit: usize,
+    ) -> Result<std::collections::HashMap<String, sosw_core::store::Closable>> {
+        self.store.list_closable_many(labourers, limit).await
     }
     async fn archive(
         &self,

@@ -85,6 +85,7 @@ macro_rules! task_store_conformance {
             record_failure_counts_failures,
             list_expired_returns_exactly_the_expired_tasks,
             list_completed_returns_only_completed_tasks,
+            list_closable_many_matches_the_single_listings,
             archive_moves_tasks_to_the_closed_table,
             archive_conflicts_on_stale_copies_and_repeats,
             concurrent_archivers_move_a_completed_task_once,

@@ -24,7 +24,7 @@
 //! A labourer whose store calls fail is reported and the others still run; the alerts queued so far are
 //! sent at the end of the run either way.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ use crate::notify::jobs;
 use crate::processor::{Invocation, Processor};
 use crate::store::{ClosedStatus, JobCounts, MoveOutcome, OutcomeCounts};
 use crate::task::fate::Ending;
-use crate::task::{Labourer, Markers};
+use crate::task::{Labourer, Markers, Task};
 
 /// The function name (and config document prefix) of the scavenger.
 pub const FUNCTION_NAME: &str = "sosw_scavenger";
@@ -132,6 +132,13 @@ pub struct Scavenger {
     config: ScavengerConfig,
     closer: Closer,
 }
+/// A labourer's first pages of completed and of expired tasks, when they were listed together with
+/// every labourer's at the start of the run (`None`: the labourer lists its own).
+#[derive(Debug, Default)]
+struct FirstPages {
+    completed: Option<Vec<Task>>,
+    expired: Option<Vec<Task>>,
+}
 
 /// The state of one run, shared by the per-labourer steps.
 struct Run {
@@ -171,9 +178,12 @@ impl Scavenger {
             now: run.now,
             ..ScavengerReport::default()
         };
-        for labourer in self.config.task_config.labourers_resolved() {
+        let labourers = self.config.task_config.labourers_resolved();
+        let mut listed = self.list_closable_together(&labourers, run.now).await;
+        for labourer in labourers {
             let mut counts = LabourerReport::default();
-            if let Err(err) = self.scavenge(&labourer, &mut run, &mut counts).await {
+            let first = listed.remove(&labourer.id).unwrap_or_default();
+            if let Err(err) = self.scavenge(&labourer, &mut run, &mut counts, first).await {
                 tracing::error!(labourer = %labourer.id, error = %err, "scavenging stopped");
                 report.failures.push(LabourerFailure {
                     labourer_id: labourer.id.clone(),
@@ -263,14 +273,52 @@ impl Scavenger {
         Ok(())
     }
 
+    /// With a store that lists every labourer's closable tasks more cheaply at once (the lean
+    /// DynamoDB layout, whose labourers share the claim shards): each labourer's first pages, read
+    /// together. Empty otherwise, or when the read fails (each labourer then reads its own, and
+    /// reports its own error).
+    async fn list_closable_together(
+        &self,
+        labourers: &[Labourer],
+        now: i64,
+    ) -> HashMap<String, FirstPages> {
+        let tasks = self.closer.tasks();
+        if !tasks.lists_closable_together() || labourers.is_empty() {
+            return HashMap::new();
+        }
+        let asked: Vec<(String, Markers)> = labourers
+            .iter()
+            .map(|l| (l.id.clone(), Markers::for_labourer(now, l)))
+            .collect();
+        match tasks.get_closable_tasks(&asked, PAGE_SIZE).await {
+            Ok(lists) => lists
+                .into_iter()
+                .map(|(id, closable)| {
+                    let first = FirstPages {
+                        completed: Some(closable.completed),
+                        expired: Some(closable.expired),
+                    };
+                    (id, first)
+                })
+                .collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "closable tasks not listed together; each labourer lists its own");
+                HashMap::new()
+            }
+        }
+    }
+
     async fn scavenge(
         &self,
         labourer: &Labourer,
         run: &mut Run,
         counts: &mut LabourerReport,
+        first: FirstPages,
     ) -> Result<()> {
-        self.archive_completed(labourer, run.now, counts).await?;
-        self.handle_expired(labourer, run, counts).await?;
+        self.archive_completed(labourer, run.now, counts, first.completed)
+            .await?;
+        self.handle_expired(labourer, run, counts, first.expired)
+            .await?;
         let limit = usize::try_from(self.config.retry_tasks_limit).unwrap_or(usize::MAX);
         let moved = self
             .closer
@@ -286,13 +334,18 @@ impl Scavenger {
         labourer: &Labourer,
         now: i64,
         counts: &mut LabourerReport,
+        mut first: Option<Vec<Task>>,
     ) -> Result<()> {
         loop {
-            let page = self
-                .closer
-                .tasks()
-                .get_completed_tasks_for_labourer(&labourer.id, now, PAGE_SIZE)
-                .await?;
+            let page = match first.take() {
+                Some(page) => page,
+                None => {
+                    self.closer
+                        .tasks()
+                        .get_completed_tasks_for_labourer(&labourer.id, now, PAGE_SIZE)
+                        .await?
+                }
+            };
             let mut moved = 0;
             for task in &page {
                 match self
@@ -318,11 +371,12 @@ impl Scavenger {
         labourer: &Labourer,
         run: &mut Run,
         counts: &mut LabourerReport,
+        first: Option<Vec<Task>>,
     ) -> Result<()> {
         let markers = Markers::for_labourer(run.now, labourer);
         let mut expired = 0;
         let result = self
-            .close_expired(labourer, &markers, run, counts, &mut expired)
+            .close_expired(labourer, &markers, run, counts, &mut expired, first)
             .await;
         if expired > 0 && labourer.adaptive().is_some() {
             let outcomes = OutcomeCounts {
@@ -350,13 +404,18 @@ impl Scavenger {
         run: &mut Run,
         counts: &mut LabourerReport,
         expired: &mut u64,
+        mut first: Option<Vec<Task>>,
     ) -> Result<()> {
         loop {
-            let page = self
-                .closer
-                .tasks()
-                .get_expired_tasks_for_labourer(&labourer.id, markers, PAGE_SIZE)
-                .await?;
+            let page = match first.take() {
+                Some(page) => page,
+                None => {
+                    self.closer
+                        .tasks()
+                        .get_expired_tasks_for_labourer(&labourer.id, markers, PAGE_SIZE)
+                        .await?
+                }
+            };
             let mut moved = 0;
             for task in &page {
                 let (closed, job_finished) = self

@@ -325,6 +325,35 @@ pub trait TaskArchive: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Task>>;
 
+    /// Whether [`TaskArchive::list_closable_many`] costs less than a
+    /// [`TaskArchive::list_completed`] and a [`TaskArchive::list_expired`] per labourer (the store
+    /// reads the claimed tasks of every labourer at once). The scavenger then lists every labourer's
+    /// first pages at the start of its run. `false` unless a store says so.
+    fn lists_closable_together(&self) -> bool {
+        false
+    }
+
+    /// The first [`TaskArchive::list_completed`] and [`TaskArchive::list_expired`] pages (at most
+    /// `limit` each) of each of `labourers` (id and markers; `markers.start` is now), by id. Provided:
+    /// one of each per labourer.
+    async fn list_closable_many(
+        &self,
+        labourers: &[(String, Markers)],
+        limit: usize,
+    ) -> Result<HashMap<String, Closable>> {
+        let mut lists = HashMap::with_capacity(labourers.len());
+        for (labourer_id, markers) in labourers {
+            let closable = Closable {
+                completed: self
+                    .list_completed(labourer_id, markers.start, limit)
+                    .await?,
+                expired: self.list_expired(labourer_id, markers, limit).await?,
+            };
+            lists.insert(labourer_id.clone(), closable);
+        }
+        Ok(lists)
+    }
+
     /// Moves `task` (as read from the live table) to the closed table atomically, adding `closed_at` and
     /// `labourer_id_task_status`, on the condition that the live row is unchanged (same greenfield and
     /// completion mark). The closed row's payload is JSON text.
@@ -352,6 +381,15 @@ pub trait TaskArchive: Send + Sync {
     /// [`restore_dead_payload`] gives (sosw 0.7's Python repr read back into an object); a payload it
     /// refuses is an error and nothing moves.
     async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome>;
+}
+
+/// A labourer's live tasks a scavenger run closes ([`TaskArchive::list_closable_many`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Closable {
+    /// Completed, to archive ([`TaskArchive::list_completed`]).
+    pub completed: Vec<Task>,
+    /// Expired, to retry or close as dead ([`TaskArchive::list_expired`]).
+    pub expired: Vec<Task>,
 }
 
 /// The retry table's operations.

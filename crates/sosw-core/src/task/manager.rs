@@ -341,6 +341,22 @@ impl<S: TaskArchive + ?Sized> TaskManager<S> {
         self.store.list_completed(labourer_id, now, limit).await
     }
 
+    /// Whether the store lists the closable tasks of several labourers more cheaply together
+    /// ([`crate::store::TaskArchive::lists_closable_together`]).
+    pub fn lists_closable_together(&self) -> bool {
+        self.store.lists_closable_together()
+    }
+
+    /// The first pages of completed and of expired tasks of each of `labourers`, by id, in one go
+    /// where the store can ([`crate::store::TaskArchive::list_closable_many`]).
+    pub async fn get_closable_tasks(
+        &self,
+        labourers: &[(String, Markers)],
+        limit: usize,
+    ) -> Result<std::collections::HashMap<String, crate::store::Closable>> {
+        self.store.list_closable_many(labourers, limit).await
+    }
+
     /// Expired live tasks of `labourer_id` at `markers` (invoked, not completed, past duration +
     /// cooldown), at most `limit`.
     pub async fn get_expired_tasks_for_labourer(

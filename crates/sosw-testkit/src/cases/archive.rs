@@ -104,6 +104,89 @@ pub async fn list_completed_returns_only_completed_tasks<S: TaskStore + 'static>
     assert_eq!(limited.len(), 1, "list_completed respects limit");
 }
 
+/// `list_closable_many` gives every labourer the first pages `list_completed` and `list_expired`
+/// give it (each with its own markers), whether the store lists them together or one by one: the
+/// scavenger takes its run's first pages from it where the store says it is cheaper. A task queued
+/// with a greenfield inside the expired window (as a clock ahead puts one back) is expired on every
+/// store.
+pub async fn list_closable_many_matches_the_single_listings<S: TaskStore + 'static>(store: Arc<S>) {
+    let s = Scope::new("closable-many");
+    let other = s.other();
+    let idle = format!("{}_idle", s.labourer);
+    let markers = Markers::new(NOW, WINDOW);
+    let window = WINDOW as i64;
+    let mut tasks = s.queued(6);
+    tasks.push(s.task_of(&other, 6, 2000));
+    tasks.push(s.task_of(&other, 7, 2001));
+    let mut ahead = s.task_of(&s.labourer, 8, 2002);
+    ahead.greenfield = markers.start + 10;
+    tasks.push(ahead.clone());
+    put(&*store, &tasks).await;
+    for (id, at) in [
+        (s.id(0), NOW),        // running
+        (s.id(1), NOW - 5000), // expired
+        (s.id(2), NOW - 100),  // completed below
+        (s.id(3), NOW - 90),   // completed below
+        (tasks[6].task_id.clone(), NOW - 100),
+        (tasks[7].task_id.clone(), NOW - window - 10), // expired at NOW, not at its markers
+    ] {
+        claim(&*store, &id, at).await;
+    }
+    for id in [s.id(2), s.id(3), tasks[6].task_id.clone()] {
+        complete(&*store, &id, NOW - 50).await;
+    }
+    let asked = vec![
+        (s.labourer.clone(), markers),
+        (other.clone(), Markers::new(NOW - 4000, WINDOW)),
+        (idle.clone(), markers),
+    ];
+    for limit in [100, 1] {
+        let many = store
+            .list_closable_many(&asked, limit)
+            .await
+            .expect("list_closable_many succeeds");
+        assert_eq!(many.len(), 3, "one listing per labourer asked: {many:?}");
+        for (labourer, m) in &asked {
+            let completed = store
+                .list_completed(labourer, m.start, limit)
+                .await
+                .expect("list_completed succeeds");
+            let expired = store
+                .list_expired(labourer, m, limit)
+                .await
+                .expect("list_expired succeeds");
+            let listed = &many[labourer];
+            assert_eq!(
+                (sorted_ids(&listed.completed), sorted_ids(&listed.expired)),
+                (sorted_ids(&completed), sorted_ids(&expired)),
+                "`{labourer}`, limit {limit}: list_closable_many and the single listings agree"
+            );
+        }
+    }
+    let many = store
+        .list_closable_many(&asked, 100)
+        .await
+        .expect("list_closable_many succeeds");
+    let mine = &many[&s.labourer];
+    assert_eq!(sorted_ids(&mine.completed), [s.id(2), s.id(3)], "completed");
+    assert_eq!(
+        sorted_ids(&mine.expired),
+        sorted_ids(&[live(&*store, &s.id(1)).await, ahead]),
+        "expired: the claim past its window and the task queued inside it"
+    );
+    let theirs = &many[&other];
+    assert_eq!(
+        (theirs.completed.len(), theirs.expired.len()),
+        (1, 0),
+        "the other labourer at its earlier markers: one completed, none expired yet"
+    );
+    assert_eq!(
+        many[&idle],
+        Default::default(),
+        "an idle labourer has nothing"
+    );
+}
+
 /// `archive` moves a task to the closed table with `closed_at`, `labourer_id_task_status` =
 /// `<labourer>_1` (completed) or `<labourer>_0` (dead), its payload intact as JSON and its stats; the
 /// live row is gone.

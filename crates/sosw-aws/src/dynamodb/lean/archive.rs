@@ -2,6 +2,8 @@
 //! (`lrev + 1`, refused if a later item is there) and deletes its source second, on the condition that
 //! the source is unchanged since it was read; a refused delete takes the destination back.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
@@ -12,15 +14,17 @@ use super::claims::FINISH_AFTER_SECS;
 use super::{EXPIRES, Found, LeanTaskStore, Read, Written};
 use sosw_core::error::Result;
 use sosw_core::store::{
-    CLOSED_STATUS_ATTRIBUTE, ClosedStatus, MoveOutcome, TaskArchive, TaskCancel, TaskRetries,
-    cancelled_row, fresh_from_dead, restore_dead_payload,
+    CLOSED_STATUS_ATTRIBUTE, Closable, ClosedStatus, MoveOutcome, TaskArchive, TaskCancel,
+    TaskRetries, cancelled_row, fresh_from_dead, restore_dead_payload,
 };
 use sosw_core::store::{ReportOutcome, TaskReport};
 use sosw_core::task::{Markers, Task, TaskId, receipt};
 
 type Condition = (String, Vec<(&'static str, AttributeValue)>);
 
-/// The source condition of a live item: the greenfield and completion mark it was read with.
+/// The source condition of a live item: the greenfield and completion mark it was read with. A
+/// queued item holds its greenfield only in its key, which the write names: it has no `greenfield`
+/// attribute to compare.
 fn unchanged(task: &Task) -> Condition {
     let mut values = vec![(":gf", n(task.greenfield))];
     let completion = match task.completed_at {
@@ -30,7 +34,10 @@ fn unchanged(task: &Task) -> Condition {
         }
         None => "attribute_not_exists(#done)",
     };
-    (format!("#gf = :gf AND {completion}"), values)
+    (
+        format!("(#gf = :gf OR attribute_not_exists(#gf)) AND {completion}"),
+        values,
+    )
 }
 
 fn same_state(found: &Task, task: &Task) -> bool {
@@ -212,6 +219,56 @@ fn closed_expiry(closed_at: i64, now: i64, ttl: i64) -> i64 {
     closed_at.max(now).saturating_add(ttl)
 }
 
+/// The completed claims of `labourer` among `claims`, oldest greenfield first, at most `limit`.
+fn completed_of(claims: &[Found], labourer: &str, limit: usize) -> Vec<Task> {
+    let mut found: Vec<&Found> = claims
+        .iter()
+        .filter(|f| f.task.labourer_id == labourer && f.task.completed_at.is_some())
+        .collect();
+    found.sort_by_key(|f| f.task.greenfield);
+    found
+        .into_iter()
+        .take(limit)
+        .map(|f| f.task.clone())
+        .collect()
+}
+
+impl LeanTaskStore {
+    /// The expired tasks of `labourer` at `markers`: its claims among `claims` and its queued items
+    /// (put back by a clock ahead) with a greenfield from `start` to `expired`, not completed, oldest
+    /// greenfield first, at most `limit`.
+    async fn expired_with_queued(
+        &self,
+        claims: &[Found],
+        labourer: &str,
+        markers: &Markers,
+        limit: usize,
+    ) -> Result<Vec<Task>> {
+        let mut found = self
+            .queue_range(
+                "list expired",
+                labourer,
+                markers.start,
+                markers.expired,
+                limit,
+                false,
+            )
+            .await?;
+        found.extend(
+            claims
+                .iter()
+                .filter(|f| {
+                    f.task.labourer_id == labourer
+                        && (markers.start..=markers.expired).contains(&f.task.greenfield)
+                        && f.task.completed_at.is_none()
+                })
+                .cloned(),
+        );
+        found.sort_by_key(|f| f.task.greenfield);
+        Ok(found.into_iter().take(limit).map(|f| f.task).collect())
+    }
+}
+
 #[async_trait]
 impl TaskArchive for LeanTaskStore {
     async fn list_completed(
@@ -220,7 +277,7 @@ impl TaskArchive for LeanTaskStore {
         _now: i64,
         limit: usize,
     ) -> Result<Vec<Task>> {
-        let mut found = self
+        let claims = self
             .claimed(
                 "list completed",
                 labourer_id,
@@ -228,8 +285,7 @@ impl TaskArchive for LeanTaskStore {
                 vec![],
             )
             .await?;
-        found.sort_by_key(|f| f.task.greenfield);
-        Ok(found.into_iter().take(limit).map(|f| f.task).collect())
+        Ok(completed_of(&claims, labourer_id, limit))
     }
 
     async fn list_expired(
@@ -241,18 +297,8 @@ impl TaskArchive for LeanTaskStore {
         if markers.expired < markers.start {
             return Ok(Vec::new());
         }
-        let mut found = self
-            .queue_range(
-                "list expired",
-                labourer_id,
-                markers.start,
-                markers.expired,
-                limit,
-                false,
-            )
-            .await?;
-        found.extend(
-            self.claimed(
+        let claims = self
+            .claimed(
                 "list expired",
                 labourer_id,
                 "labourer_id = :lab AND greenfield BETWEEN :start AND :expired AND attribute_not_exists(completed_at)",
@@ -261,10 +307,51 @@ impl TaskArchive for LeanTaskStore {
                     (":expired", n(markers.expired)),
                 ],
             )
-            .await?,
-        );
-        found.sort_by_key(|f| f.task.greenfield);
-        Ok(found.into_iter().take(limit).map(|f| f.task).collect())
+            .await?;
+        self.expired_with_queued(&claims, labourer_id, markers, limit)
+            .await
+    }
+
+    /// Claims of every labourer share the claim shards: one read of them serves the scavenger's
+    /// completed and expired lists of every labourer.
+    fn lists_closable_together(&self) -> bool {
+        true
+    }
+
+    async fn list_closable_many(
+        &self,
+        labourers: &[(String, Markers)],
+        limit: usize,
+    ) -> Result<HashMap<String, Closable>> {
+        let claims = self
+            .claims_passing(
+                "list closable",
+                "attribute_exists(completed_at) OR greenfield <= :latest",
+                vec![(
+                    ":latest",
+                    n(labourers
+                        .iter()
+                        .map(|(_, m)| m.expired)
+                        .max()
+                        .unwrap_or(i64::MIN)),
+                )],
+            )
+            .await?;
+        let mut lists = HashMap::with_capacity(labourers.len());
+        for (labourer_id, markers) in labourers {
+            let expired = if markers.expired < markers.start {
+                Vec::new()
+            } else {
+                self.expired_with_queued(&claims, labourer_id, markers, limit)
+                    .await?
+            };
+            let closable = Closable {
+                completed: completed_of(&claims, labourer_id, limit),
+                expired,
+            };
+            lists.insert(labourer_id.clone(), closable);
+        }
+        Ok(lists)
     }
 
     async fn archive(

@@ -68,22 +68,16 @@ impl LeanTaskStore {
     /// The queued items of `labourer` that occupy a slot at `markers` (greenfield after
     /// `markers.expired`: put back by a clock ahead), counted with its claims as running.
     async fn queued_running(&self, labourer: &str, markers: &Markers) -> Result<u64> {
-        let pks = self.round_queue_pks(labourer).await?;
+        let low = markers.expired.saturating_add(1);
+        let pks = self.round_queue_pks_from(labourer, low).await?;
         let queued = self
-            .range_of(
-                "count running",
-                pks,
-                markers.expired.saturating_add(1),
-                i64::MAX,
-                usize::MAX,
-                false,
-            )
+            .range_of("count running", pks, low, i64::MAX, usize::MAX, false)
             .await?;
         Ok(queued.len() as u64)
     }
 
     /// The claim items of every labourer (every shard) that pass `filter` with `values`.
-    async fn claims_passing(
+    pub(crate) async fn claims_passing(
         &self,
         operation: &'static str,
         filter: &'static str,

@@ -59,9 +59,37 @@ pub(crate) struct FairState {
     paths: Mutex<HashMap<String, (Instant, Option<FairnessKey>)>>,
     /// Registry items (labourer, sort key) written, and when.
     registered: Mutex<HashMap<(String, String), Instant>>,
-    /// Each labourer's registered keys as last read for an orchestrator round, and when.
-    round_keys: Mutex<HashMap<String, (Instant, Vec<KeyPartition>)>>,
+    /// Each labourer's registry as last read for an orchestrator round, and when.
+    round_keys: Mutex<HashMap<String, (Instant, Registry)>>,
+    /// The highest greenfield each labourer's "ahead" mark was written with by this process.
+    ahead: Mutex<HashMap<String, i64>>,
 }
+
+/// A labourer's registry partition (`k#<labourer>`) as read: its fairness keys and its "ahead" mark.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Registry {
+    parts: Vec<KeyPartition>,
+    /// The highest greenfield at or above [`AHEAD_FLOOR`] a queued item of the labourer was ever
+    /// written with (`None`: never).
+    ahead: Option<i64>,
+}
+
+impl Registry {
+    /// Whether a queued item of the labourer can have a greenfield of `low` or more: always below
+    /// [`AHEAD_FLOOR`]; at or above it, only if the mark says so.
+    fn may_hold_from(&self, low: i64) -> bool {
+        low < AHEAD_FLOOR || self.ahead.is_some_and(|ahead| ahead >= low)
+    }
+}
+
+/// The sort key of a labourer's "ahead" mark in its registry partition. It has no `path` or `fkey`,
+/// so it is never taken for a key.
+const AHEAD_SK: &str = "~ahead";
+/// Queued greenfields from this one up (2001-09-09 as a Unix time) are marked: a queue's own numbers
+/// (1,000 apart from 1,000, sosw 0.7's) reach it only with a million tasks queued at once, and every
+/// clock that reads the queue is past it. Reads of a range above it (the queued items that count as
+/// running, or as expired) are skipped when the mark shows none can be there.
+pub(crate) const AHEAD_FLOOR: i64 = 1_000_000_000;
 
 /// How long an orchestrator round's walks reuse a labourer's key registry as read: one read serves
 /// the round's running count and its queue head. A key registered since is missed for at most this
@@ -224,28 +252,61 @@ impl LeanTaskStore {
 
     /// Every registered key of `labourer` (one consistent query).
     async fn key_partitions(&self, labourer: &str) -> Result<Vec<KeyPartition>> {
-        self.read_key_partitions(labourer, true).await
+        Ok(self.read_registry(labourer, true).await?.parts)
     }
 
-    /// The registered keys of `labourer` for an orchestrator round's walks (the running count and the
+    /// The registry of `labourer` for an orchestrator round's walks (the running count and the
     /// queue head): read eventually consistent and reused for [`ROUND_KEYS_AGE`].
-    async fn round_key_partitions(&self, labourer: &str) -> Result<Vec<KeyPartition>> {
-        if let Some((at, parts)) = lock(&self.inner.fair.round_keys).get(labourer)
+    async fn round_registry(&self, labourer: &str) -> Result<Registry> {
+        if let Some((at, registry)) = lock(&self.inner.fair.round_keys).get(labourer)
             && at.elapsed() < ROUND_KEYS_AGE
         {
-            return Ok(parts.clone());
+            return Ok(registry.clone());
         }
-        let parts = self.read_key_partitions(labourer, false).await?;
+        let registry = self.read_registry(labourer, false).await?;
         lock(&self.inner.fair.round_keys)
-            .insert(labourer.to_owned(), (Instant::now(), parts.clone()));
-        Ok(parts)
+            .insert(labourer.to_owned(), (Instant::now(), registry.clone()));
+        Ok(registry)
     }
 
-    async fn read_key_partitions(
-        &self,
-        labourer: &str,
-        consistent: bool,
-    ) -> Result<Vec<KeyPartition>> {
+    /// Marks that a queued item of `labourer` is written with greenfield `greenfield` (at or above
+    /// [`AHEAD_FLOOR`]), before it is written: the mark only grows (a conditional update), and this
+    /// process writes it once per higher greenfield.
+    async fn mark_ahead(&self, labourer: &str, greenfield: i64) -> Result<()> {
+        if lock(&self.inner.fair.ahead)
+            .get(labourer)
+            .is_some_and(|marked| *marked >= greenfield)
+        {
+            return Ok(());
+        }
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key("pk", s(registry_pk(labourer)))
+            .key("sk", s(AHEAD_SK))
+            .update_expression("SET ahead = :g")
+            .condition_expression("attribute_not_exists(ahead) OR ahead < :g")
+            .expression_attribute_values(":g", n(greenfield))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error().is_some_and(
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
+                ) => {}
+            Err(e) => return Err(sdk_error("mark queued greenfields ahead", self.table(), e)),
+        }
+        lock(&self.inner.fair.ahead).insert(labourer.to_owned(), greenfield);
+        // This process's own rounds see its mark at once.
+        if let Some((_, registry)) = lock(&self.inner.fair.round_keys).get_mut(labourer) {
+            registry.ahead = registry.ahead.max(Some(greenfield));
+        }
+        Ok(())
+    }
+
+    async fn read_registry(&self, labourer: &str, consistent: bool) -> Result<Registry> {
         let mut spec = QuerySpec::new(
             "list fairness keys",
             self.table(),
@@ -257,7 +318,13 @@ impl LeanTaskStore {
             spec = spec.consistent();
         }
         let items = query::collect(self.client(), &spec, usize::MAX).await?;
-        Ok(items
+        let ahead = items
+            .iter()
+            .find(|i| attr_s(i, "sk").as_deref() == Some(AHEAD_SK))
+            .and_then(|i| i.get("ahead"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok());
+        let parts = items
             .into_iter()
             .filter_map(|i| {
                 let (path, key, sk) = (attr_s(&i, "path")?, attr_s(&i, "fkey")?, attr_s(&i, "sk")?);
@@ -274,7 +341,8 @@ impl LeanTaskStore {
                     touched_at,
                 })
             })
-            .collect())
+            .collect();
+        Ok(Registry { parts, ahead })
     }
 
     /// The key of the queued item `task` is written to now: under its fairness key's partition if
@@ -314,6 +382,14 @@ impl LeanTaskStore {
                 self.register_key(labourer, path, &fkey).await
             })
             .await?;
+        let mut ahead: HashMap<&str, i64> = HashMap::new();
+        for t in tasks.iter().filter(|t| t.greenfield >= AHEAD_FLOOR) {
+            let high = ahead.entry(t.labourer_id.as_str()).or_insert(t.greenfield);
+            *high = (*high).max(t.greenfield);
+        }
+        for (labourer, greenfield) in ahead {
+            self.mark_ahead(labourer, greenfield).await?;
+        }
         Ok(keys)
     }
 
@@ -363,10 +439,14 @@ impl LeanTaskStore {
         ))
     }
 
-    /// The queue partitions of `labourer` (all shards): the plain ones, then every registered key's.
-    pub(crate) async fn queue_pks(&self, labourer: &str) -> Result<Vec<String>> {
-        let parts = self.key_partitions(labourer).await?;
-        Ok(self.pks_of(labourer, &parts))
+    /// Every shard of the plain queue partitions of `labourer` and of every registered key's, for a read of greenfields from `low` up: none when the registry's
+    /// mark shows no queued item of `labourer` can be there.
+    pub(crate) async fn queue_pks_from(&self, labourer: &str, low: i64) -> Result<Vec<String>> {
+        let registry = self.read_registry(labourer, true).await?;
+        if !registry.may_hold_from(low) {
+            return Ok(Vec::new());
+        }
+        Ok(self.pks_of(labourer, &registry.parts))
     }
 
     /// Every shard of the plain queue partitions of `labourer`, then of each of `parts`.
@@ -378,11 +458,25 @@ impl LeanTaskStore {
         plain.chain(keyed).collect()
     }
 
-    /// [`LeanTaskStore::queue_pks`] for an orchestrator round's walks (the registry as read for the
+    /// The queue partitions of `labourer` (all shards) for an orchestrator round's walks (the registry as read for the
     /// round; see [`ROUND_KEYS_AGE`]).
     pub(crate) async fn round_queue_pks(&self, labourer: &str) -> Result<Vec<String>> {
-        let parts = self.round_key_partitions(labourer).await?;
-        Ok(self.pks_of(labourer, &parts))
+        let registry = self.round_registry(labourer).await?;
+        Ok(self.pks_of(labourer, &registry.parts))
+    }
+
+    /// [`LeanTaskStore::round_queue_pks`] for a read of greenfields from `low` up: none when the
+    /// registry's mark shows no queued item of `labourer` can be there.
+    pub(crate) async fn round_queue_pks_from(
+        &self,
+        labourer: &str,
+        low: i64,
+    ) -> Result<Vec<String>> {
+        let registry = self.round_registry(labourer).await?;
+        if !registry.may_hold_from(low) {
+            return Ok(Vec::new());
+        }
+        Ok(self.pks_of(labourer, &registry.parts))
     }
 
     /// The queue partitions of `labourer` that shard `shard` of a task id can be in.

@@ -592,6 +592,13 @@ impl LeanTaskStore {
     /// `task` as an item under `key` with move counter `rev`.
     pub(crate) fn item(&self, task: &Task, key: &Item, rev: i64) -> Result<Item> {
         let mut item = task_to_item(task, self.table())?;
+        if is_queued_key(key) {
+            // A queued item's sort key holds its greenfield and task id (`<greenfield>#<task_id>`):
+            // written once, they are read back from the key (`decode`). The queue is what a round
+            // reads item by item, so its items carry nothing twice.
+            item.remove(TASK_ID);
+            item.remove(GREENFIELD);
+        }
         item.extend(key.clone());
         item.insert(REV.to_owned(), n(rev));
         Ok(item)
@@ -661,14 +668,22 @@ impl LeanTaskStore {
                 operation: "find queued task",
                 pk,
                 range: None,
-                filter: Some("task_id = :id"),
-                values: vec![(":id", s(task_id.as_str()))],
+                // The id is in the sort key, which a filter may not name: the shard is read
+                // whole (a filter would not lower the read units anyway).
+                filter: None,
+                values: vec![],
                 limit: usize::MAX,
                 descending: false,
                 consistent: true,
             })
             .collect();
-        Ok(self.read_all(reads).await?.into_iter().flatten().collect())
+        Ok(self
+            .read_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .filter(|f| f.task.task_id == *task_id)
+            .collect())
     }
 
     /// The live item of `task_id`: its claim item if there is one (one read by key), else its queued
@@ -740,10 +755,41 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Decodes a lean item: the key, the move counter and the TTL are not part of the task.
+/// The task id attribute of sosw 0.7's row.
+const TASK_ID: &str = "task_id";
+/// The greenfield attribute of sosw 0.7's row.
+const GREENFIELD: &str = "greenfield";
+
+/// Whether `key` is a queued item's (plain or under a fairness key): `pk` `q#...`.
+fn is_queued_key(key: &Item) -> bool {
+    matches!(key.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with("q#"))
+}
+
+/// The greenfield [`order`] wrote as `key`, if it is one.
+fn unorder(key: &str) -> Option<i64> {
+    if key.len() != 20 {
+        return None;
+    }
+    let shifted: u128 = key.parse().ok()?;
+    i64::try_from(i128::try_from(shifted).ok()? + i128::from(i64::MIN)).ok()
+}
+
+/// Decodes a lean item: the key, the move counter and the TTL are not part of the task. A queued
+/// item's task id and greenfield come from its sort key when the item does not carry them (written
+/// by this build: see [`LeanTaskStore::item`]); one written with them (by an earlier build) decodes
+/// as it is.
 pub(crate) fn decode(mut item: Item, table: &str) -> Result<Found> {
     let pk = item.remove("pk");
     let sk = item.remove("sk");
+    if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) = (&pk, &sk)
+        && pk.starts_with("q#")
+        && let Some((greenfield, task_id)) = sk.split_once('#')
+        && let Some(greenfield) = unorder(greenfield)
+    {
+        item.entry(TASK_ID.to_owned()).or_insert_with(|| s(task_id));
+        item.entry(GREENFIELD.to_owned())
+            .or_insert_with(|| n(greenfield));
+    }
     let rev = item
         .remove(REV)
         .and_then(|v| v.as_n().ok().and_then(|n| n.parse::<i64>().ok()))
@@ -869,6 +915,54 @@ impl sosw_core::store::JobStore for LeanTaskStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unorder_reads_back_what_order_wrote_and_nothing_else() {
+        for v in [i64::MIN, -5, -1, 0, 1, 2000, 1_700_000_000, i64::MAX] {
+            assert_eq!(unorder(&order(v)), Some(v), "{v}");
+        }
+        for bad in [
+            "",
+            "1",
+            "abc",
+            "-0000000000000000001",
+            "99999999999999999999",
+        ] {
+            assert_eq!(unorder(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_queued_item_carries_its_id_and_greenfield_only_in_its_key() {
+        let mut task = Task::new("t-1#x", "lab", serde_json::json!({"a": 1}), 3000, 1.5);
+        task.job_id = Some("j".into());
+        let key = key(
+            "q#lab#2".into(),
+            format!("{}#{}", order(task.greenfield), task.task_id),
+        );
+        let item = task_to_item(&task, "t").expect("encodes");
+        let mut compact = item.clone();
+        compact.remove(TASK_ID);
+        compact.remove(GREENFIELD);
+        compact.extend(key.clone());
+        compact.insert(REV.to_owned(), n(3));
+        assert!(!compact.contains_key(TASK_ID) && !compact.contains_key(GREENFIELD));
+        let found = decode(compact, "t").expect("decodes");
+        assert_eq!(found.task, task, "the task comes back whole from the key");
+        assert_eq!((found.rev, found.key), (3, key.clone()));
+        // An item written whole (an earlier build) decodes the same.
+        let mut whole = item;
+        whole.extend(key);
+        assert_eq!(decode(whole, "t").expect("decodes").task, task);
+        // A claim item is not read from its key.
+        let mut claim = task_to_item(&task, "t").expect("encodes");
+        claim.remove(GREENFIELD);
+        claim.extend(super::key("r#0".into(), task.task_id.as_str().to_owned()));
+        assert!(
+            decode(claim, "t").is_err(),
+            "a claim item without its greenfield is refused"
+        );
+    }
 
     #[test]
     fn order_sorts_as_the_numbers_do() {

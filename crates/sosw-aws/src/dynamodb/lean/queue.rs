@@ -47,7 +47,7 @@ impl LeanTaskStore {
         if high < low {
             return Ok(Vec::new());
         }
-        let pks = self.queue_pks(labourer).await?;
+        let pks = self.queue_pks_from(labourer, low).await?;
         self.range_of(operation, pks, low, high, limit, descending)
             .await
     }
