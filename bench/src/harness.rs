@@ -531,11 +531,14 @@ impl Bench<'_> {
             // as deployed by default (a completion closes the task in one move, the worker sends
             // its event and claim receipt back), with workers that report the task id alone (sosw
             // 0.7's Python workers: the close reads the claim), and with the completion marked,
-            // then archived (`SOSW_LEAN_CLOSE_ON_COMPLETION=false`).
-            for (variant, close, echo) in [
-                ("", true, true),
-                (", workers reporting the task id alone", true, false),
-                (", completion marked then archived", false, true),
+            // then archived (`SOSW_LEAN_CLOSE_ON_COMPLETION=false`); and as deployed by default with
+            // one shard per labourer instead of 4 (each shard is a query per round and per
+            // scavenger run: fewer fixed reads, a lower per-labourer ceiling).
+            for (variant, close, echo, shards) in [
+                ("", true, true, 4),
+                (", workers reporting the task id alone", true, false, 4),
+                (", completion marked then archived", false, true, 4),
+                (", 1 shard", true, true, 1),
             ] {
                 let lean_workload = format!("{workload}, lean layout{variant}");
                 let (prefix, tables) = self.fresh_tables().await?;
@@ -547,7 +550,12 @@ impl Bench<'_> {
                 self.proxy.take();
                 self.receiver.take();
                 let mut run_args = self.run_args(&prefix, tasks);
-                run_args.extend(["--layout".to_owned(), "lean".to_owned()]);
+                run_args.extend([
+                    "--layout".to_owned(),
+                    "lean".to_owned(),
+                    "--shards".to_owned(),
+                    shards.to_string(),
+                ]);
                 if !close {
                     run_args.push("--lean-mark".to_owned());
                 }
