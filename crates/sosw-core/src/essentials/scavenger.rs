@@ -132,6 +132,7 @@ pub struct Scavenger {
     config: ScavengerConfig,
     closer: Closer,
 }
+
 /// A labourer's first pages of completed and of expired tasks, when they were listed together with
 /// every labourer's at the start of the run (`None`: the labourer lists its own).
 #[derive(Debug, Default)]

@@ -7,6 +7,7 @@
 //! | queued task of a keyed labourer | `q#<labourer>#k#<path>#<key>#<shard>` | `<greenfield, 20 digits>#<task_id>` |
 //! | the path a labourer is keyed by | `fairness` | `<labourer>` |
 //! | a key of a labourer | `k#<labourer>` | `<path>#<key>` |
+//! | the mark of a labourer's queued greenfields ahead (see [`AHEAD_FLOOR`]) | `k#<labourer>` | `~ahead` |
 //!
 //! The orchestrator announces the path it reads a labourer's queue by (its `fairness.key`) on its
 //! first `queue_by_key` of the labourer; every process that queues a task of that labourer reads the
@@ -439,8 +440,9 @@ impl LeanTaskStore {
         ))
     }
 
-    /// Every shard of the plain queue partitions of `labourer` and of every registered key's, for a read of greenfields from `low` up: none when the registry's
-    /// mark shows no queued item of `labourer` can be there.
+    /// Every shard of the plain queue partitions of `labourer` and of every registered key's (the
+    /// registry read consistently), for a read of greenfields from `low` up: none when the
+    /// registry's mark shows no queued item of `labourer` can be there.
     pub(crate) async fn queue_pks_from(&self, labourer: &str, low: i64) -> Result<Vec<String>> {
         let registry = self.read_registry(labourer, true).await?;
         if !registry.may_hold_from(low) {
@@ -458,8 +460,8 @@ impl LeanTaskStore {
         plain.chain(keyed).collect()
     }
 
-    /// The queue partitions of `labourer` (all shards) for an orchestrator round's walks (the registry as read for the
-    /// round; see [`ROUND_KEYS_AGE`]).
+    /// The queue partitions of `labourer` (all shards) for an orchestrator round's walks (the
+    /// registry as read for the round; see [`ROUND_KEYS_AGE`]).
     pub(crate) async fn round_queue_pks(&self, labourer: &str) -> Result<Vec<String>> {
         let registry = self.round_registry(labourer).await?;
         Ok(self.pks_of(labourer, &registry.parts))

@@ -11,7 +11,8 @@
 //! | closed task (TTL `expires_at`) | `c#<labourer>#<shard>` | `<task_id>` |
 //! | labourer registry | `labourers` | `<labourer>` |
 //!
-//! `shard = fnv1a(task_id) mod shards`. Every item carries the task as sosw 0.7's row plus `lrev`, a
+//! `shard = fnv1a(task_id) mod shards`. Every item carries the task as sosw 0.7's row (a queued item
+//! without `task_id` and `greenfield`, which its sort key holds) plus `lrev`, a
 //! counter that grows with every move: a move writes its destination first (`lrev + 1`) and deletes
 //! its source second, each conditionally, so a stop between the two leaves the task in two places with
 //! the later one recognisable by its higher `lrev`, never in none. Reads resolve such a pair to the
