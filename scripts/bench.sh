@@ -38,16 +38,26 @@ done
 cargo build --release -p sosw-bench -p sosw-essentials --bins
 target="${CARGO_TARGET_DIR:-$repo/target}"
 
+# The sustained workload runs each case on a fresh DynamoDB Local (see bench/src/sustained.rs), but
+# only one this script started: an instance that was already running is someone else's.
+fresh_dynamodb_local() {
+    if [[ " ${EMU_STARTED[*]} " == *" dynamodb-local "* ]]; then
+        export SOSW_BENCH_DYNAMODB_RESTART="bash '$repo/scripts/dynamodb-local.sh' stop >&2 && bash '$repo/scripts/dynamodb-local.sh' start"
+    fi
+}
+
 if [ "$local_only" = false ] && [ "$dynamodb_only" = true ]; then
     # shellcheck source-path=SCRIPTDIR source=lib/emulators.sh
     source scripts/lib/emulators.sh
     emulators_up dynamodb-local
+    fresh_dynamodb_local
     "$target/release/sosw-bench" run --out docs --bins "$target/release" "$@"
 elif [ "$local_only" = false ]; then
     # shellcheck source-path=SCRIPTDIR source=lib/emulators.sh
     source scripts/lib/emulators.sh
     python="$(bash scripts/sosw07.sh python)"
     emulators_up dynamodb-local moto
+    fresh_dynamodb_local
     "$target/release/sosw-bench" run --out docs --python "$python" --bins "$target/release" "$@"
 fi
 "$target/release/sosw-bench" local --out docs --bins "$target/release" "$@"

@@ -116,6 +116,11 @@ fn env_var(name: &str) -> BenchResult<String> {
         })
 }
 
+/// A shell command that replaces DynamoDB Local with a fresh instance and prints
+/// `SOSW_DYNAMODB_ENDPOINT=<url>`: the sustained workload runs each case on a fresh emulator when it is
+/// set (`make bench` sets it when it started DynamoDB Local itself).
+const RESTART_VAR: &str = "SOSW_BENCH_DYNAMODB_RESTART";
+
 /// Runs the workloads `args` selects and writes the report.
 pub async fn run(args: &Args) -> BenchResult<()> {
     let selected = |w: &str| args.only.is_empty() || args.only.iter().any(|o| o == w);
@@ -710,10 +715,24 @@ impl Bench<'_> {
     }
 
     /// One labourer sustained under the partition model, limits scaled down by `--dilation` (see
-    /// [`crate::sustained`]): the machine's own rate, then each layout, one run each.
+    /// [`crate::sustained`]): each layout, one run each, then the machine's own rate.
     async fn sustained(&mut self, window_secs: u64) -> BenchResult<()> {
         let dilation = self.args.dilation;
+        let restart = std::env::var(RESTART_VAR)
+            .ok()
+            .filter(|c| !c.trim().is_empty());
+        if restart.is_none() {
+            println!(
+                "note: {RESTART_VAR} is not set, so every sustained case runs on the same DynamoDB \
+                 Local; after a lean case its stream records slow the emulator's writes to the next \
+                 lean table (see bench/src/sustained.rs). `make bench` sets it when it started \
+                 DynamoDB Local itself."
+            );
+        }
         for case in crate::sustained::cases(dilation) {
+            if let Some(command) = &restart {
+                self.fresh_dynamodb(command).await?;
+            }
             println!("{}", case.workload);
             self.runs += 1;
             let prefix = format!("bench{}_{}_", std::process::id(), self.runs);
@@ -740,6 +759,47 @@ impl Bench<'_> {
                 self.record(&case.workload, metric, Implementation::Ours, value);
             }
         }
+        // The workloads after this one start on an empty emulator too.
+        if let Some(command) = &restart {
+            self.fresh_dynamodb(command).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces DynamoDB Local with a fresh, empty instance by running `command` (a shell command
+    /// that prints `SOSW_DYNAMODB_ENDPOINT=<url>`), and points the harness's client and counting
+    /// proxy at it.
+    async fn fresh_dynamodb(&mut self, command: &str) -> BenchResult<()> {
+        let out = Command::new("sh")
+            .args(["-c", command])
+            .stderr(Stdio::inherit())
+            .output()
+            .await
+            .map_err(|e| format!("{RESTART_VAR} (`{command}`) did not run: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let endpoint = stdout
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("SOSW_DYNAMODB_ENDPOINT="))
+            .next_back()
+            .filter(|_| out.status.success())
+            .ok_or_else(|| {
+                format!(
+                    "{RESTART_VAR} (`{command}`) {}, and printed no \
+                     SOSW_DYNAMODB_ENDPOINT=<url> line: {stdout}",
+                    out.status
+                )
+            })?
+            .to_owned();
+        self.direct = aws_sdk_dynamodb::Client::from_conf(
+            self.direct
+                .config()
+                .to_builder()
+                .endpoint_url(&endpoint)
+                .build(),
+        );
+        self.proxy = Proxy::start(&endpoint).await?;
+        println!("DynamoDB Local restarted, fresh and empty: {endpoint}");
+        self.dynamodb = endpoint;
         Ok(())
     }
 

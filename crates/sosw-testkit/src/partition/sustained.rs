@@ -167,6 +167,12 @@ pub struct SustainedFigures {
     pub orchestrator_runs: u64,
     /// Errors the orchestrator runs reported (throttles that outlasted the SDK's retries, mostly).
     pub orchestrator_errors: u64,
+    /// The longest orchestrator run, in seconds. A run stops claiming a few seconds after it starts
+    /// (3 s here), so a much longer one had its round held by slow requests: what the partition
+    /// limits do to a throttled request, or an emulator slower than the limits assume.
+    pub longest_orchestrator_run_secs: f64,
+    /// The longest enqueue call of the feeder, in seconds (one call of up to 100 tasks).
+    pub longest_enqueue_secs: f64,
     /// The first few error messages of the orchestrator, the workers and the feeder.
     pub errors: Vec<String>,
     /// The queue checker's verdict over every submitted task.
@@ -441,6 +447,7 @@ impl SustainedRun {
             let stop = stop.clone();
             tokio::spawn(async move {
                 let (mut runs, mut failures, mut messages) = (0_u64, 0_u64, Vec::new());
+                let mut longest = Duration::ZERO;
                 // Runs of a few seconds each until the window is over (its end is not known in
                 // advance: the window starts once the pipeline has completed a task).
                 while !stop.load(Ordering::SeqCst) {
@@ -448,7 +455,10 @@ impl SustainedRun {
                         + TimeDelta::from_std(ORCHESTRATOR_RUN + margin)
                             .unwrap_or(TimeDelta::zero());
                     runs += 1;
-                    match orchestrator.run(deadline).await {
+                    let began = Instant::now();
+                    let result = orchestrator.run(deadline).await;
+                    longest = longest.max(began.elapsed());
+                    match result {
                         Ok(report) => {
                             for l in report.labourers.values() {
                                 failures += l.error_count;
@@ -462,7 +472,7 @@ impl SustainedRun {
                         }
                     }
                 }
-                (runs, failures, messages)
+                (runs, failures, messages, longest)
             })
         };
 
@@ -505,10 +515,10 @@ impl SustainedRun {
             Instant::now(),
         );
         stop.store(true, Ordering::SeqCst);
-        let (orchestrator_runs, orchestrator_errors, messages) = runs
+        let (orchestrator_runs, orchestrator_errors, messages, longest_run) = runs
             .await
             .map_err(|e| Error::invalid("sustained run", format!("the orchestrator loop: {e}")))?;
-        feeder
+        let longest_enqueue = feeder
             .await
             .map_err(|e| Error::invalid("sustained run", format!("the feeder: {e}")))?;
         workers.wait().await;
@@ -585,6 +595,8 @@ impl SustainedRun {
             enqueue_retries: enqueue_retries.load(Ordering::SeqCst),
             orchestrator_runs,
             orchestrator_errors,
+            longest_orchestrator_run_secs: longest_run.as_secs_f64(),
+            longest_enqueue_secs: longest_enqueue.as_secs_f64(),
             errors: all_errors,
             check,
             several_places,
@@ -595,7 +607,7 @@ impl SustainedRun {
 /// Keeps the queue `run.backlog` deep: every few milliseconds, enqueues through `store` as many new
 /// tasks as were completed since (in chunks of [`FEED_CHUNK`]). A failed enqueue is retried with
 /// [`EnqueueMode::SkipExisting`] (some of its tasks may be written); a task counts as submitted once
-/// its enqueue succeeded.
+/// its enqueue succeeded. Returns the longest enqueue call.
 async fn feed<S>(
     run: SustainedRun,
     store: Arc<S>,
@@ -604,10 +616,12 @@ async fn feed<S>(
     stop: Arc<AtomicBool>,
     retries: Arc<AtomicU64>,
     errors: Arc<Mutex<Vec<String>>>,
-) where
+) -> Duration
+where
     S: TaskQueue + 'static,
 {
     let mut next = run.backlog;
+    let mut longest = Duration::ZERO;
     while !stop.load(Ordering::SeqCst) {
         let queued = next.saturating_sub(completed.load(Ordering::SeqCst) as usize);
         let want = run.backlog.saturating_sub(queued).min(FEED_CHUNK);
@@ -618,13 +632,16 @@ async fn feed<S>(
         let chunk = tasks(&run, next, next + want);
         let mut mode = EnqueueMode::Fresh;
         loop {
-            match store.enqueue(&chunk, mode).await {
+            let began = Instant::now();
+            let result = store.enqueue(&chunk, mode).await;
+            longest = longest.max(began.elapsed());
+            match result {
                 Ok(_) => break,
                 Err(e) if stop.load(Ordering::SeqCst) => {
                     // Never accepted: not submitted (a task of it that was written and delivered
                     // shows as unexpected in the check).
                     note(&errors, format!("feeder enqueue, given up at the end: {e}"));
-                    return;
+                    return longest;
                 }
                 Err(e) => {
                     note(&errors, format!("feeder enqueue: {e}"));
@@ -640,4 +657,5 @@ async fn feed<S>(
             .extend(chunk.iter().map(|t| t.task_id.as_str().to_owned()));
         next += want;
     }
+    longest
 }
