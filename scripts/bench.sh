@@ -41,7 +41,7 @@ target="${CARGO_TARGET_DIR:-$repo/target}"
 # The sustained workload runs each case on a fresh DynamoDB Local (see bench/src/sustained.rs), but
 # only one this script started: an instance that was already running is someone else's.
 fresh_dynamodb_local() {
-    if [[ " ${EMU_STARTED[*]} " == *" dynamodb-local "* ]]; then
+    if emulators_started_here dynamodb-local; then
         export SOSW_BENCH_DYNAMODB_RESTART="bash '$repo/scripts/dynamodb-local.sh' stop >&2 && bash '$repo/scripts/dynamodb-local.sh' start"
     fi
 }

@@ -777,16 +777,17 @@ impl Bench<'_> {
             .await
             .map_err(|e| format!("{RESTART_VAR} (`{command}`) did not run: {e}"))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!("{RESTART_VAR} (`{command}`) failed ({})", out.status).into());
+        }
         let endpoint = stdout
             .lines()
             .filter_map(|l| l.trim().strip_prefix("SOSW_DYNAMODB_ENDPOINT="))
             .next_back()
-            .filter(|_| out.status.success())
             .ok_or_else(|| {
                 format!(
-                    "{RESTART_VAR} (`{command}`) {}, and printed no \
-                     SOSW_DYNAMODB_ENDPOINT=<url> line: {stdout}",
-                    out.status
+                    "{RESTART_VAR} (`{command}`) printed no SOSW_DYNAMODB_ENDPOINT=<url> line: \
+                     {stdout}"
                 )
             })?
             .to_owned();

@@ -241,16 +241,23 @@ emulators_down() {
     EMU_STARTED=()
 }
 
+# emulators_started_here NAME: whether emulators_up started emulator NAME in this shell (one that was
+# already running belongs to someone else).
+emulators_started_here() {
+    local i
+    for i in "${EMU_STARTED[@]}"; do
+        if [[ "$i" == "$1" ]]; then return 0; fi
+    done
+    return 1
+}
+
 # emulators_restart NAME: replaces emulator NAME, if emulators_up started it here, with a fresh, empty
 # instance (on a new port; its VAR=value line is printed and exported again). One that was already
 # running belongs to someone else and is left as it is. For a step that measures: DynamoDB Local
 # holding the hundreds of tables a whole test run leaves is several times slower than a fresh one.
 emulators_restart() {
-    local name="$1" line started="" i
-    for i in "${EMU_STARTED[@]}"; do
-        if [[ "$i" == "$name" ]]; then started=1; fi
-    done
-    if [[ -z "$started" ]]; then
+    local name="$1" line
+    if ! emulators_started_here "$name"; then
         echo "emulators: $name was already running before this script; not restarted" >&2
         return 0
     fi
