@@ -43,7 +43,9 @@ pub struct Case {
 /// after 10,000 stream records of an earlier table, 21 ms after 20,000, 39 ms after 40,000; writes to
 /// the earlier table itself stay fast). The unlimited lean run leaves about 25,000 stream records;
 /// run first, it held the scaled lean runs after it to a quarter of their rate, with no key near its
-/// budget. A scaled lean run leaves about a fifth of that, which the runs after it do not notice.
+/// budget. A scaled lean run leaves about a fifth of that: the scaled runs after one did not notice,
+/// but the unlimited run after two made 28 real tasks/s instead of about 180. So `make bench` also
+/// gives every case a fresh DynamoDB Local (`SOSW_BENCH_DYNAMODB_RESTART`, see the harness).
 pub fn cases(dilation: f64) -> Vec<Case> {
     let case = |layout, jobs, scaled| {
         let what = match layout {
