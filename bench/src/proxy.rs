@@ -189,10 +189,14 @@ async fn forward(request: Request, upstream: &Upstream, state: &Mutex<State>) ->
         .to_owned();
     let (parts, mut body) = request.into_parts();
     let mut consistent = false;
+    let mut traced = None;
     if (WRITES.contains(&operation.as_str()) || READS.contains(&operation.as_str()))
         && let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body)
     {
         consistent = fields.get("ConsistentRead") == Some(&Value::Bool(true));
+        if READS.contains(&operation.as_str()) && std::env::var_os(TRACE_READS).is_some() {
+            traced = Some(read_target(&fields));
+        }
         fields.insert("ReturnConsumedCapacity".into(), "INDEXES".into());
         if let Ok(rewritten) = serde_json::to_vec(&fields) {
             body = Bytes::from(rewritten);
@@ -204,12 +208,56 @@ async fn forward(request: Request, upstream: &Upstream, state: &Mutex<State>) ->
     };
     let mut state = lock(state);
     let phase = state.phase.clone();
+    if let Some(target) = traced {
+        eprintln!(
+            "read {phase} {operation}{} {target} units={}",
+            if consistent { " consistent" } else { "" },
+            reported_read_units(&answer)
+        );
+    }
     state
         .tallies
         .entry(phase)
         .or_default()
         .add(&operation, consistent, &answer);
     answer
+}
+
+/// Set (to anything) to have the proxy print one line per read request to stderr: the phase, the
+/// operation, whether it was consistent, the table and key it read, and the units DynamoDB Local
+/// reported (0 for a read that returned nothing, which AWS bills at its minimum).
+pub const TRACE_READS: &str = "BENCH_TRACE_READS";
+
+/// The table and the key values a read names, for the trace.
+fn read_target(fields: &serde_json::Map<String, Value>) -> String {
+    let table = fields
+        .get("TableName")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let values = fields
+        .get("ExpressionAttributeValues")
+        .or_else(|| fields.get("Key"))
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let limit = fields
+        .get("Limit")
+        .map(|l| format!(" limit={l}"))
+        .unwrap_or_default();
+    format!("{table} {values}{limit}")
+}
+
+/// The capacity units an answer reports.
+fn reported_read_units(answer: &Response) -> f64 {
+    let Ok(body) = serde_json::from_slice::<Value>(answer.body()) else {
+        return 0.0;
+    };
+    match &body["ConsumedCapacity"] {
+        Value::Array(items) => items
+            .iter()
+            .map(|c| c["CapacityUnits"].as_f64().unwrap_or(0.0))
+            .sum(),
+        one => one["CapacityUnits"].as_f64().unwrap_or(0.0),
+    }
 }
 
 /// Tells the counting proxy at `control` (its URL) which phase the next requests belong to.

@@ -214,9 +214,15 @@ impl DynamoTaskStore {
 
     /// Applies `changes` (a job's closed-counter changes from one stream shard, each with its padded
     /// sequence number, in order) after the job's mark for that shard (attribute `mark`), moving the
-    /// mark to the last of them, in one update conditional on the mark being the one read: each change
-    /// is counted once however many passes race or repeat. Returns the record after the update, or
-    /// `None` when nothing was left to apply or the job does not exist.
+    /// mark to the last of them, in one conditional update: each change is counted once however many
+    /// passes race or repeat. Returns the record after the update, or `None` when nothing was left to
+    /// apply or the job does not exist.
+    ///
+    /// The first try reads nothing: it applies every change on the condition that the mark is
+    /// absent or below the first of them (the usual case: the pass's checkpoint was saved after the
+    /// last one). Refused, the update hands back the job as it is (`ReturnValuesOnConditionCheckFailure`),
+    /// and the next try applies the changes after its mark on the condition that the mark is still
+    /// that one.
     pub(crate) async fn apply_counted(
         &self,
         job_id: &str,
@@ -224,26 +230,22 @@ impl DynamoTaskStore {
         changes: &[(String, super::lean::Signed)],
     ) -> Result<Option<JobRecord>> {
         let table = &self.tables().jobs;
-        // A race with another pass makes the condition fail: read the mark again and apply the rest.
+        // `None`: the mark is not known yet; `Some(previous)`: the mark as the last refusal showed it.
+        let mut known: Option<Option<String>> = None;
         for _ in 0..5 {
-            let Some(item) = self
-                .get_job_item("count closed tasks", job_id.to_owned())
-                .await?
-            else {
-                return Ok(None);
-            };
-            let previous = item.get(mark).and_then(|v| v.as_s().ok()).cloned();
+            let after = known.clone().flatten();
             let mut sum = super::lean::Signed::default();
-            let mut last = None;
+            let (mut first, mut last) = (None, None);
             for (seq, delta) in changes {
-                if previous.as_ref().is_none_or(|p| seq > p) {
+                if after.as_ref().is_none_or(|p| seq > p) {
                     sum.completed += delta.completed;
                     sum.dead += delta.dead;
                     sum.cancelled += delta.cancelled;
+                    first.get_or_insert_with(|| seq.clone());
                     last = Some(seq.clone());
                 }
             }
-            let Some(last) = last else {
+            let (Some(first), Some(last)) = (first, last) else {
                 return Ok(None);
             };
             let mut request = self
@@ -263,17 +265,37 @@ impl DynamoTaskStore {
                 .expression_attribute_values(":dead", n(sum.dead))
                 .expression_attribute_values(":cancelled", n(sum.cancelled))
                 .expression_attribute_values(":last", s(last))
-                .return_values(ReturnValue::AllNew);
-            request = match previous {
-                Some(p) => request
-                    .condition_expression("attribute_exists(#id) AND #mark = :previous")
-                    .expression_attribute_values(":previous", s(p)),
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            request = match &known {
                 None => request
+                    .condition_expression(
+                        "attribute_exists(#id) AND (attribute_not_exists(#mark) OR #mark < :first)",
+                    )
+                    .expression_attribute_values(":first", s(first)),
+                Some(Some(p)) => request
+                    .condition_expression("attribute_exists(#id) AND #mark = :previous")
+                    .expression_attribute_values(":previous", s(p.clone())),
+                Some(None) => request
                     .condition_expression("attribute_exists(#id) AND attribute_not_exists(#mark)"),
             };
             match request.send().await {
                 Ok(out) => return self.decode(out.attributes.unwrap_or_default()).map(Some),
-                Err(e) if is_condition_failure(&e) => continue,
+                Err(e) if is_condition_failure(&e) => {
+                    // DynamoDB hands back the job that refused; no item back means no job, which a
+                    // read confirms before the changes are dropped.
+                    let old = match old_item(e.into_service_error()) {
+                        Some(old) => old,
+                        None => match self
+                            .get_job_item("count closed tasks", job_id.to_owned())
+                            .await?
+                        {
+                            Some(old) => old,
+                            None => return Ok(None),
+                        },
+                    };
+                    known = Some(old.get(mark).and_then(|v| v.as_s().ok()).cloned());
+                }
                 Err(e) => return Err(sdk_error("count closed tasks", table, e)),
             }
         }

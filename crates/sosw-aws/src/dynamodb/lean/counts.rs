@@ -252,7 +252,10 @@ impl LeanTaskStore {
         Ok(parents_first(shards))
     }
 
-    /// The checkpoints of the stream's shards: shard id -> last change read.
+    /// The checkpoints of the stream's shards: shard id -> last change read. Read eventually
+    /// consistent (half the units): a checkpoint read a moment old only makes the pass read again
+    /// changes a pass has counted, and each job's mark refuses to count them twice
+    /// (`apply_counted`).
     async fn checkpoints(&self) -> Result<HashMap<String, Seq>> {
         let table = self.table();
         let items: Vec<Item> = self
@@ -261,7 +264,6 @@ impl LeanTaskStore {
             .table_name(table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(CHECKPOINTS))
-            .consistent_read(true)
             .into_paginator()
             .items()
             .send()

@@ -5,8 +5,8 @@
 //! | item | `pk` | `sk` |
 //! |---|---|---|
 //! | queued task of a keyed labourer | `q#<labourer>#k#<path>#<key>#<shard>` | `<greenfield, 20 digits>#<task_id>` |
-//! | the path a labourer is keyed by | `fairness` | `<labourer>` |
 //! | a key of a labourer | `k#<labourer>` | `<path>#<key>` |
+//! | the path a labourer is keyed by | `k#<labourer>` | `~path` |
 //! | the mark of a labourer's queued greenfields ahead (see [`AHEAD_FLOOR`]) | `k#<labourer>` | `~ahead` |
 //!
 //! The orchestrator announces the path it reads a labourer's queue by (its `fairness.key`) on its
@@ -34,8 +34,10 @@ use sosw_core::error::{Error, Result};
 use sosw_core::store::KeyedQueue;
 use sosw_core::task::{Markers, Task};
 
-/// The partition of the path announcements.
-const PATHS: &str = "fairness";
+/// The sort key of a labourer's path announcement in its registry partition. It has no `fkey`, so
+/// it is never taken for a key; kept there (not in an item of its own partition) so that the
+/// registry query an enqueue makes anyway reads it too.
+const PATH_SK: &str = "~path";
 /// How long a process trusts the path it read for a labourer.
 const PATH_TTL_SECS: u64 = 60;
 /// How long a process trusts that a key it registered is still registered: it writes the registry
@@ -181,7 +183,8 @@ pub(crate) fn latest_per_task(found: Vec<Found>) -> Vec<Found> {
 }
 
 impl LeanTaskStore {
-    /// The path `labourer`'s queue is keyed by, as announced in the table (cached for a minute).
+    /// The path `labourer`'s queue is keyed by, as announced in the table (cached for a minute; a
+    /// consistent read of the registry fills the cache too, see [`LeanTaskStore::read_registry`]).
     pub(crate) async fn fairness_path(&self, labourer: &str) -> Result<Option<FairnessKey>> {
         if let Some((at, path)) = lock(&self.inner.fair.paths).get(labourer)
             && at.elapsed() < Duration::from_secs(PATH_TTL_SECS)
@@ -192,8 +195,8 @@ impl LeanTaskStore {
             .client()
             .get_item()
             .table_name(self.table())
-            .key("pk", s(PATHS))
-            .key("sk", s(labourer))
+            .key("pk", s(registry_pk(labourer)))
+            .key("sk", s(PATH_SK))
             .consistent_read(true)
             .send()
             .await
@@ -215,8 +218,8 @@ impl LeanTaskStore {
         self.client()
             .put_item()
             .table_name(self.table())
-            .item("pk", s(PATHS))
-            .item("sk", s(labourer))
+            .item("pk", s(registry_pk(labourer)))
+            .item("sk", s(PATH_SK))
             .item("path", s(path.as_str()))
             .send()
             .await
@@ -319,6 +322,20 @@ impl LeanTaskStore {
             spec = spec.consistent();
         }
         let items = query::collect(self.client(), &spec, usize::MAX).await?;
+        if consistent {
+            // The announcement as of this read is what `fairness_path` would read now: an enqueue
+            // that reads the registry (for the queue's tail) then needs no read of its own. One
+            // that does not parse is left to `fairness_path`, which reports it.
+            let path = items
+                .iter()
+                .find(|i| attr_s(i, "sk").as_deref() == Some(PATH_SK))
+                .and_then(|i| attr_s(i, "path"))
+                .map(|p| parse_path(labourer, p))
+                .transpose();
+            if let Ok(path) = path {
+                lock(&self.inner.fair.paths).insert(labourer.to_owned(), (Instant::now(), path));
+            }
+        }
         let ahead = items
             .iter()
             .find(|i| attr_s(i, "sk").as_deref() == Some(AHEAD_SK))

@@ -12,7 +12,8 @@
 //! | labourer registry | `labourers` | `<labourer>` |
 //!
 //! `shard = fnv1a(task_id) mod shards`. Every item carries the task as sosw 0.7's row (a queued item
-//! without `task_id` and `greenfield`, which its sort key holds) plus `lrev`, a
+//! without `task_id` and `greenfield`, which its sort key holds, without `labourer_id`, which its
+//! partition key holds, and without an `attempts` of 0) plus `lrev`, a
 //! counter that grows with every move: a move writes its destination first (`lrev + 1`) and deletes
 //! its source second, each conditionally, so a stop between the two leaves the task in two places with
 //! the later one recognisable by its higher `lrev`, never in none. Reads resolve such a pair to the
@@ -43,7 +44,7 @@ use super::DynamoTaskStore;
 use super::codec::{Item, item_to_task, n, s, task_to_item};
 use super::errors::{build_error, sdk_error, store_error};
 use super::query::{self, QuerySpec};
-use sosw_core::error::Result;
+use sosw_core::error::{Error, Result};
 use sosw_core::store::TableNames;
 use sosw_core::task::{Task, TaskId};
 
@@ -594,11 +595,7 @@ impl LeanTaskStore {
     pub(crate) fn item(&self, task: &Task, key: &Item, rev: i64) -> Result<Item> {
         let mut item = task_to_item(task, self.table())?;
         if is_queued_key(key) {
-            // A queued item's sort key holds its greenfield and task id (`<greenfield>#<task_id>`):
-            // written once, they are read back from the key (`decode`). The queue is what a round
-            // reads item by item, so its items carry nothing twice.
-            item.remove(TASK_ID);
-            item.remove(GREENFIELD);
+            compact_queued(&mut item, task, key);
         }
         item.extend(key.clone());
         item.insert(REV.to_owned(), n(rev));
@@ -735,10 +732,26 @@ fn key(pk: String, sk: String) -> Item {
     Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-/// A greenfield (or any i64) as 20 digits that sort as the numbers do, negatives included.
+/// A greenfield (or any i64) as a string that sorts as the numbers do, negatives included, and is
+/// short for the small numbers a queue's greenfields are (1,000 apart from 1,000): a letter that
+/// says the sign and the number of digits, then the digits. `0..=9` are `b0`..`b9`, `2000` is
+/// `e2000`, `i64::MAX` is `t` and 19 digits; a negative number of `n` digits is `A` + (19 - n) and
+/// each digit of its magnitude as 9 minus it (a larger magnitude sorts first), so every negative
+/// (`A`..`S`) sorts before every other (`b`..`t`). The key of a queued item of greenfield 2000 is
+/// 15 bytes shorter than with 20 digits, on the item a round reads one by one.
 pub(crate) fn order(v: i64) -> String {
-    let shifted = (i128::from(v) - i128::from(i64::MIN)) as u128;
-    format!("{shifted:020}")
+    let digits = v.unsigned_abs().to_string();
+    // At most 19 digits (`i64::MIN` has 19).
+    let len = digits.len() as u8;
+    if v >= 0 {
+        format!("{}{digits}", char::from(b'a' + len))
+    } else {
+        let flipped: String = digits
+            .bytes()
+            .map(|d| char::from(b'9' - d + b'0'))
+            .collect();
+        format!("{}{flipped}", char::from(b'A' + 19 - len))
+    }
 }
 
 /// FNV-1a of the id, modulo `shards`.
@@ -761,24 +774,76 @@ const TASK_ID: &str = "task_id";
 /// The greenfield attribute of sosw 0.7's row.
 const GREENFIELD: &str = "greenfield";
 
+/// The labourer attribute of sosw 0.7's row.
+const LABOURER_ID: &str = "labourer_id";
+/// The attempts attribute of sosw 0.7's row.
+const ATTEMPTS: &str = "attempts";
+/// The job id attribute of sosw 0.7's row.
+const JOB_ID: &str = "job_id";
+/// A queued item's stand-in for its job id: how many leading bytes of the task id it is.
+const JOB_PREFIX: &str = "jl";
+
+/// The labourer a queued item's key names (`q#<labourer>#<shard>` or `q#<labourer>#k#...`): the
+/// segment after `q#`, which is the whole labourer id when that has no `#`.
+fn queued_labourer(key: &Item) -> Option<&str> {
+    match key.get("pk") {
+        Some(AttributeValue::S(pk)) => pk.strip_prefix("q#")?.split('#').next(),
+        _ => None,
+    }
+}
+
+/// Leaves out of the queued item `item` of `task` under `key` what [`decode`] reads back without
+/// it. The queue is what a round reads item by item (and pays for by the 4 KB), so its items carry
+/// nothing twice: the task id and greenfield are in the sort key (`<greenfield>#<task_id>`), the
+/// labourer in the partition key (`q#<labourer>#...`, unless the labourer id has a `#` of its own),
+/// the job id, when the task id starts with it (as the scheduler names tasks: `<job_id>-<n>`), as
+/// its length (`jl`), and an attempt count of 0 is what a missing one reads as.
+fn compact_queued(item: &mut Item, task: &Task, key: &Item) {
+    item.remove(TASK_ID);
+    item.remove(GREENFIELD);
+    if let Some(job) = &task.job_id
+        && !job.is_empty()
+        && task.task_id.as_str().starts_with(job.as_str())
+    {
+        item.remove(JOB_ID);
+        item.insert(JOB_PREFIX.to_owned(), n(job.len() as i64));
+    }
+    if queued_labourer(key).is_some_and(|l| l == task.labourer_id) {
+        item.remove(LABOURER_ID);
+    }
+    if task.attempts == 0 {
+        item.remove(ATTEMPTS);
+    }
+}
+
 /// Whether `key` is a queued item's (plain or under a fairness key): `pk` `q#...`.
 fn is_queued_key(key: &Item) -> bool {
     matches!(key.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with("q#"))
 }
 
-/// The greenfield [`order`] wrote as `key`, if it is one.
+/// The greenfield [`order`] wrote as `key`, if it is one (exactly as `order` writes it).
 fn unorder(key: &str) -> Option<i64> {
-    if key.len() != 20 {
+    let (&sign, digits) = key.as_bytes().split_first()?;
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let shifted: u128 = key.parse().ok()?;
-    i64::try_from(i128::try_from(shifted).ok()? + i128::from(i64::MIN)).ok()
+    let value = match sign {
+        b'b'..=b't' => std::str::from_utf8(digits).ok()?.parse::<i64>().ok()?,
+        b'A'..=b'S' => {
+            let magnitude: String = digits.iter().map(|d| char::from(b'9' - d + b'0')).collect();
+            let magnitude: i128 = magnitude.parse().ok()?;
+            i64::try_from(-magnitude).ok()?
+        }
+        _ => return None,
+    };
+    // One spelling per number: no leading zeros, the length the letter says.
+    (order(value) == key).then_some(value)
 }
 
 /// Decodes a lean item: the key, the move counter and the TTL are not part of the task. A queued
-/// item's task id and greenfield come from its sort key when the item does not carry them (written
-/// by this build: see [`LeanTaskStore::item`]); one written with them (by an earlier build) decodes
-/// as it is.
+/// item's task id and greenfield come from its sort key, and its labourer from its partition key,
+/// when the item does not carry them (written by this build: see [`LeanTaskStore::item`]); one
+/// written with them (by an earlier build, or a labourer id with a `#`) decodes as it is.
 pub(crate) fn decode(mut item: Item, table: &str) -> Result<Found> {
     let pk = item.remove("pk");
     let sk = item.remove("sk");
@@ -790,6 +855,26 @@ pub(crate) fn decode(mut item: Item, table: &str) -> Result<Found> {
         item.entry(TASK_ID.to_owned()).or_insert_with(|| s(task_id));
         item.entry(GREENFIELD.to_owned())
             .or_insert_with(|| n(greenfield));
+        if let Some(labourer) = pk.strip_prefix("q#").and_then(|p| p.split('#').next()) {
+            item.entry(LABOURER_ID.to_owned())
+                .or_insert_with(|| s(labourer));
+        }
+        if let Some(len) = item.remove(JOB_PREFIX) {
+            let job = len
+                .as_n()
+                .ok()
+                .and_then(|len| len.parse::<usize>().ok())
+                .and_then(|len| task_id.get(..len))
+                .ok_or_else(|| Error::Decode {
+                    what: "task",
+                    table: table.to_owned(),
+                    message: format!(
+                        "queued task `{task_id}`: `{JOB_PREFIX}` {len:?} is not the length of \
+                             a prefix of its id"
+                    ),
+                })?;
+            item.entry(JOB_ID.to_owned()).or_insert_with(|| s(job));
+        }
     }
     let rev = item
         .remove(REV)
@@ -926,8 +1011,14 @@ mod tests {
             "",
             "1",
             "abc",
+            "b",
+            "c5",
+            "e0200",
+            "S9",
             "-0000000000000000001",
             "99999999999999999999",
+            "09223372036854777808",
+            "u12345678901234567890",
         ] {
             assert_eq!(unorder(bad), None, "{bad:?}");
         }
@@ -966,13 +1057,81 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_item_leaves_out_what_its_key_and_id_say_and_decodes_whole() {
+        let cases = [
+            // (labourer, attempts, job id, partition key, whether the labourer is left out,
+            // whether the job id is)
+            ("lab", 0, Some("j"), "q#lab#2", true, true),
+            (
+                "lab",
+                2,
+                Some("j-0000001"),
+                "q#lab#k#tenant#a#1",
+                true,
+                true,
+            ),
+            ("team#lab", 0, Some("other"), "q#team#lab#0", false, false),
+            ("lab", 1, None, "q#lab#0", true, false),
+        ];
+        for (labourer, attempts, job, pk, labourer_out, job_out) in cases {
+            let mut task = Task::new(
+                "j-0000001",
+                labourer,
+                serde_json::json!({"a": 1}),
+                3000,
+                1.5,
+            );
+            task.attempts = attempts;
+            task.job_id = job.map(str::to_owned);
+            let key = key(
+                pk.into(),
+                format!("{}#{}", order(task.greenfield), task.task_id),
+            );
+            let mut item = task_to_item(&task, "t").expect("encodes");
+            compact_queued(&mut item, &task, &key);
+            assert_eq!(!item.contains_key(LABOURER_ID), labourer_out, "{pk}");
+            assert_eq!(item.contains_key(ATTEMPTS), attempts != 0, "{pk}");
+            assert_eq!(item.contains_key(JOB_PREFIX), job_out, "{pk}");
+            assert_eq!(item.contains_key(JOB_ID), job.is_some() && !job_out, "{pk}");
+            assert!(!item.contains_key(TASK_ID) && !item.contains_key(GREENFIELD));
+            item.extend(key.clone());
+            let found = decode(item, "t").expect("decodes");
+            assert_eq!(found.task, task, "{pk}: the task comes back whole");
+        }
+        // A job id length past the task id is refused, not cut.
+        let mut item = Item::from([
+            ("payload".to_owned(), s("{}")),
+            ("created_at".to_owned(), n(1)),
+        ]);
+        item.insert(JOB_PREFIX.to_owned(), n(99));
+        item.extend(key("q#lab#0".into(), format!("{}#t-1", order(1000))));
+        let err = decode(item, "t").expect_err("refused").to_string();
+        assert!(err.contains("`jl`") && err.contains("t-1"), "{err}");
+    }
+
+    #[test]
     fn order_sorts_as_the_numbers_do() {
         let values = [i64::MIN, -5, -1, 0, 1, 2000, 1_700_000_000, i64::MAX];
         let keys: Vec<String> = values.iter().map(|v| order(*v)).collect();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
-        assert!(keys.iter().all(|k| k.len() == 20), "{keys:?}");
+        assert_eq!(order(2000), "e2000", "a queue's greenfields are short");
+        assert!(keys.iter().all(|k| k.len() <= 20), "{keys:?}");
+        // Every neighbour pair across the lengths and the sign sorts as the numbers do.
+        let mut edges = vec![i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX];
+        for p in 1..19 {
+            let ten = 10_i64.pow(p);
+            edges.extend([ten - 1, ten, -ten, -ten + 1, -ten - 1]);
+        }
+        edges.sort_unstable();
+        for pair in edges.windows(2) {
+            assert_eq!(unorder(&order(pair[0])), Some(pair[0]));
+            assert!(order(pair[0]) < order(pair[1]), "{pair:?}");
+            // With a task id after it, as in a sort key, against the upper bound of a range.
+            assert!(format!("{}#zz", order(pair[0])) < format!("{}#\u{10ffff}", order(pair[0])));
+            assert!(format!("{}#\u{10ffff}", order(pair[0])) < format!("{}#", order(pair[1])));
+        }
     }
 
     #[test]
