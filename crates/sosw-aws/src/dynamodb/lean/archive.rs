@@ -237,6 +237,10 @@ impl LeanTaskStore {
     /// The expired tasks of `labourer` at `markers`: its claims among `claims` and its queued items
     /// (put back by a clock ahead) with a greenfield from `start` to `expired`, not completed, oldest
     /// greenfield first, at most `limit`.
+    ///
+    /// The queued part reads the labourer's registry as a round does (eventually consistent, reused
+    /// for two seconds): the expired list is a sweep the scavenger repeats every run, so a key or a
+    /// mark written a moment before is only listed a run later, and nothing is lost.
     async fn expired_with_queued(
         &self,
         claims: &[Found],
@@ -244,10 +248,11 @@ impl LeanTaskStore {
         markers: &Markers,
         limit: usize,
     ) -> Result<Vec<Task>> {
+        let pks = self.round_queue_pks_from(labourer, markers.start).await?;
         let mut found = self
-            .queue_range(
+            .range_of(
                 "list expired",
-                labourer,
+                pks,
                 markers.start,
                 markers.expired,
                 limit,
@@ -451,7 +456,9 @@ impl TaskRetries for LeanTaskStore {
                 values: vec![(":now", n(now))],
                 limit: usize::MAX,
                 descending: false,
-                consistent: true,
+                // Eventually consistent (half the units): a task put to wait a moment before is
+                // due a run later, and the move back to the queue reads its item again.
+                consistent: false,
             })
             .await?;
         found.sort_by_key(|f| f.task.desired_launch_time);
