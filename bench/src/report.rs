@@ -395,6 +395,11 @@ through `sosw local run` against `xargs -P 8`, an in-process no-op worker, a 1,0
 Run it alone, without Python or emulators: `make bench BENCH_ARGS="--only local"` (add `--quick` for
 smaller sizes). The sustained runs under the partition model need DynamoDB Local alone:
 `make bench BENCH_ARGS="--only sustained"` (`--dilation D` scales the limits, default 200).
+
+To see where the read units go, set `BENCH_TRACE_READS=1`: the counting proxy then prints every read
+request to stderr with its phase, operation, consistency, table, key values and the units DynamoDB
+Local reported (0 for a read that returned nothing, which AWS bills at its minimum), e.g.
+`BENCH_TRACE_READS=1 make bench BENCH_ARGS="--only lifecycle --reps 1" 2> reads.txt`.
 "#;
 
 const NOTES: &str = r#"
