@@ -4,7 +4,7 @@
 //!
 //! | item | `pk` | `sk` |
 //! |---|---|---|
-//! | queued task of a keyed labourer | `q#<labourer>#k#<path>#<key>#<shard>` | `<greenfield, 20 digits>#<task_id>` |
+//! | queued task of a keyed labourer | `q#<labourer>#k#<path>#<key>#<shard>` | `<order(greenfield)>#<task_id>` |
 //! | a key of a labourer | `k#<labourer>` | `<path>#<key>` |
 //! | the path a labourer is keyed by | `k#<labourer>` | `~path` |
 //! | the mark of a labourer's queued greenfields ahead (see [`AHEAD_FLOOR`]) | `k#<labourer>` | `~ahead` |

@@ -4,8 +4,8 @@
 //!
 //! | item | `pk` | `sk` |
 //! |---|---|---|
-//! | queued task (never claimed, released, requeued, redriven) | `q#<labourer>#<shard>` | `<greenfield, 20 digits>#<task_id>` |
-//! | queued task of a labourer with per-key fairness (see `fair`) | `q#<labourer>#k#<path>#<key>#<shard>` | `<greenfield, 20 digits>#<task_id>` |
+//! | queued task (never claimed, released, requeued, redriven) | `q#<labourer>#<shard>` | `<order(greenfield)>#<task_id>` |
+//! | queued task of a labourer with per-key fairness (see `fair`) | `q#<labourer>#k#<path>#<key>#<shard>` | `<order(greenfield)>#<task_id>` |
 //! | claimed task (invoked, completed, failed) | `r#<shard>` | `<task_id>` |
 //! | task waiting for retry | `w#<labourer>` | `<task_id>` |
 //! | closed task (TTL `expires_at`) | `c#<labourer>#<shard>` | `<task_id>` |
