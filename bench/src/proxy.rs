@@ -82,11 +82,7 @@ impl Tally {
         let Ok(body) = serde_json::from_slice::<Value>(answer.body()) else {
             return;
         };
-        let consumed = match &body["ConsumedCapacity"] {
-            Value::Array(items) => items.clone(),
-            Value::Null => Vec::new(),
-            one => vec![one.clone()],
-        };
+        let consumed = consumed_capacity(&body);
         let reported: f64 = consumed
             .iter()
             .map(|c| c["CapacityUnits"].as_f64().unwrap_or(0.0))
@@ -246,18 +242,25 @@ fn read_target(fields: &serde_json::Map<String, Value>) -> String {
     format!("{table} {values}{limit}")
 }
 
-/// The capacity units an answer reports.
-fn reported_read_units(answer: &Response) -> f64 {
-    let Ok(body) = serde_json::from_slice::<Value>(answer.body()) else {
-        return 0.0;
-    };
+/// The `ConsumedCapacity` entries of an answer's body (one per table or index touched).
+fn consumed_capacity(body: &Value) -> Vec<Value> {
     match &body["ConsumedCapacity"] {
-        Value::Array(items) => items
-            .iter()
-            .map(|c| c["CapacityUnits"].as_f64().unwrap_or(0.0))
-            .sum(),
-        one => one["CapacityUnits"].as_f64().unwrap_or(0.0),
+        Value::Array(items) => items.clone(),
+        Value::Null => Vec::new(),
+        one => vec![one.clone()],
     }
+}
+
+/// The capacity units an answer reports, in all.
+fn reported_read_units(answer: &Response) -> f64 {
+    serde_json::from_slice::<Value>(answer.body())
+        .map(|body| {
+            consumed_capacity(&body)
+                .iter()
+                .map(|c| c["CapacityUnits"].as_f64().unwrap_or(0.0))
+                .sum()
+        })
+        .unwrap_or(0.0)
 }
 
 /// Tells the counting proxy at `control` (its URL) which phase the next requests belong to.

@@ -13,7 +13,8 @@
 //!
 //! `shard = fnv1a(task_id) mod shards`. Every item carries the task as sosw 0.7's row (a queued item
 //! without `task_id` and `greenfield`, which its sort key holds, without `labourer_id`, which its
-//! partition key holds, and without an `attempts` of 0) plus `lrev`, a
+//! partition key holds, with `job_id` as its length in the task id (`jl`) when the task id starts
+//! with it, and without an `attempts` of 0: see `compact_queued`) plus `lrev`, a
 //! counter that grows with every move: a move writes its destination first (`lrev + 1`) and deletes
 //! its source second, each conditionally, so a stop between the two leaves the task in two places with
 //! the later one recognisable by its higher `lrev`, never in none. Reads resolve such a pair to the
@@ -41,10 +42,10 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::DynamoTaskStore;
-use super::codec::{Item, item_to_task, n, s, task_to_item};
+use super::codec::{Item, decode_error, item_to_task, n, s, task_to_item};
 use super::errors::{build_error, sdk_error, store_error};
 use super::query::{self, QuerySpec};
-use sosw_core::error::{Error, Result};
+use sosw_core::error::Result;
 use sosw_core::store::TableNames;
 use sosw_core::task::{Task, TaskId};
 
@@ -783,13 +784,11 @@ const JOB_ID: &str = "job_id";
 /// A queued item's stand-in for its job id: how many leading bytes of the task id it is.
 const JOB_PREFIX: &str = "jl";
 
-/// The labourer a queued item's key names (`q#<labourer>#<shard>` or `q#<labourer>#k#...`): the
-/// segment after `q#`, which is the whole labourer id when that has no `#`.
-fn queued_labourer(key: &Item) -> Option<&str> {
-    match key.get("pk") {
-        Some(AttributeValue::S(pk)) => pk.strip_prefix("q#")?.split('#').next(),
-        _ => None,
-    }
+/// The labourer a queued item's partition key names (`q#<labourer>#<shard>` or
+/// `q#<labourer>#k#...`): the segment after `q#`, which is the whole labourer id when that has no
+/// `#`.
+fn queued_labourer(pk: &str) -> Option<&str> {
+    pk.strip_prefix("q#")?.split('#').next()
 }
 
 /// Leaves out of the queued item `item` of `task` under `key` what [`decode`] reads back without
@@ -808,7 +807,9 @@ fn compact_queued(item: &mut Item, task: &Task, key: &Item) {
         item.remove(JOB_ID);
         item.insert(JOB_PREFIX.to_owned(), n(job.len() as i64));
     }
-    if queued_labourer(key).is_some_and(|l| l == task.labourer_id) {
+    if let Some(AttributeValue::S(pk)) = key.get("pk")
+        && queued_labourer(pk).is_some_and(|l| l == task.labourer_id)
+    {
         item.remove(LABOURER_ID);
     }
     if task.attempts == 0 {
@@ -855,7 +856,7 @@ pub(crate) fn decode(mut item: Item, table: &str) -> Result<Found> {
         item.entry(TASK_ID.to_owned()).or_insert_with(|| s(task_id));
         item.entry(GREENFIELD.to_owned())
             .or_insert_with(|| n(greenfield));
-        if let Some(labourer) = pk.strip_prefix("q#").and_then(|p| p.split('#').next()) {
+        if let Some(labourer) = queued_labourer(pk) {
             item.entry(LABOURER_ID.to_owned())
                 .or_insert_with(|| s(labourer));
         }
@@ -865,13 +866,12 @@ pub(crate) fn decode(mut item: Item, table: &str) -> Result<Found> {
                 .ok()
                 .and_then(|len| len.parse::<usize>().ok())
                 .and_then(|len| task_id.get(..len))
-                .ok_or_else(|| Error::Decode {
-                    what: "task",
-                    table: table.to_owned(),
-                    message: format!(
-                        "queued task `{task_id}`: `{JOB_PREFIX}` {len:?} is not the length of \
-                             a prefix of its id"
-                    ),
+                .ok_or_else(|| {
+                    decode_error(
+                        table,
+                        Some(task_id),
+                        format!("`{JOB_PREFIX}` {len:?} is not the length of a prefix of its id"),
+                    )
                 })?;
             item.entry(JOB_ID.to_owned()).or_insert_with(|| s(job));
         }
