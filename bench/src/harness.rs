@@ -58,6 +58,8 @@ struct Sizes {
     orchestrate: u64,
     lifecycle: u64,
     throughput: bool,
+    /// Queued tasks `sosw migrate-layout` moves.
+    migrate: u64,
     /// The measured window of each sustained run, in seconds.
     sustained_secs: u64,
 }
@@ -71,6 +73,7 @@ impl Sizes {
                 orchestrate: 50,
                 lifecycle: 10,
                 throughput: false,
+                migrate: 50,
                 sustained_secs: 5,
             },
             "quick" => Sizes {
@@ -79,6 +82,7 @@ impl Sizes {
                 orchestrate: 10_000,
                 lifecycle: 200,
                 throughput: true,
+                migrate: 1_000,
                 sustained_secs: 20,
             },
             _ => Sizes {
@@ -87,6 +91,7 @@ impl Sizes {
                 orchestrate: 10_000,
                 lifecycle: 500,
                 throughput: true,
+                migrate: 5_000,
                 sustained_secs: 60,
             },
         }
@@ -192,6 +197,15 @@ pub async fn run(args: &Args) -> BenchResult<()> {
     }
     if selected("lifecycle") {
         note(&mut failures, bench.lifecycle(sizes.lifecycle).await);
+    }
+    if selected("migrate") {
+        // `--tasks N` sizes this workload alone (to see its memory stay flat on a large queue).
+        let tasks = if args.tasks > 0 {
+            args.tasks
+        } else {
+            sizes.migrate
+        };
+        note(&mut failures, bench.migrate(tasks).await);
     }
     if selected("throughput") && sizes.throughput {
         note(&mut failures, bench.throughput().await);
@@ -585,6 +599,67 @@ impl Bench<'_> {
                     .into());
                 }
                 self.record_lifecycle(&lean_workload, Implementation::Ours, &tallies, tasks as f64);
+            }
+        }
+        Ok(())
+    }
+
+    /// `sosw migrate-layout` of `tasks` queued 0.7 rows (seeded, not counted) to the lean table,
+    /// one task at a time (as before 2026-12-05) and as many at once as by default.
+    async fn migrate(&mut self, tasks: u64) -> BenchResult<()> {
+        use sosw::aws::dynamodb::lean::migrate::DEFAULT_CONCURRENCY;
+        for rep in 0..self.args.reps {
+            let mut order = [1, DEFAULT_CONCURRENCY];
+            if rep % 2 == 1 {
+                order.reverse();
+            }
+            for concurrency in order {
+                let workload = if concurrency == 1 {
+                    format!("migrate-layout of {tasks} queued tasks, one at a time")
+                } else {
+                    format!("migrate-layout of {tasks} queued tasks, {concurrency} at once")
+                };
+                if rep == 0 {
+                    println!("{workload}");
+                }
+                let (prefix, tables) = self.fresh_tables().await?;
+                self.seed(&tables, tasks).await?;
+                let options = LeanOptions::with_prefix(&prefix);
+                create_lean_tables(&self.direct, &options)
+                    .await
+                    .map_err(bench_error)?;
+                self.proxy.take();
+                let mut run_args = self.run_args(&prefix, tasks);
+                run_args.extend(["--concurrency".to_owned(), concurrency.to_string()]);
+                let out = self
+                    .child(Implementation::Ours, "migrate", &run_args)
+                    .await?;
+                let tally = self.proxy.take().remove("migrate").unwrap_or_default();
+                delete_lean_tables(&self.direct, &options)
+                    .await
+                    .map_err(bench_error)?;
+                self.drop_tables(&tables).await?;
+                if out["moved"].as_u64() != Some(tasks) {
+                    return Err(format!(
+                        "migrate-layout moved {} of {tasks} queued tasks",
+                        out["moved"]
+                    )
+                    .into());
+                }
+                let n = tasks as f64;
+                let secs = out["secs"].as_f64().unwrap_or(f64::NAN);
+                let ours = Implementation::Ours;
+                self.record(&workload, "run time (s)", ours, secs);
+                self.record(&workload, "tasks per second", ours, n / secs);
+                self.record(
+                    &workload,
+                    "write units per task",
+                    ours,
+                    tally.write_units / n,
+                );
+                self.record(&workload, "read units per task", ours, tally.read_units / n);
+                let rss = out["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
+                self.record(&workload, "peak memory (MB)", ours, rss);
             }
         }
         Ok(())
@@ -1029,10 +1104,16 @@ const CONFIG_TABLE: &str = "config";
 
 /// The child's peak resident set (`VmHWM`), in MB, or NaN when it cannot be read.
 fn peak_rss_mb(child: &Child) -> f64 {
-    let Some(pid) = child.id() else {
-        return f64::NAN;
-    };
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+    match child.id() {
+        Some(pid) => vm_hwm_mb(&format!("/proc/{pid}/status")),
+        None => f64::NAN,
+    }
+}
+
+/// The peak resident set (`VmHWM`) in the process status file `status`, in MB, or NaN when it
+/// cannot be read.
+pub fn vm_hwm_mb(status: &str) -> f64 {
+    std::fs::read_to_string(status)
         .ok()
         .and_then(|status| {
             status

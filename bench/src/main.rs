@@ -5,7 +5,7 @@
 //! sosw-bench run [--quick|--smoke] [--reps N] [--out DIR] [--only w1,w2] [--python PATH] [--bins DIR]
 //!                [--dilation D]
 //! sosw-bench local [--quick|--smoke] [--out DIR] [--only true,inprocess,million] --bins DIR
-//! sosw-bench ours <enqueue|orchestrate|lifecycle|throughput> --prefix P --labourer L --tasks N ...
+//! sosw-bench ours <enqueue|orchestrate|lifecycle|throughput|migrate> --prefix P --labourer L --tasks N ...
 //! ```
 //!
 //! `run` needs `SOSW_DYNAMODB_ENDPOINT` (DynamoDB Local) and `SOSW_MOTO_ENDPOINT` (moto: S3 for both
@@ -77,6 +77,8 @@ pub struct Args {
     pub echo: bool,
     /// DynamoDB's per-key limits are divided by this in the `sustained` workload.
     pub dilation: f64,
+    /// Tasks `sosw migrate-layout` moves at once (the `migrate` workload).
+    pub concurrency: usize,
 }
 
 impl Default for Args {
@@ -100,6 +102,7 @@ impl Default for Args {
             lean_close: true,
             echo: true,
             dilation: 200.0,
+            concurrency: sosw::aws::dynamodb::lean::migrate::DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -127,6 +130,12 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> BenchResult<Args> {
             "--bins" => args.bins = value()?,
             "--layout" => args.layout = value()?,
             "--shards" => args.shards = value()?.parse()?,
+            "--concurrency" => {
+                args.concurrency = value()?.parse()?;
+                if args.concurrency == 0 {
+                    return Err("--concurrency must be at least 1".into());
+                }
+            }
             "--lean-mark" => args.lean_close = false,
             "--no-echo" => args.echo = false,
             "--dilation" => {
@@ -165,6 +174,7 @@ async fn ours(args: &Args) -> BenchResult<Value> {
         "orchestrate" => ours::orchestrate(args).await,
         "lifecycle" => ours::lifecycle(args).await,
         "throughput" => ours::throughput(args).await,
+        "migrate" => ours::migrate(args).await,
         other => Err(format!("unknown workload `{other}`").into()),
     }
 }

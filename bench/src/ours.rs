@@ -11,6 +11,7 @@ use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
 use sosw::aws::cloudwatch::CloudWatchMetrics;
 use sosw::aws::dynamodb::DynamoTaskStore;
+use sosw::aws::dynamodb::lean::migrate::{Migration, MigrationSettings};
 use sosw::aws::dynamodb::lean::{LeanOptions, LeanTaskStore};
 use sosw::aws::lambda::{FunctionTimeouts, LambdaInvoker};
 use sosw::aws::s3::S3BlobStore;
@@ -124,6 +125,41 @@ pub async fn orchestrate(args: &Args) -> BenchResult<Value> {
     let secs = started.elapsed().as_secs_f64();
     phase("idle").await;
     Ok(json!({"secs": secs, "invoked": report.invoked()}))
+}
+
+/// `sosw migrate-layout`'s move of the 0.7 queue the harness seeded to the lean table,
+/// `args.concurrency` tasks at once; times it and gives this process's peak memory.
+pub async fn migrate(args: &Args) -> BenchResult<Value> {
+    let clients = clients().await;
+    let from = store(&clients, args)?;
+    let to = LeanTaskStore::new(
+        clients.dynamodb.clone(),
+        LeanOptions::with_prefix(&args.prefix).shards(args.shards),
+    )
+    .map_err(bench_error)?;
+    let migration = Migration::new((*from).clone(), to);
+    let settings = MigrationSettings {
+        every: u64::MAX,
+        concurrency: args.concurrency,
+    };
+    phase("migrate").await;
+    let started = Instant::now();
+    let report = migration
+        .run(Utc::now().timestamp(), false, settings, |_| {})
+        .await
+        .map_err(bench_error)?;
+    let secs = started.elapsed().as_secs_f64();
+    phase("idle").await;
+    Ok(json!({
+        "secs": secs,
+        "moved": report.queued_moved,
+        "peak_rss_mb": own_peak_rss_mb(),
+    }))
+}
+
+/// This process's peak resident set (`VmHWM`), in MB, or NaN when it cannot be read.
+fn own_peak_rss_mb() -> f64 {
+    crate::harness::vm_hwm_mb("/proc/self/status")
 }
 
 /// Enqueue, claim, complete (one worker report per task) and archive, each phase timed and counted,

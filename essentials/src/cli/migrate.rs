@@ -8,7 +8,9 @@ use chrono::Utc;
 use clap::Args;
 use serde_json::json;
 use sosw::aws::dynamodb::DynamoTaskStore;
-use sosw::aws::dynamodb::lean::migrate::{Migration, MigrationReport};
+use sosw::aws::dynamodb::lean::migrate::{
+    DEFAULT_CONCURRENCY, Migration, MigrationReport, MigrationSettings,
+};
 use sosw::aws::dynamodb::lean::{LeanOptions, LeanTaskStore};
 use sosw::lambda::aws::{Clients, sdk_config};
 use sosw::lambda::settings::{LAYOUT_VAR, LeanLayout, StoreLayout};
@@ -33,6 +35,10 @@ pub struct MigrateLayoutArgs {
     /// Print progress every N tasks (on stderr).
     #[arg(long, default_value_t = 500, value_name = "N")]
     pub progress_every: u64,
+    /// Tasks moved at once, 1 to 256 (each move is two to four requests in a row).
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY as u16, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
     /// `--output text|json`.
     #[command(flatten)]
     pub output: Output,
@@ -90,10 +96,18 @@ pub async fn migrate_layout(global: &Global, args: MigrateLayoutArgs) -> CliResu
         .run(
             Utc::now().timestamp(),
             args.dry_run,
-            args.progress_every,
+            MigrationSettings {
+                every: args.progress_every,
+                concurrency: usize::from(args.concurrency),
+            },
             |p| {
                 if text && !args.dry_run {
-                    tell!("moved or left {} of {} waiting tasks", p.done, p.total);
+                    tell!(
+                        "moved or left {} of {} waiting tasks{}",
+                        p.done,
+                        p.found,
+                        if p.scanned { "" } else { " found so far" }
+                    );
                 }
             },
         )

@@ -140,7 +140,7 @@ pub enum Command {
     /// Resume a paused labourer.
     Resume(control::LabourerArgs),
     /// Move a deployment's waiting tasks (queued, waiting for retry) from sosw 0.7's tables to the
-    /// lean table, oldest first, while the essentials run (with --aws). Invoked tasks finish where
+    /// lean table, many at once, while the essentials run (with --aws). Invoked tasks finish where
     /// they are. Resumable: run it again to finish or re-check. See docs/deploy.md, "Migrating to the
     /// lean layout".
     MigrateLayout(migrate::MigrateLayoutArgs),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use sosw::aws::dynamodb::lean::migrate::Migration;
+use sosw::aws::dynamodb::lean::migrate::{Migration, MigrationSettings};
 use sosw::aws::dynamodb::lean::{
     LeanOptions, LeanTaskStore, create_lean_tables_without_stream, delete_lean_tables,
 };
@@ -30,6 +30,22 @@ fn lean_options(prefix: &str, tables: &TableNames) -> LeanOptions {
     }
 }
 
+/// The tutorial job scheduled into 0.7 tables of its own on DynamoDB Local, and the options of the
+/// lean table beside them (not created); `None` without the emulator.
+async fn scheduled_job(name: &str) -> Option<(DynamoJob, LeanOptions)> {
+    let endpoint =
+        sosw_integration_tests::emulator_endpoint(sosw_integration_tests::DYNAMODB_ENDPOINT_VAR)?;
+    let job = DynamoJob::schedule(&endpoint, name).await;
+    let prefix = job
+        .tables
+        .tasks
+        .strip_suffix("sosw_tasks")
+        .expect("prefixed")
+        .to_owned();
+    let options = lean_options(&prefix, &job.tables);
+    Some((job, options))
+}
+
 /// Where each of `ids` is: (on the 0.7 side live, on the lean side live).
 async fn whereabouts(
     old: &DynamoTaskStore,
@@ -48,24 +64,21 @@ async fn whereabouts(
 
 #[tokio::test]
 async fn migrate_layout_moves_the_queue_once_and_a_second_run_moves_nothing() {
-    let Some(endpoint) =
-        sosw_integration_tests::emulator_endpoint(sosw_integration_tests::DYNAMODB_ENDPOINT_VAR)
-    else {
+    let Some((job, options)) = scheduled_job("migrate").await else {
         return;
     };
-    let job = DynamoJob::schedule(&endpoint, "migrate").await;
-    let prefix = job
-        .tables
-        .tasks
-        .strip_suffix("sosw_tasks")
-        .expect("prefixed")
-        .to_owned();
-    let options = lean_options(&prefix, &job.tables);
     // Without --aws there is nothing to migrate: the state file has one layout.
     let (code, _, stderr) = run(&["migrate-layout"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("pass --aws"), "{stderr}");
     // A shard count out of range names the setting.
+    // So does a concurrency out of range.
+    let (code, _, stderr) = job.sosw(&["migrate-layout", "--concurrency", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--concurrency") && stderr.contains("1..=256"),
+        "{stderr}"
+    );
     let (code, _, stderr) = job.sosw(&["migrate-layout", "--shards", "0"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("1 to 64"), "{stderr}");
@@ -112,8 +125,15 @@ async fn migrate_layout_moves_the_queue_once_and_a_second_run_moves_nothing() {
         "{out}"
     );
     assert!(out.contains("running   2 invoked"), "{out}");
-    assert!(stderr.contains("moved or left 10 of 34"), "{stderr}");
-    assert!(stderr.contains("moved or left 34 of 34"), "{stderr}");
+    // The task table is read before the retry table: until then the total is what was found so far.
+    assert!(
+        stderr.contains("moved or left 10 of 33 waiting tasks found so far"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("moved or left 34 of 34 waiting tasks\n"),
+        "{stderr}"
+    );
     let (code, out, stderr) = job.sosw(&["migrate-layout", "--output", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let second: Value = serde_json::from_str(out.trim()).expect("json");
@@ -238,11 +258,19 @@ async fn a_sosw07_orchestrator_claiming_during_the_move_leaves_every_task_in_one
     let migration = Migration::new((*old).clone(), lean.clone());
     let now = chrono::Utc::now().timestamp();
     let report = migration
-        .run(now, false, 5, |p| {
-            if p.done == 5 {
-                start.notify_one();
-            }
-        })
+        .run(
+            now,
+            false,
+            MigrationSettings {
+                every: 5,
+                concurrency: 16,
+            },
+            |p| {
+                if p.done == 5 {
+                    start.notify_one();
+                }
+            },
+        )
         .await
         .expect("migration");
     start.notify_one();
@@ -292,4 +320,147 @@ async fn a_sosw07_orchestrator_claiming_during_the_move_leaves_every_task_in_one
         .await
         .expect("delete lean");
     let _ = delete_tables(&client, &tables).await;
+}
+
+/// A run killed (SIGKILL) in the middle of its moves, 16 at once, leaves some tasks half moved (the
+/// lean item written, the 0.7 row not yet deleted); the next run finishes them, and every task ends in
+/// exactly one layout, none lost, none twice.
+#[tokio::test]
+async fn a_migration_killed_mid_run_is_finished_by_the_next_run_with_every_task_once() {
+    use std::io::{BufRead, BufReader};
+
+    let Some((job, options)) = scheduled_job("migrate-killed").await else {
+        return;
+    };
+    create_lean_tables_without_stream(&job.client, &options)
+        .await
+        .expect("lean table");
+    // 2,000 more queued tasks behind the tutorial job's 36.
+    let more: Vec<Task> = (0..2000)
+        .map(|i| {
+            Task::new(
+                format!("killed-{i:04}").as_str(),
+                HASHTAGS,
+                json!({"n": i}),
+                1_000_000 + 1000 * i64::from(i),
+                0.0,
+            )
+        })
+        .collect();
+    job.store
+        .enqueue(&more, EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    let lean = LeanTaskStore::new(job.client.clone(), options.clone()).expect("lean store");
+    let (ids, none) = queued_on_each_side(&job.store, &lean).await;
+    assert_eq!((ids.len(), none.len()), (2036, 0));
+
+    let mut command = super::sosw_on_aws(
+        &[
+            "migrate-layout",
+            "--progress-every",
+            "50",
+            "--concurrency",
+            "16",
+        ],
+        &job.endpoint,
+    );
+    command
+        .args(["--config", super::text(&job.dir.0)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("sosw runs");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("stderr line");
+        let killed = line.starts_with("moved or left 300 ");
+        seen.push(line);
+        if killed {
+            child.kill().expect("kill");
+            break;
+        }
+    }
+    child.wait().expect("reaped");
+    assert!(
+        seen.iter().any(|l| l.starts_with("moved or left 300 ")),
+        "the run got as far as 300 tasks before the kill: {seen:?}"
+    );
+
+    let (old_side, lean_side) = queued_on_each_side(&job.store, &lean).await;
+    let half_moved = old_side.intersection(&lean_side).count();
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| !old_side.contains(*id) && !lean_side.contains(*id))
+        .collect();
+    assert!(missing.is_empty(), "lost by the kill: {missing:?}");
+    assert!(
+        lean_side.len() >= 300 && old_side.len() > half_moved,
+        "killed mid-run: {} on the lean side ({half_moved} of them half moved), {} on the 0.7 side",
+        lean_side.len(),
+        old_side.len()
+    );
+    // One more half-moved task for certain: its lean item written as a move would, its 0.7 row kept.
+    let not_moved = old_side
+        .difference(&lean_side)
+        .next()
+        .expect("a task not moved yet");
+    let half = job
+        .store
+        .get_task(&TaskId::new(not_moved.as_str()).expect("id"))
+        .await
+        .expect("get")
+        .expect("on the 0.7 side");
+    lean.enqueue(std::slice::from_ref(&half), EnqueueMode::Fresh)
+        .await
+        .expect("lean copy");
+
+    let (code, out, stderr) = job.sosw(&["migrate-layout", "--output", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let second: Value = serde_json::from_str(out.trim()).expect("json");
+    let finished = second["finished_earlier_moves"].as_u64().expect("count");
+    assert!(finished >= 1, "the half-moved tasks are finished: {second}");
+    assert_eq!(
+        second["queued_moved"].as_u64().expect("count") + finished,
+        second["queued_found"].as_u64().expect("count"),
+        "{second}"
+    );
+    assert_eq!(second["left_changed"], 0, "{second}");
+    let (old_side, lean_side) = queued_on_each_side(&job.store, &lean).await;
+    assert!(old_side.is_empty(), "left on the 0.7 side: {old_side:?}");
+    assert_eq!(lean_side, ids, "every task on the lean side");
+    let later = chrono::Utc::now().timestamp() + 1;
+    assert_eq!(
+        lean.queue_length(HASHTAGS, later).await.expect("len"),
+        2036,
+        "no task twice in the lean queue"
+    );
+    delete_lean_tables(&job.client, &options)
+        .await
+        .expect("delete");
+    job.delete_tables().await;
+}
+
+/// The ids of the tasks queued for the tutorial labourer on the 0.7 side and on the lean side.
+async fn queued_on_each_side(
+    old: &DynamoTaskStore,
+    lean: &LeanTaskStore,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let later = chrono::Utc::now().timestamp() + 1;
+    let ids = |tasks: Vec<Task>| {
+        tasks
+            .into_iter()
+            .map(|t| t.task_id.as_str().to_owned())
+            .collect::<BTreeSet<_>>()
+    };
+    (
+        ids(old
+            .next_queued(HASHTAGS, later, 10_000)
+            .await
+            .expect("0.7 queue")),
+        ids(lean
+            .next_queued(HASHTAGS, later, 10_000)
+            .await
+            .expect("lean queue")),
+    )
 }

@@ -1,7 +1,9 @@
 //! `sosw migrate-layout`: a deployment's waiting tasks moved from sosw 0.7's tables to the lean table
 //! (docs/layout-lean.md, "Migration from the 0.7 layout").
 //!
-//! Per queued 0.7 row (not invoked, not completed), oldest greenfield first: the lean queued item is
+//! The 0.7 tables are read a page at a time (the next page read while this one's tasks move, up to
+//! [`MigrationSettings::concurrency`] at once), so memory holds two pages whatever the queue's size.
+//! Per queued 0.7 row (not invoked, not completed), a page's oldest greenfield first: the lean queued item is
 //! put (on the condition that none is there), then the 0.7 row is deleted on the condition that its
 //! greenfield is unchanged and it is not completed. If that delete is refused (a 0.7 orchestrator
 //! claimed the row in between), the lean item just written is deleted on the condition that it is still
@@ -15,12 +17,14 @@
 
 use std::collections::HashSet;
 
+use futures::StreamExt;
+
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 
 use super::super::DynamoTaskStore;
 use super::super::codec::{Item, item_to_task, n, s};
 use super::super::errors::sdk_error;
-use super::{LeanTaskStore, Written};
+use super::{Found, LeanTaskStore, Written};
 use sosw_core::error::Result;
 use sosw_core::task::Task;
 
@@ -49,9 +53,33 @@ pub struct MigrationReport {
 pub struct MigrationProgress {
     /// Tasks handled so far (moved or left), queued rows and retry rows together.
     pub done: u64,
-    /// Tasks to handle (queued rows and retry rows found).
-    pub total: u64,
+    /// Tasks to handle found so far (queued rows and retry rows): all of them once `scanned`.
+    pub found: u64,
+    /// Whether both 0.7 tables have been read to the end (`found` is then the total).
+    pub scanned: bool,
 }
+
+/// How a migration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationSettings {
+    /// Report progress after every `every` tasks (and at the end).
+    pub every: u64,
+    /// Tasks moved at once (each move is two to four requests, one after the other).
+    pub concurrency: usize,
+}
+
+impl Default for MigrationSettings {
+    fn default() -> Self {
+        MigrationSettings {
+            every: 500,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+}
+
+/// Tasks moved at once by default: about 16 times one task's pace, well under what one key of the
+/// lean table (a queue shard) or of sosw 0.7's index (a labourer) takes a second.
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// The two sides of a migration.
 #[derive(Debug, Clone)]
@@ -116,91 +144,126 @@ impl Migration {
         Ok(())
     }
 
-    /// Moves every queued and retry 0.7 row waiting at `now` (queued rows oldest greenfield first),
-    /// calling `progress` every `every` tasks and at the end. A dry run reads and counts only.
+    /// Moves every queued and retry 0.7 row waiting at `now`, as the scan reads them: the task table
+    /// first, then the retry table, a page at a time (a page's queued rows oldest greenfield first),
+    /// with up to `settings.concurrency` tasks moving at once while the next page is read, and calls
+    /// `progress` every `settings.every` tasks and at the end. Memory holds two pages, not the
+    /// tables. A dry run reads and counts only.
     pub async fn run(
         &self,
         now: i64,
         dry_run: bool,
-        every: u64,
+        settings: MigrationSettings,
         mut progress: impl FnMut(MigrationProgress),
     ) -> Result<MigrationReport> {
         self.check_tables().await?;
         let mut report = MigrationReport::default();
-        let mut queued = Vec::new();
-        for task in self.scan(Kind::Queued).await? {
-            if task.completed_at.is_none() && task.greenfield < now {
-                queued.push(task);
-            } else {
-                report.left_running += 1;
-            }
-        }
-        queued.sort_by_key(|t| t.greenfield);
-        let retries = self.scan(Kind::Retry).await?;
-        report.queued_found = queued.len() as u64;
-        report.retries_found = retries.len() as u64;
-        let total = report.queued_found + report.retries_found;
-        if dry_run {
-            progress(MigrationProgress { done: 0, total });
-            return Ok(report);
-        }
-        let labourers: HashSet<&str> = queued
-            .iter()
-            .chain(&retries)
-            .map(|t| t.labourer_id.as_str())
-            .collect();
-        self.to
-            .register(&labourers.into_iter().collect::<Vec<_>>())
-            .await?;
-        let every = every.max(1);
+        let every = settings.every.max(1);
+        let concurrency = settings.concurrency.max(1);
         let mut done = 0;
-        for (kind, task) in queued
-            .iter()
-            .map(|t| (Kind::Queued, t))
-            .chain(retries.iter().map(|t| (Kind::Retry, t)))
-        {
-            match self.move_one(kind, task).await? {
-                Moved::Yes if kind == Kind::Queued => report.queued_moved += 1,
-                Moved::Yes => report.retries_moved += 1,
-                Moved::FinishedEarlier => report.finished_earlier_moves += 1,
-                Moved::LeftChanged => report.left_changed += 1,
-            }
-            done += 1;
-            if done % every == 0 && done < total {
-                progress(MigrationProgress { done, total });
+        let mut found = 0;
+        for kind in [Kind::Queued, Kind::Retry] {
+            let mut page = self.scan_page(kind, None).await?;
+            loop {
+                let (rows, next) = page;
+                let mut waiting = Vec::with_capacity(rows.len());
+                for task in rows {
+                    if kind == Kind::Retry || (task.completed_at.is_none() && task.greenfield < now)
+                    {
+                        waiting.push(task);
+                    } else {
+                        report.left_running += 1;
+                    }
+                }
+                waiting.sort_by_key(|t| t.greenfield);
+                match kind {
+                    Kind::Queued => report.queued_found += waiting.len() as u64,
+                    Kind::Retry => report.retries_found += waiting.len() as u64,
+                }
+                found += waiting.len() as u64;
+                let scanned = next.is_none() && kind == Kind::Retry;
+                let read_next = async {
+                    match next {
+                        Some(start) => Some(self.scan_page(kind, Some(start)).await),
+                        None => None,
+                    }
+                };
+                let moves = async {
+                    if dry_run || waiting.is_empty() {
+                        return Ok(());
+                    }
+                    let labourers: HashSet<&str> =
+                        waiting.iter().map(|t| t.labourer_id.as_str()).collect();
+                    self.to
+                        .register(&labourers.into_iter().collect::<Vec<_>>())
+                        .await?;
+                    let mut moving = futures::stream::iter(&waiting)
+                        .map(|task| self.move_one(kind, task))
+                        .buffer_unordered(concurrency);
+                    while let Some(moved) = moving.next().await {
+                        match moved? {
+                            Moved::Yes if kind == Kind::Queued => report.queued_moved += 1,
+                            Moved::Yes => report.retries_moved += 1,
+                            Moved::FinishedEarlier => report.finished_earlier_moves += 1,
+                            Moved::LeftChanged => report.left_changed += 1,
+                        }
+                        done += 1;
+                        if done % every == 0 {
+                            progress(MigrationProgress {
+                                done,
+                                found,
+                                scanned,
+                            });
+                        }
+                    }
+                    Ok::<(), sosw_core::Error>(())
+                };
+                let (moved, next_page) = futures::join!(moves, read_next);
+                moved?;
+                match next_page {
+                    Some(next_page) => page = next_page?,
+                    None => break,
+                }
             }
         }
-        progress(MigrationProgress { done, total });
+        if done == 0 || done % every != 0 {
+            progress(MigrationProgress {
+                done,
+                found,
+                scanned: true,
+            });
+        }
         Ok(report)
     }
 
-    /// Every row of the 0.7 task table (`Queued`) or retry table (`Retry`), consistently read.
-    async fn scan(&self, kind: Kind) -> Result<Vec<Task>> {
+    /// One page of the 0.7 task table (`Queued`) or retry table (`Retry`), consistently read from
+    /// `start`, and where the next page starts (`None` after the last).
+    async fn scan_page(
+        &self,
+        kind: Kind,
+        start: Option<Item>,
+    ) -> Result<(Vec<Task>, Option<Item>)> {
         let table = match kind {
-            Kind::Queued => self.from.tables().tasks.clone(),
-            Kind::Retry => self.from.tables().retry.clone(),
+            Kind::Queued => &self.from.tables().tasks,
+            Kind::Retry => &self.from.tables().retry,
         };
-        let mut tasks = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .from
-                .client()
-                .scan()
-                .table_name(&table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error("migrate layout: scan", &table, e))?;
-            for item in out.items.unwrap_or_default() {
-                tasks.push(item_to_task(item, &table)?);
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(tasks),
-            }
-        }
+        let out = self
+            .from
+            .client()
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| sdk_error("migrate layout: scan", table, e))?;
+        let tasks = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| item_to_task(item, table))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((tasks, out.last_evaluated_key.filter(|k| !k.is_empty())))
     }
 
     /// The lean key a 0.7 row of `kind` moves to (a queued row under its fairness key's partition if
@@ -212,44 +275,40 @@ impl Migration {
         })
     }
 
-    /// Whether any lean item of `task` other than `except` exists (a claim, a waiting or closed item,
-    /// or a queued item under another greenfield): the task has moved on in the lean layout.
-    async fn moved_on(&self, task: &Task, except: &Item) -> Result<bool> {
+    /// What the lean table holds of `task`, read in one consistent `BatchGetItem`: the item at `key`
+    /// (where the move puts it) and whether any other item of the task exists (a claim, a waiting
+    /// or closed item): then the task has moved on in the lean layout.
+    async fn lean_side(&self, task: &Task, key: &Item) -> Result<(Option<Found>, bool)> {
         let id = task.task_id.as_str();
-        let mut keys = vec![
+        let mut keys = vec![key.clone()];
+        for other in [
             self.to.claim_key(id),
             self.to.closed_key(&task.labourer_id, id),
             LeanTaskStore::retry_key(&task.labourer_id, id),
-        ];
-        keys.retain(|k| k != except);
-        Ok(!self
+        ] {
+            // A retry row's key is its waiting item's: asked for once.
+            if &other != key {
+                keys.push(other);
+            }
+        }
+        let (at_key, others): (Vec<Found>, Vec<Found>) = self
             .to
             .get_many("migrate layout: find moved task", keys)
             .await?
-            .is_empty())
+            .into_iter()
+            .partition(|found| &found.key == key);
+        Ok((at_key.into_iter().next(), !others.is_empty()))
     }
 
     async fn move_one(&self, kind: Kind, task: &Task) -> Result<Moved> {
         let key = self.lean_key(kind, task).await?;
-        let already = self
-            .to
-            .get("migrate layout: find moved task", key.clone())
-            .await?;
-        let earlier = match already {
-            Some(found) if found.rev == 0 => true,
-            Some(_) => return self.finish_moved_on(kind, task).await,
-            None if self.moved_on(task, &key).await? => {
-                return self.finish_moved_on(kind, task).await;
-            }
-            None => {
+        let earlier = match self.lean_side(task, &key).await? {
+            (Some(found), _) if found.rev == 0 => true,
+            (Some(_), _) | (None, true) => return self.finish_moved_on(kind, task).await,
+            (None, false) => {
                 let item = self.to.item(task, &key, 0)?;
-                if self.to.put_newer("migrate layout: put", item).await? == Written::ConditionFailed
-                {
-                    // Written by a concurrent run of the tool: finish it as an earlier move.
-                    true
-                } else {
-                    false
-                }
+                // Refused when a concurrent run of the tool wrote it: finished as an earlier move.
+                self.to.put_newer("migrate layout: put", item).await? == Written::ConditionFailed
             }
         };
         if self.delete_sosw07(kind, task).await? == Written::Yes {
