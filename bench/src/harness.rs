@@ -82,7 +82,7 @@ impl Sizes {
                 orchestrate: 10_000,
                 lifecycle: 200,
                 throughput: true,
-                migrate: 1_000,
+                migrate: 300,
                 sustained_secs: 20,
             },
             _ => Sizes {
@@ -91,7 +91,7 @@ impl Sizes {
                 orchestrate: 10_000,
                 lifecycle: 500,
                 throughput: true,
-                migrate: 5_000,
+                migrate: 1_000,
                 sustained_secs: 60,
             },
         }
@@ -605,20 +605,34 @@ impl Bench<'_> {
     }
 
     /// `sosw migrate-layout` of `tasks` queued 0.7 rows (seeded, not counted) to the lean table,
-    /// one task at a time (as before 2026-12-05) and as many at once as by default.
+    /// one task at a time (as before 2026-12-05) and as many at once as by default, each as
+    /// DynamoDB Local answers and with [`MIGRATE_LATENCY`] added to every request by the proxy (a
+    /// client's round trip to AWS, which concurrency hides and DynamoDB Local on loopback lacks).
     async fn migrate(&mut self, tasks: u64) -> BenchResult<()> {
         use sosw::aws::dynamodb::lean::migrate::DEFAULT_CONCURRENCY;
         for rep in 0..self.args.reps {
-            let mut order = [1, DEFAULT_CONCURRENCY];
+            let mut cases = [
+                (1, Duration::ZERO),
+                (DEFAULT_CONCURRENCY, Duration::ZERO),
+                (1, MIGRATE_LATENCY),
+                (DEFAULT_CONCURRENCY, MIGRATE_LATENCY),
+            ];
             if rep % 2 == 1 {
-                order.reverse();
+                cases.reverse();
             }
-            for concurrency in order {
-                let workload = if concurrency == 1 {
-                    format!("migrate-layout of {tasks} queued tasks, one at a time")
+            for (concurrency, latency) in cases {
+                let at_once = if concurrency == 1 {
+                    "one at a time".to_owned()
                 } else {
-                    format!("migrate-layout of {tasks} queued tasks, {concurrency} at once")
+                    format!("{concurrency} at once")
                 };
+                let network = if latency.is_zero() {
+                    String::new()
+                } else {
+                    format!(", {} ms a request added", latency.as_millis())
+                };
+                let workload =
+                    format!("migrate-layout of {tasks} queued tasks, {at_once}{network}");
                 if rep == 0 {
                     println!("{workload}");
                 }
@@ -629,11 +643,12 @@ impl Bench<'_> {
                     .await
                     .map_err(bench_error)?;
                 self.proxy.take();
+                self.proxy.set_latency(latency);
                 let mut run_args = self.run_args(&prefix, tasks);
                 run_args.extend(["--concurrency".to_owned(), concurrency.to_string()]);
-                let out = self
-                    .child(Implementation::Ours, "migrate", &run_args)
-                    .await?;
+                let out = self.child(Implementation::Ours, "migrate", &run_args).await;
+                self.proxy.set_latency(Duration::ZERO);
+                let out = out?;
                 let tally = self.proxy.take().remove("migrate").unwrap_or_default();
                 delete_lean_tables(&self.direct, &options)
                     .await
@@ -1098,6 +1113,10 @@ impl Bench<'_> {
             .kill_on_drop(true);
     }
 }
+
+/// What the `migrate` workload adds to each request in its cases with a network: about a client's
+/// round trip to DynamoDB in the same AWS region.
+const MIGRATE_LATENCY: Duration = Duration::from_millis(4);
 
 /// sosw 0.7 reads its config rows from a table of this fixed name.
 const CONFIG_TABLE: &str = "config";

@@ -122,6 +122,8 @@ impl Tally {
 struct State {
     phase: String,
     tallies: HashMap<String, Tally>,
+    /// Added before each forwarded request: a network round trip DynamoDB Local on loopback lacks.
+    latency: std::time::Duration,
 }
 
 /// The running proxy; it stops when the last clone is dropped.
@@ -152,6 +154,12 @@ impl Proxy {
             state,
             _server: Arc::new(server),
         })
+    }
+
+    /// Holds every DynamoDB request for `latency` before forwarding it (zero: none), as a network
+    /// round trip to AWS would; phase changes are not held.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        lock(&self.state).latency = latency;
     }
 
     /// The tallies so far, by phase, and a fresh start.
@@ -197,6 +205,10 @@ async fn forward(request: Request, upstream: &Upstream, state: &Mutex<State>) ->
         if let Ok(rewritten) = serde_json::to_vec(&fields) {
             body = Bytes::from(rewritten);
         }
+    }
+    let latency = lock(state).latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
     let answer = match upstream.send(Request::from_parts(parts, body)).await {
         Ok(answer) => answer,

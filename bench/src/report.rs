@@ -451,6 +451,13 @@ const NOTES: &str = r#"
   within the minute. **sosw 0.7's figure is computed, not measured**: its orchestrator makes a single
   pass per scheduled run (one per minute) and starts at most `max_simultaneous_invocations` tasks in a
   pass, so 10 slots finish at most 10 tasks a minute however short they are.
+* **migrate** (ours only; DynamoDB Local alone: `--only migrate`, `--tasks N` for another size):
+  `sosw migrate-layout`'s move (`Migration::run`) of *N* queued tasks seeded into sosw 0.7's tables
+  (not counted) to a fresh lean table, one task at a time and 16 at once (the default), each also with
+  4 ms added by the proxy to every request (a client's round trip to DynamoDB in the same region,
+  which DynamoDB Local on loopback lacks and which concurrency hides). Timed: the run only; *peak
+  memory* is the process's `VmHWM`. DynamoDB Local reports nothing for a `BatchGetItem`'s missing
+  keys, so the read units here leave out the lookup AWS charges (1 unit a key, 4 a task).
 * **sustained** (ours only; DynamoDB Local alone, no moto or Python: `--only sustained`): one labourer
   sustained under the partition model (`sosw_testkit::partition`) with DynamoDB's per-key limits
   divided by `--dilation` *D* (default 200): the real orchestrator, in-process workers reporting through
