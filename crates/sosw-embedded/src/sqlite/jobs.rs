@@ -17,17 +17,24 @@ use sosw_core::store::{CreateJobOutcome, JobCounts, JobRecord, JobStatus, JobSto
 /// The table, for messages.
 const JOBS: &str = "jobs";
 
-/// The columns every read selects, in the order [`RawJob::from_row`] reads them.
+/// The columns of `jobs` every read selects, then the job as submitted from `job_bodies`, in the order
+/// [`RawJob::from_row`] reads them. The body has a table of its own (schema version 5): it can be large
+/// (a list of 20,000 sections) and SQLite rewrites a whole row on every `UPDATE`, so in `jobs` it would
+/// be read and compared by each counter update, one per task that closes.
 const COLUMNS: &str = "job_id, labourer_id, status, created_at, started_at, finished_at, total, \
-                       enqueued, completed, failed, dead, requesters, job, cancelled";
+                       enqueued, completed, failed, dead, requesters, cancelled, \
+                       COALESCE((SELECT b.job FROM job_bodies b WHERE b.job_id = jobs.job_id), 'null')";
 
-/// [`COLUMNS`] with `null` for the job as submitted: what the counter updates return. The job body
-/// can be large (a list of 20,000 sections) and is parsed on every read, and a counter update comes
-/// with every task that closes: the trait lets updates leave it out so their cost does not grow with
-/// the job.
+/// [`COLUMNS`] with `null` for the job as submitted: what the counter updates return. The body is
+/// parsed on every read, and a counter update comes with every task that closes: the trait lets
+/// updates leave it out so their cost does not grow with the job.
 const COUNTER_COLUMNS: &str = "job_id, labourer_id, status, created_at, started_at, finished_at, \
-                               total, enqueued, completed, failed, dead, requesters, 'null', \
-                               cancelled";
+                               total, enqueued, completed, failed, dead, requesters, cancelled, \
+                               'null'";
+
+/// The columns an insert into `jobs` writes (the body goes to `job_bodies`).
+const INSERT_COLUMNS: &str = "job_id, labourer_id, status, created_at, started_at, finished_at, \
+                              total, enqueued, completed, failed, dead, requesters, cancelled";
 
 #[async_trait]
 impl JobStore for SqliteTaskStore {
@@ -270,14 +277,15 @@ fn encode_json(record: &JobRecord, what: &str, value: &impl Serialize) -> Result
     })
 }
 
-/// Inserts `row` unless its job id exists. Returns whether it did.
+/// Inserts `row` (its record in `jobs`, its body in `job_bodies`) unless its job id exists. Returns
+/// whether it did.
 fn insert_new(conn: &Connection, row: &NewRow<'_>) -> Result<bool, Failure> {
     let r = row.record;
     let [enqueued, completed, failed, dead, cancelled] = row.counts;
     let inserted = conn
         .prepare_cached(&format!(
-            "INSERT INTO jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-             ?12, ?13, ?14) ON CONFLICT (job_id) DO NOTHING"
+            "INSERT INTO jobs ({INSERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+             ?11, ?12, ?13) ON CONFLICT (job_id) DO NOTHING"
         ))?
         .execute(params![
             r.job_id,
@@ -292,9 +300,13 @@ fn insert_new(conn: &Connection, row: &NewRow<'_>) -> Result<bool, Failure> {
             failed,
             dead,
             row.requesters,
-            row.job,
             cancelled,
         ])?;
+    if inserted == 1 {
+        // `REPLACE`: a body left by a job whose record is gone (never written by sosw) gives way.
+        conn.prepare_cached("INSERT OR REPLACE INTO job_bodies (job_id, job) VALUES (?1, ?2)")?
+            .execute(params![r.job_id, row.job])?;
+    }
     Ok(inserted == 1)
 }
 
@@ -351,10 +363,10 @@ impl RawJob {
                 row.get(8)?,
                 row.get(9)?,
                 row.get(10)?,
-                row.get(13)?,
+                row.get(12)?,
             ],
             requesters: row.get(11)?,
-            job: row.get(12)?,
+            job: row.get(13)?,
         })
     }
 
@@ -478,18 +490,21 @@ mod tests {
     async fn a_corrupt_row_is_a_decode_error_naming_job_and_column() {
         let store = SqliteTaskStore::in_memory().expect("opens");
         let corruptions = [
-            ("status = 'done'", "`status`"),
-            ("completed = -1", "`completed`"),
-            ("requesters = '[1'", "`requesters`"),
-            ("job = '{'", "`job`"),
+            ("jobs", "status = 'done'", "`status`"),
+            ("jobs", "completed = -1", "`completed`"),
+            ("jobs", "requesters = '[1'", "`requesters`"),
+            ("job_bodies", "job = '{'", "`job`"),
         ];
-        for (n, (set, column)) in corruptions.into_iter().enumerate() {
+        for (n, (table, set, column)) in corruptions.into_iter().enumerate() {
             let id = format!("bad-{n}");
             store.create_job(&record(&id)).await.expect("creates");
             store
                 .lock("test")
                 .expect("lock")
-                .execute(&format!("UPDATE jobs SET {set} WHERE job_id = ?1"), [&id])
+                .execute(
+                    &format!("UPDATE {table} SET {set} WHERE job_id = ?1"),
+                    [&id],
+                )
                 .expect("corrupts");
             let err = store.get_job(&id).await.expect_err("a corrupt row");
             let Error::Decode { table, message, .. } = &err else {
@@ -503,6 +518,56 @@ mod tests {
         }
         let err = store.list_jobs(10).await.expect_err("corrupt rows listed");
         assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn counter_updates_leave_the_body_alone_and_reads_return_it() {
+        let store = SqliteTaskStore::in_memory().expect("opens");
+        let mut job = record("j");
+        let sections: Vec<String> = (0..2_000).map(|i| format!("s{i}")).collect();
+        job.job = serde_json::json!({"lambda_name": "lab", "sections": sections});
+        store.create_job(&job).await.expect("creates");
+        let delta = JobCounts {
+            completed: 1,
+            ..JobCounts::default()
+        };
+        let counted = store.add_outcomes("j", delta).await.expect("counts");
+        assert_eq!(
+            counted.map(|c| (c.counts.completed, c.job)),
+            Some((1, Value::Null))
+        );
+        let read = store.get_job("j").await.expect("reads").expect("exists");
+        assert_eq!(read.job, job.job);
+        assert_eq!(read.counts.completed, 1);
+        let listed = store.list_jobs(10).await.expect("lists");
+        assert_eq!(listed.first().map(|j| &j.job), Some(&job.job));
+        // The body is not in the row every counter update rewrites.
+        let conn = store.lock("test").expect("lock");
+        let in_jobs: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'job'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("reads the catalogue");
+        assert_eq!(in_jobs, 0);
+    }
+
+    #[tokio::test]
+    async fn a_requester_added_or_a_job_reopened_returns_the_body() {
+        let store = SqliteTaskStore::in_memory().expect("opens");
+        let mut job = record("j");
+        job.job = serde_json::json!({"lambda_name": "lab"});
+        store.create_job(&job).await.expect("creates");
+        let added = store.add_requester("j", "me").await.expect("adds");
+        assert_eq!(added.map(|j| j.job), Some(job.job.clone()));
+        let delta = JobCounts {
+            dead: 1,
+            ..JobCounts::default()
+        };
+        store.add_outcomes("j", delta).await.expect("counts");
+        let reopened = store.reopen_job("j", 1).await.expect("reopens");
+        assert_eq!(reopened.map(|j| j.job), Some(job.job));
     }
 
     #[tokio::test]

@@ -3,9 +3,10 @@
 //!
 //! Version 1 had the three task tables; version 2 adds `jobs`; version 3 adds the `cancelled` counter
 //! of a job and `paused_labourers` (`sosw cancel`, `sosw pause`); version 4 adds the fairness key column
-//! of `tasks`, its index and `fairness_paths` (per-key fairness). Opening a file of an older version
-//! migrates it in place (each step only adds tables), inside the same transaction that checks the
-//! version, so two processes opening an old file at once migrate it once. A file of a newer version is
+//! of `tasks`, its index and `fairness_paths` (per-key fairness); version 5 moves the job as submitted
+//! out of `jobs` into `job_bodies`. Opening a file of an older version migrates it in place (each step
+//! adds tables or columns, or moves a column's values to a new table), inside the same transaction
+//! that checks the version, so two processes opening an old file at once migrate it once. A file of a newer version is
 //! refused: this build cannot know what the newer one changed.
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -14,7 +15,7 @@ use super::{STORE, sql_error};
 use sosw_core::error::{Error, Result};
 
 /// The schema this build reads and writes.
-pub(super) const VERSION: i64 = 4;
+pub(super) const VERSION: i64 = 5;
 
 /// Version 1: sosw 0.7's tables and indexes, under the names of the DynamoDB ones they mirror (minus
 /// `sosw_`). Created on every open (`IF NOT EXISTS`), so a new file starts at version 1 and migrates.
@@ -92,6 +93,19 @@ CREATE INDEX IF NOT EXISTS tasks_open_by_key ON tasks (labourer_id, fairness_key
     WHERE completed_at IS NULL;
 ";
 
+/// Version 5: the job as submitted in a table of its own. SQLite rewrites a whole row on every
+/// `UPDATE`, so with the body in `jobs` each counter update (one per task that closes) read and
+/// compared the whole body, which can list 20,000 sections (about 180 KB): a cost per task that grew
+/// with the job. A body is written once, with its job, and never changed.
+const V5_JOB_BODIES: &str = "
+CREATE TABLE IF NOT EXISTS job_bodies (
+    job_id TEXT NOT NULL PRIMARY KEY,
+    job TEXT NOT NULL
+);
+INSERT OR IGNORE INTO job_bodies (job_id, job) SELECT job_id, job FROM jobs WHERE job <> 'null';
+ALTER TABLE jobs DROP COLUMN job;
+";
+
 /// The indexes of `tasks`, (re)built on every open: the queries only ever ask for open tasks (queue,
 /// running, expired: `completed_at IS NULL`) or for completed ones waiting to be archived, each in
 /// greenfield then task id order, so each has a partial index in exactly that order. A query reads the
@@ -109,7 +123,12 @@ CREATE INDEX IF NOT EXISTS tasks_completed ON tasks (labourer_id, greenfield, ta
 ";
 
 /// The migrations after version 1: `(version it leads to, DDL)`, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(2, V2_JOBS), (3, V3_CANCEL_AND_PAUSE), (4, V4_FAIRNESS)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (2, V2_JOBS),
+    (3, V3_CANCEL_AND_PAUSE),
+    (4, V4_FAIRNESS),
+    (5, V5_JOB_BODIES),
+];
 
 /// Creates the tables if missing, migrates an older file and checks the schema version. Safe to run on
 /// every open, from several processes at once: it runs in one `IMMEDIATE` transaction.
@@ -228,6 +247,7 @@ mod tests {
             "jobs",
             "paused_labourers",
             "fairness_paths",
+            "job_bodies",
         ] {
             assert!(has_table(&conn, table), "table `{table}` exists");
         }
@@ -256,6 +276,42 @@ mod tests {
             vec![VERSION],
             "a second open changes nothing"
         );
+    }
+
+    #[test]
+    fn a_version_4_job_keeps_its_body_in_job_bodies() {
+        let mut conn = version_1_database();
+        for (_, ddl) in MIGRATIONS.iter().filter(|(to, _)| *to <= 4) {
+            conn.execute_batch(ddl).expect("migrates to v4");
+        }
+        conn.execute_batch(
+            r#"UPDATE schema_version SET version = 4;
+               INSERT INTO jobs (job_id, labourer_id, status, created_at, completed, job)
+               VALUES ('j1', 'lab', 'running', 1700000000, 3, '{"sections":["a"]}'),
+                      ('j2', 'lab', 'running', 1700000001, 0, 'null');"#,
+        )
+        .expect("writes v4 rows");
+
+        ensure(&mut conn).expect("migrates");
+        assert_eq!(version(&conn), vec![VERSION]);
+        let bodies: Vec<(String, String)> = conn
+            .prepare("SELECT job_id, job FROM job_bodies ORDER BY job_id")
+            .expect("prepares")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("queries")
+            .collect::<rusqlite::Result<_>>()
+            .expect("reads bodies");
+        assert_eq!(
+            bodies,
+            vec![("j1".to_owned(), r#"{"sections":["a"]}"#.to_owned())],
+            "the body moved; a null body needs no row"
+        );
+        let completed: i64 = conn
+            .query_row("SELECT completed FROM jobs WHERE job_id = 'j1'", [], |r| {
+                r.get(0)
+            })
+            .expect("reads the record");
+        assert_eq!(completed, 3, "the record is kept");
     }
 
     #[test]
