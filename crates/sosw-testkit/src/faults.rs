@@ -91,6 +91,9 @@ pub struct FaultyStore<S> {
     inner: S,
     dice: Dice,
     throttle_rate: f64,
+    /// When off, `complete_and_close` completes alone (the trait's provided behaviour), whatever the
+    /// wrapped store can do: the archive is then a call of its own, which a crash can hit.
+    one_move_close: bool,
     state: Arc<StoreState>,
 }
 
@@ -101,8 +104,16 @@ impl<S> FaultyStore<S> {
             inner,
             dice: Dice::new(seed),
             throttle_rate: 0.0,
+            one_move_close: true,
             state: Arc::new(StoreState::default()),
         }
+    }
+
+    /// Completes without closing in the same call even when the wrapped store could (as stores
+    /// without a one-move close do), so that a test can fail the archive that follows.
+    pub fn without_one_move_close(mut self) -> Self {
+        self.one_move_close = false;
+        self
     }
 
     /// Fails this share of calls with a retryable throttling error, before they reach the store.
@@ -286,6 +297,9 @@ impl<S: TaskReports> TaskReports for FaultyStore<S> {
         now: i64,
     ) -> Result<(ReportOutcome, Option<MoveOutcome>)> {
         self.enter("complete")?;
+        if !self.one_move_close {
+            return Ok((self.inner.complete(task_id, report, now).await?, None));
+        }
         self.inner.complete_and_close(task_id, report, now).await
     }
     async fn record_failure(

@@ -1,4 +1,5 @@
-//! The worker assistant over a store whose archive fails: the completion still counts in its job.
+//! The worker assistant over a store whose archive fails: the completion still counts in its job; over
+//! SQLite's one-move close, the completed task goes straight to the closed table.
 
 use std::sync::Arc;
 
@@ -24,10 +25,10 @@ const NOW: i64 = 1_800_000_000;
 
 #[tokio::test]
 async fn a_completion_whose_archive_fails_still_counts_and_the_task_stays_for_the_scavenger() {
-    let store = Arc::new(FaultyStore::new(
-        SqliteTaskStore::in_memory().expect("store"),
-        1,
-    ));
+    // The SQLite store completes and archives in one move; this test needs them apart.
+    let store = Arc::new(
+        FaultyStore::new(SqliteTaskStore::in_memory().expect("store"), 1).without_one_move_close(),
+    );
     let mut task = Task::new("t1", "w", json!({}), 1000, 0.0);
     task.job_id = Some("job-1".into());
     store
@@ -87,5 +88,44 @@ async fn a_completion_whose_archive_fails_still_counts_and_the_task_stays_for_th
     assert!(
         live.completed_at.is_some(),
         "completed, left for the scavenger"
+    );
+}
+
+#[tokio::test]
+async fn a_completion_over_sqlite_closes_the_task_in_the_same_call() {
+    let store = Arc::new(SqliteTaskStore::in_memory().expect("store"));
+    let task = Task::new("t1", "w", json!({}), 1000, 0.0);
+    store
+        .enqueue(&[task], EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    let id = TaskId::new("t1").expect("id");
+    store.claim(&id, NOW - 10).await.expect("claim");
+    let config: WorkerAssistantConfig = parse_config(
+        "sosw_worker_assistant_config",
+        json!({"task_config": {"labourers": {"w": {}}}}),
+    )
+    .expect("config");
+    let closer = Closer::new(store.clone(), Arc::new(LogNotifier))
+        .with_clock(Arc::new(ManualClock::at_secs(NOW)));
+    let assistant = WorkerAssistant::new(config, closer);
+    let mut stats = Stats::default();
+    let reply = assistant
+        .handle(&AssistantRequest::completed(id.clone()), &mut stats)
+        .await
+        .expect("the report is handled");
+    assert_eq!(
+        reply.outcome,
+        AssistantOutcome::Completed { archived: true }
+    );
+    assert_eq!(store.get_task(&id).await.expect("read"), None);
+    let closed = store
+        .get_closed_task(&id)
+        .await
+        .expect("read")
+        .expect("closed");
+    assert_eq!(
+        (closed.completed_at, closed.closed_at),
+        (Some(NOW), Some(NOW))
     );
 }

@@ -9,7 +9,10 @@ use rusqlite::{Connection, params};
 use super::rows::{self, TASKS};
 use super::{Failure, SqliteTaskStore, count};
 use sosw_core::error::Result;
-use sosw_core::store::{ClaimOutcome, ReportOutcome, TaskClaims, TaskReport, TaskReports};
+use sosw_core::store::{
+    CLOSED_STATUS_ATTRIBUTE, ClaimOutcome, ClosedStatus, MoveOutcome, ReportOutcome, TaskClaims,
+    TaskReport, TaskReports,
+};
 use sosw_core::task::{Markers, Task, TaskId, greenfield};
 
 /// The claim's guard (sosw 0.7's `greenfield < :start`), plus: a completed task is never claimed.
@@ -85,14 +88,21 @@ impl TaskReports for SqliteTaskStore {
         now: i64,
     ) -> Result<ReportOutcome> {
         self.run("complete", |conn| {
-            report_on(conn, task_id.as_str(), |task| {
-                task.completed_at = Some(now);
-                if task.greenfield < now {
-                    // Back in the queue when the report came: take it out so it does not run again.
-                    task.greenfield = greenfield::invoked_at(now);
-                }
-                report.apply_to(task);
-            })
+            report_on(conn, task_id.as_str(), |task| complete(task, report, now))
+        })
+    }
+
+    /// The completion and the archive in one transaction: the completed task goes straight to
+    /// `closed_tasks`, as `complete` then `archive` would leave it, without writing the live row
+    /// first and reading it back.
+    async fn complete_and_close(
+        &self,
+        task_id: &TaskId,
+        report: &TaskReport,
+        now: i64,
+    ) -> Result<(ReportOutcome, Option<MoveOutcome>)> {
+        self.run("complete and close", |conn| {
+            complete_and_close(conn, task_id.as_str(), report, now)
         })
     }
 
@@ -109,6 +119,55 @@ impl TaskReports for SqliteTaskStore {
             })
         })
     }
+}
+
+/// What a completion report changes on a task.
+fn complete(task: &mut Task, report: &TaskReport, now: i64) {
+    task.completed_at = Some(now);
+    if task.greenfield < now {
+        // Back in the queue when the report came: take it out so it does not run again.
+        task.greenfield = greenfield::invoked_at(now);
+    }
+    report.apply_to(task);
+}
+
+/// Completes the live, not completed task `task_id` and moves it to the closed table as completed at
+/// `now`. The outcomes are `complete`'s; a recorded completion is always moved.
+fn complete_and_close(
+    conn: &mut Connection,
+    task_id: &str,
+    report: &TaskReport,
+    now: i64,
+) -> Result<(ReportOutcome, Option<MoveOutcome>), Failure> {
+    let tx = super::begin_write(conn)?;
+    let Some(mut task) = rows::get_live(&tx, task_id)? else {
+        return Ok((ReportOutcome::NotFound, None));
+    };
+    if task.completed_at.is_some() {
+        return Ok((ReportOutcome::AlreadyCompleted, None));
+    }
+    let read_greenfield = task.greenfield;
+    complete(&mut task, report, now);
+    let deleted = tx
+        .prepare_cached(
+            "DELETE FROM tasks WHERE task_id = ?1 AND greenfield = ?2 AND completed_at IS NULL",
+        )?
+        .execute(params![task_id, read_greenfield])?;
+    if deleted != 1 {
+        // As in `report_on`: only a row whose columns contradict its item gets here.
+        return Err(rows::out_of_sync(TASKS, task_id).into());
+    }
+    // The closed row as `archive` writes it from the completed live row.
+    let key = ClosedStatus::Completed.index_key(&task.labourer_id);
+    let mut closed = task.clone();
+    closed.closed_at = Some(now);
+    closed.extra.insert(
+        CLOSED_STATUS_ATTRIBUTE.into(),
+        serde_json::Value::from(key.as_str()),
+    );
+    rows::put_closed(&tx, &closed, &key, now)?;
+    tx.commit()?;
+    Ok((ReportOutcome::Recorded(task), Some(MoveOutcome::Moved)))
 }
 
 /// Applies `change` to the live, not completed task `task_id`: the common shape of both reports.

@@ -275,3 +275,84 @@ async fn a_poisoned_connection_lock_is_an_error_not_a_panic() {
     assert!(err.to_string().contains("poisoned"), "{err}");
     assert!(!err.is_retryable(), "retrying cannot help: {err}");
 }
+
+#[tokio::test]
+async fn complete_and_close_leaves_what_complete_then_archive_leaves() {
+    use sosw_core::store::{
+        ClosedStatus, MoveOutcome, ReportOutcome, TaskArchive, TaskReport, TaskReports,
+    };
+
+    let now = 1_700_000_100;
+    let mut report = TaskReport::default();
+    report.stats.insert("rows".into(), json!(3));
+    report.result.insert("file".into(), json!("out.csv"));
+    let mut closed = Vec::new();
+    for one_move in [false, true] {
+        let store = SqliteTaskStore::in_memory().expect("opens");
+        let id = TaskId::new("t1").expect("an id");
+        store
+            .enqueue(&[task("t1", 1000)], EnqueueMode::Fresh)
+            .await
+            .expect("enqueues");
+        store.claim(&id, now - 10).await.expect("claims");
+        let recorded = if one_move {
+            let (recorded, moved) = store
+                .complete_and_close(&id, &report, now)
+                .await
+                .expect("completes");
+            assert_eq!(moved, Some(MoveOutcome::Moved));
+            recorded
+        } else {
+            let recorded = store.complete(&id, &report, now).await.expect("completes");
+            let ReportOutcome::Recorded(task) = &recorded else {
+                panic!("{recorded:?}");
+            };
+            let moved = store
+                .archive(task, ClosedStatus::Completed, now)
+                .await
+                .expect("archives");
+            assert_eq!(moved, MoveOutcome::Moved);
+            recorded
+        };
+        assert!(
+            matches!(&recorded, ReportOutcome::Recorded(t) if t.completed_at == Some(now)),
+            "{recorded:?}"
+        );
+        assert_eq!(store.get_task(&id).await.expect("reads"), None);
+        closed.push(store.get_closed_task(&id).await.expect("reads"));
+        // A second report finds nothing live to complete.
+        let again = store
+            .complete_and_close(&id, &report, now + 1)
+            .await
+            .expect("reports again");
+        assert_eq!(again, (ReportOutcome::NotFound, None));
+    }
+    assert!(closed[0].is_some(), "archived");
+    assert_eq!(closed[0], closed[1], "the same closed row either way");
+}
+
+#[tokio::test]
+async fn complete_and_close_of_a_completed_task_writes_nothing() {
+    use sosw_core::store::{ReportOutcome, TaskReport, TaskReports};
+
+    let store = SqliteTaskStore::in_memory().expect("opens");
+    let id = TaskId::new("t1").expect("an id");
+    store
+        .enqueue(&[task("t1", 1000)], EnqueueMode::Fresh)
+        .await
+        .expect("enqueues");
+    store.claim(&id, 1_700_000_000).await.expect("claims");
+    let report = TaskReport::default();
+    store
+        .complete(&id, &report, 1_700_000_005)
+        .await
+        .expect("completes");
+    let live = store.get_task(&id).await.expect("reads");
+    let outcome = store
+        .complete_and_close(&id, &report, 1_700_000_009)
+        .await
+        .expect("reports again");
+    assert_eq!(outcome, (ReportOutcome::AlreadyCompleted, None));
+    assert_eq!(store.get_task(&id).await.expect("reads"), live);
+    assert_eq!(store.get_closed_task(&id).await.expect("reads"), None);
+}
