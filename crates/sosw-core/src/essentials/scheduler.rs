@@ -408,9 +408,15 @@ impl Scheduler {
             }
             CreateJobOutcome::Exists(existing) => {
                 tracing::info!(job_id, requester, "job recorded already");
-                self.jobs.add_requester(&job_id, requester).await?;
-                self.resume(*existing, SubmissionKind::Resubmitted, None, deadline)
-                    .await
+                // Independent writes (the requester list; the tasks, the progress counters and the
+                // spool), so both at once: one round trip less before the answer. Both run to their
+                // end; the requester's error comes first, as when they ran in turn.
+                let (added, resumed) = futures::join!(
+                    self.jobs.add_requester(&job_id, requester),
+                    self.resume(*existing, SubmissionKind::Resubmitted, None, deadline)
+                );
+                added?;
+                resumed
             }
         }
     }

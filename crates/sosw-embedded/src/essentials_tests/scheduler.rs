@@ -138,6 +138,8 @@ struct Hooked {
     stop_after: AtomicUsize,
     fail_at: AtomicUsize,
     greenfield_reads: AtomicUsize,
+    /// Fails every `add_requester` while set.
+    fail_add_requester: std::sync::atomic::AtomicBool,
 }
 
 impl Hooked {
@@ -149,6 +151,7 @@ impl Hooked {
             stop_after: AtomicUsize::new(usize::MAX),
             fail_at: AtomicUsize::new(usize::MAX),
             greenfield_reads: AtomicUsize::new(0),
+            fail_add_requester: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -205,6 +208,14 @@ impl JobStore for Hooked {
         self.inner.get_job(job_id).await
     }
     async fn add_requester(&self, job_id: &str, requester: &str) -> Result<Option<JobRecord>> {
+        if self.fail_add_requester.load(Ordering::SeqCst) {
+            return Err(Error::store(
+                "test",
+                "add requester",
+                true,
+                "injected failure",
+            ));
+        }
         self.inner.add_requester(job_id, requester).await
     }
     async fn record_progress(
@@ -325,6 +336,54 @@ async fn submitting_the_same_job_again_writes_nothing_and_records_the_requester(
     assert_eq!((again.written, again.write_requests), (0, 0));
     assert_eq!(by_index(&fx.tasks().await, &first.job_id), before);
     assert_eq!(fx.record(&first.job_id).await.requesters, ["alice", "bob"]);
+}
+
+#[tokio::test]
+async fn a_resubmission_whose_requester_cannot_be_recorded_fails_and_can_be_retried() {
+    // The requester and the resumed tasks are written at once: a failed requester write is the
+    // run's error (the event is retried), and what the resume wrote stays.
+    let reference = Fixture::new();
+    let full = reference
+        .bare(json!({}))
+        .run(&sections_job(10), reference.deadline())
+        .await
+        .expect("reference run");
+    let all = reference.tasks().await;
+    let fx = Fixture::new();
+    fx.store
+        .inner
+        .enqueue(&all[..4], EnqueueMode::Fresh)
+        .await
+        .expect("tasks 0..4");
+    let mut record = reference.record(&full.job_id).await;
+    record.enqueued = 4;
+    fx.store
+        .inner
+        .create_job(&record)
+        .await
+        .expect("the record");
+    let requesters_before = record.requesters.clone();
+
+    fx.store.fail_add_requester.store(true, Ordering::SeqCst);
+    let event = json!({"job": sections_job(10), "requester": "bob"});
+    let scheduler = fx.bare(json!({}));
+    let err = scheduler
+        .run(&event, fx.deadline())
+        .await
+        .expect_err("the requester is not recorded");
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    assert_eq!(fx.record(&full.job_id).await.requesters, requesters_before);
+    assert_eq!(fx.tasks().await.len(), 10, "the resume wrote the rest");
+
+    fx.store.fail_add_requester.store(false, Ordering::SeqCst);
+    let again = scheduler
+        .run(&event, fx.deadline())
+        .await
+        .expect("the retried event");
+    assert_eq!(again.outcome, JobOutcome::AlreadyEnqueued);
+    let record = fx.record(&full.job_id).await;
+    assert_eq!(record.requesters.last().map(String::as_str), Some("bob"));
+    assert_eq!((record.enqueued, record.total), (10, Some(10)));
 }
 
 #[tokio::test]
