@@ -1030,7 +1030,19 @@ impl Bench<'_> {
             "sosw_worker_assistant" => {
                 json!({"action": "mark_task_as_completed", "task_id": "coldstart"})
             }
-            "sosw_scheduler" => json!({"job": sections_job(&self.args.labourer, 1)}),
+            // A new job at every start (a section named by the time): the first call after a cold
+            // start is nearly always a job not seen before, and a resubmitted one takes another path
+            // (the job record exists; its tasks are resumed, not created).
+            "sosw_scheduler" => {
+                let nonce = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                json!({"job": {
+                    "lambda_name": self.args.labourer,
+                    "isolate_sections": true,
+                    "sections": [format!("cold{nonce}")],
+                }})
+            }
             _ => json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
         }
     }
