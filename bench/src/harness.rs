@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 use crate::proxy::{Proxy, Tally};
 use crate::receiver::Receiver;
 use crate::report::{Sample, write_report};
-use crate::{Args, BenchResult, bench_error, sections_job};
+use crate::{Args, BenchResult, bench_error};
 
 /// The two implementations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
