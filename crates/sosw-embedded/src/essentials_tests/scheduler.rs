@@ -338,10 +338,10 @@ async fn submitting_the_same_job_again_writes_nothing_and_records_the_requester(
     assert_eq!(fx.record(&first.job_id).await.requesters, ["alice", "bob"]);
 }
 
-#[tokio::test]
-async fn a_resubmission_whose_requester_cannot_be_recorded_fails_and_can_be_retried() {
-    // The requester and the resumed tasks are written at once: a failed requester write is the
-    // run's error (the event is retried), and what the resume wrote stays.
+/// A fixture holding what a run of the 10-section job leaves when it dies after writing its first
+/// `written` tasks but recording progress only to `enqueued`; the job's record as written, and every
+/// task of the job as a whole run writes them.
+async fn unfinished_job(written: usize, enqueued: u64) -> (Fixture, JobRecord, Vec<Task>) {
     let reference = Fixture::new();
     let full = reference
         .bare(json!({}))
@@ -352,16 +352,25 @@ async fn a_resubmission_whose_requester_cannot_be_recorded_fails_and_can_be_retr
     let fx = Fixture::new();
     fx.store
         .inner
-        .enqueue(&all[..4], EnqueueMode::Fresh)
+        .enqueue(&all[..written], EnqueueMode::Fresh)
         .await
-        .expect("tasks 0..4");
+        .expect("the first tasks");
     let mut record = reference.record(&full.job_id).await;
-    record.enqueued = 4;
+    record.enqueued = enqueued;
     fx.store
         .inner
         .create_job(&record)
         .await
         .expect("the record");
+    (fx, record, all)
+}
+
+#[tokio::test]
+async fn a_resubmission_whose_requester_cannot_be_recorded_fails_and_can_be_retried() {
+    // The requester and the resumed tasks are written at once: a failed requester write is the
+    // run's error (the event is retried), and what the resume wrote stays.
+    let (fx, record, _) = unfinished_job(4, 4).await;
+    let full = &record;
     let requesters_before = record.requesters.clone();
 
     fx.store.fail_add_requester.store(true, Ordering::SeqCst);
@@ -389,26 +398,7 @@ async fn a_resubmission_whose_requester_cannot_be_recorded_fails_and_can_be_retr
 #[tokio::test]
 async fn a_resubmission_of_an_unfinished_job_writes_only_what_is_missing() {
     // The state a run leaves when it dies after writing tasks 0..8 but recording progress only to 4.
-    let reference = Fixture::new();
-    let full = reference
-        .bare(json!({}))
-        .run(&sections_job(10), reference.deadline())
-        .await
-        .expect("reference run");
-    let all = reference.tasks().await;
-    let fx = Fixture::new();
-    fx.store
-        .inner
-        .enqueue(&all[..8], EnqueueMode::Fresh)
-        .await
-        .expect("tasks 0..8");
-    let mut record = reference.record(&full.job_id).await;
-    record.enqueued = 4;
-    fx.store
-        .inner
-        .create_job(&record)
-        .await
-        .expect("the record");
+    let (fx, full, all) = unfinished_job(8, 4).await;
 
     let report = fx
         .bare(json!({}))

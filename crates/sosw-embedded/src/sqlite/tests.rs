@@ -288,13 +288,7 @@ async fn complete_and_close_leaves_what_complete_then_archive_leaves() {
     report.result.insert("file".into(), json!("out.csv"));
     let mut closed = Vec::new();
     for one_move in [false, true] {
-        let store = SqliteTaskStore::in_memory().expect("opens");
-        let id = TaskId::new("t1").expect("an id");
-        store
-            .enqueue(&[task("t1", 1000)], EnqueueMode::Fresh)
-            .await
-            .expect("enqueues");
-        store.claim(&id, now - 10).await.expect("claims");
+        let (store, id) = one_claimed_task(now - 10).await;
         let recorded = if one_move {
             let (recorded, moved) = store
                 .complete_and_close(&id, &report, now)
@@ -335,13 +329,7 @@ async fn complete_and_close_leaves_what_complete_then_archive_leaves() {
 async fn complete_and_close_of_a_completed_task_writes_nothing() {
     use sosw_core::store::{ReportOutcome, TaskReport, TaskReports};
 
-    let store = SqliteTaskStore::in_memory().expect("opens");
-    let id = TaskId::new("t1").expect("an id");
-    store
-        .enqueue(&[task("t1", 1000)], EnqueueMode::Fresh)
-        .await
-        .expect("enqueues");
-    store.claim(&id, 1_700_000_000).await.expect("claims");
+    let (store, id) = one_claimed_task(1_700_000_000).await;
     let report = TaskReport::default();
     store
         .complete(&id, &report, 1_700_000_005)
@@ -355,4 +343,16 @@ async fn complete_and_close_of_a_completed_task_writes_nothing() {
     assert_eq!(outcome, (ReportOutcome::AlreadyCompleted, None));
     assert_eq!(store.get_task(&id).await.expect("reads"), live);
     assert_eq!(store.get_closed_task(&id).await.expect("reads"), None);
+}
+
+/// A store holding task `t1`, claimed at `at`.
+async fn one_claimed_task(at: i64) -> (SqliteTaskStore, TaskId) {
+    let store = SqliteTaskStore::in_memory().expect("opens");
+    let id = TaskId::new("t1").expect("an id");
+    store
+        .enqueue(&[task("t1", 1000)], EnqueueMode::Fresh)
+        .await
+        .expect("enqueues");
+    store.claim(&id, at).await.expect("claims");
+    (store, id)
 }
