@@ -57,6 +57,9 @@ struct Sizes {
     enqueue_ours: Vec<u64>,
     orchestrate: u64,
     lifecycle: u64,
+    /// A larger lifecycle only ours runs (on sosw 0.7's tables and the lean layout): the lean
+    /// layout's fixed reads (a query per shard, per round, run and job) over more tasks a round.
+    lifecycle_ours: Option<u64>,
     throughput: bool,
     /// Queued tasks `sosw migrate-layout` moves.
     migrate: u64,
@@ -72,6 +75,7 @@ impl Sizes {
                 enqueue_ours: vec![],
                 orchestrate: 50,
                 lifecycle: 10,
+                lifecycle_ours: None,
                 throughput: false,
                 migrate: 50,
                 sustained_secs: 5,
@@ -81,6 +85,7 @@ impl Sizes {
                 enqueue_ours: vec![10_000],
                 orchestrate: 10_000,
                 lifecycle: 200,
+                lifecycle_ours: Some(2_000),
                 throughput: true,
                 migrate: 300,
                 sustained_secs: 20,
@@ -90,6 +95,7 @@ impl Sizes {
                 enqueue_ours: vec![10_000, 100_000],
                 orchestrate: 10_000,
                 lifecycle: 500,
+                lifecycle_ours: Some(5_000),
                 throughput: true,
                 migrate: 1_000,
                 sustained_secs: 60,
@@ -196,7 +202,10 @@ pub async fn run(args: &Args) -> BenchResult<()> {
         note(&mut failures, bench.orchestrate(sizes.orchestrate).await);
     }
     if selected("lifecycle") {
-        note(&mut failures, bench.lifecycle(sizes.lifecycle).await);
+        note(&mut failures, bench.lifecycle(sizes.lifecycle, true).await);
+        if let Some(tasks) = sizes.lifecycle_ours {
+            note(&mut failures, bench.lifecycle(tasks, false).await);
+        }
     }
     if selected("migrate") {
         // `--tasks N` sizes this workload alone (to see its memory stay flat on a large queue).
@@ -520,11 +529,29 @@ impl Bench<'_> {
         Ok(())
     }
 
-    async fn lifecycle(&mut self, tasks: u64) -> BenchResult<()> {
+    /// `tasks` through their lifecycle in one job and one orchestrator round, on sosw 0.7's tables
+    /// (by both implementations with `both`, else by ours alone) and on the lean layout: with
+    /// `both` its four variants, else the default and its shard counts (1 and 16 beside 4).
+    ///
+    /// Without `both`, each case starts on a fresh DynamoDB Local when [`RESTART_VAR`] is set: a
+    /// lean case leaves the emulator thousands of stream records, which slow its writes to the next
+    /// lean table tenfold (see *Sustained runs* in docs/performance.md).
+    async fn lifecycle(&mut self, tasks: u64, both: bool) -> BenchResult<()> {
         let workload = format!("lifecycle of {tasks} tasks");
         println!("{workload}");
+        let restart = std::env::var(RESTART_VAR)
+            .ok()
+            .filter(|c| !both && !c.trim().is_empty());
         for rep in 0..self.args.reps {
-            for imp in Implementation::order(rep) {
+            let implementations: &[Implementation] = if both {
+                &Implementation::order(rep)
+            } else {
+                &[Implementation::Ours]
+            };
+            for &imp in implementations {
+                if let Some(command) = &restart {
+                    self.fresh_dynamodb(command).await?;
+                }
                 let (prefix, tables) = self.fresh_tables().await?;
                 self.proxy.take();
                 self.receiver.take();
@@ -553,12 +580,24 @@ impl Bench<'_> {
             // then archived (`SOSW_LEAN_CLOSE_ON_COMPLETION=false`); and as deployed by default with
             // one shard per labourer instead of 4 (each shard is a query per round and per
             // scavenger run: fewer fixed reads, a lower per-labourer ceiling).
-            for (variant, close, echo, shards) in [
-                ("", true, true, 4),
-                (", workers reporting the task id alone", true, false, 4),
-                (", completion marked then archived", false, true, 4),
-                (", 1 shard", true, true, 1),
-            ] {
+            let variants: &[(&str, bool, bool, u32)] = if both {
+                &[
+                    ("", true, true, 4),
+                    (", workers reporting the task id alone", true, false, 4),
+                    (", completion marked then archived", false, true, 4),
+                    (", 1 shard", true, true, 1),
+                ]
+            } else {
+                &[
+                    ("", true, true, 4),
+                    (", 1 shard", true, true, 1),
+                    (", 16 shards", true, true, 16),
+                ]
+            };
+            for &(variant, close, echo, shards) in variants {
+                if let Some(command) = &restart {
+                    self.fresh_dynamodb(command).await?;
+                }
                 let lean_workload = format!("{workload}, lean layout{variant}");
                 let (prefix, tables) = self.fresh_tables().await?;
                 self.drop_tables(&tables).await?;
@@ -600,6 +639,10 @@ impl Bench<'_> {
                 }
                 self.record_lifecycle(&lean_workload, Implementation::Ours, &tallies, tasks as f64);
             }
+        }
+        // The workloads after this one start on an empty emulator too.
+        if let Some(command) = &restart {
+            self.fresh_dynamodb(command).await?;
         }
         Ok(())
     }

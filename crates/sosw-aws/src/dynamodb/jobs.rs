@@ -25,9 +25,10 @@
 //! * **outcomes**: `ADD` of the three counters with `ReturnValues=ALL_NEW`, so every caller sees the
 //!   counts its own increment produced;
 //! * **progress**: `enqueued` is set only on the condition that it grows; a job still `requested` then
-//!   gets a second update, conditional on that status, to `running` with `started_at`. The usual call
-//!   costs one write, the first two, one with a shrinking `enqueued` a failed condition (and a write
-//!   of `total` when given);
+//!   gets a second update, conditional on that status, to `running` with `started_at`. The first
+//!   progress of a job the same store created (the scheduler's new job) does both in one update on
+//!   both conditions, falling back to the two when it is refused. The usual call costs one write,
+//!   one with a shrinking `enqueued` a failed condition (and a write of `total` when given);
 //! * **finish**: `SET status` on the condition that the status is `requested` or `running`: of
 //!   concurrent finishers exactly one passes it.
 //!
@@ -85,6 +86,9 @@ pub(crate) const GROW_ENQUEUED_IF: &str =
 pub(crate) const START: &str = "SET #status = :running, #started = if_not_exists(#started, :now)";
 pub(crate) const START_IF: &str = "#status = :requested";
 
+/// Both: the first progress of a job created by the same store (one update instead of two).
+pub(crate) const GROW_ENQUEUED_AND_START_IF: &str = "attribute_exists(#id) AND (attribute_not_exists(#enq) OR #enq < :enq) AND #status = :requested";
+
 /// Only an unfinished job finishes; a missing one has no status and fails the condition too.
 pub(crate) const FINISH: &str = "SET #status = :status, #finished = :now";
 pub(crate) const FINISH_IF: &str = "#status IN (:requested, :running)";
@@ -139,6 +143,14 @@ impl DynamoTaskStore {
         }
     }
 
+    /// The jobs this store created and has recorded no progress of yet.
+    fn created_here(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.inner
+            .created_here
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The `enqueued` (and `total`) part of progress. Returns the job's status after it, or `None` when
     /// the job does not exist.
     async fn grow_enqueued(
@@ -181,6 +193,54 @@ impl DynamoTaskStore {
             }
         };
         Ok(Some(self.decode(after)?.status))
+    }
+
+    /// The first progress of a job this store created: `enqueued` (and `total`) as
+    /// [`grow_enqueued`](Self::grow_enqueued) sets them and the start as [`start`](Self::start)
+    /// makes it, in one update on both conditions, where a job found `requested` otherwise costs
+    /// two. Refused (`Err`), nothing is written.
+    async fn grow_and_start(
+        &self,
+        job_id: &str,
+        enqueued: u64,
+        total: Option<u64>,
+        now: i64,
+    ) -> Result<Written> {
+        let mut expression = format!("{START}, #enq = :enq");
+        let mut values = vec![
+            (":enq", count(enqueued)),
+            (":running", status_attr(JobStatus::Running)),
+            (":requested", status_attr(JobStatus::Requested)),
+            (":now", n(now)),
+        ];
+        if let Some(total) = total {
+            expression.push_str(", #total = :total");
+            values.push((":total", count(total)));
+        }
+        let names: &[_] = if total.is_some() {
+            &[
+                ("#id", "job_id"),
+                ("#enq", "enqueued"),
+                ("#total", "total"),
+                ("#status", "status"),
+                ("#started", "started_at"),
+            ]
+        } else {
+            &[
+                ("#id", "job_id"),
+                ("#enq", "enqueued"),
+                ("#status", "status"),
+                ("#started", "started_at"),
+            ]
+        };
+        let update = Update {
+            operation: "record progress",
+            expression,
+            condition: GROW_ENQUEUED_AND_START_IF,
+            names,
+            values,
+        };
+        self.update_job(job_id, update).await
     }
 
     /// Sets `total` alone (progress with an `enqueued` that did not grow).
@@ -413,6 +473,9 @@ impl JobStore for DynamoTaskStore {
             )
             .await?;
         if written == MoveOutcome::Moved {
+            if record.status == JobStatus::Requested {
+                self.created_here().insert(record.job_id.clone());
+            }
             return Ok(CreateJobOutcome::Created);
         }
         let existing = self
@@ -480,6 +543,13 @@ impl JobStore for DynamoTaskStore {
     ) -> Result<()> {
         if job_id.is_empty() {
             return Ok(());
+        }
+        if self.created_here().remove(job_id) {
+            match self.grow_and_start(job_id, enqueued, total, now).await? {
+                Ok(_) | Err(None) => return Ok(()),
+                // No longer `requested` (cancelled, say), or `enqueued` did not grow: as any call.
+                Err(Some(_)) => {}
+            }
         }
         match self.grow_enqueued(job_id, enqueued, total).await? {
             Some(JobStatus::Requested) => self.start(job_id, now).await,
@@ -1140,6 +1210,58 @@ mod tests {
         assert_eq!(reqs[1].condition_expression(), Some(START_IF));
         let values = reqs[1].expression_attribute_values().expect("values");
         assert_eq!(values.get(":now"), Some(&n(NOW)));
+    }
+
+    #[tokio::test]
+    async fn the_first_progress_of_a_job_created_here_grows_and_starts_it_in_one_update() {
+        let (st, seen) = updates(|_| written(JobStatus::Running));
+        st.created_here().insert("j1".to_owned());
+        st.record_progress("j1", 20, Some(30), NOW)
+            .await
+            .expect("records");
+        let reqs = all(&seen);
+        assert_eq!(reqs.len(), 1, "one update where a requested job took two");
+        assert_eq!(
+            reqs[0].update_expression(),
+            Some(format!("{START}, #enq = :enq, #total = :total").as_str())
+        );
+        assert_eq!(
+            reqs[0].condition_expression(),
+            Some(GROW_ENQUEUED_AND_START_IF)
+        );
+        let values = reqs[0].expression_attribute_values().expect("values");
+        assert_eq!(values.get(":now"), Some(&n(NOW)));
+        assert_eq!(values.get(":enq"), Some(&count(20)));
+        assert_eq!(values.get(":requested"), Some(&s("requested")));
+
+        st.record_progress("j1", 40, None, NOW)
+            .await
+            .expect("records");
+        let reqs = all(&seen);
+        assert_eq!(reqs.len(), 2, "the next progress: one update");
+        assert_eq!(reqs[1].condition_expression(), Some(GROW_ENQUEUED_IF));
+    }
+
+    #[tokio::test]
+    async fn a_refused_first_progress_falls_back_to_the_usual_updates() {
+        // Cancelled between its creation and its first batch: the combined update is refused,
+        // then the progress is recorded as for any job, and nothing starts it.
+        let (st, seen) = updates(|req| {
+            if req.condition_expression() == Some(GROW_ENQUEUED_AND_START_IF) {
+                refused(Some(item(JobStatus::Cancelled)))
+            } else {
+                written(JobStatus::Cancelled)
+            }
+        });
+        st.created_here().insert("j1".to_owned());
+        st.record_progress("j1", 20, None, NOW)
+            .await
+            .expect("records");
+        let reqs = all(&seen);
+        assert_eq!(reqs.len(), 2, "refused, then the growth alone");
+        assert_eq!(reqs[1].update_expression(), Some("SET #enq = :enq"));
+        assert_eq!(reqs[1].condition_expression(), Some(GROW_ENQUEUED_IF));
+        assert!(st.created_here().is_empty(), "tried once only");
     }
 
     #[tokio::test]

@@ -78,6 +78,9 @@ pub(crate) struct Inner {
     pub client: Client,
     pub tables: TableNames,
     pub batch_retry: BatchRetry,
+    /// Jobs this store created (`requested`) and has recorded no progress of yet: their first
+    /// progress starts them in the same update (`jobs.rs`).
+    pub created_here: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl DynamoTaskStore {
@@ -88,6 +91,7 @@ impl DynamoTaskStore {
                 client,
                 tables,
                 batch_retry: BatchRetry::default(),
+                created_here: Default::default(),
             }),
         }
     }
@@ -99,6 +103,7 @@ impl DynamoTaskStore {
                 client: self.inner.client.clone(),
                 tables: self.inner.tables.clone(),
                 batch_retry,
+                created_here: Default::default(),
             }),
         }
     }

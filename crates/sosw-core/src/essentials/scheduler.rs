@@ -13,8 +13,9 @@
 //!    * *Exists* (the same job again, or a run that died): the requester is added to the record. A job
 //!      whose tasks are all in the store gets nothing more; otherwise this run resumes it (below).
 //! 4. **Write** [`SchedulerConfig::enqueue_batch_size`] tasks per [`TaskQueue::enqueue`] (DynamoDB sends
-//!    them 25 per `BatchWriteItem`), with greenfields for the whole batch from one
-//!    `newest_queued_greenfield` read, payloads above [`SchedulerConfig::max_task_payload_bytes`] in the
+//!    them 25 per `BatchWriteItem`), with greenfields from one `newest_queued_greenfield` read per
+//!    run (a new job's made beside its creation; later batches go on from the run's last
+//!    greenfield), payloads above [`SchedulerConfig::max_task_payload_bytes`] in the
 //!    blob store ([`crate::blob::payload_ref`]), paced by [`SchedulerConfig::max_writes_per_second`].
 //!    After each batch the job's `enqueued` cursor is recorded ([`JobStore::record_progress`]), so the
 //!    cursor never passes a task that is not in the store.
@@ -378,7 +379,15 @@ impl Scheduler {
         let record = self
             .new_record(&job_id, &job, requester, total, now.timestamp())
             .await?;
-        match self.jobs.create_job(&record).await? {
+        // The queue's tail is read beside the job's creation: a new job's first batch needs it, so
+        // its answer comes a round trip sooner (a resubmission does not use it: half a read unit on
+        // sosw 0.7's tables). A failed read is not the job's error: the first batch reads it again.
+        let (created, tail) = futures::join!(
+            self.jobs.create_job(&record),
+            self.tasks
+                .get_newest_greenfield_for_labourer(job.labourer_id(), now.timestamp())
+        );
+        match created? {
             CreateJobOutcome::Created => {
                 tracing::info!(
                     job_id,
@@ -397,6 +406,7 @@ impl Scheduler {
                     later_mode: EnqueueMode::Fresh,
                     submission: SubmissionKind::New,
                     windowed: false,
+                    known_tail: tail.ok(),
                 };
                 match rows {
                     Some(rows) => {
@@ -488,6 +498,7 @@ impl Scheduler {
             later_mode,
             submission,
             windowed: false,
+            known_tail: None,
         };
         self.write_job(work, record.enqueued, None, deadline).await
     }
@@ -530,6 +541,7 @@ impl Scheduler {
             later_mode: EnqueueMode::Fresh,
             submission,
             windowed: false,
+            known_tail: None,
         };
         self.write_job(work, start, Some(keys), deadline).await
     }
@@ -546,7 +558,7 @@ impl Scheduler {
             Some(keys) => Some(keys),
             None => self.spool_if_large(&work, start, deadline).await?,
         };
-        let mut progress = Progress::at(start);
+        let mut progress = Progress::at(start).with_known_tail(work.known_tail);
         let result = self.write_batches(&work, deadline, &mut progress).await;
         self.conclude(work, progress, lock, result).await
     }
@@ -688,6 +700,7 @@ impl Scheduler {
             later_mode: later_mode(submission),
             submission,
             windowed: false,
+            known_tail: None,
         };
         self.write_streamed(work, &job, day, record.enqueued, deadline)
             .await
@@ -809,6 +822,9 @@ struct Work {
     submission: SubmissionKind,
     /// `rows` is a window of the job, not all of it from `first_index`: writing stops at its end.
     windowed: bool,
+    /// The queue's tail, read already (beside the job's creation): the first batch uses it instead
+    /// of reading it again.
+    known_tail: Option<Option<i64>>,
 }
 
 impl Work {

@@ -258,7 +258,7 @@ fn expected_ids(job_id: &str, total: u64) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_new_job_is_recorded_and_written_in_batches_with_one_greenfield_read_each() {
+async fn a_new_job_is_recorded_and_written_in_batches_with_one_greenfield_read_in_all() {
     let fx = Fixture::new();
     let report = fx
         .bare(json!({}))
@@ -275,7 +275,11 @@ async fn a_new_job_is_recorded_and_written_in_batches_with_one_greenfield_read_e
         report.write_requests, 3,
         "SQLite: one request per batch of 4"
     );
-    assert_eq!(fx.store.greenfield_reads.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        fx.store.greenfield_reads.load(Ordering::SeqCst),
+        1,
+        "the queue's tail is read once, beside the job's creation, not once per batch"
+    );
 
     let tasks = fx.tasks().await;
     let ids: Vec<String> = tasks
@@ -461,6 +465,60 @@ async fn a_deadline_without_a_blob_store_hands_on_through_the_record() {
         .collect();
     assert_eq!(ids, expected_ids(&first.job_id, 10));
     assert!(fx.continuation.is_empty());
+}
+
+#[tokio::test]
+async fn a_continued_job_reads_the_queue_tail_again_and_goes_on_after_what_was_queued_meanwhile() {
+    // The tail is read once per run: a job handed on mid-way continues after a job queued while
+    // it waited, not among its tasks; each run reads the tail once.
+    let fx = Fixture::new();
+    let scheduler = fx
+        .bare(json!({}))
+        .with_continuation(fx.continuation.clone());
+    fx.store.stop_after_enqueues(1);
+    let first = scheduler
+        .run(&sections_job(10), fx.deadline())
+        .await
+        .expect("first run");
+    assert_eq!(first.enqueued, 4);
+    let payload = fx.continuation.take().expect("a continuation was spawned");
+    assert_eq!(fx.store.greenfield_reads.load(Ordering::SeqCst), 1);
+
+    let other = json!({"lambda_name": "w", "isolate_sections": true, "sections": ["x0", "x1"]});
+    let meanwhile = scheduler
+        .run(&other, fx.deadline())
+        .await
+        .expect("another job");
+    assert_eq!(meanwhile.enqueued, 2);
+    let second = scheduler
+        .run(&payload, fx.deadline())
+        .await
+        .expect("continues");
+    assert_eq!(second.outcome, JobOutcome::Enqueued);
+    assert_eq!(
+        fx.store.greenfield_reads.load(Ordering::SeqCst),
+        3,
+        "one per run"
+    );
+
+    let tasks = fx.tasks().await;
+    let ids: Vec<String> = tasks
+        .iter()
+        .map(|t| t.task_id.as_str().to_owned())
+        .collect();
+    let mut expected = expected_ids(&first.job_id, 10);
+    let rest = expected.split_off(4);
+    expected.extend(expected_ids(&meanwhile.job_id, 2));
+    expected.extend(rest);
+    assert_eq!(
+        ids, expected,
+        "the first 4, the other job's 2, then the other 6"
+    );
+    let greenfields: Vec<i64> = tasks.iter().map(|t| t.greenfield).collect();
+    assert!(
+        greenfields.windows(2).all(|w| w[0] < w[1]),
+        "one run after the other: no ties, {greenfields:?}"
+    );
 }
 
 #[tokio::test]

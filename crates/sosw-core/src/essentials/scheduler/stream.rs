@@ -86,7 +86,7 @@ impl Scheduler {
         deadline: DateTime<Utc>,
     ) -> Result<SchedulerReport> {
         let mut rows = self.row_stream(job, day, start)?;
-        let mut progress = Progress::at(start);
+        let mut progress = Progress::at(start).with_known_tail(work.known_tail.take());
         work.windowed = true;
         let result = loop {
             if progress.cursor >= work.total {

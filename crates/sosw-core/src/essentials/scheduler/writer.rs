@@ -22,9 +22,12 @@ pub(super) struct Progress {
     pub report: EnqueueReport,
     /// Payloads written to the blob store instead of the task row.
     pub payloads_stored: usize,
-    /// The highest greenfield this run gave a task: the floor for the next batch, in case the store's
-    /// index does not show the previous batch yet.
+    /// The highest greenfield this run gave a task: where the next batch goes on from (the queue's
+    /// tail is read for the run's first batch only).
     last_greenfield: Option<i64>,
+    /// The queue's tail as read before the first batch (`Some`), which that batch takes instead of
+    /// reading it.
+    known_tail: Option<Option<i64>>,
     /// Tasks this run wrote, and when it began writing: for pacing.
     paced_writes: u64,
     pacing_since: Option<tokio::time::Instant>,
@@ -37,6 +40,11 @@ impl Progress {
             cursor,
             ..Progress::default()
         }
+    }
+
+    /// The same progress, with the queue's tail known for its first batch.
+    pub(super) fn with_known_tail(self, known_tail: Option<Option<i64>>) -> Self {
+        Progress { known_tail, ..self }
     }
 }
 
@@ -101,13 +109,20 @@ impl Scheduler {
         progress: &mut Progress,
     ) -> Result<usize> {
         let now = self.clock.now_secs();
-        // One read of the queue tail serves the whole batch (sosw 0.7 read it once per task, B14).
-        let newest = self
-            .tasks
-            .get_newest_greenfield_for_labourer(&work.labourer_id, now)
-            .await?;
-        let greenfields: Vec<i64> =
-            queued_sequence(newest.max(progress.last_greenfield), batch.len()).collect();
+        // One read of the queue tail serves the whole run (sosw 0.7 read it once per task, B14):
+        // later batches go on from this run's last greenfield. Tasks another writer queues
+        // meanwhile may then share greenfields with these, which sosw 0.7's concurrent schedulers
+        // did too: the queue orders ties by task id, and nothing is lost or doubled.
+        let newest = match (progress.known_tail.take(), progress.last_greenfield) {
+            (_, Some(last)) => Some(last),
+            (Some(known), None) => known,
+            (None, None) => {
+                self.tasks
+                    .get_newest_greenfield_for_labourer(&work.labourer_id, now)
+                    .await?
+            }
+        };
+        let greenfields: Vec<i64> = queued_sequence(newest, batch.len()).collect();
         let created_at = self.clock.now_f64();
         let mut tasks = Vec::with_capacity(batch.len());
         for (offset, (row, greenfield)) in batch.iter().zip(&greenfields).enumerate() {
