@@ -132,6 +132,13 @@ fn env_var(name: &str) -> BenchResult<String> {
 /// set (`make bench` sets it when it started DynamoDB Local itself).
 const RESTART_VAR: &str = "SOSW_BENCH_DYNAMODB_RESTART";
 
+/// The command in [`RESTART_VAR`], if one is set.
+fn restart_command() -> Option<String> {
+    std::env::var(RESTART_VAR)
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+}
+
 /// Runs the workloads `args` selects and writes the report.
 pub async fn run(args: &Args) -> BenchResult<()> {
     let selected = |w: &str| args.only.is_empty() || args.only.iter().any(|o| o == w);
@@ -539,9 +546,7 @@ impl Bench<'_> {
     async fn lifecycle(&mut self, tasks: u64, both: bool) -> BenchResult<()> {
         let workload = format!("lifecycle of {tasks} tasks");
         println!("{workload}");
-        let restart = std::env::var(RESTART_VAR)
-            .ok()
-            .filter(|c| !both && !c.trim().is_empty());
+        let restart = restart_command().filter(|_| !both);
         for rep in 0..self.args.reps {
             let implementations: &[Implementation] = if both {
                 &Implementation::order(rep)
@@ -851,9 +856,7 @@ impl Bench<'_> {
     /// [`crate::sustained`]): each layout, one run each, then the machine's own rate.
     async fn sustained(&mut self, window_secs: u64) -> BenchResult<()> {
         let dilation = self.args.dilation;
-        let restart = std::env::var(RESTART_VAR)
-            .ok()
-            .filter(|c| !c.trim().is_empty());
+        let restart = restart_command();
         if restart.is_none() {
             println!(
                 "note: {RESTART_VAR} is not set, so every sustained case runs on the same DynamoDB \

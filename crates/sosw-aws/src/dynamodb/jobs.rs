@@ -86,6 +86,9 @@ pub(crate) const GROW_ENQUEUED_IF: &str =
 pub(crate) const START: &str = "SET #status = :running, #started = if_not_exists(#started, :now)";
 pub(crate) const START_IF: &str = "#status = :requested";
 
+/// At most this many jobs created by a store wait for their first progress in its memory.
+const CREATED_HERE_MAX: usize = 1024;
+
 /// Both: the first progress of a job created by the same store (one update instead of two).
 pub(crate) const GROW_ENQUEUED_AND_START_IF: &str = "attribute_exists(#id) AND (attribute_not_exists(#enq) OR #enq < :enq) AND #status = :requested";
 
@@ -474,7 +477,13 @@ impl JobStore for DynamoTaskStore {
             .await?;
         if written == MoveOutcome::Moved {
             if record.status == JobStatus::Requested {
-                self.created_here().insert(record.job_id.clone());
+                let mut created = self.created_here();
+                // Only a saving: a process that creates jobs whose progress it never records
+                // (jobs without tasks, failed runs) does not hold more than this many.
+                if created.len() >= CREATED_HERE_MAX {
+                    created.clear();
+                }
+                created.insert(record.job_id.clone());
             }
             return Ok(CreateJobOutcome::Created);
         }
@@ -1025,6 +1034,21 @@ mod tests {
         MockResponse::Error(failed_condition(old))
     }
 
+    /// Updates on `condition` are refused on a job in `status`; every other update is written and
+    /// leaves it in `status`.
+    fn refusing(
+        condition: &'static str,
+        status: JobStatus,
+    ) -> impl Fn(&UpdateItemInput) -> Answer + Send + Sync + 'static {
+        move |req| {
+            if req.condition_expression() == Some(condition) {
+                refused(Some(item(status)))
+            } else {
+                written(status)
+            }
+        }
+    }
+
     #[test]
     fn a_record_and_its_body_are_two_items_that_read_back_as_one_job() {
         let full = record(JobStatus::Running);
@@ -1246,13 +1270,7 @@ mod tests {
     async fn a_refused_first_progress_falls_back_to_the_usual_updates() {
         // Cancelled between its creation and its first batch: the combined update is refused,
         // then the progress is recorded as for any job, and nothing starts it.
-        let (st, seen) = updates(|req| {
-            if req.condition_expression() == Some(GROW_ENQUEUED_AND_START_IF) {
-                refused(Some(item(JobStatus::Cancelled)))
-            } else {
-                written(JobStatus::Cancelled)
-            }
-        });
+        let (st, seen) = updates(refusing(GROW_ENQUEUED_AND_START_IF, JobStatus::Cancelled));
         st.created_here().insert("j1".to_owned());
         st.record_progress("j1", 20, None, NOW)
             .await
@@ -1266,13 +1284,7 @@ mod tests {
 
     #[tokio::test]
     async fn progress_that_does_not_grow_still_sets_a_new_total() {
-        let (st, seen) = updates(|req| {
-            if req.condition_expression() == Some(GROW_ENQUEUED_IF) {
-                refused(Some(item(JobStatus::Running)))
-            } else {
-                written(JobStatus::Running)
-            }
-        });
+        let (st, seen) = updates(refusing(GROW_ENQUEUED_IF, JobStatus::Running));
         st.record_progress("j1", 5, Some(31), NOW)
             .await
             .expect("records");

@@ -406,7 +406,11 @@ impl Scheduler {
                     later_mode: EnqueueMode::Fresh,
                     submission: SubmissionKind::New,
                     windowed: false,
-                    known_tail: tail.ok(),
+                    known_tail: tail
+                        .inspect_err(|error| {
+                            tracing::debug!(%error, "the queue's tail is read again for the first batch")
+                        })
+                        .ok(),
                 };
                 match rows {
                     Some(rows) => {

@@ -92,6 +92,33 @@ impl Fixture {
             .expect("queue reads")
     }
 
+    /// The ids of the queued tasks, in queue order.
+    async fn queued_ids(&self) -> Vec<String> {
+        self.tasks()
+            .await
+            .iter()
+            .map(|t| t.task_id.as_str().to_owned())
+            .collect()
+    }
+
+    /// A scheduler with the continuation whose run of a 10-task job meets its deadline after the
+    /// first batch (4 tasks), the run's report, and the continuation it handed on.
+    async fn handed_on_after_one_batch(&self) -> (Scheduler, SchedulerReport, Value) {
+        let scheduler = self
+            .bare(json!({}))
+            .with_continuation(self.continuation.clone());
+        self.store.stop_after_enqueues(1);
+        let first = scheduler
+            .run(&sections_job(10), self.deadline())
+            .await
+            .expect("first run");
+        let payload = self
+            .continuation
+            .take()
+            .expect("a continuation was spawned");
+        (scheduler, first, payload)
+    }
+
     async fn record(&self, job_id: &str) -> JobRecord {
         self.store
             .inner
@@ -426,14 +453,7 @@ async fn a_resubmission_of_an_unfinished_job_writes_only_what_is_missing() {
 #[tokio::test]
 async fn a_deadline_without_a_blob_store_hands_on_through_the_record() {
     let fx = Fixture::new();
-    let scheduler = fx
-        .bare(json!({}))
-        .with_continuation(fx.continuation.clone());
-    fx.store.stop_after_enqueues(1);
-    let first = scheduler
-        .run(&sections_job(10), fx.deadline())
-        .await
-        .expect("first run");
+    let (scheduler, first, payload) = fx.handed_on_after_one_batch().await;
     assert_eq!(
         first.outcome,
         JobOutcome::HandedOff {
@@ -444,7 +464,6 @@ async fn a_deadline_without_a_blob_store_hands_on_through_the_record() {
         (first.enqueued, first.spool.clone()),
         (4, SpoolState::NotUsed)
     );
-    let payload = fx.continuation.take().expect("a continuation was spawned");
     assert_eq!(
         payload,
         json!({"sosw_continuation": true, "job_id": first.job_id, "lambda_name": "w"})
@@ -457,13 +476,7 @@ async fn a_deadline_without_a_blob_store_hands_on_through_the_record() {
     assert_eq!(second.submission, SubmissionKind::Continuation);
     assert_eq!(second.outcome, JobOutcome::Enqueued);
     assert_eq!((second.skipped_existing, second.written), (0, 6));
-    let ids: Vec<String> = fx
-        .tasks()
-        .await
-        .iter()
-        .map(|t| t.task_id.as_str().to_owned())
-        .collect();
-    assert_eq!(ids, expected_ids(&first.job_id, 10));
+    assert_eq!(fx.queued_ids().await, expected_ids(&first.job_id, 10));
     assert!(fx.continuation.is_empty());
 }
 
@@ -472,16 +485,8 @@ async fn a_continued_job_reads_the_queue_tail_again_and_goes_on_after_what_was_q
     // The tail is read once per run: a job handed on mid-way continues after a job queued while
     // it waited, not among its tasks; each run reads the tail once.
     let fx = Fixture::new();
-    let scheduler = fx
-        .bare(json!({}))
-        .with_continuation(fx.continuation.clone());
-    fx.store.stop_after_enqueues(1);
-    let first = scheduler
-        .run(&sections_job(10), fx.deadline())
-        .await
-        .expect("first run");
+    let (scheduler, first, payload) = fx.handed_on_after_one_batch().await;
     assert_eq!(first.enqueued, 4);
-    let payload = fx.continuation.take().expect("a continuation was spawned");
     assert_eq!(fx.store.greenfield_reads.load(Ordering::SeqCst), 1);
 
     let other = json!({"lambda_name": "w", "isolate_sections": true, "sections": ["x0", "x1"]});
@@ -501,11 +506,7 @@ async fn a_continued_job_reads_the_queue_tail_again_and_goes_on_after_what_was_q
         "one per run"
     );
 
-    let tasks = fx.tasks().await;
-    let ids: Vec<String> = tasks
-        .iter()
-        .map(|t| t.task_id.as_str().to_owned())
-        .collect();
+    let ids = fx.queued_ids().await;
     let mut expected = expected_ids(&first.job_id, 10);
     let rest = expected.split_off(4);
     expected.extend(expected_ids(&meanwhile.job_id, 2));
@@ -514,7 +515,7 @@ async fn a_continued_job_reads_the_queue_tail_again_and_goes_on_after_what_was_q
         ids, expected,
         "the first 4, the other job's 2, then the other 6"
     );
-    let greenfields: Vec<i64> = tasks.iter().map(|t| t.greenfield).collect();
+    let greenfields: Vec<i64> = fx.tasks().await.iter().map(|t| t.greenfield).collect();
     assert!(
         greenfields.windows(2).all(|w| w[0] < w[1]),
         "one run after the other: no ties, {greenfields:?}"
@@ -576,12 +577,7 @@ async fn a_large_job_is_spooled_handed_on_and_finished_by_its_continuation() {
     assert_eq!(second.spool, SpoolState::Released);
     assert_eq!((second.written, second.enqueued), (2, 10));
     assert!(fx.files().is_empty(), "nothing left behind");
-    let ids: Vec<String> = fx
-        .tasks()
-        .await
-        .iter()
-        .map(|t| t.task_id.as_str().to_owned())
-        .collect();
+    let ids = fx.queued_ids().await;
     assert_eq!(ids, expected_ids(&first.job_id, 10));
 }
 
@@ -677,12 +673,7 @@ async fn a_failed_write_hands_the_spool_back_and_a_retry_finishes_the_job() {
         (JobOutcome::Enqueued, 2, 10)
     );
     assert!(fx.files().is_empty());
-    let ids: Vec<String> = fx
-        .tasks()
-        .await
-        .iter()
-        .map(|t| t.task_id.as_str().to_owned())
-        .collect();
+    let ids = fx.queued_ids().await;
     assert_eq!(ids, expected_ids(&job_id, 10));
 }
 
