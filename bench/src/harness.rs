@@ -738,6 +738,7 @@ impl Bench<'_> {
     ) {
         let workload = workload.to_owned();
         let mut total = Tally::default();
+        let mut by_table: std::collections::BTreeMap<String, f64> = Default::default();
         for phase in ["enqueue", "claim", "complete", "archive"] {
             let t = tallies.get(phase).cloned().unwrap_or_default();
             self.record(
@@ -774,6 +775,9 @@ impl Bench<'_> {
                     units / n,
                 );
             }
+            for (table, units) in &t.write_units_by_table {
+                *by_table.entry(table.clone()).or_default() += units;
+            }
             total.requests += t.requests;
             total.write_units += t.write_units;
             total.read_units += t.read_units;
@@ -787,6 +791,16 @@ impl Bench<'_> {
             imp,
             total.write_units / n,
         );
+        // Which table took the writes: on the lean layout, the task's own moves (the lean table)
+        // apart from its job's record (the jobs table: creation, progress, counts, finish).
+        for (table, units) in &by_table {
+            self.record(
+                &format!("{workload}, by table"),
+                &format!("total: {table} write units per task"),
+                imp,
+                units / n,
+            );
+        }
         self.record(
             &workload,
             "total: of which in transactions",

@@ -61,6 +61,9 @@ pub struct Tally {
     pub read_units_by_operation: BTreeMap<String, f64>,
     /// Write units per write operation (tables and indexes).
     pub write_units_by_operation: BTreeMap<String, f64>,
+    /// Write units per table (its indexes included), by the table's name from its `sosw_` on (the
+    /// bench's prefix left out, so runs compare).
+    pub write_units_by_table: BTreeMap<String, f64>,
 }
 
 impl Tally {
@@ -100,6 +103,10 @@ impl Tally {
             let units = c["CapacityUnits"].as_f64().unwrap_or(0.0);
             if is_write {
                 self.write_units += units;
+                *self
+                    .write_units_by_table
+                    .entry(table_kind(c["TableName"].as_str().unwrap_or("?")).to_owned())
+                    .or_default() += units;
                 *self
                     .write_units_by_operation
                     .entry(operation.to_owned())
@@ -254,6 +261,11 @@ fn read_target(fields: &serde_json::Map<String, Value>) -> String {
     format!("{table} {values}{limit}")
 }
 
+/// A table's name from its `sosw_` on (`bench1_sosw_jobs` is `sosw_jobs`), else as it is.
+fn table_kind(name: &str) -> &str {
+    name.find("sosw_").map_or(name, |at| &name[at..])
+}
+
 /// The `ConsumedCapacity` entries of an answer's body (one per table or index touched).
 fn consumed_capacity(body: &Value) -> Vec<Value> {
     match &body["ConsumedCapacity"] {
@@ -298,8 +310,8 @@ mod tests {
     fn transaction_units_are_counted_once_and_told_apart() {
         let mut t = Tally::default();
         let consumed = serde_json::json!({"ConsumedCapacity": [
-            {"TableName": "a", "CapacityUnits": 2.0, "Table": {"CapacityUnits": 1.0}},
-            {"TableName": "b", "CapacityUnits": 3.0, "Table": {"CapacityUnits": 2.0}},
+            {"TableName": "x1_sosw_tasks", "CapacityUnits": 2.0, "Table": {"CapacityUnits": 1.0}},
+            {"TableName": "x1_sosw_jobs", "CapacityUnits": 3.0, "Table": {"CapacityUnits": 2.0}},
         ]});
         t.add("TransactWriteItems", false, &answer(200, consumed));
         assert_eq!((t.requests, t.write_requests), (1, 1));
@@ -317,6 +329,15 @@ mod tests {
             BTreeMap::from([
                 ("PutItem".to_owned(), 2.0),
                 ("TransactWriteItems".to_owned(), 5.0)
+            ])
+        );
+        // The put names no table: it is counted as `?`.
+        assert_eq!(
+            t.write_units_by_table,
+            BTreeMap::from([
+                ("?".to_owned(), 2.0),
+                ("sosw_jobs".to_owned(), 3.0),
+                ("sosw_tasks".to_owned(), 2.0)
             ])
         );
     }

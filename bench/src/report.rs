@@ -435,7 +435,8 @@ const NOTES: &str = r#"
   reports a transaction's units per table as if the table had one item, so the job creation (two
   items in the job table, once per job) shows 2 units where AWS charges 4. The *of which in
   transactions* row shows the part written in transactions, and the *by operation* rows split every
-  phase by request type. Two differences from AWS's bill are corrected or stated: DynamoDB Local
+  phase by request type, and the *by table* rows the total by table (on the lean layout: the task's
+  own moves in `sosw_lean` apart from its job's record in `sosw_jobs`). Two differences from AWS's bill are corrected or stated: DynamoDB Local
   reports 0 units for a read that returns nothing (an empty `Query` or `Scan`, a `GetItem` of a
   missing key), which AWS charges one 4 KB unit (0.5 read units eventually consistent, 1 strongly
   consistent), so the proxy adds that minimum (the row *of which AWS's minimum for empty reads*; a

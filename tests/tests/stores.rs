@@ -19,6 +19,7 @@ mod stores {
     mod lean_fairness;
     mod lean_job_counts;
     mod lean_running;
+    mod lean_shards;
     mod partition_model;
     mod redrive_sosw07;
 }

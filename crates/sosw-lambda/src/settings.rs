@@ -53,8 +53,8 @@ pub const LAYOUT_VAR: &str = "SOSW_LAYOUT";
 /// `SOSW_LAYOUT=lean`.
 pub const LEAN_TABLE_VAR: &str = "SOSW_LEAN_TABLE";
 
-/// The lean layout's shards per labourer, 1 to 64 (default 4). Fixed for a table: changing it strands
-/// the items written under the old count. Read only with `SOSW_LAYOUT=lean`.
+/// The lean layout's shards per labourer, 1 to 64 (default 4). Fixed for a table: the table records
+/// it, and a process set to another count is refused by name. Read only with `SOSW_LAYOUT=lean`.
 pub const LEAN_SHARDS_VAR: &str = "SOSW_LEAN_SHARDS";
 
 /// How the lean layout keeps job counters: `batched` (the default: closed tasks counted from the lean

@@ -11,6 +11,7 @@ use sosw::aws::dynamodb::DynamoTaskStore;
 use sosw::aws::dynamodb::lean::migrate::{
     DEFAULT_CONCURRENCY, Migration, MigrationReport, MigrationSettings,
 };
+use sosw::aws::dynamodb::lean::reshard::{ReshardSettings, reshard};
 use sosw::aws::dynamodb::lean::{LeanOptions, LeanTaskStore};
 use sosw::lambda::aws::{Clients, sdk_config};
 use sosw::lambda::settings::{LAYOUT_VAR, LeanLayout, StoreLayout};
@@ -32,6 +33,16 @@ pub struct MigrateLayoutArgs {
     /// SOSW_LEAN_SHARDS, else 4.
     #[arg(long, value_name = "N")]
     pub shards: Option<u32>,
+    /// Change the lean table's shard count instead (to --shards): move its queued tasks to their
+    /// new shards. Every essential is refused while it runs, and it refuses to start while a task
+    /// is running: stop the scheduler and orchestrator first (docs/layout-lean.md, "Changing the
+    /// shard count").
+    #[arg(long)]
+    pub reshard: bool,
+    /// With --reshard: the count of labourers whose tasks were written before the table recorded
+    /// its count.
+    #[arg(long, value_name = "N", requires = "reshard")]
+    pub from_shards: Option<u32>,
     /// Print progress every N tasks (on stderr).
     #[arg(long, default_value_t = 500, value_name = "N")]
     pub progress_every: u64,
@@ -78,6 +89,10 @@ pub async fn migrate_layout(global: &Global, args: MigrateLayoutArgs) -> CliResu
         ..LeanOptions::default()
     };
     let clients = Clients::new(sdk_config().await);
+    if args.reshard {
+        let store = LeanTaskStore::new(clients.dynamodb.clone(), options.clone())?;
+        return reshard_table(&store, &args).await;
+    }
     let from = DynamoTaskStore::new(clients.dynamodb.clone(), tables.clone());
     let to = LeanTaskStore::new(clients.dynamodb.clone(), options.clone())?;
     let migration = Migration::new(from, to);
@@ -128,6 +143,73 @@ pub async fn migrate_layout(global: &Global, args: MigrateLayoutArgs) -> CliResu
         }))?;
     } else {
         print_report(&report, args.dry_run);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sosw migrate-layout --reshard`.
+async fn reshard_table(store: &LeanTaskStore, args: &MigrateLayoutArgs) -> CliResult {
+    let text = !args.output.json();
+    if text {
+        tell!(
+            "{} the queued tasks of `{}` to {} shards",
+            if args.dry_run { "counting" } else { "moving" },
+            store.options().table,
+            store.options().shards
+        );
+    }
+    let report = reshard(
+        store,
+        ReshardSettings {
+            dry_run: args.dry_run,
+            unrecorded_from: args.from_shards,
+            ..ReshardSettings::default()
+        },
+    )
+    .await
+    .map_err(|err| CliError::new(format!("migrate-layout --reshard: {err}")))?;
+    if !text {
+        let mut line = serde_json::to_value(&report)
+            .map_err(|e| CliError::new(format!("migrate-layout --reshard: {e}")))?;
+        line["dry_run"] = json!(args.dry_run);
+        line["lean_table"] = json!(store.options().table);
+        json_line(&line)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let from: Vec<String> = report.from.iter().map(u32::to_string).collect();
+    if report.passes == 0 {
+        say!(
+            "nothing to do: the {} labourers are recorded under {} shards already",
+            report.labourers,
+            report.to
+        );
+    } else if args.dry_run {
+        say!(
+            "would move {} of {} queued tasks of {} labourers from {} to {} shards; {} running \
+             (a reshard needs none; dry run: nothing written)",
+            report.queued_to_move,
+            report.queued_found,
+            report.labourers,
+            if from.is_empty() {
+                "-".to_owned()
+            } else {
+                from.join(", ")
+            },
+            report.to,
+            report.running
+        );
+    } else {
+        say!(
+            "moved {} of {} queued tasks of {} labourers from {} to {} shards in {} passes: set \
+             SOSW_LEAN_SHARDS={} (the stacks' LeanShards) on every essential and worker now",
+            report.queued_moved,
+            report.queued_found,
+            report.labourers,
+            from.join(", "),
+            report.to,
+            report.passes,
+            report.to
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -172,6 +172,38 @@ async fn migrate_layout_moves_the_queue_once_and_a_second_run_moves_nothing() {
         }
     }
     assert_eq!((lost, twice, on_old), (0, 0, 2));
+
+    // The lean table's shard count changes only with --reshard; a store set to another count is
+    // refused by name.
+    let (code, _, stderr) = job.sosw(&["migrate-layout", "--from-shards", "4"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--reshard"), "{stderr}");
+    let (code, out, stderr) =
+        job.sosw(&["migrate-layout", "--reshard", "--shards", "8", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        out.contains("of 33 queued tasks of 1 labourers from 4 to 8 shards; 0 running"),
+        "{out}"
+    );
+    let (code, out, stderr) = job.sosw(&["migrate-layout", "--reshard", "--shards", "8"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        out.contains("of 33 queued tasks of 1 labourers from 4 to 8 shards in 2 passes")
+            && out.contains("SOSW_LEAN_SHARDS=8"),
+        "{out}"
+    );
+    let err = lean
+        .queue_length(HASHTAGS, later)
+        .await
+        .expect_err("4 shards refused")
+        .to_string();
+    assert!(err.contains("under 8 shards"), "{err}");
+    let eight = LeanTaskStore::new(job.client.clone(), options.clone().shards(8)).expect("lean");
+    assert_eq!(eight.queue_length(HASHTAGS, later).await.expect("len"), 33);
+    let (code, out, stderr) = job.sosw(&["migrate-layout", "--reshard", "--shards", "8"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains("nothing to do"), "{out}");
+
     delete_lean_tables(&job.client, &options)
         .await
         .expect("delete");

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
+use sosw::aws::dynamodb::lean::reshard::{ReshardSettings, reshard};
 use sosw::aws::dynamodb::lean::{
     LeanOptions, LeanTaskStore, create_lean_tables_without_stream, delete_lean_tables,
 };
@@ -366,8 +367,9 @@ async fn empty_keys_drop_out_of_the_registry_after_an_hour() {
             .await
             .expect("registry item");
     }
-    // The three keys and the path announcement (`~path`), which is no key.
-    assert_eq!(items_under(&store, &registry).await, 4);
+    // The three keys, the path announcement (`~path`) and the shard count (`~shards`), which are
+    // no keys.
+    assert_eq!(items_under(&store, &registry).await, 5);
     let queue = store
         .queue_by_key(LABOURER, &tenant, &markers, 10)
         .await
@@ -390,8 +392,64 @@ async fn empty_keys_drop_out_of_the_registry_after_an_hour() {
         .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned())
         .collect();
     left.sort();
-    assert_eq!(left, ["tenant#busy", "tenant#fresh", "~path"]);
+    assert_eq!(left, ["tenant#busy", "tenant#fresh", "~path", "~shards"]);
     delete_lean_tables(store.client(), store.options())
+        .await
+        .expect("tables deleted");
+}
+
+/// A reshard moves a keyed labourer's queued tasks within each key's partitions too: after it, the
+/// new count reads every key's queue as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reshard_moves_tasks_within_their_keys_partitions() {
+    let Some(two) = lean_store(2).await else {
+        return;
+    };
+    let tenant = path("tenant");
+    let markers = Markers::new(NOW, WINDOW);
+    two.queue_by_key(LABOURER, &tenant, &markers, 10)
+        .await
+        .expect("announce");
+    let tasks: Vec<Task> = (0..24)
+        .map(|n| task(n, json!(if n % 3 == 0 { "a" } else { "b" })))
+        .collect();
+    two.enqueue(&tasks, EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    let before = summary(
+        &two.queue_by_key(LABOURER, &tenant, &markers, 100)
+            .await
+            .expect("queue by key"),
+    );
+    let four =
+        LeanTaskStore::new(two.client().clone(), two.options().clone().shards(4)).expect("options");
+    let report = reshard(
+        &four,
+        ReshardSettings {
+            settle: std::time::Duration::ZERO,
+            ..ReshardSettings::default()
+        },
+    )
+    .await
+    .expect("reshard");
+    assert_eq!(report.queued_found, 24, "{report:?}");
+    assert!(report.queued_moved > 0, "{report:?}");
+    let after = summary(
+        &four
+            .queue_by_key(LABOURER, &tenant, &markers, 100)
+            .await
+            .expect("queue by key"),
+    );
+    assert_eq!(after, before, "every key's queue as it was");
+    let mut in_new_shards = 0;
+    for key in ["a", "b"] {
+        for shard in 2..4 {
+            in_new_shards +=
+                items_under(&four, &format!("q#{LABOURER}#k#tenant#{key}#{shard}")).await;
+        }
+    }
+    assert_eq!(in_new_shards as u64, report.queued_moved);
+    delete_lean_tables(four.client(), four.options())
         .await
         .expect("tables deleted");
 }

@@ -89,6 +89,23 @@ fn page_limit(remaining: usize) -> i32 {
     i32::try_from(remaining).unwrap_or(i32::MAX).max(1)
 }
 
+/// One page of results from `start` (the previous page's last key), and the key to go on from, if
+/// there are more.
+pub(crate) async fn page(
+    client: &Client,
+    spec: &QuerySpec<'_>,
+    start: Option<Item>,
+) -> Result<(Vec<Item>, Option<Item>)> {
+    let out = spec
+        .request(client)
+        .set_exclusive_start_key(start)
+        .send()
+        .await
+        .map_err(|e| sdk_error(spec.operation, spec.table, e))?;
+    let next = out.last_evaluated_key.filter(|key| !key.is_empty());
+    Ok((out.items.unwrap_or_default(), next))
+}
+
 /// Up to `limit` items, following pages until enough are found or the results end.
 pub(crate) async fn collect(
     client: &Client,

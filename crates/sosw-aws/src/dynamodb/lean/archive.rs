@@ -380,7 +380,14 @@ impl TaskArchive for LeanTaskStore {
         limit: usize,
     ) -> Result<Vec<Task>> {
         let mut found = Vec::new();
-        for shard in 0..self.shards() {
+        // Closed items stay where they were written: under every count the table had.
+        let widest = self
+            .shard_counts_ever(labourer_id)
+            .await?
+            .into_iter()
+            .max()
+            .unwrap_or(self.shards());
+        for shard in 0..widest {
             found.extend(
                 self.partition(Read {
                     operation: "closed sample",

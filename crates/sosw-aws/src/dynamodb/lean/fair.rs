@@ -88,6 +88,10 @@ impl Registry {
 /// The sort key of a labourer's "ahead" mark in its registry partition. It has no `path` or `fkey`,
 /// so it is never taken for a key.
 const AHEAD_SK: &str = "~ahead";
+
+/// The sort key, in a labourer's registry partition, of the shard count its tasks are written under
+/// (written with the labourer's first registration; see `LeanTaskStore::register`).
+pub(crate) const SHARDS_SK: &str = "~shards";
 /// Queued greenfields from this one up (2001-09-09 as a Unix time) are marked: a queue's own numbers
 /// (1,000 apart from 1,000, sosw 0.7's) reach it only with a million tasks queued at once, and every
 /// clock that reads the queue is past it. Reads of a range above it (the queued items that count as
@@ -143,11 +147,11 @@ fn registry_sk(path: &str, key: &str) -> String {
 }
 
 /// The partition prefix of `key` under `path` for `labourer`.
-fn key_prefix(labourer: &str, path: &str, key: &str) -> String {
+pub(crate) fn key_prefix(labourer: &str, path: &str, key: &str) -> String {
     format!("q#{labourer}#k#{}", registry_sk(path, key))
 }
 
-fn registry_pk(labourer: &str) -> String {
+pub(crate) fn registry_pk(labourer: &str) -> String {
     format!("k#{labourer}")
 }
 
@@ -335,6 +339,12 @@ impl LeanTaskStore {
             if let Ok(path) = path {
                 lock(&self.inner.fair.paths).insert(labourer.to_owned(), (Instant::now(), path));
             }
+        }
+        if let Some(item) = items
+            .iter()
+            .find(|i| attr_s(i, "sk").as_deref() == Some(SHARDS_SK))
+        {
+            self.check_shards(labourer, &super::reshard::ShardRecord::of(item))?;
         }
         let ahead = items
             .iter()

@@ -9,7 +9,8 @@
 //! | claimed task (invoked, completed, failed) | `r#<shard>` | `<task_id>` |
 //! | task waiting for retry | `w#<labourer>` | `<task_id>` |
 //! | closed task (TTL `expires_at`) | `c#<labourer>#<shard>` | `<task_id>` |
-//! | labourer registry | `labourers` | `<labourer>` |
+//! | labourer registry (with the shard count, `shards`) | `labourers` | `<labourer>` |
+//! | the shard count again, where rounds read it | `k#<labourer>` | `~shards` |
 //!
 //! `shard = fnv1a(task_id) mod shards`. Every item carries the task as sosw 0.7's row (a queued item
 //! without `task_id` and `greenfield`, which its sort key holds, without `labourer_id`, which its
@@ -29,6 +30,7 @@ mod counts;
 mod fair;
 pub mod migrate;
 mod queue;
+pub mod reshard;
 mod schema;
 
 use std::collections::{HashMap, HashSet};
@@ -71,8 +73,9 @@ pub struct LeanOptions {
     /// The shared ecology state's table (`sosw_ecology`, hash `labourer_id`), shared with the 0.7
     /// layout's store.
     pub ecology_table: String,
-    /// Partitions per labourer and item kind, 1 to 64. Fixed for a table: changing it strands the
-    /// items already written under the old count.
+    /// Partitions per labourer and item kind, 1 to 64. Fixed for a table: each labourer's first
+    /// registration records it, and a store set to another count is refused by name where it reads
+    /// or writes that labourer's tasks (docs/layout-lean.md, "Changing the shard count").
     pub shards: u32,
     /// How long a closed item is kept (seconds after `closed_at`) before DynamoDB's TTL deletes it.
     pub closed_ttl_secs: i64,
@@ -305,14 +308,20 @@ impl LeanTaskStore {
                 .collect()
         };
         for labourer in new {
-            self.client()
-                .put_item()
-                .table_name(self.table())
-                .item("pk", s(REGISTRY))
-                .item("sk", s(&labourer))
-                .send()
-                .await
-                .map_err(|e| sdk_error("register labourer", self.table(), e))?;
+            // The shard count goes with the registration, on the condition that the labourer's
+            // tasks were not written under another one: changing it would strand them. Recorded
+            // now for the first time, it goes where rounds and scavenger runs read it too.
+            if !self
+                .record_shards(REGISTRY.to_owned(), labourer.clone(), &labourer)
+                .await?
+            {
+                self.record_shards(
+                    fair::registry_pk(&labourer),
+                    fair::SHARDS_SK.to_owned(),
+                    &labourer,
+                )
+                .await?;
+            }
             self.inner
                 .registered
                 .lock()
@@ -370,24 +379,15 @@ impl LeanTaskStore {
         take(&self.inner.receipts, task_id.as_str())
     }
 
-    /// Every labourer that ever had a task in this table.
+    /// Every labourer that ever had a task in this table (refused if one's recorded shard count is
+    /// not this store's).
     pub(crate) async fn labourers(&self) -> Result<Vec<String>> {
-        let spec = QuerySpec::new(
-            "list labourers",
-            self.table(),
-            None,
-            "pk = :pk",
-            vec![(":pk", s(REGISTRY))],
-        )
-        .consistent();
-        let items = query::collect(self.client(), &spec, usize::MAX).await?;
-        Ok(items
-            .into_iter()
-            .filter_map(|mut i| match i.remove("sk") {
-                Some(AttributeValue::S(l)) => Some(l),
-                _ => None,
-            })
-            .collect())
+        let mut labourers = Vec::new();
+        for entry in self.registry_entries().await? {
+            self.check_shards(&entry.labourer, &entry.record)?;
+            labourers.push(entry.labourer);
+        }
+        Ok(labourers)
     }
 
     /// One consistent read by key.
@@ -714,12 +714,21 @@ impl LeanTaskStore {
 
     /// The closed item of `task_id`, searched under every registered labourer.
     pub(crate) async fn find_closed(&self, task_id: &TaskId) -> Result<Option<Found>> {
-        let keys = self
-            .labourers()
-            .await?
-            .iter()
-            .map(|l| self.closed_key(l, task_id.as_str()))
-            .collect();
+        // Closed items stay where they were written: under every count the table had.
+        let mut keys = Vec::new();
+        for entry in self.registry_entries().await? {
+            self.check_shards(&entry.labourer, &entry.record)?;
+            for count in reshard::counts_ever(self.shards(), &entry.record) {
+                let closed = key(
+                    Self::closed_pk(&entry.labourer, shard_of(task_id.as_str(), count)),
+                    task_id.as_str().to_owned(),
+                );
+                // Two counts may give the same shard; a batch read refuses a key twice.
+                if !keys.contains(&closed) {
+                    keys.push(closed);
+                }
+            }
+        }
         Ok(latest(self.get_many("find closed task", keys).await?))
     }
 }

@@ -1,0 +1,661 @@
+//! A lean table's shard count: recorded with each labourer's first registration, checked wherever a
+//! process reads or writes that labourer's tasks, and changed only by `sosw migrate-layout --reshard`
+//! ([`reshard`]), which moves the queued items to their new shards while every essential is refused
+//! (docs/layout-lean.md, "Changing the shard count").
+//!
+//! The record is two items per labourer, with the same attributes: its registry item (`labourers`,
+//! `<labourer>`), which lookups by id list, and `~shards` in its fairness registry partition
+//! (`k#<labourer>`), which every enqueue, orchestrator round and scavenger run reads anyway.
+//!
+//! | attribute | |
+//! |---|---|
+//! | `shards` | the count the labourer's tasks are written under; `0` while a reshard runs |
+//! | `reshard_from`, `reshard_to` | while a reshard runs: the counts it moves from and to |
+//! | `earlier_shards` | (a number set) counts used before: closed items stay where they were written, and lookups by id try these too |
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use futures::{StreamExt, TryStreamExt};
+
+use super::super::codec::{Item, n, s};
+use super::super::errors::sdk_error;
+use super::super::query::{self, QuerySpec};
+use super::{LeanTaskStore, REGISTRY, REV, Written, fair, shard_of};
+use sosw_core::error::{Error, Result};
+
+const SHARDS: &str = "shards";
+const EARLIER: &str = "earlier_shards";
+const FROM: &str = "reshard_from";
+const TO: &str = "reshard_to";
+
+/// Items moved at once by a reshard.
+const MOVE_CONCURRENCY: usize = 16;
+
+/// Passes over the queue partitions at most: the second and later ones only find items a process
+/// still running with the old count wrote after the first read them.
+const MAX_PASSES: u32 = 5;
+
+/// What a registry item records of its labourer's shard count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ShardRecord {
+    /// The count its tasks are written under (`Some(0)` while a reshard runs).
+    pub shards: Option<u32>,
+    /// Counts used before (closed items written under them stay there).
+    pub earlier: Vec<u32>,
+    /// A reshard running: from, to.
+    pub reshard: Option<(u32, u32)>,
+}
+
+fn number(item: &Item, name: &str) -> Option<u32> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+impl ShardRecord {
+    pub(crate) fn of(item: &Item) -> Self {
+        let earlier = item
+            .get(EARLIER)
+            .and_then(|v| v.as_ns().ok())
+            .map(|ns| ns.iter().filter_map(|v| v.parse().ok()).collect())
+            .unwrap_or_default();
+        ShardRecord {
+            shards: number(item, SHARDS),
+            earlier,
+            reshard: number(item, FROM).zip(number(item, TO)),
+        }
+    }
+}
+
+/// A labourer of the registry with its record.
+#[derive(Debug, Clone)]
+pub(crate) struct RegistryEntry {
+    pub labourer: String,
+    pub record: ShardRecord,
+}
+
+impl LeanTaskStore {
+    /// Every item of the registry partition (one consistent query), unchecked.
+    pub(crate) async fn registry_entries(&self) -> Result<Vec<RegistryEntry>> {
+        let spec = QuerySpec::new(
+            "list labourers",
+            self.table(),
+            None,
+            "pk = :pk",
+            vec![(":pk", s(REGISTRY))],
+        )
+        .consistent();
+        let items = query::collect(self.client(), &spec, usize::MAX).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|item| {
+                let labourer = item.get("sk")?.as_s().ok()?.clone();
+                Some(RegistryEntry {
+                    labourer,
+                    record: ShardRecord::of(&item),
+                })
+            })
+            .collect())
+    }
+
+    /// Every shard count `labourer`'s closed items may be under: this store's, then the earlier ones
+    /// its registry item lists.
+    pub(crate) async fn shard_counts_ever(&self, labourer: &str) -> Result<Vec<u32>> {
+        let record = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key("pk", s(REGISTRY))
+            .key("sk", s(labourer))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("read shard counts", self.table(), e))?
+            .item
+            .map(|i| ShardRecord::of(&i))
+            .unwrap_or_default();
+        Ok(counts_ever(self.shards(), &record))
+    }
+
+    /// Refuses a record this store's shard count does not match.
+    pub(crate) fn check_shards(&self, labourer: &str, record: &ShardRecord) -> Result<()> {
+        if let Some((from, to)) = record.reshard {
+            return Err(Error::invalid(
+                "lean layout",
+                format!(
+                    "the lean table `{}` is being resharded from {from} to {to} shards (`sosw \
+                     migrate-layout --aws --reshard`, labourer `{labourer}`): every process is \
+                     refused until it finishes; then set SOSW_LEAN_SHARDS={to} (the stacks' \
+                     LeanShards) on every essential and worker",
+                    self.table()
+                ),
+            ));
+        }
+        match record.shards {
+            Some(recorded) if recorded != self.shards() => {
+                Err(self.shards_mismatch(labourer, Some(recorded)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The error of a process whose shard count is not the one `labourer`'s tasks were written
+    /// under (`recorded`, when known).
+    pub(crate) fn shards_mismatch(&self, labourer: &str, recorded: Option<u32>) -> Error {
+        let recorded = recorded.map_or_else(|| "another count".to_owned(), |r| r.to_string());
+        Error::invalid(
+            "lean layout",
+            format!(
+                "the lean table `{}` holds labourer `{labourer}`'s tasks under {recorded} shards, \
+                 but this process is set to {} (SOSW_LEAN_SHARDS, the stacks' LeanShards): a task's \
+                 keys depend on the count, so running with another one would strand the tasks \
+                 written under the old one. Set SOSW_LEAN_SHARDS={recorded} on every essential and \
+                 worker, or change the table's count with `sosw migrate-layout --aws --reshard \
+                 --shards {}` (docs/layout-lean.md, \"Changing the shard count\")",
+                self.table(),
+                self.shards(),
+                self.shards(),
+            ),
+        )
+    }
+
+    /// Records this store's shard count on the item `pk`, `sk` of `labourer`'s registry, on the
+    /// condition that no other count (and no reshard) is recorded there. Whether it was recorded
+    /// there before.
+    pub(crate) async fn record_shards(
+        &self,
+        pk: String,
+        sk: String,
+        labourer: &str,
+    ) -> Result<bool> {
+        let shards = n(i64::from(self.shards()));
+        let outcome = self
+            .update_record(
+                "record shard count",
+                (pk, sk),
+                "SET #shards = :shards",
+                "attribute_not_exists(#shards) OR #shards = :shards",
+                vec![(":shards", shards)],
+            )
+            .await?;
+        match outcome {
+            Ok(old) => Ok(old.is_some_and(|old| ShardRecord::of(&old).shards.is_some())),
+            Err(refused_by) => {
+                let record = refused_by.as_ref().map(ShardRecord::of).unwrap_or_default();
+                self.check_shards(labourer, &record)?;
+                Err(self.shards_mismatch(labourer, record.shards))
+            }
+        }
+    }
+
+    /// One conditional update of a record item (`#shards`, `#from`, `#to`, `#earlier` name its
+    /// attributes): `Ok` with the item as it was, or `Err` with the item that refused the condition.
+    async fn update_record(
+        &self,
+        operation: &'static str,
+        (pk, sk): (String, String),
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<std::result::Result<Option<Item>, Option<Item>>> {
+        let names = [
+            ("#shards", SHARDS),
+            ("#from", FROM),
+            ("#to", TO),
+            ("#earlier", EARLIER),
+        ]
+        .into_iter()
+        .filter(|(name, _)| update.contains(name) || condition.contains(name))
+        .map(|(name, attribute)| (name.to_owned(), attribute.to_owned()))
+        .collect();
+        let values = values
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Ok(out.attributes)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(Err(match e.into_service_error() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                }))
+            }
+            Err(e) => Err(sdk_error(operation, self.table(), e)),
+        }
+    }
+}
+
+/// `current`, then the record's earlier counts and a reshard's source, without repeats.
+pub(crate) fn counts_ever(current: u32, record: &ShardRecord) -> Vec<u32> {
+    let mut counts = vec![current];
+    let others = record
+        .earlier
+        .iter()
+        .copied()
+        .chain(record.shards)
+        .chain(record.reshard.map(|(from, _)| from))
+        .filter(|c| *c > 0);
+    for c in others {
+        if !counts.contains(&c) {
+            counts.push(c);
+        }
+    }
+    counts
+}
+
+/// What a reshard did (or, on a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReshardReport {
+    /// Labourers of the table.
+    pub labourers: u64,
+    /// The counts the labourers were recorded under (usually one).
+    pub from: Vec<u32>,
+    /// The new count.
+    pub to: u32,
+    /// Queued items read.
+    pub queued_found: u64,
+    /// Queued items whose shard changes (on a dry run: to be moved).
+    pub queued_to_move: u64,
+    /// Queued items moved (0 on a dry run).
+    pub queued_moved: u64,
+    /// Passes over the queue partitions (the last one moved nothing).
+    pub passes: u32,
+    /// Claimed tasks found (a reshard needs none).
+    pub running: u64,
+}
+
+/// How a reshard runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReshardSettings {
+    /// Count, write nothing.
+    pub dry_run: bool,
+    /// The count of labourers whose registry records none (tables written before counts were
+    /// recorded).
+    pub unrecorded_from: Option<u32>,
+    /// How long to wait after marking the reshard before moving, so that processes still running
+    /// stop using registries they read before (an orchestrator round reuses its read for 2 s).
+    pub settle: Duration,
+}
+
+impl Default for ReshardSettings {
+    fn default() -> Self {
+        ReshardSettings {
+            dry_run: false,
+            unrecorded_from: None,
+            settle: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Changes the shard count of `store`'s table to `store`'s own (`LeanOptions::shards`): marks the
+/// reshard in every labourer's record (every process is then refused), moves each queued item
+/// whose shard changes (the new item first, then the old one deleted on its unchanged move
+/// counter), repeats until a pass moves nothing, and records the new count (the old one kept as
+/// earlier, for closed items, which stay where they are). Refused while a task is claimed (running):
+/// its claim's key depends on the count too. Resumable: a run stopped at any point is finished by
+/// running it again with the same count.
+pub async fn reshard(store: &LeanTaskStore, settings: ReshardSettings) -> Result<ReshardReport> {
+    let to = store.shards();
+    let entries = store.registry_entries().await?;
+    let mut report = ReshardReport {
+        labourers: entries.len() as u64,
+        to,
+        ..ReshardReport::default()
+    };
+    let mut plan = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let from = match (entry.record.reshard, entry.record.shards) {
+            (Some((from, running_to)), _) if running_to == to => from,
+            (Some((_, running_to)), _) => {
+                return Err(Error::invalid(
+                    "reshard",
+                    format!(
+                        "labourer `{}` is being resharded to {running_to} shards, not {to}: run \
+                         `sosw migrate-layout --aws --reshard --shards {running_to}` to finish that \
+                         one first",
+                        entry.labourer
+                    ),
+                ));
+            }
+            (None, Some(recorded)) => recorded,
+            (None, None) => settings.unrecorded_from.ok_or_else(|| {
+                Error::invalid(
+                    "reshard",
+                    format!(
+                        "labourer `{}` has no recorded shard count (written before counts were \
+                         recorded): pass --from-shards with the count its tasks were written under",
+                        entry.labourer
+                    ),
+                )
+            })?,
+        };
+        if !report.from.contains(&from) {
+            report.from.push(from);
+        }
+        plan.push((entry.labourer.clone(), from, entry.record.reshard.is_some()));
+    }
+    report.from.sort_unstable();
+    let widest = plan
+        .iter()
+        .map(|(_, from, _)| *from)
+        .chain([to])
+        .max()
+        .unwrap_or(to);
+    report.running = store.claims_in(widest).await?;
+    if plan
+        .iter()
+        .all(|(_, from, running)| *from == to && !running)
+    {
+        return Ok(report);
+    }
+    if report.running > 0 && !settings.dry_run {
+        return Err(Error::invalid(
+            "reshard",
+            format!(
+                "{} tasks of the lean table `{}` are claimed (running): a claim's key depends on \
+                 the shard count too. Stop the orchestrator (and the scheduler), let the running \
+                 tasks finish or expire (`sosw status`, the scavenger closes expired ones), then run \
+                 this again",
+                report.running,
+                store.table()
+            ),
+        ));
+    }
+    if !settings.dry_run {
+        for (labourer, from, _) in &plan {
+            store.mark_reshard(labourer, *from, to).await?;
+        }
+        tokio::time::sleep(settings.settle).await;
+    }
+    loop {
+        report.passes += 1;
+        let (found, to_move, moved) = store.move_queued(&plan, widest, settings.dry_run).await?;
+        if report.passes == 1 {
+            report.queued_found = found;
+            report.queued_to_move = to_move;
+        }
+        report.queued_moved += moved;
+        if settings.dry_run || to_move == 0 {
+            break;
+        }
+        if report.passes >= MAX_PASSES {
+            return Err(Error::invalid(
+                "reshard",
+                format!(
+                    "queued items kept arriving under the old shard count after {MAX_PASSES} \
+                     passes: a scheduler or other process with the old SOSW_LEAN_SHARDS is still \
+                     writing to `{}`. Stop it and run this again (the table stays marked, and every \
+                     process refused, until a run finishes)",
+                    store.table()
+                ),
+            ));
+        }
+    }
+    if !settings.dry_run {
+        for (labourer, from, _) in &plan {
+            store.finish_reshard(labourer, *from, to).await?;
+        }
+    }
+    Ok(report)
+}
+
+impl LeanTaskStore {
+    /// Claims in the claim shards `0..widest` (consistent).
+    async fn claims_in(&self, widest: u32) -> Result<u64> {
+        let mut count = 0;
+        for shard in 0..widest {
+            count += self.raw_partition(&Self::claim_pk(shard)).await?.len() as u64;
+        }
+        Ok(count)
+    }
+
+    async fn raw_partition(&self, pk: &str) -> Result<Vec<Item>> {
+        query::collect(self.client(), &partition_spec(self.table(), pk), usize::MAX).await
+    }
+
+    /// Both record items of `labourer`: marked as resharding from `from` to `to`.
+    async fn mark_reshard(&self, labourer: &str, from: u32, to: u32) -> Result<()> {
+        for keys in record_keys(labourer) {
+            let marked = self
+                .update_record(
+                    "reshard: mark",
+                    keys,
+                    "SET #shards = :zero, #from = :from, #to = :to",
+                    "attribute_not_exists(#shards) OR #shards = :from OR (#shards = :zero AND #to = :to)",
+                    vec![
+                        (":zero", n(0)),
+                        (":from", n(i64::from(from))),
+                        (":to", n(i64::from(to))),
+                    ],
+                )
+                .await?;
+            if marked.is_err() {
+                return Err(Error::invalid(
+                    "reshard",
+                    format!(
+                        "labourer `{labourer}`'s shard count changed while the reshard started \
+                         (another reshard?): run it again"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Both record items of `labourer`: the new count, `from` kept as earlier.
+    async fn finish_reshard(&self, labourer: &str, from: u32, to: u32) -> Result<()> {
+        for keys in record_keys(labourer) {
+            let mut values = vec![(":zero", n(0)), (":to", n(i64::from(to)))];
+            let update = if from == to {
+                "SET #shards = :to REMOVE #from, #to"
+            } else {
+                values.push((":earlier", AttributeValue::Ns(vec![from.to_string()])));
+                "SET #shards = :to REMOVE #from, #to ADD #earlier :earlier"
+            };
+            let finished = self
+                .update_record(
+                    "reshard: finish",
+                    keys,
+                    update,
+                    "#shards = :zero AND #to = :to",
+                    values,
+                )
+                .await?;
+            if finished.is_err() {
+                return Err(Error::invalid(
+                    "reshard",
+                    format!(
+                        "labourer `{labourer}`'s reshard mark changed before it finished (another \
+                         reshard?): run it again"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass over every queue partition of the labourers in `plan` (shards `0..widest`, plain
+    /// and per fairness key): items found, items whose shard changes, items moved.
+    async fn move_queued(
+        &self,
+        plan: &[(String, u32, bool)],
+        widest: u32,
+        dry_run: bool,
+    ) -> Result<(u64, u64, u64)> {
+        let to = self.shards();
+        let (mut found, mut to_move, mut moved) = (0, 0, 0);
+        for (labourer, _, _) in plan {
+            let mut prefixes = vec![format!("q#{labourer}")];
+            prefixes.extend(self.key_prefixes_unchecked(labourer).await?);
+            for prefix in &prefixes {
+                // Items this pass moved into a shard it reads later: not found twice.
+                let mut moved_in = vec![0u64; widest as usize];
+                for shard in 0..widest {
+                    let pk = format!("{prefix}#{shard}");
+                    let spec = partition_spec(self.table(), &pk);
+                    let mut read = 0u64;
+                    let mut start = None;
+                    // A page at a time (about 1 MB), so memory stays flat whatever the queue's size.
+                    loop {
+                        let (items, next) = query::page(self.client(), &spec, start).await?;
+                        read += items.len() as u64;
+                        let moves: Vec<(Item, u32)> = items
+                            .into_iter()
+                            .filter_map(|item| {
+                                let target = shard_of(queued_task_id(&item)?, to);
+                                (target != shard).then_some((item, target))
+                            })
+                            .collect();
+                        to_move += moves.len() as u64;
+                        if !dry_run {
+                            for (_, target) in &moves {
+                                if let Some(count) = moved_in.get_mut(*target as usize) {
+                                    *count += 1;
+                                }
+                            }
+                            moved += futures::stream::iter(moves)
+                                .map(|(item, target)| self.move_item(prefix, item, target))
+                                .buffer_unordered(MOVE_CONCURRENCY)
+                                .try_fold(0u64, |n, w| async move {
+                                    Ok(n + u64::from(w == Written::Yes))
+                                })
+                                .await?;
+                        }
+                        match next {
+                            Some(key) => start = Some(key),
+                            None => break,
+                        }
+                    }
+                    found += read.saturating_sub(moved_in[shard as usize]);
+                }
+            }
+        }
+        Ok((found, to_move, moved))
+    }
+
+    /// Moves the queued `item` to shard `target` under `prefix`: the copy first (unless an item
+    /// with a later move counter is there), then the original deleted on its move counter.
+    async fn move_item(&self, prefix: &str, item: Item, target: u32) -> Result<Written> {
+        let rev = item
+            .get(REV)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0);
+        let source = Item::from([
+            ("pk".to_owned(), item["pk"].clone()),
+            ("sk".to_owned(), item["sk"].clone()),
+        ]);
+        let mut copy = item;
+        copy.insert("pk".to_owned(), s(format!("{prefix}#{target}")));
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(copy))
+            .condition_expression("attribute_not_exists(pk) OR #rev <= :rev")
+            .expression_attribute_names("#rev", REV)
+            .expression_attribute_values(":rev", n(rev))
+            .send()
+            .await
+            .map_err(|e| sdk_error("reshard: write moved item", self.table(), e))?;
+        self.delete_if("reshard: delete moved item", source, rev, None)
+            .await
+    }
+
+    /// The partition prefixes of `labourer`'s fairness keys, from its registry partition as it is
+    /// (not checked: the reshard reads it while the table is marked).
+    async fn key_prefixes_unchecked(&self, labourer: &str) -> Result<Vec<String>> {
+        let items = self.raw_partition(&fair::registry_pk(labourer)).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| {
+                let path = i.get("path")?.as_s().ok()?;
+                let key = i.get("fkey")?.as_s().ok()?;
+                Some(fair::key_prefix(labourer, path, key))
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect())
+    }
+}
+
+/// A consistent read of the partition `pk`.
+fn partition_spec<'a>(table: &'a str, pk: &str) -> QuerySpec<'a> {
+    QuerySpec::new(
+        "reshard: read partition",
+        table,
+        None,
+        "pk = :pk",
+        vec![(":pk", s(pk))],
+    )
+    .consistent()
+}
+
+/// The two items recording `labourer`'s shard count.
+fn record_keys(labourer: &str) -> [(String, String); 2] {
+    [
+        (REGISTRY.to_owned(), labourer.to_owned()),
+        (fair::registry_pk(labourer), fair::SHARDS_SK.to_owned()),
+    ]
+}
+
+/// The task id of a queued item: its sort key after the ordered greenfield.
+fn queued_task_id(item: &Item) -> Option<&str> {
+    let sk = item.get("sk")?.as_s().ok()?;
+    sk.split_once('#').map(|(_, id)| id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_its_count_earlier_counts_and_a_running_reshard() {
+        let item = Item::from([
+            ("shards".to_owned(), n(0)),
+            ("reshard_from".to_owned(), n(4)),
+            ("reshard_to".to_owned(), n(8)),
+            (
+                "earlier_shards".to_owned(),
+                AttributeValue::Ns(vec!["1".into()]),
+            ),
+        ]);
+        let record = ShardRecord::of(&item);
+        assert_eq!(
+            record,
+            ShardRecord {
+                shards: Some(0),
+                earlier: vec![1],
+                reshard: Some((4, 8)),
+            }
+        );
+        assert_eq!(counts_ever(8, &record), vec![8, 1, 4]);
+        assert_eq!(counts_ever(4, &ShardRecord::default()), vec![4]);
+    }
+
+    #[test]
+    fn a_queued_items_task_id_follows_its_ordered_greenfield() {
+        let item = Item::from([("sk".to_owned(), s("e2000#job-1#a"))]);
+        assert_eq!(queued_task_id(&item), Some("job-1#a"));
+        assert_eq!(queued_task_id(&Item::new()), None);
+    }
+}
