@@ -130,6 +130,14 @@ async fn queued(store: &LeanTaskStore, labourer: &str) -> Vec<String> {
     ids
 }
 
+/// The shard of `task_id` under `shards` (FNV-1a, as the store computes it; docs/layout-lean.md).
+fn shard_of(task_id: &str, shards: u64) -> u64 {
+    let hash = task_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash % shards
+}
+
 /// Items in the partition `pk`.
 async fn items_in(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str) -> usize {
     client
@@ -280,6 +288,36 @@ async fn a_reshard_moves_every_queued_task_to_its_new_shard_and_keeps_closed_one
         .send()
         .await
         .expect("copy");
+    // And a task whose later state is at its new place already (a stopped move of it): the
+    // reshard's copy of the older item is refused there, and the older item only deleted.
+    let shard_one = client
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S("q#alpha#1".into()))
+        .send()
+        .await
+        .expect("query")
+        .items
+        .unwrap_or_default();
+    let mut later = shard_one
+        .into_iter()
+        .find(|item| {
+            let sk = item["sk"].as_s().expect("sk");
+            let id = sk.split_once('#').expect("order#id").1;
+            shard_of(id, 8) == 5
+        })
+        .expect("a task of shard 1 that goes to shard 5");
+    let rev: i64 = later["lrev"].as_n().expect("lrev").parse().expect("number");
+    later.insert("pk".into(), AttributeValue::S("q#alpha#5".into()));
+    later.insert("lrev".into(), AttributeValue::N((rev + 1).to_string()));
+    client
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(later))
+        .send()
+        .await
+        .expect("later state");
     mark_as_stopped_reshard(&client, &table, "alpha").await;
     // (New processes: a round reuses the registry it read for 2 seconds, which is why a reshard
     // waits before it moves anything.)
@@ -297,7 +335,10 @@ async fn a_reshard_moves_every_queued_task_to_its_new_shard_and_keeps_closed_one
     let report = reshard(&eight, quick).await.expect("reshard");
     assert_eq!(report.from, vec![4]);
     assert_eq!(report.to, 8);
-    assert_eq!(report.queued_found, 75, "74 queued tasks and the copy");
+    assert_eq!(
+        report.queued_found, 76,
+        "74 queued tasks and the two copies"
+    );
     assert_eq!(report.queued_moved, report.queued_to_move);
     assert_eq!(
         report.passes, 2,

@@ -16,6 +16,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use futures::{StreamExt, TryStreamExt};
@@ -528,18 +529,19 @@ impl LeanTaskStore {
                             .collect();
                         to_move += moves.len() as u64;
                         if !dry_run {
-                            for (_, target) in &moves {
-                                if let Some(count) = moved_in.get_mut(*target as usize) {
-                                    *count += 1;
-                                }
-                            }
-                            moved += futures::stream::iter(moves)
+                            let outcomes: Vec<Move> = futures::stream::iter(moves)
                                 .map(|(item, target)| self.move_item(prefix, item, target))
                                 .buffer_unordered(MOVE_CONCURRENCY)
-                                .try_fold(0u64, |n, w| async move {
-                                    Ok(n + u64::from(w == Written::Yes))
-                                })
+                                .try_collect()
                                 .await?;
+                            for outcome in outcomes {
+                                if outcome.copied
+                                    && let Some(count) = moved_in.get_mut(outcome.target as usize)
+                                {
+                                    *count += 1;
+                                }
+                                moved += u64::from(outcome.deleted == Written::Yes);
+                            }
                         }
                         match next {
                             Some(key) => start = Some(key),
@@ -555,7 +557,7 @@ impl LeanTaskStore {
 
     /// Moves the queued `item` to shard `target` under `prefix`: the copy first (unless an item
     /// with a later move counter is there), then the original deleted on its move counter.
-    async fn move_item(&self, prefix: &str, item: Item, target: u32) -> Result<Written> {
+    async fn move_item(&self, prefix: &str, item: Item, target: u32) -> Result<Move> {
         let rev = item
             .get(REV)
             .and_then(|v| v.as_n().ok())
@@ -567,7 +569,8 @@ impl LeanTaskStore {
         ]);
         let mut copy = item;
         copy.insert("pk".to_owned(), s(format!("{prefix}#{target}")));
-        self.client()
+        let written = self
+            .client()
             .put_item()
             .table_name(self.table())
             .set_item(Some(copy))
@@ -575,10 +578,27 @@ impl LeanTaskStore {
             .expression_attribute_names("#rev", REV)
             .expression_attribute_values(":rev", n(rev))
             .send()
-            .await
-            .map_err(|e| sdk_error("reshard: write moved item", self.table(), e))?;
-        self.delete_if("reshard: delete moved item", source, rev, None)
-            .await
+            .await;
+        let copied = match written {
+            Ok(_) => true,
+            // A later state of the task is there already (a stopped move of the task left this
+            // item behind): this one is stale, and is only deleted.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
+            {
+                false
+            }
+            Err(e) => return Err(sdk_error("reshard: write moved item", self.table(), e)),
+        };
+        let deleted = self
+            .delete_if("reshard: delete moved item", source, rev, None)
+            .await?;
+        Ok(Move {
+            target,
+            copied,
+            deleted,
+        })
     }
 
     /// The partition prefixes of `labourer`'s fairness keys, from its registry partition as it is
@@ -608,6 +628,16 @@ fn partition_spec<'a>(table: &'a str, pk: &str) -> QuerySpec<'a> {
         vec![(":pk", s(pk))],
     )
     .consistent()
+}
+
+/// What moving one queued item did.
+struct Move {
+    /// The shard it went to.
+    target: u32,
+    /// Whether the copy was written there (not when a later state of the task was there).
+    copied: bool,
+    /// Whether the original was deleted (not when it changed since it was read).
+    deleted: Written,
 }
 
 /// The two items recording `labourer`'s shard count.
