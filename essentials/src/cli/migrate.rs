@@ -36,8 +36,9 @@ pub struct MigrateLayoutArgs {
     /// Change the lean table's shard count instead (to --shards): move its queued tasks to their
     /// new shards. Every essential is refused while it runs, and it refuses to start while a task
     /// is running: stop the scheduler and orchestrator first (docs/layout-lean.md, "Changing the
-    /// shard count").
-    #[arg(long)]
+    /// shard count"). Needs --shards: the new count is never taken from SOSW_LEAN_SHARDS or the
+    /// default.
+    #[arg(long, requires = "shards")]
     pub reshard: bool,
     /// With --reshard: the count of labourers whose tasks were written before the table recorded
     /// its count.

@@ -178,6 +178,9 @@ async fn migrate_layout_moves_the_queue_once_and_a_second_run_moves_nothing() {
     let (code, _, stderr) = job.sosw(&["migrate-layout", "--from-shards", "4"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--reshard"), "{stderr}");
+    let (code, _, stderr) = job.sosw(&["migrate-layout", "--reshard"]);
+    assert_eq!(code, 2, "the new count is never a default: {stderr}");
+    assert!(stderr.contains("--shards"), "{stderr}");
     let (code, out, stderr) =
         job.sosw(&["migrate-layout", "--reshard", "--shards", "8", "--dry-run"]);
     assert_eq!(code, 0, "{stderr}");
