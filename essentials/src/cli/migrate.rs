@@ -31,7 +31,7 @@ pub struct MigrateLayoutArgs {
     pub lean_table: Option<String>,
     /// Shards per labourer of the lean table, 1 to 64: the essentials' SOSW_LEAN_SHARDS. Default:
     /// SOSW_LEAN_SHARDS, else 4.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub shards: Option<u32>,
     /// Change the lean table's shard count instead (to --shards): move its queued tasks to their
     /// new shards. Every essential is refused while it runs, and it refuses to start while a task
