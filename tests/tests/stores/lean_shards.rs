@@ -4,6 +4,7 @@
 //! stranding them. On DynamoDB Local; skipped without `SOSW_DYNAMODB_ENDPOINT` (failing instead when
 //! `SOSW_REQUIRE_EMULATORS=1`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -138,8 +139,12 @@ fn shard_of(task_id: &str, shards: u64) -> u64 {
     hash % shards
 }
 
-/// Items in the partition `pk`.
-async fn items_in(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str) -> usize {
+/// The items of the partition `pk` (raw, consistent).
+async fn items_of(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+) -> Vec<HashMap<String, AttributeValue>> {
     client
         .query()
         .table_name(table)
@@ -151,7 +156,6 @@ async fn items_in(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str) -> u
         .expect("query")
         .items
         .unwrap_or_default()
-        .len()
 }
 
 /// Marks `labourer`'s two record items as a reshard from 4 to 8 that stopped before its moves.
@@ -266,18 +270,10 @@ async fn a_reshard_moves_every_queued_task_to_its_new_shard_and_keeps_closed_one
     four.archive(&task5, ClosedStatus::Completed, now)
         .await
         .expect("archive");
-    let mut copy = client
-        .query()
-        .table_name(&table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S("q#alpha#0".into()))
-        .limit(1)
-        .send()
+    let mut copy = items_of(&client, &table, "q#alpha#0")
         .await
-        .expect("query")
-        .items
-        .unwrap_or_default()
-        .pop()
+        .into_iter()
+        .next()
         .expect("a queued item in shard 0");
     // Under 8 shards a task of shard 0 goes to 0 or 4: the copy is in one of its two places.
     copy.insert("pk".into(), AttributeValue::S("q#alpha#4".into()));
@@ -290,16 +286,7 @@ async fn a_reshard_moves_every_queued_task_to_its_new_shard_and_keeps_closed_one
         .expect("copy");
     // And a task whose later state is at its new place already (a stopped move of it): the
     // reshard's copy of the older item is refused there, and the older item only deleted.
-    let shard_one = client
-        .query()
-        .table_name(&table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S("q#alpha#1".into()))
-        .send()
-        .await
-        .expect("query")
-        .items
-        .unwrap_or_default();
+    let shard_one = items_of(&client, &table, "q#alpha#1").await;
     let mut later = shard_one
         .into_iter()
         .find(|item| {
@@ -365,7 +352,9 @@ async fn a_reshard_moves_every_queued_task_to_its_new_shard_and_keeps_closed_one
     assert_eq!(queued(&eight, "beta").await, beta_queued);
     let mut in_new_shards = 0;
     for shard in 4..8 {
-        in_new_shards += items_in(&client, &table, &format!("q#alpha#{shard}")).await;
+        in_new_shards += items_of(&client, &table, &format!("q#alpha#{shard}"))
+            .await
+            .len();
     }
     assert!(
         in_new_shards > 0,

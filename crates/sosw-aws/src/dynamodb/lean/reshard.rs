@@ -16,7 +16,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use futures::{StreamExt, TryStreamExt};
@@ -569,28 +568,9 @@ impl LeanTaskStore {
         ]);
         let mut copy = item;
         copy.insert("pk".to_owned(), s(format!("{prefix}#{target}")));
-        let written = self
-            .client()
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(copy))
-            .condition_expression("attribute_not_exists(pk) OR #rev <= :rev")
-            .expression_attribute_names("#rev", REV)
-            .expression_attribute_values(":rev", n(rev))
-            .send()
-            .await;
-        let copied = match written {
-            Ok(_) => true,
-            // A later state of the task is there already (a stopped move of the task left this
-            // item behind): this one is stale, and is only deleted.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
-            {
-                false
-            }
-            Err(e) => return Err(sdk_error("reshard: write moved item", self.table(), e)),
-        };
+        // Refused when the task's state there is as new or newer already (a stopped run's copy, or
+        // a later state left by a stopped move of the task): the item here is then only deleted.
+        let copied = self.put_newer("reshard: write moved item", copy).await? == Written::Yes;
         let deleted = self
             .delete_if("reshard: delete moved item", source, rev, None)
             .await?;
@@ -634,7 +614,7 @@ fn partition_spec<'a>(table: &'a str, pk: &str) -> QuerySpec<'a> {
 struct Move {
     /// The shard it went to.
     target: u32,
-    /// Whether the copy was written there (not when a later state of the task was there).
+    /// Whether the copy was written there (not when the task's state there was as new or newer).
     copied: bool,
     /// Whether the original was deleted (not when it changed since it was read).
     deleted: Written,
