@@ -180,6 +180,16 @@ async fn dynamodb_with_spool_resumes_to_the_exact_task_set_after_a_kill_at_any_c
     kill_everywhere_and_resume(Kind::Dynamo, true).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lean_without_spool_resumes_to_the_exact_task_set_after_a_kill_at_any_call() {
+    kill_everywhere_and_resume(Kind::Lean, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lean_with_spool_resumes_to_the_exact_task_set_after_a_kill_at_any_call() {
+    kill_everywhere_and_resume(Kind::Lean, true).await;
+}
+
 #[tokio::test]
 async fn a_resubmission_is_recorded_as_such_and_adds_its_requester() {
     let Some(rig) = Rig::new(Kind::Sqlite, false).await else {

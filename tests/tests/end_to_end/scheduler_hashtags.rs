@@ -84,3 +84,8 @@ async fn the_hashtag_tutorial_job_yields_36_documented_tasks_in_sqlite() {
 async fn the_hashtag_tutorial_job_yields_36_documented_tasks_in_dynamodb_local() {
     schedule_the_tutorial_job(Kind::Dynamo).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hashtag_tutorial_job_yields_36_documented_tasks_in_the_lean_layout() {
+    schedule_the_tutorial_job(Kind::Lean).await;
+}

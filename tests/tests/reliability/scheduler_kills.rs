@@ -127,3 +127,8 @@ async fn sqlite_scheduler_killed_at_twenty_points_resumes_to_the_exact_task_set(
 async fn dynamodb_scheduler_killed_at_twenty_points_resumes_to_the_exact_task_set() {
     killed_at_twenty_points_and_resumed(Kind::Dynamo).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lean_scheduler_killed_at_twenty_points_resumes_to_the_exact_task_set() {
+    killed_at_twenty_points_and_resumed(Kind::Lean).await;
+}

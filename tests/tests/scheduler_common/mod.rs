@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use sosw::Error;
+use sosw::aws::dynamodb::lean::{
+    LeanOptions, LeanTaskStore, create_lean_tables_without_stream, delete_lean_tables,
+};
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
 use sosw::blob::BlobStore;
 use sosw::clock::ManualClock;
@@ -36,15 +39,23 @@ impl<T: TaskQueue + JobStore> SchedulerStore for T {}
 pub enum Kind {
     /// SQLite in memory.
     Sqlite,
-    /// DynamoDB Local, fresh tables.
+    /// DynamoDB Local, fresh tables in sosw 0.7's layout.
     Dynamo,
+    /// DynamoDB Local, a fresh lean table (4 shards) and its job table.
+    Lean,
 }
 
 /// A fresh store: SQLite in memory, or DynamoDB Local tables under a prefix of their own (deleted by
 /// [`Store::cleanup`]).
 pub struct Store {
     pub store: Arc<dyn SchedulerStore>,
-    dynamo: Option<(aws_sdk_dynamodb::Client, TableNames)>,
+    tables: Option<(aws_sdk_dynamodb::Client, Tables)>,
+}
+
+/// The DynamoDB Local tables a [`Store`] deletes when it is done.
+enum Tables {
+    Sosw07(TableNames),
+    Lean(LeanOptions),
 }
 
 impl Store {
@@ -53,7 +64,7 @@ impl Store {
         match kind {
             Kind::Sqlite => Some(Store {
                 store: Arc::new(SqliteTaskStore::in_memory().expect("SQLite in memory")),
-                dynamo: None,
+                tables: None,
             }),
             Kind::Dynamo => {
                 let client = dynamodb_client().await?;
@@ -63,7 +74,20 @@ impl Store {
                     .expect("DynamoDB Local creates the tables");
                 Some(Store {
                     store: Arc::new(DynamoTaskStore::new(client.clone(), tables.clone())),
-                    dynamo: Some((client, tables)),
+                    tables: Some((client, Tables::Sosw07(tables))),
+                })
+            }
+            Kind::Lean => {
+                let client = dynamodb_client().await?;
+                let options = LeanOptions::with_prefix(&unique_prefix());
+                create_lean_tables_without_stream(&client, &options)
+                    .await
+                    .expect("DynamoDB Local creates the lean tables");
+                let store = LeanTaskStore::new(client.clone(), options.clone())
+                    .expect("valid lean options");
+                Some(Store {
+                    store: Arc::new(store),
+                    tables: Some((client, Tables::Lean(options))),
                 })
             }
         }
@@ -71,10 +95,14 @@ impl Store {
 
     /// Deletes DynamoDB tables (nothing for SQLite).
     pub async fn cleanup(self) {
-        if let Some((client, tables)) = self.dynamo {
-            delete_tables(&client, &tables)
+        match self.tables {
+            None => {}
+            Some((client, Tables::Sosw07(tables))) => delete_tables(&client, &tables)
                 .await
-                .expect("DynamoDB Local deletes the tables");
+                .expect("DynamoDB Local deletes the tables"),
+            Some((client, Tables::Lean(options))) => delete_lean_tables(&client, &options)
+                .await
+                .expect("DynamoDB Local deletes the lean tables"),
         }
     }
 
