@@ -22,6 +22,8 @@ ACCEPTED = {}
 SAMPLES = {
     "CodeBucket": "sosw-code",
     "SpoolBucketName": "sosw-spool",
+    # The example worker's, used with ReportsToStore=true (its default, empty, grants nothing).
+    "AlertsTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:sosw-alerts",
     "LabourerFunctionArns": [
         f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:sosw_tutorial_pull_tweeter_hashtags",
         f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:sosw_tutorial_flaky_hashtags",

@@ -42,6 +42,10 @@ ACCOUNT = "123456789012"  # moto's default account
 CODE_BUCKET = f"sosw-code-{ACCOUNT}-{REGION}"
 CODE_PREFIX = "sosw/bundles/"
 WORKERS = ["sosw_tutorial_pull_tweeter_hashtags", "sosw_tutorial_flaky_hashtags"]
+# Closes its own tasks (`report_to: "store"`, the worker assistant's logic in the worker): its role and
+# variables come from the example worker's stack with ReportsToStore=true. The other one reports to the
+# worker assistant.
+STORE_REPORTER = "sosw_tutorial_flaky_hashtags"
 ENDED = ("finished", "finished_with_failures")  # a job's status once every task is closed or dead
 
 
@@ -87,10 +91,14 @@ def deploys(repo):
         ["CAPABILITY_IAM"],
     )
     for worker in WORKERS:
+        params = {"WorkerName": worker, "CodeBucket": CODE_BUCKET, "SpoolBucketName": "<SpoolBucketName>"}
+        if worker == STORE_REPORTER:
+            # docs/deploy.md: a worker with report_to "store" gets the worker assistant's grants.
+            params |= {"ReportsToStore": "true", "AlertsTopicArn": "<AlertsTopicArn>"} | layout
         yield (
             "sosw-worker-" + worker.replace("_", "-"),
             repo / "cloudformation/sosw-example-worker.yaml",
-            {"WorkerName": worker, "CodeBucket": CODE_BUCKET, "SpoolBucketName": "<SpoolBucketName>"},
+            params,
             ["CAPABILITY_IAM"],
         )
 
@@ -347,6 +355,7 @@ def put_config_rows(c, outputs):
     }
     for w in WORKERS:
         rows[f"{w}_config"] = {"payload_bucket": spool}
+    rows[f"{STORE_REPORTER}_config"]["report_to"] = "store"
     for name, value in rows.items():
         c["dynamodb"].put_item(
             TableName="config",
@@ -660,6 +669,14 @@ def run(c, args, functions, outputs, repo, invoke_configs):
         print(f"  grants never used: {', '.join(r['unused_grants']) or 'none'}")
     if denied:
         fail("calls the role does not allow:\n  " + "\n  ".join(denied))
+    # The worker with report_to "store" closed its tasks itself: writes to the task table, and never
+    # an invocation of the worker assistant.
+    own = report[STORE_REPORTER]["calls"]
+    task_table = "sosw_lean" if LAYOUT == "lean" else "sosw_tasks"
+    if not any(c["action"].startswith("dynamodb:") and c["resource"].endswith(f"table/{task_table}") for c in own):
+        fail(f"{STORE_REPORTER} reports to the store but made no call on {task_table}: {own}")
+    if any(c["action"] == "lambda:InvokeFunction" for c in own):
+        fail(f"{STORE_REPORTER} reports to the store but invoked a function: {own}")
     calls = {n: {"invocations": h.invocations, "throttles": h.throttles, "sandboxes": h.started,
                  "failed_async": len(h.async_failures)} for n, h in hosts.items()}
     return {"least_privilege": report, "tutorial_closed_tasks": tasks, "ticks": tick, "functions": calls}
@@ -697,8 +714,9 @@ def main():
 
     outputs, stacks = {}, []
     for stack, template_path, params, capabilities in deploys(repo):
+        # "<Output>": that output of the essentials' stack, deployed before the workers.
         params = {
-            k: (outputs["sosw-essentials"]["SpoolBucketName"] if v == "<SpoolBucketName>" else v)
+            k: (outputs["sosw-essentials"][v[1:-1]] if v.startswith("<") and v.endswith(">") else v)
             for k, v in params.items()
         }
         template = load_template(template_path)
