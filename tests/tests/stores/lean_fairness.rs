@@ -453,3 +453,177 @@ async fn a_reshard_moves_tasks_within_their_keys_partitions() {
         .await
         .expect("tables deleted");
 }
+
+/// One per-key round of `store` by `tenant` at [`NOW`], at most `per_key` tasks a key.
+async fn by_tenant(store: &LeanTaskStore, per_key: usize) -> KeyedQueue {
+    store
+        .queue_by_key(
+            LABOURER,
+            &path("tenant"),
+            &Markers::new(NOW, WINDOW),
+            per_key,
+        )
+        .await
+        .expect("queue by key")
+}
+
+/// A backlog queued before the labourer's path was recorded (plain partitions, the key only in the
+/// payload) is read oldest first and at most `unkeyed_read_max` items a round (here 40 over 4
+/// shards), not whole into memory every round: a key whose old tasks sit behind the bound shows up
+/// once the rounds before have taken the head, and every task is claimed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backlog_queued_before_the_path_is_read_a_bounded_head_at_a_time() {
+    let Some(client) = dynamodb_client().await else {
+        return;
+    };
+    let options = LeanOptions {
+        unkeyed_read_max: 40,
+        ..LeanOptions::with_prefix(&unique_prefix()).shards(4)
+    };
+    create_lean_tables_without_stream(&client, &options)
+        .await
+        .expect("lean tables created on DynamoDB Local");
+    let store = LeanTaskStore::new(client.clone(), options.clone()).expect("options");
+    // 200 tasks of `hot`, then 20 of `small`: all queued before any path was recorded.
+    let backlog: Vec<Task> = (0..220)
+        .map(|n| task(n, json!(if n < 200 { "hot" } else { "small" })))
+        .collect();
+    store
+        .enqueue(&backlog, EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+
+    let first = by_tenant(&store, 10).await;
+    assert_eq!(
+        summary(&first),
+        BTreeMap::from([("hot".into(), (0, ids(&(0..10).collect::<Vec<_>>())))]),
+        "the oldest 10 of each shard are hot: `small` is past the bound"
+    );
+    // The default bound (10,000) reads this backlog whole: both keys, each its oldest.
+    let whole = LeanTaskStore::new(
+        client,
+        LeanOptions {
+            unkeyed_read_max: LeanOptions::default().unkeyed_read_max,
+            ..options
+        },
+    )
+    .expect("options");
+    let both = by_tenant(&whole, 10).await;
+    assert_eq!(both["small"].queued.len(), 10, "{:?}", summary(&both));
+    assert_eq!(
+        both["small"].queued[0].task_id,
+        TaskId::for_chunk(LABOURER, 200)
+    );
+
+    // Rounds that claim each key's head and close it drain the backlog, each task once.
+    let mut claims: BTreeMap<String, u32> = BTreeMap::new();
+    let mut small_from = None;
+    for round in 0..60 {
+        let queue = by_tenant(&store, 10).await;
+        let heads: Vec<Task> = queue.values().flat_map(|w| w.queued.clone()).collect();
+        if heads.is_empty() {
+            break;
+        }
+        if small_from.is_none() && queue.get("small").is_some_and(|w| !w.queued.is_empty()) {
+            small_from = Some(round);
+        }
+        for head in heads {
+            let ClaimOutcome::Claimed(_) = store.claim(&head.task_id, NOW).await.expect("claim")
+            else {
+                panic!("{} was in a head but not claimed", head.task_id);
+            };
+            *claims.entry(head.task_id.to_string()).or_default() += 1;
+            let live = store
+                .get_task(&head.task_id)
+                .await
+                .expect("get")
+                .expect("claimed");
+            assert_eq!(
+                store
+                    .archive(&live, ClosedStatus::Dead, NOW + 1)
+                    .await
+                    .expect("archive"),
+                MoveOutcome::Moved
+            );
+        }
+    }
+    assert_eq!(claims.len(), 220, "every task claimed");
+    assert!(claims.values().all(|c| *c == 1), "each once: {claims:?}");
+    let small_from = small_from.expect("`small` showed up");
+    assert!(
+        small_from > 0,
+        "`small` waited behind the bound for a round at least"
+    );
+    assert_eq!(store.queue_length(LABOURER, NOW).await.expect("len"), 0);
+    delete_lean_tables(store.client(), store.options())
+        .await
+        .expect("tables deleted");
+}
+
+/// The peak resident memory of this process so far (kB), from `/proc/self/status`; 0 where there
+/// is none.
+fn peak_resident_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A measurement, not a check of speed: one round of `queue_by_key` over a backlog of
+/// `SOSW_BACKLOG_TASKS` (default 100,000) tasks queued before the path was recorded, with the
+/// default bound and then read whole (what every round did before the bound), printing the time
+/// and the peak memory each added. `cargo test --workspace --all-features --test stores --
+/// --ignored a_deep_backlog --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement of a large backlog (about a minute on DynamoDB Local); run by hand"]
+async fn a_deep_backlog_queued_before_the_path_costs_a_round_the_bound_not_the_backlog() {
+    let Some(client) = dynamodb_client().await else {
+        return;
+    };
+    let tasks: u64 = std::env::var("SOSW_BACKLOG_TASKS")
+        .ok()
+        .map(|v| v.parse().expect("SOSW_BACKLOG_TASKS is a number"))
+        .unwrap_or(100_000);
+    let options = LeanOptions::with_prefix(&unique_prefix()).shards(4);
+    create_lean_tables_without_stream(&client, &options)
+        .await
+        .expect("lean tables created on DynamoDB Local");
+    let store = LeanTaskStore::new(client.clone(), options.clone()).expect("options");
+    // Made a chunk at a time, so that the backlog itself never sits in this process's memory.
+    for start in (0..tasks).step_by(5_000) {
+        let chunk: Vec<Task> = (start..tasks.min(start + 5_000))
+            .map(|n| task(n, json!(format!("t{}", n % 50))))
+            .collect();
+        store
+            .enqueue(&chunk, EnqueueMode::Fresh)
+            .await
+            .expect("enqueue");
+    }
+    let whole = LeanTaskStore::new(
+        client,
+        LeanOptions {
+            unkeyed_read_max: usize::MAX,
+            ..options
+        },
+    )
+    .expect("options");
+    for (what, store) in [("bounded (default)", &store), ("whole (before)", &whole)] {
+        let before = peak_resident_kb();
+        let started = std::time::Instant::now();
+        let queue = by_tenant(store, 10).await;
+        let heads: usize = queue.values().map(|w| w.queued.len()).sum();
+        assert_eq!(heads, 500, "50 keys, 10 each");
+        println!(
+            "{tasks} queued before the path, one round {what}: {:.2} s, peak memory +{} MB",
+            started.elapsed().as_secs_f64(),
+            (peak_resident_kb() - before) / 1024
+        );
+    }
+    delete_lean_tables(store.client(), store.options())
+        .await
+        .expect("tables deleted");
+}

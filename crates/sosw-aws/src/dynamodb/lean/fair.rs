@@ -532,9 +532,12 @@ impl LeanTaskStore {
     /// The open work of `labourer` by the key at `path`; see `TaskQueue::queue_by_key`.
     ///
     /// Per registered key under `path`: the head of each shard (at most `per_key`, greenfield below
-    /// `markers.start`). The plain partitions and keys registered under another path are read
-    /// whole and grouped by the key in each task's payload. Running counts come from the claim items
-    /// (every claim shard), grouped by the key in their payload.
+    /// `markers.start`). The plain partitions and keys registered under another path (the
+    /// *unkeyed* ones: the key of their tasks is only in the payload) are read oldest first, at most
+    /// `unkeyed_read_max` items in all, and grouped by the key in each task's payload; their items
+    /// past `markers.expired` (queued with a greenfield ahead) are read whole when the labourer's
+    /// mark says there can be any. Running counts come from the claim items (every claim shard),
+    /// grouped by the key in their payload.
     pub(crate) async fn lean_queue_by_key(
         &self,
         labourer: &str,
@@ -543,38 +546,53 @@ impl LeanTaskStore {
         per_key: usize,
     ) -> Result<KeyedQueue> {
         self.announce_path(labourer, path).await?;
-        let parts = self.key_partitions(labourer).await?;
-        let head_high = format!("{}#\u{10ffff}", order(markers.start.saturating_sub(1)));
+        let registry = self.read_registry(labourer, true).await?;
+        let parts = registry.parts.clone();
+        let head = (
+            order(i64::MIN),
+            format!("{}#\u{10ffff}", order(markers.start.saturating_sub(1))),
+        );
+        // (partition key, whether it is filed under a key of `path`, registry index or None for
+        // the plain partitions) of every queue partition of the labourer.
+        let mut partitions: Vec<(String, bool, Option<usize>)> = (0..self.shards())
+            .map(|shard| (Self::queue_pk(labourer, shard), false, None))
+            .collect();
+        for (i, part) in parts.iter().enumerate() {
+            let ours = part.path == path.as_str();
+            partitions.extend(
+                (0..self.shards()).map(|shard| (format!("{}#{shard}", part.prefix), ours, Some(i))),
+            );
+        }
+        let unkeyed = partitions.iter().filter(|(_, ours, _)| !ours).count();
+        let unkeyed_limit = (self.inner.options.unkeyed_read_max / unkeyed.max(1)).max(per_key);
+        let ahead = registry.may_hold_from(markers.expired.saturating_add(1));
         let mut reads = Vec::new();
-        // (registry index, or None for the plain partitions) of every read, in order.
+        // The registry index (None for the plain partitions) of every read, in order.
         let mut origin = Vec::new();
-        for shard in 0..self.shards() {
+        for (pk, ours, from) in &partitions {
             reads.push(Read {
                 operation: "queue by key",
-                pk: Self::queue_pk(labourer, shard),
-                range: None,
+                pk: pk.clone(),
+                range: Some(head.clone()),
                 filter: None,
                 values: vec![],
-                limit: usize::MAX,
+                limit: if *ours { per_key } else { unkeyed_limit },
                 descending: false,
                 consistent: false,
             });
-            origin.push(None);
-        }
-        for (i, part) in parts.iter().enumerate() {
-            let ours = part.path == path.as_str();
-            for shard in 0..self.shards() {
+            origin.push(*from);
+            if ahead && !ours {
                 reads.push(Read {
                     operation: "queue by key",
-                    pk: format!("{}#{shard}", part.prefix),
-                    range: ours.then(|| (order(i64::MIN), head_high.clone())),
+                    pk: pk.clone(),
+                    range: Some((order(markers.expired.saturating_add(1)), order(i64::MAX))),
                     filter: None,
                     values: vec![],
-                    limit: if ours { per_key } else { usize::MAX },
+                    limit: usize::MAX,
                     descending: false,
                     consistent: false,
                 });
-                origin.push(Some(i));
+                origin.push(*from);
             }
         }
         let results = self.read_all(reads).await?;
