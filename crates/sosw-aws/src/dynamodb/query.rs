@@ -25,6 +25,9 @@ pub(crate) struct QuerySpec<'a> {
     pub forward: bool,
     /// Strongly consistent reads (tables and LSIs only).
     pub consistent: bool,
+    /// Only these attributes of each item (a `ProjectionExpression`; the read units are the
+    /// same, what comes back is smaller).
+    pub projection: Option<&'static str>,
 }
 
 impl<'a> QuerySpec<'a> {
@@ -45,6 +48,7 @@ impl<'a> QuerySpec<'a> {
             values,
             forward: true,
             consistent: false,
+            projection: None,
         }
     }
 
@@ -66,6 +70,12 @@ impl<'a> QuerySpec<'a> {
         self
     }
 
+    /// Only `attributes` of each item (a projection expression of plain names).
+    pub fn project(mut self, attributes: &'static str) -> Self {
+        self.projection = Some(attributes);
+        self
+    }
+
     fn request(&self, client: &Client) -> QueryFluentBuilder {
         let values: HashMap<String, AttributeValue> = self
             .values
@@ -78,6 +88,7 @@ impl<'a> QuerySpec<'a> {
             .set_index_name(self.index.map(str::to_owned))
             .key_condition_expression(self.key_condition)
             .set_filter_expression(self.filter.map(str::to_owned))
+            .set_projection_expression(self.projection.map(str::to_owned))
             .set_expression_attribute_values(Some(values))
             .scan_index_forward(self.forward)
             .consistent_read(self.consistent)

@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
 use super::super::codec::{Item, n, s};
+use super::super::query::{self, QuerySpec};
 use super::super::scavenge::closed_row;
 use super::claims::FINISH_AFTER_SECS;
 use super::{EXPIRES, Found, LeanTaskStore, Read, Written};
@@ -379,31 +380,30 @@ impl TaskArchive for LeanTaskStore {
         status: ClosedStatus,
         limit: usize,
     ) -> Result<Vec<Task>> {
-        let mut found = Vec::new();
-        // Closed items stay where they were written: under every count the table had.
+        // Closed items stay where they were written: under every count the table had. They are
+        // kept 30 days: a busy labourer's are read a page at a time, keeping the newest.
         let widest = self
             .shard_counts_ever(labourer_id)
             .await?
             .into_iter()
             .max()
             .unwrap_or(self.shards());
-        for shard in 0..widest {
-            found.extend(
-                self.partition(Read {
-                    operation: "closed sample",
-                    pk: Self::closed_pk(labourer_id, shard),
-                    range: None,
-                    filter: Some("labourer_id_task_status = :st"),
-                    values: vec![(":st", s(status.index_key(labourer_id)))],
-                    limit: usize::MAX,
-                    descending: false,
-                    consistent: false,
-                })
-                .await?,
-            );
-        }
-        found.sort_by_key(|f| std::cmp::Reverse(f.task.closed_at));
-        Ok(found.into_iter().take(limit).map(|f| f.task).collect())
+        let reads = (0..widest)
+            .map(|shard| Read {
+                operation: "closed sample",
+                pk: Self::closed_pk(labourer_id, shard),
+                range: None,
+                filter: Some("labourer_id_task_status = :st"),
+                values: vec![(":st", s(status.index_key(labourer_id)))],
+                limit: usize::MAX,
+                descending: false,
+                consistent: false,
+            })
+            .collect();
+        let newest = self
+            .best_of(reads, limit, |f| std::cmp::Reverse(f.task.closed_at))
+            .await?;
+        Ok(newest.into_iter().map(|f| f.task).collect())
     }
 
     async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
@@ -454,22 +454,24 @@ impl TaskRetries for LeanTaskStore {
     }
 
     async fn due_retries(&self, labourer_id: &str, now: i64, limit: usize) -> Result<Vec<Task>> {
-        let mut found = self
-            .partition(Read {
-                operation: "due retries",
-                pk: Self::retry_pk(labourer_id),
-                range: None,
-                filter: Some("desired_launch_time <= :now"),
-                values: vec![(":now", n(now))],
-                limit: usize::MAX,
-                descending: false,
-                // Eventually consistent (half the units): a task put to wait a moment before is
-                // due a run later, and the move back to the queue reads its item again.
-                consistent: false,
-            })
+        let read = Read {
+            operation: "due retries",
+            pk: Self::retry_pk(labourer_id),
+            range: None,
+            filter: Some("desired_launch_time <= :now"),
+            values: vec![(":now", n(now))],
+            limit: usize::MAX,
+            descending: false,
+            // Eventually consistent (half the units): a task put to wait a moment before is
+            // due a run later, and the move back to the queue reads its item again.
+            consistent: false,
+        };
+        // The earliest due first; after an outage a labourer can have a million waiting, so the
+        // partition is read a page at a time, keeping the earliest `limit`.
+        let due = self
+            .best_of(vec![read], limit, |f| f.task.desired_launch_time)
             .await?;
-        found.sort_by_key(|f| f.task.desired_launch_time);
-        Ok(found.into_iter().take(limit).map(|f| f.task).collect())
+        Ok(due.into_iter().map(|f| f.task).collect())
     }
 
     async fn return_to_queue(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
@@ -477,6 +479,9 @@ impl TaskRetries for LeanTaskStore {
         let Some(source) = self.get("return to queue", key).await? else {
             return Ok(MoveOutcome::Conflict);
         };
+        // A live item of the task anywhere: its claim by key, its queued items by reading its queue
+        // shard (sort keys only, a page at a time): a task enqueued again in `Fresh` mode while it
+        // waited can be at any greenfield. That read costs the shard's size in read units.
         if self
             .find_live(&task.task_id, Some(&task.labourer_id))
             .await?
@@ -494,19 +499,16 @@ impl TaskRetries for LeanTaskStore {
     }
 
     async fn retry_length(&self, labourer_id: &str) -> Result<u64> {
-        let found = self
-            .partition(Read {
-                operation: "retry length",
-                pk: Self::retry_pk(labourer_id),
-                range: None,
-                filter: None,
-                values: vec![],
-                limit: usize::MAX,
-                descending: false,
-                consistent: true,
-            })
-            .await?;
-        Ok(found.len() as u64)
+        // Counted by DynamoDB, not read into memory.
+        let spec = QuerySpec::new(
+            "retry length",
+            self.table(),
+            None,
+            "pk = :pk",
+            vec![(":pk", s(Self::retry_pk(labourer_id)))],
+        )
+        .consistent();
+        query::count(self.client(), &spec).await
     }
 }
 

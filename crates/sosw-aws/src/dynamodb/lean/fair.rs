@@ -50,7 +50,7 @@ const PRUNE_AFTER_SECS: i64 = 3600;
 /// At most this many empty keys are dropped per `queue_by_key`.
 const PRUNE_PER_READ: usize = 20;
 /// Partition reads in flight at once.
-const READ_CONCURRENCY: usize = 16;
+pub(crate) const READ_CONCURRENCY: usize = 16;
 /// A path or key longer than this, or with a character outside [`safe`], is written into keys as a
 /// readable prefix and a hash.
 const SEGMENT_MAX: usize = 48;

@@ -36,6 +36,8 @@ mod schema;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use futures::{StreamExt, TryStreamExt};
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -474,13 +476,56 @@ impl LeanTaskStore {
     /// index queries do: every change they lead to is a conditional write); lookups before a move read
     /// consistently.
     pub(crate) async fn partition(&self, read: Read) -> Result<Vec<Found>> {
+        let limit = read.limit;
+        let spec = self.spec_of(read);
+        let items = query::collect(self.client(), &spec, limit).await?;
+        items.into_iter().map(|i| decode(i, self.table())).collect()
+    }
+
+    /// The `keep` items of the partitions `reads` (their limits ignored) that come first by
+    /// `rank`, lowest first. Read a page at a time, so memory holds a page and about twice `keep`
+    /// items, not the partitions (a labourer's closed items or retries can be a million).
+    pub(crate) async fn best_of<K: Ord>(
+        &self,
+        reads: Vec<Read>,
+        keep: usize,
+        rank: impl Fn(&Found) -> K,
+    ) -> Result<Vec<Found>> {
+        let mut best: Vec<Found> = Vec::new();
+        let trim = |best: &mut Vec<Found>| {
+            best.sort_by_key(|f| rank(f));
+            best.truncate(keep);
+        };
+        for read in reads {
+            let spec = self.spec_of(read);
+            let mut start = None;
+            loop {
+                let (items, next) = query::page(self.client(), &spec, start).await?;
+                for item in items {
+                    best.push(decode(item, self.table())?);
+                }
+                if best.len() > keep.saturating_mul(2).max(1_000) {
+                    trim(&mut best);
+                }
+                match next {
+                    Some(next) => start = Some(next),
+                    None => break,
+                }
+            }
+        }
+        trim(&mut best);
+        Ok(best)
+    }
+
+    /// The query of `read` (its limit aside).
+    fn spec_of(&self, read: Read) -> QuerySpec<'_> {
         let Read {
             operation,
             pk,
             range,
             filter,
             mut values,
-            limit,
+            limit: _,
             descending,
             consistent,
         } = read;
@@ -502,8 +547,7 @@ impl LeanTaskStore {
         if descending {
             spec = spec.descending();
         }
-        let items = query::collect(self.client(), &spec, limit).await?;
-        items.into_iter().map(|i| decode(i, self.table())).collect()
+        spec
     }
 
     /// Puts `item` unless an item with its key exists with `lrev >= rev of item` (a later state).
@@ -669,28 +713,63 @@ impl LeanTaskStore {
         let pks = self
             .queue_shard_pks(labourer, self.shard(task_id.as_str()))
             .await?;
-        let reads = pks
-            .into_iter()
-            .map(|pk| Read {
-                operation: "find queued task",
-                pk,
-                range: None,
-                // The id is in the sort key, which a filter may not name: the shard is read
-                // whole (a filter would not lower the read units anyway).
-                filter: None,
-                values: vec![],
-                limit: usize::MAX,
-                descending: false,
-                consistent: true,
+        let ids = HashSet::from([task_id.as_str()]);
+        let keys = self
+            .queued_keys_with_ids("find queued task", pks, &ids, true)
+            .await?;
+        let mut found = self.get_many("find queued task", keys.clone()).await?;
+        // In the order the partitions hold them (a batch read answers in any order): of two items
+        // with the same move counter, the later one is the one taken.
+        found.sort_by_key(|f| keys.iter().position(|k| *k == f.key));
+        Ok(found)
+    }
+
+    /// The keys of the queued items in `pks` (sort key `<greenfield, ordered>#<task_id>`) of the
+    /// tasks in `ids`. The id is in the sort key, which neither a key condition nor a filter can
+    /// match by its end, so each partition is read whole (`consistent` or not), but a page at a time and
+    /// only its sort keys: memory holds a page and the matches, not the partition (a labourer's
+    /// queue a million deep would not fit a function's memory), for the read units of the whole.
+    pub(crate) async fn queued_keys_with_ids(
+        &self,
+        operation: &'static str,
+        pks: Vec<String>,
+        ids: &HashSet<&str>,
+        consistent: bool,
+    ) -> Result<Vec<Item>> {
+        let per_partition: Vec<Vec<Item>> = futures::stream::iter(pks)
+            .map(|pk| async move {
+                let mut spec = QuerySpec::new(
+                    operation,
+                    self.table(),
+                    None,
+                    "pk = :pk",
+                    vec![(":pk", s(pk.clone()))],
+                )
+                .project("sk");
+                if consistent {
+                    spec = spec.consistent();
+                }
+                let mut keys = Vec::new();
+                let mut start = None;
+                loop {
+                    let (items, next) = query::page(self.client(), &spec, start).await?;
+                    for item in items {
+                        if let Some(AttributeValue::S(sk)) = item.get("sk")
+                            && sk.split_once('#').is_some_and(|(_, id)| ids.contains(id))
+                        {
+                            keys.push(key(pk.clone(), sk.clone()));
+                        }
+                    }
+                    match next {
+                        Some(next) => start = Some(next),
+                        None => return Ok::<_, sosw_core::Error>(keys),
+                    }
+                }
             })
-            .collect();
-        Ok(self
-            .read_all(reads)
-            .await?
-            .into_iter()
-            .flatten()
-            .filter(|f| f.task.task_id == *task_id)
-            .collect())
+            .buffered(fair::READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(per_partition.into_iter().flatten().collect())
     }
 
     /// The live item of `task_id`: its claim item if there is one (one read by key), else its queued

@@ -8,7 +8,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use async_trait::async_trait;
 
 use super::super::queue::validate_all;
-use super::fair::latest_per_task;
+use futures::{StreamExt, TryStreamExt};
+
+use super::super::codec::s;
+use super::super::query::{self, QuerySpec};
+use super::fair::{READ_CONCURRENCY, latest_per_task};
 use super::{Found, LeanTaskStore, Read, order};
 use sosw_core::ecology::fair::FairnessKey;
 use sosw_core::error::Result;
@@ -199,22 +203,29 @@ impl LeanTaskStore {
     }
 
     /// The ids among `tasks` that exist as queued, claimed, waiting or closed items.
+    ///
+    /// The queued ones are found by reading the labourers' queues a page at a time, sort keys only
+    /// (`queued_keys_with_ids`): a resumed batch of a job whose labourer has a million tasks queued
+    /// holds its own ids and a page in memory, not the queue.
     async fn existing_ids(&self, tasks: &[Task]) -> Result<HashSet<String>> {
         let mut found = HashSet::new();
         let labourers: HashSet<&str> = tasks.iter().map(|t| t.labourer_id.as_str()).collect();
         for labourer in labourers {
-            for f in self
-                .queue_range(
-                    "enqueue (skip existing)",
-                    labourer,
-                    i64::MIN,
-                    i64::MAX,
-                    usize::MAX,
-                    false,
-                )
+            let ids: HashSet<&str> = tasks
+                .iter()
+                .filter(|t| t.labourer_id == labourer)
+                .map(|t| t.task_id.as_str())
+                .collect();
+            let pks = self.queue_pks_from(labourer, i64::MIN).await?;
+            for key in self
+                .queued_keys_with_ids("enqueue (skip existing)", pks, &ids, false)
                 .await?
             {
-                found.insert(f.task.task_id.as_str().to_owned());
+                if let Some(AttributeValue::S(sk)) = key.get("sk")
+                    && let Some((_, id)) = sk.split_once('#')
+                {
+                    found.insert(id.to_owned());
+                }
             }
         }
         let mut keys = Vec::new();
@@ -269,18 +280,32 @@ impl TaskQueue for LeanTaskStore {
         Ok(found.into_iter().map(|f| f.task).collect())
     }
 
+    /// Counted by DynamoDB (`Select=COUNT`, a page at a time), not read into memory: the
+    /// orchestrator counts every labourer's queue after each run for its `queue_length` metric. A
+    /// task left in two queued items by a move stopped between its two writes (until the next step
+    /// finishes the move) counts twice.
     async fn queue_length(&self, labourer_id: &str, now: i64) -> Result<u64> {
-        let found = self
-            .queue_range(
-                "queue length",
-                labourer_id,
-                i64::MIN,
-                now.saturating_sub(1),
-                usize::MAX,
-                false,
-            )
+        let high = now.saturating_sub(1);
+        let pks = self.queue_pks_from(labourer_id, i64::MIN).await?;
+        let counts: Vec<u64> = futures::stream::iter(pks)
+            .map(|pk| async move {
+                let spec = QuerySpec::new(
+                    "queue length",
+                    self.table(),
+                    None,
+                    "pk = :pk AND sk BETWEEN :low AND :high",
+                    vec![
+                        (":pk", s(pk)),
+                        (":low", s(order(i64::MIN))),
+                        (":high", s(up_to(high))),
+                    ],
+                );
+                query::count(self.client(), &spec).await
+            })
+            .buffered(READ_CONCURRENCY)
+            .try_collect()
             .await?;
-        Ok(found.len() as u64)
+        Ok(counts.into_iter().sum())
     }
 
     async fn oldest_queued_greenfield(&self, labourer_id: &str, now: i64) -> Result<Option<i64>> {
