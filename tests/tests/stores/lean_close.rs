@@ -327,3 +327,57 @@ async fn an_archive_stopped_halfway_is_finished_by_the_next_one_after_a_minute()
         .await
         .expect("deleted");
 }
+
+/// `closed_sample` reads the closed partitions a page at a time and keeps only the newest `limit`
+/// (at most about a thousand items in memory at once): with 1,200 closed, in an order unrelated to
+/// their ids and shards, the 10 newest come back, newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_sample_of_many_keeps_the_newest_a_page_at_a_time() {
+    use futures::StreamExt;
+    let Some(client) = dynamodb_client().await else {
+        return;
+    };
+    let options = LeanOptions::with_prefix(&unique_prefix());
+    create_lean_tables_without_stream(&client, &options)
+        .await
+        .expect("lean tables");
+    let store = LeanTaskStore::new(client, options.clone()).expect("lean options");
+    let tasks: Vec<Task> = (0..1_200)
+        .map(|i| Task::new(format!("t-{i:04}"), "w", json!({"i": i}), 1_000 + i, 1.0))
+        .collect();
+    store
+        .enqueue(&tasks, EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    // 7,919 is prime, so `i * 7919 mod 1200` closes each task at its own second.
+    futures::stream::iter(tasks.iter().enumerate())
+        .for_each_concurrent(16, |(i, task)| {
+            let store = &store;
+            async move {
+                let closed_at = NOW + (i as i64 * 7_919) % 1_200;
+                assert_eq!(
+                    store
+                        .archive(task, ClosedStatus::Cancelled, closed_at)
+                        .await
+                        .expect("archive"),
+                    MoveOutcome::Moved
+                );
+            }
+        })
+        .await;
+    let sample = store
+        .closed_sample("w", ClosedStatus::Cancelled, 10)
+        .await
+        .expect("sample");
+    let times: Vec<i64> = sample
+        .iter()
+        .map(|t| t.closed_at.expect("closed"))
+        .collect();
+    assert_eq!(
+        times,
+        (1_190..1_200).rev().map(|k| NOW + k).collect::<Vec<i64>>()
+    );
+    delete_lean_tables(store.client(), &options)
+        .await
+        .expect("tables deleted");
+}
