@@ -300,7 +300,7 @@ pub async fn load_orchestrator(
     let mut meter = OrchestratorMeter::new();
     if settings.metrics_queue_lengths {
         let store = deployment_store(clients, &config.task_config)?;
-        meter = meter.with_queue_lengths(store);
+        meter = meter.with_queue_lengths(store, settings.metrics_queue_length_cap);
     }
     Ok(service(settings, orchestrator, meter))
 }

@@ -24,8 +24,9 @@
 //!
 //! `eco_status` is the ecology status 0-4 (absent when it could not be computed); `queue_length` is
 //! the number of queued tasks at the end of the run, counted only when `SOSW_METRICS_QUEUE_LENGTHS`
-//! is not `false` (on DynamoDB a count query reads the labourer's whole queue, which costs read units
-//! in proportion to its size). Everything else is a count over the invocation.
+//! is not `false`, and no further than `SOSW_METRICS_QUEUE_LENGTH_CAP` (100,000 by default; a deeper
+//! queue reports the cap): on DynamoDB a count reads every item it counts, which costs read units in
+//! proportion to the queue. Everything else is a count over the invocation.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -378,12 +379,15 @@ where
 #[derive(Default)]
 pub struct OrchestratorMeter {
     queue: Option<Arc<dyn TaskQueue>>,
+    /// How far each queue is counted.
+    cap: u64,
 }
 
 impl std::fmt::Debug for OrchestratorMeter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OrchestratorMeter")
             .field("queue_lengths", &self.queue.is_some())
+            .field("cap", &self.cap)
             .finish()
     }
 }
@@ -394,9 +398,11 @@ impl OrchestratorMeter {
         OrchestratorMeter::default()
     }
 
-    /// Counts each reported labourer's queue in `queue` after a run, for the `queue_length` metric.
-    pub fn with_queue_lengths(mut self, queue: Arc<dyn TaskQueue>) -> Self {
+    /// Counts each reported labourer's queue in `queue` after a run, for the `queue_length` metric,
+    /// no further than `cap` (a deeper queue is reported as `cap`).
+    pub fn with_queue_lengths(mut self, queue: Arc<dyn TaskQueue>, cap: u64) -> Self {
         self.queue = Some(queue);
+        self.cap = cap;
         self
     }
 
@@ -412,7 +418,7 @@ impl OrchestratorMeter {
             return lengths;
         };
         for labourer in labourers {
-            match queue.queue_length(labourer, now).await {
+            match queue.queue_length_up_to(labourer, now, self.cap).await {
                 Ok(length) => {
                     lengths.insert(labourer.clone(), length);
                 }

@@ -41,6 +41,14 @@ pub const METRICS_NAMESPACE_VAR: &str = "SOSW_METRICS_NAMESPACE";
 /// (default `true`; on DynamoDB the count reads the whole queue).
 pub const METRICS_QUEUE_LENGTHS_VAR: &str = "SOSW_METRICS_QUEUE_LENGTHS";
 
+/// How far the orchestrator counts each labourer's queue for the `queue_length` metric (default
+/// [`DEFAULT_METRICS_QUEUE_LENGTH_CAP`]; the metric then says the cap for a deeper queue). On
+/// DynamoDB a count reads every item it counts: the cap bounds what a deep queue costs each run.
+pub const METRICS_QUEUE_LENGTH_CAP_VAR: &str = "SOSW_METRICS_QUEUE_LENGTH_CAP";
+
+/// 100,000: on the lean layout a count that far is about 1,650 read units (eventually consistent).
+pub const DEFAULT_METRICS_QUEUE_LENGTH_CAP: u64 = 100_000;
+
 /// The EventBridge rule whose state switches the scheduler's sibling chains (no default: unset, a
 /// sibling is spawned only with `force` or `auto_spawning`). The essentials' stack sets its schedule.
 pub const SCHEDULE_RULE_VAR: &str = "SOSW_SCHEDULE_RULE";
@@ -274,6 +282,8 @@ pub struct Settings {
     pub metrics_namespace: String,
     /// The orchestrator's `queue_length` metric: `SOSW_METRICS_QUEUE_LENGTHS`, else `true`.
     pub metrics_queue_lengths: bool,
+    /// How far it counts: `SOSW_METRICS_QUEUE_LENGTH_CAP`, else 100,000.
+    pub metrics_queue_length_cap: u64,
     /// The rule the scheduler's sibling guard reads: `SOSW_SCHEDULE_RULE`, else none.
     pub schedule_rule: Option<String>,
     /// The task tables' layout: `SOSW_LAYOUT` (with `SOSW_LEAN_TABLE`, `SOSW_LEAN_SHARDS`), else
@@ -311,6 +321,18 @@ impl Settings {
             metrics_namespace: read(METRICS_NAMESPACE_VAR)
                 .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.into()),
             metrics_queue_lengths: flag(METRICS_QUEUE_LENGTHS_VAR, true)?,
+            metrics_queue_length_cap: match read(METRICS_QUEUE_LENGTH_CAP_VAR) {
+                None => DEFAULT_METRICS_QUEUE_LENGTH_CAP,
+                Some(value) => value.parse::<u64>().ok().filter(|cap| *cap > 0).ok_or_else(|| {
+                    Error::invalid(
+                        "environment variable",
+                        format!(
+                            "{METRICS_QUEUE_LENGTH_CAP_VAR} is `{value}`; set it to a whole number \
+                             of tasks, 1 or more"
+                        ),
+                    )
+                })?,
+            },
             schedule_rule: read(SCHEDULE_RULE_VAR),
             layout: StoreLayout::from_lookup(&lookup)?,
         })
@@ -385,6 +407,7 @@ mod tests {
         );
         assert!(!s.s3_force_path_style);
         assert!(s.metrics_enabled && s.metrics_queue_lengths);
+        assert_eq!(s.metrics_queue_length_cap, DEFAULT_METRICS_QUEUE_LENGTH_CAP);
         assert_eq!(s.metrics_namespace, "sosw");
         assert_eq!(s.schedule_rule, None);
         assert_eq!(s.layout, StoreLayout::Sosw07);
@@ -397,8 +420,10 @@ mod tests {
             (METRICS_VAR, "false"),
             (METRICS_NAMESPACE_VAR, "team/sosw"),
             (METRICS_QUEUE_LENGTHS_VAR, "no"),
+            (METRICS_QUEUE_LENGTH_CAP_VAR, "5000"),
         ])?;
         assert!(!s.metrics_enabled && !s.metrics_queue_lengths);
+        assert_eq!(s.metrics_queue_length_cap, 5_000);
         assert_eq!(s.metrics_namespace, "team/sosw");
         let err = settings(&[(METRICS_VAR, "sometimes")]).expect_err("not a bool");
         assert!(err.to_string().contains(METRICS_VAR), "{err}");

@@ -293,7 +293,7 @@ async fn the_orchestrator_prints_queue_length_and_invocations_as_emf() -> TestRe
     let (metrics, lines) = Metrics::in_memory("sosw-test", ORCHESTRATOR_FUNCTION);
     let handler = ProcessorService::new(orchestrator, ORCHESTRATOR_FUNCTION).with_metrics(
         metrics,
-        OrchestratorMeter::new().with_queue_lengths(store.clone()),
+        OrchestratorMeter::new().with_queue_lengths(store.clone(), 100_000),
     );
     let report =
         tokio::time::timeout(Duration::from_secs(60), handler.handle(event(json!({})))).await??;

@@ -145,9 +145,18 @@ pub(crate) async fn collect(
 
 /// The number of matching items (after the filter), summed over every page.
 pub(crate) async fn count(client: &Client, spec: &QuerySpec<'_>) -> Result<u64> {
+    count_up_to(client, spec, u64::MAX).await
+}
+
+/// [`count`], stopping at the first page that brings the total to `cap` or more (and answering
+/// `cap` then): the pages not read are not paid for.
+pub(crate) async fn count_up_to(client: &Client, spec: &QuerySpec<'_>, cap: u64) -> Result<u64> {
     let mut total: u64 = 0;
     let mut start: Option<Item> = None;
     loop {
+        if total >= cap {
+            return Ok(cap);
+        }
         let out = spec
             .request(client)
             .select(Select::Count)
@@ -158,7 +167,7 @@ pub(crate) async fn count(client: &Client, spec: &QuerySpec<'_>) -> Result<u64> 
         total += u64::try_from(out.count).unwrap_or(0);
         match out.last_evaluated_key {
             Some(key) if !key.is_empty() => start = Some(key),
-            _ => return Ok(total),
+            _ => return Ok(total.min(cap)),
         }
     }
 }

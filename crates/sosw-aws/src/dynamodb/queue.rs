@@ -101,6 +101,11 @@ impl TaskQueue for DynamoTaskStore {
         query::count(self.client(), &spec).await
     }
 
+    async fn queue_length_up_to(&self, labourer_id: &str, now: i64, cap: u64) -> Result<u64> {
+        let spec = self.queued_spec("queue length", labourer_id, now);
+        query::count_up_to(self.client(), &spec, cap).await
+    }
+
     async fn oldest_queued_greenfield(&self, labourer_id: &str, now: i64) -> Result<Option<i64>> {
         self.queue_end(labourer_id, now, false).await
     }

@@ -183,6 +183,14 @@ pub trait TaskQueue: Send + Sync {
     /// How many tasks of `labourer_id` are queued at `now`.
     async fn queue_length(&self, labourer_id: &str, now: i64) -> Result<u64>;
 
+    /// [`TaskQueue::queue_length`], counting no further than `cap`: `cap` means `cap` or more. For a
+    /// count repeated often (the orchestrator's `queue_length` metric after every run) on a store
+    /// where a count costs in proportion to the queue (DynamoDB: the read units of every item
+    /// counted). By default the whole count, then capped.
+    async fn queue_length_up_to(&self, labourer_id: &str, now: i64, cap: u64) -> Result<u64> {
+        Ok(self.queue_length(labourer_id, now).await?.min(cap))
+    }
+
     /// The lowest queued greenfield of `labourer_id` (the queue head), if any.
     async fn oldest_queued_greenfield(&self, labourer_id: &str, now: i64) -> Result<Option<i64>>;
 

@@ -71,6 +71,16 @@ pub async fn enqueue_fresh_writes_every_task_of_a_large_batch<S: TaskStore + 'st
         .await
         .expect("queue_length succeeds");
     assert_eq!(length, 60, "all 60 tasks are queued");
+    for (cap, counted) in [(25, 25), (60, 60), (1_000, 60)] {
+        assert_eq!(
+            store
+                .queue_length_up_to(&s.labourer, NOW, cap)
+                .await
+                .expect("queue_length_up_to succeeds"),
+            counted,
+            "counted up to {cap}"
+        );
+    }
     for task in &tasks {
         assert_eq!(&live(&*store, &task.task_id).await, task, "stored as given");
     }

@@ -56,6 +56,21 @@ impl LeanTaskStore {
             .await
     }
 
+    /// The count of the queued items of partition `pk` at `now` (greenfield below it).
+    fn queued_count_spec(&self, pk: String, now: i64) -> QuerySpec<'_> {
+        QuerySpec::new(
+            "queue length",
+            self.table(),
+            None,
+            "pk = :pk AND sk BETWEEN :low AND :high",
+            vec![
+                (":pk", s(pk)),
+                (":low", s(order(i64::MIN))),
+                (":high", s(up_to(now.saturating_sub(1)))),
+            ],
+        )
+    }
+
     /// [`LeanTaskStore::queue_range`] over `pks`.
     pub(crate) async fn range_of(
         &self,
@@ -285,27 +300,31 @@ impl TaskQueue for LeanTaskStore {
     /// task left in two queued items by a move stopped between its two writes (until the next step
     /// finishes the move) counts twice.
     async fn queue_length(&self, labourer_id: &str, now: i64) -> Result<u64> {
-        let high = now.saturating_sub(1);
         let pks = self.queue_pks_from(labourer_id, i64::MIN).await?;
-        let counts: Vec<u64> = futures::stream::iter(pks)
-            .map(|pk| async move {
-                let spec = QuerySpec::new(
-                    "queue length",
-                    self.table(),
-                    None,
-                    "pk = :pk AND sk BETWEEN :low AND :high",
-                    vec![
-                        (":pk", s(pk)),
-                        (":low", s(order(i64::MIN))),
-                        (":high", s(up_to(high))),
-                    ],
-                );
-                query::count(self.client(), &spec).await
-            })
-            .buffered(READ_CONCURRENCY)
-            .try_collect()
-            .await?;
+        let counts: Vec<u64> =
+            futures::stream::iter(pks)
+                .map(|pk| async move {
+                    query::count(self.client(), &self.queued_count_spec(pk, now)).await
+                })
+                .buffered(READ_CONCURRENCY)
+                .try_collect()
+                .await?;
         Ok(counts.into_iter().sum())
+    }
+
+    /// The partitions counted one after another, each only as far as the count still lacks of
+    /// `cap`: at most `cap` items and one page more are read, whatever the queue's depth.
+    async fn queue_length_up_to(&self, labourer_id: &str, now: i64, cap: u64) -> Result<u64> {
+        let mut total: u64 = 0;
+        for pk in self.queue_pks_from(labourer_id, i64::MIN).await? {
+            if total >= cap {
+                return Ok(cap);
+            }
+            let spec = self.queued_count_spec(pk, now);
+            total =
+                total.saturating_add(query::count_up_to(self.client(), &spec, cap - total).await?);
+        }
+        Ok(total.min(cap))
     }
 
     async fn oldest_queued_greenfield(&self, labourer_id: &str, now: i64) -> Result<Option<i64>> {
