@@ -638,6 +638,16 @@ async fn a_deep_backlog_queued_before_the_path_costs_a_round_the_bound_not_the_b
         started.elapsed().as_secs_f64(),
         (peak_resident_kb() - before) / 1024
     );
+    let started = std::time::Instant::now();
+    let capped = store
+        .queue_length_up_to(LABOURER, NOW, 10_000)
+        .await
+        .expect("length");
+    assert_eq!(capped, tasks.min(10_000));
+    println!(
+        "queue_length_up_to 10,000 of {tasks}: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     let batch: Vec<Task> = (tasks - 250..tasks + 250)
         .map(|n| task(n, json!(format!("t{}", n % 50))))
         .collect();
