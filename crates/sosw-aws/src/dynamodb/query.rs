@@ -117,6 +117,24 @@ pub(crate) async fn page(
     Ok((out.items.unwrap_or_default(), next))
 }
 
+/// Every page of `spec`'s results, one after another, handed to `each` as it comes: memory holds a
+/// page, not the results.
+pub(crate) async fn each_page(
+    client: &Client,
+    spec: &QuerySpec<'_>,
+    mut each: impl FnMut(Vec<Item>) -> Result<()>,
+) -> Result<()> {
+    let mut start = None;
+    loop {
+        let (items, next) = page(client, spec, start).await?;
+        each(items)?;
+        match next {
+            Some(next) => start = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
 /// Up to `limit` items, following pages until enough are found or the results end.
 pub(crate) async fn collect(
     client: &Client,

@@ -497,21 +497,16 @@ impl LeanTaskStore {
             best.truncate(keep);
         };
         for read in reads {
-            let spec = self.spec_of(read);
-            let mut start = None;
-            loop {
-                let (items, next) = query::page(self.client(), &spec, start).await?;
+            query::each_page(self.client(), &self.spec_of(read), |items| {
                 for item in items {
                     best.push(decode(item, self.table())?);
                 }
                 if best.len() > keep.saturating_mul(2).max(1_000) {
                     trim(&mut best);
                 }
-                match next {
-                    Some(next) => start = Some(next),
-                    None => break,
-                }
-            }
+                Ok(())
+            })
+            .await?;
         }
         trim(&mut best);
         Ok(best)
@@ -750,9 +745,7 @@ impl LeanTaskStore {
                     spec = spec.consistent();
                 }
                 let mut keys = Vec::new();
-                let mut start = None;
-                loop {
-                    let (items, next) = query::page(self.client(), &spec, start).await?;
+                query::each_page(self.client(), &spec, |items| {
                     for item in items {
                         if let Some(AttributeValue::S(sk)) = item.get("sk")
                             && sk.split_once('#').is_some_and(|(_, id)| ids.contains(id))
@@ -760,11 +753,10 @@ impl LeanTaskStore {
                             keys.push(key(pk.clone(), sk.clone()));
                         }
                     }
-                    match next {
-                        Some(next) => start = Some(next),
-                        None => return Ok::<_, sosw_core::Error>(keys),
-                    }
-                }
+                    Ok(())
+                })
+                .await?;
+                Ok::<_, sosw_core::Error>(keys)
             })
             .buffered(fair::READ_CONCURRENCY)
             .try_collect()
