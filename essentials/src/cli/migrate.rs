@@ -40,6 +40,13 @@ pub struct MigrateLayoutArgs {
     /// default.
     #[arg(long, requires = "shards")]
     pub reshard: bool,
+    /// With --reshard: also file the queued tasks of each labourer with per-key fairness under
+    /// their key's partitions (tasks queued before its `fairness` path was recorded, or under an
+    /// earlier path), so its orchestrator serves them fairly at once. With --shards at the
+    /// recorded count only this happens, and running tasks may stay running (docs/layout-lean.md,
+    /// "Per-key fairness").
+    #[arg(long, requires = "reshard")]
+    pub refile_keys: bool,
     /// With --reshard: the count of labourers whose tasks were written before the table recorded
     /// its count.
     #[arg(long, value_name = "N", requires = "reshard")]
@@ -164,6 +171,7 @@ async fn reshard_table(store: &LeanTaskStore, args: &MigrateLayoutArgs) -> CliRe
         ReshardSettings {
             dry_run: args.dry_run,
             unrecorded_from: args.from_shards,
+            refile_keys: args.refile_keys,
             ..ReshardSettings::default()
         },
     )
@@ -178,6 +186,15 @@ async fn reshard_table(store: &LeanTaskStore, args: &MigrateLayoutArgs) -> CliRe
         return Ok(ExitCode::SUCCESS);
     }
     let from: Vec<String> = report.from.iter().map(u32::to_string).collect();
+    let count_changes = report.from.iter().any(|from| *from != report.to);
+    let refiled = if args.refile_keys {
+        format!(
+            " ({} of them under their fairness keys)",
+            report.queued_refiled
+        )
+    } else {
+        String::new()
+    };
     if report.passes == 0 {
         say!(
             "nothing to do: the {} labourers are recorded under {} shards already",
@@ -186,8 +203,8 @@ async fn reshard_table(store: &LeanTaskStore, args: &MigrateLayoutArgs) -> CliRe
         );
     } else if args.dry_run {
         say!(
-            "would move {} of {} queued tasks of {} labourers from {} to {} shards; {} running \
-             (a reshard needs none; dry run: nothing written)",
+            "would move {} of {} queued tasks{refiled} of {} labourers from {} to {} shards; {} \
+             running ({}; dry run: nothing written)",
             report.queued_to_move,
             report.queued_found,
             report.labourers,
@@ -197,17 +214,33 @@ async fn reshard_table(store: &LeanTaskStore, args: &MigrateLayoutArgs) -> CliRe
                 from.join(", ")
             },
             report.to,
-            report.running
+            report.running,
+            if count_changes {
+                "a reshard needs none"
+            } else {
+                "the count stays, so they may"
+            }
         );
-    } else {
+    } else if count_changes {
         say!(
-            "moved {} of {} queued tasks of {} labourers from {} to {} shards in {} passes: set \
-             SOSW_LEAN_SHARDS={} (the stacks' LeanShards) on every essential and worker now",
+            "moved {} of {} queued tasks{refiled} of {} labourers from {} to {} shards in {} \
+             passes: set SOSW_LEAN_SHARDS={} (the stacks' LeanShards) on every essential and \
+             worker now",
             report.queued_moved,
             report.queued_found,
             report.labourers,
             from.join(", "),
             report.to,
+            report.passes,
+            report.to
+        );
+    } else {
+        say!(
+            "moved {} of {} queued tasks{refiled} of {} labourers in {} passes; the shard count \
+             stays {}",
+            report.queued_moved,
+            report.queued_found,
+            report.labourers,
             report.passes,
             report.to
         );

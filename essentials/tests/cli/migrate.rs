@@ -13,9 +13,10 @@ use sosw::aws::dynamodb::lean::{
 };
 use sosw::aws::dynamodb::{DynamoTaskStore, create_tables, delete_tables};
 use sosw::config::{OrchestratorConfig, parse_config};
+use sosw::ecology::fair::FairnessKey;
 use sosw::invoke::inprocess::{InProcessInvoker, handler_fn};
 use sosw::store::{EnqueueMode, TableNames, TaskClaims, TaskLookup, TaskQueue, TaskRetries};
-use sosw::task::{Task, TaskId};
+use sosw::task::{Markers, Task, TaskId};
 
 use super::{DynamoJob, HASHTAGS, run};
 
@@ -209,6 +210,53 @@ async fn migrate_layout_moves_the_queue_once_and_a_second_run_moves_nothing() {
     let (code, out, stderr) = job.sosw(&["migrate-layout", "--reshard", "--shards", "8"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(out.contains("nothing to do"), "{out}");
+
+    // --refile-keys at the recorded count: once the orchestrator reads the labourer's queue by a
+    // fairness path, the tasks queued before it move under their key's partitions.
+    let (code, _, stderr) = job.sosw(&["migrate-layout", "--refile-keys"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--reshard"), "{stderr}");
+    let by_section = FairnessKey::try_from("section".to_owned()).expect("a valid path");
+    let markers = Markers::new(later, 3600);
+    eight
+        .queue_by_key(HASHTAGS, &by_section, &markers, 10)
+        .await
+        .expect("the path announced");
+    let refile = [
+        "migrate-layout",
+        "--reshard",
+        "--shards",
+        "8",
+        "--refile-keys",
+    ];
+    let dry_run = [&refile[..], &["--dry-run"]].concat();
+    for (args, said) in [
+        (
+            &dry_run[..],
+            [
+                "would move 33 of 33 queued tasks (33 of them",
+                "the count stays",
+            ],
+        ),
+        (
+            &refile[..],
+            [
+                "moved 33 of 33 queued tasks (33 of them",
+                "the shard count stays 8",
+            ],
+        ),
+    ] {
+        let (code, out, stderr) = job.sosw(args);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(said.iter().all(|s| out.contains(s)), "{args:?}: {out}");
+    }
+    let keyed = eight
+        .queue_by_key(HASHTAGS, &by_section, &markers, 100)
+        .await
+        .expect("queue by key");
+    let filed: usize = keyed.values().map(|w| w.queued.len()).sum();
+    assert_eq!(filed, 33, "every task read by key: {:?}", keyed.keys());
+    assert_eq!(eight.queue_length(HASHTAGS, later).await.expect("len"), 33);
 
     delete_lean_tables(&job.client, &options)
         .await

@@ -454,6 +454,145 @@ async fn a_reshard_moves_tasks_within_their_keys_partitions() {
         .expect("tables deleted");
 }
 
+/// A lean table of 4 shards read at most 40 unkeyed items a round, with 200 tasks of `hot`, then 20
+/// of `small` queued before any path was recorded; `None` without the emulator.
+async fn hot_and_small_backlog() -> Option<(LeanTaskStore, aws_sdk_dynamodb::Client)> {
+    let client = dynamodb_client().await?;
+    let options = LeanOptions {
+        unkeyed_read_max: 40,
+        ..LeanOptions::with_prefix(&unique_prefix()).shards(4)
+    };
+    create_lean_tables_without_stream(&client, &options)
+        .await
+        .expect("lean tables created on DynamoDB Local");
+    let store = LeanTaskStore::new(client.clone(), options).expect("options");
+    let backlog: Vec<Task> = (0..220)
+        .map(|n| task(n, json!(if n < 200 { "hot" } else { "small" })))
+        .collect();
+    store
+        .enqueue(&backlog, EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    Some((store, client))
+}
+
+/// `sosw migrate-layout --aws --reshard --refile-keys` at the recorded count: a backlog queued before
+/// the labourer's path was recorded (plain partitions) and tasks filed under an earlier path move
+/// under their key's partitions, while a task stays claimed (claims do not move); the next round
+/// serves every key at once, and every task is still there exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refile_files_a_backlog_queued_before_the_path_under_its_keys() {
+    let Some((store, _)) = hot_and_small_backlog().await else {
+        return;
+    };
+    // 10 more under an earlier path (`region`), then the path the orchestrator reads by now.
+    let region = path("region");
+    store
+        .queue_by_key(LABOURER, &region, &Markers::new(NOW, WINDOW), 10)
+        .await
+        .expect("announce region");
+    let earlier: Vec<Task> = (220..230).map(|n| task(n, json!("small"))).collect();
+    store
+        .enqueue(&earlier, EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    let first = by_tenant(&store, 10).await;
+    // One task runs through the refile.
+    let running = first["hot"].queued[0].task_id.clone();
+    assert!(matches!(
+        store.claim(&running, NOW).await.expect("claim"),
+        ClaimOutcome::Claimed(_)
+    ));
+
+    let settings = ReshardSettings {
+        settle: std::time::Duration::ZERO,
+        refile_keys: true,
+        ..ReshardSettings::default()
+    };
+    let dry = reshard(
+        &store,
+        ReshardSettings {
+            dry_run: true,
+            ..settings
+        },
+    )
+    .await
+    .expect("dry run");
+    assert_eq!(
+        (dry.queued_found, dry.queued_to_move, dry.queued_refiled),
+        (229, 229, 229),
+        "{dry:?}"
+    );
+    assert_eq!(dry.running, 1, "{dry:?}");
+    let plain: usize = {
+        let mut n = 0;
+        for shard in 0..4 {
+            n += items_under(&store, &format!("q#{LABOURER}#{shard}")).await;
+        }
+        n
+    };
+    assert_eq!(plain, 219, "a dry run writes nothing");
+
+    let report = reshard(&store, settings).await.expect("refile");
+    assert_eq!(
+        report.running, 1,
+        "a refile at the same count runs beside a claim"
+    );
+    assert_eq!(
+        (report.queued_moved, report.queued_refiled),
+        (229, 229),
+        "{report:?}"
+    );
+    for shard in 0..4 {
+        assert_eq!(
+            items_under(&store, &format!("q#{LABOURER}#{shard}")).await,
+            0,
+            "plain shard {shard} emptied"
+        );
+    }
+    let mut under_tenant = 0;
+    for key in ["hot", "small"] {
+        for shard in 0..4 {
+            under_tenant +=
+                items_under(&store, &format!("q#{LABOURER}#k#tenant#{key}#{shard}")).await;
+        }
+    }
+    assert_eq!(under_tenant, 229, "every queued task under its tenant key");
+
+    // The next round serves both keys at once, each its oldest first.
+    let round = by_tenant(&store, 10).await;
+    assert_eq!(round["small"].queued.len(), 10, "{:?}", summary(&round));
+    assert_eq!(
+        round["small"].queued[0].task_id,
+        TaskId::for_chunk(LABOURER, 200)
+    );
+    assert_eq!(
+        round["hot"].running,
+        1,
+        "the claim stayed: {:?}",
+        summary(&round)
+    );
+    assert_eq!(store.queue_length(LABOURER, NOW).await.expect("len"), 229);
+    let live = store
+        .get_task(&running)
+        .await
+        .expect("get")
+        .expect("still claimed");
+    assert_eq!(
+        store
+            .archive(&live, ClosedStatus::Completed, NOW + 1)
+            .await
+            .expect("archive"),
+        MoveOutcome::Moved,
+        "the running task closes as usual"
+    );
+    let again = reshard(&store, settings).await.expect("second refile");
+    assert_eq!(again.queued_to_move, 0, "nothing left to file: {again:?}");
+    delete_lean_tables(store.client(), store.options())
+        .await
+        .expect("tables deleted");
+}
+
 /// One per-key round of `store` by `tenant` at [`NOW`], at most `per_key` tasks a key.
 async fn by_tenant(store: &LeanTaskStore, per_key: usize) -> KeyedQueue {
     store
@@ -473,25 +612,10 @@ async fn by_tenant(store: &LeanTaskStore, per_key: usize) -> KeyedQueue {
 /// once the rounds before have taken the head, and every task is claimed exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_backlog_queued_before_the_path_is_read_a_bounded_head_at_a_time() {
-    let Some(client) = dynamodb_client().await else {
+    let Some((store, client)) = hot_and_small_backlog().await else {
         return;
     };
-    let options = LeanOptions {
-        unkeyed_read_max: 40,
-        ..LeanOptions::with_prefix(&unique_prefix()).shards(4)
-    };
-    create_lean_tables_without_stream(&client, &options)
-        .await
-        .expect("lean tables created on DynamoDB Local");
-    let store = LeanTaskStore::new(client.clone(), options.clone()).expect("options");
-    // 200 tasks of `hot`, then 20 of `small`: all queued before any path was recorded.
-    let backlog: Vec<Task> = (0..220)
-        .map(|n| task(n, json!(if n < 200 { "hot" } else { "small" })))
-        .collect();
-    store
-        .enqueue(&backlog, EnqueueMode::Fresh)
-        .await
-        .expect("enqueue");
+    let options = store.options().clone();
 
     let first = by_tenant(&store, 10).await;
     assert_eq!(
@@ -573,6 +697,36 @@ fn peak_resident_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// `SOSW_BACKLOG_TASKS`, else 100,000.
+fn backlog_size() -> u64 {
+    std::env::var("SOSW_BACKLOG_TASKS")
+        .ok()
+        .map(|v| v.parse().expect("SOSW_BACKLOG_TASKS is a number"))
+        .unwrap_or(100_000)
+}
+
+/// A lean table of 4 shards with `tasks` tasks of 50 keys queued before any path was recorded
+/// (plain partitions), queued a chunk at a time, so that the backlog itself never sits in this
+/// process's memory; `None` without the emulator.
+async fn deep_backlog(tasks: u64) -> Option<LeanTaskStore> {
+    let client = dynamodb_client().await?;
+    let options = LeanOptions::with_prefix(&unique_prefix()).shards(4);
+    create_lean_tables_without_stream(&client, &options)
+        .await
+        .expect("lean tables created on DynamoDB Local");
+    let store = LeanTaskStore::new(client, options).expect("options");
+    for start in (0..tasks).step_by(5_000) {
+        let chunk: Vec<Task> = (start..tasks.min(start + 5_000))
+            .map(|n| task(n, json!(format!("t{}", n % 50))))
+            .collect();
+        store
+            .enqueue(&chunk, EnqueueMode::Fresh)
+            .await
+            .expect("enqueue");
+    }
+    Some(store)
+}
+
 /// One per-key round of `store` over a backlog of `tasks` (50 keys): its time and the peak memory
 /// it added, printed.
 async fn measured_round(what: &str, store: &LeanTaskStore, tasks: u64) {
@@ -596,28 +750,11 @@ async fn measured_round(what: &str, store: &LeanTaskStore, tasks: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "a measurement of a large backlog (about a minute on DynamoDB Local); run by hand"]
 async fn a_deep_backlog_queued_before_the_path_costs_a_round_the_bound_not_the_backlog() {
-    let Some(client) = dynamodb_client().await else {
+    let tasks = backlog_size();
+    let Some(store) = deep_backlog(tasks).await else {
         return;
     };
-    let tasks: u64 = std::env::var("SOSW_BACKLOG_TASKS")
-        .ok()
-        .map(|v| v.parse().expect("SOSW_BACKLOG_TASKS is a number"))
-        .unwrap_or(100_000);
-    let options = LeanOptions::with_prefix(&unique_prefix()).shards(4);
-    create_lean_tables_without_stream(&client, &options)
-        .await
-        .expect("lean tables created on DynamoDB Local");
-    let store = LeanTaskStore::new(client.clone(), options.clone()).expect("options");
-    // Made a chunk at a time, so that the backlog itself never sits in this process's memory.
-    for start in (0..tasks).step_by(5_000) {
-        let chunk: Vec<Task> = (start..tasks.min(start + 5_000))
-            .map(|n| task(n, json!(format!("t{}", n % 50))))
-            .collect();
-        store
-            .enqueue(&chunk, EnqueueMode::Fresh)
-            .await
-            .expect("enqueue");
-    }
+    let (client, options) = (store.client().clone(), store.options().clone());
     let whole = LeanTaskStore::new(
         client,
         LeanOptions {
@@ -665,6 +802,49 @@ async fn a_deep_backlog_queued_before_the_path_costs_a_round_the_bound_not_the_b
     );
     // Last, as it sets the peak: a round that reads the backlog whole.
     measured_round("whole (before)", &whole, tasks).await;
+    delete_lean_tables(store.client(), store.options())
+        .await
+        .expect("tables deleted");
+}
+
+/// A measurement, not a check of speed: `--refile-keys` (at the recorded count) of a backlog of
+/// `SOSW_BACKLOG_TASKS` (default 100,000) tasks of 50 keys queued before the path was recorded,
+/// printing its time and the peak memory it added, then one per-key round over the refiled queue.
+/// `cargo test --workspace --all-features --test stores -- --ignored a_refile_of_a_deep_backlog
+/// --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement of a large backlog (about a minute on DynamoDB Local); run by hand"]
+async fn a_refile_of_a_deep_backlog_moves_it_a_page_at_a_time() {
+    let tasks = backlog_size();
+    let Some(store) = deep_backlog(tasks).await else {
+        return;
+    };
+    measured_round("before the refile (bounded)", &store, tasks).await;
+    let before = peak_resident_kb();
+    let started = std::time::Instant::now();
+    let report = reshard(
+        &store,
+        ReshardSettings {
+            refile_keys: true,
+            ..ReshardSettings::default()
+        },
+    )
+    .await
+    .expect("refile");
+    assert_eq!(
+        (report.queued_moved, report.queued_refiled),
+        (tasks, tasks),
+        "{report:?}"
+    );
+    println!(
+        "refile of {tasks} (4 shards, 50 keys): {:.1} s (5 of them the settling wait), {} passes, \
+         peak memory +{} MB",
+        started.elapsed().as_secs_f64(),
+        report.passes,
+        (peak_resident_kb() - before) / 1024
+    );
+    measured_round("after the refile (by key)", &store, tasks).await;
+    assert_eq!(store.queue_length(LABOURER, NOW).await.expect("len"), tasks);
     delete_lean_tables(store.client(), store.options())
         .await
         .expect("tables deleted");

@@ -37,7 +37,7 @@ use sosw_core::task::{Markers, Task};
 /// The sort key of a labourer's path announcement in its registry partition. It has no `fkey`, so
 /// it is never taken for a key; kept there (not in an item of its own partition) so that the
 /// registry query an enqueue makes anyway reads it too.
-const PATH_SK: &str = "~path";
+pub(crate) const PATH_SK: &str = "~path";
 /// How long a process trusts the path it read for a labourer.
 const PATH_TTL_SECS: u64 = 60;
 /// How long a process trusts that a key it registered is still registered: it writes the registry
@@ -234,7 +234,12 @@ impl LeanTaskStore {
     }
 
     /// Writes the registry item of `key` under `path` unless this process wrote it recently.
-    async fn register_key(&self, labourer: &str, path: &FairnessKey, key: &str) -> Result<()> {
+    pub(crate) async fn register_key(
+        &self,
+        labourer: &str,
+        path: &FairnessKey,
+        key: &str,
+    ) -> Result<()> {
         let sk = registry_sk(path.as_str(), key);
         let cache_key = (labourer.to_owned(), sk.clone());
         if lock(&self.inner.fair.registered)

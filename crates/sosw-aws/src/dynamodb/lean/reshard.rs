@@ -13,7 +13,7 @@
 //! | `reshard_from`, `reshard_to` | while a reshard runs: the counts it moves from and to |
 //! | `earlier_shards` | (a number set) counts used before: closed items stay where they were written, and lookups by id try these too |
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -24,6 +24,7 @@ use super::super::codec::{Item, n, s};
 use super::super::errors::sdk_error;
 use super::super::query::{self, QuerySpec};
 use super::{LeanTaskStore, REGISTRY, REV, Written, fair, shard_of};
+use sosw_core::ecology::fair::FairnessKey;
 use sosw_core::error::{Error, Result};
 
 const SHARDS: &str = "shards";
@@ -278,6 +279,10 @@ pub struct ReshardReport {
     pub queued_to_move: u64,
     /// Queued items moved (0 on a dry run).
     pub queued_moved: u64,
+    /// Queued items moved under their key's partitions (from the plain ones or an earlier path's):
+    /// with [`ReshardSettings::refile_keys`] only, counted in `queued_moved` (on a dry run:
+    /// `queued_to_move`) too.
+    pub queued_refiled: u64,
     /// Passes over the queue partitions (the last one moved nothing).
     pub passes: u32,
     /// Claimed tasks found (a reshard needs none).
@@ -295,6 +300,10 @@ pub struct ReshardSettings {
     /// How long to wait after marking the reshard before moving, so that processes still running
     /// stop using registries they read before (an orchestrator round reuses its read for 2 s).
     pub settle: Duration,
+    /// Also file every queued item of a labourer with a fairness path where that path puts it now:
+    /// a task queued before the path was recorded (or under an earlier path) moves under its key's
+    /// partitions. With the count unchanged this runs while tasks are claimed (claims do not move).
+    pub refile_keys: bool,
 }
 
 impl Default for ReshardSettings {
@@ -303,6 +312,7 @@ impl Default for ReshardSettings {
             dry_run: false,
             unrecorded_from: None,
             settle: Duration::from_secs(5),
+            refile_keys: false,
         }
     }
 }
@@ -311,9 +321,12 @@ impl Default for ReshardSettings {
 /// reshard in every labourer's record (every process is then refused), moves each queued item
 /// whose shard changes (the new item first, then the old one deleted on its unchanged move
 /// counter), repeats until a pass moves nothing, and records the new count (the old one kept as
-/// earlier, for closed items, which stay where they are). Refused while a task is claimed (running):
-/// its claim's key depends on the count too. Resumable: a run stopped at any point is finished by
-/// running it again with the same count.
+/// earlier, for closed items, which stay where they are). Refused while a task is claimed (running)
+/// and the count changes: its claim's key depends on the count too. With
+/// [`ReshardSettings::refile_keys`] it also moves the queued items of each labourer with a fairness
+/// path under their key's partitions (registering each key first), the same way; with the count
+/// unchanged that is all it does, and it runs while tasks are claimed. Resumable: a run stopped at
+/// any point is finished by running it again with the same count.
 pub async fn reshard(store: &LeanTaskStore, settings: ReshardSettings) -> Result<ReshardReport> {
     let to = store.shards();
     let entries = store.registry_entries().await?;
@@ -362,13 +375,13 @@ pub async fn reshard(store: &LeanTaskStore, settings: ReshardSettings) -> Result
         .max()
         .unwrap_or(to);
     report.running = store.claims_in(widest).await?;
-    if plan
-        .iter()
-        .all(|(_, from, running)| *from == to && !running)
-    {
+    let count_changes = plan.iter().any(|(_, from, _)| *from != to);
+    let unfinished = plan.iter().any(|(_, _, running)| *running);
+    if !count_changes && !unfinished && !settings.refile_keys {
         return Ok(report);
     }
-    if report.running > 0 && !settings.dry_run {
+    // Claims are keyed by the count, not by the fairness path: a refile alone leaves them be.
+    if count_changes && report.running > 0 && !settings.dry_run {
         return Err(Error::invalid(
             "reshard",
             format!(
@@ -389,13 +402,16 @@ pub async fn reshard(store: &LeanTaskStore, settings: ReshardSettings) -> Result
     }
     loop {
         report.passes += 1;
-        let (found, to_move, moved) = store.move_queued(&plan, widest, settings.dry_run).await?;
+        let pass = store
+            .move_queued(&plan, widest, settings.dry_run, settings.refile_keys)
+            .await?;
         if report.passes == 1 {
-            report.queued_found = found;
-            report.queued_to_move = to_move;
+            report.queued_found = pass.found;
+            report.queued_to_move = pass.to_move;
         }
-        report.queued_moved += moved;
-        if settings.dry_run || to_move == 0 {
+        report.queued_moved += pass.moved;
+        report.queued_refiled += pass.refiled;
+        if settings.dry_run || pass.to_move == 0 {
             break;
         }
         if report.passes >= MAX_PASSES {
@@ -495,21 +511,27 @@ impl LeanTaskStore {
     }
 
     /// One pass over every queue partition of the labourers in `plan` (shards `0..widest`, plain
-    /// and per fairness key): items found, items whose shard changes, items moved.
+    /// and per fairness key): items found, items whose partition changes (their shard; with
+    /// `refile`, also the partition their labourer's fairness path puts them in), items moved.
     async fn move_queued(
         &self,
         plan: &[(String, u32, bool)],
         widest: u32,
         dry_run: bool,
-    ) -> Result<(u64, u64, u64)> {
+        refile: bool,
+    ) -> Result<Pass> {
         let to = self.shards();
-        let (mut found, mut to_move, mut moved) = (0, 0, 0);
+        let mut pass = Pass::default();
         for (labourer, _, _) in plan {
-            let mut prefixes = vec![format!("q#{labourer}")];
-            prefixes.extend(self.key_prefixes_unchecked(labourer).await?);
-            for prefix in &prefixes {
-                // Items this pass moved into a shard it reads later: not found twice.
-                let mut moved_in = vec![0u64; widest as usize];
+            let registry = self.registry_unchecked(labourer).await?;
+            let plain = format!("q#{labourer}");
+            let prefixes: Vec<&String> = std::iter::once(&plain)
+                .chain(registry.keys.iter())
+                .collect();
+            // Items this pass moved into a partition it reads later: not found twice.
+            let mut moved_in: HashMap<String, u64> = HashMap::new();
+            let mut registered: HashSet<String> = HashSet::new();
+            for prefix in prefixes {
                 for shard in 0..widest {
                     let pk = format!("{prefix}#{shard}");
                     let spec = partition_spec(self.table(), &pk);
@@ -519,27 +541,56 @@ impl LeanTaskStore {
                     loop {
                         let (items, next) = query::page(self.client(), &spec, start).await?;
                         read += items.len() as u64;
-                        let moves: Vec<(Item, u32)> = items
-                            .into_iter()
-                            .filter_map(|item| {
-                                let target = shard_of(queued_task_id(&item)?, to);
-                                (target != shard).then_some((item, target))
-                            })
-                            .collect();
-                        to_move += moves.len() as u64;
+                        let mut moves: Vec<(Item, String)> = Vec::new();
+                        for item in items {
+                            let Some(id) = queued_task_id(&item) else {
+                                continue;
+                            };
+                            let target_shard = shard_of(id, to);
+                            let target_prefix = match &registry.path {
+                                Some(path) if refile => {
+                                    let task = super::decode(item.clone(), self.table())?.task;
+                                    let fkey = path.key_of(&task.payload);
+                                    fair::key_prefix(labourer, path.as_str(), &fkey)
+                                }
+                                // Without a path there are no keys to file under.
+                                _ => prefix.clone(),
+                            };
+                            let target = format!("{target_prefix}#{target_shard}");
+                            if target == pk {
+                                continue;
+                            }
+                            if target_prefix != *prefix {
+                                pass.refiled_to_move += 1;
+                                if !dry_run
+                                    && target_prefix != plain
+                                    && registered.insert(target_prefix.clone())
+                                    && let Some(path) = &registry.path
+                                {
+                                    // Registered before anything is filed there, so that every
+                                    // walk of the queue reads the partition.
+                                    let task = super::decode(item.clone(), self.table())?.task;
+                                    self.register_key(labourer, path, &path.key_of(&task.payload))
+                                        .await?;
+                                }
+                            }
+                            moves.push((item, target));
+                        }
+                        pass.to_move += moves.len() as u64;
                         if !dry_run {
                             let outcomes: Vec<Move> = futures::stream::iter(moves)
-                                .map(|(item, target)| self.move_item(prefix, item, target))
+                                .map(|(item, target)| self.move_item(item, target))
                                 .buffer_unordered(MOVE_CONCURRENCY)
                                 .try_collect()
                                 .await?;
                             for outcome in outcomes {
-                                if outcome.copied
-                                    && let Some(count) = moved_in.get_mut(outcome.target as usize)
-                                {
-                                    *count += 1;
+                                if outcome.copied {
+                                    *moved_in.entry(outcome.target.clone()).or_default() += 1;
                                 }
-                                moved += u64::from(outcome.deleted == Written::Yes);
+                                if outcome.deleted == Written::Yes {
+                                    pass.moved += 1;
+                                    pass.refiled += u64::from(outcome.refiled);
+                                }
                             }
                         }
                         match next {
@@ -547,16 +598,19 @@ impl LeanTaskStore {
                             None => break,
                         }
                     }
-                    found += read.saturating_sub(moved_in[shard as usize]);
+                    pass.found += read.saturating_sub(moved_in.get(&pk).copied().unwrap_or(0));
                 }
             }
         }
-        Ok((found, to_move, moved))
+        if dry_run {
+            pass.refiled = pass.refiled_to_move;
+        }
+        Ok(pass)
     }
 
-    /// Moves the queued `item` to shard `target` under `prefix`: the copy first (unless an item
-    /// with a later move counter is there), then the original deleted on its move counter.
-    async fn move_item(&self, prefix: &str, item: Item, target: u32) -> Result<Move> {
+    /// Moves the queued `item` to the partition `target` (same sort key): the copy first (unless an
+    /// item with a later move counter is there), then the original deleted on its move counter.
+    async fn move_item(&self, item: Item, target: String) -> Result<Move> {
         let rev = item
             .get(REV)
             .and_then(|v| v.as_n().ok())
@@ -566,8 +620,14 @@ impl LeanTaskStore {
             ("pk".to_owned(), item["pk"].clone()),
             ("sk".to_owned(), item["sk"].clone()),
         ]);
+        let refiled = item["pk"]
+            .as_s()
+            .ok()
+            .and_then(|pk| pk.rsplit_once('#'))
+            .zip(target.rsplit_once('#'))
+            .is_some_and(|((from, _), (to, _))| from != to);
         let mut copy = item;
-        copy.insert("pk".to_owned(), s(format!("{prefix}#{target}")));
+        copy.insert("pk".to_owned(), s(target.clone()));
         // Refused when the task's state there is as new or newer already (a stopped run's copy, or
         // a later state left by a stopped move of the task): the item here is then only deleted.
         let copied = self.put_newer("reshard: write moved item", copy).await? == Written::Yes;
@@ -578,24 +638,55 @@ impl LeanTaskStore {
             target,
             copied,
             deleted,
+            refiled,
         })
     }
 
-    /// The partition prefixes of `labourer`'s fairness keys, from its registry partition as it is
-    /// (not checked: the reshard reads it while the table is marked).
-    async fn key_prefixes_unchecked(&self, labourer: &str) -> Result<Vec<String>> {
+    /// `labourer`'s fairness registry as it is (not checked: the reshard reads it while the table
+    /// is marked): its path, and the partition prefix and path of every registered key.
+    async fn registry_unchecked(&self, labourer: &str) -> Result<RegistryAsIs> {
         let items = self.raw_partition(&fair::registry_pk(labourer)).await?;
-        Ok(items
-            .iter()
-            .filter_map(|i| {
-                let path = i.get("path")?.as_s().ok()?;
-                let key = i.get("fkey")?.as_s().ok()?;
-                Some(fair::key_prefix(labourer, path, key))
-            })
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect())
+        let mut registry = RegistryAsIs::default();
+        let mut keys = BTreeSet::new();
+        for item in &items {
+            let attr = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+            match (attr("sk"), attr("path"), attr("fkey")) {
+                (Some(sk), Some(path), None) if sk == fair::PATH_SK => {
+                    registry.path = Some(FairnessKey::try_from(path.clone()).map_err(|e| {
+                        Error::invalid(
+                            "reshard",
+                            format!("the fairness path of labourer `{labourer}`: {e}"),
+                        )
+                    })?);
+                }
+                (_, Some(path), Some(key)) => {
+                    keys.insert(fair::key_prefix(labourer, path, key));
+                }
+                _ => {}
+            }
+        }
+        registry.keys = keys.into_iter().collect();
+        Ok(registry)
     }
+}
+
+/// A labourer's fairness registry as a reshard reads it.
+#[derive(Default)]
+struct RegistryAsIs {
+    /// The path its orchestrator reads its queue by, if any.
+    path: Option<FairnessKey>,
+    /// The partition prefix of every registered key, of every path.
+    keys: Vec<String>,
+}
+
+/// What one pass over the queue partitions found and did.
+#[derive(Debug, Default)]
+struct Pass {
+    found: u64,
+    to_move: u64,
+    moved: u64,
+    refiled_to_move: u64,
+    refiled: u64,
 }
 
 /// A consistent read of the partition `pk`.
@@ -612,8 +703,10 @@ fn partition_spec<'a>(table: &'a str, pk: &str) -> QuerySpec<'a> {
 
 /// What moving one queued item did.
 struct Move {
-    /// The shard it went to.
-    target: u32,
+    /// The partition it went to.
+    target: String,
+    /// Whether that partition is another key's (or the plain one), not only another shard.
+    refiled: bool,
     /// Whether the copy was written there (not when the task's state there was as new or newer).
     copied: bool,
     /// Whether the original was deleted (not when it changed since it was read).
