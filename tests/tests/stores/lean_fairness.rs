@@ -533,7 +533,36 @@ async fn a_refile_files_a_backlog_queued_before_the_path_under_its_keys() {
     };
     assert_eq!(plain, 219, "a dry run writes nothing");
 
-    let report = reshard(&store, settings).await.expect("refile");
+    // While it runs, every process that reads the labourer's registry is refused, by name.
+    let running_refile = tokio::spawn({
+        let store = store.clone();
+        async move {
+            reshard(
+                &store,
+                ReshardSettings {
+                    settle: std::time::Duration::from_millis(1500),
+                    ..settings
+                },
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let other =
+        LeanTaskStore::new(store.client().clone(), store.options().clone()).expect("options");
+    let refused = other
+        .enqueue(&[task(500, json!("small"))], EnqueueMode::Fresh)
+        .await
+        .expect_err("an enqueue during the refile is refused")
+        .to_string();
+    assert!(
+        refused.contains("being refiled under its fairness keys"),
+        "{refused}"
+    );
+    let report = running_refile
+        .await
+        .expect("the refile's task")
+        .expect("refile");
     assert_eq!(
         report.running, 1,
         "a refile at the same count runs beside a claim"

@@ -123,6 +123,20 @@ impl LeanTaskStore {
 
     /// Refuses a record this store's shard count does not match.
     pub(crate) fn check_shards(&self, labourer: &str, record: &ShardRecord) -> Result<()> {
+        if let Some((from, to)) = record.reshard
+            && from == to
+        {
+            return Err(Error::invalid(
+                "lean layout",
+                format!(
+                    "the lean table `{}` is being refiled under its fairness keys (`sosw \
+                     migrate-layout --aws --reshard --refile-keys`, labourer `{labourer}`; the \
+                     shard count stays {to}): every process is refused until it finishes, a \
+                     moment per queued task; try again then",
+                    self.table()
+                ),
+            ));
+        }
         if let Some((from, to)) = record.reshard {
             return Err(Error::invalid(
                 "lean layout",
