@@ -34,9 +34,9 @@ pub struct MigrateLayoutArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub shards: Option<u32>,
     /// Change the lean table's shard count instead (to --shards): move its queued tasks to their
-    /// new shards. Every essential is refused while it runs, and it refuses to start while a task
-    /// is running: stop the scheduler and orchestrator first (docs/layout-lean.md, "Changing the
-    /// shard count"). Needs --shards: the new count is never taken from SOSW_LEAN_SHARDS or the
+    /// new shards. Every essential is refused while it runs, and a change of the count refuses to
+    /// start while a task is running: stop the scheduler and orchestrator first (docs/layout-lean.md,
+    /// "Changing the shard count"). Needs --shards: the new count is never taken from SOSW_LEAN_SHARDS or the
     /// default.
     #[arg(long, requires = "shards")]
     pub reshard: bool,
