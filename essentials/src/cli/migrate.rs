@@ -195,6 +195,14 @@ async fn reshard_table(store: &LeanTaskStore, args: &MigrateLayoutArgs) -> CliRe
     } else {
         String::new()
     };
+    if args.refile_keys && report.keyed_labourers == 0 {
+        say!(
+            "no labourer of `{}` has a fairness path recorded: an orchestrator records one at its \
+             first run with the labourer's `fairness` set, and only then can its tasks be filed \
+             by key",
+            store.options().table
+        );
+    }
     if report.passes == 0 {
         say!(
             "nothing to do: the {} labourers are recorded under {} shards already",

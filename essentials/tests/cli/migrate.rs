@@ -216,12 +216,6 @@ async fn migrate_layout_moves_the_queue_once_and_a_second_run_moves_nothing() {
     let (code, _, stderr) = job.sosw(&["migrate-layout", "--refile-keys"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--reshard"), "{stderr}");
-    let by_section = FairnessKey::try_from("section".to_owned()).expect("a valid path");
-    let markers = Markers::new(later, 3600);
-    eight
-        .queue_by_key(HASHTAGS, &by_section, &markers, 10)
-        .await
-        .expect("the path announced");
     let refile = [
         "migrate-layout",
         "--reshard",
@@ -230,6 +224,18 @@ async fn migrate_layout_moves_the_queue_once_and_a_second_run_moves_nothing() {
         "--refile-keys",
     ];
     let dry_run = [&refile[..], &["--dry-run"]].concat();
+    let (code, out, stderr) = job.sosw(&dry_run);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        out.contains("no labourer of") && out.contains("(0 of them under their fairness keys)"),
+        "before any path is recorded: {out}"
+    );
+    let by_section = FairnessKey::try_from("section".to_owned()).expect("a valid path");
+    let markers = Markers::new(later, 3600);
+    eight
+        .queue_by_key(HASHTAGS, &by_section, &markers, 10)
+        .await
+        .expect("the path announced");
     for (args, said) in [
         (
             &dry_run[..],

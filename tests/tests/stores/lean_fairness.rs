@@ -523,7 +523,7 @@ async fn a_refile_files_a_backlog_queued_before_the_path_under_its_keys() {
         (229, 229, 229),
         "{dry:?}"
     );
-    assert_eq!(dry.running, 1, "{dry:?}");
+    assert_eq!((dry.running, dry.keyed_labourers), (1, 1), "{dry:?}");
     let plain: usize = {
         let mut n = 0;
         for shard in 0..4 {

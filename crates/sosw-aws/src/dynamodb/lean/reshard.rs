@@ -297,6 +297,9 @@ pub struct ReshardReport {
     /// with [`ReshardSettings::refile_keys`] only, counted in `queued_moved` (on a dry run:
     /// `queued_to_move`) too.
     pub queued_refiled: u64,
+    /// Labourers with a fairness path recorded (read with [`ReshardSettings::refile_keys`] only):
+    /// the ones whose tasks a refile files under keys.
+    pub keyed_labourers: u64,
     /// Passes over the queue partitions (the last one moved nothing).
     pub passes: u32,
     /// Claimed tasks found (a reshard needs none).
@@ -422,6 +425,7 @@ pub async fn reshard(store: &LeanTaskStore, settings: ReshardSettings) -> Result
         if report.passes == 1 {
             report.queued_found = pass.found;
             report.queued_to_move = pass.to_move;
+            report.keyed_labourers = pass.keyed;
         }
         report.queued_moved += pass.moved;
         report.queued_refiled += pass.refiled;
@@ -538,6 +542,9 @@ impl LeanTaskStore {
         let mut pass = Pass::default();
         for (labourer, _, _) in plan {
             let registry = self.registry_unchecked(labourer).await?;
+            if refile && registry.path.is_some() {
+                pass.keyed += 1;
+            }
             let plain = format!("q#{labourer}");
             let prefixes: Vec<&String> = std::iter::once(&plain)
                 .chain(registry.keys.iter())
@@ -696,6 +703,7 @@ struct RegistryAsIs {
 /// What one pass over the queue partitions found and did.
 #[derive(Debug, Default)]
 struct Pass {
+    keyed: u64,
     found: u64,
     to_move: u64,
     moved: u64,
