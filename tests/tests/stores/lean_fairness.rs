@@ -476,6 +476,69 @@ async fn hot_and_small_backlog() -> Option<(LeanTaskStore, aws_sdk_dynamodb::Cli
     Some((store, client))
 }
 
+/// Leaves `store`'s labourer as a refile (4 shards to 4) that stopped midway: the record items
+/// marked, the key `hot` under path `tenant` registered, and one plain `hot` item copied under that
+/// key (same sort key and move counter) but not deleted.
+async fn stop_a_refile_after_one_copy(store: &LeanTaskStore) {
+    let (client, table) = (store.client(), &store.options().table);
+    for (pk, sk) in [
+        ("labourers".to_owned(), LABOURER.to_owned()),
+        (format!("k#{LABOURER}"), "~shards".to_owned()),
+    ] {
+        client
+            .update_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk))
+            .update_expression("SET shards = :zero, reshard_from = :n, reshard_to = :n")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":n", AttributeValue::N("4".into()))
+            .send()
+            .await
+            .expect("mark");
+    }
+    client
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S(format!("k#{LABOURER}")))
+        .item("sk", AttributeValue::S("tenant#hot".into()))
+        .item("path", AttributeValue::S("tenant".into()))
+        .item("fkey", AttributeValue::S("hot".into()))
+        .item(
+            "touched_at",
+            AttributeValue::N(chrono::Utc::now().timestamp().to_string()),
+        )
+        .send()
+        .await
+        .expect("registration");
+    let out = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("q#{LABOURER}#1")))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query");
+    let mut copy = out
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .find(|i| i["payload"].as_s().is_ok_and(|p| p.contains("\"hot\"")))
+        .expect("a plain `hot` item in shard 1");
+    copy.insert(
+        "pk".into(),
+        AttributeValue::S(format!("q#{LABOURER}#k#tenant#hot#1")),
+    );
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(copy))
+        .send()
+        .await
+        .expect("copy");
+}
+
 /// `sosw migrate-layout --aws --reshard --refile-keys` at the recorded count: a backlog queued before
 /// the labourer's path was recorded (plain partitions) and tasks filed under an earlier path move
 /// under their key's partitions, while a task stays claimed (claims do not move); the next round
@@ -533,6 +596,10 @@ async fn a_refile_files_a_backlog_queued_before_the_path_under_its_keys() {
     };
     assert_eq!(plain, 219, "a dry run writes nothing");
 
+    // A refile that stopped after its mark, a key's registration and one copy (its original not
+    // deleted yet): the run below finishes it.
+    stop_a_refile_after_one_copy(&store).await;
+
     // While it runs, every process that reads the labourer's registry is refused, by name.
     let running_refile = tokio::spawn({
         let store = store.clone();
@@ -568,9 +635,13 @@ async fn a_refile_files_a_backlog_queued_before_the_path_under_its_keys() {
         "a refile at the same count runs beside a claim"
     );
     assert_eq!(
-        (report.queued_moved, report.queued_refiled),
-        (229, 229),
-        "{report:?}"
+        (
+            report.queued_found,
+            report.queued_moved,
+            report.queued_refiled
+        ),
+        (230, 229, 229),
+        "the stopped run's copy is found too, and its original only deleted: {report:?}"
     );
     for shard in 0..4 {
         assert_eq!(
