@@ -568,32 +568,36 @@ impl LeanTaskStore {
                                 continue;
                             };
                             let target_shard = shard_of(id, to);
-                            let target_prefix = match &registry.path {
+                            // With a path, the partition its key gives the task now.
+                            let keyed = match &registry.path {
                                 Some(path) if refile => {
                                     let task = super::decode(item.clone(), self.table())?.task;
                                     let fkey = path.key_of(&task.payload);
-                                    fair::key_prefix(labourer, path.as_str(), &fkey)
+                                    Some((
+                                        path,
+                                        fair::key_prefix(labourer, path.as_str(), &fkey),
+                                        fkey,
+                                    ))
                                 }
-                                // Without a path there are no keys to file under.
-                                _ => prefix.clone(),
+                                _ => None,
                             };
+                            let target_prefix =
+                                keyed.as_ref().map_or(prefix, |(_, prefix, _)| prefix);
                             let target = format!("{target_prefix}#{target_shard}");
                             if target == pk {
                                 continue;
                             }
-                            if target_prefix != *prefix {
+                            if target_prefix != prefix {
                                 pass.refiled_to_move += 1;
-                                if !dry_run
-                                    && target_prefix != plain
-                                    && registered.insert(target_prefix.clone())
-                                    && let Some(path) = &registry.path
-                                {
-                                    // Registered before anything is filed there, so that every
-                                    // walk of the queue reads the partition.
-                                    let task = super::decode(item.clone(), self.table())?.task;
-                                    self.register_key(labourer, path, &path.key_of(&task.payload))
-                                        .await?;
-                                }
+                            }
+                            if let Some((path, key_prefix, fkey)) = &keyed
+                                && key_prefix != prefix
+                                && !dry_run
+                                && registered.insert(key_prefix.clone())
+                            {
+                                // Registered before anything is filed there, so that every walk
+                                // of the queue reads the partition.
+                                self.register_key(labourer, path, fkey).await?;
                             }
                             moves.push((item, target));
                         }
@@ -664,7 +668,7 @@ impl LeanTaskStore {
     }
 
     /// `labourer`'s fairness registry as it is (not checked: the reshard reads it while the table
-    /// is marked): its path, and the partition prefix and path of every registered key.
+    /// is marked): its path, and the partition prefix of every registered key (of every path).
     async fn registry_unchecked(&self, labourer: &str) -> Result<RegistryAsIs> {
         let items = self.raw_partition(&fair::registry_pk(labourer)).await?;
         let mut registry = RegistryAsIs::default();
