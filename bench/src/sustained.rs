@@ -187,8 +187,12 @@ pub fn rows(case: &Case, f: &SustainedFigures) -> Vec<(&'static str, f64)> {
             f.check.duplicated.len() as f64,
         ),
         (
-            "queue checker: tasks in several places",
+            "queue checker: tasks in several places (at rest: after the scavenger's pass a minute later)",
             f.check.in_several_places.len() as f64,
+        ),
+        (
+            "moves a throttle interrupted, finished by that pass",
+            f.scavenger_archived_a_minute_later as f64,
         ),
         (
             "job records: completions not counted",
