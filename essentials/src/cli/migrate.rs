@@ -35,9 +35,9 @@ pub struct MigrateLayoutArgs {
     pub shards: Option<u32>,
     /// Change the lean table's shard count instead (to --shards): move its queued tasks to their
     /// new shards. Every essential is refused while it runs, and a change of the count refuses to
-    /// start while a task is running: stop the scheduler and orchestrator first (docs/layout-lean.md,
-    /// "Changing the shard count"). Needs --shards: the new count is never taken from SOSW_LEAN_SHARDS or the
-    /// default.
+    /// start while a task is running: stop the scheduler and orchestrator first
+    /// (docs/layout-lean.md, "Changing the shard count"). Needs --shards: the new count is never
+    /// taken from SOSW_LEAN_SHARDS or the default.
     #[arg(long, requires = "shards")]
     pub reshard: bool,
     /// With --reshard: also file the queued tasks of each labourer with per-key fairness under
