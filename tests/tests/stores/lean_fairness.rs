@@ -454,6 +454,37 @@ async fn a_reshard_moves_tasks_within_their_keys_partitions() {
         .expect("tables deleted");
 }
 
+/// A round reuses the registry it read for 2 seconds, but a key this process registers (by queueing
+/// a task of a key new to the registry) is in its next round at once: the rounds of an orchestrator
+/// that shares its store with the enqueuer (local mode, tests) never miss such a task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_this_process_registers_is_in_its_next_round_at_once() {
+    let Some(store) = lean_store(2).await else {
+        return;
+    };
+    store
+        .queue_by_key(LABOURER, &path("tenant"), &Markers::new(NOW, WINDOW), 10)
+        .await
+        .expect("announce");
+    let empty = store.next_queued(LABOURER, NOW, 10).await.expect("round");
+    assert!(empty.is_empty(), "nothing queued yet: {empty:?}");
+    store
+        .enqueue(&[task(0, json!("new"))], EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
+    let next = store.next_queued(LABOURER, NOW, 10).await.expect("round");
+    assert_eq!(
+        next.iter()
+            .map(|t| t.task_id.to_string())
+            .collect::<Vec<_>>(),
+        ids(&[0]),
+        "the task of the key registered just now"
+    );
+    delete_lean_tables(store.client(), store.options())
+        .await
+        .expect("tables deleted");
+}
+
 /// A lean table of 4 shards read at most 40 unkeyed items a round, with 200 tasks of `hot`, then 20
 /// of `small` queued before any path was recorded; `None` without the emulator.
 async fn hot_and_small_backlog() -> Option<(LeanTaskStore, aws_sdk_dynamodb::Client)> {

@@ -99,9 +99,9 @@ pub(crate) const SHARDS_SK: &str = "~shards";
 pub(crate) const AHEAD_FLOOR: i64 = 1_000_000_000;
 
 /// How long an orchestrator round's walks reuse a labourer's key registry as read: one read serves
-/// the round's running count and its queue head. A key registered since is missed for at most this
-/// long, which only delays its tasks (the walks that must see every item read the registry each
-/// time).
+/// the round's running count and its queue head. A key another process registered since is missed
+/// for at most this long, which only delays its tasks (the walks that must see every item read the
+/// registry each time); one this process registered is added to it at once.
 const ROUND_KEYS_AGE: Duration = Duration::from_secs(2);
 
 /// One registered key of a labourer.
@@ -248,18 +248,32 @@ impl LeanTaskStore {
         {
             return Ok(());
         }
+        let touched_at = now_secs();
         self.client()
             .put_item()
             .table_name(self.table())
             .item("pk", s(registry_pk(labourer)))
-            .item("sk", s(sk))
+            .item("sk", s(&sk))
             .item("path", s(path.as_str()))
             .item("fkey", s(key))
-            .item("touched_at", n(now_secs()))
+            .item("touched_at", n(touched_at))
             .send()
             .await
             .map_err(|e| sdk_error("register fairness key", self.table(), e))?;
         lock(&self.inner.fair.registered).insert(cache_key, Instant::now());
+        // This process's own rounds see its registration at once (a registry a round read before
+        // would otherwise hide the key's tasks from the rounds for up to ROUND_KEYS_AGE).
+        if let Some((_, registry)) = lock(&self.inner.fair.round_keys).get_mut(labourer)
+            && !registry.parts.iter().any(|part| part.sk == sk)
+        {
+            registry.parts.push(KeyPartition {
+                prefix: key_prefix(labourer, path.as_str(), key),
+                path: path.as_str().to_owned(),
+                key: key.to_owned(),
+                sk,
+                touched_at,
+            });
+        }
         Ok(())
     }
 
