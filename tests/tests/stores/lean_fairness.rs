@@ -21,6 +21,8 @@ use sosw::store::{
 use sosw::task::{Markers, Task, TaskId};
 use sosw_integration_tests::{dynamodb_client, unique_prefix};
 
+use super::lean_shards::{items_of, mark_as_stopped_reshard};
+
 const NOW: i64 = 1_700_000_000;
 const WINDOW: u64 = 3600;
 const LABOURER: &str = "fair";
@@ -68,17 +70,9 @@ fn ids(ns: &[u64]) -> Vec<String> {
 
 /// The number of items in the partition `pk` (raw, consistent).
 async fn items_under(store: &LeanTaskStore, pk: &str) -> usize {
-    let out = store
-        .client()
-        .query()
-        .table_name(&store.options().table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
-        .consistent_read(true)
-        .send()
+    items_of(store.client(), &store.options().table, pk)
         .await
-        .expect("query");
-    out.items.unwrap_or_default().len()
+        .len()
 }
 
 /// The number of items under key `key` of path `tenant` (one shard).
@@ -512,22 +506,7 @@ async fn hot_and_small_backlog() -> Option<(LeanTaskStore, aws_sdk_dynamodb::Cli
 /// key (same sort key and move counter) but not deleted.
 async fn stop_a_refile_after_one_copy(store: &LeanTaskStore) {
     let (client, table) = (store.client(), &store.options().table);
-    for (pk, sk) in [
-        ("labourers".to_owned(), LABOURER.to_owned()),
-        (format!("k#{LABOURER}"), "~shards".to_owned()),
-    ] {
-        client
-            .update_item()
-            .table_name(table)
-            .key("pk", AttributeValue::S(pk))
-            .key("sk", AttributeValue::S(sk))
-            .update_expression("SET shards = :zero, reshard_from = :n, reshard_to = :n")
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":n", AttributeValue::N("4".into()))
-            .send()
-            .await
-            .expect("mark");
-    }
+    mark_as_stopped_reshard(client, table, LABOURER, (4, 4)).await;
     client
         .put_item()
         .table_name(table)
@@ -542,18 +521,8 @@ async fn stop_a_refile_after_one_copy(store: &LeanTaskStore) {
         .send()
         .await
         .expect("registration");
-    let out = client
-        .query()
-        .table_name(table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("q#{LABOURER}#1")))
-        .consistent_read(true)
-        .send()
+    let mut copy = items_of(client, table, &format!("q#{LABOURER}#1"))
         .await
-        .expect("query");
-    let mut copy = out
-        .items
-        .unwrap_or_default()
         .into_iter()
         .find(|i| i["payload"].as_s().is_ok_and(|p| p.contains("\"hot\"")))
         .expect("a plain `hot` item in shard 1");

@@ -140,7 +140,7 @@ fn shard_of(task_id: &str, shards: u64) -> u64 {
 }
 
 /// The items of the partition `pk` (raw, consistent).
-async fn items_of(
+pub(super) async fn items_of(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     pk: &str,
@@ -158,8 +158,14 @@ async fn items_of(
         .unwrap_or_default()
 }
 
-/// Marks `labourer`'s two record items as a reshard from 4 to 8 that stopped before its moves.
-async fn mark_as_stopped_reshard(client: &aws_sdk_dynamodb::Client, table: &str, labourer: &str) {
+/// Marks `labourer`'s two record items as a reshard from `from` to `to` shards that stopped before
+/// its moves.
+pub(super) async fn mark_as_stopped_reshard(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    labourer: &str,
+    (from, to): (u32, u32),
+) {
     for (pk, sk) in [
         ("labourers".to_owned(), labourer.to_owned()),
         (format!("k#{labourer}"), "~shards".to_owned()),
@@ -171,8 +177,8 @@ async fn mark_as_stopped_reshard(client: &aws_sdk_dynamodb::Client, table: &str,
             .key("sk", AttributeValue::S(sk))
             .update_expression("SET shards = :zero, reshard_from = :from, reshard_to = :to")
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":from", AttributeValue::N("4".into()))
-            .expression_attribute_values(":to", AttributeValue::N("8".into()))
+            .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
+            .expression_attribute_values(":to", AttributeValue::N(to.to_string()))
             .send()
             .await
             .expect("mark");
@@ -305,7 +311,7 @@ async fn a_reshard_moves_every_queued_task_to_its_new_shard_and_keeps_closed_one
         .send()
         .await
         .expect("later state");
-    mark_as_stopped_reshard(&client, &table, "alpha").await;
+    mark_as_stopped_reshard(&client, &table, "alpha", (4, 8)).await;
     // (New processes: a round reuses the registry it read for 2 seconds, which is why a reshard
     // waits before it moves anything.)
     for count in [4, 8] {

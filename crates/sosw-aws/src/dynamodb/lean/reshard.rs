@@ -13,7 +13,7 @@
 //! | `reshard_from`, `reshard_to` | while a reshard runs: the counts it moves from and to |
 //! | `earlier_shards` | (a number set) counts used before: closed items stay where they were written, and lookups by id try these too |
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -551,7 +551,6 @@ impl LeanTaskStore {
                 .collect();
             // Items this pass moved into a partition it reads later: not found twice.
             let mut moved_in: HashMap<String, u64> = HashMap::new();
-            let mut registered: HashSet<String> = HashSet::new();
             for prefix in prefixes {
                 for shard in 0..widest {
                     let pk = format!("{prefix}#{shard}");
@@ -593,10 +592,10 @@ impl LeanTaskStore {
                             if let Some((path, key_prefix, fkey)) = &keyed
                                 && key_prefix != prefix
                                 && !dry_run
-                                && registered.insert(key_prefix.clone())
                             {
                                 // Registered before anything is filed there, so that every walk
-                                // of the queue reads the partition.
+                                // of the queue reads the partition (once per key: the store
+                                // remembers its registrations).
                                 self.register_key(labourer, path, fkey).await?;
                             }
                             moves.push((item, target));
@@ -641,16 +640,19 @@ impl LeanTaskStore {
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(0);
-        let source = Item::from([
-            ("pk".to_owned(), item["pk"].clone()),
-            ("sk".to_owned(), item["sk"].clone()),
-        ]);
-        let refiled = item["pk"]
+        let (Some(pk), Some(sk)) = (item.get("pk").cloned(), item.get("sk").cloned()) else {
+            return Err(Error::invalid(
+                "reshard",
+                format!("an item of `{}` read without its key", self.table()),
+            ));
+        };
+        let refiled = pk
             .as_s()
             .ok()
             .and_then(|pk| pk.rsplit_once('#'))
             .zip(target.rsplit_once('#'))
             .is_some_and(|((from, _), (to, _))| from != to);
+        let source = Item::from([("pk".to_owned(), pk), ("sk".to_owned(), sk)]);
         let mut copy = item;
         copy.insert("pk".to_owned(), s(target.clone()));
         // Refused when the task's state there is as new or newer already (a stopped run's copy, or
