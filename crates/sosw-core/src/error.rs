@@ -155,6 +155,14 @@ impl Error {
         }
     }
 
+    /// The message with every cause in the source chain that adds something, joined by `: `.
+    /// The top message alone often hides the reason: an SDK's `dispatch failure` says nothing of
+    /// the refused connection or the missing region under it. What users read (the command line,
+    /// a Lambda diagnostic) uses this.
+    pub fn with_causes(&self) -> String {
+        with_causes(self)
+    }
+
     /// Shorthand for an [`Error::Store`].
     pub fn store(
         store: &'static str,
@@ -169,6 +177,22 @@ impl Error {
             source: source.into(),
         }
     }
+}
+
+/// `err`'s message and every cause in its source chain whose text the message so far does not
+/// already contain, joined by `: ` (see [`Error::with_causes`]).
+pub fn with_causes(err: &(dyn StdError + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
 }
 
 #[cfg(test)]
@@ -200,6 +224,56 @@ mod tests {
         assert!(
             msg.contains("`w1`") && msg.contains("task_config.labourers"),
             "{msg}"
+        );
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Cause {
+        text: &'static str,
+        #[source]
+        source: Option<Box<Cause>>,
+    }
+
+    #[test]
+    fn with_causes_adds_each_cause_the_message_does_not_already_say() {
+        let root = Cause {
+            text: "Connection refused (os error 111)",
+            source: None,
+        };
+        let io = Cause {
+            text: "io error",
+            source: Some(Box::new(root)),
+        };
+        let dispatch = Cause {
+            text: "dispatch failure",
+            source: Some(Box::new(io)),
+        };
+        let err = Error::store("DynamoDB", "get config", true, dispatch);
+        assert_eq!(
+            err.to_string(),
+            "DynamoDB get config failed: dispatch failure"
+        );
+        assert_eq!(
+            err.with_causes(),
+            "DynamoDB get config failed: dispatch failure: io error: Connection refused (os error 111)"
+        );
+        let repeated = Error::store(
+            "SQLite",
+            "claim",
+            false,
+            Cause {
+                text: "database is locked",
+                source: Some(Box::new(Cause {
+                    text: "locked",
+                    source: None,
+                })),
+            },
+        );
+        assert_eq!(
+            repeated.with_causes(),
+            "SQLite claim failed: database is locked",
+            "a cause the message already says is not repeated"
         );
     }
 }

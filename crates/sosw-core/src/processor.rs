@@ -261,20 +261,9 @@ impl std::error::Error for HandlerError {}
 
 impl From<Error> for HandlerError {
     fn from(err: Error) -> Self {
-        // The whole source chain: the top message alone often hides the SDK's reason.
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            let text = cause.to_string();
-            if !message.contains(&text) {
-                message.push_str(": ");
-                message.push_str(&text);
-            }
-            source = cause.source();
-        }
         HandlerError {
             retryable: err.is_retryable(),
-            message,
+            message: err.with_causes(),
         }
     }
 }

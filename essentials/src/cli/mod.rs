@@ -271,7 +271,9 @@ impl std::error::Error for CliError {}
 
 impl From<sosw::Error> for CliError {
     fn from(err: sosw::Error) -> Self {
-        CliError(err.to_string())
+        // The causes too: `dispatch failure` alone does not say the endpoint refused or the
+        // region is missing.
+        CliError(err.with_causes())
     }
 }
 

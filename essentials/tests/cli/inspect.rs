@@ -9,7 +9,10 @@ use sosw::store::{
     ClosedStatus, TaskArchive, TaskClaims, TaskLookup, TaskQueue, TaskReports, TaskRetries,
 };
 
-use super::{DynamoJob, FLAKY, HASHTAGS, TempDir, job_id, run, run_flaky_job, sosw, text};
+use super::{
+    DynamoJob, FLAKY, HASHTAGS, TempDir, job_id, outcome, run, run_flaky_job, sosw, sosw_on_aws,
+    text,
+};
 
 /// Every line of `stdout` parsed as one JSON object.
 fn json_lines(stdout: &str) -> Vec<Value> {
@@ -256,6 +259,23 @@ fn completions_are_printed_for_each_shell() {
     let (code, _, err) = run(&["submit", "examples/jobs/hashtags.json", "--output", "json"]);
     assert_eq!(code, 2);
     assert!(err.contains("unexpected argument '--output'"), "{err}");
+}
+
+/// An AWS call that fails says why, not only the SDK's top line (`dispatch failure`): here the
+/// endpoint refuses the connection (a port nothing listens on).
+#[test]
+fn an_unreachable_endpoint_is_named_with_its_cause() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("address").port()
+    };
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let (code, out, err) = outcome(sosw_on_aws(&["queue"], &endpoint));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.starts_with("error: DynamoDB") && err.contains("Connection refused"),
+        "{err}"
+    );
 }
 
 /// The same commands on DynamoDB Local: the tutorial job scheduled into tables of this test's own,
