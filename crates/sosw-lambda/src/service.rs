@@ -142,7 +142,7 @@ where
             ),
             Err(err) => tracing::error!(
                 function = %self.name, request_id = %context.request_id,
-                stats = ?stats, error = %err, retryable = err.is_retryable(), "invocation failed"
+                stats = ?stats, error = %err.with_causes(), retryable = err.is_retryable(), "invocation failed"
             ),
         }
         let output = outcome?;

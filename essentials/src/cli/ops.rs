@@ -381,7 +381,7 @@ pub async fn config_check(dir: &Path) -> CliResult {
     let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     for (id, command) in &configs.local.commands {
         match command_spec(id, command, Some(base.as_path())) {
-            Err(err) => problems.push(err.to_string()),
+            Err(err) => problems.push(err.with_causes()),
             Ok(spec) => {
                 if let Err(reason) = spec.check() {
                     problems.push(format!(

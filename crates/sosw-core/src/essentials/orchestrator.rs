@@ -371,7 +371,7 @@ impl Orchestrator {
             Some(control) => match control.paused_labourers().await {
                 Ok(paused) => paused.into_iter().map(|p| p.labourer_id).collect(),
                 Err(e) => {
-                    tracing::warn!(error = %e, "paused labourers unknown; nothing invoked this round");
+                    tracing::warn!(error = %e.with_causes(), "paused labourers unknown; nothing invoked this round");
                     for labourer in &labourers {
                         run.report
                             .labourer(&labourer.id)
@@ -443,7 +443,7 @@ impl Orchestrator {
         match self.tasks.get_counts_of_running_tasks(&wanted).await {
             Ok(counts) => run.running_this_round = counts,
             Err(e) => {
-                tracing::warn!(error = %e, "running counts of the round unknown; each labourer counts on its own");
+                tracing::warn!(error = %e.with_causes(), "running counts of the round unknown; each labourer counts on its own");
             }
         }
     }
@@ -464,7 +464,7 @@ impl Orchestrator {
         let timeout = match timeouts.timeout_secs(labourer.function()).await {
             Ok(timeout) => timeout,
             Err(e) => {
-                tracing::warn!(labourer = %labourer.id, error = %e, "worker timeout unknown; using the default duration");
+                tracing::warn!(labourer = %labourer.id, error = %e.with_causes(), "worker timeout unknown; using the default duration");
                 None
             }
         };
@@ -487,8 +487,8 @@ impl Orchestrator {
         let status = match ecology.labourer_status(labourer, &mut run.health).await {
             Ok(status) => status,
             Err(e) => {
-                tracing::warn!(labourer = %labourer.id, error = %e, "labourer status unknown; skipped this run");
-                run.report.labourer(&labourer.id).error(e.to_string());
+                tracing::warn!(labourer = %labourer.id, error = %e.with_causes(), "labourer status unknown; skipped this run");
+                run.report.labourer(&labourer.id).error(e.with_causes());
                 run.unhealthy.insert(labourer.id.clone());
                 return Activity::Idle;
             }
@@ -514,7 +514,7 @@ impl Orchestrator {
         let running = match counted {
             Ok(running) => running,
             Err(e) => {
-                entry.error(e.to_string());
+                entry.error(e.with_causes());
                 return Activity::Busy;
             }
         };
@@ -530,7 +530,7 @@ impl Orchestrator {
                     limit
                 }
                 Err(e) => {
-                    entry.error(e.to_string());
+                    entry.error(e.with_causes());
                     return Activity::Busy;
                 }
             },
@@ -548,7 +548,7 @@ impl Orchestrator {
             match take_rate(self.store.as_ref(), &labourer.id, limit, taken_at, free).await {
                 Ok(allowed) => allowed,
                 Err(e) => {
-                    entry.error(e.to_string());
+                    entry.error(e.with_causes());
                     return Activity::Busy;
                 }
             };
@@ -562,7 +562,7 @@ impl Orchestrator {
         if let Err(e) =
             give_back_rate(self.store.as_ref(), &labourer.id, limit, taken_at, unused).await
         {
-            tracing::warn!(labourer = %labourer.id, error = %e, unused, "unused rate-limit grants not given back; they count until their period ends");
+            tracing::warn!(labourer = %labourer.id, error = %e.with_causes(), unused, "unused rate-limit grants not given back; they count until their period ends");
         }
         activity
     }
@@ -659,7 +659,7 @@ impl Orchestrator {
             {
                 Ok(queued) => queued,
                 Err(e) => {
-                    run.report.labourer(&labourer.id).error(e.to_string());
+                    run.report.labourer(&labourer.id).error(e.with_causes());
                     return (Activity::Busy, used(remaining));
                 }
             };
@@ -734,10 +734,10 @@ impl Orchestrator {
                 Ok(queue) => queue,
                 Err(e) => {
                     if matches!(e, Error::Invalid { .. }) {
-                        tracing::warn!(labourer = %labourer.id, error = %e, "fairness refused; labourer skipped this run");
+                        tracing::warn!(labourer = %labourer.id, error = %e.with_causes(), "fairness refused; labourer skipped this run");
                         run.unhealthy.insert(labourer.id.clone());
                     }
-                    run.report.labourer(&labourer.id).error(e.to_string());
+                    run.report.labourer(&labourer.id).error(e.with_causes());
                     return (Activity::Busy, used);
                 }
             };
@@ -848,7 +848,7 @@ impl Orchestrator {
             ..OutcomeCounts::default()
         };
         if let Err(e) = self.store.add_outcomes(&labourer.id, &outcomes).await {
-            tracing::warn!(labourer = %labourer.id, error = %e, throttled, "invoke throttles not counted for the adaptive controller");
+            tracing::warn!(labourer = %labourer.id, error = %e.with_causes(), throttled, "invoke throttles not counted for the adaptive controller");
         }
     }
 
@@ -917,7 +917,7 @@ impl Orchestrator {
                     counts.used += 1;
                     entry.error(why);
                 }
-                Step::Failed(e) => entry.error(e.to_string()),
+                Step::Failed(e) => entry.error(e.with_causes()),
             }
         }
         counts

@@ -86,7 +86,9 @@ where
             Ok(()) => dead.push(task),
             // One task asked for by id: refusing it is the answer.
             Err(err) if matches!(target, RedriveTarget::Task(_)) => return Err(err),
-            Err(err) => report.refused.push((task.task_id.clone(), err.to_string())),
+            Err(err) => report
+                .refused
+                .push((task.task_id.clone(), err.with_causes())),
         }
     }
     let mut by_labourer: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();

@@ -185,10 +185,10 @@ impl Scavenger {
             let mut counts = LabourerReport::default();
             let first = listed.remove(&labourer.id).unwrap_or_default();
             if let Err(err) = self.scavenge(&labourer, &mut run, &mut counts, first).await {
-                tracing::error!(labourer = %labourer.id, error = %err, "scavenging stopped");
+                tracing::error!(labourer = %labourer.id, error = %err.with_causes(), "scavenging stopped");
                 report.failures.push(LabourerFailure {
                     labourer_id: labourer.id.clone(),
-                    error: err.to_string(),
+                    error: err.with_causes(),
                     retryable: err.is_retryable(),
                 });
                 first_error.get_or_insert(err);
@@ -197,16 +197,16 @@ impl Scavenger {
             report.labourers.insert(labourer.id.clone(), counts);
         }
         if let Err(err) = self.count_closed_by_store(&mut run).await {
-            tracing::error!(error = %err, "job counts from the store not applied");
-            report.job_count_error = Some(err.to_string());
+            tracing::error!(error = %err.with_causes(), "job counts from the store not applied");
+            report.job_count_error = Some(err.with_causes());
         }
         if let Err(err) = self.reconcile_jobs(&mut run, &mut report).await {
-            tracing::error!(error = %err, "job reconciliation stopped");
-            report.reconcile_error = Some(err.to_string());
+            tracing::error!(error = %err.with_causes(), "job reconciliation stopped");
+            report.reconcile_error = Some(err.with_causes());
         }
         if let Err(err) = run.queue.commit().await {
-            tracing::error!(error = %err, "scavenger alerts not all sent");
-            report.notify_error = Some(err.to_string());
+            tracing::error!(error = %err.with_causes(), "scavenger alerts not all sent");
+            report.notify_error = Some(err.with_causes());
         }
         report.jobs_finished = run.jobs_finished.into_iter().collect();
         (report, first_error)
@@ -303,7 +303,7 @@ impl Scavenger {
                 })
                 .collect(),
             Err(err) => {
-                tracing::warn!(error = %err, "closable tasks not listed together; each labourer lists its own");
+                tracing::warn!(error = %err.with_causes(), "closable tasks not listed together; each labourer lists its own");
                 HashMap::new()
             }
         }
@@ -390,7 +390,7 @@ impl Scavenger {
                 .add_outcomes(&labourer.id, &outcomes)
                 .await
             {
-                tracing::warn!(labourer = %labourer.id, error = %e, expired,
+                tracing::warn!(labourer = %labourer.id, error = %e.with_causes(), expired,
                     "expiries not counted for the adaptive controller");
             }
         }

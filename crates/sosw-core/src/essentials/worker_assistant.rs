@@ -376,8 +376,8 @@ impl WorkerAssistant {
         let notify_error = match queue.commit().await {
             Ok(_) => None,
             Err(err) => {
-                tracing::error!(task_id = %request.task_id, error = %err, "notification failed");
-                Some(err.to_string())
+                tracing::error!(task_id = %request.task_id, error = %err.with_causes(), "notification failed");
+                Some(err.with_causes())
             }
         };
         let (outcome, job_finished) = result?;
@@ -470,7 +470,7 @@ impl WorkerAssistant {
             {
                 Ok(moved) => moved == MoveOutcome::Moved,
                 Err(e) => {
-                    tracing::warn!(task_id = %c.task.task_id, error = %e,
+                    tracing::warn!(task_id = %c.task.task_id, error = %e.with_causes(),
                         "completed task not archived; the scavenger archives it");
                     c.stats.inc("archive_errors");
                     false
@@ -554,7 +554,7 @@ impl WorkerAssistant {
             AssistantAction::MarkTaskAsFailed => outcomes.failed = 1,
         }
         if let Err(e) = self.store().add_outcomes(&labourer.id, &outcomes).await {
-            tracing::warn!(labourer = %labourer.id, task_id = %task.task_id, error = %e,
+            tracing::warn!(labourer = %labourer.id, task_id = %task.task_id, error = %e.with_causes(),
                 "outcome not counted for the adaptive controller");
         }
     }

@@ -122,7 +122,7 @@ impl<W: Worker> WorkerRunner<W> {
                 Ok(closed) => closed.unwrap_or(false),
                 Err(err) => {
                     // Only a hint for the worker: run the task rather than fail on it.
-                    tracing::warn!(task_id = %meta.task_id, error = %err,
+                    tracing::warn!(task_id = %meta.task_id, error = %err.with_causes(),
                         "cannot tell whether the task is already closed");
                     false
                 }
@@ -163,7 +163,7 @@ impl<W: Worker> WorkerRunner<W> {
             });
         }
         self.reporter.report(&request).await.map_err(|err| {
-            tracing::error!(task_id = %meta.task_id, action = ?request.action, error = %err,
+            tracing::error!(task_id = %meta.task_id, action = ?request.action, error = %err.with_causes(),
                 "the report could not be delivered");
             let err = HandlerError::from(err);
             let message = format!(

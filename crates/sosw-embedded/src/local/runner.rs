@@ -431,7 +431,7 @@ impl LocalRunner {
                 // A continuous run returns when no labourer has work it could start; the next one
                 // starts when a worker ends, or a poll interval later.
                 if let Err(err) = orchestrator.run(clock.now() + TimeDelta::minutes(1)).await {
-                    tracing::warn!(error = %err, "orchestrator run failed");
+                    tracing::warn!(error = %err.with_causes(), "orchestrator run failed");
                 }
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}

@@ -335,7 +335,7 @@ impl From<CliError> for PageError {
 
 impl From<sosw::Error> for PageError {
     fn from(err: sosw::Error) -> Self {
-        PageError(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
+        PageError(StatusCode::INTERNAL_SERVER_ERROR, err.with_causes())
     }
 }
 

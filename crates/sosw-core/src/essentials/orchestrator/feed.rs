@@ -120,7 +120,7 @@ impl Reloading {
                 Ok(config)
             }
             (Err(e), Some((config, _))) => {
-                tracing::warn!(error = %e, "reloading the orchestrator config failed; keeping the last one");
+                tracing::warn!(error = %e.with_causes(), "reloading the orchestrator config failed; keeping the last one");
                 // Try again after another TTL rather than on every round.
                 self.store(Arc::clone(&config), now);
                 Ok(config)
