@@ -955,3 +955,72 @@ async fn lean_reads_queue_partitions_for_greenfields_ahead_only_when_its_mark_sa
         .await
         .expect("deleted");
 }
+
+/// A small job is created as one item with one `PutItem` (1 write unit); a large one as a record
+/// and a body in one transaction (each item charged twice), and either's first progress costs one
+/// unit. Counted by the proxy in front of DynamoDB Local; both read back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_job_is_created_with_one_write_unit_and_a_large_one_with_a_transaction() {
+    let Some(endpoint) = emulator_endpoint(DYNAMODB_ENDPOINT_VAR) else {
+        return;
+    };
+    let direct = dynamodb_client_at(&endpoint).await;
+    let tables = TableNames::with_prefix(&unique_prefix());
+    create_tables(&direct, &tables).await.expect("tables");
+    let proxy = PartitionProxy::start(&endpoint, COUNT_ONLY)
+        .await
+        .expect("the proxy starts");
+    let store = DynamoTaskStore::new(dynamodb_client_at(proxy.url()).await, tables.clone());
+    let job_units = |proxy: &PartitionProxy| -> f64 {
+        proxy
+            .stats()
+            .iter()
+            .filter(|s| s.direction == Direction::Write && s.partition.table == tables.jobs)
+            .map(|s| s.units)
+            .sum()
+    };
+    let tutorial: Value =
+        serde_json::from_str(include_str!("../../../examples/jobs/hashtags.json"))
+            .expect("the tutorial job");
+    let mut seen = 0.0;
+    for (name, job, units) in [
+        ("small", tutorial["job"].clone(), 1.0),
+        ("large", sosw_testkit::cases::job_of_sections(200), 8.0),
+    ] {
+        let record = JobRecord {
+            job_id: format!("job-{name}"),
+            labourer_id: "sosw_tutorial_pull_tweeter_hashtags".into(),
+            status: JobStatus::Requested,
+            total: None,
+            enqueued: 0,
+            counts: JobCounts::default(),
+            created_at: 1_700_000_000,
+            started_at: None,
+            finished_at: None,
+            requesters: vec!["sosw local".into()],
+            job,
+        };
+        store.create_job(&record).await.expect("created");
+        let created = job_units(&proxy) - seen;
+        store
+            .record_progress(&record.job_id, 36, Some(36), 1_700_000_001)
+            .await
+            .expect("progress");
+        let progress = job_units(&proxy) - seen - created;
+        seen += created + progress;
+        println!("{name} job: created with {created} write units, first progress {progress}");
+        assert!(
+            (name == "small" && created == units) || (name == "large" && created >= units),
+            "{name} job: {created} write units to create"
+        );
+        assert_eq!(progress, 1.0, "{name} job: its first progress");
+        let read = store
+            .get_job(&record.job_id)
+            .await
+            .expect("read")
+            .expect("the job");
+        assert_eq!(read.job, record.job, "{name} job read back whole");
+        assert_eq!((read.enqueued, read.status), (36, JobStatus::Running));
+    }
+    delete_tables(&direct, &tables).await.expect("deleted");
+}

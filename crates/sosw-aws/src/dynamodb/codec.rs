@@ -22,6 +22,34 @@ pub(crate) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// The size DynamoDB bills for `item`, in bytes: each attribute's name plus its value (strings and
+/// binaries by their length, numbers about one byte per two digits plus one, lists and maps 3 bytes
+/// plus one per element and their contents).
+pub(crate) fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(text) => text.len(),
+        AttributeValue::N(number) => number.trim_start_matches('-').len().div_ceil(2) + 1,
+        AttributeValue::B(bytes) => bytes.as_ref().len(),
+        AttributeValue::Ss(texts) => texts.iter().map(String::len).sum(),
+        AttributeValue::Ns(numbers) => numbers.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        AttributeValue::Bs(blobs) => blobs.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(values) => 3 + values.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(name, v)| 1 + name.len() + value_size(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
 /// The task id of an item, when it has a string one.
 pub(crate) fn item_task_id(item: &Item) -> Option<&str> {
     item.get("task_id")
@@ -107,6 +135,21 @@ mod tests {
 
     fn n_str(v: &str) -> AttributeValue {
         AttributeValue::N(v.into())
+    }
+
+    #[test]
+    fn item_size_counts_names_and_values_as_dynamodb_bills_them() {
+        let item = Item::from([
+            ("a".into(), s("xyz")),
+            ("n".into(), n_str("-12345")),
+            ("l".into(), AttributeValue::L(vec![s("ab")])),
+            (
+                "m".into(),
+                AttributeValue::M(Item::from([("k".into(), AttributeValue::Bool(true))])),
+            ),
+        ]);
+        // a: 1 + 3; n: 1 + (5 digits: 3) + 1; l: 1 + 3 + (1 + 2); m: 1 + 3 + (1 + 1 + 1).
+        assert_eq!(item_size(&item), 4 + 5 + 7 + 7);
     }
 
     /// A row exactly as Python sosw 0.7 writes it (`create_task`, then `mark_task_invoked`, then the

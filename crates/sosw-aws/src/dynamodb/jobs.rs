@@ -3,7 +3,10 @@
 //! Two items per job: the **record**, which every progress and outcome update writes, and the **body**,
 //! the job as submitted, written once. DynamoDB charges an update by the size of the whole item, so
 //! keeping the body (which grows with the job: a job of 500 sections is about 10 KB) out of the record
-//! makes every counter update cost one write unit instead of one per KB of job.
+//! makes every counter update cost one write unit instead of one per KB of job. A **small job** (its
+//! record with the job inside at most 768 bytes, compressed where that is smaller: the tutorial's
+//! job is about 600) is one item, the record holding `job` or `jobz` itself: it is created with one
+//! `PutItem` (1 write unit instead of the transaction's 4), and its updates still cost one unit.
 //!
 //! | item | attribute | type | |
 //! |---|---|---|---|
@@ -12,15 +15,18 @@
 //! | record | `created_at` | N | `started_at`, `finished_at` and `total` too, absent while unset |
 //! | record | `enqueued`, `completed`, `failed`, `dead`, `cancelled` | N | counters (`cancelled` absent until a task is cancelled) |
 //! | record | `requesters` | L of S | in submission order, without repeats |
+//! | record | `job` or `jobz` | S or B | a small job, inside its record (as in the body item below) |
 //! | body | `job_id` | S | the job id, then U+001F (unit separator), then `job`: no job id has a control character, so no record can have this key |
 //! | body | `body_of` | S | the job id |
 //! | body | `job` | S | the job as JSON text, as sosw 0.7 stores task payloads |
 //! | body | `jobz` | B | instead of `job` when that costs fewer write units: the JSON text compressed (raw DEFLATE); a job of 500 sections, 3.2 KB of text, is then about 1 KB (builds before 2026-12-05 read such a job without its body) |
 //!
-//! Records written before the split carry `job` themselves; they read as before.
+//! Records written before the split carry `job` themselves, as small jobs' records do; they read as
+//! before.
 //!
-//! * **create**: one `TransactWriteItems` of both puts, the record's on `attribute_not_exists(job_id)`;
-//!   when it is refused, the existing job is read and returned;
+//! * **create**: a small job, one `PutItem` of the record with the job inside; a larger one, one
+//!   `TransactWriteItems` of both puts; the record's on `attribute_not_exists(job_id)`; when it is
+//!   refused, the existing job is read and returned;
 //! * **requesters**: `list_append` on the condition that the list does not contain the requester yet (a
 //!   list, not a string set, so the order of submission is kept in one attribute);
 //! * **outcomes**: `ADD` of the three counters with `ReturnValues=ALL_NEW`, so every caller sees the
@@ -42,6 +48,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
@@ -50,7 +57,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::DynamoTaskStore;
 use super::claims::is_condition_failure;
-use super::codec::{Item, n, s};
+use super::codec::{Item, item_size, n, s};
 use super::errors::{build_error, sdk_error};
 use sosw_core::error::{Error, Result};
 use sosw_core::store::{CreateJobOutcome, JobCounts, JobRecord, JobStatus, JobStore, MoveOutcome};
@@ -404,10 +411,36 @@ impl DynamoTaskStore {
         Ok(out.item)
     }
 
+    /// Puts `item`, a record with its job inside, on the condition that no job has its id:
+    /// [`MoveOutcome::Moved`] when written, [`MoveOutcome::Conflict`] when the id is taken.
+    async fn put_new_job(&self, operation: &'static str, item: Item) -> Result<MoveOutcome> {
+        let table = &self.tables().jobs;
+        let result = self
+            .client()
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", "job_id")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(MoveOutcome::Moved),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(MoveOutcome::Conflict)
+            }
+            Err(e) => Err(sdk_error(operation, table, e)),
+        }
+    }
+
     /// [`JobStore::get_job`] of a job whose record just refused a `create_job`: the record and its
     /// body read at once, one round trip instead of two. Safe here and not in general: the record and
-    /// the body are written in one transaction, which committed before the refusal, so consistent
-    /// reads sent after it see both (a `get_job` racing a create could see the record alone).
+    /// the body are written in one transaction (or are one item), which committed before the
+    /// refusal, so consistent reads sent after it see both (a `get_job` racing a create could see
+    /// the record alone).
     async fn get_existing_job(&self, job_id: &str) -> Result<Option<JobRecord>> {
         let (item, body) = futures::try_join!(
             self.get_job_item("get job", job_id.to_owned()),
@@ -417,7 +450,7 @@ impl DynamoTaskStore {
             return Ok(None);
         };
         let mut record = self.decode(item)?;
-        // A record with its job inside was written before the body had an item of its own.
+        // A small job rides in its record (as every job did before the body had an item of its own).
         if record.job.is_null()
             && let Some(body) = body
         {
@@ -455,20 +488,25 @@ impl JobStore for DynamoTaskStore {
     async fn create_job(&self, record: &JobRecord) -> Result<CreateJobOutcome> {
         let table = &self.tables().jobs;
         let operation = "create job";
-        let put_record = Put::builder()
-            .table_name(table)
-            .set_item(Some(job_to_item(record)?))
-            .condition_expression("attribute_not_exists(#id)")
-            .expression_attribute_names("#id", "job_id")
-            .build()
-            .map_err(|e| build_error(operation, table, e))?;
-        let put_body = Put::builder()
-            .table_name(table)
-            .set_item(Some(body_to_item(record)?))
-            .build()
-            .map_err(|e| build_error(operation, table, e))?;
-        let written = self
-            .transact(
+        let (name, body) = job_attribute(record)?;
+        let mut inline = job_to_item(record)?;
+        inline.insert(name, body);
+        let written = if item_size(&inline) <= INLINE_JOB_MAX {
+            self.put_new_job(operation, inline).await?
+        } else {
+            let put_record = Put::builder()
+                .table_name(table)
+                .set_item(Some(job_to_item(record)?))
+                .condition_expression("attribute_not_exists(#id)")
+                .expression_attribute_names("#id", "job_id")
+                .build()
+                .map_err(|e| build_error(operation, table, e))?;
+            let put_body = Put::builder()
+                .table_name(table)
+                .set_item(Some(body_to_item(record)?))
+                .build()
+                .map_err(|e| build_error(operation, table, e))?;
+            self.transact(
                 operation,
                 table,
                 vec![
@@ -476,7 +514,8 @@ impl JobStore for DynamoTaskStore {
                     TransactWriteItem::builder().put(put_body).build(),
                 ],
             )
-            .await?;
+            .await?
+        };
         if written == MoveOutcome::Moved {
             if record.status == JobStatus::Requested {
                 let mut created = self.created_here();
@@ -793,27 +832,39 @@ fn job_to_item(r: &JobRecord) -> Result<Item> {
     Ok(item)
 }
 
-/// The body item of `record`: the job as JSON text.
-fn body_to_item(r: &JobRecord) -> Result<Item> {
+/// The attribute holding `record`'s job: `job`, its JSON text, or `jobz`, that text compressed when
+/// that costs fewer write units.
+fn job_attribute(r: &JobRecord) -> Result<(String, AttributeValue)> {
     let job = serde_json::to_string(&r.job).map_err(|e| {
         Error::invalid(
             "job record",
             format!("the job of `{}` cannot be encoded as JSON: {e}", r.job_id),
         )
     })?;
-    let body = match compressed_if_smaller(&job) {
+    Ok(match compressed_if_smaller(&job) {
         Some(bytes) => (
             COMPRESSED_JOB.to_owned(),
             AttributeValue::B(Blob::new(bytes)),
         ),
         None => ("job".to_owned(), s(job)),
-    };
+    })
+}
+
+/// The body item of `record`: the job as JSON text.
+fn body_to_item(r: &JobRecord) -> Result<Item> {
     Ok(Item::from([
         ("job_id".to_owned(), s(body_key(&r.job_id))),
         (BODY_OF.to_owned(), s(&r.job_id)),
-        body,
+        job_attribute(r)?,
     ]))
 }
+
+/// A job whose record with the job inside is at most this many bytes is created as that one item:
+/// one conditional `PutItem`, 1 write unit, instead of the record and the body in one
+/// `TransactWriteItems` (two items, each charged twice: 4). The rest of the KB is left for what the
+/// record gains later (its start and finish times, requesters, the lean layout's count marks), so
+/// that its updates stay at one unit each.
+const INLINE_JOB_MAX: usize = 768;
 
 /// The attribute of a body item holding the job compressed (raw DEFLATE of its JSON text), instead
 /// of `job`.
@@ -993,6 +1044,7 @@ mod tests {
 
     use aws_sdk_dynamodb::Client;
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
     use aws_sdk_dynamodb::operation::transact_write_items::{
         TransactWriteItemsError, TransactWriteItemsOutput,
     };
@@ -1399,6 +1451,76 @@ mod tests {
         assert_eq!(all(&seen).len(), 1, "the total is already 30: nothing more");
     }
 
+    /// [`record`] with a job of 80 scattered words: too large to ride in its record, compressed or
+    /// not.
+    fn large_record(status: JobStatus) -> JobRecord {
+        let words: Vec<String> = (0..80_u64)
+            .map(|i| format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            .collect();
+        JobRecord {
+            job: json!({"lambda_name": "lab", "words": words}),
+            ..record(status)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_small_job_is_created_as_one_item_and_a_refusal_returns_the_existing_job() {
+        let small = record(JobStatus::Requested);
+        let mut inline = job_to_item(&small).expect("encodes");
+        inline.insert("job".into(), s(small.job.to_string()));
+        assert!(
+            item_size(&inline) <= INLINE_JOB_MAX,
+            "setup: {} bytes",
+            item_size(&inline)
+        );
+        let put = mock!(Client::put_item)
+            .match_requests(move |req| {
+                req.condition_expression() == Some("attribute_not_exists(#id)")
+                    && req.table_name() == Some("p_sosw_jobs")
+                    && req.item() == Some(&inline)
+            })
+            .then_output(|| PutItemOutput::builder().build());
+        let st = store(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]));
+        let outcome = st.create_job(&small).await;
+        assert_eq!(outcome.expect("no error"), CreateJobOutcome::Created);
+        assert_eq!(put.num_calls(), 1, "one put, no transaction");
+        assert!(
+            st.created_here().contains("j1"),
+            "its first progress saves a write"
+        );
+
+        let refused = mock!(Client::put_item).then_error(|| {
+            PutItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder().build(),
+            )
+        });
+        let mut stored = item(JobStatus::Running);
+        stored.insert("job".into(), s(small.job.to_string()));
+        let get_record = mock!(Client::get_item)
+            .match_requests(|req| req.key().and_then(|k| k.get("job_id")) == Some(&s("j1")))
+            .then_output(move || {
+                GetItemOutput::builder()
+                    .set_item(Some(stored.clone()))
+                    .build()
+            });
+        let get_body = mock!(Client::get_item)
+            .match_requests(|req| {
+                req.key().and_then(|k| k.get("job_id")) == Some(&s("j1\u{1f}job"))
+            })
+            .then_output(|| GetItemOutput::builder().build());
+        let st = store(mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&refused, &get_record, &get_body]
+        ));
+        let outcome = st.create_job(&small).await;
+        assert_eq!(
+            outcome.expect("no error"),
+            CreateJobOutcome::Exists(Box::new(record(JobStatus::Running))),
+            "the job read from inside its record"
+        );
+    }
+
     #[tokio::test]
     async fn create_is_one_transaction_and_returns_the_existing_job_with_its_body() {
         let refused = mock!(Client::transact_write_items)
@@ -1443,7 +1565,7 @@ mod tests {
             .then_output(|| {
                 GetItemOutput::builder()
                     .set_item(Some(
-                        body_to_item(&record(JobStatus::Running)).expect("encodes"),
+                        body_to_item(&large_record(JobStatus::Running)).expect("encodes"),
                     ))
                     .build()
             });
@@ -1452,10 +1574,10 @@ mod tests {
             RuleMode::MatchAny,
             [&refused, &get_record, &get_body]
         ));
-        let outcome = st.create_job(&record(JobStatus::Requested)).await;
+        let outcome = st.create_job(&large_record(JobStatus::Requested)).await;
         assert_eq!(
             outcome.expect("no error"),
-            CreateJobOutcome::Exists(Box::new(record(JobStatus::Running)))
+            CreateJobOutcome::Exists(Box::new(large_record(JobStatus::Running)))
         );
         assert_eq!(refused.num_calls(), 1);
         assert_eq!(get_body.num_calls(), 1, "the body is read with the record");
@@ -1463,7 +1585,7 @@ mod tests {
         let rule = mock!(Client::transact_write_items)
             .then_output(|| TransactWriteItemsOutput::builder().build());
         let st = store(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]));
-        let outcome = st.create_job(&record(JobStatus::Requested)).await;
+        let outcome = st.create_job(&large_record(JobStatus::Requested)).await;
         assert_eq!(outcome.expect("no error"), CreateJobOutcome::Created);
     }
 }

@@ -82,11 +82,42 @@ async fn job<S: JobStore + ?Sized>(store: &S, job_id: &str) -> JobRecord {
         .unwrap_or_else(|| panic!("job `{job_id}` should exist"))
 }
 
+/// A job of `sections` sections of a scattered word each (a pseudo-random hex string, so that
+/// compression does not shrink it much): about 50 bytes of JSON a section. DynamoDB's store keeps a
+/// small job inside its record and a large one in an item of its own; jobs of both sizes go through
+/// every store the same way.
+pub fn job_of_sections(sections: usize) -> Value {
+    let mut x: u64 = 7;
+    let sections: serde_json::Map<String, Value> = (0..sections)
+        .map(|i| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (
+                format!("section_{i}"),
+                json!({"words": [format!("{x:016x}")]}),
+            )
+        })
+        .collect();
+    json!({"lambda_name": "lab", "sections": sections})
+}
+
 /// `create_job` writes a new record (`Created`); creating the same id again, even with other fields, is
 /// `Exists` holding the stored record, which stays unchanged. A job never created reads as `None`.
+/// The same for a small job and a large one (100 sections, about 5 KB).
 pub async fn create_job_writes_once_and_keeps_the_original<S: JobStore + 'static>(store: Arc<S>) {
     let j = Jobs::new("create");
-    let original = j.requested(1);
+    let small = j.requested(1);
+    let large = JobRecord {
+        job: job_of_sections(100),
+        ..j.requested(2)
+    };
+    for original in [small, large] {
+        create_once(&*store, original).await;
+    }
+}
+
+async fn create_once<S: JobStore>(store: &S, original: JobRecord) {
     assert_eq!(
         store
             .get_job(&original.job_id)
@@ -95,10 +126,10 @@ pub async fn create_job_writes_once_and_keeps_the_original<S: JobStore + 'static
         None,
         "a job not yet created"
     );
-    create(&*store, &original).await;
-    assert_eq!(job(&*store, &original.job_id).await, original);
+    create(store, &original).await;
+    assert_eq!(job(store, &original.job_id).await, original);
 
-    let mut resubmitted = j.requested(1);
+    let mut resubmitted = original.clone();
     resubmitted.requesters = vec!["second".into()];
     resubmitted.created_at = NOW + 60;
     resubmitted.job = json!({"changed": true});
@@ -112,7 +143,7 @@ pub async fn create_job_writes_once_and_keeps_the_original<S: JobStore + 'static
         "a second create returns the stored record"
     );
     assert_eq!(
-        job(&*store, &original.job_id).await,
+        job(store, &original.job_id).await,
         original,
         "a second create changes nothing"
     );
@@ -171,7 +202,11 @@ pub async fn every_job_field_round_trips<S: JobStore + 'static>(store: Arc<S>) {
         job: Value::Null,
         ..j.requested(2)
     };
-    for record in [&full, &minimal] {
+    let large = JobRecord {
+        job: job_of_sections(500),
+        ..j.requested(3)
+    };
+    for record in [&full, &minimal, &large] {
         create(&*store, record).await;
         assert_eq!(
             &job(&*store, &record.job_id).await,
@@ -184,7 +219,7 @@ pub async fn every_job_field_round_trips<S: JobStore + 'static>(store: Arc<S>) {
         .list_jobs(usize::MAX)
         .await
         .expect("list_jobs succeeds");
-    for record in [&full, &minimal] {
+    for record in [&full, &minimal, &large] {
         let found = listed.iter().find(|r| r.job_id == record.job_id);
         assert_eq!(
             found,
