@@ -132,6 +132,43 @@ const COUNT_ONLY: PartitionLimits = PartitionLimits {
 /// DynamoDB's write limit per partition key and second.
 const KEY_WRITE_UNITS_PER_SEC: f64 = 1_000.0;
 
+/// A job just accepted: requested at `now`, nothing enqueued, no requester.
+fn requested_job(job_id: String, labourer: &str, job: Value, now: i64) -> JobRecord {
+    JobRecord {
+        job_id,
+        labourer_id: labourer.to_owned(),
+        status: JobStatus::Requested,
+        total: None,
+        enqueued: 0,
+        counts: JobCounts::default(),
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        requesters: vec![],
+        job,
+    }
+}
+
+/// Tables of sosw 0.7's layout, a counting proxy in front of DynamoDB Local, a store through it, and
+/// a client straight to DynamoDB Local.
+async fn dynamo_behind_counting_proxy(
+    endpoint: &str,
+) -> (
+    aws_sdk_dynamodb::Client,
+    TableNames,
+    PartitionProxy,
+    DynamoTaskStore,
+) {
+    let direct = dynamodb_client_at(endpoint).await;
+    let tables = TableNames::with_prefix(&unique_prefix());
+    create_tables(&direct, &tables).await.expect("tables");
+    let proxy = PartitionProxy::start(endpoint, COUNT_ONLY)
+        .await
+        .expect("the proxy starts");
+    let store = DynamoTaskStore::new(dynamodb_client_at(proxy.url()).await, tables.clone());
+    (direct, tables, proxy, store)
+}
+
 /// Runs the whole lifecycle of `count` tasks of one labourer, spread over `jobs` jobs, through `store`:
 /// enqueue, claim (from the queue head, as the orchestrator does), complete, archive, and the job's
 /// counter (the worker assistant's calls; with a store that counts closed tasks itself, its counting
@@ -140,17 +177,9 @@ async fn lifecycle<S: TaskStore + JobStore>(store: &S, labourer: &str, count: us
     let now = 1_800_000_000;
     for j in 0..jobs {
         let record = JobRecord {
-            job_id: format!("{labourer}-job-{j}"),
-            labourer_id: labourer.to_owned(),
             status: JobStatus::Running,
-            total: None,
-            enqueued: 0,
-            counts: JobCounts::default(),
-            created_at: now,
             started_at: Some(now),
-            finished_at: None,
-            requesters: vec![],
-            job: json!({}),
+            ..requested_job(format!("{labourer}-job-{j}"), labourer, json!({}), now)
         };
         store.create_job(&record).await.expect("job created");
     }
@@ -246,14 +275,7 @@ async fn one_labourer_s_ceiling_is_its_hottest_partition_key_on_each_layout() {
         return;
     };
     const TASKS: usize = 640;
-    let direct = dynamodb_client_at(&endpoint).await;
-
-    let tables = TableNames::with_prefix(&unique_prefix());
-    create_tables(&direct, &tables).await.expect("tables");
-    let proxy = PartitionProxy::start(&endpoint, COUNT_ONLY)
-        .await
-        .expect("the proxy starts");
-    let store = DynamoTaskStore::new(dynamodb_client_at(proxy.url()).await, tables.clone());
+    let (direct, tables, proxy, store) = dynamo_behind_counting_proxy(&endpoint).await;
     lifecycle(&store, "w", TASKS, 4).await;
     let (key_07, per_task_07) = hottest(&proxy, TASKS, None);
     delete_tables(&direct, &tables).await.expect("deleted");
@@ -964,13 +986,7 @@ async fn a_small_job_is_created_with_one_write_unit_and_a_large_one_with_a_trans
     let Some(endpoint) = emulator_endpoint(DYNAMODB_ENDPOINT_VAR) else {
         return;
     };
-    let direct = dynamodb_client_at(&endpoint).await;
-    let tables = TableNames::with_prefix(&unique_prefix());
-    create_tables(&direct, &tables).await.expect("tables");
-    let proxy = PartitionProxy::start(&endpoint, COUNT_ONLY)
-        .await
-        .expect("the proxy starts");
-    let store = DynamoTaskStore::new(dynamodb_client_at(proxy.url()).await, tables.clone());
+    let (direct, tables, proxy, store) = dynamo_behind_counting_proxy(&endpoint).await;
     let job_units = |proxy: &PartitionProxy| -> f64 {
         proxy
             .stats()
@@ -988,17 +1004,13 @@ async fn a_small_job_is_created_with_one_write_unit_and_a_large_one_with_a_trans
         ("large", sosw_testkit::cases::job_of_sections(200), 8.0),
     ] {
         let record = JobRecord {
-            job_id: format!("job-{name}"),
-            labourer_id: "sosw_tutorial_pull_tweeter_hashtags".into(),
-            status: JobStatus::Requested,
-            total: None,
-            enqueued: 0,
-            counts: JobCounts::default(),
-            created_at: 1_700_000_000,
-            started_at: None,
-            finished_at: None,
             requesters: vec!["sosw local".into()],
-            job,
+            ..requested_job(
+                format!("job-{name}"),
+                "sosw_tutorial_pull_tweeter_hashtags",
+                job,
+                1_700_000_000,
+            )
         };
         store.create_job(&record).await.expect("created");
         let created = job_units(&proxy) - seen;

@@ -1,6 +1,7 @@
 //! SDK errors mapped to [`sosw_core::Error`] at the adapter edge.
 //!
-//! Conditional-check failures never come through here: the callers turn them into outcomes first.
+//! Conditional-check failures never come through here as errors: the callers turn them into
+//! outcomes first ([`written`] does so for one conditional write).
 
 use std::fmt;
 
@@ -84,6 +85,25 @@ where
 {
     let retryable = is_retryable(&err);
     store_error(operation, table, retryable, err.into_service_error())
+}
+
+/// The outcome of a conditional write: `true` when written, `false` when DynamoDB refused its
+/// condition (`refused` tells that error apart), any other failure an error of `operation` on
+/// `table`.
+pub(crate) fn written<O, E>(
+    operation: &'static str,
+    table: &str,
+    result: std::result::Result<O, SdkError<E, HttpResponse>>,
+    refused: fn(&E) -> bool,
+) -> std::result::Result<bool, Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + CreateUnhandledError + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(refused) => Ok(false),
+        Err(e) => Err(sdk_error(operation, table, e)),
+    }
 }
 
 /// An [`Error::Store`] for `operation` on `table`.

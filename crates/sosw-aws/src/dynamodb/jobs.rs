@@ -48,7 +48,6 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
@@ -59,6 +58,7 @@ use super::DynamoTaskStore;
 use super::claims::is_condition_failure;
 use super::codec::{Item, item_size, n, s};
 use super::errors::{build_error, sdk_error};
+use super::expr::Placeholders;
 use sosw_core::error::{Error, Result};
 use sosw_core::store::{CreateJobOutcome, JobCounts, JobRecord, JobStatus, JobStore, MoveOutcome};
 
@@ -411,31 +411,6 @@ impl DynamoTaskStore {
         Ok(out.item)
     }
 
-    /// Puts `item`, a record with its job inside, on the condition that no job has its id:
-    /// [`MoveOutcome::Moved`] when written, [`MoveOutcome::Conflict`] when the id is taken.
-    async fn put_new_job(&self, operation: &'static str, item: Item) -> Result<MoveOutcome> {
-        let table = &self.tables().jobs;
-        let result = self
-            .client()
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#id)")
-            .expression_attribute_names("#id", "job_id")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(MoveOutcome::Moved),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(MoveOutcome::Conflict)
-            }
-            Err(e) => Err(sdk_error(operation, table, e)),
-        }
-    }
-
     /// [`JobStore::get_job`] of a job whose record just refused a `create_job`: the record and its
     /// body read at once, one round trip instead of two. Safe here and not in general: the record and
     /// the body are written in one transaction (or are one item), which committed before the
@@ -488,22 +463,25 @@ impl JobStore for DynamoTaskStore {
     async fn create_job(&self, record: &JobRecord) -> Result<CreateJobOutcome> {
         let table = &self.tables().jobs;
         let operation = "create job";
-        let (name, body) = job_attribute(record)?;
-        let mut inline = job_to_item(record)?;
-        inline.insert(name, body);
+        let item = job_to_item(record)?;
+        let (name, job) = job_attribute(record)?;
+        let mut inline = item.clone();
+        inline.insert(name.clone(), job.clone());
         let written = if item_size(&inline) <= INLINE_JOB_MAX {
-            self.put_new_job(operation, inline).await?
+            let mut p = Placeholders::default();
+            let new_id = format!("attribute_not_exists({})", p.name("job_id"));
+            self.put_if(operation, table, inline, (new_id, p)).await?
         } else {
             let put_record = Put::builder()
                 .table_name(table)
-                .set_item(Some(job_to_item(record)?))
+                .set_item(Some(item))
                 .condition_expression("attribute_not_exists(#id)")
                 .expression_attribute_names("#id", "job_id")
                 .build()
                 .map_err(|e| build_error(operation, table, e))?;
             let put_body = Put::builder()
                 .table_name(table)
-                .set_item(Some(body_to_item(record)?))
+                .set_item(Some(body_item(&record.job_id, (name, job))))
                 .build()
                 .map_err(|e| build_error(operation, table, e))?;
             self.transact(
@@ -515,8 +493,9 @@ impl JobStore for DynamoTaskStore {
                 ],
             )
             .await?
+                == MoveOutcome::Moved
         };
-        if written == MoveOutcome::Moved {
+        if written {
             if record.status == JobStatus::Requested {
                 let mut created = self.created_here();
                 // Only a saving: a process that creates jobs whose progress it never records
@@ -850,13 +829,19 @@ fn job_attribute(r: &JobRecord) -> Result<(String, AttributeValue)> {
     })
 }
 
+/// The body item of job `job_id`, holding `job` (from [`job_attribute`]).
+fn body_item(job_id: &str, job: (String, AttributeValue)) -> Item {
+    Item::from([
+        ("job_id".to_owned(), s(body_key(job_id))),
+        (BODY_OF.to_owned(), s(job_id)),
+        job,
+    ])
+}
+
 /// The body item of `record`: the job as JSON text.
+#[cfg(test)]
 fn body_to_item(r: &JobRecord) -> Result<Item> {
-    Ok(Item::from([
-        ("job_id".to_owned(), s(body_key(&r.job_id))),
-        (BODY_OF.to_owned(), s(&r.job_id)),
-        job_attribute(r)?,
-    ]))
+    Ok(body_item(&r.job_id, job_attribute(r)?))
 }
 
 /// A job whose record with the job inside is at most this many bytes is created as that one item:
@@ -1044,7 +1029,7 @@ mod tests {
 
     use aws_sdk_dynamodb::Client;
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
-    use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+    use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
     use aws_sdk_dynamodb::operation::transact_write_items::{
         TransactWriteItemsError, TransactWriteItemsOutput,
     };
@@ -1475,7 +1460,11 @@ mod tests {
         );
         let put = mock!(Client::put_item)
             .match_requests(move |req| {
-                req.condition_expression() == Some("attribute_not_exists(#id)")
+                req.condition_expression() == Some("attribute_not_exists(#n0)")
+                    && req
+                        .expression_attribute_names()
+                        .and_then(|names| names.get("#n0"))
+                        .is_some_and(|name| name == "job_id")
                     && req.table_name() == Some("p_sosw_jobs")
                     && req.item() == Some(&inline)
             })

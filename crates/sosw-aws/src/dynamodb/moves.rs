@@ -2,12 +2,14 @@
 //! a Put into the destination and a conditional Delete from the source, so a row is never in both tables
 //! or in neither, and a row that changed since it was read is left alone.
 
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use super::DynamoTaskStore;
 use super::codec::{Item, n, s};
-use super::errors::{build_error, is_retryable_cancellation, sdk_error, store_error};
+use super::errors::{build_error, is_retryable_cancellation, sdk_error, store_error, written};
 use super::expr::Placeholders;
 use sosw_core::error::Result;
 use sosw_core::store::MoveOutcome;
@@ -21,6 +23,58 @@ pub(crate) struct Side<'a> {
 }
 
 impl DynamoTaskStore {
+    /// Puts `item` into `table` if `condition` holds: `false` when it does not.
+    pub(crate) async fn put_if(
+        &self,
+        operation: &'static str,
+        table: &str,
+        item: Item,
+        (condition, p): (String, Placeholders),
+    ) -> Result<bool> {
+        let result = self
+            .client()
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(p.names_opt())
+            .set_expression_attribute_values(p.values_opt())
+            .send()
+            .await;
+        written(
+            operation,
+            table,
+            result,
+            PutItemError::is_conditional_check_failed_exception,
+        )
+    }
+
+    /// Deletes `key` from `table` if `condition` holds: `false` when it does not.
+    pub(crate) async fn delete_if(
+        &self,
+        operation: &'static str,
+        table: &str,
+        key: Item,
+        (condition, p): (String, Placeholders),
+    ) -> Result<bool> {
+        let result = self
+            .client()
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .set_expression_attribute_names(p.names_opt())
+            .set_expression_attribute_values(p.values_opt())
+            .send()
+            .await;
+        written(
+            operation,
+            table,
+            result,
+            DeleteItemError::is_conditional_check_failed_exception,
+        )
+    }
+
     /// Puts `item` into `to` and deletes `key` from `from`, atomically. A failed condition on either side
     /// is a [`MoveOutcome::Conflict`].
     pub(crate) async fn transact_move(

@@ -1,13 +1,10 @@
 //! [`TaskArchive`] and [`TaskRetries`]: the scavenger's listings and moves; [`TaskCancel`].
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use serde_json::Value;
 
 use super::DynamoTaskStore;
-use super::codec::{Item, items_to_tasks, n, s, task_to_item};
-use super::errors::sdk_error;
+use super::codec::{items_to_tasks, n, s, task_to_item};
 use super::expr::Placeholders;
 use super::moves::{Side, live_key, retry_key, task_id_exists, unchanged};
 use super::query::{self, QuerySpec};
@@ -40,61 +37,23 @@ impl DynamoTaskStore {
     /// the task in the conformance case of concurrent archivers).
     async fn close_completed(&self, task: &Task, closed: &Task) -> Result<MoveOutcome> {
         let t = self.tables();
-        let (not_closed, p) = task_id_exists(false);
-        let put = self
-            .client()
-            .put_item()
-            .table_name(&t.closed)
-            .set_item(Some(task_to_item(closed, &t.closed)?))
-            .condition_expression(not_closed)
-            .set_expression_attribute_names(p.names_opt())
-            .send()
-            .await;
-        match put {
-            Ok(_) => {}
-            // Closed already: a repeat, or an archive that stopped after its put. Finish the move.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(PutItemError::is_conditional_check_failed_exception) => {}
-            Err(e) => return Err(sdk_error("archive", &t.closed, e)),
-        }
+        // Refused: closed already (a repeat, or an archive that stopped after its put). Either way
+        // the move is finished below.
+        self.put_if(
+            "archive",
+            &t.closed,
+            task_to_item(closed, &t.closed)?,
+            task_id_exists(false),
+        )
+        .await?;
         let moved = self
-            .delete_if(&t.tasks, live_key(task), unchanged(task))
+            .delete_if("archive", &t.tasks, live_key(task), unchanged(task))
             .await?;
         Ok(if moved {
             MoveOutcome::Moved
         } else {
             MoveOutcome::Conflict
         })
-    }
-
-    /// Deletes `key` from `table` if `condition` holds: `false` when it does not.
-    async fn delete_if(
-        &self,
-        table: &str,
-        key: Item,
-        (condition, p): (String, Placeholders),
-    ) -> Result<bool> {
-        let result = self
-            .client()
-            .delete_item()
-            .table_name(table)
-            .set_key(Some(key))
-            .condition_expression(condition)
-            .set_expression_attribute_names(p.names_opt())
-            .set_expression_attribute_values(p.values_opt())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error("archive", table, e)),
-        }
     }
 
     fn greenfield_query(

@@ -47,7 +47,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::DynamoTaskStore;
 use super::codec::{Item, decode_error, item_to_task, n, s, task_to_item};
-use super::errors::{build_error, sdk_error, store_error};
+use super::errors::{build_error, sdk_error, store_error, written};
 use super::query::{self, QuerySpec};
 use sosw_core::error::Result;
 use sosw_core::store::TableNames;
@@ -627,16 +627,11 @@ impl LeanTaskStore {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Written::Yes),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(Written::ConditionFailed)
-            }
-            Err(e) => Err(sdk_error(operation, self.table(), e)),
-        }
+        let refused = DeleteItemError::is_conditional_check_failed_exception;
+        Ok(match written(operation, self.table(), result, refused)? {
+            true => Written::Yes,
+            false => Written::ConditionFailed,
+        })
     }
 
     /// `task` as an item under `key` with move counter `rev`.
