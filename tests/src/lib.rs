@@ -6,6 +6,8 @@
 
 use aws_sdk_dynamodb::Client as DynamoClient;
 
+pub mod failed_writes;
+mod seeded;
 pub mod unprocessed;
 
 /// Environment variable with the DynamoDB Local endpoint, e.g. `http://127.0.0.1:8000`.
@@ -56,22 +58,38 @@ pub async fn dynamodb_streams_client_at(endpoint: &str) -> aws_sdk_dynamodbstrea
     aws_sdk_dynamodbstreams::Client::new(&emulator_config(endpoint).await)
 }
 
-/// A DynamoDB Local client whose batch writes come back partly unprocessed at `rate` (see
-/// [`unprocessed::UnprocessedItems`]), with a handle on the interceptor's count; `None` when the test
-/// is to be skipped.
-pub async fn dynamodb_client_with_unprocessed_items(
-    rate: f64,
+/// A DynamoDB Local client whose batch writes come back partly unprocessed at `unprocessed_rate`
+/// (see [`unprocessed::UnprocessedItems`]) and whose single-item writes fail at `failed_write_rate`
+/// (see [`failed_writes::FailedWrites`]), with handles on the interceptors' counts; `None` when the
+/// test is to be skipped.
+pub async fn dynamodb_client_with_faults(
+    unprocessed_rate: f64,
+    failed_write_rate: f64,
     seed: u64,
-) -> Option<(DynamoClient, unprocessed::UnprocessedItems)> {
+) -> Option<(
+    DynamoClient,
+    unprocessed::UnprocessedItems,
+    failed_writes::FailedWrites,
+)> {
     let endpoint = emulator_endpoint(DYNAMODB_ENDPOINT_VAR)?;
     let base = dynamodb_client_at(&endpoint).await;
-    let interceptor = unprocessed::UnprocessedItems::new(rate, seed);
+    let unprocessed = unprocessed::UnprocessedItems::new(unprocessed_rate, seed);
+    let failed = failed_writes::FailedWrites::new(failed_write_rate, seed);
     let config = base
         .config()
         .to_builder()
-        .interceptor(interceptor.clone())
+        .interceptor(unprocessed.clone())
+        .interceptor(failed.clone())
+        // The SDK's three attempts, without its backoff of a second or more between them: a failed
+        // write is refused at once at every attempt, and DynamoDB Local does not throttle.
+        .retry_config(
+            aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(std::time::Duration::from_millis(1))
+                .with_max_backoff(std::time::Duration::from_millis(5)),
+        )
         .build();
-    Some((DynamoClient::from_conf(config), interceptor))
+    Some((DynamoClient::from_conf(config), unprocessed, failed))
 }
 
 /// A DynamoDB Local client, or `None` when the test is to be skipped (see [`emulator_endpoint`]).

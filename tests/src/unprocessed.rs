@@ -7,8 +7,8 @@
 //! part of the batch written, the other part to be sent again.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextMut, FinalizerInterceptorContextMut,
@@ -18,6 +18,8 @@ use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWr
 use aws_sdk_dynamodb::types::WriteRequest;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
+
+use crate::seeded::Sequence;
 
 /// The write requests taken out of one `BatchWriteItem`, per table, kept in the request's config bag
 /// between the two hooks.
@@ -33,7 +35,7 @@ impl Storable for TakenOut {
 #[derive(Debug, Clone)]
 pub struct UnprocessedItems {
     rate: f64,
-    state: Arc<Mutex<u64>>,
+    sequence: Sequence,
     taken: Arc<AtomicU64>,
 }
 
@@ -42,7 +44,7 @@ impl UnprocessedItems {
     pub fn new(rate: f64, seed: u64) -> Self {
         UnprocessedItems {
             rate,
-            state: Arc::new(Mutex::new(seed | 1)),
+            sequence: Sequence::new(seed),
             taken: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -50,15 +52,6 @@ impl UnprocessedItems {
     /// How many write requests were returned unprocessed so far.
     pub fn taken(&self) -> u64 {
         self.taken.load(Ordering::Relaxed)
-    }
-
-    /// A number in `[0, 1)` from a xorshift sequence.
-    fn next(&self) -> f64 {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        *s ^= *s << 13;
-        *s ^= *s >> 7;
-        *s ^= *s << 17;
-        (*s >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -84,7 +77,7 @@ impl Intercept for UnprocessedItems {
             // At least one request stays in the batch: DynamoDB refuses an empty one.
             let mut kept = Vec::with_capacity(requests.len());
             for request in requests.drain(..) {
-                if self.next() < self.rate {
+                if self.sequence.next() < self.rate {
                     taken.entry(table.clone()).or_default().push(request);
                 } else {
                     kept.push(request);

@@ -18,6 +18,7 @@ mod stores {
     mod lean_conformance;
     mod lean_fairness;
     mod lean_job_counts;
+    mod lean_retry_moves;
     mod lean_running;
     mod lean_shards;
     mod partition_model;

@@ -61,6 +61,12 @@ pub struct Setup {
     /// in): that call and every later one of the step fail, as if the processes were killed between
     /// two steps of their work; the next step starts healed (restarted). `None`: no crashes.
     pub crash_every: Option<u64>,
+    /// Single-item DynamoDB writes failing on their way (`sosw_integration_tests::failed_writes`):
+    /// moves of two writes stopped halfway. Only the DynamoDB stores of `scenarios::run` see them.
+    pub write_failures: f64,
+    /// The rig's clock, when the store is to share it (the lean layout's moves compare its times);
+    /// a new clock at [`T0`] when `None`.
+    pub clock: Option<Arc<ManualClock>>,
 }
 
 impl Setup {
@@ -78,6 +84,8 @@ impl Setup {
             scavenge_every: 60,
             max_steps: 20_000,
             crash_every: None,
+            write_failures: 0.0,
+            clock: None,
         }
     }
 }
@@ -294,7 +302,10 @@ impl<S: TaskStore + 'static> Rig<S> {
         durations: Box<dyn Durations>,
         metrics: impl FnOnce(Arc<dyn Clock>) -> Arc<dyn MetricsSource>,
     ) -> Self {
-        let clock = Arc::new(ManualClock::at_secs(T0));
+        let clock = setup
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(ManualClock::at_secs(T0)));
         let metrics = metrics(clock.clone());
         let setup_seed = setup.seed;
         let store =

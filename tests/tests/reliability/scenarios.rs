@@ -11,7 +11,11 @@ use sosw::store::{TableNames, TaskStore};
 use sosw::testing::checker::QueueCheck;
 use sosw::testing::faults::{InvokeFaults, WorkerFaults};
 
-use super::rig::{Constant, Rig, RunFigures, Setup};
+use std::sync::Arc;
+
+use sosw::clock::ManualClock;
+
+use super::rig::{Constant, Rig, RunFigures, Setup, T0};
 use crate::size;
 
 /// Which store a scenario runs on.
@@ -61,9 +65,14 @@ pub async fn run(kind: Kind, setup: Setup, tasks: u64) -> Option<Outcome> {
         Kind::Dynamo | Kind::Lean => {
             // Under store throttling, batch writes also come back partly unprocessed, at the same rate.
             let rate = setup.store_throttle;
-            let (client, unprocessed) =
-                sosw_integration_tests::dynamodb_client_with_unprocessed_items(rate, setup.seed)
-                    .await?;
+            let write_failures = setup.write_failures;
+            let (client, unprocessed, failed) =
+                sosw_integration_tests::dynamodb_client_with_faults(
+                    rate,
+                    write_failures,
+                    setup.seed,
+                )
+                .await?;
             let prefix = sosw_integration_tests::unique_prefix();
             let mut outcome = if kind == Kind::Dynamo {
                 let tables = TableNames::with_prefix(&prefix);
@@ -82,18 +91,32 @@ pub async fn run(kind: Kind, setup: Setup, tasks: u64) -> Option<Outcome> {
                 // Job counters per task: these scenarios check the queue, not the counters (the
                 // steering scenarios and `stores::lean_job_counts` run the batched counts), and a
                 // stream read by every scavenger run makes DynamoDB Local several times slower
-                // when two of them run at once.
-                let store =
-                    LeanTaskStore::new(client.clone(), options.clone()).expect("lean options");
+                // when two of them run at once. The store shares the rig's clock: whether a move
+                // stopped halfway may be finished is a question of its time.
+                let clock = Arc::new(ManualClock::at_secs(T0));
+                let store = LeanTaskStore::new(client.clone(), options.clone())
+                    .expect("lean options")
+                    .with_clock(clock.clone());
+                let setup = Setup {
+                    clock: Some(clock),
+                    ..setup
+                };
                 let outcome = run_on(store, setup, tasks).await;
                 delete_lean_tables(&client, &options)
                     .await
                     .expect("lean tables deleted");
                 outcome
             };
-            outcome.injected += &format!(", batch writes left unprocessed {}", unprocessed.taken());
+            outcome.injected += &format!(
+                ", batch writes left unprocessed {}, single writes failed {}",
+                unprocessed.taken(),
+                failed.failed()
+            );
             if rate > 0.0 {
                 assert!(unprocessed.taken() > 0, "UnprocessedItems were injected");
+            }
+            if write_failures > 0.0 {
+                assert!(failed.failed() > 0, "failed writes were injected");
             }
             outcome
         }
@@ -295,6 +318,40 @@ async fn two_orchestrators_share_one_rate_limit(kind: Kind) {
         "both orchestrators were held back by the shared limit: {:?}",
         outcome.figures
     );
+}
+
+/// Single-item DynamoDB writes failing on their way (5% of them), with 20% worker failures and two
+/// orchestrators: each move of two writes whose second write fails is left halfway, the task in two
+/// places, as a mover stopped by a throttled delete or a killed process leaves it. The next steps must
+/// recognise the earlier copy as stale (or finish the move once its mover has surely stopped): every
+/// task closed, nothing lost, nothing run twice without cause. On the DynamoDB stores only (SQLite
+/// sends no requests; its moves are transactions).
+async fn writes_failing_mid_move(kind: Kind) {
+    let tasks = size(1_000, 10_000);
+    let setup = Setup {
+        write_failures: 0.05,
+        worker: WorkerFaults {
+            fail_rate: 0.2,
+            ..WorkerFaults::default()
+        },
+        orchestrators: 2,
+        ..Setup::one_labourer(66, 400)
+    };
+    let Some(outcome) = run(kind, setup, tasks).await else {
+        return;
+    };
+    assert_all_closed(&outcome, tasks);
+    assert!(outcome.check.redeliveries > 0, "{}", outcome.check);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_failing_mid_move_on_the_07_tables() {
+    writes_failing_mid_move(Kind::Dynamo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_failing_mid_move_on_the_lean_layout() {
+    writes_failing_mid_move(Kind::Lean).await;
 }
 
 on_every_store!(

@@ -140,6 +140,8 @@ async fn simulated_labourers_finish_every_task_with_the_real_essentials() {
         scavenge_every: 60,
         max_steps: 1_000_000,
         crash_every: None,
+        write_failures: 0.0,
+        clock: None,
     };
     let started = std::time::Instant::now();
     let store = SqliteTaskStore::in_memory().expect("SQLite in memory");

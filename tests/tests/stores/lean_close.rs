@@ -16,9 +16,9 @@ use sosw::store::{
 use sosw::task::Task;
 use sosw_integration_tests::{dynamodb_client, unique_prefix};
 
-const NOW: i64 = 1_800_000_000;
+pub(super) const NOW: i64 = 1_800_000_000;
 
-fn report(key: &str) -> TaskReport {
+pub(super) fn report(key: &str) -> TaskReport {
     TaskReport {
         stats: BTreeMap::from([(key.to_owned(), json!(1))]),
         result: BTreeMap::new(),
@@ -27,7 +27,10 @@ fn report(key: &str) -> TaskReport {
 }
 
 /// A lean store (`close` on or off) with `count` claimed tasks, or `None` to skip.
-async fn claimed(close: bool, count: usize) -> Option<(LeanTaskStore, LeanOptions, Vec<Task>)> {
+pub(super) async fn claimed(
+    close: bool,
+    count: usize,
+) -> Option<(LeanTaskStore, LeanOptions, Vec<Task>)> {
     let client = dynamodb_client().await?;
     let options = LeanOptions {
         close_on_completion: close,

@@ -12,7 +12,7 @@ use super::super::codec::{Item, n, s};
 use super::super::query::{self, QuerySpec};
 use super::super::scavenge::closed_row;
 use super::claims::FINISH_AFTER_SECS;
-use super::{EXPIRES, Found, LeanTaskStore, Read, Written};
+use super::{EXPIRES, Found, LeanTaskStore, MOVED_AT, Read, Written};
 use sosw_core::error::Result;
 use sosw_core::store::{
     CLOSED_STATUS_ATTRIBUTE, Closable, ClosedStatus, MoveOutcome, TaskArchive, TaskCancel,
@@ -56,6 +56,7 @@ impl LeanTaskStore {
                 task: task.clone(),
                 rev,
                 key: self.claim_key(task.task_id.as_str()),
+                moved_at: None,
             }));
         }
         let claim = self
@@ -82,8 +83,30 @@ impl LeanTaskStore {
         for (k, v) in extra {
             item.insert(k.to_owned(), v);
         }
-        if self.put_newer(operation, item).await? == Written::ConditionFailed {
-            return Ok(MoveOutcome::Conflict);
+        self.move_or_finish(operation, source, item, dest, condition, |_| false)
+            .await
+    }
+
+    /// Moves `source` to `item` (under key `dest`): the destination written first (refused if a
+    /// later item is there), the source deleted second on `condition`, the destination taken back if
+    /// that delete is refused. An item already at `dest` with this very move's counter for which
+    /// `finishable` holds is the first half of this move, written by a mover that stopped before its
+    /// delete: the move is finished (the source deleted on `condition`) instead of refused for ever.
+    async fn move_or_finish(
+        &self,
+        operation: &'static str,
+        source: Found,
+        item: Item,
+        dest: Item,
+        condition: Option<Condition>,
+        finishable: impl Fn(&Found) -> bool,
+    ) -> Result<MoveOutcome> {
+        match self.put_newer_seeing(operation, item).await? {
+            None => {}
+            Some(Some(there)) if there.rev == source.rev + 1 && finishable(&there) => {
+                return self.finish_move(operation, source, condition).await;
+            }
+            Some(_) => return Ok(MoveOutcome::Conflict),
         }
         if self
             .delete_if(operation, source.key, source.rev, condition)
@@ -121,38 +144,15 @@ impl LeanTaskStore {
         );
         let mut item = self.item(closed, &dest, source.rev + 1)?;
         item.insert(EXPIRES.to_owned(), n(expires));
-        match self.put_newer_seeing(operation, item).await? {
-            None => {}
-            Some(Some(there))
-                if there.rev == source.rev + 1
-                    && there.task.task_id == closed.task_id
-                    && there
-                        .task
-                        .closed_at
-                        .is_some_and(|at| at.saturating_add(FINISH_AFTER_SECS) <= closed_at) =>
-            {
-                return Ok(
-                    match self
-                        .delete_if(operation, source.key, source.rev, condition)
-                        .await?
-                    {
-                        Written::Yes => MoveOutcome::Moved,
-                        Written::ConditionFailed => MoveOutcome::Conflict,
-                    },
-                );
-            }
-            Some(_) => return Ok(MoveOutcome::Conflict),
-        }
-        if self
-            .delete_if(operation, source.key, source.rev, condition)
-            .await?
-            == Written::ConditionFailed
-        {
-            self.delete_if(operation, dest, source.rev + 1, None)
-                .await?;
-            return Ok(MoveOutcome::Conflict);
-        }
-        Ok(MoveOutcome::Moved)
+        let finishable = |there: &Found| {
+            there.task.task_id == closed.task_id
+                && there
+                    .task
+                    .closed_at
+                    .is_some_and(|at| at.saturating_add(FINISH_AFTER_SECS) <= closed_at)
+        };
+        self.move_or_finish(operation, source, item, dest, condition, finishable)
+            .await
     }
 }
 
@@ -181,6 +181,7 @@ impl LeanTaskStore {
                 key: self.claim_key(task_id.as_str()),
                 task,
                 rev,
+                moved_at: None,
             }),
             None => {
                 self.get_read(OPERATION, self.claim_key(task_id.as_str()), false)
@@ -432,23 +433,118 @@ impl TaskArchive for LeanTaskStore {
     }
 }
 
+/// The operation name of a return from waiting to the queue.
+const RETURN: &str = "return to queue";
+
+/// Whether a waiting item was written at least [`FINISH_AFTER_SECS`] before `now` (or by a build
+/// that did not say when): a mover still at work deletes its source within seconds.
+fn settled(waiting: &Found, now: i64) -> bool {
+    waiting
+        .moved_at
+        .is_none_or(|at| at.saturating_add(FINISH_AFTER_SECS) <= now)
+}
+
+impl LeanTaskStore {
+    /// Deletes the source of a move whose destination is already written (by a mover that stopped
+    /// before its delete), on `condition`.
+    async fn finish_move(
+        &self,
+        operation: &'static str,
+        source: Found,
+        condition: Option<Condition>,
+    ) -> Result<MoveOutcome> {
+        Ok(
+            match self
+                .delete_if(operation, source.key, source.rev, condition)
+                .await?
+            {
+                Written::Yes => MoveOutcome::Moved,
+                Written::ConditionFailed => MoveOutcome::Conflict,
+            },
+        )
+    }
+
+    /// Whether `waiting` may go back to the queue, after settling what a stopped move left beside
+    /// it. Every move writes its destination first, so a mover that stops halfway leaves the task in
+    /// two places, the later one with the higher move counter:
+    ///
+    /// * a live or closed item of the task *later* than `waiting` (the queued item of a return whose
+    ///   mover stopped before deleting `waiting`, since claimed; its closed item; a cancel's closed
+    ///   item) makes `waiting` stale: it is deleted, and nothing is returned. Returning it would run
+    ///   the task a second time. A queued item exactly one move later is that return's destination,
+    ///   whose mover may still be at work: `waiting` is left to it (and deleted once the task moves
+    ///   on);
+    /// * the live item `waiting` was moved from (one move earlier, the same greenfield and
+    ///   completion), left by a move to retry whose mover stopped at least a minute ago, is deleted,
+    ///   and the return goes on;
+    /// * any other live item (a task enqueued again under the same id while it waited) keeps the
+    ///   task where it is: no return, `waiting` kept, as on sosw 0.7's tables.
+    async fn clear_to_return(&self, waiting: &Found) -> Result<bool> {
+        let task = &waiting.task;
+        // Its claim by key, its queued items by reading its queue shard (a task enqueued again
+        // while it waited can be at any greenfield): that read costs the shard's size in read units.
+        if let Some(live) = self
+            .find_live(&task.task_id, Some(&task.labourer_id))
+            .await?
+        {
+            if live.rev > waiting.rev + 1 {
+                self.delete_if(RETURN, waiting.key.clone(), waiting.rev, None)
+                    .await?;
+                return Ok(false);
+            }
+            if live.rev + 1 == waiting.rev
+                && same_state(&live.task, task)
+                && settled(waiting, self.now_secs())
+            {
+                return Ok(self.finish_move(RETURN, live, None).await? == MoveOutcome::Moved);
+            }
+            return Ok(false);
+        }
+        // A closed item from before the waiting item was written (the id enqueued again after it
+        // closed) is another life of the id, whatever its counter.
+        if let Some(closed) = self.find_closed(&task.task_id).await?
+            && closed.rev > waiting.rev
+            && waiting
+                .moved_at
+                .is_none_or(|at| closed.task.closed_at.is_some_and(|c| c >= at))
+        {
+            self.delete_if(RETURN, waiting.key.clone(), waiting.rev, None)
+                .await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
 #[async_trait]
 impl TaskRetries for LeanTaskStore {
     async fn move_to_retry(&self, task: &Task, desired_launch_time: i64) -> Result<MoveOutcome> {
-        let Some(source) = self.live_source("move to retry", task).await? else {
+        const OPERATION: &str = "move to retry";
+        let Some(source) = self.live_source(OPERATION, task).await? else {
             return Ok(MoveOutcome::Conflict);
         };
         let mut waiting = task.clone();
         waiting.desired_launch_time = Some(desired_launch_time);
         waiting.closed_at = None;
         let dest = Self::retry_key(&task.labourer_id, task.task_id.as_str());
-        self.move_to(
-            "move to retry",
+        let mut item = self.item(&waiting, &dest, source.rev + 1)?;
+        let now = self.now_secs();
+        item.insert(MOVED_AT.to_owned(), n(now));
+        // A waiting item of this very move whose mover stopped at least a minute ago is finished
+        // rather than refused for ever (its source, a claim, would be listed as expired at every
+        // scavenger run, and the waiting item never returned while the claim is there).
+        let finishable = |there: &Found| {
+            there.task.task_id == task.task_id
+                && same_state(&there.task, task)
+                && settled(there, now)
+        };
+        self.move_or_finish(
+            OPERATION,
             source,
-            &waiting,
+            item,
             dest,
-            vec![],
             Some(unchanged(task)),
+            finishable,
         )
         .await
     }
@@ -476,17 +572,10 @@ impl TaskRetries for LeanTaskStore {
 
     async fn return_to_queue(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
         let key = Self::retry_key(&task.labourer_id, task.task_id.as_str());
-        let Some(source) = self.get("return to queue", key).await? else {
+        let Some(source) = self.get(RETURN, key).await? else {
             return Ok(MoveOutcome::Conflict);
         };
-        // A live item of the task anywhere: its claim by key, its queued items by reading its queue
-        // shard (sort keys only, a page at a time): a task enqueued again in `Fresh` mode while it
-        // waited can be at any greenfield. That read costs the shard's size in read units.
-        if self
-            .find_live(&task.task_id, Some(&task.labourer_id))
-            .await?
-            .is_some()
-        {
+        if !self.clear_to_return(&source).await? {
             return Ok(MoveOutcome::Conflict);
         }
         let mut queued = task.clone();
@@ -494,7 +583,7 @@ impl TaskRetries for LeanTaskStore {
         queued.desired_launch_time = None;
         queued.closed_at = None;
         let dest = self.queue_key_for(&queued).await?;
-        self.move_to("return to queue", source, &queued, dest, vec![], None)
+        self.move_to(RETURN, source, &queued, dest, vec![], None)
             .await
     }
 

@@ -49,6 +49,7 @@ use super::DynamoTaskStore;
 use super::codec::{Item, decode_error, item_to_task, n, s, task_to_item};
 use super::errors::{build_error, sdk_error, store_error, written};
 use super::query::{self, QuerySpec};
+use sosw_core::clock::{Clock, SystemClock};
 use sosw_core::error::Result;
 use sosw_core::store::TableNames;
 use sosw_core::task::{Task, TaskId};
@@ -60,6 +61,9 @@ pub use schema::{create_lean_tables, create_lean_tables_without_stream, delete_l
 pub(crate) const REV: &str = "lrev";
 /// The TTL attribute of closed items.
 pub(crate) const EXPIRES: &str = "expires_at";
+/// When a waiting item was written (Unix seconds, the mover's clock): how a later step tells the
+/// first half of a move whose mover stopped from one whose mover may still be at work.
+pub(crate) const MOVED_AT: &str = "lmoved";
 /// The registry partition.
 const REGISTRY: &str = "labourers";
 /// Keys per `BatchGetItem`.
@@ -166,6 +170,8 @@ struct LeanInner {
     streams: Option<aws_sdk_dynamodbstreams::Client>,
     /// The fairness paths and keys this process has read or registered (see `fair`).
     fair: fair::FairState,
+    /// The clock of the times moves record and compare ([`MOVED_AT`]): the system's, or a test's.
+    clock: Arc<dyn Clock>,
 }
 
 /// At most this many queued items are remembered for claims (and as many claim counters and
@@ -198,6 +204,8 @@ pub(crate) struct Found {
     pub task: Task,
     pub rev: i64,
     pub key: Item,
+    /// [`MOVED_AT`], on the items that carry it (waiting items written by this build).
+    pub moved_at: Option<i64>,
 }
 
 /// One read of a partition: every item of `pk` (at most `limit`), optionally within a sort-key range
@@ -245,15 +253,32 @@ impl LeanTaskStore {
                 receipts: Mutex::new(HashMap::new()),
                 streams: None,
                 fair: fair::FairState::default(),
+                clock: Arc::new(SystemClock),
             }),
         })
     }
 
-    /// This store counting closed tasks into their jobs in batches, from the table's stream through
-    /// `streams` (one update per job and scavenger run instead of one per closed task; the table needs
-    /// its stream with `NEW_AND_OLD_IMAGES`, as [`create_lean_tables`] and the stacks make it). See
-    /// docs/layout-lean.md, "Job counters in batches".
-    pub fn with_job_counts_from_stream(self, streams: aws_sdk_dynamodbstreams::Client) -> Self {
+    /// This store with `clock` for the times its moves record and compare (whether the first half
+    /// of a move was written long enough ago that its mover has stopped: docs/layout-lean.md, "Why
+    /// each transition is safe"); the system's clock by default. A test on a virtual clock gives
+    /// its own.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        let streams = self.inner.streams.clone();
+        self.rebuilt(streams, clock)
+    }
+
+    /// The current time of [`LeanTaskStore::with_clock`]'s clock, in Unix seconds.
+    pub(crate) fn now_secs(&self) -> i64 {
+        self.inner.clock.now_secs()
+    }
+
+    /// A new store over the same table and options, with `streams` and `clock` and nothing
+    /// remembered.
+    fn rebuilt(
+        &self,
+        streams: Option<aws_sdk_dynamodbstreams::Client>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let inner = &self.inner;
         LeanTaskStore {
             inner: Arc::new(LeanInner {
@@ -264,10 +289,20 @@ impl LeanTaskStore {
                 seen_queued: Mutex::new(HashMap::new()),
                 seen_claims: Mutex::new(HashMap::new()),
                 receipts: Mutex::new(HashMap::new()),
-                streams: Some(streams),
+                streams,
                 fair: fair::FairState::default(),
+                clock,
             }),
         }
+    }
+
+    /// This store counting closed tasks into their jobs in batches, from the table's stream through
+    /// `streams` (one update per job and scavenger run instead of one per closed task; the table needs
+    /// its stream with `NEW_AND_OLD_IMAGES`, as [`create_lean_tables`] and the stacks make it). See
+    /// docs/layout-lean.md, "Job counters in batches".
+    pub fn with_job_counts_from_stream(self, streams: aws_sdk_dynamodbstreams::Client) -> Self {
+        let clock = self.inner.clock.clone();
+        self.rebuilt(Some(streams), clock)
     }
 
     pub(crate) fn streams_client(&self) -> Option<&aws_sdk_dynamodbstreams::Client> {
@@ -964,13 +999,21 @@ pub(crate) fn decode(mut item: Item, table: &str) -> Result<Found> {
         .and_then(|v| v.as_n().ok().and_then(|n| n.parse::<i64>().ok()))
         .unwrap_or(0);
     item.remove(EXPIRES);
+    let moved_at = item
+        .remove(MOVED_AT)
+        .and_then(|v| v.as_n().ok().and_then(|n| n.parse::<i64>().ok()));
     let task = item_to_task(item, table)?;
     let mut key = Item::new();
     if let (Some(pk), Some(sk)) = (pk, sk) {
         key.insert("pk".to_owned(), pk);
         key.insert("sk".to_owned(), sk);
     }
-    Ok(Found { task, rev, key })
+    Ok(Found {
+        task,
+        rev,
+        key,
+        moved_at,
+    })
 }
 
 /// The shared ecology state is one small item per labourer, as on the 0.7 layout: the same table and
