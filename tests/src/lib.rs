@@ -92,6 +92,25 @@ pub async fn dynamodb_client_with_faults(
     Some((DynamoClient::from_conf(config), unprocessed, failed))
 }
 
+/// Puts `item` into `table` as it is, unconditionally: a test writing what a store would (or what a
+/// stopped store left), past the store.
+///
+/// # Panics
+/// When DynamoDB refuses the write.
+pub async fn put_raw(
+    client: &DynamoClient,
+    table: &str,
+    item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) {
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("raw put into {table}: {e:?}"));
+}
+
 /// A DynamoDB Local client, or `None` when the test is to be skipped (see [`emulator_endpoint`]).
 pub async fn dynamodb_client() -> Option<DynamoClient> {
     let endpoint = emulator_endpoint(DYNAMODB_ENDPOINT_VAR)?;

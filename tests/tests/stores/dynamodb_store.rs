@@ -14,7 +14,7 @@ use sosw::store::{
     TaskClaims, TaskLookup, TaskQueue, TaskReport, TaskReports, TaskRetries,
 };
 use sosw::task::{Markers, Task, TaskId, greenfield};
-use sosw_integration_tests::{dynamodb_client, unique_prefix};
+use sosw_integration_tests::{dynamodb_client, put_raw, unique_prefix};
 
 const NOW: i64 = 1_700_000_060;
 const LAB: &str = "some_lambda";
@@ -59,16 +59,6 @@ fn n(v: &str) -> AttributeValue {
 
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.into())
-}
-
-async fn put_raw(client: &Client, table: &str, item: HashMap<String, AttributeValue>) {
-    client
-        .put_item()
-        .table_name(table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .expect("raw put");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,7 +14,7 @@ use sosw::store::{
     TaskLookup, TaskQueue, TaskReport, TaskReports,
 };
 use sosw::task::Task;
-use sosw_integration_tests::{dynamodb_client, unique_prefix};
+use sosw_integration_tests::{dynamodb_client, put_raw, unique_prefix};
 
 pub(super) const NOW: i64 = 1_800_000_000;
 
@@ -286,13 +286,7 @@ async fn an_archive_stopped_halfway_is_finished_by_the_next_one_after_a_minute()
             "labourer_id_task_status".into(),
             AttributeValue::S("w_1".into()),
         );
-        client
-            .put_item()
-            .table_name(&options.table)
-            .set_item(Some(closed))
-            .send()
-            .await
-            .expect("half a move");
+        put_raw(&client, &options.table, closed).await;
     }
     // Ten seconds later its mover may still be at work: refused, the claim stays.
     let young = store

@@ -530,13 +530,7 @@ async fn stop_a_refile_after_one_copy(store: &LeanTaskStore) {
         "pk".into(),
         AttributeValue::S(format!("q#{LABOURER}#k#tenant#hot#1")),
     );
-    client
-        .put_item()
-        .table_name(table)
-        .set_item(Some(copy))
-        .send()
-        .await
-        .expect("copy");
+    sosw_integration_tests::put_raw(client, table, copy).await;
 }
 
 /// `sosw migrate-layout --aws --reshard --refile-keys` at the recorded count: a backlog queued before

@@ -12,7 +12,7 @@ use sosw::store::{
     TaskRetries,
 };
 use sosw::task::{Task, TaskId};
-use sosw_integration_tests::dynamodb_client;
+use sosw_integration_tests::{dynamodb_client, put_raw};
 
 use super::lean_close::{NOW, claimed, report};
 
@@ -31,16 +31,6 @@ async fn raw(client: &Client, table: &str, pk: &str, sk: &str) -> Item {
         .expect("get item")
         .item
         .unwrap_or_else(|| panic!("an item at {pk} / {sk}"))
-}
-
-async fn put_raw(client: &Client, table: &str, item: Item) {
-    client
-        .put_item()
-        .table_name(table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .expect("put item");
 }
 
 fn number(item: &Item, name: &str) -> i64 {

@@ -483,36 +483,38 @@ impl LeanTaskStore {
         let task = &waiting.task;
         // Its claim by key, its queued items by reading its queue shard (a task enqueued again
         // while it waited can be at any greenfield): that read costs the shard's size in read units.
-        if let Some(live) = self
+        let live = self
             .find_live(&task.task_id, Some(&task.labourer_id))
-            .await?
-        {
-            if live.rev > waiting.rev + 1 {
-                self.delete_if(RETURN, waiting.key.clone(), waiting.rev, None)
-                    .await?;
-                return Ok(false);
-            }
-            if live.rev + 1 == waiting.rev
-                && same_state(&live.task, task)
-                && settled(waiting, self.now_secs())
+            .await?;
+        let found_live = live.is_some();
+        let stale = match live {
+            Some(live)
+                if live.rev + 1 == waiting.rev
+                    && same_state(&live.task, task)
+                    && settled(waiting, self.now_secs()) =>
             {
                 return Ok(self.finish_move(RETURN, live, None).await? == MoveOutcome::Moved);
             }
-            return Ok(false);
-        }
-        // A closed item from before the waiting item was written (the id enqueued again after it
-        // closed) is another life of the id, whatever its counter.
-        if let Some(closed) = self.find_closed(&task.task_id).await?
-            && closed.rev > waiting.rev
-            && waiting
-                .moved_at
-                .is_none_or(|at| closed.task.closed_at.is_some_and(|c| c >= at))
-        {
+            Some(live) => live.rev > waiting.rev + 1,
+            // A closed item from before the waiting item was written (the id enqueued again after
+            // it closed) is another life of the id, whatever its counter.
+            None => self
+                .find_closed(&task.task_id)
+                .await?
+                .is_some_and(|closed| {
+                    closed.rev > waiting.rev
+                        && waiting
+                            .moved_at
+                            .is_none_or(|at| closed.task.closed_at.is_some_and(|c| c >= at))
+                }),
+        };
+        if stale {
             self.delete_if(RETURN, waiting.key.clone(), waiting.rev, None)
                 .await?;
             return Ok(false);
         }
-        Ok(true)
+        // A live item not later than the waiting item keeps the task where it is.
+        Ok(!found_live)
     }
 }
 
