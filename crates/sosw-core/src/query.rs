@@ -536,6 +536,35 @@ pub struct LabourerCounts {
     pub retry: u64,
     /// Closed as dead, at most [`COUNT_CAP`].
     pub dead: u64,
+    /// Which of `expired`, `completed` and `dead` stopped at [`COUNT_CAP`] (there are more). Left out
+    /// of JSON when none did.
+    #[serde(default, skip_serializing_if = "CappedCounts::is_none")]
+    pub capped: CappedCounts,
+}
+
+/// The counts of [`LabourerCounts`] that stopped at [`COUNT_CAP`]: the labourer has more such tasks
+/// than the figure says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CappedCounts {
+    /// Expired tasks counted up to the cap.
+    pub expired: bool,
+    /// Completed tasks, live or closed, counted up to the cap.
+    pub completed: bool,
+    /// Dead tasks counted up to the cap.
+    pub dead: bool,
+}
+
+impl CappedCounts {
+    /// Whether every count is whole.
+    pub fn is_none(&self) -> bool {
+        *self == CappedCounts::default()
+    }
+}
+
+/// `found` items of a listing asked for [`COUNT_CAP`] + 1: the count up to the cap, and whether there
+/// were more.
+fn up_to_cap(found: usize) -> (u64, bool) {
+    (found.min(COUNT_CAP) as u64, found > COUNT_CAP)
 }
 
 /// The counts of `labourer` at `now`.
@@ -546,21 +575,36 @@ pub async fn labourer_counts(
 ) -> Result<LabourerCounts> {
     let markers = Markers::for_labourer(now, labourer);
     let id = labourer.id.as_str();
-    let completed_live = store.list_completed(id, now, COUNT_CAP).await?.len() as u64;
-    let closed = store
-        .closed_sample(id, ClosedStatus::Completed, COUNT_CAP)
-        .await?
-        .len() as u64;
+    // One more than the cap, to tell a count that stopped there from one that is exactly the cap.
+    let listed = COUNT_CAP + 1;
+    let (completed_live, live_capped) =
+        up_to_cap(store.list_completed(id, now, listed).await?.len());
+    let (completed_closed, closed_capped) = up_to_cap(
+        store
+            .closed_sample(id, ClosedStatus::Completed, listed)
+            .await?
+            .len(),
+    );
+    let (expired, expired_capped) =
+        up_to_cap(store.list_expired(id, &markers, listed).await?.len());
+    let (dead, dead_capped) = up_to_cap(
+        store
+            .closed_sample(id, ClosedStatus::Dead, listed)
+            .await?
+            .len(),
+    );
     Ok(LabourerCounts {
         queued: store.queue_length(id, now).await?,
         running: store.count_running(id, &markers).await?,
-        expired: store.list_expired(id, &markers, COUNT_CAP).await?.len() as u64,
-        completed: completed_live + closed,
+        expired,
+        completed: completed_live + completed_closed,
         retry: store.retry_length(id).await?,
-        dead: store
-            .closed_sample(id, ClosedStatus::Dead, COUNT_CAP)
-            .await?
-            .len() as u64,
+        dead,
+        capped: CappedCounts {
+            expired: expired_capped,
+            completed: live_capped || closed_capped,
+            dead: dead_capped,
+        },
     })
 }
 

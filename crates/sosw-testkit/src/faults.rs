@@ -372,6 +372,9 @@ impl<S: JobStore> JobStore for FaultyStore<S> {
     async fn get_job(&self, job_id: &str) -> Result<Option<JobRecord>> {
         self.inner.get_job(job_id).await
     }
+    async fn get_job_counters(&self, job_id: &str) -> Result<Option<JobRecord>> {
+        self.inner.get_job_counters(job_id).await
+    }
     async fn add_requester(&self, job_id: &str, requester: &str) -> Result<Option<JobRecord>> {
         self.inner.add_requester(job_id, requester).await
     }

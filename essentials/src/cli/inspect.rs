@@ -601,6 +601,15 @@ pub async fn queue(global: &Global, args: QueueArgs) -> CliResult {
     }
 }
 
+/// A count as shown: `100000+` when it stopped at the cap ([`sosw::query::COUNT_CAP`]).
+pub(super) fn at_least(count: u64, capped: bool) -> String {
+    if capped {
+        format!("{count}+")
+    } else {
+        count.to_string()
+    }
+}
+
 fn print_queue(rows: &[QueueRow]) {
     let width = rows
         .iter()
@@ -632,10 +641,10 @@ fn print_queue(rows: &[QueueRow]) {
             row.labourer_id,
             c.queued,
             c.running,
-            c.expired,
-            c.completed,
+            at_least(c.expired, c.capped.expired),
+            at_least(c.completed, c.capped.completed),
             c.retry,
-            c.dead
+            at_least(c.dead, c.capped.dead)
         );
     }
 }

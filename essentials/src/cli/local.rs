@@ -56,8 +56,9 @@ pub async fn run(global: &Global, args: RunArgs) -> CliResult {
     say!("state: {}", global.state.display());
 
     let mut job_ids = Vec::new();
-    if let Some(event) = &event {
-        let report = runner.submit(event).await?;
+    if let Some(event) = event {
+        // Dropped once scheduled: a job file can hold a long list, not needed while the tasks run.
+        let report = runner.submit(&event).await?;
         let finished = runner
             .store()
             .get_job(&report.job_id)

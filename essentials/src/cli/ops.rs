@@ -209,7 +209,7 @@ impl SubmitProgress {
                     () = stopped.notified() => break,
                     () = tokio::time::sleep(SUBMIT_TICK) => {}
                 }
-                let Ok(Some(job)) = store.get_job(&job_id).await else {
+                let Ok(Some(job)) = store.get_job_counters(&job_id).await else {
                     continue;
                 };
                 let written = job.enqueued.min(total);

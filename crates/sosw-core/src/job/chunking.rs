@@ -47,6 +47,8 @@
 //! `serde_json::Map` keeps insertion order. Keys are removed by rebuilding the map, never with
 //! `Map::remove` (which would swap the last key into the gap).
 
+use std::borrow::{Borrow, Cow};
+
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 
@@ -169,9 +171,9 @@ impl<'a> Chunker<'a> {
         } else {
             expand_period(body, self.periods, today, &mut |dated| {
                 if chunk_attrs {
-                    run.chunk_level(0, &dated, &empty, "")
+                    run.chunk_level(0, dated, &empty, "")
                 } else {
-                    run.emit(dated, ".")
+                    run.emit(dated.clone(), ".")
                 }
             })?;
         }
@@ -180,48 +182,54 @@ impl<'a> Chunker<'a> {
 }
 
 /// sosw 0.7's `chunk_dates`: one job per date with `isolate_days`, else one job with every date; each
-/// handed to `each` as it is made.
+/// handed to `each` as it is made. The body is copied at most once (without `period` and
+/// `isolate_days`, one `date_list` after another), and not at all when it has neither key: a job can
+/// hold a list of a million sections.
 fn expand_period(
     body: &Map<String, Value>,
     periods: &PeriodRegistry,
     today: NaiveDate,
-    each: &mut dyn FnMut(Map<String, Value>) -> Result<()>,
+    each: &mut dyn FnMut(&Map<String, Value>) -> Result<()>,
 ) -> Result<()> {
-    let (job, period) = take(body, "period");
-    let (job, isolate) = take(&job, "isolate_days");
-    let isolate = isolate.is_some_and(|v| truthy(&v));
-    let period = match period {
+    const CONSUMED: [&str; 2] = ["period", "isolate_days"];
+    let isolate = body.get("isolate_days").is_some_and(truthy);
+    let period = match body.get("period") {
         Some(Value::String(period)) if !period.is_empty() => period,
-        Some(other) if truthy(&other) => {
+        Some(other) if truthy(other) => {
             return Err(Error::invalid_job(
                 "period",
                 format!(
                     "expected a period name such as `last_2_days`, found {}",
-                    json_kind(&other)
+                    json_kind(other)
                 ),
             ));
         }
-        _ => return each(job),
+        _ if CONSUMED.iter().any(|key| body.contains_key(*key)) => {
+            return each(&without(body, &CONSUMED));
+        }
+        _ => return each(body),
     };
-    let dates = periods.date_strings(&period, today)?;
+    let dates = periods.date_strings(period, today)?;
     if isolate && dates.is_empty() {
         return Err(Error::invalid_job(
             "period",
             format!("`{period}` gives no dates, so `isolate_days` would schedule nothing"),
         ));
     }
-    let with_dates = |dates: Vec<Value>| {
-        let mut dated = job.clone();
-        dated.insert("date_list".into(), Value::Array(dates));
-        dated
-    };
+    let mut job = without(body, &CONSUMED);
     if isolate {
         for date in dates {
-            each(with_dates(vec![Value::String(date)]))?;
+            // Set again in place: the key keeps its position, as a fresh copy's would.
+            job.insert("date_list".into(), Value::Array(vec![Value::String(date)]));
+            each(&job)?;
         }
         Ok(())
     } else {
-        each(with_dates(dates.into_iter().map(Value::String).collect()))
+        job.insert(
+            "date_list".into(),
+            Value::Array(dates.into_iter().map(Value::String).collect()),
+        );
+        each(&job)
     }
 }
 
@@ -416,31 +424,38 @@ impl Run<'_> {
         let spellings = spellings(attr);
         // sosw 0.7 took the first spelling present (in hash-set order; the plural first here). A falsy value
         // is dropped from the task.
-        let spelling = spellings.iter().find(|s| job.contains_key(s.as_str()));
-        let (mut rest, taken) = match spelling {
-            Some(spelling) => take(job, spelling),
-            None => (job.clone(), None),
-        };
-        if let (Some(spelling), Some(value)) = (spelling, taken)
-            && truthy(&value)
+        let taken = spellings
+            .iter()
+            .find_map(|s| job.get(s.as_str()).map(|value| (s, value)));
+        let mut put_back = None;
+        if let Some((spelling, value)) = taken
+            && truthy(value)
         {
-            if let Some(values) = pass_through_values(&value) {
-                if !rest.is_empty() {
+            if let Some(values) = pass_through_values(value) {
+                if job.len() > 1 {
                     tracing::warn!(
                         path = display_path(path),
-                        dropped = ?rest.keys().collect::<Vec<_>>(),
+                        dropped = ?job.keys().filter(|k| *k != spelling).collect::<Vec<_>>(),
                         "sosw 0.7 quirk kept: keys beside a passed-through `{}` are not carried",
                         spellings[0]
                     );
                 }
                 return self.push_batches(skeleton, &spellings[0], &values, batch, path);
             }
-            // Not a flat value: sosw 0.7 put it back and scheduled this level as written.
-            rest.insert(spelling.clone(), value);
+            // Not a flat value: sosw 0.7 put it back (last) and scheduled this level as written.
+            put_back = Some((spelling.clone(), value.clone()));
         }
         // Here sosw 0.7 merged the other way round: this level's keys win over the skeleton.
         let mut task = skeleton.clone();
-        task.extend(rest);
+        match taken {
+            Some((spelling, _)) => task.extend(
+                job.iter()
+                    .filter(|(k, _)| *k != spelling)
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            ),
+            None => task.extend(job.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        }
+        task.extend(put_back);
         self.emit(task, path)
     }
 
@@ -449,13 +464,14 @@ impl Run<'_> {
         &mut self,
         task_skeleton: &Map<String, Value>,
         plural: &str,
-        values: &[Value],
+        values: &[impl Borrow<Value>],
         batch: usize,
         path: &str,
     ) -> Result<()> {
         for chunk in values.chunks(batch.max(1)) {
             let mut task = task_skeleton.clone();
-            task.insert(plural.to_owned(), Value::Array(chunk.to_vec()));
+            let chunk = chunk.iter().map(|v| v.borrow().clone()).collect();
+            task.insert(plural.to_owned(), Value::Array(chunk));
             self.emit(task, path)?;
         }
         Ok(())
@@ -508,15 +524,12 @@ fn json_len(task: &TaskPayload) -> usize {
     counter.0
 }
 
-/// `map` without `key`, and the value it had. Rebuilding keeps the key order whether or not serde_json's
-/// `preserve_order` is on (its `remove` would swap the last key into the gap).
-fn take(map: &Map<String, Value>, key: &str) -> (Map<String, Value>, Option<Value>) {
-    let rest = map
-        .iter()
-        .filter(|(k, _)| k.as_str() != key)
+/// `map` without `keys`, in its order.
+fn without(map: &Map<String, Value>, keys: &[&str]) -> Map<String, Value> {
+    map.iter()
+        .filter(|(k, _)| !keys.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    (rest, map.get(key).cloned())
+        .collect()
 }
 
 /// `{**job, **skeleton}`: the skeleton wins.
@@ -577,7 +590,7 @@ fn is_flat(value: &Value) -> bool {
 
 /// The values to chunk when they are not all objects: every one must be flat. `in_array` says whether they
 /// came from an array (for the error path).
-fn flat_values(values: &[&Value], path: &str, in_array: bool) -> Result<Vec<Value>> {
+fn flat_values<'a>(values: &[&'a Value], path: &str, in_array: bool) -> Result<Vec<&'a Value>> {
     if let Some((i, bad)) = values.iter().enumerate().find(|(_, v)| !is_flat(v)) {
         let at = if in_array {
             format!("{path}[{i}]")
@@ -592,18 +605,24 @@ fn flat_values(values: &[&Value], path: &str, in_array: bool) -> Result<Vec<Valu
             ),
         ));
     }
-    Ok(values.iter().map(|v| (*v).clone()).collect())
+    Ok(values.to_vec())
 }
 
 /// sosw 0.7's `validate_list_of_vals` on an unchunked level's value: a flat list, the keys of an object of
 /// nulls, or a one-key object wrapped in a list; `None` where sosw 0.7 raised (the value is then kept as is).
-fn pass_through_values(value: &Value) -> Option<Vec<Value>> {
+/// A list is borrowed, not copied.
+fn pass_through_values(value: &Value) -> Option<Vec<Cow<'_, Value>>> {
     match value {
-        Value::Array(items) if items.iter().all(is_flat) => Some(items.clone()),
-        Value::Object(object) if object.values().all(Value::is_null) => {
-            Some(object.keys().map(|k| Value::String(k.clone())).collect())
+        Value::Array(items) if items.iter().all(is_flat) => {
+            Some(items.iter().map(Cow::Borrowed).collect())
         }
-        Value::Object(object) if object.len() == 1 => Some(vec![value.clone()]),
+        Value::Object(object) if object.values().all(Value::is_null) => Some(
+            object
+                .keys()
+                .map(|k| Cow::Owned(Value::String(k.clone())))
+                .collect(),
+        ),
+        Value::Object(object) if object.len() == 1 => Some(vec![Cow::Borrowed(value)]),
         _ => None,
     }
 }

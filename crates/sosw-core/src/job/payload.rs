@@ -1,5 +1,7 @@
 //! The scheduler event and the job in it, as sosw 0.7 accepted them.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -39,7 +41,8 @@ pub struct Job {
     id: String,
     id_origin: JobIdOrigin,
     schema_name: Option<String>,
-    body: Map<String, Value>,
+    /// Shared: a job is cloned onto the thread that chunks it, and its body can be large.
+    body: Arc<Map<String, Value>>,
 }
 
 impl Job {
@@ -51,12 +54,14 @@ impl Job {
     /// they must agree. `job_schema_name` must be a string; `job_id` and `labourer_id` non-empty strings of
     /// at most [`MAX_JOB_ID_LEN`] bytes without control characters.
     pub fn from_event(event: &Value) -> Result<Self> {
-        let envelope = object_or_json_string(event, "event")?;
+        let (mut parsed_event, mut parsed_job) = (None, None);
+        let envelope = object_or_json_string(event, "event", &mut parsed_event)?;
         let job = match envelope.get("job") {
-            Some(job) => object_or_json_string(job, "job")?,
+            Some(job) => object_or_json_string(job, "job", &mut parsed_job)?,
             None => envelope,
         };
-        Job::from_job(job)
+        // The one copy of the job: the event may be a large list of sections.
+        Job::from_job(job.clone())
     }
 
     /// Like [`Job::from_event`] for an event that is still text.
@@ -77,7 +82,7 @@ impl Job {
             id,
             id_origin,
             schema_name,
-            body,
+            body: Arc::new(body),
         })
     }
 
@@ -109,7 +114,7 @@ impl Job {
 
     /// The body, consuming the job.
     pub fn into_body(self) -> Map<String, Value> {
-        self.body
+        Arc::unwrap_or_clone(self.body)
     }
 }
 
@@ -188,21 +193,23 @@ fn check_hash_depth(depth: usize) -> Result<()> {
     Ok(())
 }
 
-/// An object given directly or as a JSON string (sosw 0.7 `json.loads` non-dict events and jobs once).
-/// `path` names the value in the error (`event`, `job`).
-pub(crate) fn object_or_json_string(value: &Value, path: &str) -> Result<Map<String, Value>> {
-    let parsed;
-    let value = match value {
-        Value::String(text) => {
-            parsed = serde_json::from_str::<Value>(text).map_err(|e| {
-                Error::invalid_job(path, format!("a string that is not valid JSON ({e})"))
-            })?;
-            &parsed
-        }
+/// An object given directly or as a JSON string (sosw 0.7 `json.loads` non-dict events and jobs once),
+/// borrowed: a string is parsed into `parsed`, an object is not copied (a job can hold a list of a
+/// million sections, and the caller copies what it keeps once). `path` names the value in the error
+/// (`event`, `job`).
+pub(crate) fn object_or_json_string<'a>(
+    value: &'a Value,
+    path: &str,
+    parsed: &'a mut Option<Value>,
+) -> Result<&'a Map<String, Value>> {
+    let value: &Value = match value {
+        Value::String(text) => parsed.insert(serde_json::from_str::<Value>(text).map_err(|e| {
+            Error::invalid_job(path, format!("a string that is not valid JSON ({e})"))
+        })?),
         other => other,
     };
     match value {
-        Value::Object(object) => Ok(object.clone()),
+        Value::Object(object) => Ok(object),
         other => Err(Error::invalid_job(
             path,
             format!(

@@ -136,6 +136,13 @@ pub trait JobStore: Send + Sync {
     /// The job with this id, if any.
     async fn get_job(&self, job_id: &str) -> Result<Option<JobRecord>>;
 
+    /// [`get_job`](JobStore::get_job) for a display that polls the counters (`sosw submit`'s
+    /// progress): the record may come without the job as submitted (`job` is `null`), which a store
+    /// that keeps it apart does not read and parse on every poll. By default the whole record.
+    async fn get_job_counters(&self, job_id: &str) -> Result<Option<JobRecord>> {
+        self.get_job(job_id).await
+    }
+
     /// Adds `requester` to the job's requesters unless present. Returns the record after the change, or
     /// `None` if the job does not exist.
     async fn add_requester(&self, job_id: &str, requester: &str) -> Result<Option<JobRecord>>;

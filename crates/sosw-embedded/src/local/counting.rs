@@ -40,6 +40,10 @@ impl JobStore for CountingJobs {
         self.inner.get_job(job_id).await
     }
 
+    async fn get_job_counters(&self, job_id: &str) -> Result<Option<JobRecord>> {
+        self.inner.get_job_counters(job_id).await
+    }
+
     async fn add_requester(&self, job_id: &str, requester: &str) -> Result<Option<JobRecord>> {
         self.inner.add_requester(job_id, requester).await
     }

@@ -64,6 +64,11 @@ impl JobStore for SqliteTaskStore {
         self.run("get job", |conn| select_job(conn, job_id))
     }
 
+    async fn get_job_counters(&self, job_id: &str) -> Result<Option<JobRecord>> {
+        let sql = format!("SELECT {COUNTER_COLUMNS} FROM jobs WHERE job_id = ?1");
+        self.run("get job counters", |conn| returning(conn, &sql, [job_id]))
+    }
+
     async fn add_requester(&self, job_id: &str, requester: &str) -> Result<Option<JobRecord>> {
         // The condition makes the append a no-op for a requester already listed; the order of the
         // array is the order of first submission.
@@ -539,6 +544,18 @@ mod tests {
         let read = store.get_job("j").await.expect("reads").expect("exists");
         assert_eq!(read.job, job.job);
         assert_eq!(read.counts.completed, 1);
+        // A progress poll reads the counters and leaves the body where it is.
+        let polled = store
+            .get_job_counters("j")
+            .await
+            .expect("reads")
+            .expect("exists");
+        assert_eq!(
+            (polled.counts, polled.job),
+            (read.counts, Value::Null),
+            "the counters without the body"
+        );
+        assert_eq!(store.get_job_counters("nope").await.expect("reads"), None);
         let listed = store.list_jobs(10).await.expect("lists");
         assert_eq!(listed.first().map(|j| &j.job), Some(&job.job));
         // The body is not in the row every counter update rewrites.

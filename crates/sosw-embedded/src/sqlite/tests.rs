@@ -356,3 +356,57 @@ async fn one_claimed_task(at: i64) -> (SqliteTaskStore, TaskId) {
     store.claim(&id, at).await.expect("claims");
     (store, id)
 }
+
+#[tokio::test]
+async fn a_labourers_counts_say_which_stopped_at_the_cap() {
+    use sosw_core::query::{COUNT_CAP, CappedCounts, labourer_counts};
+    use sosw_core::store::ClosedStatus;
+    use sosw_core::task::Labourer;
+
+    let store = SqliteTaskStore::in_memory().expect("opens");
+    // `n` closed rows of `lab` with `status`, written by SQL (100,000 through the API would take
+    // minutes in a debug build).
+    let close = |status: ClosedStatus, n: usize| {
+        store
+            .lock("test")
+            .expect("lock")
+            .execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
+                 INSERT INTO closed_tasks
+                 SELECT ?1 || '-' || i, ?1, 1000 + i, json_object(
+                     'task_id', ?1 || '-' || i, 'labourer_id', 'lab', 'greenfield', 1000,
+                     'attempts', 1, 'created_at', 1, 'closed_at', 1000 + i, 'completed_at', 1000,
+                     'labourer_id_task_status', ?1, 'payload', '{}')
+                 FROM n",
+                rusqlite::params![status.index_key("lab"), i64::try_from(n).expect("fits")],
+            )
+            .expect("inserts")
+    };
+    close(ClosedStatus::Completed, COUNT_CAP + 1);
+    close(ClosedStatus::Dead, COUNT_CAP);
+    let counts = labourer_counts(&store, &Labourer::new("lab"), 2_000_000)
+        .await
+        .expect("counts");
+    assert_eq!(
+        (counts.completed, counts.dead, counts.expired),
+        (COUNT_CAP as u64, COUNT_CAP as u64, 0)
+    );
+    assert_eq!(
+        counts.capped,
+        CappedCounts {
+            completed: true,
+            ..CappedCounts::default()
+        },
+        "one more completed than the cap stops there; exactly the cap of dead is whole"
+    );
+    let json = serde_json::to_value(counts).expect("serialises");
+    assert_eq!(
+        json["capped"],
+        json!({"expired": false, "completed": true, "dead": false})
+    );
+    let whole = serde_json::to_value(sosw_core::query::LabourerCounts::default()).expect("ok");
+    assert!(
+        whole.get("capped").is_none(),
+        "left out when every count is whole: {whole}"
+    );
+}

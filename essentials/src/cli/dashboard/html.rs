@@ -9,7 +9,7 @@ use sosw::query::{JobSummary, TaskView};
 
 use super::LabourerRow;
 use super::sampler::{self, Sample, WINDOW_SECS};
-use crate::cli::inspect::age;
+use crate::cli::inspect::{age, at_least};
 
 /// `text` safe in HTML text and in a quoted attribute: `&`, `<`, `>`, `"` and `'` escaped.
 pub(crate) fn esc(text: &str) -> String {
@@ -203,10 +203,10 @@ pub(crate) fn overview(view: &Overview<'_>) -> String {
             esc(id),
             c.queued,
             c.running,
-            c.expired,
+            at_least(c.expired, c.capped.expired),
             c.retry,
-            c.dead,
-            c.completed,
+            at_least(c.dead, c.capped.dead),
+            at_least(c.completed, c.capped.completed),
             esc(&eco),
             button(&format!("{path}/pause"), "pause", view.csrf, "pause"),
             button(&format!("{path}/resume"), "resume", view.csrf, "resume"),

@@ -41,17 +41,20 @@ impl Submission {
     /// whole event is the job), else `default_requester`; it is never carried into tasks and does not
     /// change a derived job id.
     pub(crate) fn parse(event: &Value, default_requester: &str) -> Result<Self> {
-        let envelope = object_or_json_string(event, "event")?;
+        let (mut parsed_event, mut parsed_job) = (None, None);
+        let envelope = object_or_json_string(event, "event", &mut parsed_event)?;
         if envelope.get(CONTINUATION_KEY).is_some_and(truthy) {
-            return continuation(&envelope);
+            return continuation(envelope);
         }
-        let (mut job, envelope_requester) = match envelope.get("job") {
+        let (job, envelope_requester) = match envelope.get("job") {
             Some(job) => (
-                object_or_json_string(job, "job")?,
+                object_or_json_string(job, "job", &mut parsed_job)?,
                 envelope.get(REQUESTER_KEY).cloned(),
             ),
             None => (envelope, None),
         };
+        // The one copy of the job (it can hold a list of a million sections); the rest is borrowed.
+        let mut job = job.clone();
         let job_requester = remove_key(&mut job, REQUESTER_KEY);
         let requester = match envelope_requester.or(job_requester) {
             Some(value) => identifier(REQUESTER_KEY, &value)?,
