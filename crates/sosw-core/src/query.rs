@@ -563,8 +563,10 @@ impl CappedCounts {
 
 /// `found` items of a listing asked for [`COUNT_CAP`] + 1: the count up to the cap, and whether there
 /// were more.
-fn up_to_cap(found: usize) -> (u64, bool) {
-    (found.min(COUNT_CAP) as u64, found > COUNT_CAP)
+fn up_to_cap(found: impl TryInto<u64>) -> (u64, bool) {
+    let found = found.try_into().unwrap_or(u64::MAX);
+    let cap = COUNT_CAP as u64;
+    (found.min(cap), found > cap)
 }
 
 /// The counts of `labourer` at `now`.
@@ -581,18 +583,12 @@ pub async fn labourer_counts(
         up_to_cap(store.list_completed(id, now, listed).await?.len());
     let (completed_closed, closed_capped) = up_to_cap(
         store
-            .closed_sample(id, ClosedStatus::Completed, listed)
-            .await?
-            .len(),
+            .count_closed(id, ClosedStatus::Completed, listed)
+            .await?,
     );
     let (expired, expired_capped) =
         up_to_cap(store.list_expired(id, &markers, listed).await?.len());
-    let (dead, dead_capped) = up_to_cap(
-        store
-            .closed_sample(id, ClosedStatus::Dead, listed)
-            .await?
-            .len(),
-    );
+    let (dead, dead_capped) = up_to_cap(store.count_closed(id, ClosedStatus::Dead, listed).await?);
     Ok(LabourerCounts {
         queued: store.queue_length(id, now).await?,
         running: store.count_running(id, &markers).await?,

@@ -357,6 +357,15 @@ impl<S: TaskArchive> TaskArchive for FaultyStore<S> {
         self.enter("closed_sample")?;
         self.inner.closed_sample(labourer_id, status, limit).await
     }
+    async fn count_closed(
+        &self,
+        labourer_id: &str,
+        status: ClosedStatus,
+        limit: usize,
+    ) -> Result<u64> {
+        self.enter("count_closed")?;
+        self.inner.count_closed(labourer_id, status, limit).await
+    }
     async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
         self.enter("redrive")?;
         self.inner.redrive(task, greenfield).await

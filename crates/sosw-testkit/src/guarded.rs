@@ -170,6 +170,14 @@ impl<S: TaskArchive, G: Send + Sync> TaskArchive for Guarded<S, G> {
     ) -> Result<Vec<Task>> {
         self.store.closed_sample(labourer_id, status, limit).await
     }
+    async fn count_closed(
+        &self,
+        labourer_id: &str,
+        status: ClosedStatus,
+        limit: usize,
+    ) -> Result<u64> {
+        self.store.count_closed(labourer_id, status, limit).await
+    }
     async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
         self.store.redrive(task, greenfield).await
     }

@@ -39,8 +39,10 @@ pub fn line(args: fmt::Arguments<'_>) -> bool {
 
 /// Writes one line to stderr (`tell!`); a closed stderr drops it.
 pub fn diagnostic(args: fmt::Arguments<'_>) {
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+    // Stderr is unbuffered: formatted first, the line goes out in one write, not one per piece, so
+    // another process writing to the same terminal cannot cut into it.
+    let line = format!("{args}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// Plain lines come at most this often per labourer (and only when something changed).

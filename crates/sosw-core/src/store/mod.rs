@@ -382,6 +382,19 @@ pub trait TaskArchive: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Task>>;
 
+    /// How many closed tasks of `labourer_id` with `status` there are, counting at most `limit`
+    /// (`sosw queue`, the dashboard). By default the length of [`closed_sample`](Self::closed_sample);
+    /// a store that can count without reading the tasks does.
+    async fn count_closed(
+        &self,
+        labourer_id: &str,
+        status: ClosedStatus,
+        limit: usize,
+    ) -> Result<u64> {
+        let sample = self.closed_sample(labourer_id, status, limit).await?;
+        Ok(sample.len() as u64)
+    }
+
     /// Moves the dead task `task` (as read from the closed table) back to the live table as a fresh
     /// task, atomically: `greenfield` as given, `attempts` 0, without `completed_at`, `closed_at`,
     /// `desired_launch_time` and the closed status key (`sosw redrive`). Conflict if the closed row is

@@ -94,6 +94,27 @@ impl TaskArchive for SqliteTaskStore {
         })
     }
 
+    async fn count_closed(
+        &self,
+        labourer_id: &str,
+        status: ClosedStatus,
+        limit: usize,
+    ) -> Result<u64> {
+        // The status index's entries, not the rows: no task is read or parsed.
+        self.run("count closed", |conn| {
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM closed_tasks
+                     WHERE labourer_id_task_status = ?1 LIMIT ?2)",
+                )?
+                .query_row(
+                    params![status.index_key(labourer_id), sql_limit(limit)],
+                    |row| row.get(0),
+                )?;
+            Ok(count(n))
+        })
+    }
+
     async fn redrive(&self, task: &Task, greenfield: i64) -> Result<MoveOutcome> {
         self.run("redrive", |conn| redrive(conn, task, greenfield))
     }

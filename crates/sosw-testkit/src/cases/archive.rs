@@ -483,6 +483,22 @@ pub async fn closed_sample_is_newest_first_by_status<S: TaskStore + 'static>(sto
     let dead = sample(ClosedStatus::Dead, 10).await;
     assert_eq!(ids(&dead), [s.id(3)], "the dead sample");
     assert_eq!(dead[0].completed_at, None, "a dead task has no completion");
+    // The counts agree with the samples, up to the limit, without another labourer's task.
+    for (status, limit, expected) in [
+        (ClosedStatus::Completed, 10, 3),
+        (ClosedStatus::Completed, 2, 2),
+        (ClosedStatus::Dead, 10, 1),
+        (ClosedStatus::Cancelled, 10, 0),
+    ] {
+        let counted = store
+            .count_closed(&s.labourer, status, limit)
+            .await
+            .expect("count_closed succeeds");
+        assert_eq!(
+            counted, expected,
+            "count_closed of {status:?} up to {limit}"
+        );
+    }
 }
 
 /// Several archivers of the same completed tasks at once (the worker assistant and scavengers): each
