@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::json;
+use serde_json::{Value, json};
 use sosw::config::{ConfigSource, OrchestratorConfig, SchedulerConfig, load_essential_config};
 use sosw::embedded::SqliteTaskStore;
 use sosw::essentials::redrive::RedriveTarget;
@@ -93,12 +93,33 @@ pub async fn plan(global: &Global, args: PlanArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The most an asynchronous (`Event`) Lambda invocation takes: 1 MB (AWS's `Invoke` reference).
+const MAX_EVENT_INVOCATION_BYTES: usize = 1 << 20;
+
+/// Refuses, before anything is sent, a job the scheduler function could never receive: Lambda
+/// answers a larger `Event` invocation with `RequestTooLargeException`, whose hint would otherwise
+/// be the one for a wrong function name.
+fn check_invocation_size(event: &Value, plan: &PlanOutline) -> CliResult<()> {
+    let size = serde_json::to_vec(event).map_or(usize::MAX, |bytes| bytes.len());
+    if size <= MAX_EVENT_INVOCATION_BYTES {
+        return Ok(());
+    }
+    Err(CliError::new(format!(
+        "job {} ({} tasks) is {size} bytes as JSON, over the {MAX_EVENT_INVOCATION_BYTES} bytes \
+         (1 MB) AWS Lambda takes in an asynchronous invocation, so the scheduler function would \
+         never receive it; nothing was sent. Split it into jobs of fewer listed values, or list \
+         fewer values and let `period`/`isolate_days` multiply them",
+        plan.job_id, plan.total
+    )))
+}
+
 /// `sosw submit`.
 pub async fn submit(global: &Global, args: JobFileArgs) -> CliResult {
     let event = read_job(&args.job)?;
     // The whole job is checked (in bounded memory) before anything is written or sent.
     let plan = outline_of(global, &event, Utc::now().date_naive()).await?;
     if global.aws {
+        check_invocation_size(&event, &plan)?;
         let sdk = sosw::lambda::aws::sdk_config().await;
         let invoker = sosw::aws::lambda::LambdaInvoker::from_sdk_config(&sdk);
         return match invoker.invoke(&global.scheduler_function, &event).await? {

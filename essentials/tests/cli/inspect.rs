@@ -419,3 +419,33 @@ async fn the_reading_commands_work_on_dynamodb_with_aws() {
     assert_eq!(detail["failures"][1]["last_error"], "exit code 9");
     aws_job.delete_tables().await;
 }
+
+/// `submit --aws` of a job over Lambda's 1 MB for an asynchronous invocation says so and sends
+/// nothing (the endpoint is a closed port: a request made would fail with `Connection refused`).
+#[test]
+fn submit_with_aws_refuses_a_job_lambda_would_never_take() {
+    let dir = TempDir::new("toolarge");
+    let words: Vec<String> = (0..150_000).map(|i| format!("word{i}")).collect();
+    let job = json!({"job": {"lambda_name": HASHTAGS, "topics": {"t": {"words": words}},
+                             "isolate_topics": true, "isolate_words": true}});
+    let file = dir.path("large.json");
+    std::fs::write(&file, job.to_string()).expect("writes the job");
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("address").port()
+    };
+    let mut command = sosw_on_aws(
+        &["submit", text(&file)],
+        &format!("http://127.0.0.1:{port}"),
+    );
+    command.args(["--config", "examples/configs/local"]);
+    let (code, out, err) = outcome(command);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("150000 tasks")
+            && err.contains("over the 1048576 bytes (1 MB) AWS Lambda takes")
+            && err.contains("nothing was sent"),
+        "{err}"
+    );
+    assert!(!err.contains("Connection refused"), "nothing sent: {err}");
+}
