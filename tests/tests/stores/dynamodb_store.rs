@@ -659,3 +659,55 @@ async fn a_released_claim_puts_the_task_back_as_it_was() {
     assert_eq!((row.greenfield, row.attempts), (task.greenfield, 0));
     drop_tables(&store).await;
 }
+
+/// A job whose body is over DynamoDB's 400 KB item limit even compressed is refused as an invalid
+/// job naming the way out (`queue_bucket`), before any write: nothing is recorded.
+#[tokio::test]
+async fn a_job_too_large_for_an_item_is_refused_by_name_and_writes_nothing() {
+    use sosw::store::{JobCounts, JobRecord, JobStatus, JobStore};
+    let Some((store, _)) = fresh_store().await else {
+        return;
+    };
+    // About 700 KB of text that DEFLATE cannot shrink below 400 KB: 64 symbols from a linear
+    // congruential sequence (6 bits of information a byte).
+    const SYMBOLS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let noise: String = (0..700_000)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            char::from(SYMBOLS[usize::try_from(state >> 58).expect("6 bits")])
+        })
+        .collect();
+    let record = JobRecord {
+        job_id: "huge".to_owned(),
+        labourer_id: LAB.to_owned(),
+        status: JobStatus::Requested,
+        total: Some(1),
+        enqueued: 0,
+        counts: JobCounts::default(),
+        created_at: NOW,
+        started_at: None,
+        finished_at: None,
+        requesters: vec![],
+        job: json!({"lambda_name": LAB, "noise": noise}),
+    };
+    let err = store
+        .create_job(&record)
+        .await
+        .expect_err("over the item limit");
+    let message = err.to_string();
+    assert!(
+        matches!(err, sosw::Error::InvalidJob { .. })
+            && message.contains("over DynamoDB's 400 KB item limit")
+            && message.contains("queue_bucket"),
+        "{message}"
+    );
+    assert_eq!(
+        store.get_job("huge").await.expect("reads"),
+        None,
+        "nothing recorded"
+    );
+    drop_tables(&store).await;
+}

@@ -68,6 +68,9 @@ const BODY_KEY_SUFFIX: &str = "\u{1f}job";
 /// The attribute of a body item that names its job.
 const BODY_OF: &str = "body_of";
 
+/// DynamoDB's largest item: 400 KB, names and values counted as [`item_size`] does.
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+
 /// The key of job `job_id`'s body item.
 fn body_key(job_id: &str) -> String {
     format!("{job_id}{BODY_KEY_SUFFIX}")
@@ -472,6 +475,20 @@ impl JobStore for DynamoTaskStore {
             let new_id = format!("attribute_not_exists({})", p.name("job_id"));
             self.put_if(operation, table, inline, (new_id, p)).await?
         } else {
+            let body = body_item(&record.job_id, (name, job));
+            if item_size(&body) > MAX_ITEM_BYTES {
+                // DynamoDB would refuse the write with a `ValidationException` about item size.
+                return Err(Error::invalid_job(
+                    "job",
+                    format!(
+                        "job `{}` is {} bytes as stored (compressed), over DynamoDB's 400 KB \
+                         item limit: give the scheduler a `queue_bucket` (its S3 bucket, where a \
+                         job over `max_task_payload_bytes` is recorded instead), or split the job",
+                        record.job_id,
+                        item_size(&body)
+                    ),
+                ));
+            }
             let put_record = Put::builder()
                 .table_name(table)
                 .set_item(Some(item))
@@ -481,7 +498,7 @@ impl JobStore for DynamoTaskStore {
                 .map_err(|e| build_error(operation, table, e))?;
             let put_body = Put::builder()
                 .table_name(table)
-                .set_item(Some(body_item(&record.job_id, (name, job))))
+                .set_item(Some(body))
                 .build()
                 .map_err(|e| build_error(operation, table, e))?;
             self.transact(
