@@ -241,7 +241,7 @@ pub async fn list_jobs(
     } else {
         limit
     };
-    let all = jobs.list_jobs(read).await?;
+    let all = jobs.list_job_counters(read).await?;
     Ok(all
         .iter()
         .filter(|job| filter.accepts(job))

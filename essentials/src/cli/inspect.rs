@@ -249,7 +249,7 @@ pub async fn job(global: &Global, args: JobArgs) -> CliResult {
     let config = orchestrator_config(global).await?;
     let store = backend(global, &config.task_config, false).await?;
     loop {
-        let Some(job) = store.jobs.get_job(&args.job_id).await? else {
+        let Some(job) = store.jobs.get_job_counters(&args.job_id).await? else {
             return Err(unknown_job(&store, &args.job_id).await);
         };
         let finished = job.status.is_finished();
@@ -327,7 +327,7 @@ fn clear_screen(output: Output) {
 }
 
 async fn unknown_job(store: &Backend, job_id: &str) -> CliError {
-    let recent: Vec<String> = match store.jobs.list_jobs(5).await {
+    let recent: Vec<String> = match store.jobs.list_job_counters(5).await {
         Ok(jobs) => jobs.into_iter().map(|j| j.job_id).collect(),
         Err(_) => Vec::new(),
     };

@@ -136,9 +136,10 @@ pub trait JobStore: Send + Sync {
     /// The job with this id, if any.
     async fn get_job(&self, job_id: &str) -> Result<Option<JobRecord>>;
 
-    /// [`get_job`](JobStore::get_job) for a display that polls the counters (`sosw submit`'s
-    /// progress): the record may come without the job as submitted (`job` is `null`), which a store
-    /// that keeps it apart does not read and parse on every poll. By default the whole record.
+    /// [`get_job`](JobStore::get_job) for displays of the counters (`sosw submit`'s progress,
+    /// `sosw job`, the dashboard's job page): the record may come without the job as submitted
+    /// (`job` is `null`), which a store that keeps it apart then neither reads nor parses (a job
+    /// can list a million sections). By default the whole record.
     async fn get_job_counters(&self, job_id: &str) -> Result<Option<JobRecord>> {
         self.get_job(job_id).await
     }
@@ -169,6 +170,13 @@ pub trait JobStore: Send + Sync {
 
     /// Up to `limit` jobs, newest `created_at` first.
     async fn list_jobs(&self, limit: usize) -> Result<Vec<JobRecord>>;
+
+    /// [`list_jobs`](JobStore::list_jobs) for listings that show the counters (`sosw jobs`, the
+    /// dashboard and its samples): the records may come without the job as submitted (`job` is
+    /// `null`). By default the whole records.
+    async fn list_job_counters(&self, limit: usize) -> Result<Vec<JobRecord>> {
+        self.list_jobs(limit).await
+    }
 
     /// Takes `redriven` dead tasks back out of the job's `dead` counter and makes the job `running`
     /// again without `finished_at` (`sosw redrive`), atomically; when the redriven tasks close, the job

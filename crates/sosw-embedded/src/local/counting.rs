@@ -44,6 +44,10 @@ impl JobStore for CountingJobs {
         self.inner.get_job_counters(job_id).await
     }
 
+    async fn list_job_counters(&self, limit: usize) -> Result<Vec<JobRecord>> {
+        self.inner.list_job_counters(limit).await
+    }
+
     async fn add_requester(&self, job_id: &str, requester: &str) -> Result<Option<JobRecord>> {
         self.inner.add_requester(job_id, requester).await
     }

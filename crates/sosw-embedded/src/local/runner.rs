@@ -226,7 +226,7 @@ impl LocalRunner {
     pub async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
         let mut jobs: Vec<JobRecord> = self
             .store
-            .list_jobs(MAX_JOBS)
+            .list_job_counters(MAX_JOBS)
             .await?
             .into_iter()
             .filter(|job| !job.status.is_finished())

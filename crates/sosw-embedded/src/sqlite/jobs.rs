@@ -163,18 +163,26 @@ impl JobStore for SqliteTaskStore {
     }
 
     async fn list_jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM jobs ORDER BY created_at DESC, job_id DESC LIMIT ?1");
-        self.run("list jobs", |conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map([sql_limit(limit)], RawJob::from_row)?;
-            let mut jobs = Vec::new();
-            for row in rows {
-                jobs.push(row?.decode()?);
-            }
-            Ok(jobs)
+        self.run("list jobs", |conn| newest_jobs(conn, COLUMNS, limit))
+    }
+
+    async fn list_job_counters(&self, limit: usize) -> Result<Vec<JobRecord>> {
+        self.run("list job counters", |conn| {
+            newest_jobs(conn, COUNTER_COLUMNS, limit)
         })
     }
+}
+
+/// Up to `limit` jobs as `columns` select them, newest first.
+fn newest_jobs(conn: &Connection, columns: &str, limit: usize) -> Result<Vec<JobRecord>, Failure> {
+    let sql = format!("SELECT {columns} FROM jobs ORDER BY created_at DESC, job_id DESC LIMIT ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([sql_limit(limit)], RawJob::from_row)?;
+    let mut jobs = Vec::new();
+    for row in rows {
+        jobs.push(row?.decode()?);
+    }
+    Ok(jobs)
 }
 
 /// The error for a redrive of more dead tasks than the job counts.
@@ -558,6 +566,12 @@ mod tests {
         assert_eq!(store.get_job_counters("nope").await.expect("reads"), None);
         let listed = store.list_jobs(10).await.expect("lists");
         assert_eq!(listed.first().map(|j| &j.job), Some(&job.job));
+        let counters = store.list_job_counters(10).await.expect("lists");
+        assert_eq!(
+            counters.first().map(|j| (&j.job_id, j.counts, &j.job)),
+            Some((&job.job_id, read.counts, &Value::Null)),
+            "the listing of counters leaves the body where it is"
+        );
         // The body is not in the row every counter update rewrites.
         let conn = store.lock("test").expect("lock");
         let in_jobs: i64 = conn

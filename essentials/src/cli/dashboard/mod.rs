@@ -418,7 +418,7 @@ async fn job_page(
     Path(job_id): Path<String>,
     Query(notice): Query<Notice>,
 ) -> Result<Html<String>, PageError> {
-    let Some(job) = dashboard.store.jobs.get_job(&job_id).await? else {
+    let Some(job) = dashboard.store.jobs.get_job_counters(&job_id).await? else {
         return Err(PageError(
             StatusCode::NOT_FOUND,
             format!("no job `{job_id}` in {}", dashboard.store.name),

@@ -92,7 +92,7 @@ pub(crate) async fn sample(dashboard: &Dashboard) -> CliResult<Sample> {
     let closed = dashboard
         .store
         .jobs
-        .list_jobs(JOBS_COUNTED)
+        .list_job_counters(JOBS_COUNTED)
         .await?
         .iter()
         .map(|job| job.counts.completed + job.counts.dead)
