@@ -212,7 +212,7 @@ pub(crate) fn overview(view: &Overview<'_>) -> String {
             button(&format!("{path}/resume"), "resume", view.csrf, "resume"),
             button(
                 &format!("{path}/redrive"),
-                &format!("redrive {} dead", c.dead),
+                &format!("redrive {} dead", at_least(c.dead, c.capped.dead)),
                 view.csrf,
                 "redrive"
             ),
