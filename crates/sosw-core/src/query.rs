@@ -517,8 +517,40 @@ pub async fn find_task(
     Ok(None)
 }
 
-/// Most closed or expired tasks counted per labourer and status by [`labourer_counts`].
+/// Most closed or expired tasks counted per labourer and status by [`labourer_counts`] on the state
+/// file (SQLite counts them from an index).
 pub const COUNT_CAP: usize = 100_000;
+
+/// Most tasks counted per labourer and kind on AWS ([`CountCaps::aws`]): DynamoDB charges a count by
+/// the items it reads, and the dashboard counts every few seconds.
+pub const AWS_COUNT_CAP: usize = 1_000;
+
+/// How far [`labourer_counts`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountCaps {
+    /// Queued tasks: `None` counts them all.
+    pub queued: Option<u64>,
+    /// Expired, completed (live and closed, each) and dead tasks.
+    pub listed: usize,
+}
+
+impl CountCaps {
+    /// On the state file: queued tasks all, the others up to [`COUNT_CAP`].
+    pub const LOCAL: CountCaps = CountCaps {
+        queued: None,
+        listed: COUNT_CAP,
+    };
+
+    /// On AWS: every kind up to [`AWS_COUNT_CAP`]. A count of 100,000 queued items of about 135
+    /// bytes costs about 1,650 read units, and the dashboard repeats it every refresh; 1,000 costs
+    /// about 17.
+    pub fn aws() -> CountCaps {
+        CountCaps {
+            queued: Some(AWS_COUNT_CAP as u64),
+            listed: AWS_COUNT_CAP,
+        }
+    }
+}
 
 /// One labourer's task counts (schema `kind: "labourer"`, with the eco status and pause the callers
 /// add).
@@ -530,22 +562,25 @@ pub struct LabourerCounts {
     pub running: u64,
     /// Invoked longer ago, not completed: the scavenger retries or buries them.
     pub expired: u64,
-    /// Completed (live and closed), at most [`COUNT_CAP`] of each.
+    /// Completed (live and closed), at most [`CountCaps::listed`] of each.
     pub completed: u64,
     /// Waiting in the retry table.
     pub retry: u64,
-    /// Closed as dead, at most [`COUNT_CAP`].
+    /// Closed as dead, at most [`CountCaps::listed`].
     pub dead: u64,
-    /// Which of `expired`, `completed` and `dead` stopped at [`COUNT_CAP`] (there are more). Left out
-    /// of JSON when none did.
+    /// Which counts stopped at their cap ([`CountCaps`]: there are more). Left out of JSON when none
+    /// did.
     #[serde(default, skip_serializing_if = "CappedCounts::is_none")]
     pub capped: CappedCounts,
 }
 
-/// The counts of [`LabourerCounts`] that stopped at [`COUNT_CAP`]: the labourer has more such tasks
+/// The counts of [`LabourerCounts`] that stopped at their cap: the labourer has more such tasks
 /// than the figure says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CappedCounts {
+    /// Queued tasks counted up to the cap (on AWS).
+    #[serde(default)]
+    pub queued: bool,
     /// Expired tasks counted up to the cap.
     pub expired: bool,
     /// Completed tasks, live or closed, counted up to the cap.
@@ -561,42 +596,58 @@ impl CappedCounts {
     }
 }
 
-/// `found` items of a listing asked for [`COUNT_CAP`] + 1: the count up to the cap, and whether there
-/// were more.
-fn up_to_cap(found: impl TryInto<u64>) -> (u64, bool) {
+/// `found` items of a listing asked for `cap` + 1: the count up to the cap, and whether there were
+/// more.
+fn up_to_cap(found: impl TryInto<u64>, cap: usize) -> (u64, bool) {
     let found = found.try_into().unwrap_or(u64::MAX);
-    let cap = COUNT_CAP as u64;
+    let cap = cap as u64;
     (found.min(cap), found > cap)
 }
 
-/// The counts of `labourer` at `now`.
+/// The counts of `labourer` at `now`, each as far as `caps` says.
 pub async fn labourer_counts(
     store: &dyn TaskStore,
     labourer: &Labourer,
     now: i64,
+    caps: CountCaps,
 ) -> Result<LabourerCounts> {
     let markers = Markers::for_labourer(now, labourer);
     let id = labourer.id.as_str();
     // One more than the cap, to tell a count that stopped there from one that is exactly the cap.
-    let listed = COUNT_CAP + 1;
+    let cap = caps.listed;
+    let listed = cap.saturating_add(1);
+    let (queued, queued_capped) = match caps.queued {
+        None => (store.queue_length(id, now).await?, false),
+        Some(queued_cap) => {
+            let found = store
+                .queue_length_up_to(id, now, queued_cap.saturating_add(1))
+                .await?;
+            (found.min(queued_cap), found > queued_cap)
+        }
+    };
     let (completed_live, live_capped) =
-        up_to_cap(store.list_completed(id, now, listed).await?.len());
+        up_to_cap(store.list_completed(id, now, listed).await?.len(), cap);
     let (completed_closed, closed_capped) = up_to_cap(
         store
             .count_closed(id, ClosedStatus::Completed, listed)
             .await?,
+        cap,
     );
     let (expired, expired_capped) =
-        up_to_cap(store.list_expired(id, &markers, listed).await?.len());
-    let (dead, dead_capped) = up_to_cap(store.count_closed(id, ClosedStatus::Dead, listed).await?);
+        up_to_cap(store.list_expired(id, &markers, listed).await?.len(), cap);
+    let (dead, dead_capped) = up_to_cap(
+        store.count_closed(id, ClosedStatus::Dead, listed).await?,
+        cap,
+    );
     Ok(LabourerCounts {
-        queued: store.queue_length(id, now).await?,
+        queued,
         running: store.count_running(id, &markers).await?,
         expired,
         completed: completed_live + completed_closed,
         retry: store.retry_length(id).await?,
         dead,
         capped: CappedCounts {
+            queued: queued_capped,
             expired: expired_capped,
             completed: live_capped || closed_capped,
             dead: dead_capped,

@@ -552,7 +552,8 @@ pub(super) async fn labourer_rows(
     let paused = sosw::essentials::cancel::paused_labourers(store.control.as_ref()).await?;
     let mut rows = Vec::new();
     for labourer in config.task_config.labourers_resolved() {
-        let counts = query::labourer_counts(store.tasks.as_ref(), &labourer, now).await?;
+        let counts =
+            query::labourer_counts(store.tasks.as_ref(), &labourer, now, store.count_caps).await?;
         let (eco_status, eco) = match ecology.labourer_status(&labourer, &mut cache).await {
             Ok(status) => (
                 Some(status),
@@ -601,7 +602,7 @@ pub async fn queue(global: &Global, args: QueueArgs) -> CliResult {
     }
 }
 
-/// A count as shown: `100000+` when it stopped at the cap ([`sosw::query::COUNT_CAP`]).
+/// A count as shown: `100000+` when it stopped at its cap ([`sosw::query::CountCaps`]).
 pub(super) fn at_least(count: u64, capped: bool) -> String {
     if capped {
         format!("{count}+")
@@ -639,7 +640,7 @@ fn print_queue(rows: &[QueueRow]) {
         say!(
             "{:<width$}  {:>7}  {:>7}  {:>7}  {:>9}  {:>5}  {:>5}  {eco}",
             row.labourer_id,
-            c.queued,
+            at_least(c.queued, c.capped.queued),
             c.running,
             at_least(c.expired, c.capped.expired),
             at_least(c.completed, c.capped.completed),

@@ -22,6 +22,8 @@ pub struct Backend {
     pub control: Arc<dyn LabourerControl>,
     /// What it is, for messages: the state file or `AWS`.
     pub name: String,
+    /// How far `sosw queue` and the dashboard count (smaller on AWS, where a count costs read units).
+    pub count_caps: sosw::query::CountCaps,
 }
 
 /// The config documents: `--config <dir>`, else the DynamoDB config table with `--aws`, else the
@@ -81,6 +83,7 @@ pub async fn backend(
             jobs: store,
             control: Arc::new(table_config_source(&clients, &settings)),
             name: "AWS".into(),
+            count_caps: sosw::query::CountCaps::aws(),
         });
     }
     let store = Arc::new(open_state(&global.state, create)?);
@@ -89,6 +92,7 @@ pub async fn backend(
         jobs: store.clone(),
         control: store,
         name: global.state.display().to_string(),
+        count_caps: sosw::query::CountCaps::LOCAL,
     })
 }
 

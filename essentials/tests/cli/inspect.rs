@@ -377,6 +377,7 @@ async fn the_reading_commands_work_on_dynamodb_with_aws() {
         (rows[0]["queued"].clone(), rows[0]["dead"].clone()),
         (json!(35), json!(1))
     );
+    assert!(rows[0].get("capped").is_none(), "every count whole: {out}");
 
     // One task claimed now is running; one moved to the retry table waits there; `job` of the
     // running job lists the one waiting for retry among its failures.
@@ -417,6 +418,23 @@ async fn the_reading_commands_work_on_dynamodb_with_aws() {
         .collect();
     assert_eq!(statuses, [&json!("dead"), &json!("retry")], "{detail}");
     assert_eq!(detail["failures"][1]["last_error"], "exit code 9");
+
+    // On AWS a count stops at 1,000 (DynamoDB charges it by the items read), and says so.
+    let more: Vec<sosw::task::Task> = (0..1_000)
+        .map(|i| sosw::task::Task::new(format!("more-{i}"), HASHTAGS, json!({}), 1_000 + i, 1.0))
+        .collect();
+    store
+        .enqueue(&more, sosw::store::EnqueueMode::Fresh)
+        .await
+        .expect("enqueued");
+    let (code, out, err) = aws(&["queue", "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows = json_lines(&out);
+    assert_eq!(rows[0]["queued"], json!(1_000), "{out}");
+    assert_eq!(rows[0]["capped"]["queued"], json!(true), "{out}");
+    let (code, out, err) = aws(&["queue"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(" 1000+ "), "{out}");
     aws_job.delete_tables().await;
 }
 

@@ -359,7 +359,7 @@ async fn one_claimed_task(at: i64) -> (SqliteTaskStore, TaskId) {
 
 #[tokio::test]
 async fn a_labourers_counts_say_which_stopped_at_the_cap() {
-    use sosw_core::query::{COUNT_CAP, CappedCounts, labourer_counts};
+    use sosw_core::query::{COUNT_CAP, CappedCounts, CountCaps, labourer_counts};
     use sosw_core::store::ClosedStatus;
     use sosw_core::task::Labourer;
 
@@ -384,7 +384,7 @@ async fn a_labourers_counts_say_which_stopped_at_the_cap() {
     };
     close(ClosedStatus::Completed, COUNT_CAP + 1);
     close(ClosedStatus::Dead, COUNT_CAP);
-    let counts = labourer_counts(&store, &Labourer::new("lab"), 2_000_000)
+    let counts = labourer_counts(&store, &Labourer::new("lab"), 2_000_000, CountCaps::LOCAL)
         .await
         .expect("counts");
     assert_eq!(
@@ -402,7 +402,28 @@ async fn a_labourers_counts_say_which_stopped_at_the_cap() {
     let json = serde_json::to_value(counts).expect("serialises");
     assert_eq!(
         json["capped"],
-        json!({"expired": false, "completed": true, "dead": false})
+        json!({"queued": false, "expired": false, "completed": true, "dead": false})
+    );
+    // With AWS's caps the same store counts up to 1,000 of each, queued tasks too.
+    let queued: Vec<Task> = (0..1_001)
+        .map(|i| Task::new(format!("q-{i}"), "lab", json!({}), 1_000 + i, 1.0))
+        .collect();
+    store
+        .enqueue(&queued, EnqueueMode::Fresh)
+        .await
+        .expect("enqueues");
+    let aws = labourer_counts(&store, &Labourer::new("lab"), 2_000_000, CountCaps::aws())
+        .await
+        .expect("counts");
+    assert_eq!((aws.queued, aws.completed, aws.dead), (1_000, 1_000, 1_000));
+    assert_eq!(
+        aws.capped,
+        CappedCounts {
+            queued: true,
+            expired: false,
+            completed: true,
+            dead: true
+        }
     );
     let whole = serde_json::to_value(sosw_core::query::LabourerCounts::default()).expect("ok");
     assert!(

@@ -201,7 +201,7 @@ pub(crate) fn overview(view: &Overview<'_>) -> String {
              <td class=\"n\">{}</td><td>{}</td><td>{paused}</td><td>{} {} {}</td></tr>",
             esc(id),
             esc(id),
-            c.queued,
+            at_least(c.queued, c.capped.queued),
             c.running,
             at_least(c.expired, c.capped.expired),
             c.retry,

@@ -84,9 +84,11 @@ pub(crate) fn throughput(points: &[Sample]) -> Vec<(i64, f64)> {
 pub(crate) async fn sample(dashboard: &Dashboard) -> CliResult<Sample> {
     let now = Utc::now().timestamp();
     let tasks = dashboard.store.tasks.as_ref();
+    // On AWS a count reads every item it counts: each labourer's queue only as far as the cap.
+    let cap = dashboard.store.count_caps.queued.unwrap_or(u64::MAX);
     let mut waiting = 0u64;
     for labourer in dashboard.labourer_ids() {
-        waiting += tasks.queue_length(&labourer, now).await?;
+        waiting += tasks.queue_length_up_to(&labourer, now, cap).await?;
         waiting += tasks.retry_length(&labourer).await?;
     }
     let closed = dashboard
