@@ -598,9 +598,9 @@ impl CappedCounts {
 
 /// `found` items of a listing asked for `cap` + 1: the count up to the cap, and whether there were
 /// more.
-fn up_to_cap(found: impl TryInto<u64>, cap: usize) -> (u64, bool) {
+fn up_to_cap(found: impl TryInto<u64>, cap: impl TryInto<u64>) -> (u64, bool) {
     let found = found.try_into().unwrap_or(u64::MAX);
-    let cap = cap as u64;
+    let cap = cap.try_into().unwrap_or(u64::MAX);
     (found.min(cap), found > cap)
 }
 
@@ -618,12 +618,12 @@ pub async fn labourer_counts(
     let listed = cap.saturating_add(1);
     let (queued, queued_capped) = match caps.queued {
         None => (store.queue_length(id, now).await?, false),
-        Some(queued_cap) => {
-            let found = store
+        Some(queued_cap) => up_to_cap(
+            store
                 .queue_length_up_to(id, now, queued_cap.saturating_add(1))
-                .await?;
-            (found.min(queued_cap), found > queued_cap)
-        }
+                .await?,
+            queued_cap,
+        ),
     };
     let (completed_live, live_capped) =
         up_to_cap(store.list_completed(id, now, listed).await?.len(), cap);

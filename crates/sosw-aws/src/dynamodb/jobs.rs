@@ -476,16 +476,16 @@ impl JobStore for DynamoTaskStore {
             self.put_if(operation, table, inline, (new_id, p)).await?
         } else {
             let body = body_item(&record.job_id, (name, job));
-            if item_size(&body) > MAX_ITEM_BYTES {
+            let size = item_size(&body);
+            if size > MAX_ITEM_BYTES {
                 // DynamoDB would refuse the write with a `ValidationException` about item size.
                 return Err(Error::invalid_job(
                     "job",
                     format!(
-                        "job `{}` is {} bytes as stored (compressed), over DynamoDB's 400 KB \
+                        "job `{}` is {size} bytes as stored (compressed), over DynamoDB's 400 KB \
                          item limit: give the scheduler a `queue_bucket` (its S3 bucket, where a \
                          job over `max_task_payload_bytes` is recorded instead), or split the job",
-                        record.job_id,
-                        item_size(&body)
+                        record.job_id
                     ),
                 ));
             }

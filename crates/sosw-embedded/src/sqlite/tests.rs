@@ -406,7 +406,7 @@ async fn a_labourers_counts_say_which_stopped_at_the_cap() {
     );
     // With AWS's caps the same store counts up to 1,000 of each, queued tasks too.
     let queued: Vec<Task> = (0..1_001)
-        .map(|i| Task::new(format!("q-{i}"), "lab", json!({}), 1_000 + i, 1.0))
+        .map(|i| task(&format!("q-{i}"), 1_000 + i))
         .collect();
     store
         .enqueue(&queued, EnqueueMode::Fresh)
