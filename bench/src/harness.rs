@@ -585,21 +585,23 @@ impl Bench<'_> {
             // then archived (`SOSW_LEAN_CLOSE_ON_COMPLETION=false`); and as deployed by default with
             // one shard per labourer instead of 4 (each shard is a query per round and per
             // scavenger run: fewer fixed reads, a lower per-labourer ceiling).
-            let variants: &[(&str, bool, bool, u32)] = if both {
+            // (variant, close in one move, workers send their event back, shards, pack queued tasks)
+            let variants: &[(&str, bool, bool, u32, bool)] = if both {
                 &[
-                    ("", true, true, 4),
-                    (", workers reporting the task id alone", true, false, 4),
-                    (", completion marked then archived", false, true, 4),
-                    (", 1 shard", true, true, 1),
+                    ("", true, true, 4, true),
+                    (", queued tasks unpacked", true, true, 4, false),
+                    (", workers reporting the task id alone", true, false, 4, true),
+                    (", completion marked then archived", false, true, 4, true),
+                    (", 1 shard", true, true, 1, true),
                 ]
             } else {
                 &[
-                    ("", true, true, 4),
-                    (", 1 shard", true, true, 1),
-                    (", 16 shards", true, true, 16),
+                    ("", true, true, 4, true),
+                    (", 1 shard", true, true, 1, true),
+                    (", 16 shards", true, true, 16, true),
                 ]
             };
-            for &(variant, close, echo, shards) in variants {
+            for &(variant, close, echo, shards, pack) in variants {
                 if let Some(command) = &restart {
                     self.fresh_dynamodb(command).await?;
                 }
@@ -624,6 +626,9 @@ impl Bench<'_> {
                 }
                 if !echo {
                     run_args.push("--no-echo".to_owned());
+                }
+                if !pack {
+                    run_args.push("--no-pack".to_owned());
                 }
                 let out = self
                     .child(Implementation::Ours, "lifecycle", &run_args)

@@ -71,6 +71,9 @@ pub struct Args {
     /// The lean layout closes a completed task in one move (`LeanOptions::close_on_completion`, the
     /// default; `--lean-mark` marks the completion and archives it instead).
     pub lean_close: bool,
+    /// The lean layout packs queued tasks of one partition into items of about 1 KB
+    /// (`LeanOptions::pack_queued`, the default; `--no-pack` writes each task as an item of its own).
+    pub lean_pack: bool,
     /// The simulated workers send their event back with a completion, as workers run by sosw's
     /// worker runner do (on the lean layout the close then needs no read of the claim); `--no-echo`
     /// reports as sosw 0.7's Python workers do, with the task id alone.
@@ -100,6 +103,7 @@ impl Default for Args {
             layout: "0.7".into(),
             shards: 4,
             lean_close: true,
+            lean_pack: true,
             echo: true,
             dilation: 200.0,
             concurrency: sosw::aws::dynamodb::lean::migrate::DEFAULT_CONCURRENCY,
@@ -137,6 +141,7 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> BenchResult<Args> {
                 }
             }
             "--lean-mark" => args.lean_close = false,
+            "--no-pack" => args.lean_pack = false,
             "--no-echo" => args.echo = false,
             "--dilation" => {
                 args.dilation = value()?.parse()?;

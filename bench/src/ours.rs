@@ -174,6 +174,7 @@ pub async fn lifecycle(args: &Args) -> BenchResult<Value> {
         "lean" => {
             let options = LeanOptions {
                 close_on_completion: args.lean_close,
+                pack_queued: args.lean_pack,
                 ..LeanOptions::with_prefix(&args.prefix).shards(args.shards)
             };
             // Job counters in batches from the table's stream, as a lean deployment keeps them

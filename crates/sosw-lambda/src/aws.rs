@@ -149,6 +149,7 @@ pub fn deployment_store(
                 shards: lean.shards(),
                 close_on_completion: lean.close_on_completion(),
                 claim_receipts: lean.claim_receipts(),
+                pack_queued: lean.pack_queued(),
                 ..LeanOptions::default()
             };
             let store = LeanTaskStore::new(clients.dynamodb.clone(), options)?;

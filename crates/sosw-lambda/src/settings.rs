@@ -79,6 +79,11 @@ pub const LEAN_CLOSE_ON_COMPLETION_VAR: &str = "SOSW_LEAN_CLOSE_ON_COMPLETION";
 /// With the lean layout: `false` keeps the claim receipt (`sosw_claim`) out of workers' events, so
 /// they are exactly sosw 0.7's (the orchestrator reads it; default `true`).
 pub const LEAN_CLAIM_RECEIPTS_VAR: &str = "SOSW_LEAN_CLAIM_RECEIPTS";
+/// With the lean layout: `false` writes every queued task as an item of its own; `true` (the default)
+/// packs the tasks an enqueue writes to one queue partition into items of about 1 KB, one write unit
+/// for several tasks (docs/layout-lean.md, "Packed queued items"). Only the scheduler and other
+/// enqueuers read it; every process reads both.
+pub const LEAN_PACK_QUEUED_VAR: &str = "SOSW_LEAN_PACK_QUEUED";
 
 /// The lean table's name when `SOSW_LEAN_TABLE` is not set (the config's `table_prefix` goes in front).
 pub const DEFAULT_LEAN_TABLE: &str = "sosw_lean";
@@ -107,6 +112,7 @@ pub struct LeanLayout {
     batched_job_counts: bool,
     close_on_completion: bool,
     claim_receipts: bool,
+    pack_queued: bool,
 }
 
 impl LeanLayout {
@@ -125,6 +131,7 @@ impl LeanLayout {
             batched_job_counts: true,
             close_on_completion: true,
             claim_receipts: true,
+            pack_queued: true,
         })
     }
 
@@ -156,6 +163,19 @@ impl LeanLayout {
             claim_receipts: receipts,
             ..self
         }
+    }
+
+    /// The same layout packing queued tasks, or not (`SOSW_LEAN_PACK_QUEUED`).
+    pub fn with_pack_queued(self, pack: bool) -> Self {
+        LeanLayout {
+            pack_queued: pack,
+            ..self
+        }
+    }
+
+    /// Whether an enqueue packs queued tasks into shared items.
+    pub fn pack_queued(&self) -> bool {
+        self.pack_queued
     }
 
     /// Whether claims give receipts for workers' events.
@@ -235,10 +255,15 @@ impl StoreLayout {
             None => true,
             Some(value) => parse_bool(LEAN_CLAIM_RECEIPTS_VAR, &value)?,
         };
+        let pack = match read(LEAN_PACK_QUEUED_VAR) {
+            None => true,
+            Some(value) => parse_bool(LEAN_PACK_QUEUED_VAR, &value)?,
+        };
         let lean = LeanLayout::new(read(LEAN_TABLE_VAR), shards)?
             .with_batched_job_counts(batched)
             .with_close_on_completion(close)
-            .with_claim_receipts(receipts);
+            .with_claim_receipts(receipts)
+            .with_pack_queued(pack);
         match read(LAYOUT_VAR).as_deref() {
             None | Some("sosw07" | "0.7") => Ok(StoreLayout::Sosw07),
             Some("lean") => Ok(StoreLayout::Lean(lean)),
@@ -378,13 +403,16 @@ mod tests {
             default.batched_job_counts()
                 && default.close_on_completion()
                 && default.claim_receipts()
+                && default.pack_queued()
         );
         let set = lean(&[
             (LEAN_JOB_COUNTS_VAR, "immediate"),
             (LEAN_CLOSE_ON_COMPLETION_VAR, "false"),
             (LEAN_CLAIM_RECEIPTS_VAR, "false"),
+            (LEAN_PACK_QUEUED_VAR, "no"),
         ])?;
         assert!(!set.batched_job_counts() && !set.close_on_completion() && !set.claim_receipts());
+        assert!(!set.pack_queued());
         for (var, bad) in [
             (LEAN_JOB_COUNTS_VAR, "later"),
             (LEAN_CLOSE_ON_COMPLETION_VAR, "maybe"),

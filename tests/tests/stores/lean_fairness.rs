@@ -69,10 +69,16 @@ fn ids(ns: &[u64]) -> Vec<String> {
 }
 
 /// The number of items in the partition `pk` (raw, consistent).
+/// The tasks filed under `pk`: one per item of its own, each of a pack's.
 async fn items_under(store: &LeanTaskStore, pk: &str) -> usize {
     items_of(store.client(), &store.options().table, pk)
         .await
-        .len()
+        .iter()
+        .map(|item| match item.get("pt") {
+            Some(AttributeValue::M(entries)) => entries.len(),
+            _ => 1,
+        })
+        .sum()
 }
 
 /// The number of items under key `key` of path `tenant` (one shard).

@@ -353,6 +353,11 @@ impl LeanTaskStore {
                 }
                 return Ok(ReportOutcome::Recorded(done));
             }
+            if super::pack::entry_of(&found.key).is_some() {
+                // A failure is written onto the task's item in place: out of its pack first.
+                self.unpack_entry(operation, &found).await?;
+                continue;
+            }
             let mut p = Placeholders::default();
             let mut set = report
                 .attributes()

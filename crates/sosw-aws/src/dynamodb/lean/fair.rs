@@ -475,7 +475,15 @@ impl LeanTaskStore {
         task: &Task,
     ) -> Result<Option<Found>> {
         let keys = self.queued_keys_of(task).await?;
-        let found = self.get_many(operation, keys).await?;
+        let mut found = self.get_many(operation, keys.clone()).await?;
+        if found.is_empty() {
+            // Not an item of its own: in a pack, which starts at most a pack's span before it.
+            let pks = keys
+                .iter()
+                .filter_map(|k| k.get("pk").and_then(|v| v.as_s().ok()).cloned())
+                .collect();
+            found = self.packed(operation, pks, task).await?;
+        }
         Ok(super::latest(
             found
                 .into_iter()

@@ -29,6 +29,7 @@ mod claims;
 mod counts;
 mod fair;
 pub mod migrate;
+mod pack;
 mod queue;
 pub mod reshard;
 mod schema;
@@ -104,6 +105,13 @@ pub struct LeanOptions {
     /// whole, into the orchestrator's memory, every round; the rest waits for a later round
     /// (docs/layout-lean.md, "Per-key fairness").
     pub unkeyed_read_max: usize,
+    /// An enqueue packs the tasks it writes to one queue partition with neighbouring greenfields
+    /// into items of at most about 1 KB (about seven of the benchmark's tasks): one write unit for
+    /// the pack instead of one per task, and the claim that empties the pack deletes it, so a task
+    /// costs `4 + 2/k` write units for a pack of `k` instead of 5 (docs/layout-lean.md, "Packed
+    /// queued items"). On by default; off, every queued task is an item of its own. Either way the
+    /// store reads both.
+    pub pack_queued: bool,
 }
 
 impl Default for LeanOptions {
@@ -117,6 +125,7 @@ impl Default for LeanOptions {
             close_on_completion: true,
             claim_receipts: true,
             unkeyed_read_max: 10_000,
+            pack_queued: true,
         }
     }
 }
@@ -219,6 +228,16 @@ pub(crate) struct Read {
     pub limit: usize,
     pub descending: bool,
     pub consistent: bool,
+}
+
+/// What [`LeanTaskStore::partition_items`] read.
+pub(crate) struct PartitionRead {
+    /// The tasks.
+    pub found: Vec<Found>,
+    /// How many items held them (a pack is one).
+    pub items: usize,
+    /// The sort key of the last item read.
+    pub last_sk: Option<String>,
 }
 
 /// What a conditional write did.
@@ -452,12 +471,17 @@ impl LeanTaskStore {
             .client()
             .get_item()
             .table_name(self.table())
-            .set_key(Some(key))
+            .set_key(Some(pack::table_key(&key)))
             .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| sdk_error(operation, self.table(), e))?;
-        out.item.map(|i| decode(i, self.table())).transpose()
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        Ok(pack::decode_all(item, self.table())?
+            .into_iter()
+            .find(|f| f.key == key))
     }
 
     /// Consistent reads of many keys (those that exist).
@@ -467,8 +491,19 @@ impl LeanTaskStore {
         keys: Vec<Item>,
     ) -> Result<Vec<Found>> {
         let table = self.table().to_owned();
+        // A key naming an entry of a pack reads the pack (once, however many of its entries are
+        // asked for: a batch read refuses a key twice) and keeps the entries asked for.
+        let wanted: HashSet<KeyPrint> = keys.iter().map(key_print).collect();
+        let mut seen = HashSet::new();
+        let mut table_keys: Vec<Item> = Vec::new();
+        for k in &keys {
+            let k = pack::table_key(k);
+            if seen.insert(key_print(&k)) {
+                table_keys.push(k);
+            }
+        }
         let mut found = Vec::new();
-        for chunk in keys.chunks(GET_BATCH) {
+        for chunk in table_keys.chunks(GET_BATCH) {
             let mut pending = KeysAndAttributes::builder()
                 .set_keys(Some(chunk.to_vec()))
                 .consistent_read(true)
@@ -484,7 +519,11 @@ impl LeanTaskStore {
                     .map_err(|e| sdk_error(operation, &table, e))?;
                 if let Some(mut responses) = out.responses {
                     for item in responses.remove(&table).unwrap_or_default() {
-                        found.push(decode(item, &table)?);
+                        found.extend(
+                            pack::decode_all(item, &table)?
+                                .into_iter()
+                                .filter(|f| wanted.contains(&key_print(&f.key))),
+                        );
                     }
                 }
                 match out.unprocessed_keys.and_then(|mut m| m.remove(&table)) {
@@ -510,11 +549,36 @@ impl LeanTaskStore {
     /// `(low, high)` (inclusive) and a filter. Listings read eventually consistently (as sosw 0.7's
     /// index queries do: every change they lead to is a conditional write); lookups before a move read
     /// consistently.
+    ///
+    /// `limit` counts items: a pack is one, and gives each of its tasks. A pack's tasks whose own
+    /// sort keys are outside the range (a pack's key is its first task's) are left out.
     pub(crate) async fn partition(&self, read: Read) -> Result<Vec<Found>> {
+        Ok(self.partition_items(read).await?.found)
+    }
+
+    /// [`LeanTaskStore::partition`], with how many items it read and the last one's sort key.
+    pub(crate) async fn partition_items(&self, read: Read) -> Result<PartitionRead> {
         let limit = read.limit;
+        let range = read.range.clone();
         let spec = self.spec_of(read);
         let items = query::collect(self.client(), &spec, limit).await?;
-        items.into_iter().map(|i| decode(i, self.table())).collect()
+        let read = PartitionRead {
+            items: items.len(),
+            last_sk: items
+                .last()
+                .and_then(|i| i.get("sk"))
+                .and_then(|v| v.as_s().ok())
+                .cloned(),
+            found: Vec::with_capacity(items.len()),
+        };
+        items.into_iter().try_fold(read, |mut read, item| {
+            read.found.extend(
+                pack::decode_all(item, self.table())?
+                    .into_iter()
+                    .filter(|f| within(f, range.as_ref())),
+            );
+            Ok(read)
+        })
     }
 
     /// The `keep` items of the partitions `reads` (their limits ignored) that come first by
@@ -534,7 +598,7 @@ impl LeanTaskStore {
         for read in reads {
             query::each_page(self.client(), &self.spec_of(read), |items| {
                 for item in items {
-                    best.push(decode(item, self.table())?);
+                    best.extend(pack::decode_all(item, self.table())?);
                 }
                 if best.len() > keep.saturating_mul(2).max(1_000) {
                     trim(&mut best);
@@ -633,6 +697,12 @@ impl LeanTaskStore {
         rev: i64,
         extra: Option<(String, Vec<(&'static str, AttributeValue)>)>,
     ) -> Result<Written> {
+        if let Some(task_id) = pack::entry_of(&key) {
+            let task_id = task_id.to_owned();
+            return self
+                .remove_entry(operation, key, &task_id, rev, extra)
+                .await;
+        }
         let mut condition = "#rev = :rev".to_owned();
         let mut values = HashMap::from([(":rev".to_owned(), n(rev))]);
         let mut names = HashMap::from([("#rev".to_owned(), REV.to_owned())]);
@@ -770,16 +840,25 @@ impl LeanTaskStore {
                     "pk = :pk",
                     vec![(":pk", s(pk.clone()))],
                 )
-                .project("sk");
+                .project("sk, pt");
                 if consistent {
                     spec = spec.consistent();
                 }
                 let mut keys = Vec::new();
                 query::each_page(self.client(), &spec, |items| {
                     for item in items {
-                        if let Some(AttributeValue::S(sk)) = item.get("sk")
-                            && sk.split_once('#').is_some_and(|(_, id)| ids.contains(id))
-                        {
+                        let Some(AttributeValue::S(sk)) = item.get("sk") else {
+                            continue;
+                        };
+                        if let Some(AttributeValue::M(entries)) = item.get(pack::PACKED) {
+                            let pack = key(pk.clone(), sk.clone());
+                            keys.extend(
+                                entries
+                                    .keys()
+                                    .filter(|id| ids.contains(id.as_str()))
+                                    .map(|id| pack::entry_key(&pack, id)),
+                            );
+                        } else if sk.split_once('#').is_some_and(|(_, id)| ids.contains(id)) {
                             keys.push(key(pk.clone(), sk.clone()));
                         }
                     }
@@ -842,12 +921,34 @@ impl LeanTaskStore {
     }
 }
 
+/// Whether `found`, read with the sort-key range `range`, is within it by its own sort key: always
+/// for an item of its own (the read's condition chose it), and for a task of a pack, whose key is
+/// its first task's, when its own sort key (`<greenfield, ordered>#<task_id>`) is.
+fn within(found: &Found, range: Option<&(String, String)>) -> bool {
+    let Some((low, high)) = range else {
+        return true;
+    };
+    if pack::entry_of(&found.key).is_none() {
+        return true;
+    }
+    let own = format!("{}#{}", order(found.task.greenfield), found.task.task_id);
+    low.as_str() <= own.as_str() && own.as_str() <= high.as_str()
+}
+
+/// A key's strings (partition, sort, the pack entry it names), to hash.
+type KeyPrint = (Option<String>, Option<String>, Option<String>);
+
+fn key_print(key: &Item) -> KeyPrint {
+    let text = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).cloned();
+    (text("pk"), text("sk"), text(pack::ENTRY))
+}
+
 /// The item with the highest move counter.
 pub(crate) fn latest(found: Vec<Found>) -> Option<Found> {
     found.into_iter().max_by_key(|f| f.rev)
 }
 
-fn key(pk: String, sk: String) -> Item {
+pub(crate) fn key(pk: String, sk: String) -> Item {
     Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
@@ -941,7 +1042,7 @@ fn is_queued_key(key: &Item) -> bool {
 }
 
 /// The greenfield [`order`] wrote as `key`, if it is one (exactly as `order` writes it).
-fn unorder(key: &str) -> Option<i64> {
+pub(crate) fn unorder(key: &str) -> Option<i64> {
     let (&sign, digits) = key.as_bytes().split_first()?;
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;

@@ -71,6 +71,35 @@ impl LeanTaskStore {
         )
     }
 
+    /// The queued tasks `spec` reads, up to `cap` (and a page more): an item of its own counts one,
+    /// a pack its tasks. Pages read with only the packs' tasks (`pt`) projected, a page at a time:
+    /// DynamoDB charges the items whole either way, as it charges a `Select=COUNT`.
+    async fn count_queued(&self, spec: &QuerySpec<'_>, now: i64, cap: u64) -> Result<u64> {
+        let spec = spec.clone().project(super::pack::PACKED);
+        let mut total: u64 = 0;
+        let mut start = None;
+        loop {
+            if total >= cap {
+                return Ok(cap);
+            }
+            let (items, next) = query::page(self.client(), &spec, start).await?;
+            for item in &items {
+                total += match item.get(super::pack::PACKED) {
+                    // The pack's own key is its first task's: each of the others by its own.
+                    Some(AttributeValue::M(entries)) => entries
+                        .values()
+                        .filter(|e| super::pack::entry_greenfield(e).is_some_and(|g| g < now))
+                        .count() as u64,
+                    _ => 1,
+                };
+            }
+            match next {
+                Some(next) => start = Some(next),
+                None => return Ok(total.min(cap)),
+            }
+        }
+    }
+
     /// [`LeanTaskStore::queue_range`] over `pks`.
     pub(crate) async fn range_of(
         &self,
@@ -162,7 +191,7 @@ impl LeanTaskStore {
             }
             let missing = limit.saturating_sub(found.len()).max(limit / 4).max(1);
             let batch = missing.div_ceil(wanted.len());
-            let reads = wanted
+            let reads: Vec<Read> = wanted
                 .iter()
                 .map(|i| Read {
                     operation,
@@ -177,17 +206,25 @@ impl LeanTaskStore {
                     consistent: false,
                 })
                 .collect();
-            for (i, items) in wanted.into_iter().zip(self.read_all(reads).await?) {
+            let results: Vec<super::PartitionRead> = futures::stream::iter(reads)
+                .map(|read| self.partition_items(read))
+                .buffered(READ_CONCURRENCY)
+                .try_collect()
+                .await?;
+            for (i, read) in wanted.into_iter().zip(results) {
                 let part = &mut parts[i];
-                part.more = items.len() > batch;
-                if let Some(last) = items.last() {
-                    part.last = Some((last.task.greenfield, last.task.task_id.as_str().to_owned()));
-                    if let Some(AttributeValue::S(sk)) = last.key.get("sk") {
-                        // Just past the last sort key read.
-                        part.from = format!("{sk}\u{0}");
-                    }
+                // Items, not tasks: a pack is one item and gives each of its tasks.
+                part.more = read.items > batch;
+                if let Some(sk) = &read.last_sk {
+                    // What is left of the partition sorts after the last item read: its key (a
+                    // pack's is its first task's) bounds their greenfields and ids from below.
+                    part.last = sk
+                        .split_once('#')
+                        .and_then(|(g, id)| super::unorder(g).map(|g| (g, id.to_owned())));
+                    // Just past the last sort key read.
+                    part.from = format!("{sk}\u{0}");
                 }
-                found.extend(items);
+                found.extend(read.found);
             }
         }
         found.truncate(limit);
@@ -203,16 +240,31 @@ impl LeanTaskStore {
         limit: usize,
         descending: bool,
     ) -> Result<Vec<Task>> {
+        let high = now.saturating_sub(1);
         let mut found = self
-            .queue_range(
-                operation,
-                labourer,
-                i64::MIN,
-                now.saturating_sub(1),
-                limit,
-                descending,
-            )
+            .queue_range(operation, labourer, i64::MIN, high, limit, descending)
             .await?;
+        if limit > 0
+            && let Some(last) = found.get(limit - 1)
+        {
+            // A partition was read only in part. A pack sorts by its first greenfield, so the
+            // items not read may hold tasks that come before the ones read: from a pack that
+            // starts later but whose first tasks are gone, or, newest first, from a pack that
+            // starts earlier and holds later tasks, at most a pack's span later. Those ranges are
+            // read whole.
+            let (low, high) = match descending {
+                false => (i64::MIN, last.task.greenfield),
+                true => (
+                    last.task.greenfield.saturating_sub(super::pack::PACK_SPAN),
+                    high,
+                ),
+            };
+            found.extend(
+                self.queue_range(operation, labourer, low, high, usize::MAX, descending)
+                    .await?,
+            );
+            found = by_greenfield(latest_per_task(found), descending);
+        }
         found.truncate(limit);
         Ok(found.into_iter().map(|f| f.task).collect())
     }
@@ -236,7 +288,9 @@ impl LeanTaskStore {
                 .queued_keys_with_ids("enqueue (skip existing)", pks, &ids, false)
                 .await?
             {
-                if let Some(AttributeValue::S(sk)) = key.get("sk")
+                if let Some(id) = super::pack::entry_of(&key) {
+                    found.insert(id.to_owned());
+                } else if let Some(AttributeValue::S(sk)) = key.get("sk")
                     && let Some((_, id)) = sk.split_once('#')
                 {
                     found.insert(id.to_owned());
@@ -272,13 +326,18 @@ impl TaskQueue for LeanTaskStore {
             EnqueueMode::Fresh => HashSet::new(),
             EnqueueMode::SkipExisting => self.existing_ids(tasks).await?,
         };
-        let new_items: Vec<_> = tasks
+        let new_items: Vec<(Task, _)> = tasks
             .iter()
             .zip(items)
             .filter(|(t, _)| !existing.contains(t.task_id.as_str()))
-            .map(|(_, item)| item)
+            .map(|(t, item)| (t.clone(), item))
             .collect();
         let written = new_items.len();
+        let new_items: Vec<_> = if self.options().pack_queued {
+            super::pack::pack_items(new_items)
+        } else {
+            new_items.into_iter().map(|(_, item)| item).collect()
+        };
         let write_requests = self.legacy().batch_put(self.table(), new_items).await?;
         Ok(EnqueueReport {
             written,
@@ -301,14 +360,14 @@ impl TaskQueue for LeanTaskStore {
     /// finishes the move) counts twice.
     async fn queue_length(&self, labourer_id: &str, now: i64) -> Result<u64> {
         let pks = self.queue_pks_from(labourer_id, i64::MIN).await?;
-        let counts: Vec<u64> =
-            futures::stream::iter(pks)
-                .map(|pk| async move {
-                    query::count(self.client(), &self.queued_count_spec(pk, now)).await
-                })
-                .buffered(READ_CONCURRENCY)
-                .try_collect()
-                .await?;
+        let counts: Vec<u64> = futures::stream::iter(pks)
+            .map(|pk| async move {
+                self.count_queued(&self.queued_count_spec(pk, now), now, u64::MAX)
+                    .await
+            })
+            .buffered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
         Ok(counts.into_iter().sum())
     }
 
@@ -321,8 +380,7 @@ impl TaskQueue for LeanTaskStore {
                 return Ok(cap);
             }
             let spec = self.queued_count_spec(pk, now);
-            total =
-                total.saturating_add(query::count_up_to(self.client(), &spec, cap - total).await?);
+            total = total.saturating_add(self.count_queued(&spec, now, cap - total).await?);
         }
         Ok(total.min(cap))
     }

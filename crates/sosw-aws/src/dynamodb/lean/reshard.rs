@@ -560,9 +560,20 @@ impl LeanTaskStore {
                     // A page at a time (about 1 MB), so memory stays flat whatever the queue's size.
                     loop {
                         let (items, next) = query::page(self.client(), &spec, start).await?;
+                        // A pack's tasks each move on their own (to an item of their own there).
+                        let items: Vec<(Item, Option<Item>)> = items
+                            .into_iter()
+                            .flat_map(|item| match super::pack::unpack(&item) {
+                                Some(entries) => entries
+                                    .into_iter()
+                                    .map(|(plain, entry)| (plain, Some(entry)))
+                                    .collect(),
+                                None => vec![(item, None)],
+                            })
+                            .collect();
                         read += items.len() as u64;
-                        let mut moves: Vec<(Item, String)> = Vec::new();
-                        for item in items {
+                        let mut moves: Vec<(Item, Option<Item>, String)> = Vec::new();
+                        for (item, entry) in items {
                             let Some(id) = queued_task_id(&item) else {
                                 continue;
                             };
@@ -598,12 +609,12 @@ impl LeanTaskStore {
                                 // remembers its registrations).
                                 self.register_key(labourer, path, fkey).await?;
                             }
-                            moves.push((item, target));
+                            moves.push((item, entry, target));
                         }
                         pass.to_move += moves.len() as u64;
                         if !dry_run {
                             let outcomes: Vec<Move> = futures::stream::iter(moves)
-                                .map(|(item, target)| self.move_item(item, target))
+                                .map(|(item, entry, target)| self.move_item(item, entry, target))
                                 .buffer_unordered(MOVE_CONCURRENCY)
                                 .try_collect()
                                 .await?;
@@ -633,8 +644,10 @@ impl LeanTaskStore {
     }
 
     /// Moves the queued `item` to the partition `target` (same sort key): the copy first (unless an
-    /// item with a later move counter is there), then the original deleted on its move counter.
-    async fn move_item(&self, item: Item, target: String) -> Result<Move> {
+    /// item with a later move counter is there), then the original deleted on its move counter. A
+    /// task of a pack (`entry`, the key of its entry; `item`, the task as an item of its own) is
+    /// copied as an item of its own, and its entry taken out of the pack.
+    async fn move_item(&self, item: Item, entry: Option<Item>, target: String) -> Result<Move> {
         let rev = item
             .get(REV)
             .and_then(|v| v.as_n().ok())
@@ -652,7 +665,7 @@ impl LeanTaskStore {
             .and_then(|pk| pk.rsplit_once('#'))
             .zip(target.rsplit_once('#'))
             .is_some_and(|((from, _), (to, _))| from != to);
-        let source = Item::from([("pk".to_owned(), pk), ("sk".to_owned(), sk)]);
+        let source = entry.unwrap_or_else(|| Item::from([("pk".to_owned(), pk), ("sk".to_owned(), sk)]));
         let mut copy = item;
         copy.insert("pk".to_owned(), s(target.clone()));
         // Refused when the task's state there is as new or newer already (a stopped run's copy, or

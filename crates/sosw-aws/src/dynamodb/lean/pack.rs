@@ -1,0 +1,425 @@
+//! Packed queued items: the tasks of one enqueue that land in the same queue partition with
+//! neighbouring greenfields, several in one item of at most about 1 KB.
+//!
+//! DynamoDB bills a write by the KB of the item, however small it is: a queued item of the
+//! benchmark's task is about 135 bytes and still costs a whole write unit to put and another to
+//! delete. A pack holds up to [`PACK_BYTES`] of them (about seven), so its enqueue is one write for
+//! all of them; each claim takes its task out with one conditional `UpdateItem` (`REMOVE`) of the
+//! pack, still one write since the pack stays under 1 KB, and the claim of its last task deletes it
+//! (after a refused `REMOVE`: a pack is never left empty). A task then costs `4 + 2/k` write units
+//! for a pack of `k` instead of 5 (docs/layout-lean.md,
+//! "Packed queued items").
+//!
+//! | item | `pk` | `sk` | holds |
+//! |---|---|---|---|
+//! | pack | the queue partition of its tasks | `<order(first greenfield)>#<first task id>\u{1}` | `pt`: task id → the task's queued item without its key, with `greenfield` and its own `lrev` |
+//!
+//! A pack's sort key is its first (lowest) greenfield's, so a read of a partition's head finds it
+//! where its first task would be; the `\u{1}` (a control character, which no task id has) keeps it
+//! apart from any task's own item. Every entry keeps its own move counter, and a move out of a pack
+//! is the same two steps as out of an item of its own: the destination written first, then the
+//! entry removed on the condition that its counter is still the one read
+//! (`LeanTaskStore::delete_if` on a key that names the entry). Only greenfields below
+//! [`AHEAD_FLOOR`] (the scheduler's, not a clock's) are packed, and a pack spans at most
+//! [`PACK_SPAN`], so that a lookup of a task by its greenfield finds its pack by reading that span
+//! of its partition.
+
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::super::codec::{Item, item_size, n, s};
+use super::super::errors::written;
+use super::fair::AHEAD_FLOOR;
+use super::{Found, LeanTaskStore, REV, Written, decode, key, order};
+use sosw_core::error::Result;
+use sosw_core::task::Task;
+
+/// The attribute of a pack holding its tasks, by id.
+pub(crate) const PACKED: &str = "pt";
+/// The attribute, in a key this store hands around (never sent to DynamoDB), naming the task of a
+/// pack the key stands for.
+pub(crate) const ENTRY: &str = "~entry";
+/// At most this many bytes (as DynamoDB counts them) in a pack: under 1 KB, so that every
+/// removal from it is one write unit.
+pub(crate) const PACK_BYTES: usize = 1_000;
+/// At most this far from the pack's first greenfield are its other tasks'.
+pub(crate) const PACK_SPAN: i64 = 10_000;
+/// What ends a pack's sort key.
+const PACK_MARK: char = '\u{1}';
+
+/// A pack's sort key, for a pack whose first task is `first`.
+fn pack_sk(first: &Task) -> String {
+    format!("{}#{}{PACK_MARK}", order(first.greenfield), first.task_id)
+}
+
+/// The task the key `key` names inside a pack, if it is a pack entry's key.
+pub(crate) fn entry_of(key: &Item) -> Option<&str> {
+    key.get(ENTRY).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+/// `key` as DynamoDB knows it: without the entry it names.
+pub(crate) fn table_key(key: &Item) -> Item {
+    let mut key = key.clone();
+    key.remove(ENTRY);
+    key
+}
+
+/// The key of the entry `task_id` of the pack at `pack_key`.
+pub(crate) fn entry_key(pack_key: &Item, task_id: &str) -> Item {
+    let mut key = table_key(pack_key);
+    key.insert(ENTRY.to_owned(), s(task_id));
+    key
+}
+
+/// The greenfield of a pack's entry `entry`.
+pub(crate) fn entry_greenfield(entry: &AttributeValue) -> Option<i64> {
+    let AttributeValue::M(fields) = entry else {
+        return None;
+    };
+    fields.get("greenfield")?.as_n().ok()?.parse().ok()
+}
+
+/// Each task of the pack `item` as the queued item it would be on its own (its own sort key), with
+/// the key of its entry; `None` if `item` is not a pack.
+pub(crate) fn unpack(item: &Item) -> Option<Vec<(Item, Item)>> {
+    let AttributeValue::M(entries) = item.get(PACKED)? else {
+        return None;
+    };
+    let pk = item.get("pk")?.clone();
+    let pack_key = Item::from([("pk".to_owned(), pk.clone()), ("sk".to_owned(), item.get("sk")?.clone())]);
+    let mut out = Vec::with_capacity(entries.len());
+    for (id, entry) in entries {
+        let AttributeValue::M(fields) = entry else {
+            continue;
+        };
+        let greenfield = entry_greenfield(entry).unwrap_or(0);
+        let mut plain = fields.clone();
+        plain.remove("greenfield");
+        plain.insert("pk".to_owned(), pk.clone());
+        plain.insert("sk".to_owned(), s(format!("{}#{id}", order(greenfield))));
+        out.push((plain, entry_key(&pack_key, id)));
+    }
+    // In the order of their own sort keys, as separate items would be read.
+    out.sort_by(|a, b| {
+        let sk = |i: &Item| i.get("sk").and_then(|v| v.as_s().ok()).cloned();
+        sk(&a.0).cmp(&sk(&b.0))
+    });
+    Some(out)
+}
+
+/// Every task of the item `item`: one for an item of its own, each of a pack's (keyed by its
+/// entry).
+pub(crate) fn decode_all(item: Item, table: &str) -> Result<Vec<super::Found>> {
+    match unpack(&item) {
+        None => Ok(vec![decode(item, table)?]),
+        Some(entries) => entries
+            .into_iter()
+            .map(|(plain, entry)| {
+                let mut found = decode(plain, table)?;
+                found.key = entry;
+                Ok(found)
+            })
+            .collect(),
+    }
+}
+
+/// The queued items `items` (each with its key, in the order written) grouped into the items to
+/// put: consecutive items of one partition with rising greenfields below [`AHEAD_FLOOR`], within
+/// [`PACK_SPAN`] of the first, as many as fit in [`PACK_BYTES`]; an item alone stays as it is.
+pub(crate) fn pack_items(items: Vec<(Task, Item)>) -> Vec<Item> {
+    struct Open {
+        first: Task,
+        pk: AttributeValue,
+        entries: Vec<(String, Item)>,
+        plain: Item,
+        size: usize,
+    }
+    fn close(open: Open, out: &mut Vec<Item>) {
+        if open.entries.len() == 1 {
+            out.push(open.plain);
+            return;
+        }
+        let mut pack = Item::from([
+            ("pk".to_owned(), open.pk),
+            ("sk".to_owned(), s(pack_sk(&open.first))),
+        ]);
+        pack.insert(
+            PACKED.to_owned(),
+            AttributeValue::M(
+                open.entries
+                    .into_iter()
+                    .map(|(id, e)| (id, AttributeValue::M(e)))
+                    .collect(),
+            ),
+        );
+        out.push(pack);
+    }
+    let mut out = Vec::new();
+    let mut open: Option<Open> = None;
+    for (task, item) in items {
+        let mut entry = item.clone();
+        let pk = entry.remove("pk");
+        entry.remove("sk");
+        entry.insert("greenfield".to_owned(), n(task.greenfield));
+        // A map's entry: its name, one byte, and the value (a map: 3 bytes and its fields).
+        let entry_size = task.task_id.as_str().len() + 1 + 3 + item_size(&entry) + entry.len();
+        let packable = task.greenfield < AHEAD_FLOOR && task.greenfield > i64::MIN / 2;
+        if let Some(current) = open.as_mut()
+            && packable
+            && Some(&current.pk) == pk.as_ref()
+            && task.greenfield >= current.first.greenfield
+            && task.greenfield - current.first.greenfield <= PACK_SPAN
+            && current.size + entry_size <= PACK_BYTES
+            && !current.entries.iter().any(|(id, _)| id == task.task_id.as_str())
+        {
+            current.size += entry_size;
+            current.entries.push((task.task_id.as_str().to_owned(), entry));
+            continue;
+        }
+        if let Some(done) = open.take() {
+            close(done, &mut out);
+        }
+        match pk {
+            Some(pk) if packable => {
+                // The pack's own attributes: `pk`, `sk` (about the first's plus one) and `pt`.
+                let size = item_size(&Item::from([
+                    ("pk".to_owned(), pk.clone()),
+                    ("sk".to_owned(), s(pack_sk(&task))),
+                ])) + PACKED.len()
+                    + 3
+                    + entry_size;
+                open = Some(Open {
+                    first: task.clone(),
+                    pk,
+                    entries: vec![(task.task_id.as_str().to_owned(), entry)],
+                    plain: item,
+                    size,
+                });
+            }
+            _ => out.push(item),
+        }
+    }
+    if let Some(done) = open.take() {
+        close(done, &mut out);
+    }
+    out
+}
+
+impl LeanTaskStore {
+    /// Takes the entry `task_id` out of the pack at `key` if its move counter is `rev` and it
+    /// satisfies `extra` (the condition of [`LeanTaskStore::delete_if`], its names read inside the
+    /// entry): a conditional `REMOVE` while the pack holds others, else a conditional delete of the
+    /// pack. One write either way, and one refused write more for the last entry of a pack.
+    pub(crate) async fn remove_entry(
+        &self,
+        operation: &'static str,
+        key: Item,
+        task_id: &str,
+        rev: i64,
+        extra: Option<(String, Vec<(&'static str, AttributeValue)>)>,
+    ) -> Result<Written> {
+        let inside = |name: &str| format!("#pt.#id.{name}");
+        let mut condition = format!("{} = :rev", inside("#rev"));
+        let mut values = std::collections::HashMap::from([(":rev".to_owned(), n(rev))]);
+        let mut names = std::collections::HashMap::from([
+            ("#pt".to_owned(), PACKED.to_owned()),
+            ("#id".to_owned(), task_id.to_owned()),
+            ("#rev".to_owned(), REV.to_owned()),
+        ]);
+        if let Some((extra, extra_values)) = extra {
+            let mut extra = extra;
+            for (k, v) in [
+                ("#gf", "greenfield"),
+                ("#done", "completed_at"),
+                ("#st", "labourer_id_task_status"),
+                ("#fa", "failed_attempts"),
+            ] {
+                if extra.contains(k) {
+                    extra = extra.replace(k, &inside(k));
+                    names.insert(k.to_owned(), v.to_owned());
+                }
+            }
+            condition = format!("{condition} AND {extra}");
+            for (k, v) in extra_values {
+                values.insert(k.to_owned(), v);
+            }
+        }
+        values.insert(":one".to_owned(), n(1));
+        let table_key = table_key(&key);
+        // Never a pack left empty: the last entry goes with its pack. (An empty map is what
+        // DynamoDB Local's stream writes in a form the SDK refuses, and it is an item for nothing.)
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(table_key.clone()))
+            .update_expression("REMOVE #pt.#id")
+            .condition_expression(format!("{condition} AND size(#pt) > :one"))
+            .set_expression_attribute_names(Some(names.clone()))
+            .set_expression_attribute_values(Some(values.clone()))
+            .send()
+            .await;
+        let refused = UpdateItemError::is_conditional_check_failed_exception;
+        if written(operation, self.table(), result, refused)? {
+            return Ok(Written::Yes);
+        }
+        let result = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(table_key))
+            .condition_expression(format!("{condition} AND size(#pt) = :one"))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        let refused = DeleteItemError::is_conditional_check_failed_exception;
+        Ok(match written(operation, self.table(), result, refused)? {
+            true => Written::Yes,
+            false => Written::ConditionFailed,
+        })
+    }
+
+    /// The pack entry `found` moved to an item of its own at its own queued key (move counter one
+    /// higher), for a change a pack entry cannot take in place (a failure report on a queued task).
+    /// `false` if the entry moved first.
+    pub(crate) async fn unpack_entry(&self, operation: &'static str, found: &Found) -> Result<bool> {
+        let Some(AttributeValue::S(pk)) = found.key.get("pk") else {
+            return Ok(false);
+        };
+        let own = key(
+            pk.clone(),
+            format!("{}#{}", order(found.task.greenfield), found.task.task_id),
+        );
+        let item = self.item(&found.task, &own, found.rev + 1)?;
+        if self.put_newer(operation, item).await? == Written::ConditionFailed {
+            return Ok(false);
+        }
+        if self
+            .delete_if(operation, found.key.clone(), found.rev, None)
+            .await?
+            == Written::ConditionFailed
+        {
+            self.delete_if(operation, own, found.rev + 1, None).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The queued task `task` in a pack of one of the partitions `pks`: the span of each before the
+    /// task's greenfield that a pack holding it can start in (consistent reads).
+    pub(crate) async fn packed(
+        &self,
+        operation: &'static str,
+        pks: Vec<String>,
+        task: &Task,
+    ) -> Result<Vec<Found>> {
+        if task.greenfield >= AHEAD_FLOOR {
+            return Ok(Vec::new());
+        }
+        let low = order(task.greenfield.saturating_sub(PACK_SPAN));
+        let high = format!("{}#\u{10ffff}", order(task.greenfield));
+        let mut found = Vec::new();
+        for pk in pks {
+            let read = super::Read {
+                operation,
+                pk,
+                range: Some((low.clone(), high.clone())),
+                filter: None,
+                values: vec![],
+                limit: usize::MAX,
+                descending: false,
+                consistent: true,
+            };
+            found.extend(
+                self.partition(read)
+                    .await?
+                    .into_iter()
+                    .filter(|f| entry_of(&f.key) == Some(task.task_id.as_str())),
+            );
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, greenfield: i64) -> Task {
+        let mut t = Task::new(id, "lab", serde_json::json!({"n": 1}), greenfield, 0.0);
+        t.job_id = Some("job".into());
+        t
+    }
+
+    fn plain(t: &Task, pk: &str) -> Item {
+        let mut item = Item::from([
+            ("pk".to_owned(), s(pk)),
+            ("sk".to_owned(), s(format!("{}#{}", order(t.greenfield), t.task_id))),
+        ]);
+        item.insert("payload".to_owned(), s("{\"n\": 1}"));
+        item.insert(REV.to_owned(), n(0));
+        item
+    }
+
+    #[test]
+    fn neighbours_of_one_partition_pack_and_unpack_to_the_items_they_would_be() {
+        let tasks: Vec<Task> = (1..=5).map(|i| task(&format!("job-{i}"), i * 1000)).collect();
+        let items: Vec<(Task, Item)> = tasks
+            .iter()
+            .map(|t| (t.clone(), plain(t, "q#lab#0")))
+            .collect();
+        let packed = pack_items(items.clone());
+        assert_eq!(packed.len(), 1, "five small items of one partition make one pack");
+        assert!(item_size(&packed[0]) <= PACK_BYTES);
+        let sk = packed[0]["sk"].as_s().unwrap();
+        assert!(sk.ends_with(PACK_MARK) && sk.starts_with(&order(1000)));
+        let back = unpack(&packed[0]).expect("a pack");
+        assert_eq!(back.len(), 5);
+        for ((plain, entry), (t, original)) in back.iter().zip(&items) {
+            let mut expected = original.clone();
+            expected.remove("greenfield");
+            assert_eq!(plain, &expected, "entry {} reads back as its own item", t.task_id);
+            assert_eq!(entry_of(entry), Some(t.task_id.as_str()));
+            assert_eq!(table_key(entry)["sk"], packed[0]["sk"]);
+        }
+    }
+
+    #[test]
+    fn packs_stop_at_a_partition_a_falling_greenfield_the_span_the_size_and_the_floor() {
+        let a = task("job-1", 1000);
+        let b = task("job-2", 2000);
+        let other = task("job-3", 3000);
+        let falling = task("job-4", 500);
+        let far = task("job-5", 500 + PACK_SPAN + 1);
+        let ahead = task("job-6", AHEAD_FLOOR);
+        let items = vec![
+            (a.clone(), plain(&a, "q#lab#0")),
+            (b.clone(), plain(&b, "q#lab#0")),
+            (other.clone(), plain(&other, "q#lab#1")),
+            (falling.clone(), plain(&falling, "q#lab#1")),
+            (far.clone(), plain(&far, "q#lab#1")),
+            (ahead.clone(), plain(&ahead, "q#lab#1")),
+        ];
+        let packed = pack_items(items);
+        let sizes: Vec<usize> = packed
+            .iter()
+            .map(|i| unpack(i).map_or(1, |e| e.len()))
+            .collect();
+        assert_eq!(sizes, vec![2, 1, 1, 1, 1]);
+        // As many as fit in the size, and no more.
+        let many: Vec<(Task, Item)> = (1..=100)
+            .map(|i| {
+                let t = task(&format!("job-{i}"), i * 1000);
+                let item = plain(&t, "q#lab#0");
+                (t, item)
+            })
+            .collect();
+        let packed = pack_items(many);
+        assert!(packed.len() > 1);
+        assert!(packed.iter().all(|p| item_size(p) <= PACK_BYTES));
+        let total: usize = packed.iter().map(|i| unpack(i).map_or(1, |e| e.len())).sum();
+        assert_eq!(total, 100);
+    }
+}
