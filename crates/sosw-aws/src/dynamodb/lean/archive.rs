@@ -57,6 +57,7 @@ impl LeanTaskStore {
                 rev,
                 key: self.claim_key(task.task_id.as_str()),
                 moved_at: None,
+                pack_len: None,
             }));
         }
         let claim = self
@@ -182,6 +183,7 @@ impl LeanTaskStore {
                 task,
                 rev,
                 moved_at: None,
+                pack_len: None,
             }),
             None => {
                 self.get_read(OPERATION, self.claim_key(task_id.as_str()), false)

@@ -171,6 +171,10 @@ struct LeanInner {
     /// worker assistant archives what it has just completed, so the archive needs no read (a stale
     /// counter only makes the archive's conditional delete fail, and the move is taken back).
     seen_claims: Mutex<HashMap<String, i64>>,
+    /// At most how many tasks each pack this process read with `next_queued` still holds (as read,
+    /// less the ones this process took out since): the claim of a pack's last task deletes the
+    /// pack at once, without a refused `REMOVE` first.
+    pack_left: Mutex<HashMap<KeyPrint, usize>>,
     /// Receipts of the claims this process has just made, by task id, until the orchestrator takes
     /// them for the worker's event.
     receipts: Mutex<HashMap<String, serde_json::Value>>,
@@ -215,6 +219,8 @@ pub(crate) struct Found {
     pub key: Item,
     /// [`MOVED_AT`], on the items that carry it (waiting items written by this build).
     pub moved_at: Option<i64>,
+    /// For a task of a pack, how many tasks the pack held when read.
+    pub pack_len: Option<usize>,
 }
 
 /// One read of a partition: every item of `pk` (at most `limit`), optionally within a sort-key range
@@ -269,6 +275,7 @@ impl LeanTaskStore {
                 registered: Mutex::new(HashSet::new()),
                 seen_queued: Mutex::new(HashMap::new()),
                 seen_claims: Mutex::new(HashMap::new()),
+                pack_left: Mutex::new(HashMap::new()),
                 receipts: Mutex::new(HashMap::new()),
                 streams: None,
                 fair: fair::FairState::default(),
@@ -307,6 +314,7 @@ impl LeanTaskStore {
                 registered: Mutex::new(HashSet::new()),
                 seen_queued: Mutex::new(HashMap::new()),
                 seen_claims: Mutex::new(HashMap::new()),
+                pack_left: Mutex::new(HashMap::new()),
                 receipts: Mutex::new(HashMap::new()),
                 streams,
                 fair: fair::FairState::default(),
@@ -407,6 +415,47 @@ impl LeanTaskStore {
         }
         for f in found {
             seen.insert(f.task.task_id.as_str().to_owned(), f.clone());
+        }
+        drop(seen);
+        let mut left = self
+            .inner
+            .pack_left
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if left.len() + found.len() > SEEN_QUEUED_MAX {
+            left.clear();
+        }
+        for f in found {
+            if let Some(len) = f.pack_len {
+                let print = key_print(&pack::table_key(&f.key));
+                let known = left.entry(print).or_insert(len);
+                *known = (*known).min(len);
+            }
+        }
+    }
+
+    /// At most how many tasks the pack at `key` holds, as this process knows (see `pack_left`).
+    pub(crate) fn pack_left(&self, key: &Item) -> Option<usize> {
+        self.inner
+            .pack_left
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key_print(&pack::table_key(key)))
+            .copied()
+    }
+
+    /// One task fewer in the pack at `key` (`gone`: the pack itself).
+    pub(crate) fn took_from_pack(&self, key: &Item, gone: bool) {
+        let mut left = self
+            .inner
+            .pack_left
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let print = key_print(&pack::table_key(key));
+        if gone {
+            left.remove(&print);
+        } else if let Some(n) = left.get_mut(&print) {
+            *n = n.saturating_sub(1).max(1);
         }
     }
 
@@ -1114,6 +1163,7 @@ pub(crate) fn decode(mut item: Item, table: &str) -> Result<Found> {
         rev,
         key,
         moved_at,
+        pack_len: None,
     })
 }
 

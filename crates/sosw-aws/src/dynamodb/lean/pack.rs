@@ -6,8 +6,8 @@
 //! delete. A pack holds up to [`PACK_BYTES`] of them (about seven), so its enqueue is one write for
 //! all of them; each claim takes its task out with one conditional `UpdateItem` (`REMOVE`) of the
 //! pack, still one write since the pack stays under 1 KB, and the claim of its last task deletes it
-//! (after a refused `REMOVE`: a pack is never left empty). A task then costs `4 + 2/k` write units
-//! for a pack of `k` instead of 5 (docs/layout-lean.md,
+//! (a pack is never left empty). A task then costs `4 + 1/k` write units for a pack of `k` instead
+//! of 5 (docs/layout-lean.md,
 //! "Packed queued items").
 //!
 //! | item | `pk` | `sk` | holds |
@@ -113,14 +113,18 @@ pub(crate) fn unpack(item: &Item) -> Option<Vec<(Item, Item)>> {
 pub(crate) fn decode_all(item: Item, table: &str) -> Result<Vec<super::Found>> {
     match unpack(&item) {
         None => Ok(vec![decode(item, table)?]),
-        Some(entries) => entries
-            .into_iter()
-            .map(|(plain, entry)| {
-                let mut found = decode(plain, table)?;
-                found.key = entry;
-                Ok(found)
-            })
-            .collect(),
+        Some(entries) => {
+            let len = entries.len();
+            entries
+                .into_iter()
+                .map(|(plain, entry)| {
+                    let mut found = decode(plain, table)?;
+                    found.key = entry;
+                    found.pack_len = Some(len);
+                    Ok(found)
+                })
+                .collect()
+        }
     }
 }
 
@@ -210,7 +214,8 @@ impl LeanTaskStore {
     /// Takes the entry `task_id` out of the pack at `key` if its move counter is `rev` and it
     /// satisfies `extra` (the condition of [`LeanTaskStore::delete_if`], its names read inside the
     /// entry): a conditional `REMOVE` while the pack holds others, else a conditional delete of the
-    /// pack. One write either way, and one refused write more for the last entry of a pack.
+    /// pack. One write either way, and a refused one first when this process's count of the pack's
+    /// tasks (`pack_left`) is out of date: another process took some of them.
     pub(crate) async fn remove_entry(
         &self,
         operation: &'static str,
@@ -247,38 +252,46 @@ impl LeanTaskStore {
         }
         values.insert(":one".to_owned(), n(1));
         let table_key = table_key(&key);
-        // Never a pack left empty: the last entry goes with its pack. (An empty map is what
-        // DynamoDB Local's stream writes in a form the SDK refuses, and it is an item for nothing.)
-        let result = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(table_key.clone()))
-            .update_expression("REMOVE #pt.#id")
-            .condition_expression(format!("{condition} AND size(#pt) > :one"))
-            .set_expression_attribute_names(Some(names.clone()))
-            .set_expression_attribute_values(Some(values.clone()))
-            .send()
-            .await;
-        let refused = UpdateItemError::is_conditional_check_failed_exception;
-        if written(operation, self.table(), result, refused)? {
-            return Ok(Written::Yes);
+        // Never a pack left empty: the last task goes with its pack. (An empty map is an item for
+        // nothing, and DynamoDB Local's stream writes it in a form the SDK refuses.) Which of the
+        // two writes comes first is what this process knows of the pack: the other one only when
+        // the first is refused.
+        let last_first = self.pack_left(&key) == Some(1);
+        for last in [last_first, !last_first] {
+            let done = if last {
+                let result = self
+                    .client()
+                    .delete_item()
+                    .table_name(self.table())
+                    .set_key(Some(table_key.clone()))
+                    .condition_expression(format!("{condition} AND size(#pt) = :one"))
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .set_expression_attribute_values(Some(values.clone()))
+                    .send()
+                    .await;
+                let refused = DeleteItemError::is_conditional_check_failed_exception;
+                written(operation, self.table(), result, refused)?
+            } else {
+                let result = self
+                    .client()
+                    .update_item()
+                    .table_name(self.table())
+                    .set_key(Some(table_key.clone()))
+                    .update_expression("REMOVE #pt.#id")
+                    .condition_expression(format!("{condition} AND size(#pt) > :one"))
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .set_expression_attribute_values(Some(values.clone()))
+                    .send()
+                    .await;
+                let refused = UpdateItemError::is_conditional_check_failed_exception;
+                written(operation, self.table(), result, refused)?
+            };
+            if done {
+                self.took_from_pack(&key, last);
+                return Ok(Written::Yes);
+            }
         }
-        let result = self
-            .client()
-            .delete_item()
-            .table_name(self.table())
-            .set_key(Some(table_key))
-            .condition_expression(format!("{condition} AND size(#pt) = :one"))
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        let refused = DeleteItemError::is_conditional_check_failed_exception;
-        Ok(match written(operation, self.table(), result, refused)? {
-            true => Written::Yes,
-            false => Written::ConditionFailed,
-        })
+        Ok(Written::ConditionFailed)
     }
 
     /// The pack entry `found` moved to an item of its own at its own queued key (move counter one
