@@ -1036,3 +1036,117 @@ async fn a_small_job_is_created_with_one_write_unit_and_a_large_one_with_a_trans
     }
     delete_tables(&direct, &tables).await.expect("deleted");
 }
+
+/// Write units the proxy saw on the queue partitions (`q#...`).
+fn queue_write_units(proxy: &PartitionProxy) -> f64 {
+    proxy
+        .stats()
+        .iter()
+        .filter(|s| s.direction == Direction::Write && s.partition.key.contains("\"q#"))
+        .map(|s| s.units)
+        .sum()
+}
+
+/// The queue items (`q#...`) of the table: how many, and how many of them are packs.
+async fn queue_items(client: &aws_sdk_dynamodb::Client, options: &LeanOptions) -> (usize, usize) {
+    let mut pages = client
+        .scan()
+        .table_name(&options.table)
+        .into_paginator()
+        .items()
+        .send();
+    let (mut items, mut packs) = (0, 0);
+    while let Some(item) = pages.next().await {
+        let item = item.expect("scan");
+        if item["pk"].as_s().expect("pk").starts_with("q#") {
+            items += 1;
+            if item.contains_key("pt") {
+                packs += 1;
+            }
+        }
+    }
+    (items, packs)
+}
+
+/// With packs (the default), an enqueue writes the tasks of each queue partition several to an item
+/// under 1 KB: fewer write units than tasks. Each claim then takes its task out of its pack with one
+/// write unit (a `REMOVE`, or the pack's delete for its last task), as it deleted an item of its
+/// own: the queue's writes for the whole cycle are the packs' puts plus one per task, where without
+/// packs they are two per task. Nothing is left in the queue, and every task is claimed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lean_packs_queued_tasks_and_a_claim_takes_one_out_with_one_write_unit() {
+    let Some(endpoint) = emulator_endpoint(DYNAMODB_ENDPOINT_VAR) else {
+        return;
+    };
+    const NOW: i64 = 1_700_000_000;
+    const TASKS: usize = 48;
+    let mut figures = Vec::new();
+    for pack in [true, false] {
+        let direct = dynamodb_client_at(&endpoint).await;
+        let options = LeanOptions {
+            pack_queued: pack,
+            ..LeanOptions::with_prefix(&unique_prefix()).shards(4)
+        };
+        sosw::aws::dynamodb::lean::create_lean_tables_without_stream(&direct, &options)
+            .await
+            .expect("tables");
+        let proxy = PartitionProxy::start(&endpoint, COUNT_ONLY)
+            .await
+            .expect("the proxy starts");
+        let store = LeanTaskStore::new(dynamodb_client_at(proxy.url()).await, options.clone())
+            .expect("lean options");
+        let queued = tasks("lab", TASKS);
+        store
+            .enqueue(&queued, EnqueueMode::Fresh)
+            .await
+            .expect("enqueued");
+        let enqueue_units = queue_write_units(&proxy);
+        let (items, packs) = queue_items(&direct, &options).await;
+        assert_eq!(
+            store.queue_length("lab", NOW).await.expect("length"),
+            TASKS as u64,
+            "every task counted, packed or not"
+        );
+        let mut claimed = Vec::new();
+        loop {
+            let head = store.next_queued("lab", NOW, 10).await.expect("head");
+            if head.is_empty() {
+                break;
+            }
+            for task in head {
+                let outcome = store.claim(&task.task_id, NOW).await.expect("claim");
+                assert!(matches!(outcome, ClaimOutcome::Claimed(_)), "{outcome:?}");
+                claimed.push(task.task_id.as_str().to_owned());
+            }
+        }
+        let cycle_units = queue_write_units(&proxy);
+        let mut expected: Vec<String> = queued.iter().map(|t| t.task_id.as_str().to_owned()).collect();
+        expected.sort();
+        let mut got = claimed.clone();
+        got.sort();
+        assert_eq!(got, expected, "every task claimed once");
+        assert_eq!(
+            queue_items(&direct, &options).await,
+            (0, 0),
+            "nothing left in the queue, no empty pack"
+        );
+        println!(
+            "pack_queued {pack}: {TASKS} tasks in {items} queue items ({packs} packs), enqueue \
+             {enqueue_units} write units, queue writes for the cycle {cycle_units}"
+        );
+        figures.push((items, packs, enqueue_units, cycle_units));
+        delete_lean_tables(&direct, &options).await.expect("deleted");
+    }
+    let (packed, unpacked) = (figures[0], figures[1]);
+    assert_eq!(unpacked, (TASKS, 0, TASKS as f64, 2.0 * TASKS as f64));
+    assert!(
+        packed.1 > 0 && packed.0 * 3 <= TASKS,
+        "about 6 to a pack (at least 3): {packed:?}"
+    );
+    assert_eq!(packed.2, packed.0 as f64, "one write unit per item put");
+    assert_eq!(
+        packed.3,
+        packed.0 as f64 + TASKS as f64,
+        "one write unit per claim out of a pack (DynamoDB Local charges no refused write)"
+    );
+}

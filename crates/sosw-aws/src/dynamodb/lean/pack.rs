@@ -26,10 +26,10 @@
 
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::super::codec::{Item, item_size, n, s};
-use super::super::errors::written;
+use super::super::errors::sdk_error;
 use super::fair::AHEAD_FLOOR;
 use super::{Found, LeanTaskStore, REV, Written, decode, key, order};
 use sosw_core::error::Result;
@@ -129,8 +129,10 @@ pub(crate) fn decode_all(item: Item, table: &str) -> Result<Vec<super::Found>> {
 }
 
 /// The queued items `items` (each with its key, in the order written) grouped into the items to
-/// put: consecutive items of one partition with rising greenfields below [`AHEAD_FLOOR`], within
-/// [`PACK_SPAN`] of the first, as many as fit in [`PACK_BYTES`]; an item alone stays as it is.
+/// put: in each partition, the items in the order given, each added to the partition's open pack
+/// while its greenfield is below [`AHEAD_FLOOR`], not below the pack's first, within [`PACK_SPAN`]
+/// of it, and the pack stays within [`PACK_BYTES`]; else the pack is closed and a new one opened.
+/// A pack of one is put as the item it is.
 pub(crate) fn pack_items(items: Vec<(Task, Item)>) -> Vec<Item> {
     struct Open {
         first: Task,
@@ -160,52 +162,62 @@ pub(crate) fn pack_items(items: Vec<(Task, Item)>) -> Vec<Item> {
         out.push(pack);
     }
     let mut out = Vec::new();
-    let mut open: Option<Open> = None;
+    // The open pack of each partition, in the order the partitions came.
+    let mut open: Vec<Open> = Vec::new();
+    let mut by_pk: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (task, item) in items {
+        let packable = task.greenfield < AHEAD_FLOOR && task.greenfield > i64::MIN / 2;
+        let pk = match item.get("pk") {
+            Some(AttributeValue::S(pk)) if packable => pk.clone(),
+            _ => {
+                out.push(item);
+                continue;
+            }
+        };
         let mut entry = item.clone();
-        let pk = entry.remove("pk");
+        entry.remove("pk");
         entry.remove("sk");
         entry.insert("greenfield".to_owned(), n(task.greenfield));
-        // A map's entry: its name, one byte, and the value (a map: 3 bytes and its fields).
+        // A map's entry: its name, one byte, and the value (a map: 3 bytes, and per field one
+        // byte, its name and its value).
         let entry_size = task.task_id.as_str().len() + 1 + 3 + item_size(&entry) + entry.len();
-        let packable = task.greenfield < AHEAD_FLOOR && task.greenfield > i64::MIN / 2;
-        if let Some(current) = open.as_mut()
-            && packable
-            && Some(&current.pk) == pk.as_ref()
-            && task.greenfield >= current.first.greenfield
-            && task.greenfield - current.first.greenfield <= PACK_SPAN
-            && current.size + entry_size <= PACK_BYTES
-            && !current.entries.iter().any(|(id, _)| id == task.task_id.as_str())
-        {
-            current.size += entry_size;
-            current.entries.push((task.task_id.as_str().to_owned(), entry));
-            continue;
-        }
-        if let Some(done) = open.take() {
-            close(done, &mut out);
-        }
-        match pk {
-            Some(pk) if packable => {
-                // The pack's own attributes: `pk`, `sk` (about the first's plus one) and `pt`.
-                let size = item_size(&Item::from([
-                    ("pk".to_owned(), pk.clone()),
-                    ("sk".to_owned(), s(pack_sk(&task))),
-                ])) + PACKED.len()
-                    + 3
-                    + entry_size;
-                open = Some(Open {
-                    first: task.clone(),
-                    pk,
-                    entries: vec![(task.task_id.as_str().to_owned(), entry)],
-                    plain: item,
-                    size,
-                });
+        let id = task.task_id.as_str().to_owned();
+        if let Some(&i) = by_pk.get(&pk) {
+            let current = &mut open[i];
+            if task.greenfield >= current.first.greenfield
+                && task.greenfield - current.first.greenfield <= PACK_SPAN
+                && current.size + entry_size <= PACK_BYTES
+                && !current.entries.iter().any(|(e, _)| *e == id)
+            {
+                current.size += entry_size;
+                current.entries.push((id, entry));
+                continue;
             }
-            _ => out.push(item),
+        }
+        // The pack's own attributes: `pk`, `sk` (the first's and one character) and `pt`.
+        let size = item_size(&Item::from([
+            ("pk".to_owned(), s(&pk)),
+            ("sk".to_owned(), s(pack_sk(&task))),
+        ])) + PACKED.len()
+            + 3
+            + entry_size;
+        let new = Open {
+            first: task,
+            pk: s(&pk),
+            entries: vec![(id, entry)],
+            plain: item,
+            size,
+        };
+        match by_pk.get(&pk) {
+            Some(&i) => close(std::mem::replace(&mut open[i], new), &mut out),
+            None => {
+                by_pk.insert(pk, open.len());
+                open.push(new);
+            }
         }
     }
-    if let Some(done) = open.take() {
-        close(done, &mut out);
+    for pack in open {
+        close(pack, &mut out);
     }
     out
 }
@@ -254,11 +266,13 @@ impl LeanTaskStore {
         let table_key = table_key(&key);
         // Never a pack left empty: the last task goes with its pack. (An empty map is an item for
         // nothing, and DynamoDB Local's stream writes it in a form the SDK refuses.) Which of the
-        // two writes comes first is what this process knows of the pack: the other one only when
-        // the first is refused.
-        let last_first = self.pack_left(&key) == Some(1);
-        for last in [last_first, !last_first] {
-            let done = if last {
+        // two writes comes first is what this process knows of the pack. A refused write hands back
+        // the pack as it is (`ReturnValuesOnConditionCheckFailure`): if the entry is still there
+        // as read and only the pack's size was not the one assumed (another process took a task
+        // from it meanwhile), the other write follows. Sizes only fall, so this ends.
+        let mut last = self.pack_left(&key) == Some(1);
+        loop {
+            let refused_by: Option<Option<Item>> = if last {
                 let result = self
                     .client()
                     .delete_item()
@@ -267,10 +281,24 @@ impl LeanTaskStore {
                     .condition_expression(format!("{condition} AND size(#pt) = :one"))
                     .set_expression_attribute_names(Some(names.clone()))
                     .set_expression_attribute_values(Some(values.clone()))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
                     .send()
                     .await;
-                let refused = DeleteItemError::is_conditional_check_failed_exception;
-                written(operation, self.table(), result, refused)?
+                match result {
+                    Ok(_) => None,
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
+                    {
+                        Some(match e.into_service_error() {
+                            DeleteItemError::ConditionalCheckFailedException(c) => c.item,
+                            _ => None,
+                        })
+                    }
+                    Err(e) => return Err(sdk_error(operation, self.table(), e)),
+                }
             } else {
                 let result = self
                     .client()
@@ -281,17 +309,46 @@ impl LeanTaskStore {
                     .condition_expression(format!("{condition} AND size(#pt) > :one"))
                     .set_expression_attribute_names(Some(names.clone()))
                     .set_expression_attribute_values(Some(values.clone()))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
                     .send()
                     .await;
-                let refused = UpdateItemError::is_conditional_check_failed_exception;
-                written(operation, self.table(), result, refused)?
+                match result {
+                    Ok(_) => None,
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+                    {
+                        Some(match e.into_service_error() {
+                            UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                            _ => None,
+                        })
+                    }
+                    Err(e) => return Err(sdk_error(operation, self.table(), e)),
+                }
             };
-            if done {
+            let Some(pack) = refused_by else {
                 self.took_from_pack(&key, last);
                 return Ok(Written::Yes);
+            };
+            // Refused: by the size alone only if the entry is there with the counter read and the
+            // pack's size is the one the other write needs.
+            let Some(AttributeValue::M(entries)) = pack.as_ref().and_then(|p| p.get(PACKED)) else {
+                return Ok(Written::ConditionFailed);
+            };
+            let entry_rev = entries
+                .get(task_id)
+                .and_then(|e| e.as_m().ok())
+                .and_then(|e| e.get(REV))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok());
+            let size_says_last = entries.len() == 1;
+            if entry_rev != Some(rev) || size_says_last == last {
+                return Ok(Written::ConditionFailed);
             }
+            last = size_says_last;
         }
-        Ok(Written::ConditionFailed)
     }
 
     /// The pack entry `found` moved to an item of its own at its own queued key (move counter one
@@ -416,11 +473,27 @@ mod tests {
             (ahead.clone(), plain(&ahead, "q#lab#1")),
         ];
         let packed = pack_items(items);
-        let sizes: Vec<usize> = packed
+        let mut sizes: Vec<usize> = packed
             .iter()
             .map(|i| unpack(i).map_or(1, |e| e.len()))
             .collect();
-        assert_eq!(sizes, vec![2, 1, 1, 1, 1]);
+        sizes.sort_unstable();
+        assert_eq!(sizes, vec![1, 1, 1, 1, 2]);
+        // Partitions interleaved (as shards spread a job's tasks): each still packs its own.
+        let interleaved: Vec<(Task, Item)> = (1..=6)
+            .map(|i| {
+                let t = task(&format!("job-{i}"), i * 1000);
+                let item = plain(&t, &format!("q#lab#{}", i % 2));
+                (t, item)
+            })
+            .collect();
+        let packed = pack_items(interleaved);
+        assert_eq!(packed.len(), 2, "one pack per partition");
+        for pack in &packed {
+            let tasks = unpack(pack).expect("a pack");
+            assert_eq!(tasks.len(), 3);
+            assert!(tasks.iter().all(|(plain, _)| plain["pk"] == pack["pk"]));
+        }
         // As many as fit in the size, and no more.
         let many: Vec<(Task, Item)> = (1..=100)
             .map(|i| {
