@@ -496,12 +496,26 @@ async fn hot_and_small_backlog() -> Option<(LeanTaskStore, aws_sdk_dynamodb::Cli
     create_lean_tables_without_stream(&client, &options)
         .await
         .expect("lean tables created on DynamoDB Local");
-    let store = LeanTaskStore::new(client.clone(), options).expect("options");
+    let store = LeanTaskStore::new(client.clone(), options.clone()).expect("options");
     let backlog: Vec<Task> = (0..220)
         .map(|n| task(n, json!(if n < 200 { "hot" } else { "small" })))
         .collect();
+    // The first 20 each in an item of their own (a stopped refile is simulated on one of them by
+    // hand), the rest in packs (the default), which a refile moves task by task.
+    let unpacked = LeanTaskStore::new(
+        client.clone(),
+        LeanOptions {
+            pack_queued: false,
+            ..options
+        },
+    )
+    .expect("options");
+    unpacked
+        .enqueue(&backlog[..20], EnqueueMode::Fresh)
+        .await
+        .expect("enqueue");
     store
-        .enqueue(&backlog, EnqueueMode::Fresh)
+        .enqueue(&backlog[20..], EnqueueMode::Fresh)
         .await
         .expect("enqueue");
     Some((store, client))

@@ -192,13 +192,34 @@ async fn a_reshard_moves_every_queued_task_to_its_new_shard_and_keeps_closed_one
     };
     let table = options.table.clone();
     let four = LeanTaskStore::new(client.clone(), options.clone()).expect("options");
-    let mut tasks: Vec<Task> = (0..60)
+    let alpha: Vec<Task> = (0..60)
         .map(|i| task(&format!("alpha-{i:02}"), "alpha"))
         .collect();
-    tasks.extend((0..20).map(|i| task(&format!("beta-{i:02}"), "beta")));
-    four.enqueue(&tasks, EnqueueMode::Fresh)
+    let beta: Vec<Task> = (0..20)
+        .map(|i| task(&format!("beta-{i:02}"), "beta"))
+        .collect();
+    // Alpha's tasks each in an item of their own (stopped moves are simulated on them by hand
+    // below), beta's in packs (the default), which the reshard moves task by task.
+    let unpacked = LeanTaskStore::new(
+        client.clone(),
+        LeanOptions {
+            pack_queued: false,
+            ..options.clone()
+        },
+    )
+    .expect("options");
+    unpacked
+        .enqueue(&alpha, EnqueueMode::Fresh)
         .await
         .expect("enqueued under 4 shards");
+    four.enqueue(&beta, EnqueueMode::Fresh)
+        .await
+        .expect("enqueued under 4 shards");
+    let packs = items_of(&client, &table, "q#beta#0").await.len()
+        + items_of(&client, &table, "q#beta#1").await.len()
+        + items_of(&client, &table, "q#beta#2").await.len()
+        + items_of(&client, &table, "q#beta#3").await.len();
+    assert!(packs < 20, "beta's 20 tasks are packed: {packs} items");
     // Five of alpha's tasks run and close under 4 shards; a sixth is still running.
     let now = Utc::now().timestamp();
     for i in 0..6 {
