@@ -590,7 +590,13 @@ impl Bench<'_> {
                 &[
                     ("", true, true, 4, true),
                     (", queued tasks unpacked", true, true, 4, false),
-                    (", workers reporting the task id alone", true, false, 4, true),
+                    (
+                        ", workers reporting the task id alone",
+                        true,
+                        false,
+                        4,
+                        true,
+                    ),
                     (", completion marked then archived", false, true, 4, true),
                     (", 1 shard", true, true, 1, true),
                 ]

@@ -55,12 +55,19 @@ async fn schedule_large_job(kind: Kind, tasks: usize) {
         tasks as f64 / elapsed.as_secs_f64(),
         report.write_requests,
     );
-    if kind != Kind::Sqlite {
-        assert_eq!(
+    match kind {
+        Kind::Sqlite => {}
+        // Packs (the default): several tasks of a queue partition to an item, 25 items a request.
+        Kind::Lean => assert!(
+            report.write_requests * 3 <= tasks.div_ceil(25),
+            "at least 3 tasks to a queued item on average: {} requests for {tasks} tasks",
+            report.write_requests
+        ),
+        _ => assert_eq!(
             report.write_requests,
             tasks.div_ceil(25),
             "25 tasks per BatchWriteItem"
-        );
+        ),
     }
 
     assert_exact_task_set(

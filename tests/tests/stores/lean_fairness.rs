@@ -487,7 +487,11 @@ async fn a_key_this_process_registers_is_in_its_next_round_at_once() {
 
 /// A lean table of 4 shards read at most 40 unkeyed items a round, with 200 tasks of `hot`, then 20
 /// of `small` queued before any path was recorded; `None` without the emulator.
-async fn hot_and_small_backlog() -> Option<(LeanTaskStore, aws_sdk_dynamodb::Client)> {
+/// The backlog's tasks from `packed_from` on are written in packs (the default), the ones before
+/// each in an item of its own.
+async fn hot_and_small_backlog(
+    packed_from: usize,
+) -> Option<(LeanTaskStore, aws_sdk_dynamodb::Client)> {
     let client = dynamodb_client().await?;
     let options = LeanOptions {
         unkeyed_read_max: 40,
@@ -500,8 +504,6 @@ async fn hot_and_small_backlog() -> Option<(LeanTaskStore, aws_sdk_dynamodb::Cli
     let backlog: Vec<Task> = (0..220)
         .map(|n| task(n, json!(if n < 200 { "hot" } else { "small" })))
         .collect();
-    // The first 20 each in an item of their own (a stopped refile is simulated on one of them by
-    // hand), the rest in packs (the default), which a refile moves task by task.
     let unpacked = LeanTaskStore::new(
         client.clone(),
         LeanOptions {
@@ -511,11 +513,11 @@ async fn hot_and_small_backlog() -> Option<(LeanTaskStore, aws_sdk_dynamodb::Cli
     )
     .expect("options");
     unpacked
-        .enqueue(&backlog[..20], EnqueueMode::Fresh)
+        .enqueue(&backlog[..packed_from], EnqueueMode::Fresh)
         .await
         .expect("enqueue");
     store
-        .enqueue(&backlog[20..], EnqueueMode::Fresh)
+        .enqueue(&backlog[packed_from..], EnqueueMode::Fresh)
         .await
         .expect("enqueue");
     Some((store, client))
@@ -559,7 +561,9 @@ async fn stop_a_refile_after_one_copy(store: &LeanTaskStore) {
 /// serves every key at once, and every task is still there exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refile_files_a_backlog_queued_before_the_path_under_its_keys() {
-    let Some((store, _)) = hot_and_small_backlog().await else {
+    // The first 20 each in an item of its own (a stopped refile is simulated on one of them by
+    // hand), the rest in packs, which a refile moves task by task.
+    let Some((store, _)) = hot_and_small_backlog(20).await else {
         return;
     };
     // 10 more under an earlier path (`region`), then the path the orchestrator reads by now.
@@ -726,7 +730,8 @@ async fn by_tenant(store: &LeanTaskStore, per_key: usize) -> KeyedQueue {
 /// once the rounds before have taken the head, and every task is claimed exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_backlog_queued_before_the_path_is_read_a_bounded_head_at_a_time() {
-    let Some((store, client)) = hot_and_small_backlog().await else {
+    // Unpacked: the bound counts items (a pack is one), and the case counts tasks.
+    let Some((store, client)) = hot_and_small_backlog(220).await else {
         return;
     };
     let options = store.options().clone();

@@ -1120,7 +1120,10 @@ async fn lean_packs_queued_tasks_and_a_claim_takes_one_out_with_one_write_unit()
             }
         }
         let cycle_units = queue_write_units(&proxy);
-        let mut expected: Vec<String> = queued.iter().map(|t| t.task_id.as_str().to_owned()).collect();
+        let mut expected: Vec<String> = queued
+            .iter()
+            .map(|t| t.task_id.as_str().to_owned())
+            .collect();
         expected.sort();
         let mut got = claimed.clone();
         got.sort();
@@ -1135,7 +1138,9 @@ async fn lean_packs_queued_tasks_and_a_claim_takes_one_out_with_one_write_unit()
              {enqueue_units} write units, queue writes for the cycle {cycle_units}"
         );
         figures.push((items, packs, enqueue_units, cycle_units));
-        delete_lean_tables(&direct, &options).await.expect("deleted");
+        delete_lean_tables(&direct, &options)
+            .await
+            .expect("deleted");
     }
     let (packed, unpacked) = (figures[0], figures[1]);
     assert_eq!(unpacked, (TASKS, 0, TASKS as f64, 2.0 * TASKS as f64));

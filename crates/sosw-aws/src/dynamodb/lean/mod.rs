@@ -98,7 +98,7 @@ pub struct LeanOptions {
     /// needs no read of the claim. On by default (it only matters with `close_on_completion`); off,
     /// workers' events are exactly sosw 0.7's.
     pub claim_receipts: bool,
-    /// At most this many queued items (about, split evenly over the partitions) a per-key round
+    /// At most this many queued items (about, split evenly over the partitions; a pack counts one) a per-key round
     /// (`queue_by_key`) reads of a keyed labourer's queue that is not filed under its current keys:
     /// tasks queued before its fairness path was recorded, or under an earlier path. Those are read
     /// oldest first and grouped by key in memory, so without a bound a deep backlog would be read

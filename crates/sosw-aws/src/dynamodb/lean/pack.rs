@@ -44,7 +44,11 @@ pub(crate) const ENTRY: &str = "~entry";
 /// removal from it is one write unit.
 pub(crate) const PACK_BYTES: usize = 1_000;
 /// At most this far from the pack's first greenfield are its other tasks'.
-pub(crate) const PACK_SPAN: i64 = 10_000;
+pub(crate) const PACK_SPAN: i64 = 1_000_000;
+/// How many items before a task's own place a lookup reads first for the pack holding it: in a
+/// partition one enqueue filled, its pack is the item just before; packs of two enqueues that
+/// overlap in greenfields can put a few between.
+pub(crate) const PACK_NEAR: usize = 8;
 /// What ends a pack's sort key.
 const PACK_MARK: char = '\u{1}';
 
@@ -55,7 +59,9 @@ fn pack_sk(first: &Task) -> String {
 
 /// The task the key `key` names inside a pack, if it is a pack entry's key.
 pub(crate) fn entry_of(key: &Item) -> Option<&str> {
-    key.get(ENTRY).and_then(|v| v.as_s().ok()).map(String::as_str)
+    key.get(ENTRY)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 /// `key` as DynamoDB knows it: without the entry it names.
@@ -87,7 +93,10 @@ pub(crate) fn unpack(item: &Item) -> Option<Vec<(Item, Item)>> {
         return None;
     };
     let pk = item.get("pk")?.clone();
-    let pack_key = Item::from([("pk".to_owned(), pk.clone()), ("sk".to_owned(), item.get("sk")?.clone())]);
+    let pack_key = Item::from([
+        ("pk".to_owned(), pk.clone()),
+        ("sk".to_owned(), item.get("sk")?.clone()),
+    ]);
     let mut out = Vec::with_capacity(entries.len());
     for (id, entry) in entries {
         let AttributeValue::M(fields) = entry else {
@@ -289,8 +298,9 @@ impl LeanTaskStore {
                 match result {
                     Ok(_) => None,
                     Err(e)
-                        if e.as_service_error()
-                            .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
+                        if e.as_service_error().is_some_and(
+                            DeleteItemError::is_conditional_check_failed_exception,
+                        ) =>
                     {
                         Some(match e.into_service_error() {
                             DeleteItemError::ConditionalCheckFailedException(c) => c.item,
@@ -317,8 +327,9 @@ impl LeanTaskStore {
                 match result {
                     Ok(_) => None,
                     Err(e)
-                        if e.as_service_error()
-                            .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+                        if e.as_service_error().is_some_and(
+                            UpdateItemError::is_conditional_check_failed_exception,
+                        ) =>
                     {
                         Some(match e.into_service_error() {
                             UpdateItemError::ConditionalCheckFailedException(c) => c.item,
@@ -354,7 +365,11 @@ impl LeanTaskStore {
     /// The pack entry `found` moved to an item of its own at its own queued key (move counter one
     /// higher), for a change a pack entry cannot take in place (a failure report on a queued task).
     /// `false` if the entry moved first.
-    pub(crate) async fn unpack_entry(&self, operation: &'static str, found: &Found) -> Result<bool> {
+    pub(crate) async fn unpack_entry(
+        &self,
+        operation: &'static str,
+        found: &Found,
+    ) -> Result<bool> {
         let Some(AttributeValue::S(pk)) = found.key.get("pk") else {
             return Ok(false);
         };
@@ -377,8 +392,9 @@ impl LeanTaskStore {
         Ok(true)
     }
 
-    /// The queued task `task` in a pack of one of the partitions `pks`: the span of each before the
-    /// task's greenfield that a pack holding it can start in (consistent reads).
+    /// The queued task `task` in a pack of one of the partitions `pks` (consistent reads): first the
+    /// [`PACK_NEAR`] items of each just before the task's own place, then, if it is not there, the
+    /// whole span before the task's greenfield that a pack holding it can start in.
     pub(crate) async fn packed(
         &self,
         operation: &'static str,
@@ -390,26 +406,31 @@ impl LeanTaskStore {
         }
         let low = order(task.greenfield.saturating_sub(PACK_SPAN));
         let high = format!("{}#\u{10ffff}", order(task.greenfield));
-        let mut found = Vec::new();
-        for pk in pks {
-            let read = super::Read {
-                operation,
-                pk,
-                range: Some((low.clone(), high.clone())),
-                filter: None,
-                values: vec![],
-                limit: usize::MAX,
-                descending: false,
-                consistent: true,
-            };
-            found.extend(
-                self.partition(read)
-                    .await?
-                    .into_iter()
-                    .filter(|f| entry_of(&f.key) == Some(task.task_id.as_str())),
-            );
+        for (limit, descending) in [(PACK_NEAR, true), (usize::MAX, false)] {
+            let mut found = Vec::new();
+            for pk in &pks {
+                let read = super::Read {
+                    operation,
+                    pk: pk.clone(),
+                    range: Some((low.clone(), high.clone())),
+                    filter: None,
+                    values: vec![],
+                    limit,
+                    descending,
+                    consistent: true,
+                };
+                found.extend(
+                    self.partition(read)
+                        .await?
+                        .into_iter()
+                        .filter(|f| entry_of(&f.key) == Some(task.task_id.as_str())),
+                );
+            }
+            if !found.is_empty() {
+                return Ok(found);
+            }
         }
-        Ok(found)
+        Ok(Vec::new())
     }
 }
 
@@ -426,7 +447,10 @@ mod tests {
     fn plain(t: &Task, pk: &str) -> Item {
         let mut item = Item::from([
             ("pk".to_owned(), s(pk)),
-            ("sk".to_owned(), s(format!("{}#{}", order(t.greenfield), t.task_id))),
+            (
+                "sk".to_owned(),
+                s(format!("{}#{}", order(t.greenfield), t.task_id)),
+            ),
         ]);
         item.insert("payload".to_owned(), s("{\"n\": 1}"));
         item.insert(REV.to_owned(), n(0));
@@ -435,13 +459,19 @@ mod tests {
 
     #[test]
     fn neighbours_of_one_partition_pack_and_unpack_to_the_items_they_would_be() {
-        let tasks: Vec<Task> = (1..=5).map(|i| task(&format!("job-{i}"), i * 1000)).collect();
+        let tasks: Vec<Task> = (1..=5)
+            .map(|i| task(&format!("job-{i}"), i * 1000))
+            .collect();
         let items: Vec<(Task, Item)> = tasks
             .iter()
             .map(|t| (t.clone(), plain(t, "q#lab#0")))
             .collect();
         let packed = pack_items(items.clone());
-        assert_eq!(packed.len(), 1, "five small items of one partition make one pack");
+        assert_eq!(
+            packed.len(),
+            1,
+            "five small items of one partition make one pack"
+        );
         assert!(item_size(&packed[0]) <= PACK_BYTES);
         let sk = packed[0]["sk"].as_s().unwrap();
         assert!(sk.ends_with(PACK_MARK) && sk.starts_with(&order(1000)));
@@ -450,7 +480,11 @@ mod tests {
         for ((plain, entry), (t, original)) in back.iter().zip(&items) {
             let mut expected = original.clone();
             expected.remove("greenfield");
-            assert_eq!(plain, &expected, "entry {} reads back as its own item", t.task_id);
+            assert_eq!(
+                plain, &expected,
+                "entry {} reads back as its own item",
+                t.task_id
+            );
             assert_eq!(entry_of(entry), Some(t.task_id.as_str()));
             assert_eq!(table_key(entry)["sk"], packed[0]["sk"]);
         }
@@ -505,7 +539,10 @@ mod tests {
         let packed = pack_items(many);
         assert!(packed.len() > 1);
         assert!(packed.iter().all(|p| item_size(p) <= PACK_BYTES));
-        let total: usize = packed.iter().map(|i| unpack(i).map_or(1, |e| e.len())).sum();
+        let total: usize = packed
+            .iter()
+            .map(|i| unpack(i).map_or(1, |e| e.len()))
+            .sum();
         assert_eq!(total, 100);
     }
 }

@@ -241,29 +241,37 @@ impl LeanTaskStore {
         descending: bool,
     ) -> Result<Vec<Task>> {
         let high = now.saturating_sub(1);
+        // Newest first, a pack that starts before the last items may hold later tasks: in a
+        // partition one enqueue filled, packs do not overlap, and a few items more cover packs of
+        // enqueues that overlap in greenfields.
+        let per_partition = match descending {
+            true => limit.saturating_add(super::pack::PACK_NEAR),
+            false => limit,
+        };
         let mut found = self
-            .queue_range(operation, labourer, i64::MIN, high, limit, descending)
+            .queue_range(
+                operation,
+                labourer,
+                i64::MIN,
+                high,
+                per_partition,
+                descending,
+            )
             .await?;
-        if limit > 0
+        if !descending
+            && limit > 0
             && let Some(last) = found.get(limit - 1)
         {
             // A partition was read only in part. A pack sorts by its first greenfield, so the
-            // items not read may hold tasks that come before the ones read: from a pack that
-            // starts later but whose first tasks are gone, or, newest first, from a pack that
-            // starts earlier and holds later tasks, at most a pack's span later. Those ranges are
-            // read whole.
-            let (low, high) = match descending {
-                false => (i64::MIN, last.task.greenfield),
-                true => (
-                    last.task.greenfield.saturating_sub(super::pack::PACK_SPAN),
-                    high,
-                ),
-            };
+            // items not read may hold tasks older than the ones read: a pack that starts later
+            // but whose first tasks are gone. That range is read whole: the packs at the head of
+            // the queue that rounds have begun to take.
+            let last = last.task.greenfield;
             found.extend(
-                self.queue_range(operation, labourer, low, high, usize::MAX, descending)
+                self.queue_range(operation, labourer, i64::MIN, last, usize::MAX, false)
                     .await?,
             );
-            found = by_greenfield(latest_per_task(found), descending);
+            found = by_greenfield(latest_per_task(found), false);
         }
         found.truncate(limit);
         Ok(found.into_iter().map(|f| f.task).collect())

@@ -665,7 +665,8 @@ impl LeanTaskStore {
             .and_then(|pk| pk.rsplit_once('#'))
             .zip(target.rsplit_once('#'))
             .is_some_and(|((from, _), (to, _))| from != to);
-        let source = entry.unwrap_or_else(|| Item::from([("pk".to_owned(), pk), ("sk".to_owned(), sk)]));
+        let source =
+            entry.unwrap_or_else(|| Item::from([("pk".to_owned(), pk), ("sk".to_owned(), sk)]));
         let mut copy = item;
         copy.insert("pk".to_owned(), s(target.clone()));
         // Refused when the task's state there is as new or newer already (a stopped run's copy, or
