@@ -3,12 +3,11 @@
 //!
 //! DynamoDB bills a write by the KB of the item, however small it is: a queued item of the
 //! benchmark's task is about 135 bytes and still costs a whole write unit to put and another to
-//! delete. A pack holds up to [`PACK_BYTES`] of them (about seven), so its enqueue is one write for
+//! delete. A pack holds up to [`PACK_BYTES`] of them (about six), so its enqueue is one write for
 //! all of them; each claim takes its task out with one conditional `UpdateItem` (`REMOVE`) of the
 //! pack, still one write since the pack stays under 1 KB, and the claim of its last task deletes it
 //! (a pack is never left empty). A task then costs `4 + 1/k` write units for a pack of `k` instead
-//! of 5 (docs/layout-lean.md,
-//! "Packed queued items").
+//! of 5 (docs/layout-lean.md, "Packed queued items").
 //!
 //! | item | `pk` | `sk` | holds |
 //! |---|---|---|---|
@@ -21,8 +20,8 @@
 //! entry removed on the condition that its counter is still the one read
 //! (`LeanTaskStore::delete_if` on a key that names the entry). Only greenfields below
 //! [`AHEAD_FLOOR`] (the scheduler's, not a clock's) are packed, and a pack spans at most
-//! [`PACK_SPAN`], so that a lookup of a task by its greenfield finds its pack by reading that span
-//! of its partition.
+//! [`PACK_SPAN`], so that a lookup of a task by its greenfield finds its pack within that span of
+//! its partition (first among the [`PACK_NEAR`] items just before the task's own place).
 
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -473,7 +472,7 @@ mod tests {
             "five small items of one partition make one pack"
         );
         assert!(item_size(&packed[0]) <= PACK_BYTES);
-        let sk = packed[0]["sk"].as_s().unwrap();
+        let sk = packed[0]["sk"].as_s().expect("a string sort key");
         assert!(sk.ends_with(PACK_MARK) && sk.starts_with(&order(1000)));
         let back = unpack(&packed[0]).expect("a pack");
         assert_eq!(back.len(), 5);
