@@ -172,9 +172,11 @@ struct LeanInner {
     /// counter only makes the archive's conditional delete fail, and the move is taken back).
     seen_claims: Mutex<HashMap<String, i64>>,
     /// At most how many tasks each pack this process read with `next_queued` still holds (as read,
-    /// less the ones this process took out since): the claim of a pack's last task deletes the
-    /// pack at once, without a refused `REMOVE` first.
-    pack_left: Mutex<HashMap<KeyPrint, usize>>,
+    /// less the ones this process took out since), behind a lock each removal from the pack holds
+    /// for its write: the removals of one pack's tasks by this process's concurrent claims go one
+    /// at a time, so the claim of its last task knows it is the last and deletes the pack at once,
+    /// without a refused `REMOVE` first (which AWS charges).
+    pack_left: Mutex<HashMap<KeyPrint, PackCount>>,
     /// Receipts of the claims this process has just made, by task id, until the orchestrator takes
     /// them for the worker's event.
     receipts: Mutex<HashMap<String, serde_json::Value>>,
@@ -428,35 +430,35 @@ impl LeanTaskStore {
         for f in found {
             if let Some(len) = f.pack_len {
                 let print = key_print(&pack::table_key(&f.key));
-                let known = left.entry(print).or_insert(len);
-                *known = (*known).min(len);
+                let known = left
+                    .entry(print)
+                    .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(len)));
+                // A read later than the count's lowers it; a count a removal holds now is left
+                // as it is (it is an upper bound either way).
+                if let Ok(mut count) = known.try_lock() {
+                    *count = (*count).min(len);
+                }
             }
         }
     }
 
-    /// At most how many tasks the pack at `key` holds, as this process knows (see `pack_left`).
-    pub(crate) fn pack_left(&self, key: &Item) -> Option<usize> {
+    /// The count of the pack at `key` (see `pack_left`), if this process read the pack.
+    pub(crate) fn pack_count(&self, key: &Item) -> Option<PackCount> {
         self.inner
             .pack_left
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&key_print(&pack::table_key(key)))
-            .copied()
+            .cloned()
     }
 
-    /// One task fewer in the pack at `key` (`gone`: the pack itself).
-    pub(crate) fn took_from_pack(&self, key: &Item, gone: bool) {
-        let mut left = self
-            .inner
+    /// Forgets the count of the pack at `key`: the pack is gone.
+    pub(crate) fn forget_pack(&self, key: &Item) {
+        self.inner
             .pack_left
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let print = key_print(&pack::table_key(key));
-        if gone {
-            left.remove(&print);
-        } else if let Some(n) = left.get_mut(&print) {
-            *n = n.saturating_sub(1).max(1);
-        }
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key_print(&pack::table_key(key)));
     }
 
     /// The queued item of `task_id` this process read last, forgotten as it is returned.
@@ -983,6 +985,9 @@ fn within(found: &Found, range: Option<&(String, String)>) -> bool {
     let own = format!("{}#{}", order(found.task.greenfield), found.task.task_id);
     low.as_str() <= own.as_str() && own.as_str() <= high.as_str()
 }
+
+/// At most how many tasks a pack holds, as this process knows, behind the lock its removals take.
+pub(crate) type PackCount = Arc<tokio::sync::Mutex<usize>>;
 
 /// A key's strings (partition, sort, the pack entry it names), to hash.
 type KeyPrint = (Option<String>, Option<String>, Option<String>);

@@ -234,8 +234,9 @@ impl LeanTaskStore {
     /// Takes the entry `task_id` out of the pack at `key` if its move counter is `rev` and it
     /// satisfies `extra` (the condition of [`LeanTaskStore::delete_if`], its names read inside the
     /// entry): a conditional `REMOVE` while the pack holds others, else a conditional delete of the
-    /// pack. One write either way, and a refused one first when this process's count of the pack's
-    /// tasks (`pack_left`) is out of date: another process took some of them.
+    /// pack. One write either way, and a refused one first only when this process's count of the
+    /// pack's tasks (`pack_left`, whose lock this process's removals from the pack take in turn) is
+    /// out of date: another process took some of them.
     pub(crate) async fn remove_entry(
         &self,
         operation: &'static str,
@@ -278,7 +279,13 @@ impl LeanTaskStore {
         // the pack as it is (`ReturnValuesOnConditionCheckFailure`): if the entry is still there
         // as read and only the pack's size was not the one assumed (another process took a task
         // from it meanwhile), the other write follows. Sizes only fall, so this ends.
-        let mut last = self.pack_left(&key) == Some(1);
+        // This process's removals from the pack go one at a time (see `pack_left`).
+        let count = self.pack_count(&key);
+        let mut count = match &count {
+            Some(count) => Some(count.lock().await),
+            None => None,
+        };
+        let mut last = count.as_deref() == Some(&1);
         loop {
             let refused_by: Option<Option<Item>> = if last {
                 let result = self
@@ -339,7 +346,14 @@ impl LeanTaskStore {
                 }
             };
             let Some(pack) = refused_by else {
-                self.took_from_pack(&key, last);
+                match count.as_deref_mut() {
+                    Some(left) if !last => *left = left.saturating_sub(1).max(1),
+                    _ => {}
+                }
+                if last {
+                    drop(count);
+                    self.forget_pack(&key);
+                }
                 return Ok(Written::Yes);
             };
             // Refused: by the size alone only if the entry is there with the counter read and the
