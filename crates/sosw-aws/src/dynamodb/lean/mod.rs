@@ -762,12 +762,7 @@ impl LeanTaskStore {
             for (k, v) in extra_values {
                 values.insert(k.to_owned(), v);
             }
-            for (k, v) in [
-                ("#gf", "greenfield"),
-                ("#done", "completed_at"),
-                ("#st", "labourer_id_task_status"),
-                ("#fa", "failed_attempts"),
-            ] {
+            for (k, v) in CONDITION_NAMES {
                 if condition.contains(k) {
                     names.insert(k.to_owned(), v.to_owned());
                 }
@@ -988,6 +983,15 @@ fn within(found: &Found, range: Option<&(String, String)>) -> bool {
 
 /// At most how many tasks a pack holds, as this process knows, behind the lock its removals take.
 pub(crate) type PackCount = Arc<tokio::sync::Mutex<usize>>;
+
+/// The names an extra condition of [`LeanTaskStore::delete_if`] may use, and the attributes they
+/// stand for.
+pub(crate) const CONDITION_NAMES: [(&str, &str); 4] = [
+    ("#gf", "greenfield"),
+    ("#done", "completed_at"),
+    ("#st", "labourer_id_task_status"),
+    ("#fa", "failed_attempts"),
+];
 
 /// A key's strings (partition, sort, the pack entry it names), to hash.
 type KeyPrint = (Option<String>, Option<String>, Option<String>);

@@ -255,12 +255,7 @@ impl LeanTaskStore {
         ]);
         if let Some((extra, extra_values)) = extra {
             let mut extra = extra;
-            for (k, v) in [
-                ("#gf", "greenfield"),
-                ("#done", "completed_at"),
-                ("#st", "labourer_id_task_status"),
-                ("#fa", "failed_attempts"),
-            ] {
+            for (k, v) in super::CONDITION_NAMES {
                 if extra.contains(k) {
                     extra = extra.replace(k, &inside(k));
                     names.insert(k.to_owned(), v.to_owned());
