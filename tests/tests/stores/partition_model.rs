@@ -522,12 +522,14 @@ async fn a_sustained_run_saturates_the_07_layout_and_the_lean_layout_sustains_a_
     );
 }
 
-/// Read units the proxy served on the lean table's claim shards (`r#<shard>`) so far.
-fn claim_shard_read_units(proxy: &PartitionProxy) -> f64 {
+/// The units `proxy` counted in `direction` on the partitions whose key starts with `prefix`
+/// (`r#`: the claim shards, `q#`: the queue partitions).
+fn units(proxy: &PartitionProxy, direction: Direction, prefix: &str) -> f64 {
+    let quoted = format!("\"{prefix}");
     proxy
         .stats()
         .iter()
-        .filter(|s| s.direction == Direction::Read && s.partition.key.contains("\"r#"))
+        .filter(|s| s.direction == direction && s.partition.key.contains(&quoted))
         .map(|s| s.units)
         .sum()
 }
@@ -588,15 +590,15 @@ async fn lean_counts_the_running_tasks_of_many_labourers_with_one_read_of_the_cl
         .map(|l| (l.clone(), sosw::task::Markers::new(NOW, 900)))
         .collect();
 
-    let before = claim_shard_read_units(&proxy);
+    let before = units(&proxy, Direction::Read, "r#");
     let mut one_by_one = Vec::new();
     for (labourer, markers) in &asked {
         one_by_one.push(store.count_running(labourer, markers).await.expect("count"));
     }
-    let singles = claim_shard_read_units(&proxy) - before;
-    let before = claim_shard_read_units(&proxy);
+    let singles = units(&proxy, Direction::Read, "r#") - before;
+    let before = units(&proxy, Direction::Read, "r#");
     let together = store.count_running_many(&asked).await.expect("counts");
-    let once = claim_shard_read_units(&proxy) - before;
+    let once = units(&proxy, Direction::Read, "r#") - before;
     println!(
         "6 labourers, 27 running tasks over 4 claim shards: claim-shard read units {singles} one \
          labourer at a time, {once} together"
@@ -619,16 +621,6 @@ async fn lean_counts_the_running_tasks_of_many_labourers_with_one_read_of_the_cl
     delete_lean_tables(&direct, &options)
         .await
         .expect("deleted");
-}
-
-/// Read units the proxy saw on the queue partitions (`q#...`).
-fn queue_read_units(proxy: &PartitionProxy) -> f64 {
-    proxy
-        .stats()
-        .iter()
-        .filter(|s| s.direction == Direction::Read && s.partition.key.contains("\"q#"))
-        .map(|s| s.units)
-        .sum()
 }
 
 /// The queue partition (`pk`) of every queued item of the table, by task id.
@@ -681,12 +673,12 @@ async fn lean_reads_about_as_many_queued_items_as_the_round_asks_for() {
     let partitions = queue_partitions(&direct, &options).await;
     const NOW: i64 = 1_700_000_000;
 
-    let before = queue_read_units(&proxy);
+    let before = units(&proxy, Direction::Read, "q#");
     let whole = store.queue_length("deep", NOW).await.expect("length");
-    let whole_units = queue_read_units(&proxy) - before;
-    let before = queue_read_units(&proxy);
+    let whole_units = units(&proxy, Direction::Read, "q#") - before;
+    let before = units(&proxy, Direction::Read, "q#");
     let head = store.next_queued("deep", NOW, 40).await.expect("head");
-    let head_units = queue_read_units(&proxy) - before;
+    let head_units = units(&proxy, Direction::Read, "q#") - before;
     println!(
         "400 queued items of about 1 KB over 4 shards: the whole queue read {whole_units} units, a \
          head of 40 {head_units}"
@@ -800,14 +792,14 @@ async fn lean_closes_a_completion_sent_back_with_its_claim_receipt_without_readi
             invocation: echo.then(|| event.clone()),
             ..TaskReport::default()
         };
-        let before = claim_shard_read_units(&proxy);
+        let before = units(&proxy, Direction::Read, "r#");
         let (outcome, moved) = store
             .complete_and_close(&id, &report, NOW + 5)
             .await
             .expect("completed");
         assert!(matches!(outcome, ReportOutcome::Recorded(_)), "{outcome:?}");
         assert_eq!(moved, Some(MoveOutcome::Moved), "{id}: closed in one move");
-        let read = claim_shard_read_units(&proxy) - before;
+        let read = units(&proxy, Direction::Read, "r#") - before;
         if echo {
             assert_eq!(read, 0.0, "{id}: no read of the claim with its receipt");
         } else {
@@ -898,7 +890,7 @@ async fn running_and_expired(
     labourer: &str,
     markers: sosw::task::Markers,
 ) -> (u64, u64, Vec<TaskId>, f64) {
-    let before = queue_read_units(proxy);
+    let before = units(proxy, Direction::Read, "q#");
     let running = store
         .count_running(labourer, &markers)
         .await
@@ -911,7 +903,7 @@ async fn running_and_expired(
         .list_expired(labourer, &markers, 10)
         .await
         .expect("expired");
-    let units = queue_read_units(proxy) - before;
+    let units = units(proxy, Direction::Read, "q#") - before;
     let ids = expired.into_iter().map(|t| t.task_id).collect();
     (running, many[labourer], ids, units)
 }
@@ -1037,16 +1029,6 @@ async fn a_small_job_is_created_with_one_write_unit_and_a_large_one_with_a_trans
     delete_tables(&direct, &tables).await.expect("deleted");
 }
 
-/// Write units the proxy saw on the queue partitions (`q#...`).
-fn queue_write_units(proxy: &PartitionProxy) -> f64 {
-    proxy
-        .stats()
-        .iter()
-        .filter(|s| s.direction == Direction::Write && s.partition.key.contains("\"q#"))
-        .map(|s| s.units)
-        .sum()
-}
-
 /// The queue items (`q#...`) of the table: how many, and how many of them are packs.
 async fn queue_items(client: &aws_sdk_dynamodb::Client, options: &LeanOptions) -> (usize, usize) {
     let mut pages = client
@@ -1100,7 +1082,7 @@ async fn lean_packs_queued_tasks_and_a_claim_takes_one_out_with_one_write_unit()
             .enqueue(&queued, EnqueueMode::Fresh)
             .await
             .expect("enqueued");
-        let enqueue_units = queue_write_units(&proxy);
+        let enqueue_units = units(&proxy, Direction::Write, "q#");
         let (items, packs) = queue_items(&direct, &options).await;
         assert_eq!(
             store.queue_length("lab", NOW).await.expect("length"),
@@ -1119,7 +1101,7 @@ async fn lean_packs_queued_tasks_and_a_claim_takes_one_out_with_one_write_unit()
                 claimed.push(task.task_id.as_str().to_owned());
             }
         }
-        let cycle_units = queue_write_units(&proxy);
+        let cycle_units = units(&proxy, Direction::Write, "q#");
         let mut expected: Vec<String> = queued
             .iter()
             .map(|t| t.task_id.as_str().to_owned())

@@ -106,6 +106,29 @@ where
     }
 }
 
+/// The outcome of a conditional write that asked for the item back on refusal
+/// (`ReturnValuesOnConditionCheckFailure::AllOld`): `None` when written, `Some(item)` when
+/// DynamoDB refused its condition (`refused` tells that error apart, `old` takes the item out of
+/// it: `None` inside when there was no item), any other failure an error of `operation` on `table`.
+pub(crate) fn refused_item<O, E>(
+    operation: &'static str,
+    table: &str,
+    result: std::result::Result<O, SdkError<E, HttpResponse>>,
+    refused: fn(&E) -> bool,
+    old: fn(E) -> Option<super::codec::Item>,
+) -> std::result::Result<Option<Option<super::codec::Item>>, Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + CreateUnhandledError + 'static,
+{
+    match result {
+        Ok(_) => Ok(None),
+        Err(e) if e.as_service_error().is_some_and(refused) => {
+            Ok(Some(old(e.into_service_error())))
+        }
+        Err(e) => Err(sdk_error(operation, table, e)),
+    }
+}
+
 /// An [`Error::Store`] for `operation` on `table`.
 pub(crate) fn store_error(
     operation: &'static str,

@@ -48,7 +48,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::DynamoTaskStore;
 use super::codec::{Item, decode_error, item_to_task, n, s, task_to_item};
-use super::errors::{build_error, sdk_error, store_error, written};
+use super::errors::{build_error, refused_item, sdk_error, store_error, written};
 use super::query::{self, QuerySpec};
 use sosw_core::clock::{Clock, SystemClock};
 use sosw_core::error::Result;
@@ -723,19 +723,19 @@ impl LeanTaskStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(None),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
-            {
-                let old = match e.into_service_error() {
-                    PutItemError::ConditionalCheckFailedException(c) => c.item,
-                    _ => None,
-                };
-                Ok(Some(old.map(|i| decode(i, self.table())).transpose()?))
-            }
-            Err(e) => Err(sdk_error(operation, self.table(), e)),
+        let refused = refused_item(
+            operation,
+            self.table(),
+            result,
+            PutItemError::is_conditional_check_failed_exception,
+            |e| match e {
+                PutItemError::ConditionalCheckFailedException(c) => c.item,
+                _ => None,
+            },
+        )?;
+        match refused {
+            None => Ok(None),
+            Some(old) => Ok(Some(old.map(|i| decode(i, self.table())).transpose()?)),
         }
     }
 

@@ -27,8 +27,8 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::super::codec::{Item, item_size, n, s};
-use super::super::errors::sdk_error;
+use super::super::codec::{Item, decode_error, item_size, n, s};
+use super::super::errors::refused_item;
 use super::fair::AHEAD_FLOOR;
 use super::{Found, LeanTaskStore, REV, Written, decode, key, order};
 use sosw_core::error::Result;
@@ -86,22 +86,35 @@ pub(crate) fn entry_greenfield(entry: &AttributeValue) -> Option<i64> {
 }
 
 /// Each task of the pack `item` as the queued item it would be on its own (its own sort key), with
-/// the key of its entry; `None` if `item` is not a pack.
-pub(crate) fn unpack(item: &Item) -> Option<Vec<(Item, Item)>> {
-    let AttributeValue::M(entries) = item.get(PACKED)? else {
-        return None;
+/// the key of its entry; `None` if `item` is not a pack. A pack this layout did not write (an entry
+/// that is not a map or has no integer greenfield, a `pt` that is not a map, no string key) is a
+/// decode error naming `table` and the entry: skipping it would leave its task invisible to every
+/// read, neither queued nor anywhere else.
+pub(crate) fn unpack(item: &Item, table: &str) -> Result<Option<Vec<(Item, Item)>>> {
+    let Some(packed) = item.get(PACKED) else {
+        return Ok(None);
     };
-    let pk = item.get("pk")?.clone();
-    let pack_key = Item::from([
-        ("pk".to_owned(), pk.clone()),
-        ("sk".to_owned(), item.get("sk")?.clone()),
-    ]);
+    let bad = |id: Option<&str>, what: String| decode_error(table, id, format!("pack: {what}"));
+    let AttributeValue::M(entries) = packed else {
+        return Err(bad(None, format!("`{PACKED}` is not a map: {packed:?}")));
+    };
+    let (Some(pk @ AttributeValue::S(_)), Some(sk @ AttributeValue::S(_))) =
+        (item.get("pk"), item.get("sk"))
+    else {
+        return Err(bad(None, "its `pk` or `sk` is not a string".to_owned()));
+    };
+    let pack_key = Item::from([("pk".to_owned(), pk.clone()), ("sk".to_owned(), sk.clone())]);
     let mut out = Vec::with_capacity(entries.len());
     for (id, entry) in entries {
         let AttributeValue::M(fields) = entry else {
-            continue;
+            return Err(bad(Some(id), format!("its entry is not a map: {entry:?}")));
         };
-        let greenfield = entry_greenfield(entry).unwrap_or(0);
+        let Some(greenfield) = entry_greenfield(entry) else {
+            return Err(bad(
+                Some(id),
+                "its entry has no integer `greenfield`".to_owned(),
+            ));
+        };
         let mut plain = fields.clone();
         plain.remove("greenfield");
         plain.insert("pk".to_owned(), pk.clone());
@@ -113,13 +126,13 @@ pub(crate) fn unpack(item: &Item) -> Option<Vec<(Item, Item)>> {
         let sk = |i: &Item| i.get("sk").and_then(|v| v.as_s().ok()).cloned();
         sk(&a.0).cmp(&sk(&b.0))
     });
-    Some(out)
+    Ok(Some(out))
 }
 
 /// Every task of the item `item`: one for an item of its own, each of a pack's (keyed by its
 /// entry).
 pub(crate) fn decode_all(item: Item, table: &str) -> Result<Vec<super::Found>> {
-    match unpack(&item) {
+    match unpack(&item, table)? {
         None => Ok(vec![decode(item, table)?]),
         Some(entries) => {
             let len = entries.len();
@@ -296,20 +309,16 @@ impl LeanTaskStore {
                     )
                     .send()
                     .await;
-                match result {
-                    Ok(_) => None,
-                    Err(e)
-                        if e.as_service_error().is_some_and(
-                            DeleteItemError::is_conditional_check_failed_exception,
-                        ) =>
-                    {
-                        Some(match e.into_service_error() {
-                            DeleteItemError::ConditionalCheckFailedException(c) => c.item,
-                            _ => None,
-                        })
-                    }
-                    Err(e) => return Err(sdk_error(operation, self.table(), e)),
-                }
+                refused_item(
+                    operation,
+                    self.table(),
+                    result,
+                    DeleteItemError::is_conditional_check_failed_exception,
+                    |e| match e {
+                        DeleteItemError::ConditionalCheckFailedException(c) => c.item,
+                        _ => None,
+                    },
+                )?
             } else {
                 let result = self
                     .client()
@@ -325,20 +334,16 @@ impl LeanTaskStore {
                     )
                     .send()
                     .await;
-                match result {
-                    Ok(_) => None,
-                    Err(e)
-                        if e.as_service_error().is_some_and(
-                            UpdateItemError::is_conditional_check_failed_exception,
-                        ) =>
-                    {
-                        Some(match e.into_service_error() {
-                            UpdateItemError::ConditionalCheckFailedException(c) => c.item,
-                            _ => None,
-                        })
-                    }
-                    Err(e) => return Err(sdk_error(operation, self.table(), e)),
-                }
+                refused_item(
+                    operation,
+                    self.table(),
+                    result,
+                    UpdateItemError::is_conditional_check_failed_exception,
+                    |e| match e {
+                        UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                        _ => None,
+                    },
+                )?
             };
             let Some(pack) = refused_by else {
                 match count.as_deref_mut() {
@@ -483,7 +488,7 @@ mod tests {
         assert!(item_size(&packed[0]) <= PACK_BYTES);
         let sk = packed[0]["sk"].as_s().expect("a string sort key");
         assert!(sk.ends_with(PACK_MARK) && sk.starts_with(&order(1000)));
-        let back = unpack(&packed[0]).expect("a pack");
+        let back = unpack(&packed[0], "t").expect("decodes").expect("a pack");
         assert_eq!(back.len(), 5);
         for ((plain, entry), (t, original)) in back.iter().zip(&items) {
             let mut expected = original.clone();
@@ -517,7 +522,7 @@ mod tests {
         let packed = pack_items(items);
         let mut sizes: Vec<usize> = packed
             .iter()
-            .map(|i| unpack(i).map_or(1, |e| e.len()))
+            .map(|i| unpack(i, "t").expect("decodes").map_or(1, |e| e.len()))
             .collect();
         sizes.sort_unstable();
         assert_eq!(sizes, vec![1, 1, 1, 1, 2]);
@@ -532,7 +537,7 @@ mod tests {
         let packed = pack_items(interleaved);
         assert_eq!(packed.len(), 2, "one pack per partition");
         for pack in &packed {
-            let tasks = unpack(pack).expect("a pack");
+            let tasks = unpack(pack, "t").expect("decodes").expect("a pack");
             assert_eq!(tasks.len(), 3);
             assert!(tasks.iter().all(|(plain, _)| plain["pk"] == pack["pk"]));
         }
@@ -549,8 +554,55 @@ mod tests {
         assert!(packed.iter().all(|p| item_size(p) <= PACK_BYTES));
         let total: usize = packed
             .iter()
-            .map(|i| unpack(i).map_or(1, |e| e.len()))
+            .map(|i| unpack(i, "t").expect("decodes").map_or(1, |e| e.len()))
             .sum();
         assert_eq!(total, 100);
+    }
+
+    #[test]
+    fn a_pack_this_layout_did_not_write_is_a_decode_error_naming_the_table_and_the_task() {
+        let tasks: Vec<Task> = (1..=2)
+            .map(|i| task(&format!("job-{i}"), i * 1000))
+            .collect();
+        let items: Vec<(Task, Item)> = tasks
+            .iter()
+            .map(|t| (t.clone(), plain(t, "q#lab#0")))
+            .collect();
+        let pack = pack_items(items).remove(0);
+        let edit = |f: &dyn Fn(&mut Item)| {
+            let mut pack = pack.clone();
+            let Some(AttributeValue::M(entries)) = pack.get_mut(PACKED) else {
+                panic!("a pack");
+            };
+            f(entries);
+            pack
+        };
+        let not_a_map = edit(&|e| {
+            e.insert("job-2".into(), s("oops"));
+        });
+        let no_greenfield = edit(&|e| {
+            if let Some(AttributeValue::M(fields)) = e.get_mut("job-1") {
+                fields.remove("greenfield");
+            }
+        });
+        for (bad, id) in [(not_a_map, "job-2"), (no_greenfield, "job-1")] {
+            let message = decode_all(bad, "sosw_lean")
+                .map(|found| found.len())
+                .expect_err("a corrupt entry must not be skipped")
+                .to_string();
+            assert!(
+                message.contains("sosw_lean") && message.contains(id),
+                "names the table and the task: {message}"
+            );
+        }
+        let mut not_a_map_at_all = pack.clone();
+        not_a_map_at_all.insert(PACKED.into(), s("oops"));
+        assert!(unpack(&not_a_map_at_all, "sosw_lean").is_err());
+        assert_eq!(
+            decode_all(pack, "sosw_lean")
+                .expect("a pack as written")
+                .len(),
+            2
+        );
     }
 }

@@ -561,16 +561,18 @@ impl LeanTaskStore {
                     loop {
                         let (items, next) = query::page(self.client(), &spec, start).await?;
                         // A pack's tasks each move on their own (to an item of their own there).
-                        let items: Vec<(Item, Option<Item>)> = items
-                            .into_iter()
-                            .flat_map(|item| match super::pack::unpack(&item) {
-                                Some(entries) => entries
-                                    .into_iter()
-                                    .map(|(plain, entry)| (plain, Some(entry)))
-                                    .collect(),
-                                None => vec![(item, None)],
-                            })
-                            .collect();
+                        let mut flat: Vec<(Item, Option<Item>)> = Vec::with_capacity(items.len());
+                        for item in items {
+                            match super::pack::unpack(&item, self.table())? {
+                                Some(entries) => flat.extend(
+                                    entries
+                                        .into_iter()
+                                        .map(|(plain, entry)| (plain, Some(entry))),
+                                ),
+                                None => flat.push((item, None)),
+                            }
+                        }
+                        let items = flat;
                         read += items.len() as u64;
                         let mut moves: Vec<(Item, Option<Item>, String)> = Vec::new();
                         for (item, entry) in items {
