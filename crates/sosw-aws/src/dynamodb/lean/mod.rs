@@ -748,11 +748,8 @@ impl LeanTaskStore {
         rev: i64,
         extra: Option<(String, Vec<(&'static str, AttributeValue)>)>,
     ) -> Result<Written> {
-        if let Some(task_id) = pack::entry_of(&key) {
-            let task_id = task_id.to_owned();
-            return self
-                .remove_entry(operation, key, &task_id, rev, extra)
-                .await;
+        if pack::entry_of(&key).is_some() {
+            return self.remove_entry(operation, key, rev, extra).await;
         }
         let mut condition = "#rev = :rev".to_owned();
         let mut values = HashMap::from([(":rev".to_owned(), n(rev))]);
@@ -886,7 +883,8 @@ impl LeanTaskStore {
                     "pk = :pk",
                     vec![(":pk", s(pk.clone()))],
                 )
-                .project("sk, pt");
+                // `pt` and `pj`: pack::PACKED and pack::PREFIX.
+                .project("sk, pt, pj");
                 if consistent {
                     spec = spec.consistent();
                 }
@@ -896,13 +894,13 @@ impl LeanTaskStore {
                         let Some(AttributeValue::S(sk)) = item.get("sk") else {
                             continue;
                         };
-                        if let Some(AttributeValue::M(entries)) = item.get(pack::PACKED) {
-                            let pack = key(pk.clone(), sk.clone());
+                        if let Some(entries) = pack::entry_ids(&item, &key(pk.clone(), sk.clone()))
+                        {
                             keys.extend(
                                 entries
-                                    .keys()
-                                    .filter(|id| ids.contains(id.as_str()))
-                                    .map(|id| pack::entry_key(&pack, id)),
+                                    .into_iter()
+                                    .filter(|(id, _)| ids.contains(id.as_str()))
+                                    .map(|(_, entry)| entry),
                             );
                         } else if sk.split_once('#').is_some_and(|(_, id)| ids.contains(id)) {
                             keys.push(key(pk.clone(), sk.clone()));

@@ -39,6 +39,23 @@ pub(crate) const PACKED: &str = "pt";
 /// The attribute, in a key this store hands around (never sent to DynamoDB), naming the task of a
 /// pack the key stands for.
 pub(crate) const ENTRY: &str = "~entry";
+/// The attribute of a pack holding the start its tasks' ids share, kept once: its entries are
+/// named by the rest of their ids, and their fields by the short names of [`SHORT`]. A pack
+/// without it (written by the build of 2026-12-06 before this form) names its entries by the whole
+/// id and their fields as a queued item does; both forms read alike.
+pub(crate) const PREFIX: &str = "pj";
+/// The attribute, in a key this store hands around (never sent to DynamoDB), holding the shared
+/// start of the ids of the entry's pack ([`PREFIX`]), when the pack has one.
+pub(crate) const ENTRY_PREFIX: &str = "~prefix";
+/// The fields of a queued item an entry of a pack with a [`PREFIX`] holds under a short name: (the
+/// item's name, the entry's). Every queued task has most of them, and each name is paid for on
+/// every read of the queue.
+pub(crate) const SHORT: [(&str, &str); 4] = [
+    ("payload", "p"),
+    ("created_at", "c"),
+    ("greenfield", "g"),
+    (REV, "r"),
+];
 /// At most this many bytes (as DynamoDB counts them) in a pack: under 1 KB, so that every
 /// removal from it is one write unit.
 pub(crate) const PACK_BYTES: usize = 1_000;
@@ -67,22 +84,88 @@ pub(crate) fn entry_of(key: &Item) -> Option<&str> {
 pub(crate) fn table_key(key: &Item) -> Item {
     let mut key = key.clone();
     key.remove(ENTRY);
+    key.remove(ENTRY_PREFIX);
     key
 }
 
-/// The key of the entry `task_id` of the pack at `pack_key`.
-pub(crate) fn entry_key(pack_key: &Item, task_id: &str) -> Item {
+/// The key of the entry `task_id` of the pack at `pack_key`, whose ids share `prefix` (kept once
+/// in the pack, [`PREFIX`]) if it has one.
+pub(crate) fn entry_key(pack_key: &Item, task_id: &str, prefix: Option<&str>) -> Item {
     let mut key = table_key(pack_key);
     key.insert(ENTRY.to_owned(), s(task_id));
+    if let Some(prefix) = prefix {
+        key.insert(ENTRY_PREFIX.to_owned(), s(prefix));
+    }
     key
 }
 
-/// The greenfield of a pack's entry `entry`.
+/// Where the entry the key `key` names sits in its pack: its name in the pack's map, and whether
+/// the pack has the short form ([`PREFIX`], [`SHORT`]). `None` if `key` names no entry, or names
+/// one by an id that does not start with its pack's shared start.
+fn entry_place(key: &Item) -> Option<(String, bool)> {
+    let id = entry_of(key)?;
+    match key.get(ENTRY_PREFIX).and_then(|v| v.as_s().ok()) {
+        Some(prefix) => Some((id.strip_prefix(prefix.as_str())?.to_owned(), true)),
+        None => Some((id.to_owned(), false)),
+    }
+}
+
+/// The name of the field `name` of a queued item inside a pack entry of the short form (`short`)
+/// or the long one.
+fn field_name(name: &str, short: bool) -> &str {
+    if short
+        && let Some((_, brief)) = SHORT.iter().find(|(long, _)| *long == name)
+    {
+        return brief;
+    }
+    name
+}
+
+/// The shared start of the ids of the pack `item` ([`PREFIX`]), if it has one; an error naming
+/// `table` if it is not a string.
+fn pack_prefix<'a>(item: &'a Item, table: &str) -> Result<Option<&'a str>> {
+    match item.get(PREFIX) {
+        None => Ok(None),
+        Some(AttributeValue::S(prefix)) => Ok(Some(prefix)),
+        Some(other) => Err(decode_error(
+            table,
+            None,
+            format!("pack: `{PREFIX}` is not a string: {other:?}"),
+        )),
+    }
+}
+
+/// Each task of the pack `item` by id, with the key of its entry; `None` if `item` is not a pack
+/// (or its `pt` not a map: [`unpack`] says what is wrong with it).
+pub(crate) fn entry_ids(item: &Item, pack_key: &Item) -> Option<Vec<(String, Item)>> {
+    let AttributeValue::M(entries) = item.get(PACKED)? else {
+        return None;
+    };
+    let prefix = item.get(PREFIX).and_then(|v| v.as_s().ok());
+    Some(
+        entries
+            .keys()
+            .map(|name| {
+                let id = format!("{}{name}", prefix.map_or("", String::as_str));
+                let key = entry_key(pack_key, &id, prefix.map(String::as_str));
+                (id, key)
+            })
+            .collect(),
+    )
+}
+
+/// The greenfield of a pack's entry `entry` (either form).
 pub(crate) fn entry_greenfield(entry: &AttributeValue) -> Option<i64> {
     let AttributeValue::M(fields) = entry else {
         return None;
     };
-    fields.get("greenfield")?.as_n().ok()?.parse().ok()
+    fields
+        .get("greenfield")
+        .or_else(|| fields.get(field_name("greenfield", true)))?
+        .as_n()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Each task of the pack `item` as the queued item it would be on its own (its own sort key), with
@@ -104,22 +187,31 @@ pub(crate) fn unpack(item: &Item, table: &str) -> Result<Option<Vec<(Item, Item)
         return Err(bad(None, "its `pk` or `sk` is not a string".to_owned()));
     };
     let pack_key = Item::from([("pk".to_owned(), pk.clone()), ("sk".to_owned(), sk.clone())]);
+    let prefix = pack_prefix(item, table)?;
     let mut out = Vec::with_capacity(entries.len());
-    for (id, entry) in entries {
+    for (name, entry) in entries {
+        let id = format!("{}{name}", prefix.unwrap_or(""));
         let AttributeValue::M(fields) = entry else {
-            return Err(bad(Some(id), format!("its entry is not a map: {entry:?}")));
+            return Err(bad(Some(&id), format!("its entry is not a map: {entry:?}")));
         };
         let Some(greenfield) = entry_greenfield(entry) else {
             return Err(bad(
-                Some(id),
-                "its entry has no integer `greenfield`".to_owned(),
+                Some(&id),
+                "its entry has no integer greenfield".to_owned(),
             ));
         };
         let mut plain = fields.clone();
+        if prefix.is_some() {
+            for (long, short) in SHORT {
+                if let Some(value) = plain.remove(short) {
+                    plain.insert(long.to_owned(), value);
+                }
+            }
+        }
         plain.remove("greenfield");
         plain.insert("pk".to_owned(), pk.clone());
         plain.insert("sk".to_owned(), s(format!("{}#{id}", order(greenfield))));
-        out.push((plain, entry_key(&pack_key, id)));
+        out.push((plain, entry_key(&pack_key, &id, prefix)));
     }
     // In the order of their own sort keys, as separate items would be read.
     out.sort_by(|a, b| {
@@ -149,37 +241,70 @@ pub(crate) fn decode_all(item: Item, table: &str) -> Result<Vec<super::Found>> {
     }
 }
 
+/// The length in bytes of the longest start `a` and `b` share, on a character boundary, kept
+/// shorter than either (so that no entry of a pack is named by nothing).
+fn shared_start(a: &str, b: &str) -> usize {
+    let mut len = 0;
+    for ((i, x), y) in a.char_indices().zip(b.chars()) {
+        if x != y {
+            break;
+        }
+        len = i + x.len_utf8();
+    }
+    if len == a.len() || len == b.len() {
+        // One id starts the other: the last shared character stays in the entry's name.
+        len = a[..len].char_indices().next_back().map_or(0, |(i, _)| i);
+    }
+    len
+}
+
 /// The queued items `items` (each with its key, in the order written) grouped into the items to
 /// put: in each partition, the items in the order given, each added to the partition's open pack
 /// while its greenfield is below [`AHEAD_FLOOR`], not below the pack's first, within [`PACK_SPAN`]
-/// of it, and the pack stays within [`PACK_BYTES`]; else the pack is closed and a new one opened.
-/// A pack of one is put as the item it is.
+/// of it, its id shares a start with the first's, and the pack stays within [`PACK_BYTES`]; else
+/// the pack is closed and a new one opened. A pack of one is put as the item it is. A pack keeps
+/// the start its ids share once ([`PREFIX`]) and its entries' fields under short names
+/// ([`SHORT`]).
 pub(crate) fn pack_items(items: Vec<(Task, Item)>) -> Vec<Item> {
     struct Open {
         first: Task,
         pk: AttributeValue,
+        /// Each entry's id and fields (short names).
         entries: Vec<(String, Item)>,
         plain: Item,
-        size: usize,
+        /// The pack's own attributes (`pk`, `sk`, the names `pt` and `pj`, the map's 3 bytes).
+        base: usize,
+        /// The entries' sizes with their whole ids as names.
+        entries_size: usize,
+        /// The length of the start every id shares (`None` with one entry).
+        prefix: Option<usize>,
+    }
+    impl Open {
+        /// The pack's size with `entries` entries of `entries_size` bytes sharing `prefix` bytes.
+        fn size(&self, entries: usize, entries_size: usize, prefix: usize) -> usize {
+            self.base + entries_size - entries * prefix + prefix
+        }
     }
     fn close(open: Open, out: &mut Vec<Item>) {
-        if open.entries.len() == 1 {
+        let Some(prefix) = open.prefix else {
             out.push(open.plain);
             return;
-        }
-        let mut pack = Item::from([
+        };
+        let shared = open.first.task_id.as_str()[..prefix].to_owned();
+        let pack = Item::from([
             ("pk".to_owned(), open.pk),
             ("sk".to_owned(), s(pack_sk(&open.first))),
-        ]);
-        pack.insert(
-            PACKED.to_owned(),
-            AttributeValue::M(
-                open.entries
-                    .into_iter()
-                    .map(|(id, e)| (id, AttributeValue::M(e)))
-                    .collect(),
+            (
+                PACKED.to_owned(),
+                AttributeValue::M(
+                    open.entries
+                        .into_iter()
+                        .map(|(id, e)| (id[prefix..].to_owned(), AttributeValue::M(e)))
+                        .collect(),
+                ),
             ),
-        );
+            (PREFIX.to_owned(), s(shared)),
+        ]);
         out.push(pack);
     }
     let mut out = Vec::new();
@@ -187,7 +312,10 @@ pub(crate) fn pack_items(items: Vec<(Task, Item)>) -> Vec<Item> {
     let mut open: Vec<Open> = Vec::new();
     let mut by_pk: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (task, item) in items {
-        let packable = task.greenfield < AHEAD_FLOOR && task.greenfield > i64::MIN / 2;
+        let packable = task.greenfield < AHEAD_FLOOR
+            && task.greenfield > i64::MIN / 2
+            // A field already under a short name (none of a task's is) keeps its item.
+            && !SHORT.iter().any(|(_, short)| item.contains_key(*short));
         let pk = match item.get("pk") {
             Some(AttributeValue::S(pk)) if packable => pk.clone(),
             _ => {
@@ -195,39 +323,48 @@ pub(crate) fn pack_items(items: Vec<(Task, Item)>) -> Vec<Item> {
                 continue;
             }
         };
-        let mut entry = item.clone();
-        entry.remove("pk");
-        entry.remove("sk");
-        entry.insert("greenfield".to_owned(), n(task.greenfield));
+        let mut entry = Item::new();
+        for (name, value) in &item {
+            if name != "pk" && name != "sk" {
+                entry.insert(field_name(name, true).to_owned(), value.clone());
+            }
+        }
+        entry.insert(field_name("greenfield", true).to_owned(), n(task.greenfield));
+        let id = task.task_id.as_str().to_owned();
         // A map's entry: its name, one byte, and the value (a map: 3 bytes, and per field one
         // byte, its name and its value).
-        let entry_size = task.task_id.as_str().len() + 1 + 3 + item_size(&entry) + entry.len();
-        let id = task.task_id.as_str().to_owned();
+        let entry_size = id.len() + 1 + 3 + item_size(&entry) + entry.len();
         if let Some(&i) = by_pk.get(&pk) {
             let current = &mut open[i];
+            let prefix = shared_start(current.first.task_id.as_str(), &id)
+                .min(current.prefix.unwrap_or(usize::MAX));
+            let entries_size = current.entries_size + entry_size;
             if task.greenfield >= current.first.greenfield
                 && task.greenfield - current.first.greenfield <= PACK_SPAN
-                && current.size + entry_size <= PACK_BYTES
+                && prefix > 0
+                && current.size(current.entries.len() + 1, entries_size, prefix) <= PACK_BYTES
                 && !current.entries.iter().any(|(e, _)| *e == id)
             {
-                current.size += entry_size;
+                current.entries_size = entries_size;
+                current.prefix = Some(prefix);
                 current.entries.push((id, entry));
                 continue;
             }
         }
-        // The pack's own attributes: `pk`, `sk` (the first's and one character) and `pt`.
-        let size = item_size(&Item::from([
+        let base = item_size(&Item::from([
             ("pk".to_owned(), s(&pk)),
             ("sk".to_owned(), s(pack_sk(&task))),
         ])) + PACKED.len()
             + 3
-            + entry_size;
+            + PREFIX.len();
         let new = Open {
             first: task,
             pk: s(&pk),
             entries: vec![(id, entry)],
             plain: item,
-            size,
+            base,
+            entries_size: entry_size,
+            prefix: None,
         };
         match by_pk.get(&pk) {
             Some(&i) => close(std::mem::replace(&mut open[i], new), &mut out),
@@ -244,34 +381,43 @@ pub(crate) fn pack_items(items: Vec<(Task, Item)>) -> Vec<Item> {
 }
 
 impl LeanTaskStore {
-    /// Takes the entry `task_id` out of the pack at `key` if its move counter is `rev` and it
+    /// Takes the entry the key `key` names out of its pack if its move counter is `rev` and it
     /// satisfies `extra` (the condition of [`LeanTaskStore::delete_if`], its names read inside the
-    /// entry): a conditional `REMOVE` while the pack holds others, else a conditional delete of the
-    /// pack. One write either way, and a refused one first only when this process's count of the
+    /// entry, under the pack's form's names): a conditional `REMOVE` while the pack holds others,
+    /// else a conditional delete of the pack. One write either way, and a refused one first only when this process's count of the
     /// pack's tasks (`pack_left`, whose lock this process's removals from the pack take in turn) is
     /// out of date: another process took some of them.
     pub(crate) async fn remove_entry(
         &self,
         operation: &'static str,
         key: Item,
-        task_id: &str,
         rev: i64,
         extra: Option<(String, Vec<(&'static str, AttributeValue)>)>,
     ) -> Result<Written> {
+        let Some((name, short)) = entry_place(&key) else {
+            return Err(sosw_core::Error::invalid(
+                "pack entry key",
+                format!(
+                    "{operation}: the key {key:?} names no entry of a pack of the {} table",
+                    self.table()
+                ),
+            ));
+        };
+        let rev_name = field_name(REV, short);
         let inside = |name: &str| format!("#pt.#id.{name}");
         let mut condition = format!("{} = :rev", inside("#rev"));
         let mut values = std::collections::HashMap::from([(":rev".to_owned(), n(rev))]);
         let mut names = std::collections::HashMap::from([
             ("#pt".to_owned(), PACKED.to_owned()),
-            ("#id".to_owned(), task_id.to_owned()),
-            ("#rev".to_owned(), REV.to_owned()),
+            ("#id".to_owned(), name.clone()),
+            ("#rev".to_owned(), rev_name.to_owned()),
         ]);
         if let Some((extra, extra_values)) = extra {
             let mut extra = extra;
             for (k, v) in super::CONDITION_NAMES {
                 if extra.contains(k) {
                     extra = extra.replace(k, &inside(k));
-                    names.insert(k.to_owned(), v.to_owned());
+                    names.insert(k.to_owned(), field_name(v, short).to_owned());
                 }
             }
             condition = format!("{condition} AND {extra}");
@@ -362,9 +508,9 @@ impl LeanTaskStore {
                 return Ok(Written::ConditionFailed);
             };
             let entry_rev = entries
-                .get(task_id)
+                .get(&name)
                 .and_then(|e| e.as_m().ok())
-                .and_then(|e| e.get(REV))
+                .and_then(|e| e.get(rev_name))
                 .and_then(|v| v.as_n().ok())
                 .and_then(|v| v.parse::<i64>().ok());
             let size_says_last = entries.len() == 1;
@@ -472,19 +618,8 @@ mod tests {
 
     #[test]
     fn neighbours_of_one_partition_pack_and_unpack_to_the_items_they_would_be() {
-        let tasks: Vec<Task> = (1..=5)
-            .map(|i| task(&format!("job-{i}"), i * 1000))
-            .collect();
-        let items: Vec<(Task, Item)> = tasks
-            .iter()
-            .map(|t| (t.clone(), plain(t, "q#lab#0")))
-            .collect();
-        let packed = pack_items(items.clone());
-        assert_eq!(
-            packed.len(),
-            1,
-            "five small items of one partition make one pack"
-        );
+        let (pack, items) = one_pack(5);
+        let packed = [pack];
         assert!(item_size(&packed[0]) <= PACK_BYTES);
         let sk = packed[0]["sk"].as_s().expect("a string sort key");
         assert!(sk.ends_with(PACK_MARK) && sk.starts_with(&order(1000)));
@@ -552,6 +687,10 @@ mod tests {
         let packed = pack_items(many);
         assert!(packed.len() > 1);
         assert!(packed.iter().all(|p| item_size(p) <= PACK_BYTES));
+        // Full: each pack but the last has no room for another entry (about 25 bytes here).
+        for p in &packed[..packed.len() - 1] {
+            assert!(item_size(p) > PACK_BYTES - 40, "{} bytes", item_size(p));
+        }
         let total: usize = packed
             .iter()
             .map(|i| unpack(i, "t").expect("decodes").map_or(1, |e| e.len()))
@@ -559,16 +698,106 @@ mod tests {
         assert_eq!(total, 100);
     }
 
+    /// One pack of `count` small tasks of partition `q#lab#0`, and the items they were.
+    fn one_pack(count: i64) -> (Item, Vec<(Task, Item)>) {
+        let items: Vec<(Task, Item)> = (1..=count)
+            .map(|i| {
+                let t = task(&format!("job-{i}"), i * 1000);
+                let item = plain(&t, "q#lab#0");
+                (t, item)
+            })
+            .collect();
+        let mut packed = pack_items(items.clone());
+        assert_eq!(packed.len(), 1, "{count} small items of one partition make one pack");
+        (packed.remove(0), items)
+    }
+
+    #[test]
+    fn a_pack_keeps_its_ids_shared_start_once_and_its_fields_under_short_names() {
+        let (pack, items) = one_pack(3);
+        assert_eq!(pack[PREFIX], s("job-"), "the start the ids share");
+        let AttributeValue::M(entries) = &pack[PACKED] else {
+            panic!("a pack");
+        };
+        let mut names: Vec<&String> = entries.keys().collect();
+        names.sort();
+        assert_eq!(names, ["1", "2", "3"], "entries named by the rest of their ids");
+        let AttributeValue::M(fields) = &entries["2"] else {
+            panic!("an entry");
+        };
+        let mut fields: Vec<&String> = fields.keys().collect();
+        fields.sort();
+        assert_eq!(fields, ["g", "p", "r"], "greenfield, payload and move counter, short");
+        // What DynamoDB bills is what the packing counted: the short form is smaller than the
+        // items it holds, each written alone.
+        let alone: usize = items.iter().map(|(_, i)| item_size(i)).sum();
+        assert!(
+            item_size(&pack) < alone,
+            "pack {} bytes, the items alone {alone}",
+            item_size(&pack)
+        );
+        // The key of an entry carries the shared start; the table's key does not.
+        let back = unpack(&pack, "t").expect("decodes").expect("a pack");
+        let (_, key) = &back[1];
+        assert_eq!(entry_of(key), Some("job-2"));
+        assert_eq!(entry_place(key), Some(("2".to_owned(), true)));
+        assert_eq!(table_key(key).len(), 2, "pk and sk alone");
+    }
+
+    #[test]
+    fn ids_share_a_start_on_a_character_boundary_never_a_whole_id() {
+        assert_eq!(shared_start("job-1", "job-2"), 4);
+        assert_eq!(shared_start("job-1", "job-10"), 4, "one id starts the other");
+        assert_eq!(shared_start("abc", "xyz"), 0);
+        assert_eq!(shared_start("tâche-1", "tâche-2"), "tâche-".len());
+        assert_eq!(shared_start("é1", "é2"), "é".len());
+        assert_eq!(shared_start("aé", "aè"), 1, "never inside a character");
+        // Ids that share no start are not packed together.
+        let a = task("alpha", 1000);
+        let b = task("beta", 2000);
+        let packed = pack_items(vec![
+            (a.clone(), plain(&a, "q#lab#0")),
+            (b.clone(), plain(&b, "q#lab#0")),
+        ]);
+        assert_eq!(packed.len(), 2);
+        assert!(packed.iter().all(|p| !p.contains_key(PACKED)));
+    }
+
+    #[test]
+    fn a_pack_of_the_first_form_reads_as_it_was_written() {
+        // As the build of 2026-12-06 wrote packs before the short form: whole ids, long names.
+        let entry = |gf: i64| {
+            AttributeValue::M(Item::from([
+                ("payload".to_owned(), s("{\"n\": 1}")),
+                ("greenfield".to_owned(), n(gf)),
+                (REV.to_owned(), n(0)),
+            ]))
+        };
+        let first = task("job-1", 1000);
+        let pack = Item::from([
+            ("pk".to_owned(), s("q#lab#0")),
+            ("sk".to_owned(), s(pack_sk(&first))),
+            (
+                PACKED.to_owned(),
+                AttributeValue::M(Item::from([
+                    ("job-1".to_owned(), entry(1000)),
+                    ("job-2".to_owned(), entry(2000)),
+                ])),
+            ),
+        ]);
+        let back = unpack(&pack, "t").expect("decodes").expect("a pack");
+        assert_eq!(back.len(), 2);
+        let (item, key) = &back[1];
+        assert_eq!(item["sk"], s(format!("{}#job-2", order(2000))));
+        assert_eq!(item["payload"], s("{\"n\": 1}"));
+        assert_eq!(entry_place(key), Some(("job-2".to_owned(), false)));
+        let ids = entry_ids(&pack, &table_key(key)).expect("a pack");
+        assert!(ids.iter().any(|(id, k)| id == "job-2" && k == key));
+    }
+
     #[test]
     fn a_pack_this_layout_did_not_write_is_a_decode_error_naming_the_table_and_the_task() {
-        let tasks: Vec<Task> = (1..=2)
-            .map(|i| task(&format!("job-{i}"), i * 1000))
-            .collect();
-        let items: Vec<(Task, Item)> = tasks
-            .iter()
-            .map(|t| (t.clone(), plain(t, "q#lab#0")))
-            .collect();
-        let pack = pack_items(items).remove(0);
+        let (pack, _) = one_pack(2);
         let edit = |f: &dyn Fn(&mut Item)| {
             let mut pack = pack.clone();
             let Some(AttributeValue::M(entries)) = pack.get_mut(PACKED) else {
@@ -578,11 +807,11 @@ mod tests {
             pack
         };
         let not_a_map = edit(&|e| {
-            e.insert("job-2".into(), s("oops"));
+            e.insert("2".into(), s("oops"));
         });
         let no_greenfield = edit(&|e| {
-            if let Some(AttributeValue::M(fields)) = e.get_mut("job-1") {
-                fields.remove("greenfield");
+            if let Some(AttributeValue::M(fields)) = e.get_mut("1") {
+                fields.remove("g");
             }
         });
         for (bad, id) in [(not_a_map, "job-2"), (no_greenfield, "job-1")] {
@@ -598,6 +827,9 @@ mod tests {
         let mut not_a_map_at_all = pack.clone();
         not_a_map_at_all.insert(PACKED.into(), s("oops"));
         assert!(unpack(&not_a_map_at_all, "sosw_lean").is_err());
+        let mut prefix_not_a_string = pack.clone();
+        prefix_not_a_string.insert(PREFIX.into(), n(1));
+        assert!(unpack(&prefix_not_a_string, "sosw_lean").is_err());
         assert_eq!(
             decode_all(pack, "sosw_lean")
                 .expect("a pack as written")
