@@ -544,8 +544,24 @@ async fn lean_behind_counting_proxy(
     PartitionProxy,
     LeanTaskStore,
 ) {
+    lean_with_options_behind_counting_proxy(
+        endpoint,
+        LeanOptions::with_prefix(&unique_prefix()).shards(4),
+    )
+    .await
+}
+
+/// [`lean_behind_counting_proxy`] with the lean options `options`.
+async fn lean_with_options_behind_counting_proxy(
+    endpoint: &str,
+    options: LeanOptions,
+) -> (
+    aws_sdk_dynamodb::Client,
+    LeanOptions,
+    PartitionProxy,
+    LeanTaskStore,
+) {
     let direct = dynamodb_client_at(endpoint).await;
-    let options = LeanOptions::with_prefix(&unique_prefix()).shards(4);
     sosw::aws::dynamodb::lean::create_lean_tables_without_stream(&direct, &options)
         .await
         .expect("tables");
@@ -1064,19 +1080,14 @@ async fn lean_packs_queued_tasks_and_a_claim_takes_one_out_with_one_write_unit()
     const TASKS: usize = 48;
     let mut figures = Vec::new();
     for pack in [true, false] {
-        let direct = dynamodb_client_at(&endpoint).await;
-        let options = LeanOptions {
-            pack_queued: pack,
-            ..LeanOptions::with_prefix(&unique_prefix()).shards(4)
-        };
-        sosw::aws::dynamodb::lean::create_lean_tables_without_stream(&direct, &options)
-            .await
-            .expect("tables");
-        let proxy = PartitionProxy::start(&endpoint, COUNT_ONLY)
-            .await
-            .expect("the proxy starts");
-        let store = LeanTaskStore::new(dynamodb_client_at(proxy.url()).await, options.clone())
-            .expect("lean options");
+        let (direct, options, proxy, store) = lean_with_options_behind_counting_proxy(
+            &endpoint,
+            LeanOptions {
+                pack_queued: pack,
+                ..LeanOptions::with_prefix(&unique_prefix()).shards(4)
+            },
+        )
+        .await;
         let queued = tasks("lab", TASKS);
         store
             .enqueue(&queued, EnqueueMode::Fresh)
@@ -1135,5 +1146,55 @@ async fn lean_packs_queued_tasks_and_a_claim_takes_one_out_with_one_write_unit()
         packed.3,
         packed.0 as f64 + TASKS as f64,
         "one write unit per claim out of a pack (DynamoDB Local charges no refused write)"
+    );
+}
+
+/// A packed queue reads fewer units than the same tasks each in an item of their own: a pack names
+/// its entries by what their ids do not share and their fields by short names, and pays its key
+/// once. Measured on the read of every queued item (`queue_length`), in one shard so that the
+/// rounding of each query to 4 KB weighs little.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lean_packs_read_fewer_units_than_the_same_tasks_unpacked() {
+    let Some(endpoint) = emulator_endpoint(DYNAMODB_ENDPOINT_VAR) else {
+        return;
+    };
+    const NOW: i64 = 1_700_000_000;
+    const TASKS: usize = 400;
+    let mut read = Vec::new();
+    for pack in [true, false] {
+        let (direct, options, proxy, store) = lean_with_options_behind_counting_proxy(
+            &endpoint,
+            LeanOptions {
+                pack_queued: pack,
+                ..LeanOptions::with_prefix(&unique_prefix()).shards(1)
+            },
+        )
+        .await;
+        // A payload of about the benchmark's size.
+        let queued = tasks_with(
+            "lab",
+            TASKS,
+            |i| json!({"section": format!("s{i}"), "source": "bench"}),
+        );
+        store
+            .enqueue(&queued, EnqueueMode::Fresh)
+            .await
+            .expect("enqueued");
+        let before = units(&proxy, Direction::Read, "q#");
+        assert_eq!(
+            store.queue_length("lab", NOW).await.expect("length"),
+            TASKS as u64
+        );
+        let units_read = units(&proxy, Direction::Read, "q#") - before;
+        println!("pack_queued {pack}: reading {TASKS} queued tasks took {units_read} read units");
+        read.push(units_read);
+        delete_lean_tables(&direct, &options)
+            .await
+            .expect("deleted");
+    }
+    let (packed, unpacked) = (read[0], read[1]);
+    assert!(
+        packed > 0.0 && packed <= 0.8 * unpacked,
+        "packed {packed} read units against {unpacked} unpacked"
     );
 }

@@ -113,9 +113,7 @@ fn entry_place(key: &Item) -> Option<(String, bool)> {
 /// The name of the field `name` of a queued item inside a pack entry of the short form (`short`)
 /// or the long one.
 fn field_name(name: &str, short: bool) -> &str {
-    if short
-        && let Some((_, brief)) = SHORT.iter().find(|(long, _)| *long == name)
-    {
+    if short && let Some((_, brief)) = SHORT.iter().find(|(long, _)| *long == name) {
         return brief;
     }
     name
@@ -329,7 +327,10 @@ pub(crate) fn pack_items(items: Vec<(Task, Item)>) -> Vec<Item> {
                 entry.insert(field_name(name, true).to_owned(), value.clone());
             }
         }
-        entry.insert(field_name("greenfield", true).to_owned(), n(task.greenfield));
+        entry.insert(
+            field_name("greenfield", true).to_owned(),
+            n(task.greenfield),
+        );
         let id = task.task_id.as_str().to_owned();
         // A map's entry: its name, one byte, and the value (a map: 3 bytes, and per field one
         // byte, its name and its value).
@@ -708,7 +709,11 @@ mod tests {
             })
             .collect();
         let mut packed = pack_items(items.clone());
-        assert_eq!(packed.len(), 1, "{count} small items of one partition make one pack");
+        assert_eq!(
+            packed.len(),
+            1,
+            "{count} small items of one partition make one pack"
+        );
         (packed.remove(0), items)
     }
 
@@ -721,13 +726,21 @@ mod tests {
         };
         let mut names: Vec<&String> = entries.keys().collect();
         names.sort();
-        assert_eq!(names, ["1", "2", "3"], "entries named by the rest of their ids");
+        assert_eq!(
+            names,
+            ["1", "2", "3"],
+            "entries named by the rest of their ids"
+        );
         let AttributeValue::M(fields) = &entries["2"] else {
             panic!("an entry");
         };
         let mut fields: Vec<&String> = fields.keys().collect();
         fields.sort();
-        assert_eq!(fields, ["g", "p", "r"], "greenfield, payload and move counter, short");
+        assert_eq!(
+            fields,
+            ["g", "p", "r"],
+            "greenfield, payload and move counter, short"
+        );
         // What DynamoDB bills is what the packing counted: the short form is smaller than the
         // items it holds, each written alone.
         let alone: usize = items.iter().map(|(_, i)| item_size(i)).sum();
@@ -747,7 +760,11 @@ mod tests {
     #[test]
     fn ids_share_a_start_on_a_character_boundary_never_a_whole_id() {
         assert_eq!(shared_start("job-1", "job-2"), 4);
-        assert_eq!(shared_start("job-1", "job-10"), 4, "one id starts the other");
+        assert_eq!(
+            shared_start("job-1", "job-10"),
+            4,
+            "one id starts the other"
+        );
         assert_eq!(shared_start("abc", "xyz"), 0);
         assert_eq!(shared_start("tâche-1", "tâche-2"), "tâche-".len());
         assert_eq!(shared_start("é1", "é2"), "é".len());
