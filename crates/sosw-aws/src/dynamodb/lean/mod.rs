@@ -894,7 +894,8 @@ impl LeanTaskStore {
                         let Some(AttributeValue::S(sk)) = item.get("sk") else {
                             continue;
                         };
-                        if let Some(entries) = pack::entry_ids(&item, &key(pk.clone(), sk.clone()))
+                        if let Some(entries) =
+                            pack::entry_ids(&item, &key(pk.clone(), sk.clone()), self.table())?
                         {
                             keys.extend(
                                 entries

@@ -133,23 +133,34 @@ fn pack_prefix<'a>(item: &'a Item, table: &str) -> Result<Option<&'a str>> {
     }
 }
 
-/// Each task of the pack `item` by id, with the key of its entry; `None` if `item` is not a pack
-/// (or its `pt` not a map: [`unpack`] says what is wrong with it).
-pub(crate) fn entry_ids(item: &Item, pack_key: &Item) -> Option<Vec<(String, Item)>> {
-    let AttributeValue::M(entries) = item.get(PACKED)? else {
-        return None;
+/// Each task of the pack `item` by id, with the key of its entry; `None` if `item` is not a pack.
+/// A `pt` that is not a map or a `pj` that is not a string is a decode error naming `table`.
+pub(crate) fn entry_ids(
+    item: &Item,
+    pack_key: &Item,
+    table: &str,
+) -> Result<Option<Vec<(String, Item)>>> {
+    let Some(packed) = item.get(PACKED) else {
+        return Ok(None);
     };
-    let prefix = item.get(PREFIX).and_then(|v| v.as_s().ok());
-    Some(
+    let AttributeValue::M(entries) = packed else {
+        return Err(decode_error(
+            table,
+            None,
+            format!("pack: `{PACKED}` is not a map: {packed:?}"),
+        ));
+    };
+    let prefix = pack_prefix(item, table)?;
+    Ok(Some(
         entries
             .keys()
             .map(|name| {
-                let id = format!("{}{name}", prefix.map_or("", String::as_str));
-                let key = entry_key(pack_key, &id, prefix.map(String::as_str));
+                let id = format!("{}{name}", prefix.unwrap_or(""));
+                let key = entry_key(pack_key, &id, prefix);
                 (id, key)
             })
             .collect(),
-    )
+    ))
 }
 
 /// The greenfield of a pack's entry `entry` (either form).
@@ -808,7 +819,9 @@ mod tests {
         assert_eq!(item["sk"], s(format!("{}#job-2", order(2000))));
         assert_eq!(item["payload"], s("{\"n\": 1}"));
         assert_eq!(entry_place(key), Some(("job-2".to_owned(), false)));
-        let ids = entry_ids(&pack, &table_key(key)).expect("a pack");
+        let ids = entry_ids(&pack, &table_key(key), "t")
+            .expect("decodes")
+            .expect("a pack");
         assert!(ids.iter().any(|(id, k)| id == "job-2" && k == key));
     }
 
@@ -847,6 +860,8 @@ mod tests {
         let mut prefix_not_a_string = pack.clone();
         prefix_not_a_string.insert(PREFIX.into(), n(1));
         assert!(unpack(&prefix_not_a_string, "sosw_lean").is_err());
+        assert!(entry_ids(&prefix_not_a_string, &table_key(&pack), "sosw_lean").is_err());
+        assert!(entry_ids(&not_a_map_at_all, &table_key(&pack), "sosw_lean").is_err());
         assert_eq!(
             decode_all(pack, "sosw_lean")
                 .expect("a pack as written")
