@@ -420,6 +420,16 @@ def count_items(c, table, condition=None, values=None):
     return sum(page["Count"] for page in c["dynamodb"].get_paginator("scan").paginate(**kwargs))
 
 
+def count_tasks(c, table, condition, values):
+    """Tasks in the items of the lean `table` matching the filter `condition`: a pack of queued tasks
+    (`pt`, docs/layout-lean.md) counts each task it holds, any other item one."""
+    kwargs = {"TableName": table, "FilterExpression": condition, "ExpressionAttributeValues": values,
+              "ProjectionExpression": "pt"}
+    return sum(len(item["pt"]["M"]) if "pt" in item else 1
+               for page in c["dynamodb"].get_paginator("scan").paginate(**kwargs)
+               for item in page["Items"])
+
+
 def closed_count(c):
     """Closed tasks in all, on the deployed layout."""
     if LAYOUT == "lean":
@@ -428,17 +438,17 @@ def closed_count(c):
 
 
 def live_count(c):
-    """Live rows (queued, invoked, waiting for retry on the lean layout), on the deployed layout."""
+    """Live tasks (queued, invoked, waiting for retry), on the deployed layout."""
     if LAYOUT == "lean":
         prefixes = {":q": {"S": "q#"}, ":r": {"S": "r#"}, ":w": {"S": "w#"}}
-        return count_items(c, LEAN_TABLE, "begins_with(pk, :q) OR begins_with(pk, :r) OR begins_with(pk, :w)", prefixes)
+        return count_tasks(c, LEAN_TABLE, "begins_with(pk, :q) OR begins_with(pk, :r) OR begins_with(pk, :w)", prefixes)
     return count_items(c, "sosw_tasks")
 
 
 def queued_count(c, labourer):
     """Queued tasks of `labourer`, on the deployed layout."""
     if LAYOUT == "lean":
-        return count_items(c, LEAN_TABLE, "begins_with(pk, :q)", {":q": {"S": f"q#{labourer}#"}})
+        return count_tasks(c, LEAN_TABLE, "begins_with(pk, :q)", {":q": {"S": f"q#{labourer}#"}})
     return c["dynamodb"].query(
         TableName="sosw_tasks",
         IndexName="sosw_tasks_greenfield",
@@ -481,7 +491,7 @@ def ticks(c, hosts, rule, targets, job_id, until, deadline):
         status = job_state(c, job_id)
         closed = closed_count(c)
         queued = live_count(c)
-        print(f"  tick {tick}: job {job_id} {status}, {closed} closed in all, {queued} live rows")
+        print(f"  tick {tick}: job {job_id} {status}, {closed} closed in all, {queued} live")
         if until(status, closed, queued):
             return tick
         if time.time() > deadline:
