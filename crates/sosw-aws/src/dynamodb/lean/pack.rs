@@ -728,6 +728,13 @@ mod tests {
         (packed.remove(0), items)
     }
 
+    /// The names of `map`, sorted.
+    fn sorted_names(map: &Item) -> Vec<&str> {
+        let mut names: Vec<&str> = map.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
     #[test]
     fn a_pack_keeps_its_ids_shared_start_once_and_its_fields_under_short_names() {
         let (pack, items) = one_pack(3);
@@ -735,20 +742,16 @@ mod tests {
         let AttributeValue::M(entries) = &pack[PACKED] else {
             panic!("a pack");
         };
-        let mut names: Vec<&String> = entries.keys().collect();
-        names.sort();
         assert_eq!(
-            names,
+            sorted_names(entries),
             ["1", "2", "3"],
             "entries named by the rest of their ids"
         );
         let AttributeValue::M(fields) = &entries["2"] else {
             panic!("an entry");
         };
-        let mut fields: Vec<&String> = fields.keys().collect();
-        fields.sort();
         assert_eq!(
-            fields,
+            sorted_names(fields),
             ["g", "p", "r"],
             "greenfield, payload and move counter, short"
         );
